@@ -1,0 +1,96 @@
+# siyu — GNU Makefile.
+#
+#   make            build ./siyu
+#   make run        install what is missing, build, serve the demo bank on 127.0.0.1:8080
+#   make test       install what is missing, build, run every test (unit, end-to-end, fuzz smoke)
+#   make test SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz       build the libFuzzer targets (clang)
+#   make bench      run the benchmarks in bench/
+
+CC      ?= cc
+PKGS    := libmicrohttpd jansson sqlite3 libsodium
+TESTPKGS := cmocka libcurl
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+               -Wno-unused-parameter -pthread -Isrc -Ibuild/gen
+ifeq ($(SANITIZE),1)
+  CONFIG  := asan
+  OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+  CONFIG  := release
+  OPT     := -O2 -g
+endif
+BUILD   := build/$(CONFIG)
+CFLAGS  := $(CFLAGS_BASE) $(OPT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+LDFLAGS := $(OPT)
+
+SRCS     := $(wildcard src/*.c)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/migrations.o
+MIGRATIONS := $(sort $(wildcard src/migrations/*.sql))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+E2E_SRCS  := $(wildcard tests/e2e/test_*.c)
+TEST_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%) $(E2E_SRCS:tests/e2e/%.c=$(BUILD)/tests/%)
+TEST_CFLAGS := $(CFLAGS) $(shell pkg-config --cflags $(TESTPKGS) 2>/dev/null) -Itests
+TEST_LIBS   := $(LDLIBS) $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+
+.PHONY: all run test deps unit e2e fuzz fuzz-smoke bench clean
+
+all: siyu
+
+siyu: $(BUILD)/siyu
+	@cp -f $< $@
+
+$(BUILD)/siyu: $(BUILD)/obj/main.o $(LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(CFLAGS) -MMD -c -o $@ $<
+
+build/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
+	@mkdir -p build/gen
+	scripts/embed-migrations.sh $@ $(MIGRATIONS)
+
+$(BUILD)/obj/migrations.o: build/gen/migrations.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/tests build/fuzz:
+	@mkdir -p $@
+
+$(BUILD)/tests/%: tests/unit/%.c tests/testutil.h $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(LIB_OBJS) $(TEST_LIBS)
+
+$(BUILD)/tests/%: tests/e2e/%.c tests/testutil.h tests/e2e/harness.h | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) build/gen/migrations.c | build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) build/gen/migrations.c $(LDLIBS)
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory siyu
+	@scripts/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory siyu $(TEST_BINS) $(FUZZ_BINS)
+	@tests/run.sh $(BUILD) $(TEST_BINS) -- $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+
+bench: deps
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory siyu
+	@bench/http.sh
+
+clean:
+	rm -rf build siyu
+
+-include $(wildcard $(BUILD)/obj/*.d)

@@ -1,0 +1,50 @@
+/* api_ops.c — /healthz, /readyz and /metrics.
+ *
+ * These need no API key so that load balancers and Prometheus can call
+ * them; /metrics carries no tenant data.  Keep them on a network only the
+ * operators reach. */
+#include "api.h"
+#include "app.h"
+#include "metrics.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void sy_api_healthz(sy_req *r)
+{
+    sy_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void sy_api_readyz(sy_req *r)
+{
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    int current = 0;
+    int rc = sy_store_schema_version(c, &current);
+    sy_store_release(app->store, c);
+    int latest = sy_store_latest_version();
+    if (rc != SY_OK || current < latest) {
+        json_t *b = json_pack("{s:s, s:i, s:i, s:b}", "status", "unavailable", "schema_version",
+                              current, "schema_latest", latest, "store", rc == SY_OK);
+        sy_reply_json(r, 503, b);
+        return;
+    }
+    sy_reply_json(r, 200,
+                  json_pack("{s:s, s:i, s:b}", "status", "ready", "schema_version", current,
+                            "store", 1));
+}
+
+void sy_api_metrics(sy_req *r)
+{
+    sy_buf b = {0};
+    sy_metrics_render(&b);
+    size_t len = b.len;
+    sy_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", sy_buf_steal(&b), len);
+}
+
+void sy_api_store_error(sy_req *r, sy_conn *c)
+{
+    sy_error("store read failed on %s: %s", sy_req_path(r), sy_conn_errmsg(c));
+    sy_reply_problem(r, 500, "internal", NULL, "the store could not be read");
+}

@@ -1,0 +1,82 @@
+/* api_tenant.c — GET and PATCH /v1/tenant: the caller's own tenant.
+ * Tenants are created by the operator of the installation with
+ * `siyu tenant create`, never through the API. */
+#include "api.h"
+#include "app.h"
+#include "tenant.h"
+#include "util.h"
+#include "validate.h"
+
+#include <string.h>
+
+void sy_api_tenant_get(sy_req *r)
+{
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    json_t *t = NULL;
+    int rc = sy_tenant_get(c, sy_req_principal(r)->tenant, &t);
+    if (rc != SY_OK)
+        sy_api_store_error(r, c);
+    sy_store_release(app->store, c);
+    if (rc != SY_OK)
+        return;
+    if (!t) {
+        sy_reply_problem(r, 404, "not-found", NULL, "the tenant no longer exists");
+        return;
+    }
+    const sy_principal *p = sy_req_principal(r);
+    json_object_set_new(t, "key", json_pack("{s:s, s:s}", "id", p->key_id, "role",
+                                            sy_role_name(p->role)));
+    sy_reply_json(r, 200, t);
+}
+
+typedef struct tenant_patch {
+    const char *name;
+    const char *timezone;
+} tenant_patch;
+
+static int apply_tenant_patch(sy_conn *c, sy_req *r, void *ctx)
+{
+    static const char sql[] = "UPDATE tenants SET name = COALESCE($2, name),"
+                              " timezone = COALESCE($3, timezone), updated_at = $4"
+                              " WHERE id = $1";
+    tenant_patch *tp = ctx;
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, tp->name);
+    sy_stmt_bind_text(st, 3, tp->timezone);
+    sy_stmt_bind_i64(st, 4, sy_now_ms());
+    int rc = sy_stmt_exec(st);
+    if (rc != SY_OK)
+        return rc;
+    json_t *t = NULL;
+    if ((rc = sy_tenant_get(c, tenant, &t)) != SY_OK)
+        return rc;
+    if (!t) {
+        sy_reply_problem(r, 404, "not-found", NULL, "the tenant no longer exists");
+        return 1;
+    }
+    sy_req_audit_target(r, tenant);
+    sy_reply_json(r, 200, t);
+    return 0;
+}
+
+void sy_api_tenant_patch(sy_req *r)
+{
+    json_t *body = sy_req_json_object(r);
+    static const char *const fields[] = {"name", "timezone", NULL};
+    tenant_patch *tp = sy_req_alloc(r, sizeof *tp);
+    memset(tp, 0, sizeof *tp);
+    if (!body || !sy_v_only(r, body, fields) || !sy_v_string(r, body, "name", false, 200, &tp->name) ||
+        !sy_v_string(r, body, "timezone", false, 64, &tp->timezone))
+        return;
+    if (tp->timezone && !sy_timezone_valid(tp->timezone)) {
+        sy_reply_problem(r, 400, "validation", "/timezone",
+                         "'%s' is not a known IANA time zone (e.g. Asia/Shanghai)", tp->timezone);
+        return;
+    }
+    sy_req_write(r, apply_tenant_patch, NULL, tp);
+}

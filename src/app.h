@@ -1,0 +1,17 @@
+/* app.h — the process-wide context handlers reach through sy_req_app(). */
+#ifndef SY_APP_H
+#define SY_APP_H
+
+#include "auth.h"
+#include "config.h"
+#include "store.h"
+#include "writer.h"
+
+struct sy_app {
+    const sy_config *cfg;
+    sy_store *store;
+    sy_writer *writer;
+    sy_keys *keys;
+};
+
+#endif

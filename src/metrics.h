@@ -1,0 +1,27 @@
+/* metrics.h — process-wide counters and histograms, rendered in the
+ * Prometheus text exposition format by GET /metrics.
+ *
+ * Every update is a relaxed atomic add: request threads and the writer
+ * record without taking a lock. */
+#ifndef SY_METRICS_H
+#define SY_METRICS_H
+
+#include "util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Registers the route labels (e.g. "GET /v1/keys/{id}").  Route index
+ * nroutes is used for requests that matched no route.  Call once before
+ * serving; the strings must outlive the process's serving phase. */
+void sy_metrics_init(const char *const *route_labels, int nroutes);
+void sy_metrics_request(int route, int status, uint64_t latency_ns);
+void sy_metrics_commit(size_t batch, uint64_t latency_ns, bool ok);
+void sy_metrics_connections(int delta);
+void sy_metrics_in_flight(int delta);
+int64_t sy_metrics_in_flight_now(void);
+void sy_metrics_render(sy_buf *out);
+void sy_metrics_free(void);
+
+#endif

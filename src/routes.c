@@ -1,0 +1,40 @@
+/* routes.c — the route table: every endpoint, the roles that may call it,
+ * and its flags.  docs/openapi.yaml describes the same endpoints. */
+#include "api.h"
+#include "metrics.h"
+#include "server.h"
+#include "util.h"
+
+#include <stdio.h>
+
+#define ADMIN SY_ROLE_ADMIN
+#define AUDITORS (SY_ROLE_ADMIN | SY_ROLE_COMPLIANCE)
+
+sy_route sy_routes[] = {
+    {"GET", "/healthz", sy_api_healthz, 0, 0, NULL},
+    {"GET", "/readyz", sy_api_readyz, 0, 0, NULL},
+    {"GET", "/metrics", sy_api_metrics, 0, 0, NULL},
+
+    {"GET", "/v1/tenant", sy_api_tenant_get, SY_ROLES_ALL, 0, NULL},
+    {"PATCH", "/v1/tenant", sy_api_tenant_patch, ADMIN, 0, NULL},
+
+    {"POST", "/v1/keys", sy_api_keys_create, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/keys", sy_api_keys_list, ADMIN, 0, NULL},
+    {"GET", "/v1/keys/{id}", sy_api_keys_get, ADMIN, 0, NULL},
+    {"DELETE", "/v1/keys/{id}", sy_api_keys_revoke, ADMIN, 0, NULL},
+
+    {"GET", "/v1/audit", sy_api_audit_list, AUDITORS, 0, NULL},
+};
+const int sy_routes_count = (int)SY_ARRAY_LEN(sy_routes);
+
+void sy_routes_init(void)
+{
+    static char labels[SY_ARRAY_LEN(sy_routes)][96];
+    static const char *names[SY_ARRAY_LEN(sy_routes)];
+    for (int i = 0; i < sy_routes_count; i++) {
+        snprintf(labels[i], sizeof labels[i], "%s %s", sy_routes[i].method, sy_routes[i].pattern);
+        sy_routes[i].label = labels[i];
+        names[i] = labels[i];
+    }
+    sy_metrics_init(names, sy_routes_count);
+}

@@ -1,0 +1,971 @@
+/* server.c — HTTP plumbing on libmicrohttpd.
+ *
+ * One daemon with an internal epoll thread pool.  For every request the
+ * access handler is called several times:
+ *
+ *   1. first call (*con_cls == NULL): allocate the request, match the route,
+ *      return MHD_YES without queueing anything — queueing here would make
+ *      libmicrohttpd close the connection after every response;
+ *   2. calls with upload data: append to the body, up to max_body (413);
+ *   3. the final call (no more data): authenticate, check the
+ *      Idempotency-Key, run the handler.  A handler that only reads has
+ *      recorded its reply by now and the reply is queued.  A handler that
+ *      writes has asked for a write: the connection is suspended, the write
+ *      goes to the group-commit writer, and the worker thread is free for
+ *      other connections;
+ *   4. after the commit the writer resumes the connection and the handler is
+ *      called once more: the recorded reply is queued.
+ *
+ * The access-log line and the metrics are written when libmicrohttpd
+ * reports the request completed. */
+#include "server.h"
+#include "app.h"
+#include "metrics.h"
+#include "util.h"
+#include "writer.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ROUTE_NONE (-1)
+#define MAX_EXTRA_HEADERS 4
+#define ARENA_CHUNK 4096
+
+struct sy_server {
+    struct MHD_Daemon *d;
+    sy_app *app;
+    size_t max_body;
+    int log_fd;
+    int port;
+};
+
+typedef enum {
+    ST_READING,     /* collecting the body */
+    ST_WRITING,     /* suspended, waiting for the writer */
+    ST_WRITTEN,     /* the writer is done; the reply is ready */
+    ST_QUEUED,      /* the reply is queued */
+} req_state;
+
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    _Alignas(16) char data[];
+} arena_chunk;
+
+struct sy_req {
+    sy_server *srv;
+    struct MHD_Connection *conn;
+    req_state state;
+    uint64_t t0;
+    const char *method;
+    char *path;
+    int route;
+    sy_match match;
+    char *scratch;           /* holds the path parameter values */
+    char request_id[65];
+    sy_principal who;
+    bool authenticated;
+
+    sy_buf body;
+    json_t *json;
+
+    /* the recorded reply */
+    int status;
+    char *resp_body;
+    size_t resp_len;
+    const char *resp_type;
+    const char *hdr_name[MAX_EXTRA_HEADERS];
+    char *hdr_value[MAX_EXTRA_HEADERS];
+    int nhdr;
+
+    /* a pending write */
+    sy_write_fn wapply;
+    void (*wcommitted)(sy_req *, void *);
+    void *wctx;
+    sy_mutation mut;
+    const char *idem_key;
+    char idem_hash[65];
+    bool idem_race;
+    json_t *idem_body;
+    const char *audit_target;
+
+    arena_chunk *arena;
+};
+
+/* ------------------------------------------------------------------ */
+/* arena                                                               */
+
+void *sy_req_alloc(sy_req *r, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    arena_chunk *c = r->arena;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        arena_chunk *nc = sy_xmalloc(sizeof *nc + cap);
+        nc->next = c;
+        nc->used = 0;
+        nc->cap = cap;
+        r->arena = c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+char *sy_req_strdup(sy_req *r, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = sy_req_alloc(r, n + 1);
+    memcpy(p, s, n + 1);
+    return p;
+}
+
+static void req_free(sy_req *r)
+{
+    for (arena_chunk *c = r->arena, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    sy_buf_free(&r->body);
+    json_decref(r->json);
+    json_decref(r->idem_body);
+    free(r->resp_body);
+    for (int i = 0; i < r->nhdr; i++)
+        free(r->hdr_value[i]);
+    free(r->path);
+    free(r->scratch);
+    free(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* routing                                                             */
+
+/* Matches one pattern segment against one path segment.  A segment
+ * pattern is a literal ("keys"), a parameter ("{id}"), or a parameter
+ * with a literal suffix ("{code}:redeem"). */
+static bool match_segment(const char *pat, size_t plen, const char *seg, size_t slen,
+                          sy_match *m, char *scratch_seg)
+{
+    if (plen >= 2 && pat[0] == '{') {
+        const char *close = memchr(pat, '}', plen);
+        if (!close)
+            return false;
+        const char *suffix = close + 1;
+        size_t sufflen = plen - (size_t)(suffix - pat);
+        if (slen <= sufflen || memcmp(seg + slen - sufflen, suffix, sufflen) != 0)
+            return false;
+        if (m->n >= SY_MAX_PARAMS_PER_ROUTE)
+            return false;
+        size_t vlen = slen - sufflen;
+        /* The value ends where the suffix starts: terminate it in scratch. */
+        scratch_seg[vlen] = '\0';
+        m->names[m->n] = pat + 1;
+        m->name_lens[m->n] = (size_t)(close - pat - 1);
+        m->values[m->n] = scratch_seg;
+        m->n++;
+        return true;
+    }
+    return plen == slen && memcmp(pat, seg, plen) == 0;
+}
+
+static bool match_path(const char *pattern, const char *path, char *scratch, sy_match *m)
+{
+    const char *p = pattern, *s = path;
+    m->n = 0;
+    size_t off = 0;
+    if (*p != '/' || *s != '/')
+        return false;
+    for (;;) {
+        p++, s++, off++;
+        const char *pe = strchr(p, '/'), *se = strchr(s, '/');
+        size_t plen = pe ? (size_t)(pe - p) : strlen(p);
+        size_t slen = se ? (size_t)(se - s) : strlen(s);
+        memcpy(scratch + off, s, slen);
+        scratch[off + slen] = '\0';
+        if (!match_segment(p, plen, s, slen, m, scratch + off))
+            return false;
+        off += slen;
+        if (!pe || !se)
+            return !pe && !se;
+        p = pe, s = se;
+    }
+}
+
+int sy_route_match(const sy_route *routes, int nroutes, const char *method, const char *path,
+                   char *scratch, sy_match *m, char *allowed, size_t allowed_len)
+{
+    if (allowed_len)
+        allowed[0] = '\0';
+    size_t alen = 0;
+    /* HEAD is served by the GET route; libmicrohttpd drops the body. */
+    const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    for (int i = 0; i < nroutes; i++) {
+        sy_match tmp;
+        if (!match_path(routes[i].pattern, path, scratch, &tmp))
+            continue;
+        if (strcmp(routes[i].method, want) == 0) {
+            /* Re-run so scratch holds this route's parameter values. */
+            match_path(routes[i].pattern, path, scratch, m);
+            return i;
+        }
+        if (allowed_len) {
+            int n = snprintf(allowed + alen, allowed_len - alen, "%s%s", alen ? ", " : "",
+                             routes[i].method);
+            if (n > 0 && (size_t)n < allowed_len - alen)
+                alen += (size_t)n;
+        }
+    }
+    return ROUTE_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* request accessors                                                   */
+
+sy_app *sy_req_app(sy_req *r)
+{
+    return r->srv->app;
+}
+const char *sy_req_method(sy_req *r)
+{
+    return r->method;
+}
+const char *sy_req_path(sy_req *r)
+{
+    return r->path;
+}
+const char *sy_req_id(sy_req *r)
+{
+    return r->request_id;
+}
+const sy_principal *sy_req_principal(sy_req *r)
+{
+    return &r->who;
+}
+
+const char *sy_req_param(sy_req *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < r->match.n; i++)
+        if (r->match.name_lens[i] == n && !memcmp(r->match.names[i], name, n))
+            return r->match.values[i];
+    return NULL;
+}
+
+const char *sy_req_query(sy_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *sy_req_header(sy_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *sy_req_body(sy_req *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
+json_t *sy_req_json_object(sy_req *r)
+{
+    if (r->json)
+        return r->json;
+    if (r->body.len == 0) {
+        sy_reply_problem(r, 400, "invalid-json", "", "the request needs a JSON object body");
+        return NULL;
+    }
+    json_error_t e;
+    json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        sy_reply_problem(r, 400, "invalid-json", "",
+                         "the body is not valid JSON (line %d, column %d): %s", e.line,
+                         e.column, e.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        sy_reply_problem(r, 400, "validation", "", "the body must be a JSON object");
+        return NULL;
+    }
+    r->json = j;
+    return j;
+}
+
+/* ------------------------------------------------------------------ */
+/* replies                                                             */
+
+static void set_reply(sy_req *r, int status, const char *type, char *body, size_t len)
+{
+    free(r->resp_body);
+    r->status = status;
+    r->resp_type = type;
+    r->resp_body = body;
+    r->resp_len = len;
+}
+
+void sy_reply_raw(sy_req *r, int status, const char *content_type, char *body, size_t len)
+{
+    set_reply(r, status, content_type, body, len);
+}
+
+void sy_reply_json(sy_req *r, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!s) {
+        sy_reply_problem(r, 500, "internal", NULL, "could not encode the response");
+        return;
+    }
+    set_reply(r, status, "application/json", s, strlen(s));
+}
+
+static const char *problem_title(const char *type)
+{
+    static const struct {
+        const char *type, *title;
+    } titles[] = {
+        {"invalid-json", "Malformed JSON"},
+        {"validation", "Invalid input"},
+        {"unauthorized", "Missing or invalid API key"},
+        {"forbidden", "Not allowed for this key's role"},
+        {"not-found", "Not found"},
+        {"method-not-allowed", "Method not allowed"},
+        {"conflict", "Conflict"},
+        {"idempotency-mismatch", "Idempotency-Key reused with a different request"},
+        {"payload-too-large", "Request body too large"},
+        {"rate-limited", "Too many requests"},
+        {"internal", "Internal error"},
+        {"unavailable", "Service unavailable"},
+    };
+    for (size_t i = 0; i < SY_ARRAY_LEN(titles); i++)
+        if (!strcmp(titles[i].type, type))
+            return titles[i].title;
+    return "Error";
+}
+
+void sy_reply_problem(sy_req *r, int status, const char *type, const char *field,
+                      const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    json_t *p = json_object();
+    json_object_set_new(p, "type", json_string(type));
+    json_object_set_new(p, "title", json_string(problem_title(type)));
+    json_object_set_new(p, "status", json_integer(status));
+    /* detail may quote client input that is not valid UTF-8. */
+    json_t *d = json_string(detail);
+    json_object_set_new(p, "detail", d ? d : json_string("(detail not representable)"));
+    if (field) {
+        json_t *f = json_string(field);
+        if (f)
+            json_object_set_new(p, "field", f);
+    }
+    if (r->path) {
+        json_t *inst = json_string(r->path);
+        if (inst)
+            json_object_set_new(p, "instance", inst);
+    }
+    json_object_set_new(p, "request_id", json_string(r->request_id));
+    char *s = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    set_reply(r, status, "application/problem+json", s, strlen(s));
+}
+
+void sy_reply_header(sy_req *r, const char *name, const char *value)
+{
+    if (r->nhdr >= MAX_EXTRA_HEADERS)
+        return;
+    r->hdr_name[r->nhdr] = name;
+    r->hdr_value[r->nhdr] = sy_xstrdup(value);
+    r->nhdr++;
+}
+
+bool sy_req_replied(sy_req *r)
+{
+    return r->status != 0;
+}
+
+static enum MHD_Result queue_reply(sy_req *r)
+{
+    if (!r->status)
+        sy_reply_problem(r, 500, "internal", NULL, "the handler produced no response");
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(
+        r->resp_len, r->resp_body, free);
+    if (!resp)
+        return MHD_NO;
+    r->resp_body = NULL; /* owned by the response now */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    for (int i = 0; i < r->nhdr; i++)
+        MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    r->state = ST_QUEUED;
+    return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* audit and idempotency                                               */
+
+int sy_audit_insert(sy_conn *c, const char *tenant, const char *actor, const char *role,
+                    const char *action, const char *target, const char *request_id,
+                    const char *detail_json, int64_t now_ms)
+{
+    static const char sql[] =
+        "INSERT INTO audit_log (tenant_id, at, actor, role, action, target, request_id, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_i64(st, 2, now_ms);
+    sy_stmt_bind_text(st, 3, actor);
+    sy_stmt_bind_text(st, 4, role);
+    sy_stmt_bind_text(st, 5, action);
+    sy_stmt_bind_text(st, 6, target);
+    sy_stmt_bind_text(st, 7, request_id);
+    sy_stmt_bind_text(st, 8, detail_json);
+    return sy_stmt_exec(st);
+}
+
+static void idem_hash(sy_req *r)
+{
+    crypto_generichash_state h;
+    unsigned char out[32];
+    crypto_generichash_init(&h, NULL, 0, sizeof out);
+    crypto_generichash_update(&h, (const unsigned char *)r->method, strlen(r->method) + 1);
+    crypto_generichash_update(&h, (const unsigned char *)r->path, strlen(r->path) + 1);
+    if (r->body.len)
+        crypto_generichash_update(&h, (const unsigned char *)r->body.data, r->body.len);
+    crypto_generichash_final(&h, out, sizeof out);
+    sy_hex(out, sizeof out, r->idem_hash);
+}
+
+/* Looks up a stored outcome.  Returns true when it recorded a reply (the
+ * replay, or 409 idempotency-mismatch). */
+static bool idem_replay(sy_req *r)
+{
+    static const char sql[] = "SELECT request_hash, status, body FROM idempotency"
+                              " WHERE tenant_id = $1 AND idem_key = $2";
+    sy_store *s = r->srv->app->store;
+    sy_conn *c = sy_store_acquire(s);
+    bool replied = false;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st) {
+        sy_reply_problem(r, 500, "internal", NULL, "idempotency lookup failed");
+        sy_store_release(s, c);
+        return true;
+    }
+    sy_stmt_bind_text(st, 1, r->who.tenant);
+    sy_stmt_bind_text(st, 2, r->idem_key);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW) {
+        replied = true;
+        if (strcmp(sy_stmt_text(st, 0), r->idem_hash) != 0) {
+            sy_reply_problem(r, 409, "idempotency-mismatch", "Idempotency-Key",
+                             "this Idempotency-Key was used with a different request");
+        } else {
+            set_reply(r, (int)sy_stmt_i64(st, 1), "application/json",
+                      sy_xstrndup(sy_stmt_text(st, 2), sy_stmt_len(st, 2)), sy_stmt_len(st, 2));
+            sy_reply_header(r, "Idempotent-Replayed", "true");
+        }
+    } else if (rc != SY_DONE) {
+        replied = true;
+        sy_reply_problem(r, 500, "internal", NULL, "idempotency lookup failed");
+    }
+    sy_stmt_reset(st);
+    sy_store_release(s, c);
+    return replied;
+}
+
+static int idem_store(sy_conn *c, sy_req *r)
+{
+    static const char sql[] =
+        "INSERT INTO idempotency (tenant_id, idem_key, request_hash, status, body, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    char *stored = NULL;
+    if (r->idem_body)
+        stored = json_dumps(r->idem_body, JSON_COMPACT);
+    sy_stmt_bind_text(st, 1, r->who.tenant);
+    sy_stmt_bind_text(st, 2, r->idem_key);
+    sy_stmt_bind_text(st, 3, r->idem_hash);
+    sy_stmt_bind_i64(st, 4, r->status);
+    if (stored)
+        sy_stmt_bind_text(st, 5, stored);
+    else
+        sy_stmt_bind_textn(st, 5, r->resp_body ? r->resp_body : "", r->resp_len);
+    sy_stmt_bind_i64(st, 6, sy_now_ms());
+    int rc = sy_stmt_exec(st);
+    free(stored);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* writes                                                              */
+
+void sy_req_write(sy_req *r, sy_write_fn apply, void (*committed)(sy_req *, void *), void *ctx)
+{
+    r->wapply = apply;
+    r->wcommitted = committed;
+    r->wctx = ctx;
+}
+
+void sy_req_audit_target(sy_req *r, const char *target)
+{
+    r->audit_target = target ? sy_req_strdup(r, target) : NULL;
+}
+
+void sy_req_idem_body(sy_req *r, json_t *body)
+{
+    json_decref(r->idem_body);
+    r->idem_body = body;
+}
+
+static bool audited_role(sy_role role)
+{
+    return role == SY_ROLE_ADMIN || role == SY_ROLE_COMPLIANCE;
+}
+
+static int req_apply(sy_conn *c, void *ctx)
+{
+    sy_req *r = ctx;
+    int rc = r->wapply(c, r, r->wctx);
+    if (rc != 0) {
+        if (!r->status)
+            sy_reply_problem(r, 500, "internal", NULL, "the change could not be made");
+        return rc;
+    }
+    if (r->idem_key && (rc = idem_store(c, r)) != SY_OK) {
+        if (rc == SY_ECONSTRAINT) {
+            /* A concurrent request with the same key committed first. */
+            r->idem_race = true;
+            return rc;
+        }
+        sy_error("idempotency record: %s", sy_conn_errmsg(c));
+        sy_reply_problem(r, 500, "internal", NULL, "the change could not be recorded");
+        return rc;
+    }
+    const sy_route *rt = &sy_routes[r->route];
+    if (audited_role(r->who.role) && !(rt->flags & SY_ROUTE_NO_AUDIT)) {
+        rc = sy_audit_insert(c, r->who.tenant, r->who.key_id, sy_role_name(r->who.role),
+                             rt->label, r->audit_target, r->request_id, NULL, sy_now_ms());
+        if (rc != SY_OK) {
+            sy_error("audit record: %s", sy_conn_errmsg(c));
+            sy_reply_problem(r, 500, "internal", NULL, "the change could not be audited");
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void req_committed(void *ctx)
+{
+    sy_req *r = ctx;
+    if (r->wcommitted)
+        r->wcommitted(r, r->wctx);
+}
+
+static void req_write_done(sy_mutation *m)
+{
+    sy_req *r = m->ctx;
+    r->state = ST_WRITTEN;
+    MHD_resume_connection(r->conn);
+}
+
+/* Called on the first access-handler call after the writer resumed us. */
+static void finish_write(sy_req *r)
+{
+    if (r->idem_race) {
+        free(r->resp_body);
+        r->resp_body = NULL;
+        r->status = 0;
+        if (!idem_replay(r))
+            sy_reply_problem(r, 409, "conflict", "Idempotency-Key",
+                             "a request with this Idempotency-Key is in progress; retry");
+        return;
+    }
+    if (r->mut.rc == SY_ERR && (r->status < 400)) {
+        /* The batch transaction failed after apply succeeded. */
+        sy_reply_problem(r, 503, "unavailable", NULL,
+                         "the change was not saved (storage error); it is safe to retry");
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* dispatch                                                            */
+
+static bool valid_token_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '_' || ch == '.' || ch == ':';
+}
+
+static void set_request_id(sy_req *r)
+{
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (h) {
+        size_t n = strlen(h);
+        bool ok = n > 0 && n < sizeof r->request_id;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = valid_token_char(h[i]);
+        if (ok) {
+            memcpy(r->request_id, h, n + 1);
+            return;
+        }
+    }
+    unsigned char rnd[12];
+    randombytes_buf(rnd, sizeof rnd);
+    sy_hex(rnd, sizeof rnd, r->request_id);
+}
+
+static bool authenticate(sy_req *r, const sy_route *rt)
+{
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        sy_reply_problem(r, 401, "unauthorized", "Authorization",
+                         "send an API key as 'Authorization: Bearer <key>'");
+        sy_reply_header(r, "WWW-Authenticate", "Bearer realm=\"siyu\"");
+        return false;
+    }
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    if (!sy_keys_verify(r->srv->app->keys, tok, strlen(tok), &r->who)) {
+        sy_reply_problem(r, 401, "unauthorized", "Authorization",
+                         "the API key is not valid or has been revoked");
+        sy_reply_header(r, "WWW-Authenticate", "Bearer realm=\"siyu\", error=\"invalid_token\"");
+        return false;
+    }
+    r->authenticated = true;
+    if (!(rt->roles & r->who.role)) {
+        sy_reply_problem(r, 403, "forbidden", NULL, "a key with role '%s' may not call %s",
+                         sy_role_name(r->who.role), rt->label);
+        return false;
+    }
+    return true;
+}
+
+static bool check_idempotency(sy_req *r)
+{
+    const char *k = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (!k)
+        return true;
+    size_t n = strlen(k);
+    bool ok = n >= 1 && n <= 255;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = k[i] > 0x20 && k[i] < 0x7f;
+    if (!ok) {
+        sy_reply_problem(r, 400, "validation", "Idempotency-Key",
+                         "Idempotency-Key must be 1 to 255 visible ASCII characters");
+        return false;
+    }
+    r->idem_key = sy_req_strdup(r, k);
+    idem_hash(r);
+    return !idem_replay(r);
+}
+
+/* Runs the matched route's handler.  Returns true when a write is pending. */
+static bool dispatch(sy_req *r)
+{
+    if (r->route == ROUTE_NONE)
+        return false; /* the 404/405 reply was recorded at the first call */
+    const sy_route *rt = &sy_routes[r->route];
+    if (rt->roles && !authenticate(r, rt))
+        return false;
+    if ((rt->flags & SY_ROUTE_IDEMPOTENT) && !check_idempotency(r))
+        return false;
+    rt->handler(r);
+    if (r->wapply) {
+        if (r->status) {
+            sy_error("handler %s both replied and wrote", rt->label);
+            r->wapply = NULL;
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+static void start_write(sy_req *r)
+{
+    r->state = ST_WRITING;
+    r->mut = (sy_mutation){
+        .apply = req_apply, .committed = req_committed, .done = req_write_done, .ctx = r};
+    /* Suspend before submitting so the writer's resume cannot come first. */
+    MHD_suspend_connection(r->conn);
+    sy_writer_submit(r->srv->app->writer, &r->mut);
+}
+
+static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *method,
+                       const char *url)
+{
+    sy_req *r = sy_xcalloc(1, sizeof *r);
+    r->srv = srv;
+    r->conn = conn;
+    r->t0 = sy_mono_ns();
+    r->method = method; /* libmicrohttpd keeps it alive for the request */
+    r->path = sy_xstrdup(url);
+    r->scratch = sy_xmalloc(strlen(url) + 2);
+    r->state = ST_READING;
+    set_request_id(r);
+    sy_metrics_in_flight(1);
+    char allowed[128];
+    r->route = sy_route_match(sy_routes, sy_routes_count, method, r->path, r->scratch, &r->match,
+                              allowed, sizeof allowed);
+    if (r->route == ROUTE_NONE) {
+        if (allowed[0]) {
+            sy_reply_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed on %s",
+                             method, r->path);
+            sy_reply_header(r, "Allow", allowed);
+        } else {
+            sy_reply_problem(r, 404, "not-found", NULL, "no such endpoint: %s", r->path);
+        }
+    }
+    return r;
+}
+
+static void too_large(sy_req *r)
+{
+    sy_reply_problem(r, 413, "payload-too-large", NULL,
+                     "the request body exceeds the limit of %zu bytes", r->srv->max_body);
+    sy_reply_header(r, "Connection", "close");
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    (void)version;
+    sy_server *srv = cls;
+    sy_req *r = *con_cls;
+    if (!r) {
+        *con_cls = r = req_new(srv, conn, method, url);
+        /* A body announced larger than the limit is refused before it is
+         * read.  Queueing now makes libmicrohttpd close the connection,
+         * which is what we want here. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t want;
+        if (cl && sy_parse_i64(cl, 0, INT64_MAX, &want)) {
+            if ((uint64_t)want > srv->max_body) {
+                too_large(r);
+                return queue_reply(r);
+            }
+            if (want > 0 && !r->status)
+                sy_buf_reserve(&r->body, (size_t)want);
+        }
+        return MHD_YES;
+    }
+    switch (r->state) {
+    case ST_QUEUED:
+        *upload_data_size = 0; /* discard what follows a 413 */
+        return MHD_YES;
+    case ST_WRITTEN:
+        finish_write(r);
+        return queue_reply(r);
+    case ST_WRITING:
+        return MHD_YES; /* not expected while suspended */
+    case ST_READING:
+        break;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->status)
+            return MHD_YES; /* already refused (413): discard the rest */
+        if (r->body.len + n > srv->max_body) {
+            too_large(r);
+            return MHD_YES;
+        }
+        sy_buf_append(&r->body, upload_data, n);
+        return MHD_YES;
+    }
+    if (!r->status && dispatch(r)) {
+        start_write(r);
+        return MHD_YES;
+    }
+    return queue_reply(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* completion: access log + metrics                                    */
+
+static void write_access_log(sy_server *srv, sy_req *r, double ms)
+{
+    char ts[32];
+    sy_format_time(sy_now_ms(), ts, sizeof ts);
+    json_t *o = json_object();
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "method", json_string(r->method));
+    json_t *p = json_string(r->path);
+    json_object_set_new(o, "path", p ? p : json_string("(invalid utf-8)"));
+    json_object_set_new(o, "route",
+                        json_string(r->route >= 0 ? sy_routes[r->route].label : "unmatched"));
+    json_object_set_new(o, "status", json_integer(r->status));
+    json_object_set_new(o, "latency_ms", json_real(ms));
+    json_object_set_new(o, "tenant", r->authenticated ? json_string(r->who.tenant) : json_null());
+    json_object_set_new(o, "key", r->authenticated ? json_string(r->who.key_id) : json_null());
+    json_object_set_new(o, "request_id", json_string(r->request_id));
+    char line[4096];
+    size_t n = json_dumpb(o, line, sizeof line - 1, JSON_COMPACT | JSON_REAL_PRECISION(4));
+    json_decref(o);
+    if (n == 0 || n > sizeof line - 1)
+        return;
+    line[n++] = '\n';
+    sy_write_all(srv->log_fd, line, n);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    sy_server *srv = cls;
+    sy_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    uint64_t ns = sy_mono_ns() - r->t0;
+    sy_metrics_request(r->route, r->status, ns);
+    if (srv->log_fd >= 0)
+        write_access_log(srv, r, (double)ns / 1e6);
+    sy_metrics_in_flight(-1);
+    req_free(r);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls, (void)conn, (void)socket_ctx;
+    sy_metrics_connections(code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    sy_warn("libmicrohttpd: %s", msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* start / stop                                                        */
+
+static bool parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
+                         size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon) {
+        snprintf(err, errlen, "listen address '%s' must be ADDR:PORT", listen);
+        return false;
+    }
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= sizeof host) {
+        snprintf(err, errlen, "listen address too long");
+        return false;
+    }
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    int64_t port;
+    if (!sy_parse_i64(colon + 1, 0, 65535, &port)) {
+        snprintf(err, errlen, "listen port in '%s' must be 0-65535", listen);
+        return false;
+    }
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", (int)port);
+    int rc = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "listen address '%s': %s", listen, gai_strerror(rc));
+        return false;
+    }
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return true;
+}
+
+sy_server *sy_server_start(sy_app *app, const sy_server_opts *o, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (!parse_listen(o->listen, &ss, err, errlen))
+        return NULL;
+    sy_server *srv = sy_xcalloc(1, sizeof *srv);
+    srv->app = app;
+    srv->max_body = o->max_body;
+    srv->log_fd = o->access_log_fd;
+    unsigned threads = o->threads > 0 ? (unsigned)o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1)
+        threads = 1;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->connection_timeout ? o->connection_timeout : 60u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+        MHD_OPTION_END);
+    if (!srv->d) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available)", o->listen);
+        free(srv);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : 0;
+    return srv;
+}
+
+int sy_server_port(sy_server *s)
+{
+    return s->port;
+}
+
+void sy_server_stop(sy_server *s, int grace_ms)
+{
+    if (!s)
+        return;
+    /* Stop accepting; established connections finish their requests. */
+    MHD_socket ls = MHD_quiesce_daemon(s->d);
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls);
+    uint64_t deadline = sy_mono_ns() + (uint64_t)grace_ms * 1000000u;
+    while (sy_metrics_in_flight_now() > 0 && sy_mono_ns() < deadline) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (sy_metrics_in_flight_now() > 0)
+        sy_warn("shutdown: %lld requests still in flight after %d ms",
+                (long long)sy_metrics_in_flight_now(), grace_ms);
+    MHD_stop_daemon(s->d);
+    free(s);
+}

@@ -1,0 +1,109 @@
+/* store.h — the storage interface every other module uses.
+ *
+ * A store is a set of connections to one database: one write connection,
+ * owned by the writer thread (writer.h), and a small pool of read
+ * connections shared by the request threads.  The only backend today is
+ * SQLite (store_sqlite.c); SQL is written in the subset that PostgreSQL 15
+ * runs as well, with $1, $2 ... placeholders, so a PostgreSQL backend can
+ * come behind this same interface.
+ *
+ * Prepared statements are cached per connection, keyed by the address of the
+ * SQL text: pass string literals (static storage) to sy_conn_prepare().
+ * A statement obtained from sy_conn_prepare() belongs to the connection;
+ * call sy_stmt_reset() when done with it (the next prepare of the same text
+ * resets it too). */
+#ifndef SY_STORE_H
+#define SY_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sy_store sy_store;
+typedef struct sy_conn sy_conn;
+typedef struct sy_stmt sy_stmt;
+
+/* Result codes.  Errors are negative. */
+enum {
+    SY_OK = 0,
+    SY_ROW = 1,           /* sy_stmt_step(): a row is available */
+    SY_DONE = 2,          /* sy_stmt_step(): no more rows */
+    SY_ERR = -1,          /* any other failure; see sy_conn_errmsg() */
+    SY_ECONSTRAINT = -2,  /* unique / check / foreign-key constraint */
+    SY_EBUSY = -3,        /* the database stayed locked past the busy timeout */
+};
+
+typedef enum {
+    SY_SYNC_FULL,   /* fsync the WAL at every commit: survives power loss */
+    SY_SYNC_NORMAL, /* no fsync at commit: survives process crash, not power loss */
+} sy_sync_mode;
+
+typedef struct sy_store_opts {
+    const char *path;   /* database file */
+    int readers;        /* size of the read-connection pool (>= 1) */
+    sy_sync_mode sync;
+} sy_store_opts;
+
+/* Opens the database (creating the file), sets WAL mode, opens the pool.
+ * Returns SY_OK or an error with a message in err. */
+int sy_store_open(const sy_store_opts *o, sy_store **out, char *err, size_t errlen);
+/* Closes every connection.  All connections must have been released. */
+void sy_store_close(sy_store *s);
+
+/* Applies pending migrations (embedded from src/migrations/) in order, each
+ * in its own transaction, and records them in schema_version.  *applied
+ * receives how many were applied now. */
+int sy_store_migrate(sy_store *s, int *applied, char *err, size_t errlen);
+/* The version recorded in the store and the newest one this binary knows. */
+int sy_store_schema_version(sy_conn *c, int *current);
+int sy_store_latest_version(void);
+
+/* Borrows a read connection, waiting if all are in use; give it back with
+ * sy_store_release(). */
+sy_conn *sy_store_acquire(sy_store *s);
+void sy_store_release(sy_store *s, sy_conn *c);
+/* The single write connection.  Only the writer thread (or a command-line
+ * tool running without a writer thread) may use it. */
+sy_conn *sy_store_write_conn(sy_store *s);
+
+int sy_conn_exec(sy_conn *c, const char *sql);
+int sy_conn_begin(sy_conn *c);      /* a write transaction (BEGIN IMMEDIATE) */
+int sy_conn_commit(sy_conn *c);
+int sy_conn_rollback(sy_conn *c);
+int sy_conn_savepoint(sy_conn *c);  /* nested: a single savepoint level "m" */
+int sy_conn_release(sy_conn *c);
+int sy_conn_rollback_to(sy_conn *c);
+const char *sy_conn_errmsg(sy_conn *c);
+/* Rows changed by the last INSERT/UPDATE/DELETE. */
+int64_t sy_conn_changes(sy_conn *c);
+
+/* Returns the cached statement for this SQL text (reset, bindings cleared),
+ * or NULL with the reason in sy_conn_errmsg(). */
+sy_stmt *sy_conn_prepare(sy_conn *c, const char *sql);
+
+void sy_stmt_bind_i64(sy_stmt *st, int idx, int64_t v);
+void sy_stmt_bind_text(sy_stmt *st, int idx, const char *v); /* NULL binds NULL */
+void sy_stmt_bind_textn(sy_stmt *st, int idx, const char *v, size_t n);
+void sy_stmt_bind_null(sy_stmt *st, int idx);
+/* SY_ROW, SY_DONE or a negative error. */
+int sy_stmt_step(sy_stmt *st);
+int64_t sy_stmt_i64(sy_stmt *st, int col);
+/* Valid until the next step or reset of this statement; "" for NULL. */
+const char *sy_stmt_text(sy_stmt *st, int col);
+size_t sy_stmt_len(sy_stmt *st, int col);
+bool sy_stmt_is_null(sy_stmt *st, int col);
+void sy_stmt_reset(sy_stmt *st);
+
+/* Runs a statement that returns no rows to completion and resets it. */
+int sy_stmt_exec(sy_stmt *st);
+
+/* Embedded migrations (generated from the src/migrations directory at build time). */
+typedef struct sy_migration {
+    int version;
+    const char *name;
+    const char *sql;
+} sy_migration;
+extern const sy_migration sy_migrations[];
+extern const int sy_migrations_count;
+
+#endif

@@ -1,0 +1,352 @@
+/* store_sqlite.c — the SQLite backend of the store interface.
+ *
+ * Durability: the database runs in WAL mode.  With synchronous=FULL (the
+ * default) every commit fsyncs the WAL before it returns, so an acknowledged
+ * write survives a process kill, an OS crash and a power loss.  With
+ * synchronous=NORMAL the WAL is written at commit but fsynced only at
+ * checkpoints: acknowledged writes survive a process kill (kill -9) because
+ * they are in the OS page cache, but the last commits may be lost when the
+ * machine itself goes down.  The writer's group commit (writer.c) amortises
+ * the fsync over every mutation in a batch.
+ *
+ * Placeholders are written $1, $2 ... as PostgreSQL wants them.  SQLite reads
+ * "$1" as a named parameter whose index is the order of first appearance, so
+ * each statement keeps a map from the number to SQLite's index. */
+#include "store.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SY_MAX_PARAMS 32
+#define SY_STMT_CACHE 64 /* slots in each connection's statement cache */
+
+struct sy_stmt {
+    sqlite3_stmt *st;
+    sy_conn *conn;
+    const char *sql;               /* cache key: address of the SQL text */
+    unsigned char pmap[SY_MAX_PARAMS + 1]; /* $n -> sqlite index */
+    sy_stmt *next;                 /* hash chain */
+};
+
+struct sy_conn {
+    sqlite3 *db;
+    sy_stmt *cache[SY_STMT_CACHE];
+    char errmsg[256];
+    bool in_use;
+};
+
+struct sy_store {
+    sy_conn *writer;
+    sy_conn **readers;
+    int nreaders;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static int map_rc(sy_conn *c, int rc)
+{
+    switch (rc) {
+    case SQLITE_OK:
+        return SY_OK;
+    case SQLITE_ROW:
+        return SY_ROW;
+    case SQLITE_DONE:
+        return SY_DONE;
+    default:
+        break;
+    }
+    snprintf(c->errmsg, sizeof c->errmsg, "%s", sqlite3_errmsg(c->db));
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+        return SY_ECONSTRAINT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return SY_EBUSY;
+    default:
+        return SY_ERR;
+    }
+}
+
+static int conn_open(const char *path, bool reader, sy_sync_mode sync, sy_conn **out,
+                     char *err, size_t errlen)
+{
+    sy_conn *c = sy_xcalloc(1, sizeof *c);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, 10000);
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+             "PRAGMA temp_store=MEMORY; %s",
+             sync == SY_SYNC_FULL ? "FULL" : "NORMAL", reader ? "PRAGMA query_only=1;" : "");
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "configure %s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        goto fail;
+    }
+    *out = c;
+    return SY_OK;
+fail:
+    sqlite3_close(c->db);
+    free(c);
+    return SY_ERR;
+}
+
+static void conn_close(sy_conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < SY_STMT_CACHE; i++) {
+        sy_stmt *st = c->cache[i];
+        while (st) {
+            sy_stmt *next = st->next;
+            sqlite3_finalize(st->st);
+            free(st);
+            st = next;
+        }
+    }
+    sqlite3_close(c->db);
+    free(c);
+}
+
+int sy_store_open(const sy_store_opts *o, sy_store **out, char *err, size_t errlen)
+{
+    sy_store *s = sy_xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    /* The writer opens first so that WAL mode is set before readers attach. */
+    if (conn_open(o->path, false, o->sync, &s->writer, err, errlen) != SY_OK)
+        goto fail;
+    s->nreaders = o->readers > 0 ? o->readers : 1;
+    s->readers = sy_xcalloc((size_t)s->nreaders, sizeof *s->readers);
+    for (int i = 0; i < s->nreaders; i++)
+        if (conn_open(o->path, true, o->sync, &s->readers[i], err, errlen) != SY_OK)
+            goto fail;
+    *out = s;
+    return SY_OK;
+fail:
+    sy_store_close(s);
+    return SY_ERR;
+}
+
+void sy_store_close(sy_store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nreaders; i++)
+        conn_close(s->readers[i]);
+    free(s->readers);
+    if (s->writer) {
+        /* Fold the WAL back into the main file so a clean shutdown leaves
+         * one self-contained database file. */
+        sqlite3_wal_checkpoint_v2(s->writer->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        conn_close(s->writer);
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+sy_conn *sy_store_acquire(sy_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        for (int i = 0; i < s->nreaders; i++) {
+            if (!s->readers[i]->in_use) {
+                s->readers[i]->in_use = true;
+                pthread_mutex_unlock(&s->mu);
+                return s->readers[i];
+            }
+        }
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+}
+
+void sy_store_release(sy_store *s, sy_conn *c)
+{
+    pthread_mutex_lock(&s->mu);
+    c->in_use = false;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+sy_conn *sy_store_write_conn(sy_store *s)
+{
+    return s->writer;
+}
+
+int sy_conn_exec(sy_conn *c, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        int r = map_rc(c, rc);
+        if (msg)
+            snprintf(c->errmsg, sizeof c->errmsg, "%s", msg);
+        sqlite3_free(msg);
+        return r;
+    }
+    return SY_OK;
+}
+
+int sy_conn_begin(sy_conn *c)
+{
+    return sy_conn_exec(c, "BEGIN IMMEDIATE");
+}
+int sy_conn_commit(sy_conn *c)
+{
+    return sy_conn_exec(c, "COMMIT");
+}
+int sy_conn_rollback(sy_conn *c)
+{
+    if (sqlite3_get_autocommit(c->db))
+        return SY_OK; /* nothing open: SQLite already rolled back */
+    return sy_conn_exec(c, "ROLLBACK");
+}
+int sy_conn_savepoint(sy_conn *c)
+{
+    return sy_conn_exec(c, "SAVEPOINT m");
+}
+int sy_conn_release(sy_conn *c)
+{
+    return sy_conn_exec(c, "RELEASE m");
+}
+int sy_conn_rollback_to(sy_conn *c)
+{
+    int rc = sy_conn_exec(c, "ROLLBACK TO m");
+    if (rc == SY_OK)
+        rc = sy_conn_exec(c, "RELEASE m");
+    return rc;
+}
+
+const char *sy_conn_errmsg(sy_conn *c)
+{
+    return c->errmsg;
+}
+
+int64_t sy_conn_changes(sy_conn *c)
+{
+    return sqlite3_changes64(c->db);
+}
+
+static unsigned cache_slot(const char *sql)
+{
+    uintptr_t p = (uintptr_t)sql;
+    return (unsigned)((p >> 3) ^ (p >> 11)) % SY_STMT_CACHE;
+}
+
+sy_stmt *sy_conn_prepare(sy_conn *c, const char *sql)
+{
+    unsigned slot = cache_slot(sql);
+    for (sy_stmt *st = c->cache[slot]; st; st = st->next) {
+        if (st->sql == sql) {
+            sqlite3_reset(st->st);
+            sqlite3_clear_bindings(st->st);
+            return st;
+        }
+    }
+    sqlite3_stmt *raw = NULL;
+    int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, NULL);
+    if (rc != SQLITE_OK) {
+        map_rc(c, rc);
+        return NULL;
+    }
+    sy_stmt *st = sy_xcalloc(1, sizeof *st);
+    st->st = raw;
+    st->conn = c;
+    st->sql = sql;
+    int n = sqlite3_bind_parameter_count(raw);
+    for (int i = 1; i <= n; i++) {
+        const char *name = sqlite3_bind_parameter_name(raw, i);
+        int64_t num;
+        if (name && name[0] == '$' && sy_parse_i64(name + 1, 1, SY_MAX_PARAMS, &num))
+            st->pmap[num] = (unsigned char)i;
+    }
+    st->next = c->cache[slot];
+    c->cache[slot] = st;
+    return st;
+}
+
+static int pidx(sy_stmt *st, int idx)
+{
+    return (idx >= 1 && idx <= SY_MAX_PARAMS) ? st->pmap[idx] : 0;
+}
+
+void sy_stmt_bind_i64(sy_stmt *st, int idx, int64_t v)
+{
+    sqlite3_bind_int64(st->st, pidx(st, idx), v);
+}
+
+void sy_stmt_bind_text(sy_stmt *st, int idx, const char *v)
+{
+    if (!v)
+        sqlite3_bind_null(st->st, pidx(st, idx));
+    else
+        sqlite3_bind_text(st->st, pidx(st, idx), v, -1, SQLITE_TRANSIENT);
+}
+
+void sy_stmt_bind_textn(sy_stmt *st, int idx, const char *v, size_t n)
+{
+    sqlite3_bind_text64(st->st, pidx(st, idx), v, n, SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+void sy_stmt_bind_null(sy_stmt *st, int idx)
+{
+    sqlite3_bind_null(st->st, pidx(st, idx));
+}
+
+int sy_stmt_step(sy_stmt *st)
+{
+    return map_rc(st->conn, sqlite3_step(st->st));
+}
+
+int64_t sy_stmt_i64(sy_stmt *st, int col)
+{
+    return sqlite3_column_int64(st->st, col);
+}
+
+const char *sy_stmt_text(sy_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st->st, col);
+    return t ? (const char *)t : "";
+}
+
+size_t sy_stmt_len(sy_stmt *st, int col)
+{
+    return (size_t)sqlite3_column_bytes(st->st, col);
+}
+
+bool sy_stmt_is_null(sy_stmt *st, int col)
+{
+    return sqlite3_column_type(st->st, col) == SQLITE_NULL;
+}
+
+void sy_stmt_reset(sy_stmt *st)
+{
+    sqlite3_reset(st->st);
+    sqlite3_clear_bindings(st->st);
+}
+
+int sy_stmt_exec(sy_stmt *st)
+{
+    int rc = sy_stmt_step(st);
+    sy_stmt_reset(st);
+    return rc == SY_DONE || rc == SY_ROW ? SY_OK : rc;
+}
+
+/* Dialect: the portable migrations use {{AUTOID}} for an auto-assigned
+ * integer primary key, which the two databases spell differently. */
+const char *sy_store_dialect_autoid(void)
+{
+    return "INTEGER PRIMARY KEY";
+}

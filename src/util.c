@@ -1,0 +1,277 @@
+/* util.c — allocation wrappers, byte buffers, clocks, number parsing and the
+ * structured (JSON lines) logger. */
+#include "util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sy_oom(size_t n)
+{
+    char msg[96];
+    int len = snprintf(msg, sizeof msg, "siyu: out of memory allocating %zu bytes\n", n);
+    if (len > 0)
+        (void)!write(STDERR_FILENO, msg, (size_t)len);
+    abort();
+}
+
+void *sy_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        sy_oom(n);
+    return p;
+}
+
+void *sy_xcalloc(size_t count, size_t n)
+{
+    void *p = calloc(count ? count : 1, n ? n : 1);
+    if (!p)
+        sy_oom(count * n);
+    return p;
+}
+
+void *sy_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        sy_oom(n);
+    return q;
+}
+
+char *sy_xstrdup(const char *s)
+{
+    return sy_xstrndup(s, strlen(s));
+}
+
+char *sy_xstrndup(const char *s, size_t n)
+{
+    char *p = sy_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *sy_xasprintf(const char *fmt, ...)
+{
+    sy_buf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return sy_xstrdup("");
+    sy_buf_reserve(&b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return b.data;
+}
+
+void sy_buf_reserve(sy_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    b->data = sy_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void sy_buf_append(sy_buf *b, const void *p, size_t n)
+{
+    sy_buf_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void sy_buf_puts(sy_buf *b, const char *s)
+{
+    sy_buf_append(b, s, strlen(s));
+}
+
+void sy_buf_printf(sy_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    sy_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void sy_buf_reset(sy_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void sy_buf_free(sy_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+char *sy_buf_steal(sy_buf *b)
+{
+    if (!b->data)
+        sy_buf_reserve(b, 0), b->data[0] = '\0';
+    char *p = b->data;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+int64_t sy_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t sy_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void sy_format_time(int64_t ms, char *out, size_t n)
+{
+    time_t secs = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
+    if (frac < 0) {
+        frac += 1000;
+        secs -= 1;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+void sy_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+bool sy_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    /* strtoll accepts leading blanks and '+'; an identifier-like value must not. */
+    if (*s == ' ' || *s == '\t' || *s == '+')
+        return false;
+    *out = v;
+    return true;
+}
+
+bool sy_parse_size(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return false;
+    uint64_t mult = 1;
+    if (!strcmp(end, "") || !strcmp(end, "B"))
+        mult = 1;
+    else if (!strcasecmp(end, "k") || !strcmp(end, "KiB") || !strcasecmp(end, "kb"))
+        mult = 1024;
+    else if (!strcasecmp(end, "m") || !strcmp(end, "MiB") || !strcasecmp(end, "mb"))
+        mult = 1024 * 1024;
+    else if (!strcasecmp(end, "g") || !strcmp(end, "GiB") || !strcasecmp(end, "gb"))
+        mult = 1024ull * 1024 * 1024;
+    else
+        return false;
+    if (v > UINT64_MAX / mult)
+        return false;
+    *out = (uint64_t)v * mult;
+    return true;
+}
+
+static sy_log_level g_log_level = SY_LOG_INFO;
+static const char *const g_level_names[] = {"debug", "info", "warn", "error"};
+
+void sy_log_set_level(sy_log_level lvl)
+{
+    g_log_level = lvl;
+}
+
+bool sy_log_parse_level(const char *s, sy_log_level *out)
+{
+    for (size_t i = 0; i < SY_ARRAY_LEN(g_level_names); i++) {
+        if (!strcmp(s, g_level_names[i])) {
+            *out = (sy_log_level)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+void sy_log(sy_log_level lvl, const char *fmt, ...)
+{
+    if (lvl < g_log_level)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char ts[32];
+    sy_format_time(sy_now_ms(), ts, sizeof ts);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", g_level_names[lvl], "msg", msg);
+    if (!o)
+        return;
+    char line[2048];
+    size_t n = json_dumpb(o, line, sizeof line - 1, JSON_COMPACT);
+    json_decref(o);
+    if (n == 0 || n >= sizeof line - 1)
+        return;
+    line[n++] = '\n';
+    sy_write_all(STDERR_FILENO, line, n);
+}
+
+bool sy_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}

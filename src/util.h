@@ -1,0 +1,71 @@
+/* util.h — allocation, growable buffers, clocks and structured logging.
+ *
+ * Every allocation in siyu goes through sy_xmalloc() and friends: they abort
+ * with a message when memory runs out, so callers never test for NULL and
+ * out-of-memory is handled in exactly one place. */
+#ifndef SY_UTIL_H
+#define SY_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SY_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+void *sy_xmalloc(size_t n);
+void *sy_xcalloc(size_t count, size_t n);
+void *sy_xrealloc(void *p, size_t n);
+char *sy_xstrdup(const char *s);
+char *sy_xstrndup(const char *s, size_t n);
+char *sy_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer, always NUL-terminated so it can be used as a
+ * C string.  Zero-initialise ({0}) before first use; sy_buf_free() releases. */
+typedef struct sy_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} sy_buf;
+
+void sy_buf_reserve(sy_buf *b, size_t extra);
+void sy_buf_append(sy_buf *b, const void *p, size_t n);
+void sy_buf_puts(sy_buf *b, const char *s);
+void sy_buf_printf(sy_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sy_buf_reset(sy_buf *b);
+void sy_buf_free(sy_buf *b);
+/* Transfers ownership of the bytes to the caller; the buffer is left empty. */
+char *sy_buf_steal(sy_buf *b);
+
+/* Wall-clock milliseconds since the Unix epoch (UTC). */
+int64_t sy_now_ms(void);
+/* Monotonic nanoseconds, for measuring durations. */
+uint64_t sy_mono_ns(void);
+/* Formats ms-since-epoch as RFC 3339 UTC with milliseconds into out (>= 25 bytes). */
+void sy_format_time(int64_t ms, char *out, size_t n);
+
+/* Lowercase hex encoding: out must hold 2*n+1 bytes. */
+void sy_hex(const unsigned char *in, size_t n, char *out);
+
+/* Strict integer parsing of a whole string; returns false on any junk,
+ * overflow or value outside [min, max]. */
+bool sy_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Parses a size such as "8MiB", "512k", "1048576" into bytes. */
+bool sy_parse_size(const char *s, uint64_t *out);
+
+/* Structured logging: one JSON object per line on stderr, written with a
+ * single write(2) so lines from different threads never interleave. */
+typedef enum { SY_LOG_DEBUG, SY_LOG_INFO, SY_LOG_WARN, SY_LOG_ERROR } sy_log_level;
+void sy_log_set_level(sy_log_level lvl);
+bool sy_log_parse_level(const char *s, sy_log_level *out);
+void sy_log(sy_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define sy_info(...) sy_log(SY_LOG_INFO, __VA_ARGS__)
+#define sy_warn(...) sy_log(SY_LOG_WARN, __VA_ARGS__)
+#define sy_error(...) sy_log(SY_LOG_ERROR, __VA_ARGS__)
+#define sy_debug(...) sy_log(SY_LOG_DEBUG, __VA_ARGS__)
+
+/* Writes all n bytes to fd, retrying on EINTR and short writes. */
+bool sy_write_all(int fd, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,192 @@
+/* writer.c — group commit: one thread, one transaction per batch.
+ *
+ * The queue is a FIFO list under a mutex.  The writer swaps the whole list
+ * out, so request threads keep enqueueing while a batch commits; the next
+ * batch is whatever accumulated during the previous commit.  Under load this
+ * makes batches grow by themselves until one fsync serves many requests. */
+#include "writer.h"
+#include "metrics.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+struct sy_writer {
+    sy_store *store;
+    int max_batch;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sy_mutation *head, *tail;
+    bool stopping;
+};
+
+/* Applies one batch (a list of n mutations) in one transaction. */
+static void run_batch(sy_writer *w, sy_mutation *batch, size_t n)
+{
+    sy_conn *c = sy_store_write_conn(w->store);
+    uint64_t t0 = sy_mono_ns();
+    int trc = sy_conn_begin(c);
+    if (trc == SY_OK) {
+        for (sy_mutation *m = batch; m && trc == SY_OK; m = m->next) {
+            if ((trc = sy_conn_savepoint(c)) != SY_OK)
+                break;
+            m->rc = m->apply(c, m->ctx);
+            trc = m->rc == 0 ? sy_conn_release(c) : sy_conn_rollback_to(c);
+        }
+    }
+    if (trc == SY_OK)
+        trc = sy_conn_commit(c);
+    if (trc != SY_OK) {
+        sy_error("writer: batch of %zu failed: %s", n, sy_conn_errmsg(c));
+        sy_conn_rollback(c);
+    }
+    sy_metrics_commit(n, sy_mono_ns() - t0, trc == SY_OK);
+    for (sy_mutation *m = batch, *next; m; m = next) {
+        next = m->next;
+        if (trc != SY_OK)
+            m->rc = SY_ERR;
+        else if (m->rc == 0 && m->committed)
+            m->committed(m->ctx);
+        m->next = NULL;
+        m->done(m);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    sy_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->head && w->stopping)
+            break;
+        /* Take up to max_batch mutations from the front of the queue. */
+        sy_mutation *batch = w->head, *last = w->head;
+        size_t n = 1;
+        while (last->next && n < (size_t)w->max_batch) {
+            last = last->next;
+            n++;
+        }
+        w->head = last->next;
+        if (!w->head)
+            w->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&w->mu);
+        run_batch(w, batch, n);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+sy_writer *sy_writer_start(sy_store *s, const sy_writer_opts *o)
+{
+    sy_writer *w = sy_xcalloc(1, sizeof *w);
+    w->store = s;
+    w->max_batch = (o && o->max_batch > 0) ? o->max_batch : 1024;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        sy_error("writer: cannot start thread");
+        abort();
+    }
+    return w;
+}
+
+void sy_writer_submit(sy_writer *w, sy_mutation *m)
+{
+    m->next = NULL;
+    m->rc = SY_ERR;
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = m;
+    else
+        w->head = m;
+    w->tail = m;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* sy_writer_run() wraps the caller's mutation so that the writer signals a
+ * condition variable on the caller's stack when the outcome is known. */
+typedef struct sync_shim {
+    sy_mutation *orig;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} sync_shim;
+
+static int shim_apply(sy_conn *c, void *ctx)
+{
+    sync_shim *sh = ctx;
+    return sh->orig->apply(c, sh->orig->ctx);
+}
+
+static void shim_committed(void *ctx)
+{
+    sync_shim *sh = ctx;
+    if (sh->orig->committed)
+        sh->orig->committed(sh->orig->ctx);
+}
+
+static void shim_done(sy_mutation *m)
+{
+    sync_shim *sh = m->ctx;
+    pthread_mutex_lock(&sh->mu);
+    sh->done = true;
+    pthread_cond_signal(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+int sy_writer_run(sy_writer *w, sy_mutation *m)
+{
+    sync_shim sh = {.orig = m};
+    pthread_mutex_init(&sh.mu, NULL);
+    pthread_cond_init(&sh.cv, NULL);
+    sy_mutation shim = {
+        .apply = shim_apply, .committed = shim_committed, .done = shim_done, .ctx = &sh};
+    sy_writer_submit(w, &shim);
+    pthread_mutex_lock(&sh.mu);
+    while (!sh.done)
+        pthread_cond_wait(&sh.cv, &sh.mu);
+    pthread_mutex_unlock(&sh.mu);
+    pthread_mutex_destroy(&sh.mu);
+    pthread_cond_destroy(&sh.cv);
+    m->rc = shim.rc;
+    return m->rc;
+}
+
+void sy_writer_stop(sy_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+int sy_mutation_run_direct(sy_conn *c, sy_mutation *m)
+{
+    int rc = sy_conn_begin(c);
+    if (rc != SY_OK)
+        return SY_ERR;
+    m->rc = m->apply(c, m->ctx);
+    if (m->rc != 0) {
+        sy_conn_rollback(c);
+        return m->rc;
+    }
+    if (sy_conn_commit(c) != SY_OK) {
+        sy_conn_rollback(c);
+        return m->rc = SY_ERR;
+    }
+    if (m->committed)
+        m->committed(m->ctx);
+    return 0;
+}
