@@ -11,20 +11,18 @@
 
 void sy_api_tenant_get(sy_req *r)
 {
-    sy_app *app = sy_req_app(r);
-    sy_conn *c = sy_store_acquire(app->store);
-    json_t *t = NULL;
-    int rc = sy_tenant_get(c, sy_req_principal(r)->tenant, &t);
-    if (rc != SY_OK)
-        sy_api_store_error(r, c);
-    sy_store_release(app->store, c);
-    if (rc != SY_OK)
-        return;
-    if (!t) {
+    const sy_principal *p = sy_req_principal(r);
+    sy_tenant_info ti;
+    int rc = sy_tenants_get(sy_req_app(r)->tenants, p->tenant, &ti);
+    if (rc == SY_DONE) {
         sy_reply_problem(r, 404, "not-found", NULL, "the tenant no longer exists");
         return;
     }
-    const sy_principal *p = sy_req_principal(r);
+    if (rc != SY_OK) {
+        sy_reply_problem(r, 500, "internal", NULL, "the store could not be read");
+        return;
+    }
+    json_t *t = sy_tenant_info_json(&ti);
     json_object_set_new(t, "key", json_pack("{s:s, s:s}", "id", p->key_id, "role",
                                             sy_role_name(p->role)));
     sy_reply_json(r, 200, t);
@@ -64,6 +62,11 @@ static int apply_tenant_patch(sy_conn *c, sy_req *r, void *ctx)
     return 0;
 }
 
+static void tenant_patched(sy_req *r, void *ctx)
+{
+    sy_tenants_forget(sy_req_app(r)->tenants, sy_req_principal(r)->tenant);
+}
+
 void sy_api_tenant_patch(sy_req *r)
 {
     json_t *body = sy_req_json_object(r);
@@ -78,5 +81,5 @@ void sy_api_tenant_patch(sy_req *r)
                          "'%s' is not a known IANA time zone (e.g. Asia/Shanghai)", tp->timezone);
         return;
     }
-    sy_req_write(r, apply_tenant_patch, NULL, tp);
+    sy_req_write(r, apply_tenant_patch, tenant_patched, tp);
 }

@@ -5,6 +5,7 @@
 #include "auth.h"
 #include "config.h"
 #include "store.h"
+#include "tenant.h"
 #include "writer.h"
 
 struct sy_app {
@@ -12,6 +13,7 @@ struct sy_app {
     sy_store *store;
     sy_writer *writer;
     sy_keys *keys;
+    sy_tenants *tenants;
 };
 
 #endif

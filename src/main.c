@@ -464,6 +464,7 @@ static int cmd_serve(int argc, char **argv)
     int lock_fd = -1, log_fd = -1;
     sy_writer *writer = NULL;
     sy_keys *keys = NULL;
+    sy_tenants *tenants = NULL;
     sy_server *srv = NULL;
     if ((rc = parse(&x, SY_CFG_SERVE, argc, argv, pos, 0, &npos,
                     "siyu serve [--listen ADDR:PORT] [--data DIR] [--config FILE]")) >= 0)
@@ -502,7 +503,9 @@ static int cmd_serve(int argc, char **argv)
     sy_routes_init();
     writer = sy_writer_start(x.store, &(sy_writer_opts){.max_batch = (int)x.cfg.max_batch});
     keys = sy_keys_new(x.store, x.key_hash_key);
-    sy_app app = {.cfg = &x.cfg, .store = x.store, .writer = writer, .keys = keys};
+    tenants = sy_tenants_new(x.store);
+    sy_app app = {
+        .cfg = &x.cfg, .store = x.store, .writer = writer, .keys = keys, .tenants = tenants};
     sy_server_opts so = {.listen = x.cfg.listen,
                          .threads = threads,
                          .max_body = (size_t)x.cfg.max_body,
@@ -562,6 +565,7 @@ out:
     sy_server_stop(srv, (int)x.cfg.shutdown_grace);
     sy_writer_stop(writer);
     sy_keys_free(keys);
+    sy_tenants_free(tenants);
     if (x.store)
         sy_info("store closed cleanly");
     close_ctx(&x);

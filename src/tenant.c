@@ -4,6 +4,8 @@
 #include "validate.h"
 
 #include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -83,4 +85,103 @@ int sy_tenant_count(sy_conn *c, int64_t *n)
     *n = rc == SY_ROW ? sy_stmt_i64(st, 0) : 0;
     sy_stmt_reset(st);
     return rc == SY_ROW ? SY_OK : rc;
+}
+
+#define REGISTRY_TTL_MS 1000
+#define REGISTRY_SLOTS 256 /* power of two */
+
+typedef struct slot {
+    sy_tenant_info info;
+    int64_t loaded_ms; /* 0 = empty */
+} slot;
+
+struct sy_tenants {
+    sy_store *store;
+    pthread_rwlock_t lock;
+    slot slots[REGISTRY_SLOTS];
+};
+
+sy_tenants *sy_tenants_new(sy_store *s)
+{
+    sy_tenants *t = sy_xcalloc(1, sizeof *t);
+    t->store = s;
+    pthread_rwlock_init(&t->lock, NULL);
+    return t;
+}
+
+void sy_tenants_free(sy_tenants *t)
+{
+    if (!t)
+        return;
+    pthread_rwlock_destroy(&t->lock);
+    free(t);
+}
+
+static size_t slot_of(const char *id)
+{
+    size_t h = 5381;
+    for (; *id; id++)
+        h = h * 33 + (unsigned char)*id;
+    return h & (REGISTRY_SLOTS - 1);
+}
+
+static int load_info(sy_store *s, const char *id, sy_tenant_info *out)
+{
+    static const char sql[] =
+        "SELECT id, name, timezone, created_at, updated_at FROM tenants WHERE id = $1";
+    sy_conn *c = sy_store_acquire(s);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    int rc = SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, id);
+        rc = sy_stmt_step(st);
+        if (rc == SY_ROW) {
+            snprintf(out->id, sizeof out->id, "%s", sy_stmt_text(st, 0));
+            snprintf(out->name, sizeof out->name, "%s", sy_stmt_text(st, 1));
+            snprintf(out->timezone, sizeof out->timezone, "%s", sy_stmt_text(st, 2));
+            out->created_at = sy_stmt_i64(st, 3);
+            out->updated_at = sy_stmt_i64(st, 4);
+            rc = SY_OK;
+        }
+        sy_stmt_reset(st);
+    }
+    sy_store_release(s, c);
+    return rc;
+}
+
+int sy_tenants_get(sy_tenants *t, const char *id, sy_tenant_info *out)
+{
+    slot *sl = &t->slots[slot_of(id)];
+    int64_t now = sy_now_ms();
+    pthread_rwlock_rdlock(&t->lock);
+    bool hit = sl->loaded_ms && now - sl->loaded_ms < REGISTRY_TTL_MS && !strcmp(sl->info.id, id);
+    if (hit)
+        *out = sl->info;
+    pthread_rwlock_unlock(&t->lock);
+    if (hit)
+        return SY_OK;
+    int rc = load_info(t->store, id, out);
+    if (rc == SY_OK) {
+        pthread_rwlock_wrlock(&t->lock);
+        sl->info = *out;
+        sl->loaded_ms = now;
+        pthread_rwlock_unlock(&t->lock);
+    }
+    return rc;
+}
+
+void sy_tenants_forget(sy_tenants *t, const char *id)
+{
+    slot *sl = &t->slots[slot_of(id)];
+    pthread_rwlock_wrlock(&t->lock);
+    if (!strcmp(sl->info.id, id))
+        sl->loaded_ms = 0;
+    pthread_rwlock_unlock(&t->lock);
+}
+
+json_t *sy_tenant_info_json(const sy_tenant_info *ti)
+{
+    return json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", ti->id, "name", ti->name, "timezone",
+                     ti->timezone, "created_at", sy_json_time(ti->created_at), "updated_at",
+                     sy_json_time(ti->updated_at));
 }

@@ -22,4 +22,24 @@ int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *t
 int sy_tenant_get(sy_conn *c, const char *id, json_t **out);
 int sy_tenant_count(sy_conn *c, int64_t *n);
 
+/* An in-memory registry of tenant records for the request path.  An entry
+ * older than one second is re-read from the store, so changes made by
+ * another process show within a second; the server also drops an entry as
+ * soon as its own change commits. */
+typedef struct sy_tenants sy_tenants;
+typedef struct sy_tenant_info {
+    char id[33];
+    char name[256 * 4];
+    char timezone[65];
+    int64_t created_at, updated_at;
+} sy_tenant_info;
+
+sy_tenants *sy_tenants_new(sy_store *s);
+void sy_tenants_free(sy_tenants *t);
+/* Copies the tenant's record into *out.  Returns SY_OK, SY_DONE when there
+ * is no such tenant, or a store error. */
+int sy_tenants_get(sy_tenants *t, const char *id, sy_tenant_info *out);
+void sy_tenants_forget(sy_tenants *t, const char *id);
+json_t *sy_tenant_info_json(const sy_tenant_info *ti);
+
 #endif

@@ -1,0 +1,353 @@
+/* harness.h — end-to-end test harness: starts the real siyu binary
+ * ($SIYU_BIN) on a free loopback port with a temporary data directory, and
+ * speaks HTTP to it through libcurl.
+ *
+ * The server is started with --listen 127.0.0.1:0 and reports the port it
+ * bound in a port file; its stderr (which carries the bootstrap admin key on
+ * first start) and its access log are kept in the test's directory. */
+#ifndef SY_E2E_HARNESS_H
+#define SY_E2E_HARNESS_H
+
+#include "testutil.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+typedef struct h_server {
+    char *dir;      /* test directory: data/, stderr.log, access.log, port */
+    char data[512];
+    char admin_key[128];
+    pid_t pid;
+    int port;
+    char extra[8][64]; /* extra command-line arguments */
+    int nextra;
+} h_server;
+
+typedef struct h_resp {
+    long status;
+    char *body;
+    size_t len;
+    char headers[4096];
+    json_t *json;  /* parsed body, NULL if not JSON */
+    long connects; /* new connections this request opened */
+} h_resp;
+
+static inline const char *h_bin(void)
+{
+    const char *b = getenv("SIYU_BIN");
+    return b ? b : "./siyu";
+}
+
+static inline void h_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static inline char *h_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Runs a siyu command synchronously (e.g. "key create ..."); returns its exit
+ * status and its stdout in out (malloc'd, may be NULL). */
+static inline int h_cli(h_server *s, char **out, const char *fmt, ...)
+{
+    char args[1024], cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' %s --data '%s' 2>>'%s/cli.log'", h_bin(), args, s->data,
+             s->dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    int st = pclose(p);
+    if (out)
+        *out = strdup(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Starts (or restarts) the server on the data directory. */
+static inline void h_launch(h_server *s)
+{
+    char portfile[600], errlog[600], alog[600];
+    snprintf(portfile, sizeof portfile, "%s/port", s->dir);
+    snprintf(errlog, sizeof errlog, "%s/stderr.log", s->dir);
+    snprintf(alog, sizeof alog, "%s/access.log", s->dir);
+    unlink(portfile);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(errlog, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+            close(fd);
+        }
+        const char *argv[32];
+        int a = 0;
+        argv[a++] = h_bin();
+        argv[a++] = "serve";
+        argv[a++] = "--data";
+        argv[a++] = s->data;
+        argv[a++] = "--listen";
+        argv[a++] = "127.0.0.1:0";
+        argv[a++] = "--port-file";
+        argv[a++] = portfile;
+        argv[a++] = "--access-log";
+        argv[a++] = alog;
+        argv[a++] = "--threads";
+        argv[a++] = "4";
+        for (int i = 0; i < s->nextra; i++)
+            argv[a++] = s->extra[i];
+        argv[a] = NULL;
+        execv(h_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    s->pid = pid;
+    for (int i = 0; i < 1000; i++) {
+        char *p = h_read_file(portfile);
+        if (p) {
+            s->port = atoi(p);
+            free(p);
+            if (s->port > 0)
+                return;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            char *log = h_read_file(errlog);
+            fail_msg("siyu serve exited early: %s", log ? log : "(no log)");
+        }
+        h_sleep_ms(10);
+    }
+    fail_msg("siyu serve did not report its port within 10 s");
+}
+
+/* Creates a test directory and starts a server on a fresh data directory;
+ * extra arguments (NULL-terminated) are passed to `siyu serve`. */
+static inline h_server *h_start(const char *extra, ...)
+{
+    h_server *s = calloc(1, sizeof *s);
+    s->dir = tu_tempdir();
+    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
+    va_list ap;
+    va_start(ap, extra);
+    for (const char *e = extra; e && s->nextra < 8; e = va_arg(ap, const char *))
+        snprintf(s->extra[s->nextra++], sizeof s->extra[0], "%s", e);
+    va_end(ap);
+    h_launch(s);
+    char path[600];
+    snprintf(path, sizeof path, "%s/stderr.log", s->dir);
+    char *log = h_read_file(path);
+    assert_non_null(log);
+    const char *k = strstr(log, "sy_");
+    while (k && !(strlen(k) >= 59 && k[15] == '_'))
+        k = strstr(k + 1, "sy_");
+    assert_non_null(k);
+    memcpy(s->admin_key, k, 59);
+    s->admin_key[59] = '\0';
+    free(log);
+    return s;
+}
+
+/* Sends sig and waits for the process; returns its exit status (or 128+sig). */
+static inline int h_signal_wait(h_server *s, int sig)
+{
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, sig);
+    int st = 0;
+    for (int i = 0; i < 3000; i++) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        h_sleep_ms(10);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    s->pid = 0;
+    fail_msg("siyu did not exit within 30 s of signal %d", sig);
+    return -1;
+}
+
+static inline void h_stop(h_server *s)
+{
+    if (!s)
+        return;
+    if (s->pid > 0)
+        assert_int_equal(h_signal_wait(s, SIGTERM), 0);
+    tu_rmtree(s->dir);
+    free(s->dir);
+    free(s);
+}
+
+static size_t h_write_cb(char *p, size_t sz, size_t n, void *ud)
+{
+    h_resp *r = ud;
+    size_t add = sz * n;
+    r->body = realloc(r->body, r->len + add + 1);
+    memcpy(r->body + r->len, p, add);
+    r->len += add;
+    r->body[r->len] = '\0';
+    return add;
+}
+
+static size_t h_header_cb(char *p, size_t sz, size_t n, void *ud)
+{
+    h_resp *r = ud;
+    size_t add = sz * n, have = strlen(r->headers);
+    if (have + add < sizeof r->headers) {
+        memcpy(r->headers + have, p, add);
+        r->headers[have + add] = '\0';
+    }
+    return add;
+}
+
+static inline void h_resp_free(h_resp *r)
+{
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+/* Finds a response header (case-insensitive name); copies its value. */
+static inline bool h_header(const h_resp *r, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *line = r->headers; line && *line;) {
+        if (!strncasecmp(line, name, nl) && line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = strcspn(v, "\r\n");
+            if (len >= n)
+                len = n - 1;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return true;
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return false;
+}
+
+/* One request on handle c (reused for keep-alive).  headers: extra request
+ * headers, NULL-terminated list or NULL.  body may be NULL. */
+static inline h_resp h_req_on(CURL *c, h_server *s, const char *method, const char *path,
+                              const char *key, const char *body, size_t body_len,
+                              const char *const *headers)
+{
+    h_resp r = {0};
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    struct curl_slist *hl = NULL;
+    char auth[256];
+    if (key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        hl = curl_slist_append(hl, auth);
+    }
+    if (body)
+        hl = curl_slist_append(hl, "Content-Type: application/json");
+    hl = curl_slist_append(hl, "Expect:");
+    for (const char *const *h = headers; h && *h; h++)
+        hl = curl_slist_append(hl, *h);
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_write_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, h_header_cb);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (!strcmp(method, "HEAD"))
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r.connects);
+        if (r.body)
+            r.json = json_loadb(r.body, r.len, 0, NULL);
+    } else {
+        r.status = -(long)rc; /* transport failure */
+    }
+    curl_slist_free_all(hl);
+    return r;
+}
+
+static inline h_resp h_req(h_server *s, const char *method, const char *path, const char *key,
+                           const char *body)
+{
+    CURL *c = curl_easy_init();
+    h_resp r = h_req_on(c, s, method, path, key, body, body ? strlen(body) : 0, NULL);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static inline h_resp h_req_h(h_server *s, const char *method, const char *path, const char *key,
+                             const char *body, const char *const *headers)
+{
+    CURL *c = curl_easy_init();
+    h_resp r = h_req_on(c, s, method, path, key, body, body ? strlen(body) : 0, headers);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static inline const char *h_str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* Asserts a problem+json reply with the given status and type; when field
+ * is not NULL, also the field it names. */
+#define h_assert_problem(r, st, typ, fld)                                                       \
+    do {                                                                                        \
+        char ct_[128] = "";                                                                     \
+        if ((r).status != (st))                                                                 \
+            fail_msg("expected %d, got %ld: %s", (st), (r).status, (r).body ? (r).body : "");   \
+        assert_true(h_header(&(r), "Content-Type", ct_, sizeof ct_));                           \
+        assert_string_equal(ct_, "application/problem+json");                                   \
+        assert_non_null((r).json);                                                              \
+        assert_string_equal(h_str((r).json, "type"), (typ));                                    \
+        assert_int_equal(json_integer_value(json_object_get((r).json, "status")), (st));        \
+        assert_non_null(h_str((r).json, "detail"));                                             \
+        if ((fld) != NULL)                                                                      \
+            assert_string_equal(h_str((r).json, "field"), (const char *)(fld));                 \
+    } while (0)
+
+#endif
