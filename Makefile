@@ -40,7 +40,7 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
-.PHONY: all run test deps unit e2e fuzz fuzz-smoke bench clean
+.PHONY: all siyu run test deps fuzz bench clean
 
 all: siyu
 

@@ -47,6 +47,13 @@ struct sy_server {
     size_t max_body;
     int log_fd;
     int port;
+    /* Shutdown: once stopping is set, new requests (which keep arriving on
+     * established keep-alive connections after the listener is closed) are
+     * answered 503 and start no writes.  suspended counts connections
+     * waiting for the writer; libmicrohttpd must not be stopped while any
+     * exists. */
+    atomic_bool stopping;
+    atomic_int suspended;
 };
 
 typedef enum {
@@ -710,6 +717,7 @@ static void start_write(sy_req *r)
     r->mut = (sy_mutation){
         .apply = req_apply, .committed = req_committed, .done = req_write_done, .ctx = r};
     /* Suspend before submitting so the writer's resume cannot come first. */
+    atomic_fetch_add(&r->srv->suspended, 1);
     MHD_suspend_connection(r->conn);
     sy_writer_submit(r->srv->app->writer, &r->mut);
 }
@@ -730,7 +738,10 @@ static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *
     char allowed[128];
     r->route = sy_route_match(sy_routes, sy_routes_count, method, r->path, r->scratch, &r->match,
                               allowed, sizeof allowed);
-    if (r->route == ROUTE_NONE) {
+    if (atomic_load(&srv->stopping)) {
+        sy_reply_problem(r, 503, "unavailable", NULL, "the server is shutting down; retry");
+        sy_reply_header(r, "Connection", "close");
+    } else if (r->route == ROUTE_NONE) {
         if (allowed[0]) {
             sy_reply_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed on %s",
                              method, r->path);
@@ -780,6 +791,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *upload_data_size = 0; /* discard what follows a 413 */
         return MHD_YES;
     case ST_WRITTEN:
+        atomic_fetch_sub(&srv->suspended, 1);
         finish_write(r);
         return queue_reply(r);
     case ST_WRITING:
@@ -954,18 +966,22 @@ void sy_server_stop(sy_server *s, int grace_ms)
 {
     if (!s)
         return;
-    /* Stop accepting; established connections finish their requests. */
+    /* Stop accepting; requests already begun finish. */
     MHD_socket ls = MHD_quiesce_daemon(s->d);
     if (ls != MHD_INVALID_SOCKET)
         close(ls);
+    atomic_store(&s->stopping, true);
+    struct timespec tick = {0, 5 * 1000000};
     uint64_t deadline = sy_mono_ns() + (uint64_t)grace_ms * 1000000u;
-    while (sy_metrics_in_flight_now() > 0 && sy_mono_ns() < deadline) {
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL);
-    }
+    while (sy_metrics_in_flight_now() > 0 && sy_mono_ns() < deadline)
+        nanosleep(&tick, NULL);
     if (sy_metrics_in_flight_now() > 0)
-        sy_warn("shutdown: %lld requests still in flight after %d ms",
+        sy_warn("shutdown: %lld requests still in flight after %d ms (slow clients)",
                 (long long)sy_metrics_in_flight_now(), grace_ms);
+    /* Writes in progress always finish: the writer commits or fails each one
+     * within the store's busy timeout, and its reply must go out. */
+    while (atomic_load(&s->suspended) > 0)
+        nanosleep(&tick, NULL);
     MHD_stop_daemon(s->d);
     free(s);
 }

@@ -16,6 +16,7 @@ typedef struct burst {
     char (*acked)[32]; /* ids of keys whose creation was acknowledged (201) */
     int nacked;
     int transport_errors; /* connection refused / reset while stopping */
+    int unavailable;      /* 503: refused because the server is stopping */
     int bad_status;       /* any other non-201 answer */
     char last_bad[256];
 } burst;
@@ -33,12 +34,14 @@ static void *writer_thread(void *p)
             snprintf(b->acked[b->nacked++], 32, "%s", h_str(json_object_get(r.json, "key"), "id"));
         } else if (r.status < 0) {
             b->transport_errors++;
+        } else if (r.status == 503 && r.json && !strcmp(h_str(r.json, "type"), "unavailable")) {
+            b->unavailable++;
         } else if (r.status != 201) {
             b->bad_status++;
             snprintf(b->last_bad, sizeof b->last_bad, "%ld %s", r.status, r.body ? r.body : "");
         }
         pthread_mutex_unlock(&b->mu);
-        bool failed = r.status < 0;
+        bool failed = r.status < 0 || r.status == 503;
         h_resp_free(&r);
         if (failed) {
             /* The server is going away: wait for the test to notice. */
