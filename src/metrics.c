@@ -36,7 +36,7 @@ static hist g_commit_latency;
 static atomic_uint_fast64_t g_batch_bucket[N_BATCH + 1];
 static atomic_uint_fast64_t g_batch_sum;
 static atomic_uint_fast64_t g_commits_ok, g_commits_failed;
-static atomic_int_fast64_t g_connections, g_in_flight;
+static atomic_int_fast64_t g_connections, g_in_flight, g_awaiting_commit;
 static int64_t g_start_ms;
 
 void sy_metrics_init(const char *const *route_labels, int nroutes)
@@ -97,6 +97,11 @@ void sy_metrics_connections(int delta)
 void sy_metrics_in_flight(int delta)
 {
     atomic_fetch_add_explicit(&g_in_flight, delta, memory_order_relaxed);
+}
+
+void sy_metrics_awaiting_commit(int delta)
+{
+    atomic_fetch_add_explicit(&g_awaiting_commit, delta, memory_order_relaxed);
 }
 
 int64_t sy_metrics_in_flight_now(void)
@@ -175,8 +180,12 @@ void sy_metrics_render(sy_buf *o)
                   "siyu_http_open_connections %lld\n"
                   "# HELP siyu_http_requests_in_flight Requests being processed.\n"
                   "# TYPE siyu_http_requests_in_flight gauge\n"
-                  "siyu_http_requests_in_flight %lld\n",
-                  (long long)atomic_load(&g_connections), (long long)atomic_load(&g_in_flight));
+                  "siyu_http_requests_in_flight %lld\n"
+                  "# HELP siyu_http_requests_awaiting_commit Requests suspended until their write commits.\n"
+                  "# TYPE siyu_http_requests_awaiting_commit gauge\n"
+                  "siyu_http_requests_awaiting_commit %lld\n",
+                  (long long)atomic_load(&g_connections), (long long)atomic_load(&g_in_flight),
+                  (long long)atomic_load(&g_awaiting_commit));
 
     sy_buf_printf(o,
                   "# HELP siyu_store_commits_total Group-commit transactions by result.\n"

@@ -20,6 +20,7 @@ void sy_metrics_request(int route, int status, uint64_t latency_ns);
 void sy_metrics_commit(size_t batch, uint64_t latency_ns, bool ok);
 void sy_metrics_connections(int delta);
 void sy_metrics_in_flight(int delta);
+void sy_metrics_awaiting_commit(int delta);
 int64_t sy_metrics_in_flight_now(void);
 void sy_metrics_render(sy_buf *out);
 void sy_metrics_free(void);

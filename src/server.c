@@ -100,6 +100,7 @@ struct sy_req {
     void (*wcommitted)(sy_req *, void *);
     void *wctx;
     sy_mutation mut;
+    bool suspended; /* counted in sy_server.suspended */
     const char *idem_key;
     char idem_hash[65];
     bool idem_race;
@@ -717,9 +718,23 @@ static void start_write(sy_req *r)
     r->mut = (sy_mutation){
         .apply = req_apply, .committed = req_committed, .done = req_write_done, .ctx = r};
     /* Suspend before submitting so the writer's resume cannot come first. */
+    r->suspended = true;
     atomic_fetch_add(&r->srv->suspended, 1);
+    sy_metrics_awaiting_commit(1);
     MHD_suspend_connection(r->conn);
     sy_writer_submit(r->srv->app->writer, &r->mut);
+}
+
+/* A suspended request ends either by being called again after the resume,
+ * or — when its client went away meanwhile — by being completed without
+ * that call.  Whichever comes first settles the count. */
+static void settle_suspended(sy_req *r)
+{
+    if (r->suspended) {
+        r->suspended = false;
+        atomic_fetch_sub(&r->srv->suspended, 1);
+        sy_metrics_awaiting_commit(-1);
+    }
 }
 
 static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *method,
@@ -791,7 +806,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *upload_data_size = 0; /* discard what follows a 413 */
         return MHD_YES;
     case ST_WRITTEN:
-        atomic_fetch_sub(&srv->suspended, 1);
+        settle_suspended(r);
         finish_write(r);
         return queue_reply(r);
     case ST_WRITING:
@@ -856,6 +871,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
+    settle_suspended(r);
     uint64_t ns = sy_mono_ns() - r->t0;
     sy_metrics_request(r->route, r->status, ns);
     if (srv->log_fd >= 0)

@@ -94,6 +94,33 @@ static inline int h_cli(h_server *s, char **out, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Servers still running when the test program exits (a failed assertion
+ * skips h_stop) are killed, so no test leaves a process behind. */
+static pid_t h_live[64];
+
+static void h_kill_live(void)
+{
+    for (size_t i = 0; i < SY_TEST_LEN(h_live); i++)
+        if (h_live[i] > 0) {
+            kill(h_live[i], SIGKILL);
+            waitpid(h_live[i], NULL, 0);
+        }
+}
+
+static inline void h_track(pid_t old, pid_t now)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(h_kill_live);
+        registered = true;
+    }
+    for (size_t i = 0; i < SY_TEST_LEN(h_live); i++)
+        if (h_live[i] == old) {
+            h_live[i] = now;
+            return;
+        }
+}
+
 /* Starts (or restarts) the server on the data directory. */
 static inline void h_launch(h_server *s)
 {
@@ -132,6 +159,7 @@ static inline void h_launch(h_server *s)
         _exit(127);
     }
     s->pid = pid;
+    h_track(0, pid);
     for (int i = 0; i < 1000; i++) {
         char *p = h_read_file(portfile);
         if (p) {
@@ -186,6 +214,7 @@ static inline int h_signal_wait(h_server *s, int sig)
     int st = 0;
     for (int i = 0; i < 3000; i++) {
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            h_track(s->pid, 0);
             s->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
@@ -193,6 +222,7 @@ static inline int h_signal_wait(h_server *s, int sig)
     }
     kill(s->pid, SIGKILL);
     waitpid(s->pid, &st, 0);
+    h_track(s->pid, 0);
     s->pid = 0;
     fail_msg("siyu did not exit within 30 s of signal %d", sig);
     return -1;

@@ -163,6 +163,55 @@ static void test_kill9_with_sync_normal(void **state)
     free(b.acked);
 }
 
+static void test_shutdown_after_clients_vanish_mid_write(void **state)
+{
+    /* Clients that give up while their write is being committed leave
+     * connections that libmicrohttpd completes without calling the handler
+     * again; shutdown must still finish. */
+    h_server *s = h_start(NULL);
+    /* Background writers keep commits busy, so the impatient requests below
+     * wait for the writer long enough to give up. */
+    burst b = {.s = s};
+    pthread_mutex_init(&b.mu, NULL);
+    b.acked = calloc(MAX_ACKS, sizeof *b.acked);
+    pthread_t t[WRITERS];
+    for (int i = 0; i < WRITERS; i++)
+        pthread_create(&t[i], NULL, writer_thread, &b);
+    CURL *c = curl_easy_init();
+    const char *body = "{\"role\":\"app\",\"name\":\"impatient\"}";
+    for (int i = 0; i < 300; i++) {
+        char url[128], auth[256];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/keys", s->port);
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", s->admin_key);
+        struct curl_slist *hl = curl_slist_append(NULL, auth);
+        curl_easy_reset(c);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1L + i % 3);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_write_cb);
+        h_resp sink = {0};
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+        curl_easy_perform(c);
+        free(sink.body);
+        curl_slist_free_all(hl);
+    }
+    curl_easy_cleanup(c);
+    b.stop = 1;
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(t[i], NULL);
+    h_sleep_ms(200);
+    h_resp r = h_req(s, "GET", "/metrics", NULL, NULL);
+    assert_non_null(strstr(r.body, "siyu_http_requests_in_flight 1\n")); /* only this one */
+    assert_non_null(strstr(r.body, "siyu_http_requests_awaiting_commit 0\n"));
+    h_resp_free(&r);
+    assert_int_equal(h_signal_wait(s, SIGTERM), 0);
+    h_stop(s);
+    free(b.acked);
+}
+
 static void test_second_server_on_same_data_refused(void **state)
 {
     h_server *s = h_start(NULL);
@@ -188,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_graceful_shutdown_under_load),
         cmocka_unit_test(test_kill9_loses_no_acknowledged_write),
         cmocka_unit_test(test_kill9_with_sync_normal),
+        cmocka_unit_test(test_shutdown_after_clients_vanish_mid_write),
         cmocka_unit_test(test_second_server_on_same_data_refused),
     };
     int rc = cmocka_run_group_tests_name("e2e-durability", tests, NULL, NULL);
