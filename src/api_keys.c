@@ -186,6 +186,14 @@ static int apply_key_revoke(sy_conn *c, sy_req *r, void *ctx)
             return 1;
         }
     }
+    if (!live) {
+        /* Revoked already: answer with the key as it is, change nothing. */
+        if ((rc = key_read(c, tenant, id, &k)) != SY_OK || !k)
+            return rc ? rc : SY_ERR;
+        sy_req_no_audit(r);
+        sy_reply_json(r, 200, k);
+        return 0;
+    }
     sy_stmt *st = sy_conn_prepare(c, sql_revoke);
     if (!st)
         return SY_ERR;

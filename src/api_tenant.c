@@ -76,6 +76,11 @@ void sy_api_tenant_patch(sy_req *r)
     if (!body || !sy_v_only(r, body, fields) || !sy_v_string(r, body, "name", false, 200, &tp->name) ||
         !sy_v_string(r, body, "timezone", false, 64, &tp->timezone))
         return;
+    if (!tp->name && !tp->timezone) {
+        sy_reply_problem(r, 400, "validation", "",
+                         "nothing to change: give 'name' and/or 'timezone'");
+        return;
+    }
     if (tp->timezone && !sy_timezone_valid(tp->timezone)) {
         sy_reply_problem(r, 400, "validation", "/timezone",
                          "'%s' is not a known IANA time zone (e.g. Asia/Shanghai)", tp->timezone);

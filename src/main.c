@@ -34,7 +34,6 @@
 #include <unistd.h>
 
 #define ERRLEN 512
-#define IDEMPOTENCY_TTL_MS (24LL * 3600 * 1000)
 #define MAINTENANCE_EVERY_S 600
 
 static void usage(FILE *f)
@@ -552,7 +551,7 @@ static int cmd_serve(int argc, char **argv)
         }
         int64_t now = sy_now_ms();
         if (now >= next_maintenance) {
-            purge_ctx p = {now - IDEMPOTENCY_TTL_MS};
+            purge_ctx p = {now - SY_IDEMPOTENCY_TTL_MS};
             sy_mutation m = {.apply = apply_purge, .ctx = &p};
             sy_writer_run(writer, &m);
             next_maintenance = now + MAINTENANCE_EVERY_S * 1000;

@@ -106,6 +106,7 @@ struct sy_req {
     bool idem_race;
     json_t *idem_body;
     const char *audit_target;
+    bool no_audit;
 
     arena_chunk *arena;
 };
@@ -227,8 +228,9 @@ int sy_route_match(const sy_route *routes, int nroutes, const char *method, cons
             return i;
         }
         if (allowed_len) {
-            int n = snprintf(allowed + alen, allowed_len - alen, "%s%s", alen ? ", " : "",
-                             routes[i].method);
+            bool get = strcmp(routes[i].method, "GET") == 0;
+            int n = snprintf(allowed + alen, allowed_len - alen, "%s%s%s", alen ? ", " : "",
+                             routes[i].method, get ? ", HEAD" : "");
             if (n > 0 && (size_t)n < allowed_len - alen)
                 alen += (size_t)n;
         }
@@ -468,7 +470,7 @@ static void idem_hash(sy_req *r)
 static bool idem_replay(sy_req *r)
 {
     static const char sql[] = "SELECT request_hash, status, body FROM idempotency"
-                              " WHERE tenant_id = $1 AND idem_key = $2";
+                              " WHERE tenant_id = $1 AND idem_key = $2 AND created_at >= $3";
     sy_store *s = r->srv->app->store;
     sy_conn *c = sy_store_acquire(s);
     bool replied = false;
@@ -480,6 +482,7 @@ static bool idem_replay(sy_req *r)
     }
     sy_stmt_bind_text(st, 1, r->who.tenant);
     sy_stmt_bind_text(st, 2, r->idem_key);
+    sy_stmt_bind_i64(st, 3, sy_now_ms() - SY_IDEMPOTENCY_TTL_MS);
     int rc = sy_stmt_step(st);
     if (rc == SY_ROW) {
         replied = true;
@@ -502,6 +505,18 @@ static bool idem_replay(sy_req *r)
 
 static int idem_store(sy_conn *c, sy_req *r)
 {
+    /* An expired record not purged yet must not block the key's reuse. */
+    static const char expired[] = "DELETE FROM idempotency WHERE tenant_id = $1"
+                                  " AND idem_key = $2 AND created_at < $3";
+    sy_stmt *del = sy_conn_prepare(c, expired);
+    if (!del)
+        return SY_ERR;
+    sy_stmt_bind_text(del, 1, r->who.tenant);
+    sy_stmt_bind_text(del, 2, r->idem_key);
+    sy_stmt_bind_i64(del, 3, sy_now_ms() - SY_IDEMPOTENCY_TTL_MS);
+    int drc = sy_stmt_exec(del);
+    if (drc != SY_OK)
+        return drc;
     static const char sql[] =
         "INSERT INTO idempotency (tenant_id, idem_key, request_hash, status, body, created_at)"
         " VALUES ($1, $2, $3, $4, $5, $6)";
@@ -540,6 +555,11 @@ void sy_req_audit_target(sy_req *r, const char *target)
     r->audit_target = target ? sy_req_strdup(r, target) : NULL;
 }
 
+void sy_req_no_audit(sy_req *r)
+{
+    r->no_audit = true;
+}
+
 void sy_req_idem_body(sy_req *r, json_t *body)
 {
     json_decref(r->idem_body);
@@ -571,7 +591,7 @@ static int req_apply(sy_conn *c, void *ctx)
         return rc;
     }
     const sy_route *rt = &sy_routes[r->route];
-    if (audited_role(r->who.role) && !(rt->flags & SY_ROUTE_NO_AUDIT)) {
+    if (audited_role(r->who.role) && !(rt->flags & SY_ROUTE_NO_AUDIT) && !r->no_audit) {
         rc = sy_audit_insert(c, r->who.tenant, r->who.key_id, sy_role_name(r->who.role),
                              rt->label, r->audit_target, r->request_id, NULL, sy_now_ms());
         if (rc != SY_OK) {

@@ -27,6 +27,7 @@ typedef struct sy_server sy_server;
 typedef void (*sy_handler_fn)(sy_req *r);
 
 #define SY_ROUTE_IDEMPOTENT (1u << 0) /* honours Idempotency-Key */
+#define SY_IDEMPOTENCY_TTL_MS (24LL * 3600 * 1000) /* how long outcomes are kept */
 #define SY_ROUTE_NO_AUDIT (1u << 1)   /* a write not worth an audit row */
 
 typedef struct sy_route {
@@ -99,6 +100,9 @@ void sy_req_write(sy_req *r, sy_write_fn apply, void (*committed)(sy_req *r, voi
                   void *ctx);
 /* What the audit row of this write names as its target (e.g. a key id). */
 void sy_req_audit_target(sy_req *r, const char *target);
+/* This write changed nothing worth an audit row (e.g. revoking a key
+ * that was revoked already). */
+void sy_req_no_audit(sy_req *r);
 /* A different body to store for Idempotency-Key replays (e.g. without a
  * secret shown once).  Steals the reference. */
 void sy_req_idem_body(sy_req *r, json_t *body);

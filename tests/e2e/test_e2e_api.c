@@ -126,10 +126,13 @@ static void test_revoked_key_stops_working(void **state)
     r = h_req(S, "GET", "/v1/tenant", k, NULL);
     h_assert_problem(r, 401, "unauthorized", "Authorization");
     h_resp_free(&r);
-    /* Revoking again is harmless and changes nothing. */
+    /* Revoking again is harmless and changes nothing, not even the audit log. */
+    size_t audit0 = count_items("/v1/audit?limit=500", S->admin_key);
     r = h_req(S, "DELETE", path, S->admin_key, NULL);
     assert_int_equal(r.status, 200);
+    assert_true(json_is_string(json_object_get(r.json, "revoked_at")));
     h_resp_free(&r);
+    assert_int_equal(count_items("/v1/audit?limit=500", S->admin_key), audit0);
     r = h_req(S, "DELETE", "/v1/keys/key_000000000000", S->admin_key, NULL);
     h_assert_problem(r, 404, "not-found", NULL);
     h_resp_free(&r);
@@ -272,6 +275,9 @@ static void test_bad_input(void **state)
     r = h_req(S, "PATCH", "/v1/tenant", S->admin_key, "{\"timezone\":\"Mars/Olympus\"}");
     h_assert_problem(r, 400, "validation", "/timezone");
     h_resp_free(&r);
+    r = h_req(S, "PATCH", "/v1/tenant", S->admin_key, "{}");
+    h_assert_problem(r, 400, "validation", "");
+    h_resp_free(&r);
     r = h_req(S, "PATCH", "/v1/tenant", S->admin_key, "{\"timezone\":\"../../etc/passwd\"}");
     h_assert_problem(r, 400, "validation", "/timezone");
     h_resp_free(&r);
@@ -290,6 +296,7 @@ static void test_bad_input(void **state)
     assert_true(h_header(&r, "Allow", allow, sizeof allow));
     assert_non_null(strstr(allow, "POST"));
     assert_non_null(strstr(allow, "GET"));
+    assert_non_null(strstr(allow, "HEAD"));
     h_resp_free(&r);
 
     /* A body over the limit (1 MiB here): refused with 413. */
@@ -341,6 +348,35 @@ static void test_idempotency_replay_and_mismatch(void **state)
     h_assert_problem(c, 409, "idempotency-mismatch", "Idempotency-Key");
     h_resp_free(&c);
     assert_int_equal(count_items("/v1/keys?include_revoked=true", S->admin_key), keys0 + 1);
+}
+
+static void test_idempotency_expires_after_24h(void **state)
+{
+    const char *hdr[] = {"Idempotency-Key: expiring-key", NULL};
+    const char *body = "{\"role\":\"app\",\"name\":\"expiring\"}";
+    h_resp a = h_req_h(S, "POST", "/v1/keys", S->admin_key, body, hdr);
+    assert_int_equal(a.status, 201);
+    char first[64];
+    strcpy(first, h_str(json_object_get(a.json, "key"), "id"));
+    h_resp_free(&a);
+    /* Age the stored outcome past the 24 h retention (another process may
+     * write the database beside the server). */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s/siyu.db' \"UPDATE idempotency SET created_at = created_at - 90000000"
+             " WHERE idem_key = 'expiring-key'\"",
+             S->data);
+    assert_int_equal(system(cmd), 0);
+    h_resp b = h_req_h(S, "POST", "/v1/keys", S->admin_key, body, hdr);
+    assert_int_equal(b.status, 201);
+    char replayed[16];
+    assert_false(h_header(&b, "Idempotent-Replayed", replayed, sizeof replayed));
+    assert_string_not_equal(h_str(json_object_get(b.json, "key"), "id"), first);
+    h_resp_free(&b);
+    /* The new outcome is stored in place of the expired one. */
+    h_resp c = h_req_h(S, "POST", "/v1/keys", S->admin_key, body, hdr);
+    assert_true(h_header(&c, "Idempotent-Replayed", replayed, sizeof replayed));
+    h_resp_free(&c);
 }
 
 typedef struct race_arg {
@@ -550,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_idempotency_replay_and_mismatch),
         cmocka_unit_test(test_idempotency_concurrent),
+        cmocka_unit_test(test_idempotency_expires_after_24h),
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_request_id_and_access_log),
         cmocka_unit_test(test_operations_endpoints),
