@@ -326,6 +326,10 @@ static int cmd_tenant(int argc, char **argv)
             rc = fail("tenant create needs an ID of 1-32 characters [a-z0-9-]");
             goto out;
         }
+        if (x.cfg.name && !sy_tenant_name_valid(x.cfg.name)) {
+            rc = fail("--name must be 1-200 characters of UTF-8 without control characters");
+            goto out;
+        }
         if (!sy_timezone_valid(x.cfg.timezone)) {
             fprintf(stderr, "siyu: unknown time zone '%s'\n", x.cfg.timezone);
             rc = 1;

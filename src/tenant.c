@@ -22,6 +22,20 @@ bool sy_tenant_id_valid(const char *id)
     return true;
 }
 
+bool sy_tenant_name_valid(const char *name)
+{
+    json_t *j = json_string(name); /* NULL when not valid UTF-8 */
+    bool ok = j != NULL;
+    json_decref(j);
+    size_t chars = ok ? sy_utf8_len(name) : 0;
+    if (chars < 1 || chars > SY_TENANT_NAME_MAX)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
 bool sy_timezone_valid(const char *tz)
 {
     /* Area/Location names only: no "..", no leading '/', sane characters. */
@@ -141,7 +155,13 @@ static int load_info(sy_store *s, const char *id, sy_tenant_info *out)
             snprintf(out->timezone, sizeof out->timezone, "%s", sy_stmt_text(st, 2));
             out->created_at = sy_stmt_i64(st, 3);
             out->updated_at = sy_stmt_i64(st, 4);
-            rc = SY_OK;
+            json_t *j = sy_tenant_info_json(out);
+            size_t n = json_dumpb(j, out->json, sizeof out->json, JSON_COMPACT);
+            json_decref(j);
+            /* Drop the closing brace; a record too big to cache is refused
+             * with a store error rather than truncated. */
+            out->json_len = n > 0 && n <= sizeof out->json ? n - 1 : 0;
+            rc = out->json_len ? SY_OK : SY_ERR;
         }
         sy_stmt_reset(st);
     }

@@ -13,6 +13,9 @@
 
 /* A tenant id is 1-32 characters of [a-z0-9-], starting with a letter or digit. */
 bool sy_tenant_id_valid(const char *id);
+/* A tenant name: 1-200 characters of valid UTF-8, no control characters. */
+bool sy_tenant_name_valid(const char *name);
+#define SY_TENANT_NAME_MAX 200
 /* An IANA time zone name known to this machine's tz database. */
 bool sy_timezone_valid(const char *tz);
 
@@ -32,6 +35,10 @@ typedef struct sy_tenant_info {
     char name[256 * 4];
     char timezone[65];
     int64_t created_at, updated_at;
+    /* The record encoded by jansson as a JSON object, without its closing
+     * brace, so a reply can extend it without encoding it again. */
+    char json[1400];
+    size_t json_len;
 } sy_tenant_info;
 
 sy_tenants *sy_tenants_new(sy_store *s);

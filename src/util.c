@@ -152,18 +152,59 @@ uint64_t sy_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Days since 1970-01-01 to a proleptic Gregorian date (the "civil from
+ * days" algorithm of H. Hinnant): integer arithmetic only, so no locale or
+ * time-zone lock is taken on this hot path (every timestamp in a reply). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static char *put_digits(char *p, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + width;
+}
+
 void sy_format_time(int64_t ms, char *out, size_t n)
 {
-    time_t secs = (time_t)(ms / 1000);
-    int frac = (int)(ms % 1000);
-    if (frac < 0) {
-        frac += 1000;
-        secs -= 1;
+    int64_t days = ms / 86400000, rem = ms % 86400000;
+    if (rem < 0) {
+        rem += 86400000;
+        days -= 1;
     }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    int64_t y;
+    unsigned mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    if (n < 25 || y < 0 || y > 9999) {
+        snprintf(out, n, "%s", "invalid-time");
+        return;
+    }
+    unsigned msec = (unsigned)rem;
+    char *p = put_digits(out, (unsigned)y, 4);
+    *p++ = '-';
+    p = put_digits(p, mo, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
+    *p++ = 'T';
+    p = put_digits(p, msec / 3600000, 2);
+    *p++ = ':';
+    p = put_digits(p, msec / 60000 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, msec / 1000 % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, msec % 1000, 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 void sy_hex(const unsigned char *in, size_t n, char *out)
