@@ -140,10 +140,11 @@ static bool load_file(sy_config *c, unsigned groups, const char *path, const boo
         snprintf(err, errlen, "config %s: %s", path, strerror(errno));
         return false;
     }
-    char line[1024];
+    char *line = NULL;
+    size_t cap = 0;
     int lineno = 0;
     bool ok = true;
-    while (ok && fgets(line, sizeof line, f)) {
+    while (ok && getline(&line, &cap, f) >= 0) {
         lineno++;
         char *s = trim(line);
         if (!*s || *s == '#')
@@ -168,6 +169,7 @@ static bool load_file(sy_config *c, unsigned groups, const char *path, const boo
             continue; /* another command's setting, or overridden */
         ok = set_value(c, o, val, origin, err, errlen);
     }
+    free(line);
     fclose(f);
     return ok;
 }

@@ -126,8 +126,9 @@ static void render_hist(sy_buf *o, const char *name, const char *labels, hist *h
     cum += ld(&h->bucket[N_LAT]);
     sy_buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
                   (unsigned long long)cum);
-    sy_buf_printf(o, "%s_sum{%s} %.9f\n", name, labels, (double)ld(&h->sum_ns) / 1e9);
-    sy_buf_printf(o, "%s_count{%s} %llu\n", name, labels, (unsigned long long)cum);
+    const char *lb = labels[0] ? "{" : "", *rb = labels[0] ? "}" : "";
+    sy_buf_printf(o, "%s_sum%s%s%s %.9f\n", name, lb, labels, rb, (double)ld(&h->sum_ns) / 1e9);
+    sy_buf_printf(o, "%s_count%s%s%s %llu\n", name, lb, labels, rb, (unsigned long long)cum);
 }
 
 static const char *route_label(int r)

@@ -233,6 +233,8 @@ int sy_route_match(const sy_route *routes, int nroutes, const char *method, cons
                              routes[i].method, get ? ", HEAD" : "");
             if (n > 0 && (size_t)n < allowed_len - alen)
                 alen += (size_t)n;
+            else
+                allowed[alen] = '\0'; /* keep only whole entries */
         }
     }
     return ROUTE_NONE;

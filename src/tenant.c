@@ -38,9 +38,13 @@ bool sy_tenant_name_valid(const char *name)
 
 bool sy_timezone_valid(const char *tz)
 {
-    /* Area/Location names only: no "..", no leading '/', sane characters. */
+    /* Names are segments of [A-Za-z0-9_+-] joined by single '/' ("UTC",
+     * "Asia/Shanghai", "America/Argentina/Buenos_Aires"); the file they
+     * name in the tz database must be a compiled zone ("TZif").  The
+     * database also holds files that are not zones (leapseconds, tzdata.zi)
+     * and machine-specific aliases (localtime, posixrules). */
     size_t n = strlen(tz);
-    if (n < 1 || n > 64 || tz[0] == '/' || strstr(tz, ".."))
+    if (n < 1 || n > 64 || tz[0] == '/' || tz[n - 1] == '/' || strstr(tz, "//"))
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = tz[i];
@@ -48,10 +52,17 @@ bool sy_timezone_valid(const char *tz)
               c == '/' || c == '_' || c == '-' || c == '+'))
             return false;
     }
+    if (!strcmp(tz, "localtime") || !strcmp(tz, "posixrules") || !strcmp(tz, "Factory"))
+        return false;
     char path[128];
     snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    char magic[4] = {0};
+    size_t got = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    return got == 4 && memcmp(magic, "TZif", 4) == 0;
 }
 
 int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *tz,

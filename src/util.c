@@ -219,15 +219,14 @@ void sy_hex(const unsigned char *in, size_t n, char *out)
 
 bool sy_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-    if (!s || !*s)
+    /* Only an optional '-' and digits: strtoll alone would also accept
+     * leading white space of any kind and a '+'. */
+    if (!s || !(*s == '-' ? s[1] >= '0' && s[1] <= '9' : *s >= '0' && *s <= '9'))
         return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || *end || v < min || v > max)
-        return false;
-    /* strtoll accepts leading blanks and '+'; an identifier-like value must not. */
-    if (*s == ' ' || *s == '\t' || *s == '+')
         return false;
     *out = v;
     return true;

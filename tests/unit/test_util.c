@@ -201,6 +201,7 @@ static void test_parse_i64_rejects_junk_and_overflow(void **state)
     static const char *const bad[] = {
         "",       " 1",   "\t1",     "+1",   "1 ",    "1\n",   "1x",  "x1",    "0x10",
         "1.5",    "1e3",  "-",       "+",    "--1",   "- 1",   "1,000", "\xd9\xa1",   "12abc",
+        "\n1",   "\r1", "\v1",     "\f1",  "-\n1",
         "9223372036854775808",  /* INT64_MAX + 1 */
         "-9223372036854775809", /* INT64_MIN - 1 */
         "99999999999999999999999",

@@ -1,0 +1,524 @@
+/* test_writer.c — the group-commit writer over a real store: concurrent
+ * submitters, per-mutation savepoints inside one batch, committed() only for
+ * successes, draining on stop, and sy_mutation_run_direct. */
+#include "testutil.h"
+
+#include "metrics.h"
+#include "store.h"
+#include "util.h"
+#include "writer.h"
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <time.h>
+
+typedef struct fixture {
+    char *dir;
+    sy_store *store;
+} fixture;
+
+static int setup(void **state)
+{
+    sy_log_set_level(SY_LOG_ERROR);
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_tempdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/siyu.db", f->dir);
+    sy_store_opts o = {.path = path, .readers = 2, .sync = SY_SYNC_NORMAL};
+    char err[256] = "";
+    if (sy_store_open(&o, &f->store, err, sizeof err) != SY_OK)
+        fail_msg("sy_store_open: %s", err);
+    assert_int_equal(sy_conn_exec(sy_store_write_conn(f->store),
+                                  "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"),
+                     SY_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    sy_store_close(f->store);
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static int insert_row(sy_conn *c, int64_t id)
+{
+    static const char sql[] = "INSERT INTO t (id, v) VALUES ($1, 'x')";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_i64(st, 1, id);
+    return sy_stmt_exec(st);
+}
+
+/* Reads through a read connection, so only committed rows count. */
+static int64_t count_rows(sy_store *s, int64_t id)
+{
+    static const char one[] = "SELECT COUNT(*) FROM t WHERE id = $1";
+    static const char all[] = "SELECT COUNT(*) FROM t";
+    sy_conn *c = sy_store_acquire(s);
+    sy_stmt *st = sy_conn_prepare(c, id >= 0 ? one : all);
+    int64_t n = -1;
+    if (st) {
+        if (id >= 0)
+            sy_stmt_bind_i64(st, 1, id);
+        if (sy_stmt_step(st) == SY_ROW)
+            n = sy_stmt_i64(st, 0);
+        sy_stmt_reset(st);
+    }
+    sy_store_release(s, c);
+    return n;
+}
+
+/* A mutation context: inserts ids[0..nids), then returns result. */
+typedef struct job {
+    sy_store *store;
+    int64_t ids[3];
+    int nids;
+    int result;
+    bool break_txn;          /* ends the batch transaction behind the writer's back */
+    sem_t *entered, *gate;   /* when set: post entered, then wait on gate */
+    atomic_int *committed;   /* shared counter of committed() calls */
+    atomic_int *done;        /* shared counter of done() calls */
+    int committed_here;      /* committed() calls for this job */
+    int64_t visible_at_commit; /* rows of ids[0] a reader saw inside committed() */
+    sy_mutation m;
+} job;
+
+static int job_apply(sy_conn *c, void *ctx)
+{
+    job *j = ctx;
+    if (j->entered) {
+        sem_post(j->entered);
+        while (sem_wait(j->gate) != 0) {
+        }
+    }
+    for (int i = 0; i < j->nids; i++)
+        if (insert_row(c, j->ids[i]) != SY_OK)
+            return 99;
+    if (j->break_txn)
+        sy_conn_exec(c, "ROLLBACK");
+    return j->result;
+}
+
+static void job_committed(void *ctx)
+{
+    job *j = ctx;
+    j->committed_here++;
+    if (j->committed)
+        atomic_fetch_add(j->committed, 1);
+    if (j->nids > 0)
+        j->visible_at_commit = count_rows(j->store, j->ids[0]);
+}
+
+static void job_done(sy_mutation *m)
+{
+    job *j = m->ctx;
+    atomic_fetch_add(j->done, 1);
+}
+
+static void job_init(job *j, sy_store *s, int64_t id, int result)
+{
+    memset(j, 0, sizeof *j);
+    j->store = s;
+    j->ids[0] = id;
+    j->nids = id >= 0 ? 1 : 0;
+    j->result = result;
+    j->visible_at_commit = -1;
+    j->m.apply = job_apply;
+    j->m.committed = job_committed;
+    j->m.ctx = j;
+}
+
+static void job_async(job *j, atomic_int *done)
+{
+    j->done = done;
+    j->m.done = job_done;
+}
+
+/* Reads a metric's value from the rendered text ("name value" line). */
+static double metric(const char *name)
+{
+    sy_buf b = {0};
+    sy_metrics_render(&b);
+    size_t n = strlen(name);
+    double v = -1;
+    for (const char *p = b.data; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        if (!strncmp(p, name, n) && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+        p = eol ? eol + 1 : p + strlen(p);
+    }
+    sy_buf_free(&b);
+    if (v < 0)
+        fail_msg("metric %s not rendered", name);
+    return v;
+}
+
+static void wait_count(atomic_int *c, int want)
+{
+    for (int i = 0; i < 5000 && atomic_load(c) < want; i++) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(atomic_load(c), want);
+}
+
+/* ---- many threads, sy_writer_run ---- */
+
+#define THREADS 8
+#define PER_THREAD 50
+
+typedef struct submitter {
+    sy_writer *w;
+    sy_store *store;
+    int index;
+    atomic_int *committed;
+    int wrong_rc;
+} submitter;
+
+static void *submit_thread(void *arg)
+{
+    submitter *s = arg;
+    for (int k = 0; k < PER_THREAD; k++) {
+        job j;
+        int64_t id = (int64_t)s->index * 1000 + k;
+        /* Every fifth mutation inserts its row and then fails. */
+        int want = k % 5 == 4 ? 7 : 0;
+        job_init(&j, s->store, id, want);
+        j.committed = s->committed;
+        int rc = sy_writer_run(s->w, &j.m);
+        if (rc != want || j.m.rc != want || j.committed_here != (want == 0))
+            s->wrong_rc++;
+        if (want == 0 && j.visible_at_commit != 1)
+            s->wrong_rc++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_run_commits_all(void **state)
+{
+    fixture *f = *state;
+    sy_writer *w = sy_writer_start(f->store, NULL);
+    atomic_int committed;
+    atomic_init(&committed, 0);
+    pthread_t th[THREADS];
+    submitter subs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        subs[i] = (submitter){.w = w, .store = f->store, .index = i, .committed = &committed};
+        assert_int_equal(pthread_create(&th[i], NULL, submit_thread, &subs[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    sy_writer_stop(w);
+
+    int ok_per_thread = PER_THREAD - PER_THREAD / 5;
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(subs[i].wrong_rc, 0);
+    assert_int_equal(atomic_load(&committed), THREADS * ok_per_thread);
+    assert_int_equal(count_rows(f->store, -1), THREADS * ok_per_thread);
+    for (int i = 0; i < THREADS; i++) {
+        for (int k = 0; k < PER_THREAD; k++) {
+            int64_t id = (int64_t)i * 1000 + k;
+            assert_int_equal(count_rows(f->store, id), k % 5 == 4 ? 0 : 1);
+        }
+    }
+}
+
+/* ---- one batch with a failing mutation in the middle ---- */
+
+static void test_failing_mutation_rolls_back_alone(void **state)
+{
+    fixture *f = *state;
+    sy_writer *w = sy_writer_start(f->store, NULL);
+    atomic_int done, committed;
+    atomic_init(&done, 0);
+    atomic_init(&committed, 0);
+    sem_t entered, gate;
+    sem_init(&entered, 0, 0);
+    sem_init(&gate, 0, 0);
+
+    double batches0 = metric("siyu_store_commit_batch_size_count");
+    double sum0 = metric("siyu_store_commit_batch_size_sum");
+
+    /* A gate mutation holds the writer so the next three queue up together. */
+    job g, a, b, c;
+    job_init(&g, f->store, -1, 0);
+    g.entered = &entered;
+    g.gate = &gate;
+    job_async(&g, &done);
+    sy_writer_submit(w, &g.m);
+    while (sem_wait(&entered) != 0) {
+    }
+
+    job_init(&a, f->store, 1, 0);
+    job_init(&b, f->store, 2, 3); /* inserts 2 and 3, then fails */
+    b.ids[1] = 3;
+    b.nids = 2;
+    job_init(&c, f->store, 4, 0);
+    job *batch[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        batch[i]->committed = &committed;
+        job_async(batch[i], &done);
+        sy_writer_submit(w, &batch[i]->m);
+    }
+    sem_post(&gate);
+    wait_count(&done, 4);
+
+    assert_int_equal(g.m.rc, 0);
+    assert_int_equal(a.m.rc, 0);
+    assert_int_equal(b.m.rc, 3);
+    assert_int_equal(c.m.rc, 0);
+    assert_int_equal(count_rows(f->store, 1), 1);
+    assert_int_equal(count_rows(f->store, 2), 0);
+    assert_int_equal(count_rows(f->store, 3), 0);
+    assert_int_equal(count_rows(f->store, 4), 1);
+    /* committed() only for the successes, and after their rows were durable. */
+    assert_int_equal(a.committed_here, 1);
+    assert_int_equal(b.committed_here, 0);
+    assert_int_equal(c.committed_here, 1);
+    assert_int_equal(atomic_load(&committed), 2);
+    assert_int_equal(a.visible_at_commit, 1);
+    assert_int_equal(c.visible_at_commit, 1);
+    /* Two transactions: the gate alone, then a, b and c together. */
+    assert_true(metric("siyu_store_commit_batch_size_count") == batches0 + 2);
+    assert_true(metric("siyu_store_commit_batch_size_sum") == sum0 + 4);
+
+    sy_writer_stop(w);
+    sem_destroy(&entered);
+    sem_destroy(&gate);
+}
+
+/* ---- a mutation that breaks the transaction fails the whole batch ---- */
+
+static void test_broken_transaction_fails_batch(void **state)
+{
+    fixture *f = *state;
+    sy_writer *w = sy_writer_start(f->store, NULL);
+    atomic_int done, committed;
+    atomic_init(&done, 0);
+    atomic_init(&committed, 0);
+    sem_t entered, gate;
+    sem_init(&entered, 0, 0);
+    sem_init(&gate, 0, 0);
+    double errors0 = metric("siyu_store_commits_total{result=\"error\"}");
+
+    job g, a, x, c;
+    job_init(&g, f->store, 10, 0);
+    g.entered = &entered;
+    g.gate = &gate;
+    job_async(&g, &done);
+    sy_writer_submit(w, &g.m);
+    while (sem_wait(&entered) != 0) {
+    }
+    job_init(&a, f->store, 11, 0);
+    job_init(&x, f->store, 12, 0);
+    x.break_txn = true;
+    job_init(&c, f->store, 13, 0);
+    job *batch[] = {&a, &x, &c};
+    for (int i = 0; i < 3; i++) {
+        batch[i]->committed = &committed;
+        job_async(batch[i], &done);
+        sy_writer_submit(w, &batch[i]->m);
+    }
+    sem_post(&gate);
+    wait_count(&done, 4);
+
+    assert_int_equal(g.m.rc, 0);
+    assert_int_equal(count_rows(f->store, 10), 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(batch[i]->m.rc, SY_ERR);
+        assert_int_equal(batch[i]->committed_here, 0);
+        assert_int_equal(count_rows(f->store, batch[i]->ids[0]), 0);
+    }
+    assert_int_equal(atomic_load(&committed), 0);
+    assert_true(metric("siyu_store_commits_total{result=\"error\"}") == errors0 + 1);
+
+    /* The writer recovers: the next mutation commits. */
+    job after;
+    job_init(&after, f->store, 14, 0);
+    assert_int_equal(sy_writer_run(w, &after.m), 0);
+    assert_int_equal(count_rows(f->store, 14), 1);
+
+    sy_writer_stop(w);
+    sem_destroy(&entered);
+    sem_destroy(&gate);
+}
+
+/* ---- max_batch splits the queue ---- */
+
+static void test_max_batch_limits_transaction_size(void **state)
+{
+    fixture *f = *state;
+    sy_writer_opts o = {.max_batch = 2};
+    sy_writer *w = sy_writer_start(f->store, &o);
+    atomic_int done;
+    atomic_init(&done, 0);
+    sem_t entered, gate;
+    sem_init(&entered, 0, 0);
+    sem_init(&gate, 0, 0);
+    double batches0 = metric("siyu_store_commit_batch_size_count");
+    double sum0 = metric("siyu_store_commit_batch_size_sum");
+
+    job g, js[5];
+    job_init(&g, f->store, -1, 0);
+    g.entered = &entered;
+    g.gate = &gate;
+    job_async(&g, &done);
+    sy_writer_submit(w, &g.m);
+    while (sem_wait(&entered) != 0) {
+    }
+    for (int i = 0; i < 5; i++) {
+        job_init(&js[i], f->store, 100 + i, 0);
+        job_async(&js[i], &done);
+        sy_writer_submit(w, &js[i].m);
+    }
+    sem_post(&gate);
+    wait_count(&done, 6);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(js[i].m.rc, 0);
+        assert_int_equal(count_rows(f->store, 100 + i), 1);
+    }
+    /* gate | 2 | 2 | 1 */
+    assert_true(metric("siyu_store_commit_batch_size_count") == batches0 + 4);
+    assert_true(metric("siyu_store_commit_batch_size_sum") == sum0 + 6);
+
+    sy_writer_stop(w);
+    sem_destroy(&entered);
+    sem_destroy(&gate);
+}
+
+/* ---- stop drains the queue ---- */
+
+typedef struct opener {
+    sem_t *gate;
+    int delay_ms;
+} opener;
+
+static void *open_gate_later(void *arg)
+{
+    opener *o = arg;
+    struct timespec ts = {0, (long)o->delay_ms * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    sem_post(o->gate);
+    return NULL;
+}
+
+#define QUEUED 100
+
+static void test_stop_drains_queued_mutations(void **state)
+{
+    fixture *f = *state;
+    sy_writer *w = sy_writer_start(f->store, NULL);
+    atomic_int done, committed;
+    atomic_init(&done, 0);
+    atomic_init(&committed, 0);
+    sem_t entered, gate;
+    sem_init(&entered, 0, 0);
+    sem_init(&gate, 0, 0);
+
+    job g;
+    job_init(&g, f->store, 5000, 0);
+    g.entered = &entered;
+    g.gate = &gate;
+    g.committed = &committed;
+    job_async(&g, &done);
+    sy_writer_submit(w, &g.m);
+    while (sem_wait(&entered) != 0) {
+    }
+
+    job *js = calloc(QUEUED, sizeof *js);
+    for (int i = 0; i < QUEUED; i++) {
+        job_init(&js[i], f->store, 6000 + i, 0);
+        js[i].committed = &committed;
+        job_async(&js[i], &done);
+        sy_writer_submit(w, &js[i].m);
+    }
+    /* The writer is still held by the gate: nothing of the queue has run. */
+    assert_int_equal(atomic_load(&done), 0);
+
+    /* Open the gate only after sy_writer_stop() has been called. */
+    opener op = {.gate = &gate, .delay_ms = 50};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, open_gate_later, &op), 0);
+    sy_writer_stop(w);
+    /* Everything queued was run and reported before stop returned. */
+    assert_int_equal(atomic_load(&done), QUEUED + 1);
+    assert_int_equal(atomic_load(&committed), QUEUED + 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+
+    for (int i = 0; i < QUEUED; i++)
+        assert_int_equal(js[i].m.rc, 0);
+    assert_int_equal(count_rows(f->store, -1), QUEUED + 1);
+    free(js);
+    sem_destroy(&entered);
+    sem_destroy(&gate);
+}
+
+/* ---- sy_mutation_run_direct ---- */
+
+static void test_run_direct_commits_and_rolls_back(void **state)
+{
+    fixture *f = *state;
+    sy_conn *c = sy_store_write_conn(f->store);
+
+    job ok;
+    job_init(&ok, f->store, 1, 0);
+    assert_int_equal(sy_mutation_run_direct(c, &ok.m), 0);
+    assert_int_equal(ok.m.rc, 0);
+    assert_int_equal(ok.committed_here, 1);
+    assert_int_equal(ok.visible_at_commit, 1);
+    assert_int_equal(count_rows(f->store, 1), 1);
+
+    job bad;
+    job_init(&bad, f->store, 2, 42);
+    bad.ids[1] = 3;
+    bad.nids = 2;
+    assert_int_equal(sy_mutation_run_direct(c, &bad.m), 42);
+    assert_int_equal(bad.m.rc, 42);
+    assert_int_equal(bad.committed_here, 0);
+    assert_int_equal(count_rows(f->store, 2), 0);
+    assert_int_equal(count_rows(f->store, 3), 0);
+
+    /* A constraint failure inside apply (duplicate id 1) rolls back too. */
+    job dup;
+    job_init(&dup, f->store, 7, 0);
+    dup.ids[1] = 1;
+    dup.nids = 2;
+    assert_int_equal(sy_mutation_run_direct(c, &dup.m), 99);
+    assert_int_equal(count_rows(f->store, 7), 0);
+
+    /* No transaction is left open: the connection takes a new one. */
+    assert_int_equal(sy_conn_begin(c), SY_OK);
+    /* ...and inside an open transaction run_direct cannot begin its own. */
+    job nested;
+    job_init(&nested, f->store, 8, 0);
+    assert_int_equal(sy_mutation_run_direct(c, &nested.m), SY_ERR);
+    assert_int_equal(nested.committed_here, 0);
+    assert_int_equal(sy_conn_rollback(c), SY_OK);
+    assert_int_equal(count_rows(f->store, 8), 0);
+    assert_int_equal(count_rows(f->store, -1), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest writer_group_commit[] = {
+        cmocka_unit_test_setup_teardown(test_concurrent_run_commits_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_mutation_rolls_back_alone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_broken_transaction_fails_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_batch_limits_transaction_size, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stop_drains_queued_mutations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_direct_commits_and_rolls_back, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(writer_group_commit, NULL, NULL);
+}
