@@ -327,6 +327,7 @@ run_config() {
 
 echo "siyu HTTP benchmark — siyu vs nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}')"
 echo "date $(date -u +%Y-%m-%dT%H:%MZ), nproc $(nproc), kernel $(uname -r), $("$SIYU" version 2>/dev/null | head -1)"
+echo "source $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown) (git describe --always --dirty of the tree ./siyu was built from)"
 echo "method: wrk -t$THREADS -c$CONNS -d${DURATION}s --latency per run; per configuration the three"
 echo "        targets run interleaved (nginx, healthz, tenant) x $ROUNDS rounds after a ${WARMUP}s warm-up"
 echo "        each; the best run (highest req/s) of each target is reported; ratio = siyu/nginx req/s."

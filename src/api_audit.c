@@ -43,10 +43,11 @@ void sy_api_audit_list(sy_req *r)
                                   sy_json_time(sy_stmt_i64(st, 1)), "actor", sy_stmt_text(st, 2),
                                   "role", sy_stmt_text(st, 3), "action", sy_stmt_text(st, 4));
             json_object_set_new(e, "target",
-                                sy_stmt_is_null(st, 5) ? json_null() : json_string(sy_stmt_text(st, 5)));
-            json_object_set_new(e, "request_id", sy_stmt_is_null(st, 6)
-                                                     ? json_null()
-                                                     : json_string(sy_stmt_text(st, 6)));
+                                sy_stmt_is_null(st, 5) ? json_null()
+                                                       : json_string(sy_stmt_text(st, 5)));
+            json_object_set_new(e, "request_id",
+                                sy_stmt_is_null(st, 6) ? json_null()
+                                                       : json_string(sy_stmt_text(st, 6)));
             json_t *detail = NULL;
             if (!sy_stmt_is_null(st, 7))
                 detail = json_loads(sy_stmt_text(st, 7), 0, NULL);

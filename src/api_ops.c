@@ -30,9 +30,9 @@ void sy_api_readyz(sy_req *r)
         sy_reply_json(r, 503, b);
         return;
     }
-    sy_reply_json(r, 200,
-                  json_pack("{s:s, s:i, s:b}", "status", "ready", "schema_version", current,
-                            "store", 1));
+    sy_reply_json(
+        r, 200,
+        json_pack("{s:s, s:i, s:b}", "status", "ready", "schema_version", current, "store", 1));
 }
 
 void sy_api_metrics(sy_req *r)

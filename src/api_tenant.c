@@ -78,7 +78,8 @@ void sy_api_tenant_patch(sy_req *r)
     static const char *const fields[] = {"name", "timezone", NULL};
     tenant_patch *tp = sy_req_alloc(r, sizeof *tp);
     memset(tp, 0, sizeof *tp);
-    if (!body || !sy_v_only(r, body, fields) || !sy_v_string(r, body, "name", false, SY_TENANT_NAME_MAX, &tp->name) ||
+    if (!body || !sy_v_only(r, body, fields) ||
+        !sy_v_string(r, body, "name", false, SY_TENANT_NAME_MAX, &tp->name) ||
         !sy_v_string(r, body, "timezone", false, 64, &tp->timezone))
         return;
     if (!tp->name && !tp->timezone) {

@@ -132,8 +132,8 @@ static char *trim(char *s)
 
 /* Reads 'key = value' lines; '#' starts a comment line.  Values set by
  * flags or the environment (marked in seen) are left alone. */
-static bool load_file(sy_config *c, unsigned groups, const char *path, const bool *seen,
-                      char *err, size_t errlen)
+static bool load_file(sy_config *c, unsigned groups, const char *path, const bool *seen, char *err,
+                      size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {

@@ -212,7 +212,9 @@ static int cmd_key(int argc, char **argv)
         }
         if ((rc = open_store(&x, false, 1)) != 0)
             goto out;
-        cli_key k = {.tenant = x.cfg.tenant, .role = role, .name = x.cfg.name ? x.cfg.name : "",
+        cli_key k = {.tenant = x.cfg.tenant,
+                     .role = role,
+                     .name = x.cfg.name ? x.cfg.name : "",
                      .actor = operator_name()};
         sy_key_generate(x.key_hash_key, &k.key);
         sy_mutation m = {.apply = apply_cli_key, .ctx = &k};
@@ -347,8 +349,9 @@ static int cmd_tenant(int argc, char **argv)
             fprintf(stderr, "siyu: %s\n", sy_conn_errmsg(sy_store_write_conn(x.store)));
             rc = 1;
         } else {
-            fprintf(stderr, "created tenant %s; give it an admin key with:\n"
-                            "  siyu key create --tenant %s --role admin\n",
+            fprintf(stderr,
+                    "created tenant %s; give it an admin key with:\n"
+                    "  siyu key create --tenant %s --role admin\n",
                     pos[0], pos[0]);
             rc = 0;
         }
@@ -418,8 +421,8 @@ static bool bootstrap(ctx *x, char *token, size_t toklen)
     }
     cli_tenant t = {x->cfg.tenant, !strcmp(x->cfg.tenant, "demo") ? "Demo Bank" : x->cfg.tenant,
                     SY_DEFAULT_TIMEZONE, "bootstrap"};
-    cli_key k = {.tenant = x->cfg.tenant, .role = SY_ROLE_ADMIN, .name = "bootstrap",
-                 .actor = "bootstrap"};
+    cli_key k = {
+        .tenant = x->cfg.tenant, .role = SY_ROLE_ADMIN, .name = "bootstrap", .actor = "bootstrap"};
     sy_key_generate(x->key_hash_key, &k.key);
     if (sy_conn_begin(c) != SY_OK || apply_cli_tenant(c, &t) != SY_OK ||
         apply_cli_key(c, &k) != SY_OK || sy_conn_commit(c) != SY_OK) {

@@ -8,15 +8,15 @@
 #include <string.h>
 
 /* Latency buckets in seconds, shared by requests and commits. */
-static const double k_lat_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                  0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5};
+static const double k_lat_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                  0.05,   0.1,     0.25,   0.5,   1,      2.5,   5};
 #define N_LAT (sizeof k_lat_le / sizeof k_lat_le[0])
 /* Commit batch sizes: 1, 2, 4 ... 1024. */
 #define N_BATCH 11
 
 /* Status codes with their own counter; anything else counts under "other". */
-static const int k_codes[] = {200, 201, 204, 304, 400, 401, 403, 404, 405,
-                              409, 413, 415, 422, 429, 500, 503};
+static const int k_codes[] = {200, 201, 204, 304, 400, 401, 403, 404,
+                              405, 409, 413, 415, 422, 429, 500, 503};
 #define N_CODES (sizeof k_codes / sizeof k_codes[0])
 
 typedef struct hist {
@@ -138,13 +138,15 @@ static const char *route_label(int r)
 
 void sy_metrics_render(sy_buf *o)
 {
-    sy_buf_printf(o, "# HELP siyu_build_info Build information.\n"
-                     "# TYPE siyu_build_info gauge\n"
-                     "siyu_build_info{version=\"%s\"} 1\n",
+    sy_buf_printf(o,
+                  "# HELP siyu_build_info Build information.\n"
+                  "# TYPE siyu_build_info gauge\n"
+                  "siyu_build_info{version=\"%s\"} 1\n",
                   SY_VERSION);
-    sy_buf_printf(o, "# HELP siyu_process_start_time_seconds Start time of the process.\n"
-                     "# TYPE siyu_process_start_time_seconds gauge\n"
-                     "siyu_process_start_time_seconds %.3f\n",
+    sy_buf_printf(o,
+                  "# HELP siyu_process_start_time_seconds Start time of the process.\n"
+                  "# TYPE siyu_process_start_time_seconds gauge\n"
+                  "siyu_process_start_time_seconds %.3f\n",
                   (double)g_start_ms / 1000.0);
 
     sy_buf_puts(o, "# HELP siyu_http_requests_total HTTP requests by route and status.\n"
@@ -175,18 +177,19 @@ void sy_metrics_render(sy_buf *o)
         snprintf(labels, sizeof labels, "route=\"%s\"", route_label(r));
         render_hist(o, "siyu_http_request_duration_seconds", labels, &g_routes[r].latency);
     }
-    sy_buf_printf(o,
-                  "# HELP siyu_http_open_connections Open client connections.\n"
-                  "# TYPE siyu_http_open_connections gauge\n"
-                  "siyu_http_open_connections %lld\n"
-                  "# HELP siyu_http_requests_in_flight Requests being processed.\n"
-                  "# TYPE siyu_http_requests_in_flight gauge\n"
-                  "siyu_http_requests_in_flight %lld\n"
-                  "# HELP siyu_http_requests_awaiting_commit Requests suspended until their write commits.\n"
-                  "# TYPE siyu_http_requests_awaiting_commit gauge\n"
-                  "siyu_http_requests_awaiting_commit %lld\n",
-                  (long long)atomic_load(&g_connections), (long long)atomic_load(&g_in_flight),
-                  (long long)atomic_load(&g_awaiting_commit));
+    sy_buf_printf(
+        o,
+        "# HELP siyu_http_open_connections Open client connections.\n"
+        "# TYPE siyu_http_open_connections gauge\n"
+        "siyu_http_open_connections %lld\n"
+        "# HELP siyu_http_requests_in_flight Requests being processed.\n"
+        "# TYPE siyu_http_requests_in_flight gauge\n"
+        "siyu_http_requests_in_flight %lld\n"
+        "# HELP siyu_http_requests_awaiting_commit Requests suspended until their write commits.\n"
+        "# TYPE siyu_http_requests_awaiting_commit gauge\n"
+        "siyu_http_requests_awaiting_commit %lld\n",
+        (long long)atomic_load(&g_connections), (long long)atomic_load(&g_in_flight),
+        (long long)atomic_load(&g_awaiting_commit));
 
     sy_buf_printf(o,
                   "# HELP siyu_store_commits_total Group-commit transactions by result.\n"

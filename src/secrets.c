@@ -17,8 +17,8 @@ bool sy_secret_load(const char *data_dir, bool create, unsigned char master[32],
     const char *env = getenv("SIYU_MASTER_KEY");
     if (env && *env) {
         size_t bin_len = 0;
-        if (strlen(env) != 64 ||
-            sodium_hex2bin(master, 32, env, 64, NULL, &bin_len, NULL) != 0 || bin_len != 32) {
+        if (strlen(env) != 64 || sodium_hex2bin(master, 32, env, 64, NULL, &bin_len, NULL) != 0 ||
+            bin_len != 32) {
             snprintf(err, errlen, "SIYU_MASTER_KEY must be 64 hex digits");
             return false;
         }
@@ -47,8 +47,9 @@ bool sy_secret_load(const char *data_dir, bool create, unsigned char master[32],
         return true;
     }
     if (fd < 0) {
-        snprintf(err, errlen, "cannot read master secret %s: %s (set SIYU_MASTER_KEY or restore the file)",
-                 path, strerror(errno));
+        snprintf(err, errlen,
+                 "cannot read master secret %s: %s (set SIYU_MASTER_KEY or restore the file)", path,
+                 strerror(errno));
         return false;
     }
     struct stat st;

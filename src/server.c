@@ -57,10 +57,10 @@ struct sy_server {
 };
 
 typedef enum {
-    ST_READING,     /* collecting the body */
-    ST_WRITING,     /* suspended, waiting for the writer */
-    ST_WRITTEN,     /* the writer is done; the reply is ready */
-    ST_QUEUED,      /* the reply is queued */
+    ST_READING, /* collecting the body */
+    ST_WRITING, /* suspended, waiting for the writer */
+    ST_WRITTEN, /* the writer is done; the reply is ready */
+    ST_QUEUED,  /* the reply is queued */
 } req_state;
 
 typedef struct arena_chunk {
@@ -78,7 +78,7 @@ struct sy_req {
     char *path;
     int route;
     sy_match match;
-    char *scratch;           /* holds the path parameter values */
+    char *scratch; /* holds the path parameter values */
     char request_id[65];
     sy_principal who;
     bool authenticated;
@@ -162,8 +162,8 @@ static void req_free(sy_req *r)
 /* Matches one pattern segment against one path segment.  A segment
  * pattern is a literal ("keys"), a parameter ("{id}"), or a parameter
  * with a literal suffix ("{code}:redeem"). */
-static bool match_segment(const char *pat, size_t plen, const char *seg, size_t slen,
-                          sy_match *m, char *scratch_seg)
+static bool match_segment(const char *pat, size_t plen, const char *seg, size_t slen, sy_match *m,
+                          char *scratch_seg)
 {
     if (plen >= 2 && pat[0] == '{') {
         const char *close = memchr(pat, '}', plen);
@@ -301,8 +301,8 @@ json_t *sy_req_json_object(sy_req *r)
     json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &e);
     if (!j) {
         sy_reply_problem(r, 400, "invalid-json", "",
-                         "the body is not valid JSON (line %d, column %d): %s", e.line,
-                         e.column, e.text);
+                         "the body is not valid JSON (line %d, column %d): %s", e.line, e.column,
+                         e.text);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -376,8 +376,8 @@ static const char *problem_title(const char *type)
     return "Error";
 }
 
-void sy_reply_problem(sy_req *r, int status, const char *type, const char *field,
-                      const char *fmt, ...)
+void sy_reply_problem(sy_req *r, int status, const char *type, const char *field, const char *fmt,
+                      ...)
 {
     char detail[512];
     va_list ap;
@@ -425,8 +425,8 @@ static enum MHD_Result queue_reply(sy_req *r)
 {
     if (!r->status)
         sy_reply_problem(r, 500, "internal", NULL, "the handler produced no response");
-    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(
-        r->resp_len, r->resp_body, free);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(r->resp_len, r->resp_body, free);
     if (!resp)
         return MHD_NO;
     r->resp_body = NULL; /* owned by the response now */
@@ -604,8 +604,8 @@ static int req_apply(sy_conn *c, void *ctx)
     }
     const sy_route *rt = &sy_routes[r->route];
     if (audited_role(r->who.role) && !(rt->flags & SY_ROUTE_NO_AUDIT) && !r->no_audit) {
-        rc = sy_audit_insert(c, r->who.tenant, r->who.key_id, sy_role_name(r->who.role),
-                             rt->label, r->audit_target, r->request_id, NULL, sy_now_ms());
+        rc = sy_audit_insert(c, r->who.tenant, r->who.key_id, sy_role_name(r->who.role), rt->label,
+                             r->audit_target, r->request_id, NULL, sy_now_ms());
         if (rc != SY_OK) {
             sy_error("audit record: %s", sy_conn_errmsg(c));
             sy_reply_problem(r, 500, "internal", NULL, "the change could not be audited");
@@ -690,8 +690,8 @@ static void set_request_id(sy_req *r)
 
 static bool authenticate(sy_req *r, const sy_route *rt)
 {
-    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
         sy_reply_problem(r, 401, "unauthorized", "Authorization",
                          "send an API key as 'Authorization: Bearer <key>'");
@@ -803,8 +803,8 @@ static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *
         sy_reply_header(r, "Connection", "close");
     } else if (r->route == ROUTE_NONE) {
         if (allowed[0]) {
-            sy_reply_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed on %s",
-                             method, r->path);
+            sy_reply_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed on %s", method,
+                             r->path);
             sy_reply_header(r, "Allow", allowed);
         } else {
             sy_reply_problem(r, 404, "not-found", NULL, "no such endpoint: %s", r->path);
@@ -821,9 +821,8 @@ static void too_large(sy_req *r)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     sy_server *srv = cls;
@@ -833,8 +832,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         /* A body announced larger than the limit is refused before it is
          * read.  Queueing now makes libmicrohttpd close the connection,
          * which is what we want here. */
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t want;
         if (cl && sy_parse_i64(cl, 0, INT64_MAX, &want)) {
             if ((uint64_t)want > srv->max_body) {
@@ -963,8 +962,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ------------------------------------------------------------------ */
 /* start / stop                                                        */
 
-static bool parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
-                         size_t errlen)
+static bool parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(listen, ':');
@@ -1012,7 +1010,8 @@ sy_server *sy_server_start(sy_app *app, const sy_server_opts *o, char *err, size
     srv->app = app;
     srv->max_body = o->max_body;
     srv->log_fd = o->access_log_fd;
-    unsigned threads = o->threads > 0 ? (unsigned)o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads =
+        o->threads > 0 ? (unsigned)o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
         threads = 1;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -1020,10 +1019,10 @@ sy_server *sy_server_start(sy_app *app, const sy_server_opts *o, char *err, size
         flags |= MHD_USE_IPv6;
     srv->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->connection_timeout ? o->connection_timeout : 60u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout ? o->connection_timeout : 60u,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
         /* Each connection's pool holds its request line, headers and I/O
          * buffers, and is zeroed between keep-alive requests: 16 KiB is
          * ample for API calls and halves that cost against the default. */

@@ -26,17 +26,17 @@ typedef struct sy_server sy_server;
 
 typedef void (*sy_handler_fn)(sy_req *r);
 
-#define SY_ROUTE_IDEMPOTENT (1u << 0) /* honours Idempotency-Key */
+#define SY_ROUTE_IDEMPOTENT (1u << 0)              /* honours Idempotency-Key */
 #define SY_IDEMPOTENCY_TTL_MS (24LL * 3600 * 1000) /* how long outcomes are kept */
-#define SY_ROUTE_NO_AUDIT (1u << 1)   /* a write not worth an audit row */
+#define SY_ROUTE_NO_AUDIT (1u << 1)                /* a write not worth an audit row */
 
 typedef struct sy_route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/v1/keys/{id}", "/v1/grants/{code}:redeem" */
     sy_handler_fn handler;
-    unsigned roles;      /* sy_role bits allowed; 0 = no key needed */
-    unsigned flags;      /* SY_ROUTE_* */
-    const char *label;   /* "GET /v1/keys/{id}": filled by sy_routes_init */
+    unsigned roles;    /* sy_role bits allowed; 0 = no key needed */
+    unsigned flags;    /* SY_ROUTE_* */
+    const char *label; /* "GET /v1/keys/{id}": filled by sy_routes_init */
 } sy_route;
 
 /* The route table (routes.c). */
@@ -82,8 +82,8 @@ void sy_reply_json(sy_req *r, int status, json_t *body);
  * method-not-allowed, conflict, idempotency-mismatch, payload-too-large,
  * rate-limited, internal); field, when not NULL, names the offending input
  * as a JSON pointer ("/role") or a parameter name. */
-void sy_reply_problem(sy_req *r, int status, const char *type, const char *field,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void sy_reply_problem(sy_req *r, int status, const char *type, const char *field, const char *fmt,
+                      ...) __attribute__((format(printf, 5, 6)));
 /* Records a reply with any content type; takes ownership of body (malloc'd). */
 void sy_reply_raw(sy_req *r, int status, const char *content_type, char *body, size_t len);
 void sy_reply_header(sy_req *r, const char *name, const char *value);
@@ -96,8 +96,7 @@ bool sy_req_replied(sy_req *r);
  * if given, runs in the writer thread after the commit.  The server stores
  * the Idempotency-Key outcome and the audit row in the same transaction. */
 typedef int (*sy_write_fn)(sy_conn *c, sy_req *r, void *ctx);
-void sy_req_write(sy_req *r, sy_write_fn apply, void (*committed)(sy_req *r, void *ctx),
-                  void *ctx);
+void sy_req_write(sy_req *r, sy_write_fn apply, void (*committed)(sy_req *r, void *ctx), void *ctx);
 /* What the audit row of this write names as its target (e.g. a key id). */
 void sy_req_audit_target(sy_req *r, const char *target);
 /* This write changed nothing worth an audit row (e.g. revoking a key
@@ -114,10 +113,10 @@ int sy_audit_insert(sy_conn *c, const char *tenant, const char *actor, const cha
 
 /* ---- the server ---- */
 typedef struct sy_server_opts {
-    const char *listen;     /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
-    int threads;            /* worker threads; 0 = number of cores */
-    size_t max_body;        /* bytes; larger bodies get 413 */
-    int access_log_fd;      /* -1 = no access log */
+    const char *listen;          /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
+    int threads;                 /* worker threads; 0 = number of cores */
+    size_t max_body;             /* bytes; larger bodies get 413 */
+    int access_log_fd;           /* -1 = no access log */
     unsigned connection_timeout; /* seconds an idle connection is kept */
 } sy_server_opts;
 

@@ -26,11 +26,11 @@ typedef struct sy_stmt sy_stmt;
 /* Result codes.  Errors are negative. */
 enum {
     SY_OK = 0,
-    SY_ROW = 1,           /* sy_stmt_step(): a row is available */
-    SY_DONE = 2,          /* sy_stmt_step(): no more rows */
-    SY_ERR = -1,          /* any other failure; see sy_conn_errmsg() */
-    SY_ECONSTRAINT = -2,  /* unique / check / foreign-key constraint */
-    SY_EBUSY = -3,        /* the database stayed locked past the busy timeout */
+    SY_ROW = 1,          /* sy_stmt_step(): a row is available */
+    SY_DONE = 2,         /* sy_stmt_step(): no more rows */
+    SY_ERR = -1,         /* any other failure; see sy_conn_errmsg() */
+    SY_ECONSTRAINT = -2, /* unique / check / foreign-key constraint */
+    SY_EBUSY = -3,       /* the database stayed locked past the busy timeout */
 };
 
 typedef enum {
@@ -39,8 +39,8 @@ typedef enum {
 } sy_sync_mode;
 
 typedef struct sy_store_opts {
-    const char *path;   /* database file */
-    int readers;        /* size of the read-connection pool (>= 1) */
+    const char *path; /* database file */
+    int readers;      /* size of the read-connection pool (>= 1) */
     sy_sync_mode sync;
 } sy_store_opts;
 
@@ -67,10 +67,10 @@ void sy_store_release(sy_store *s, sy_conn *c);
 sy_conn *sy_store_write_conn(sy_store *s);
 
 int sy_conn_exec(sy_conn *c, const char *sql);
-int sy_conn_begin(sy_conn *c);      /* a write transaction (BEGIN IMMEDIATE) */
+int sy_conn_begin(sy_conn *c); /* a write transaction (BEGIN IMMEDIATE) */
 int sy_conn_commit(sy_conn *c);
 int sy_conn_rollback(sy_conn *c);
-int sy_conn_savepoint(sy_conn *c);  /* nested: a single savepoint level "m" */
+int sy_conn_savepoint(sy_conn *c); /* nested: a single savepoint level "m" */
 int sy_conn_release(sy_conn *c);
 int sy_conn_rollback_to(sy_conn *c);
 const char *sy_conn_errmsg(sy_conn *c);

@@ -27,9 +27,9 @@
 struct sy_stmt {
     sqlite3_stmt *st;
     sy_conn *conn;
-    const char *sql;               /* cache key: address of the SQL text */
+    const char *sql;                       /* cache key: address of the SQL text */
     unsigned char pmap[SY_MAX_PARAMS + 1]; /* $n -> sqlite index */
-    sy_stmt *next;                 /* hash chain */
+    sy_stmt *next;                         /* hash chain */
 };
 
 struct sy_conn {
@@ -71,8 +71,8 @@ static int map_rc(sy_conn *c, int rc)
     }
 }
 
-static int conn_open(const char *path, bool reader, sy_sync_mode sync, sy_conn **out,
-                     char *err, size_t errlen)
+static int conn_open(const char *path, bool reader, sy_sync_mode sync, sy_conn **out, char *err,
+                     size_t errlen)
 {
     sy_conn *c = sy_xcalloc(1, sizeof *c);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -90,8 +90,8 @@ static int conn_open(const char *path, bool reader, sy_sync_mode sync, sy_conn *
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
              "PRAGMA temp_store=MEMORY; PRAGMA cache_size=%d; PRAGMA mmap_size=%lld; %s",
-             sync == SY_SYNC_FULL ? "FULL" : "NORMAL", reader ? -16384 : -65536,
-             1LL << 30, reader ? "PRAGMA query_only=1;" : "");
+             sync == SY_SYNC_FULL ? "FULL" : "NORMAL", reader ? -16384 : -65536, 1LL << 30,
+             reader ? "PRAGMA query_only=1;" : "");
     char *msg = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "configure %s: %s", path, msg ? msg : "?");

@@ -3,8 +3,8 @@
 #include "util.h"
 #include "validate.h"
 
-#include <stdio.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,8 +65,7 @@ bool sy_timezone_valid(const char *tz)
     return got == 4 && memcmp(magic, "TZif", 4) == 0;
 }
 
-int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *tz,
-                     int64_t now_ms)
+int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *tz, int64_t now_ms)
 {
     static const char sql[] = "INSERT INTO tenants (id, name, timezone, created_at, updated_at)"
                               " VALUES ($1, $2, $3, $4, $4)";

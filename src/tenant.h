@@ -19,8 +19,7 @@ bool sy_tenant_name_valid(const char *name);
 /* An IANA time zone name known to this machine's tz database. */
 bool sy_timezone_valid(const char *tz);
 
-int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *tz,
-                     int64_t now_ms);
+int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *tz, int64_t now_ms);
 /* Reads a tenant as a JSON object; *out is NULL when it does not exist. */
 int sy_tenant_get(sy_conn *c, const char *id, json_t **out);
 int sy_tenant_count(sy_conn *c, int64_t *n);

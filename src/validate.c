@@ -9,8 +9,7 @@ bool sy_v_only(sy_req *r, json_t *obj, const char *const *fields)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         bool known = false;
         for (const char *const *f = fields; *f && !known; f++)
             known = !strcmp(*f, key);
@@ -64,8 +63,8 @@ bool sy_v_string(sy_req *r, json_t *obj, const char *field, bool required, size_
     }
     for (const char *p = s; *p; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            sy_reply_problem(r, 400, "validation", ptr,
-                             "'%s' must not contain control characters", field);
+            sy_reply_problem(r, 400, "validation", ptr, "'%s' must not contain control characters",
+                             field);
             return false;
         }
     }

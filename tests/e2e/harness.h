@@ -22,7 +22,7 @@
 #include <time.h>
 
 typedef struct h_server {
-    char *dir;      /* test directory: data/, stderr.log, access.log, port */
+    char *dir; /* test directory: data/, stderr.log, access.log, port */
     char data[512];
     char admin_key[128];
     pid_t pid;
@@ -365,19 +365,19 @@ static inline const char *h_str(const json_t *o, const char *k)
 
 /* Asserts a problem+json reply with the given status and type; when field
  * is not NULL, also the field it names. */
-#define h_assert_problem(r, st, typ, fld)                                                       \
-    do {                                                                                        \
-        char ct_[128] = "";                                                                     \
-        if ((r).status != (st))                                                                 \
-            fail_msg("expected %d, got %ld: %s", (st), (r).status, (r).body ? (r).body : "");   \
-        assert_true(h_header(&(r), "Content-Type", ct_, sizeof ct_));                           \
-        assert_string_equal(ct_, "application/problem+json");                                   \
-        assert_non_null((r).json);                                                              \
-        assert_string_equal(h_str((r).json, "type"), (typ));                                    \
-        assert_int_equal(json_integer_value(json_object_get((r).json, "status")), (st));        \
-        assert_non_null(h_str((r).json, "detail"));                                             \
-        if ((fld) != NULL)                                                                      \
-            assert_string_equal(h_str((r).json, "field"), (const char *)(fld));                 \
+#define h_assert_problem(r, st, typ, fld)                                                          \
+    do {                                                                                           \
+        char ct_[128] = "";                                                                        \
+        if ((r).status != (st))                                                                    \
+            fail_msg("expected %d, got %ld: %s", (st), (r).status, (r).body ? (r).body : "");      \
+        assert_true(h_header(&(r), "Content-Type", ct_, sizeof ct_));                              \
+        assert_string_equal(ct_, "application/problem+json");                                      \
+        assert_non_null((r).json);                                                                 \
+        assert_string_equal(h_str((r).json, "type"), (typ));                                       \
+        assert_int_equal(json_integer_value(json_object_get((r).json, "status")), (st));           \
+        assert_non_null(h_str((r).json, "detail"));                                                \
+        if ((fld) != NULL)                                                                         \
+            assert_string_equal(h_str((r).json, "field"), (const char *)(fld));                    \
     } while (0)
 
 #endif

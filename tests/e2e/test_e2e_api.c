@@ -388,8 +388,8 @@ static void *race_one(void *p)
 {
     race_arg *a = p;
     const char *hdr[] = {"Idempotency-Key: race-key-7", NULL};
-    h_resp r = h_req_h(S, "POST", "/v1/keys", S->admin_key, "{\"role\":\"app\",\"name\":\"race\"}",
-                       hdr);
+    h_resp r =
+        h_req_h(S, "POST", "/v1/keys", S->admin_key, "{\"role\":\"app\",\"name\":\"race\"}", hdr);
     a->status = r.status;
     if (r.json && json_object_get(r.json, "key"))
         snprintf(a->id, sizeof a->id, "%s", h_str(json_object_get(r.json, "key"), "id"));
@@ -430,8 +430,8 @@ static void test_keep_alive(void **state)
         h_resp_free(&r);
     }
     /* Keep-alive holds across writes (suspended and resumed connections). */
-    h_resp r = h_req_on(c, S, "PATCH", "/v1/tenant", S->admin_key, "{\"name\":\"Demo Bank\"}", 20,
-                        NULL);
+    h_resp r =
+        h_req_on(c, S, "PATCH", "/v1/tenant", S->admin_key, "{\"name\":\"Demo Bank\"}", 20, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.connects, 0);
     h_resp_free(&r);

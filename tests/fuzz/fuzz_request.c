@@ -11,8 +11,8 @@
 #include "auth.h"
 #include "server.h"
 #include "tenant.h"
-#include "validate.h"
 #include "util.h"
+#include "validate.h"
 
 #include <assert.h>
 #include <sodium.h>

@@ -451,8 +451,7 @@ static void test_insert_constraints(void **state)
     /* Unknown tenant. */
     sy_new_key k2;
     sy_key_generate(f->hash_key, &k2);
-    assert_int_equal(sy_key_insert(c, "nobody", SY_ROLE_APP, "x", "me", &k2, 3),
-                     SY_ECONSTRAINT);
+    assert_int_equal(sy_key_insert(c, "nobody", SY_ROLE_APP, "x", "me", &k2, 3), SY_ECONSTRAINT);
     /* A NULL name is stored as empty. */
     static const char sql[] = "SELECT name, created_by, created_at FROM api_keys WHERE id = $1";
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -477,10 +476,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_role_names_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_live_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_rejects_wrong_secret, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verify_rejects_unknown_and_malformed, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_verify_fails_after_revoke_and_forget, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_verify_rejects_unknown_and_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_fails_after_revoke_and_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_elsewhere_seen_within_a_second, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_insert_constraints, setup, teardown),

@@ -87,19 +87,19 @@ static void load_v(result *r, unsigned groups, int maxpos, const char *const *ar
     memset(r, 0, sizeof *r);
     r->help = true; /* must be reset by the loader */
     r->npos = -1;
-    r->ok = sy_config_load(&r->cfg, groups, argc, argv, r->pos, maxpos, &r->npos, &r->help,
-                           r->err, sizeof r->err);
+    r->ok = sy_config_load(&r->cfg, groups, argc, argv, r->pos, maxpos, &r->npos, &r->help, r->err,
+                           sizeof r->err);
 }
 
-#define LOAD(r, groups, ...)                                                                 \
-    do {                                                                                     \
-        const char *const args_[] = {__VA_ARGS__, NULL};                              \
-        load_v((r), (groups), 4, args_);                                                     \
+#define LOAD(r, groups, ...)                                                                       \
+    do {                                                                                           \
+        const char *const args_[] = {__VA_ARGS__, NULL};                                           \
+        load_v((r), (groups), 4, args_);                                                           \
     } while (0)
-#define LOAD0(r, groups)                                                                     \
-    do {                                                                                     \
-        const char *const args_[] = {NULL};                                           \
-        load_v((r), (groups), 4, args_);                                                     \
+#define LOAD0(r, groups)                                                                           \
+    do {                                                                                           \
+        const char *const args_[] = {NULL};                                                        \
+        load_v((r), (groups), 4, args_);                                                           \
     } while (0)
 
 static void expect_error(result *r, const char *needle1, const char *needle2)
@@ -519,8 +519,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_log_level_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_positional_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_flag, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_lists_settings_of_the_command, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_usage_lists_settings_of_the_command, setup, teardown),
     };
     return cmocka_run_group_tests(config_precedence_and_errors, NULL, NULL);
 }

@@ -275,8 +275,8 @@ static void test_every_documented_op_is_a_route(void **state)
         const spec_op *o = &sp->ops[i];
         bool found = false;
         for (int j = 0; j < sy_routes_count && !found; j++)
-            found = !strcmp(sy_routes[j].method, o->method) &&
-                    !strcmp(sy_routes[j].pattern, o->path);
+            found =
+                !strcmp(sy_routes[j].method, o->method) && !strcmp(sy_routes[j].pattern, o->path);
         if (!found) {
             print_error("%s:%d documents %s %s, which is not in the route table "
                         "(src/routes.c)\n",
@@ -305,9 +305,8 @@ static void test_no_duplicate_paths(void **state)
         for (int j = 0; j < i; j++)
             if (!strcmp(sp->ops[i].method, sp->ops[j].method) &&
                 !strcmp(sp->ops[i].path, sp->ops[j].path)) {
-                print_error("%s:%d repeats %s %s (first at line %d)\n", sp->file,
-                            sp->ops[i].line, sp->ops[i].method, sp->ops[i].path,
-                            sp->ops[j].line);
+                print_error("%s:%d repeats %s %s (first at line %d)\n", sp->file, sp->ops[i].line,
+                            sp->ops[i].method, sp->ops[i].path, sp->ops[j].line);
                 dups++;
             }
     if (dups)

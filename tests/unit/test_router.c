@@ -43,16 +43,15 @@ typedef struct lookup {
     char *scratch;
 } lookup;
 
-static void do_match(lookup *l, const sy_route *routes, int n, const char *method,
-                     const char *path)
+static void do_match(lookup *l, const sy_route *routes, int n, const char *method, const char *path)
 {
     free(l->scratch);
     memset(l, 0, sizeof *l);
     memset(l->allowed, 'Z', sizeof l->allowed - 1);
     l->scratch = malloc(strlen(path) + 1);
     assert_non_null(l->scratch);
-    l->route = sy_route_match(routes, n, method, path, l->scratch, &l->m, l->allowed,
-                              sizeof l->allowed);
+    l->route =
+        sy_route_match(routes, n, method, path, l->scratch, &l->m, l->allowed, sizeof l->allowed);
 }
 
 static void match(lookup *l, const char *method, const char *path)
@@ -199,7 +198,7 @@ static void test_suffix_patterns(void **state)
     free(l.scratch);
 
     expect_404("POST", "/v1/grants/:redeem"); /* empty code */
-    expect_404("POST", "/v1/grants/G-123");  /* no suffix */
+    expect_404("POST", "/v1/grants/G-123");   /* no suffix */
     expect_404("POST", "/v1/grants/G-123:redeemx");
     expect_404("POST", "/v1/grants/G-123:cancel");
     expect_404("POST", "/v1/grants/G-123:redee");
@@ -238,7 +237,7 @@ static void test_trailing_slash_and_empty_segments(void **state)
 {
     (void)state;
     expect_404("GET", "/healthz/");
-    expect_404("GET", "/v1/keys/");   /* empty {id} */
+    expect_404("GET", "/v1/keys/"); /* empty {id} */
     expect_404("POST", "/v1/keys/");
     expect_404("GET", "/v1//keys");
     expect_404("GET", "//v1/keys");
@@ -354,8 +353,7 @@ static void test_real_route_table(void **state)
         if (l.route < 0)
             fail_msg("%s %s: no route", cases[i].method, cases[i].path);
         if (sy_routes[l.route].handler != cases[i].handler)
-            fail_msg("%s %s: wrong handler (route %d)", cases[i].method, cases[i].path,
-                     l.route);
+            fail_msg("%s %s: wrong handler (route %d)", cases[i].method, cases[i].path, l.route);
         /* sy_routes_init labels every route "METHOD PATTERN". */
         char label[128];
         snprintf(label, sizeof label, "%s %s", sy_routes[l.route].method,

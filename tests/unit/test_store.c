@@ -521,8 +521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_fails_with_message, setup_bare, teardown),
         cmocka_unit_test_setup_teardown(test_placeholders_bound_by_number, setup_migrated,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_unique_violation_maps_to_econstraint,
-                                        setup_migrated, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_violation_maps_to_econstraint, setup_migrated,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_savepoint_rollback_undoes_inner_work_only,
                                         setup_migrated, teardown),
         cmocka_unit_test_setup_teardown(test_changes_counts_rows, setup_migrated, teardown),
@@ -530,8 +530,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_readers_see_committed_writes, setup_migrated,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_acquire_waits_for_release, setup_one_reader,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_acquire_waits_for_release, setup_one_reader, teardown),
     };
     return cmocka_run_group_tests(store_sqlite_backend, NULL, NULL);
 }

@@ -31,8 +31,7 @@ static int setup(void **state)
     if (sy_store_migrate(f->store, &applied, err, sizeof err) != SY_OK)
         fail_msg("sy_store_migrate: %s", err);
     sy_conn *c = sy_store_write_conn(f->store);
-    assert_int_equal(sy_tenant_create(c, "acme", "Acme Bank", "Asia/Shanghai", CREATED_MS),
-                     SY_OK);
+    assert_int_equal(sy_tenant_create(c, "acme", "Acme Bank", "Asia/Shanghai", CREATED_MS), SY_OK);
     f->reg = sy_tenants_new(f->store);
     assert_non_null(f->reg);
     *state = f;
@@ -50,8 +49,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static void update_tenant(fixture *f, const char *id, const char *name, const char *tz,
-                          int64_t at)
+static void update_tenant(fixture *f, const char *id, const char *name, const char *tz, int64_t at)
 {
     static const char sql[] =
         "UPDATE tenants SET name = $2, timezone = $3, updated_at = $4 WHERE id = $1";
@@ -72,17 +70,17 @@ static void test_tenant_id_valid(void **state)
 {
     (void)state;
     static const char *const good[] = {
-        "a", "acme", "0bank", "bank-1", "a-", "9", "abc-def-123",
-        "abcdefghijklmnopqrstuvwxyz012345", /* 32 */
+        "a",  "acme", "0bank",       "bank-1",
+        "a-", "9",    "abc-def-123", "abcdefghijklmnopqrstuvwxyz012345", /* 32 */
     };
     for (size_t i = 0; i < SY_ARRAY_LEN(good); i++)
         if (!sy_tenant_id_valid(good[i]))
             fail_msg("sy_tenant_id_valid rejected \"%s\"", good[i]);
 
     static const char *const bad[] = {
-        "",      "-acme", "Acme", "ACME",  "ac me", "a_b",  "a.b",  "a/b", "../x",
-        "acme\n", "\xc3\xbc", "a\tb", "a:b", "a@b",
-        "abcdefghijklmnopqrstuvwxyz0123456", /* 33 */
+        "",         "-acme", "Acme", "ACME", "ac me",
+        "a_b",      "a.b",   "a/b",  "../x", "acme\n",
+        "\xc3\xbc", "a\tb",  "a:b",  "a@b",  "abcdefghijklmnopqrstuvwxyz0123456", /* 33 */
     };
     for (size_t i = 0; i < SY_ARRAY_LEN(bad); i++)
         if (sy_tenant_id_valid(bad[i]))
@@ -93,8 +91,9 @@ static void test_timezone_valid(void **state)
 {
     (void)state;
     static const char *const good[] = {
-        "Asia/Shanghai", "UTC", "Europe/Paris", "America/New_York", "Etc/GMT+8",
-        "America/Argentina/Buenos_Aires", "America/Port-au-Prince",
+        "Asia/Shanghai",          "UTC",       "Europe/Paris",
+        "America/New_York",       "Etc/GMT+8", "America/Argentina/Buenos_Aires",
+        "America/Port-au-Prince",
     };
     for (size_t i = 0; i < SY_ARRAY_LEN(good); i++)
         if (!sy_timezone_valid(good[i]))
@@ -122,7 +121,7 @@ static void test_timezone_valid(void **state)
         "zone.tab", /* a file of the tz database, not a zone */
         "leapseconds",
         "tzdata.zi",
-        "localtime",  /* this machine's alias, not a zone name */
+        "localtime", /* this machine's alias, not a zone name */
         "posixrules",
         "Asia//Shanghai",
         "UTC;rm -rf",
@@ -305,8 +304,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registry_unknown_is_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_forget_shows_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_rereads_after_a_second, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_registry_many_tenants_never_mixed_up, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_registry_many_tenants_never_mixed_up, setup, teardown),
     };
     return cmocka_run_group_tests(tenant_validation_and_registry, NULL, NULL);
 }

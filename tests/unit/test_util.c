@@ -199,9 +199,29 @@ static void test_parse_i64_rejects_junk_and_overflow(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",       " 1",   "\t1",     "+1",   "1 ",    "1\n",   "1x",  "x1",    "0x10",
-        "1.5",    "1e3",  "-",       "+",    "--1",   "- 1",   "1,000", "\xd9\xa1",   "12abc",
-        "\n1",   "\r1", "\v1",     "\f1",  "-\n1",
+        "",
+        " 1",
+        "\t1",
+        "+1",
+        "1 ",
+        "1\n",
+        "1x",
+        "x1",
+        "0x10",
+        "1.5",
+        "1e3",
+        "-",
+        "+",
+        "--1",
+        "- 1",
+        "1,000",
+        "\xd9\xa1",
+        "12abc",
+        "\n1",
+        "\r1",
+        "\v1",
+        "\f1",
+        "-\n1",
         "9223372036854775808",  /* INT64_MAX + 1 */
         "-9223372036854775809", /* INT64_MIN - 1 */
         "99999999999999999999999",
@@ -240,7 +260,7 @@ static void test_parse_size_units(void **state)
         {"3g", 3ull * 1024 * 1024 * 1024},
         {"1GB", 1024ull * 1024 * 1024},
         {"18446744073709551615", UINT64_MAX},
-        {"17179869183G", 17179869183ull << 30},  /* 2^64 - 2^30 */
+        {"17179869183G", 17179869183ull << 30}, /* 2^64 - 2^30 */
         {"18014398509481983k", 18014398509481983ull << 10},
     };
     for (size_t i = 0; i < SY_ARRAY_LEN(ok); i++) {
@@ -248,8 +268,7 @@ static void test_parse_size_units(void **state)
         if (!sy_parse_size(ok[i].in, &v))
             fail_msg("sy_parse_size rejected \"%s\"", ok[i].in);
         if (v != ok[i].want)
-            fail_msg("sy_parse_size(\"%s\") = %" PRIu64 ", want %" PRIu64, ok[i].in, v,
-                     ok[i].want);
+            fail_msg("sy_parse_size(\"%s\") = %" PRIu64 ", want %" PRIu64, ok[i].in, v, ok[i].want);
     }
 }
 
@@ -257,8 +276,24 @@ static void test_parse_size_rejects_bad_input_and_overflow(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",     "k",     "MiB",   "-1",    "+1",    " 1",     "1 ",    "1 MiB", "1x",
-        "1TiB", "1T",    "1.5M",  "8MiBs", "8MiB ", "1KK",    "1bb",   "0x10",  "1e3",
+        "",
+        "k",
+        "MiB",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1 MiB",
+        "1x",
+        "1TiB",
+        "1T",
+        "1.5M",
+        "8MiBs",
+        "8MiB ",
+        "1KK",
+        "1bb",
+        "0x10",
+        "1e3",
         "18446744073709551616",     /* UINT64_MAX + 1 */
         "99999999999999999999999k", /* the number alone overflows */
         "17179869184G",             /* exactly 2^64 bytes */
@@ -325,8 +360,8 @@ static void test_format_time_known_instants(void **state)
     expect_time(999, "1970-01-01T00:00:00.999Z");
     expect_time(1000, "1970-01-01T00:00:01.000Z");
     expect_time(1700000000123, "2023-11-14T22:13:20.123Z");
-    expect_time(951782400000, "2000-02-29T00:00:00.000Z");     /* leap day */
-    expect_time(1709251199999, "2024-02-29T23:59:59.999Z");    /* end of a leap day */
+    expect_time(951782400000, "2000-02-29T00:00:00.000Z");  /* leap day */
+    expect_time(1709251199999, "2024-02-29T23:59:59.999Z"); /* end of a leap day */
     expect_time(253402300799999, "9999-12-31T23:59:59.999Z");
 }
 

@@ -81,11 +81,11 @@ typedef struct job {
     int64_t ids[3];
     int nids;
     int result;
-    bool break_txn;          /* ends the batch transaction behind the writer's back */
-    sem_t *entered, *gate;   /* when set: post entered, then wait on gate */
-    atomic_int *committed;   /* shared counter of committed() calls */
-    atomic_int *done;        /* shared counter of done() calls */
-    int committed_here;      /* committed() calls for this job */
+    bool break_txn;            /* ends the batch transaction behind the writer's back */
+    sem_t *entered, *gate;     /* when set: post entered, then wait on gate */
+    atomic_int *committed;     /* shared counter of committed() calls */
+    atomic_int *done;          /* shared counter of done() calls */
+    int committed_here;        /* committed() calls for this job */
     int64_t visible_at_commit; /* rows of ids[0] a reader saw inside committed() */
     sy_mutation m;
 } job;
@@ -511,14 +511,11 @@ int main(void)
 {
     const struct CMUnitTest writer_group_commit[] = {
         cmocka_unit_test_setup_teardown(test_concurrent_run_commits_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failing_mutation_rolls_back_alone, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failing_mutation_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_transaction_fails_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_max_batch_limits_transaction_size, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_max_batch_limits_transaction_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_queued_mutations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_direct_commits_and_rolls_back, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_run_direct_commits_and_rolls_back, setup, teardown),
     };
     return cmocka_run_group_tests(writer_group_commit, NULL, NULL);
 }
