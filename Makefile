@@ -8,6 +8,14 @@
 #   make bench      run the benchmarks in bench/
 
 CC      ?= cc
+# Short build lines; `make V=1` shows the full commands.
+ifeq ($(V),1)
+  Q :=
+  say = @true
+else
+  Q := @
+  say = @printf '  %-6s %s\n'
+endif
 PKGS    := libmicrohttpd jansson sqlite3 libsodium
 TESTPKGS := cmocka libcurl
 
@@ -48,29 +56,36 @@ siyu: $(BUILD)/siyu
 	@cp -f $< $@
 
 $(BUILD)/siyu: $(BUILD)/obj/main.o $(LIB_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
-	$(CC) $(CFLAGS) -MMD -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(CFLAGS) -MMD -c -o $@ $<
 
 build/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
 	@mkdir -p build/gen
-	scripts/embed-migrations.sh $@ $(MIGRATIONS)
+	$(say) GEN $@
+	$(Q)scripts/embed-migrations.sh $@ $(MIGRATIONS)
 
 $(BUILD)/obj/migrations.o: build/gen/migrations.c | $(BUILD)/obj
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(say) CC $<
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests build/fuzz:
 	@mkdir -p $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/testutil.h $(LIB_OBJS) | $(BUILD)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(LIB_OBJS) $(TEST_LIBS)
+	$(say) TEST $@
+	$(Q)$(CC) $(TEST_CFLAGS) -o $@ $< $(LIB_OBJS) $(TEST_LIBS)
 
 $(BUILD)/tests/%: tests/e2e/%.c tests/testutil.h tests/e2e/harness.h | $(BUILD)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
+	$(say) TEST $@
+	$(Q)$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) build/gen/migrations.c | build/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) build/gen/migrations.c $(LDLIBS)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard src/*.h) build/gen/migrations.c | build/fuzz
+	$(say) FUZZ $@
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) build/gen/migrations.c $(LDLIBS)
 
 deps:
 	@scripts/deps.sh
