@@ -228,7 +228,7 @@ static int cmd_key(int argc, char **argv)
             rc = 1;
         } else {
             printf("%s\n", k.key.token);
-            fprintf(stderr, "created %s key %s for tenant %s; the key above is shown only now\n",
+            fprintf(stderr, "created %s key %s for tenant %s; the key is shown only now\n",
                     sy_role_name(role), k.key.id, x.cfg.tenant);
             if (x.cfg.examples)
                 print_examples(stderr, x.cfg.examples, k.key.token);
