@@ -12,6 +12,9 @@ CC      ?= cc
 ifeq ($(V),1)
   Q :=
   say = @true
+else ifneq ($(findstring s,$(firstword -$(MAKEFLAGS))),)
+  Q := @
+  say = @true
 else
   Q := @
   say = @printf '  %-6s %s\n'
