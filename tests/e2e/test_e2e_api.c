@@ -177,6 +177,35 @@ static void test_cli_key_lifecycle(void **state)
     assert_int_not_equal(h_cli(S, NULL, "key create --tenant nobody --role app"), 0);
 }
 
+static void test_cli_help_version_and_errors(void **state)
+{
+    char *out = NULL;
+    assert_int_equal(h_cli(S, &out, "version"), 0);
+    assert_non_null(strstr(out, "siyu "));
+    free(out);
+    /* --help on each command lists its settings and exits 0. */
+    const char *cmds[] = {"serve", "migrate", "key create", "key list", "key revoke",
+                          "tenant create", "tenant list"};
+    for (size_t i = 0; i < SY_TEST_LEN(cmds); i++) {
+        assert_int_equal(h_cli(S, &out, "%s --help", cmds[i]), 0);
+        if (!strstr(out, "usage: siyu") || !strstr(out, "--data"))
+            fail_msg("'%s --help' printed: %s", cmds[i], out);
+        free(out);
+    }
+    assert_int_equal(h_cli(S, &out, "serve --help"), 0);
+    assert_non_null(strstr(out, "--listen"));
+    assert_non_null(strstr(out, "SIYU_MAX_BODY"));
+    free(out);
+    assert_int_equal(h_cli(S, NULL, "frobnicate"), 2);
+    assert_int_equal(h_cli(S, NULL, "serve --no-such-flag 1"), 2);
+    assert_int_equal(h_cli(S, NULL, "tenant create 'Bad Id'"), 1);
+    assert_int_equal(h_cli(S, NULL, "tenant create bank-c --timezone Mars/Base"), 1);
+    assert_int_equal(h_cli(S, &out, "tenant list"), 0);
+    assert_non_null(strstr(out, "demo"));
+    assert_null(strstr(out, "bank-c"));
+    free(out);
+}
+
 /* ---- tenant isolation ---- */
 
 static void test_tenant_isolation(void **state)
@@ -582,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_revoked_key_stops_working),
         cmocka_unit_test(test_last_admin_key_cannot_be_revoked),
         cmocka_unit_test(test_cli_key_lifecycle),
+        cmocka_unit_test(test_cli_help_version_and_errors),
         cmocka_unit_test(test_tenant_isolation),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_idempotency_replay_and_mismatch),
