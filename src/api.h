@@ -19,6 +19,12 @@ void sy_api_keys_list(sy_req *r);
 void sy_api_keys_get(sy_req *r);
 void sy_api_keys_revoke(sy_req *r);
 
+/* api_attributes.c */
+void sy_api_attributes_list(sy_req *r);
+void sy_api_attributes_get(sy_req *r);
+void sy_api_attributes_create(sy_req *r);
+void sy_api_attributes_patch(sy_req *r);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

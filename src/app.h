@@ -2,6 +2,7 @@
 #ifndef SY_APP_H
 #define SY_APP_H
 
+#include "attr.h"
 #include "auth.h"
 #include "config.h"
 #include "store.h"
@@ -14,6 +15,7 @@ struct sy_app {
     sy_writer *writer;
     sy_keys *keys;
     sy_tenants *tenants;
+    sy_schemas *schemas;
 };
 
 #endif

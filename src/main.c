@@ -471,6 +471,7 @@ static int cmd_serve(int argc, char **argv)
     sy_writer *writer = NULL;
     sy_keys *keys = NULL;
     sy_tenants *tenants = NULL;
+    sy_schemas *schemas = NULL;
     sy_server *srv = NULL;
     if ((rc = parse(&x, SY_CFG_SERVE, argc, argv, pos, 0, &npos,
                     "siyu serve [--listen ADDR:PORT] [--data DIR] [--config FILE]")) >= 0)
@@ -510,8 +511,13 @@ static int cmd_serve(int argc, char **argv)
     writer = sy_writer_start(x.store, &(sy_writer_opts){.max_batch = (int)x.cfg.max_batch});
     keys = sy_keys_new(x.store, x.key_hash_key);
     tenants = sy_tenants_new(x.store);
-    sy_app app = {
-        .cfg = &x.cfg, .store = x.store, .writer = writer, .keys = keys, .tenants = tenants};
+    schemas = sy_schemas_new(x.store);
+    sy_app app = {.cfg = &x.cfg,
+                  .store = x.store,
+                  .writer = writer,
+                  .keys = keys,
+                  .tenants = tenants,
+                  .schemas = schemas};
     sy_server_opts so = {.listen = x.cfg.listen,
                          .threads = threads,
                          .max_body = (size_t)x.cfg.max_body,
@@ -572,6 +578,7 @@ out:
     sy_writer_stop(writer);
     sy_keys_free(keys);
     sy_tenants_free(tenants);
+    sy_schemas_free(schemas);
     if (x.store)
         sy_info("store closed cleanly");
     close_ctx(&x);

@@ -23,6 +23,11 @@ sy_route sy_routes[] = {
     {"GET", "/v1/keys/{id}", sy_api_keys_get, ADMIN, 0, NULL},
     {"DELETE", "/v1/keys/{id}", sy_api_keys_revoke, ADMIN, 0, NULL},
 
+    {"GET", "/v1/attributes", sy_api_attributes_list, SY_ROLES_ALL, 0, NULL},
+    {"POST", "/v1/attributes", sy_api_attributes_create, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/attributes/{name}", sy_api_attributes_get, SY_ROLES_ALL, 0, NULL},
+    {"PATCH", "/v1/attributes/{name}", sy_api_attributes_patch, ADMIN, 0, NULL},
+
     {"GET", "/v1/audit", sy_api_audit_list, AUDITORS, 0, NULL},
 };
 const int sy_routes_count = (int)SY_ARRAY_LEN(sy_routes);

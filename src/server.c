@@ -109,6 +109,9 @@ struct sy_req {
     bool no_audit;
 
     arena_chunk *arena;
+    void (*cleanup_fn[4])(void *);
+    void *cleanup_arg[4];
+    int ncleanup;
 };
 
 /* ------------------------------------------------------------------ */
@@ -139,8 +142,22 @@ char *sy_req_strdup(sy_req *r, const char *s)
     return p;
 }
 
+void sy_req_on_free(sy_req *r, void (*fn)(void *), void *p)
+{
+    if (r->ncleanup >= 4) {
+        sy_error("sy_req_on_free: too many cleanups");
+        abort();
+    }
+    r->cleanup_fn[r->ncleanup] = fn;
+    r->cleanup_arg[r->ncleanup++] = p;
+}
+
 static void req_free(sy_req *r)
 {
+    while (r->ncleanup > 0) {
+        r->ncleanup--;
+        r->cleanup_fn[r->ncleanup](r->cleanup_arg[r->ncleanup]);
+    }
     for (arena_chunk *c = r->arena, *next; c; c = next) {
         next = c->next;
         free(c);

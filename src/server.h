@@ -72,6 +72,9 @@ const char *sy_req_body(sy_req *r, size_t *len);
  * reply (invalid-json / validation) and returns NULL.  Owned by the request. */
 json_t *sy_req_json_object(sy_req *r);
 void *sy_req_alloc(sy_req *r, size_t n);
+/* Calls fn(p) when the request ends (memory a handler owns outside the
+ * arena).  At most 4 per request. */
+void sy_req_on_free(sy_req *r, void (*fn)(void *), void *p);
 char *sy_req_strdup(sy_req *r, const char *s);
 
 /* ---- replies ---- */

@@ -1,5 +1,6 @@
 /* tenant.c — tenant rows and the validation of their fields. */
 #include "tenant.h"
+#include "attr.h"
 #include "util.h"
 #include "validate.h"
 
@@ -76,7 +77,9 @@ int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *t
     sy_stmt_bind_text(st, 2, name);
     sy_stmt_bind_text(st, 3, tz ? tz : SY_DEFAULT_TIMEZONE);
     sy_stmt_bind_i64(st, 4, now_ms);
-    return sy_stmt_exec(st);
+    int rc = sy_stmt_exec(st);
+    /* Every new tenant starts with the bank's attribute template. */
+    return rc == SY_OK ? sy_attr_install_template(c, id, now_ms) : rc;
 }
 
 int sy_tenant_get(sy_conn *c, const char *id, json_t **out)

@@ -19,6 +19,7 @@ bool sy_tenant_name_valid(const char *name);
 /* An IANA time zone name known to this machine's tz database. */
 bool sy_timezone_valid(const char *tz);
 
+/* Creates the tenant with the bank attribute template (attr.h). */
 int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *tz, int64_t now_ms);
 /* Reads a tenant as a JSON object; *out is NULL when it does not exist. */
 int sy_tenant_get(sy_conn *c, const char *id, json_t **out);

@@ -168,6 +168,37 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+int64_t sy_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+bool sy_parse_date(const char *s, int64_t *days)
+{
+    for (int i = 0; i < 10; i++) {
+        bool dash = i == 4 || i == 7;
+        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+            return false;
+    }
+    if (s[10] != '\0')
+        return false;
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    unsigned m = (unsigned)((s[5] - '0') * 10 + (s[6] - '0'));
+    unsigned d = (unsigned)((s[8] - '0') * 10 + (s[9] - '0'));
+    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1900 || y > 2999 || m < 1 || m > 12 || d < 1 ||
+        d > mdays[m - 1] + (m == 2 && leap ? 1u : 0u))
+        return false;
+    *days = sy_days_from_civil(y, m, d);
+    return true;
+}
+
 static char *put_digits(char *p, unsigned v, int width)
 {
     for (int i = width - 1; i >= 0; i--, v /= 10)
@@ -204,6 +235,23 @@ void sy_format_time(int64_t ms, char *out, size_t n)
     *p++ = '.';
     p = put_digits(p, msec % 1000, 3);
     *p++ = 'Z';
+    *p = '\0';
+}
+
+void sy_format_date(int64_t days, char out[11])
+{
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999) {
+        memcpy(out, "0000-00-00", 11);
+        return;
+    }
+    char *p = put_digits(out, (unsigned)y, 4);
+    *p++ = '-';
+    p = put_digits(p, m, 2);
+    *p++ = '-';
+    p = put_digits(p, d, 2);
     *p = '\0';
 }
 

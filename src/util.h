@@ -44,6 +44,12 @@ uint64_t sy_mono_ns(void);
 /* Formats ms-since-epoch as RFC 3339 UTC with milliseconds into out (>= 25 bytes). */
 void sy_format_time(int64_t ms, char *out, size_t n);
 
+/* Calendar dates as days since 1970-01-01 (proleptic Gregorian).
+ * sy_parse_date accepts exactly YYYY-MM-DD of a real date, years 1900-2999. */
+bool sy_parse_date(const char *s, int64_t *days);
+void sy_format_date(int64_t days, char out[11]);
+int64_t sy_days_from_civil(int64_t y, unsigned m, unsigned d);
+
 /* Lowercase hex encoding: out must hold 2*n+1 bytes. */
 void sy_hex(const unsigned char *in, size_t n, char *out);
 
