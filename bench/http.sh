@@ -90,7 +90,7 @@ printf '%s\n' "$KEY" | grep -q '^sy_[0-9a-f]\{12\}_[A-Za-z0-9_-]\{43\}$' || die 
 # start_siyu ACCESS_LOG — sets SIYU_PORT
 start_siyu() {
     rm -f "$T/siyu.port"
-    "$SIYU" serve --data "$T/data" --listen 127.0.0.1:0 --access-log "$1" \
+    "$SIYU" serve --data "$T/data" --listen 127.0.0.1:0 --access-log "$1" --demo \
         --port-file "$T/siyu.port" --shutdown-grace 1000 >>"$T/siyu.out" 2>>"$T/siyu.err" &
     SIYU_PID=$!
     local i

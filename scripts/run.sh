@@ -4,6 +4,8 @@
 # The first start creates ./data, the tenant 'demo' and its admin key, and
 # prints the key with example calls.  On later starts the first key is no
 # longer known (only its hash is stored), so a fresh admin key is made.
+# --demo: the demo bank encrypts personal data with a key it creates in
+# ./data/data.key (a real bank provides SIYU_DATA_KEY or --data-key-file).
 set -eu
 cd "$(dirname "$0")/.."
 LISTEN=${SIYU_LISTEN:-127.0.0.1:8080}
@@ -16,4 +18,4 @@ if [ -f data/siyu.db ]; then
     echo "" >&2
 fi
 echo "==> siyu serving on http://$LISTEN  (Ctrl-C to stop)" >&2
-exec ./siyu serve --data data --listen "$LISTEN"
+exec ./siyu serve --data data --listen "$LISTEN" --demo

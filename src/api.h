@@ -25,6 +25,11 @@ void sy_api_attributes_get(sy_req *r);
 void sy_api_attributes_create(sy_req *r);
 void sy_api_attributes_patch(sy_req *r);
 
+/* api_customers.c */
+void sy_api_customers_put(sy_req *r);
+void sy_api_customers_get(sy_req *r);
+void sy_api_identities_get(sy_req *r);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

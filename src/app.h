@@ -5,6 +5,7 @@
 #include "attr.h"
 #include "auth.h"
 #include "config.h"
+#include "pii.h"
 #include "store.h"
 #include "tenant.h"
 #include "writer.h"
@@ -16,6 +17,7 @@ struct sy_app {
     sy_keys *keys;
     sy_tenants *tenants;
     sy_schemas *schemas;
+    const sy_pii_keys *pii;
 };
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_INT, T_SIZE } opt_type;
+typedef enum { T_STR, T_INT, T_SIZE, T_BOOL } opt_type;
 
 typedef struct opt {
     const char *name; /* flag without "--", with '-'; file key uses '_' */
@@ -50,6 +50,10 @@ static const opt k_opts[] = {
      "IANA time zone that decides the tenant's business days"},
     {"examples", T_STR, O(examples), NULL, SY_CFG_KEY,
      "print example curl calls against this ADDR:PORT"},
+    {"data-key-file", T_STR, O(data_key_file), NULL, SY_CFG_SERVE,
+     "file with the 32-byte key that encrypts personal data (or set SIYU_DATA_KEY)"},
+    {"demo", T_BOOL, O(demo), "false", SY_CFG_SERVE,
+     "demo bank: create a data key in the data directory if there is none"},
 };
 #undef O
 
@@ -76,6 +80,18 @@ static bool set_value(sy_config *c, const opt *o, const char *v, const char *ori
             return false;
         }
         *(int64_t *)((char *)c + o->offset) = n;
+        return true;
+    }
+    case T_BOOL: {
+        bool *b = (bool *)((char *)c + o->offset);
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) {
+            *b = true;
+        } else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) {
+            *b = false;
+        } else {
+            snprintf(err, errlen, "%s: %s must be true or false, got '%s'", origin, o->name, v);
+            return false;
+        }
         return true;
     }
     case T_SIZE: {
@@ -208,7 +224,9 @@ bool sy_config_load(sy_config *c, unsigned groups, int argc, char **argv, const 
             snprintf(err, errlen, "unknown option '%.*s'", (int)len + 2, a);
             return false;
         }
-        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        const char *v = eq                  ? eq + 1
+                        : o->type == T_BOOL ? "true"
+                                            : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) {
             snprintf(err, errlen, "option --%s needs a value", o->name);
             return false;

@@ -33,6 +33,8 @@ typedef struct sy_config {
     char *name;             /* key create, tenant create */
     char *timezone;         /* tenant create */
     char *examples;         /* key create: print curl examples for ADDR:PORT */
+    char *data_key_file;    /* the personal-data key (pii.h) */
+    bool demo;              /* a demo bank: create missing keys and demo data */
 } sy_config;
 
 /* Which settings a command accepts (bit per setting group). */

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "metrics.h"
+#include "pii.h"
 #include "secrets.h"
 #include "server.h"
 #include "store.h"
@@ -472,6 +473,7 @@ static int cmd_serve(int argc, char **argv)
     sy_keys *keys = NULL;
     sy_tenants *tenants = NULL;
     sy_schemas *schemas = NULL;
+    sy_pii_keys pii;
     sy_server *srv = NULL;
     if ((rc = parse(&x, SY_CFG_SERVE, argc, argv, pos, 0, &npos,
                     "siyu serve [--listen ADDR:PORT] [--data DIR] [--config FILE]")) >= 0)
@@ -501,6 +503,12 @@ static int cmd_serve(int argc, char **argv)
     }
     if ((log_fd = open_access_log(x.cfg.access_log)) == -2)
         goto out;
+    /* Personal data is encrypted with a key the bank provides: no key, no
+     * server (a demo bank makes its own). */
+    if (!sy_pii_load(x.cfg.data, x.cfg.data_key_file, x.cfg.demo, &pii, err, sizeof err)) {
+        fprintf(stderr, "siyu: %s\n", err);
+        goto out;
+    }
     if (open_store(&x, true, readers) != 0)
         goto out;
     char token[80];
@@ -517,7 +525,8 @@ static int cmd_serve(int argc, char **argv)
                   .writer = writer,
                   .keys = keys,
                   .tenants = tenants,
-                  .schemas = schemas};
+                  .schemas = schemas,
+                  .pii = &pii};
     sy_server_opts so = {.listen = x.cfg.listen,
                          .threads = threads,
                          .max_body = (size_t)x.cfg.max_body,
@@ -579,6 +588,7 @@ out:
     sy_keys_free(keys);
     sy_tenants_free(tenants);
     sy_schemas_free(schemas);
+    sodium_memzero(&pii, sizeof pii);
     if (x.store)
         sy_info("store closed cleanly");
     close_ctx(&x);

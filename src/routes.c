@@ -28,6 +28,11 @@ sy_route sy_routes[] = {
     {"GET", "/v1/attributes/{name}", sy_api_attributes_get, SY_ROLES_ALL, 0, NULL},
     {"PATCH", "/v1/attributes/{name}", sy_api_attributes_patch, ADMIN, 0, NULL},
 
+    {"PUT", "/v1/customers/{customer_no}", sy_api_customers_put, ADMIN | SY_ROLE_APP, 0, NULL},
+    {"GET", "/v1/customers/{customer_no}", sy_api_customers_get, SY_ROLES_ALL, 0, NULL},
+    {"GET", "/v1/identities/{type}/{value}", sy_api_identities_get,
+     ADMIN | SY_ROLE_APP | SY_ROLE_COMPLIANCE, 0, NULL},
+
     {"GET", "/v1/audit", sy_api_audit_list, AUDITORS, 0, NULL},
 };
 const int sy_routes_count = (int)SY_ARRAY_LEN(sy_routes);

@@ -106,6 +106,7 @@ struct sy_req {
     bool idem_race;
     json_t *idem_body;
     const char *audit_target;
+    const char *audit_action;
     bool no_audit;
 
     arena_chunk *arena;
@@ -584,6 +585,11 @@ void sy_req_audit_target(sy_req *r, const char *target)
     r->audit_target = target ? sy_req_strdup(r, target) : NULL;
 }
 
+void sy_req_audit_action(sy_req *r, const char *action)
+{
+    r->audit_action = action;
+}
+
 void sy_req_no_audit(sy_req *r)
 {
     r->no_audit = true;
@@ -605,8 +611,10 @@ static int req_apply(sy_conn *c, void *ctx)
     sy_req *r = ctx;
     int rc = r->wapply(c, r, r->wctx);
     if (rc != 0) {
-        if (!r->status)
+        if (!r->status) {
+            sy_error("write %s failed (%d): %s", sy_routes[r->route].label, rc, sy_conn_errmsg(c));
             sy_reply_problem(r, 500, "internal", NULL, "the change could not be made");
+        }
         return rc;
     }
     if (r->idem_key && (rc = idem_store(c, r)) != SY_OK) {
@@ -621,8 +629,9 @@ static int req_apply(sy_conn *c, void *ctx)
     }
     const sy_route *rt = &sy_routes[r->route];
     if (audited_role(r->who.role) && !(rt->flags & SY_ROUTE_NO_AUDIT) && !r->no_audit) {
-        rc = sy_audit_insert(c, r->who.tenant, r->who.key_id, sy_role_name(r->who.role), rt->label,
-                             r->audit_target, r->request_id, NULL, sy_now_ms());
+        rc = sy_audit_insert(c, r->who.tenant, r->who.key_id, sy_role_name(r->who.role),
+                             r->audit_action ? r->audit_action : rt->label, r->audit_target,
+                             r->request_id, NULL, sy_now_ms());
         if (rc != SY_OK) {
             sy_error("audit record: %s", sy_conn_errmsg(c));
             sy_reply_problem(r, 500, "internal", NULL, "the change could not be audited");

@@ -102,6 +102,9 @@ typedef int (*sy_write_fn)(sy_conn *c, sy_req *r, void *ctx);
 void sy_req_write(sy_req *r, sy_write_fn apply, void (*committed)(sy_req *r, void *ctx), void *ctx);
 /* What the audit row of this write names as its target (e.g. a key id). */
 void sy_req_audit_target(sy_req *r, const char *target);
+/* The audit row's action, when it is not the route (e.g. a read of
+ * unmasked personal data).  action must be a string literal. */
+void sy_req_audit_action(sy_req *r, const char *action);
 /* This write changed nothing worth an audit row (e.g. revoking a key
  * that was revoked already). */
 void sy_req_no_audit(sy_req *r);

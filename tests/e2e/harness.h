@@ -21,6 +21,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
+/* The personal-data key every test server runs with (a test-only value). */
+#define H_DATA_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
 typedef struct h_server {
     char *dir; /* test directory: data/, stderr.log, access.log, port */
     char data[512];
@@ -155,6 +158,8 @@ static inline void h_launch(h_server *s)
         for (int i = 0; i < s->nextra; i++)
             argv[a++] = s->extra[i];
         argv[a] = NULL;
+        if (!getenv("H_NO_DATA_KEY"))
+            setenv("SIYU_DATA_KEY", H_DATA_KEY, 1);
         execv(h_bin(), (char *const *)argv);
         _exit(127);
     }

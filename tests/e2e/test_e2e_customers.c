@@ -1,5 +1,6 @@
 /* test_e2e_customers.c — the customer data API end to end: the attribute
- * schema (bank template, definitions, validation, append-only enums). */
+ * schema (bank template, definitions, validation, append-only enums) and
+ * customers (upsert, personal data protection, identities). */
 #include "e2e/harness.h"
 
 static h_server *S;
@@ -169,6 +170,223 @@ static void test_attribute_roles_and_isolation(void **state)
     h_resp_free(&r);
 }
 
+/* ---- customers ---- */
+
+static const char *C1 = "{\"attributes\":{\"risk_level\":\"R4\",\"aum\":52000000,\"payroll\":true,"
+                        "\"city\":\"上海\",\"registered_at\":\"2026-10-01\"},"
+                        "\"pii\":{\"name\":\"张三丰\",\"phone\":\"+86 139-8765-4321\","
+                        "\"id_number\":\"11010519491231002X\"},"
+                        "\"identities\":[{\"type\":\"app_user_id\",\"value\":\"u-778\"},"
+                        "{\"type\":\"wechat_openid\",\"value\":\"oAbC123\"}]}";
+
+static void test_customer_upsert_merges(void **state)
+{
+    h_resp r = h_req(S, "PUT", "/v1/customers/C001", S->admin_key, C1);
+    assert_int_equal(r.status, 201);
+    char loc[128];
+    assert_true(h_header(&r, "Location", loc, sizeof loc));
+    assert_string_equal(loc, "/v1/customers/C001");
+    json_t *a = json_object_get(r.json, "attributes");
+    assert_string_equal(h_str(a, "risk_level"), "R4");
+    assert_int_equal(json_integer_value(json_object_get(a, "aum")), 52000000);
+    h_resp_free(&r);
+    /* Given attributes are set, null unsets, the rest is kept. */
+    r = h_req(S, "PUT", "/v1/customers/C001", S->admin_key,
+              "{\"attributes\":{\"aum\":null,\"city\":\"杭州\"}}");
+    assert_int_equal(r.status, 200);
+    a = json_object_get(r.json, "attributes");
+    assert_null(json_object_get(a, "aum"));
+    assert_string_equal(h_str(a, "city"), "杭州");
+    assert_string_equal(h_str(a, "risk_level"), "R4");
+    assert_true(json_is_true(json_object_get(a, "payroll")));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/C001", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_str(json_object_get(r.json, "attributes"), "city"), "杭州");
+    assert_int_equal(json_array_size(json_object_get(r.json, "identities")), 3);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/nobody", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    h_resp_free(&r);
+}
+
+static void test_customer_bad_input_writes_nothing(void **state)
+{
+    struct {
+        const char *path, *body, *type, *field;
+    } cases[] = {
+        {"/v1/customers/C900", "{\"attributes\":{\"risk_level\":\"R9\"}}", "validation",
+         "/attributes/risk_level"},
+        {"/v1/customers/C900", "{\"attributes\":{\"aum\":\"lots\"}}", "validation",
+         "/attributes/aum"},
+        {"/v1/customers/C900", "{\"attributes\":{\"shoe_size\":42}}", "validation",
+         "/attributes/shoe_size"},
+        {"/v1/customers/C900", "{\"attributes\":{\"registered_at\":\"2026-02-30\"}}", "validation",
+         "/attributes/registered_at"},
+        {"/v1/customers/C900", "{\"attributes\":[]}", "validation", "/attributes"},
+        {"/v1/customers/C900", "{\"pii\":{\"phone\":\"call me\"}}", "validation", "/pii/phone"},
+        {"/v1/customers/C900", "{\"pii\":{\"id_number\":\"110105194912310021\"}}", "validation",
+         "/pii/id_number"},
+        {"/v1/customers/C900", "{\"pii\":{\"email\":\"a@b.c\"}}", "validation", "/pii/email"},
+        {"/v1/customers/C900", "{\"identities\":[{\"type\":\"qq\",\"value\":\"1\"}]}", "validation",
+         "/identities/0"},
+        {"/v1/customers/C900", "{\"identities\":[{\"type\":\"app_user_id\",\"value\":\"a b\"}]}",
+         "validation", "/identities/0"},
+        {"/v1/customers/C900", "{\"nickname\":\"x\"}", "validation", "/nickname"},
+        {"/v1/customers/bad%20no", "{}", "validation", "customer_no"},
+        /* Linking an identity another customer holds. */
+        {"/v1/customers/C900", "{\"identities\":[{\"type\":\"app_user_id\",\"value\":\"u-778\"}]}",
+         "conflict", "/identities"},
+    };
+    for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
+        h_resp r = h_req(S, "PUT", cases[i].path, S->admin_key, cases[i].body);
+        if (!r.json || strcmp(h_str(r.json, "type"), cases[i].type) != 0 ||
+            strcmp(h_str(r.json, "field"), cases[i].field) != 0)
+            fail_msg("case %zu %s: %ld %s", i, cases[i].body, r.status, r.body);
+        h_assert_problem(r, !strcmp(cases[i].type, "conflict") ? 409 : 400, cases[i].type,
+                         cases[i].field);
+        h_resp_free(&r);
+    }
+    h_resp r = h_req(S, "GET", "/v1/customers/C900", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    h_resp_free(&r);
+}
+
+static void test_personal_data_masked_and_audited(void **state)
+{
+    h_resp r = h_req(S, "PUT", "/v1/customers/C002", S->admin_key,
+                     "{\"pii\":{\"name\":\"李四\",\"phone\":\"13700001111\"}}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/C001", S->admin_key, NULL);
+    json_t *pii = json_object_get(r.json, "pii");
+    assert_string_equal(h_str(pii, "phone"), "139****4321");
+    assert_string_equal(h_str(pii, "name"), "张**");
+    assert_string_equal(h_str(pii, "id_number"), "1101**********002X");
+    assert_true(json_is_false(json_object_get(r.json, "pii_unmasked")));
+    assert_null(strstr(r.body, "13987654321"));
+    h_resp_free(&r);
+
+    char *out = NULL;
+    assert_int_equal(h_cli(S, &out, "key create --tenant demo --role app"), 0);
+    char app[80] = "";
+    sscanf(out, "%79s", app);
+    free(out);
+    r = h_req(S, "GET", "/v1/customers/C001?unmask=true", app, NULL);
+    h_assert_problem(r, 403, "forbidden", "unmask");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/C001", app, NULL);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "13987654321"));
+    h_resp_free(&r);
+
+    /* An admin may see the clear text; the read is audited first. */
+    r = h_req(S, "GET", "/v1/customers/C001?unmask=true", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    pii = json_object_get(r.json, "pii");
+    assert_string_equal(h_str(pii, "phone"), "13987654321");
+    assert_string_equal(h_str(pii, "name"), "张三丰");
+    char rid[80];
+    assert_true(h_header(&r, "X-Request-Id", rid, sizeof rid));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/audit?action=read%20unmasked%20personal%20data", S->admin_key, NULL);
+    json_t *e = json_array_get(json_object_get(r.json, "items"), 0);
+    assert_non_null(e);
+    assert_string_equal(h_str(e, "target"), "C001");
+    assert_string_equal(h_str(e, "request_id"), rid);
+    h_resp_free(&r);
+}
+
+/* Searches a file for a byte string. */
+static bool file_contains(const char *path, const char *needle)
+{
+    char *data = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    data = malloc((size_t)n + 1);
+    size_t got = fread(data, 1, (size_t)n, f);
+    fclose(f);
+    bool found = memmem(data, got, needle, strlen(needle)) != NULL;
+    free(data);
+    return found;
+}
+
+static void test_no_personal_data_in_clear_on_disk(void **state)
+{
+    /* Written earlier in this group: C001 (张三丰, 13987654321,
+     * 11010519491231002X) and C002 (李四, 13700001111). */
+    const char *secrets[] = {"13987654321", "张三丰", "11010519491231002X",
+                             "13700001111", "李四",   "98765"};
+    const char *files[] = {"siyu.db", "siyu.db-wal"};
+    for (size_t f = 0; f < SY_TEST_LEN(files); f++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", S->data, files[f]);
+        for (size_t i = 0; i < SY_TEST_LEN(secrets); i++)
+            if (file_contains(path, secrets[i]))
+                fail_msg("%s contains '%s' in clear text", files[f], secrets[i]);
+    }
+    /* The guard itself works: an attribute value written in clear is found. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/siyu.db-wal", S->data);
+    bool found = file_contains(path, "杭州");
+    snprintf(path, sizeof path, "%s/siyu.db", S->data);
+    assert_true(found || file_contains(path, "杭州"));
+}
+
+static void test_identity_lookup(void **state)
+{
+    const char *forms[] = {"13987654321", "%2B8613987654321", "139-8765-4321"};
+    for (size_t i = 0; i < SY_TEST_LEN(forms); i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/identities/phone/%s", forms[i]);
+        h_resp r = h_req(S, "GET", path, S->admin_key, NULL);
+        if (r.status != 200)
+            fail_msg("%s: %ld %s", forms[i], r.status, r.body);
+        assert_string_equal(h_str(r.json, "customer_no"), "C001");
+        h_resp_free(&r);
+    }
+    h_resp r = h_req(S, "GET", "/v1/identities/wechat_openid/oAbC123", S->admin_key, NULL);
+    assert_string_equal(h_str(r.json, "customer_no"), "C001");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/identities/wechat_openid/unknown", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/identities/phone/abc", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "value");
+    h_resp_free(&r);
+    /* A new phone replaces the old one's link. */
+    r = h_req(S, "PUT", "/v1/customers/C002", S->admin_key,
+              "{\"pii\":{\"phone\":\"13600002222\"}}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/identities/phone/13700001111", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/identities/phone/13600002222", S->admin_key, NULL);
+    assert_string_equal(h_str(r.json, "customer_no"), "C002");
+    h_resp_free(&r);
+}
+
+static void test_refuses_to_start_without_data_key(void **state)
+{
+    char dir[600], cmd[1400];
+    snprintf(dir, sizeof dir, "%s/nokey", S->dir);
+    snprintf(cmd, sizeof cmd,
+             "env -u SIYU_DATA_KEY '%s' serve --data '%s' --listen 127.0.0.1:0 2>'%s.err'", h_bin(),
+             dir, dir);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    char errpath[700];
+    snprintf(errpath, sizeof errpath, "%s.err", dir);
+    char *log = h_read_file(errpath);
+    assert_non_null(strstr(log, "no data key"));
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +395,12 @@ int main(void)
         cmocka_unit_test(test_attribute_bad_definitions),
         cmocka_unit_test(test_enum_values_append_only),
         cmocka_unit_test(test_attribute_roles_and_isolation),
+        cmocka_unit_test(test_customer_upsert_merges),
+        cmocka_unit_test(test_customer_bad_input_writes_nothing),
+        cmocka_unit_test(test_personal_data_masked_and_audited),
+        cmocka_unit_test(test_no_personal_data_in_clear_on_disk),
+        cmocka_unit_test(test_identity_lookup),
+        cmocka_unit_test(test_refuses_to_start_without_data_key),
     };
     return cmocka_run_group_tests_name("e2e-customers", tests, group_setup, group_teardown);
 }

@@ -1,0 +1,578 @@
+/* api_customers.c — /v1/customers and /v1/identities.
+ *
+ * PUT /v1/customers/{customer_no} creates or updates a customer: the
+ * attributes given are set (null unsets one), those not given are kept;
+ * the same holds for the personal data (name, phone, id_number), which is
+ * sealed before it is stored; identities given are linked.  A phone number
+ * in the personal data is linked as a 'phone' identity too, under its keyed
+ * hash.
+ *
+ * GET returns the 360° view with personal data masked.  ?unmask=true, for
+ * admin and compliance keys only, returns it in clear text; that read goes
+ * through the writer so its audit row is committed before the data leaves. */
+#include "api.h"
+#include "app.h"
+#include "customer.h"
+#include "util.h"
+#include "validate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_IDENTITIES 16
+
+typedef struct ident {
+    char type[32];
+    char key[SY_IDENTITY_VALUE_MAX + 1];
+} ident;
+
+typedef struct cust_put {
+    const char *customer_no;
+    json_t *set;   /* attribute name -> canonical value */
+    json_t *unset; /* attribute names */
+    json_t *pii;   /* personal data members to set (string) or remove (null) */
+    ident ids[MAX_IDENTITIES];
+    int nids;
+} cust_put;
+
+static void cust_put_free(void *p)
+{
+    cust_put *w = p;
+    json_decref(w->set);
+    json_decref(w->unset);
+    json_decref(w->pii);
+}
+
+/* ---- the view ---- */
+
+static int load_identities(sy_conn *c, const char *tenant, const char *no, json_t *pii_clear,
+                           bool unmask, const sy_pii_keys *k, json_t **out)
+{
+    static const char sql[] = "SELECT type, value_key FROM identities"
+                              " WHERE tenant_id = $1 AND customer_no = $2 ORDER BY type, value_key";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    char phone_key[65] = "";
+    const char *phone = json_string_value(json_object_get(pii_clear, "phone"));
+    if (phone)
+        sy_phone_key(k, tenant, phone, phone_key);
+    json_t *ids = json_array();
+    int rc;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, no);
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        const char *type = sy_stmt_text(st, 0), *key = sy_stmt_text(st, 1);
+        json_t *v;
+        if (!strcmp(type, "phone")) {
+            /* Only the hash is stored: show the customer's own phone. */
+            if (phone && !strcmp(key, phone_key)) {
+                char masked[32];
+                sy_mask_phone(phone, masked, sizeof masked);
+                v = json_string(unmask ? phone : masked);
+            } else {
+                v = json_string("(a former phone number)");
+            }
+        } else {
+            v = json_string(key);
+        }
+        json_array_append_new(ids, json_pack("{s:s, s:o}", "type", type, "value", v));
+    }
+    sy_stmt_reset(st);
+    if (rc != SY_DONE) {
+        json_decref(ids);
+        return rc;
+    }
+    *out = ids;
+    return SY_OK;
+}
+
+/* Builds the customer's view; *out is NULL when there is no such customer. */
+static int customer_view(sy_conn *c, const sy_pii_keys *k, const char *tenant, const char *no,
+                         bool unmask, json_t **out)
+{
+    static const char sql[] = "SELECT attrs, pii, created_at, updated_at FROM customers"
+                              " WHERE tenant_id = $1 AND customer_no = $2";
+    *out = NULL;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, no);
+    int rc = sy_stmt_step(st);
+    if (rc != SY_ROW) {
+        sy_stmt_reset(st);
+        return rc == SY_DONE ? SY_OK : rc;
+    }
+    json_t *attrs = json_loads(sy_stmt_text(st, 0), 0, NULL);
+    json_t *pii = NULL;
+    if (!sy_stmt_is_null(st, 1)) {
+        pii = sy_pii_open(k, tenant, no, sy_stmt_text(st, 1));
+        if (!pii) {
+            sy_error("customer %s/%s: personal data does not open with this data key", tenant, no);
+            sy_stmt_reset(st);
+            json_decref(attrs);
+            return SY_ERR;
+        }
+    }
+    int64_t created = sy_stmt_i64(st, 2), updated = sy_stmt_i64(st, 3);
+    sy_stmt_reset(st);
+    json_t *ids = NULL;
+    if ((rc = load_identities(c, tenant, no, pii, unmask, k, &ids)) != SY_OK) {
+        json_decref(attrs);
+        json_decref(pii);
+        return rc;
+    }
+    json_t *shown = pii ? (unmask ? json_incref(pii) : sy_pii_masked(pii)) : json_object();
+    *out =
+        json_pack("{s:s, s:o, s:o, s:o, s:b, s:o, s:o}", "customer_no", no, "attributes",
+                  attrs ? attrs : json_object(), "pii", shown, "identities", ids, "pii_unmasked",
+                  unmask, "created_at", sy_json_time(created), "updated_at", sy_json_time(updated));
+    json_decref(pii);
+    return SY_OK;
+}
+
+/* ---- PUT ---- */
+
+static int find_identity_owner(sy_conn *c, const char *tenant, const ident *id, char *owner,
+                               size_t n)
+{
+    static const char sql[] = "SELECT customer_no FROM identities"
+                              " WHERE tenant_id = $1 AND type = $2 AND value_key = $3";
+    owner[0] = '\0';
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id->type);
+    sy_stmt_bind_text(st, 3, id->key);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW)
+        snprintf(owner, n, "%s", sy_stmt_text(st, 0));
+    sy_stmt_reset(st);
+    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+}
+
+static int link_identity(sy_conn *c, sy_req *r, const char *tenant, const char *no, const ident *id,
+                         int64_t now)
+{
+    static const char sql[] = "INSERT INTO identities (tenant_id, type, value_key, customer_no,"
+                              " created_at) VALUES ($1, $2, $3, $4, $5)";
+    char owner[SY_CUSTOMER_NO_MAX + 1];
+    int rc = find_identity_owner(c, tenant, id, owner, sizeof owner);
+    if (rc != SY_OK)
+        return rc;
+    if (!strcmp(owner, no))
+        return SY_OK;
+    if (owner[0]) {
+        sy_reply_problem(r, 409, "conflict", "/identities",
+                         "the %s identity is already linked to customer '%s'", id->type, owner);
+        return 1;
+    }
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id->type);
+    sy_stmt_bind_text(st, 3, id->key);
+    sy_stmt_bind_text(st, 4, no);
+    sy_stmt_bind_i64(st, 5, now);
+    return sy_stmt_exec(st);
+}
+
+static int unlink_phone(sy_conn *c, const char *tenant, const char *no, const char *key)
+{
+    static const char sql[] = "DELETE FROM identities WHERE tenant_id = $1 AND type = 'phone'"
+                              " AND value_key = $2 AND customer_no = $3";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, key);
+    sy_stmt_bind_text(st, 3, no);
+    return sy_stmt_exec(st);
+}
+
+static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
+{
+    static const char sql_get[] = "SELECT attrs, pii FROM customers"
+                                  " WHERE tenant_id = $1 AND customer_no = $2";
+    static const char sql_next[] =
+        "SELECT COALESCE(MAX(dense_id), -1) + 1 FROM customers WHERE tenant_id = $1";
+    static const char sql_ins[] =
+        "INSERT INTO customers (tenant_id, customer_no, dense_id, attrs, pii, created_at,"
+        " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
+    static const char sql_upd[] = "UPDATE customers SET attrs = $3, pii = $4, updated_at = $5"
+                                  " WHERE tenant_id = $1 AND customer_no = $2";
+    cust_put *w = ctx;
+    const sy_pii_keys *k = sy_req_app(r)->pii;
+    const char *tenant = sy_req_principal(r)->tenant, *no = w->customer_no;
+    int64_t now = sy_now_ms();
+    int rc;
+    json_t *attrs = NULL, *pii = NULL;
+    char *attrs_text = NULL, *sealed = NULL;
+    bool exists = false;
+
+    sy_stmt *st = sy_conn_prepare(c, sql_get);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, no);
+    rc = sy_stmt_step(st);
+    if (rc == SY_ROW) {
+        exists = true;
+        attrs = json_loads(sy_stmt_text(st, 0), 0, NULL);
+        if (!sy_stmt_is_null(st, 1))
+            pii = sy_pii_open(k, tenant, no, sy_stmt_text(st, 1));
+        if (!sy_stmt_is_null(st, 1) && !pii)
+            rc = SY_ERR;
+    }
+    sy_stmt_reset(st);
+    if (rc != SY_ROW && rc != SY_DONE)
+        goto out;
+    if (!attrs)
+        attrs = json_object();
+    if (!pii)
+        pii = json_object();
+
+    /* Merge: given attributes are set, nulls unset, the rest kept. */
+    json_object_update(attrs, w->set);
+    size_t i;
+    json_t *v;
+    json_array_foreach (w->unset, i, v)
+        json_object_del(attrs, json_string_value(v));
+    char old_phone_key[65] = "";
+    const char *old_phone = json_string_value(json_object_get(pii, "phone"));
+    if (old_phone)
+        sy_phone_key(k, tenant, old_phone, old_phone_key);
+    const char *key;
+    json_object_foreach (w->pii, key, v) {
+        if (json_is_null(v))
+            json_object_del(pii, key);
+        else
+            json_object_set(pii, key, v);
+    }
+    attrs_text = json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS);
+    sealed = json_object_size(pii) ? sy_pii_seal(k, tenant, no, pii) : NULL;
+
+    if (!exists) {
+        st = sy_conn_prepare(c, sql_next);
+        if (st)
+            sy_stmt_bind_text(st, 1, tenant);
+        if (!st || (rc = sy_stmt_step(st)) != SY_ROW) {
+            rc = SY_ERR;
+            goto out;
+        }
+        int64_t dense = sy_stmt_i64(st, 0);
+        sy_stmt_reset(st);
+        if (dense > UINT32_MAX) {
+            sy_reply_problem(r, 409, "conflict", NULL, "the tenant has 2^32 customers already");
+            rc = 1;
+            goto out;
+        }
+        if (!(st = sy_conn_prepare(c, sql_ins))) {
+            rc = SY_ERR;
+            goto out;
+        }
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, no);
+        sy_stmt_bind_i64(st, 3, dense);
+        sy_stmt_bind_text(st, 4, attrs_text);
+        sy_stmt_bind_text(st, 5, sealed);
+        sy_stmt_bind_i64(st, 6, now);
+    } else {
+        if (!(st = sy_conn_prepare(c, sql_upd))) {
+            rc = SY_ERR;
+            goto out;
+        }
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, no);
+        sy_stmt_bind_text(st, 3, attrs_text);
+        sy_stmt_bind_text(st, 4, sealed);
+        sy_stmt_bind_i64(st, 5, now);
+    }
+    if ((rc = sy_stmt_exec(st)) != SY_OK)
+        goto out;
+
+    /* Identities: those given, and the phone of the personal data. */
+    const char *new_phone = json_string_value(json_object_get(pii, "phone"));
+    char new_phone_key[65] = "";
+    if (new_phone)
+        sy_phone_key(k, tenant, new_phone, new_phone_key);
+    if (old_phone_key[0] && strcmp(old_phone_key, new_phone_key) != 0 &&
+        (rc = unlink_phone(c, tenant, no, old_phone_key)) != SY_OK)
+        goto out;
+    if (new_phone) {
+        ident pid = {.type = "phone"};
+        snprintf(pid.key, sizeof pid.key, "%s", new_phone_key);
+        if ((rc = link_identity(c, r, tenant, no, &pid, now)) != SY_OK)
+            goto out;
+    }
+    for (int j = 0; j < w->nids; j++)
+        if ((rc = link_identity(c, r, tenant, no, &w->ids[j], now)) != SY_OK)
+            goto out;
+
+    json_t *view = NULL;
+    if ((rc = customer_view(c, k, tenant, no, false, &view)) != SY_OK || !view) {
+        rc = rc ? rc : SY_ERR;
+        goto out;
+    }
+    if (!exists) {
+        char loc[128];
+        snprintf(loc, sizeof loc, "/v1/customers/%s", no);
+        sy_reply_header(r, "Location", loc);
+    }
+    sy_req_audit_target(r, no);
+    sy_reply_json(r, exists ? 200 : 201, view);
+out:
+    json_decref(attrs);
+    json_decref(pii);
+    free(attrs_text);
+    free(sealed);
+    return rc;
+}
+
+static bool parse_pii(sy_req *r, json_t *in, json_t *out)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach (in, key, v) {
+        char ptr[64];
+        snprintf(ptr, sizeof ptr, "/pii/%.50s", key);
+        bool known = !strcmp(key, "name") || !strcmp(key, "phone") || !strcmp(key, "id_number");
+        if (!known) {
+            sy_reply_problem(r, 400, "validation", ptr,
+                             "personal data has name, phone and id_number only");
+            return false;
+        }
+        if (json_is_null(v)) {
+            json_object_set(out, key, v);
+            continue;
+        }
+        const char *s = json_string_value(v);
+        if (!s || strlen(s) != json_string_length(v)) {
+            sy_reply_problem(r, 400, "validation", ptr, "'%s' must be a string or null", key);
+            return false;
+        }
+        if (!strcmp(key, "phone")) {
+            char phone[32];
+            if (!sy_phone_normalize(s, phone, sizeof phone)) {
+                sy_reply_problem(r, 400, "validation", ptr,
+                                 "'phone' must be a phone number of 6 to 20 digits");
+                return false;
+            }
+            json_object_set_new(out, key, json_string(phone));
+        } else if (!strcmp(key, "id_number")) {
+            if (!sy_id_number_valid(s)) {
+                sy_reply_problem(r, 400, "validation", ptr,
+                                 "'id_number' must be an 18-character resident ID number with a "
+                                 "valid check digit (or the 15-digit form)");
+                return false;
+            }
+            json_object_set(out, key, v);
+        } else {
+            size_t chars = sy_utf8_len(s);
+            bool ok = chars >= 1 && chars <= 50;
+            for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
+                ok = *p >= 0x20 && *p != 0x7f;
+            if (!ok) {
+                sy_reply_problem(r, 400, "validation", ptr,
+                                 "'name' must be 1 to 50 characters without control characters");
+                return false;
+            }
+            json_object_set(out, key, v);
+        }
+    }
+    return true;
+}
+
+void sy_api_customers_put(sy_req *r)
+{
+    const char *no = sy_req_param(r, "customer_no");
+    if (!sy_customer_no_valid(no)) {
+        sy_reply_problem(r, 400, "validation", "customer_no",
+                         "a customer number is 1 to %d characters of A-Z a-z 0-9 _ . : -",
+                         SY_CUSTOMER_NO_MAX);
+        return;
+    }
+    json_t *body = sy_req_json_object(r);
+    static const char *const fields[] = {"attributes", "pii", "identities", NULL};
+    if (!body || !sy_v_only(r, body, fields))
+        return;
+    cust_put *w = sy_req_alloc(r, sizeof *w);
+    memset(w, 0, sizeof *w);
+    w->customer_no = no;
+    w->set = json_object();
+    w->unset = json_array();
+    w->pii = json_object();
+    sy_req_on_free(r, cust_put_free, w);
+
+    json_t *attrs = json_object_get(body, "attributes");
+    if (attrs && !json_is_object(attrs)) {
+        sy_reply_problem(r, 400, "validation", "/attributes", "'attributes' must be an object");
+        return;
+    }
+    if (attrs && json_object_size(attrs)) {
+        sy_attr_set *schema = sy_schemas_get(sy_req_app(r)->schemas, sy_req_principal(r)->tenant);
+        if (!schema) {
+            sy_reply_problem(r, 500, "internal", NULL, "the attribute schema could not be read");
+            return;
+        }
+        const char *key;
+        json_t *v;
+        bool ok = true;
+        json_object_foreach (attrs, key, v) {
+            char ptr[96];
+            snprintf(ptr, sizeof ptr, "/attributes/%.80s", key);
+            const sy_attr_def *d = sy_attr_find(schema, key);
+            if (!d) {
+                sy_reply_problem(r, 400, "validation", ptr,
+                                 "unknown attribute '%.80s' (see GET /v1/attributes)", key);
+                ok = false;
+                break;
+            }
+            if (json_is_null(v)) {
+                json_array_append_new(w->unset, json_string(key));
+                continue;
+            }
+            json_t *canon;
+            char err[256];
+            if (!sy_attr_check(d, v, &canon, err, sizeof err)) {
+                sy_reply_problem(r, 400, "validation", ptr, "%s", err);
+                ok = false;
+                break;
+            }
+            json_object_set_new(w->set, key, canon);
+        }
+        sy_attr_set_release(schema);
+        if (!ok)
+            return;
+    }
+    json_t *pii = json_object_get(body, "pii");
+    if (pii && !json_is_object(pii)) {
+        sy_reply_problem(r, 400, "validation", "/pii", "'pii' must be an object");
+        return;
+    }
+    if (pii && !parse_pii(r, pii, w->pii))
+        return;
+    json_t *ids = json_object_get(body, "identities");
+    if (ids && (!json_is_array(ids) || json_array_size(ids) > MAX_IDENTITIES)) {
+        sy_reply_problem(r, 400, "validation", "/identities",
+                         "'identities' must be an array of at most %d {type, value} objects",
+                         MAX_IDENTITIES);
+        return;
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach (ids, i, id) {
+        char ptr[48];
+        snprintf(ptr, sizeof ptr, "/identities/%zu", i);
+        const char *type = json_string_value(json_object_get(id, "type"));
+        const char *value = json_string_value(json_object_get(id, "value"));
+        if (!json_is_object(id) || json_object_size(id) != 2 || !type || !value ||
+            !sy_identity_type_valid(type)) {
+            sy_reply_problem(r, 400, "validation", ptr,
+                             "an identity is {\"type\": one of app_user_id, wechat_openid, "
+                             "wechat_unionid, wecom_external_userid, phone; \"value\": string}");
+            return;
+        }
+        ident *e = &w->ids[w->nids];
+        snprintf(e->type, sizeof e->type, "%s", type);
+        if (!sy_identity_key(sy_req_app(r)->pii, sy_req_principal(r)->tenant, type, value, e->key,
+                             sizeof e->key)) {
+            sy_reply_problem(r, 400, "validation", ptr,
+                             "the %s value must be 1 to %d visible characters (a phone: 6 to 20 "
+                             "digits)",
+                             type, SY_IDENTITY_VALUE_MAX);
+            return;
+        }
+        w->nids++;
+    }
+    sy_req_write(r, apply_customer_put, NULL, w);
+}
+
+/* ---- GET ---- */
+
+static int apply_unmasked_read(sy_conn *c, sy_req *r, void *ctx)
+{
+    json_t *view = NULL;
+    const char *no = sy_req_param(r, "customer_no");
+    int rc = customer_view(c, sy_req_app(r)->pii, sy_req_principal(r)->tenant, no, true, &view);
+    if (rc != SY_OK)
+        return rc;
+    if (!view) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", no);
+        return 1;
+    }
+    /* The audit row (written by the server in this transaction) names the
+     * read of unmasked personal data. */
+    sy_req_audit_target(r, no);
+    sy_req_audit_action(r, "read unmasked personal data");
+    sy_reply_json(r, 200, view);
+    return 0;
+}
+
+void sy_api_customers_get(sy_req *r)
+{
+    bool unmask;
+    if (!sy_v_query_bool(r, "unmask", false, &unmask))
+        return;
+    const char *no = sy_req_param(r, "customer_no");
+    if (unmask) {
+        sy_role role = sy_req_principal(r)->role;
+        if (role != SY_ROLE_ADMIN && role != SY_ROLE_COMPLIANCE) {
+            sy_reply_problem(r, 403, "forbidden", "unmask",
+                             "only admin and compliance keys may read unmasked personal data");
+            return;
+        }
+        sy_req_write(r, apply_unmasked_read, NULL, NULL);
+        return;
+    }
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    json_t *view = NULL;
+    int rc = customer_view(c, app->pii, sy_req_principal(r)->tenant, no, false, &view);
+    if (rc != SY_OK)
+        sy_api_store_error(r, c);
+    else if (!view)
+        sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", no);
+    else
+        sy_reply_json(r, 200, view);
+    sy_store_release(app->store, c);
+}
+
+void sy_api_identities_get(sy_req *r)
+{
+    static const char sql[] = "SELECT customer_no FROM identities"
+                              " WHERE tenant_id = $1 AND type = $2 AND value_key = $3";
+    const char *type = sy_req_param(r, "type"), *value = sy_req_param(r, "value");
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_app *app = sy_req_app(r);
+    char key[SY_IDENTITY_VALUE_MAX + 1];
+    if (!sy_identity_type_valid(type)) {
+        sy_reply_problem(r, 404, "not-found", "type", "no identity type '%s'", type);
+        return;
+    }
+    if (!sy_identity_key(app->pii, tenant, type, value, key, sizeof key)) {
+        sy_reply_problem(r, 400, "validation", "value", "not a valid %s value", type);
+        return;
+    }
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    int rc = SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, type);
+        sy_stmt_bind_text(st, 3, key);
+        rc = sy_stmt_step(st);
+        if (rc == SY_ROW)
+            sy_reply_json(
+                r, 200, json_pack("{s:s, s:s}", "type", type, "customer_no", sy_stmt_text(st, 0)));
+        else if (rc == SY_DONE)
+            sy_reply_problem(r, 404, "not-found", NULL, "no customer has this %s", type);
+        sy_stmt_reset(st);
+    }
+    if (rc != SY_ROW && rc != SY_DONE)
+        sy_api_store_error(r, c);
+    sy_store_release(app->store, c);
+}
