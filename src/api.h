@@ -30,6 +30,10 @@ void sy_api_customers_put(sy_req *r);
 void sy_api_customers_get(sy_req *r);
 void sy_api_identities_get(sy_req *r);
 
+/* api_events.c */
+void sy_api_events_post(sy_req *r);
+void sy_api_customer_events(sy_req *r);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

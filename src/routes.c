@@ -30,6 +30,8 @@ sy_route sy_routes[] = {
 
     {"PUT", "/v1/customers/{customer_no}", sy_api_customers_put, ADMIN | SY_ROLE_APP, 0, NULL},
     {"GET", "/v1/customers/{customer_no}", sy_api_customers_get, SY_ROLES_ALL, 0, NULL},
+    {"GET", "/v1/customers/{customer_no}/events", sy_api_customer_events, SY_ROLES_ALL, 0, NULL},
+    {"POST", "/v1/events", sy_api_events_post, ADMIN | SY_ROLE_APP, 0, NULL},
     {"GET", "/v1/identities/{type}/{value}", sy_api_identities_get,
      ADMIN | SY_ROLE_APP | SY_ROLE_COMPLIANCE, 0, NULL},
 

@@ -434,6 +434,21 @@ void sy_reply_header(sy_req *r, const char *name, const char *value)
     r->nhdr++;
 }
 
+void sy_reply_extend(sy_req *r, const char *key, json_t *value)
+{
+    json_t *o = r->resp_body ? json_loadb(r->resp_body, r->resp_len, 0, NULL) : NULL;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        json_decref(value);
+        return;
+    }
+    json_object_set_new(o, key, value);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (s)
+        set_reply(r, r->status, r->resp_type, s, strlen(s));
+}
+
 bool sy_req_replied(sy_req *r)
 {
     return r->status != 0;

@@ -90,6 +90,9 @@ void sy_reply_problem(sy_req *r, int status, const char *type, const char *field
 /* Records a reply with any content type; takes ownership of body (malloc'd). */
 void sy_reply_raw(sy_req *r, int status, const char *content_type, char *body, size_t len);
 void sy_reply_header(sy_req *r, const char *name, const char *value);
+/* Adds a member to the recorded JSON reply (e.g. the list of per-item
+ * errors of a problem).  Steals the reference to value. */
+void sy_reply_extend(sy_req *r, const char *key, json_t *value);
 bool sy_req_replied(sy_req *r);
 
 /* ---- writes ---- */

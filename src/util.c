@@ -199,6 +199,62 @@ bool sy_parse_date(const char *s, int64_t *days)
     return true;
 }
 
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool sy_parse_time(const char *s, int64_t *ms)
+{
+    char date[11];
+    if (strlen(s) < 20)
+        return false;
+    memcpy(date, s, 10);
+    date[10] = '\0';
+    int64_t days;
+    int hh, mi, ss;
+    if (!sy_parse_date(date, &days) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &hh) ||
+        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &ss) ||
+        hh > 23 || mi > 59 || ss > 59)
+        return false;
+    const char *p = s + 19;
+    int frac = 0;
+    if (*p == '.') {
+        int n = 0, v = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 3)
+                v = v * 10 + (*p - '0');
+        if (n == 0 || n > 9)
+            return false;
+        for (; n < 3; n++)
+            v *= 10;
+        frac = v;
+    }
+    int offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return false;
+        offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p)
+        return false;
+    *ms = ((days * 86400 + hh * 3600 + mi * 60 + ss) - (int64_t)offset_min * 60) * 1000 + frac;
+    return true;
+}
+
 static char *put_digits(char *p, unsigned v, int width)
 {
     for (int i = width - 1; i >= 0; i--, v /= 10)

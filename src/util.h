@@ -50,6 +50,10 @@ bool sy_parse_date(const char *s, int64_t *days);
 void sy_format_date(int64_t days, char out[11]);
 int64_t sy_days_from_civil(int64_t y, unsigned m, unsigned d);
 
+/* Parses an RFC 3339 time with a zone ("2026-11-23T10:00:00Z",
+ * "2026-11-23T18:00:00.250+08:00") into milliseconds since the epoch. */
+bool sy_parse_time(const char *s, int64_t *ms);
+
 /* Lowercase hex encoding: out must hold 2*n+1 bytes. */
 void sy_hex(const unsigned char *in, size_t n, char *out);
 

@@ -313,7 +313,10 @@ static inline h_resp h_req_on(CURL *c, h_server *s, const char *method, const ch
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
         hl = curl_slist_append(hl, auth);
     }
-    if (body)
+    bool own_type = false;
+    for (const char *const *h = headers; h && *h; h++)
+        own_type |= !strncasecmp(*h, "Content-Type:", 13);
+    if (body && !own_type)
         hl = curl_slist_append(hl, "Content-Type: application/json");
     hl = curl_slist_append(hl, "Expect:");
     for (const char *const *h = headers; h && *h; h++)

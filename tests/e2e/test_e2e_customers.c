@@ -371,6 +371,128 @@ static void test_identity_lookup(void **state)
     h_resp_free(&r);
 }
 
+/* ---- events ---- */
+
+static size_t timeline_size(const char *no)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/customers/%s/events?limit=1000", no);
+    h_resp r = h_req(S, "GET", path, S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    size_t n = json_array_size(json_object_get(r.json, "items"));
+    h_resp_free(&r);
+    return n;
+}
+
+static void test_events_ingest_and_duplicates(void **state)
+{
+    h_resp r = h_req(S, "POST", "/v1/events", S->admin_key,
+                     "[{\"event_id\":\"e1\",\"customer_no\":\"C001\",\"name\":\"view_wealth\","
+                     "\"ts\":\"2026-11-23T09:00:00+08:00\",\"dwell_ms\":45000,"
+                     "\"props\":{\"product\":\"WM001\"}},"
+                     "{\"event_id\":\"e2\",\"identity\":{\"type\":\"wechat_openid\","
+                     "\"value\":\"oAbC123\"},\"name\":\"buy_fund\",\"ts\":1795400000000}]");
+    if (r.status != 200)
+        fail_msg("%ld %s", r.status, r.body);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 2);
+    h_resp_free(&r);
+    /* A repeated event_id is a duplicate: counted and named, stored once. */
+    r = h_req(S, "POST", "/v1/events", S->admin_key,
+              "[{\"event_id\":\"e1\",\"customer_no\":\"C001\",\"name\":\"view_wealth\","
+              "\"ts\":\"2026-11-23T01:00:00Z\"},"
+              "{\"event_id\":\"e3\",\"customer_no\":\"C001\",\"name\":\"login\","
+              "\"ts\":\"2026-11-23T01:00:00Z\"}]");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 1);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "duplicates")), 1);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(r.json, "duplicate_ids"), 0)), "e1");
+    h_resp_free(&r);
+    /* NDJSON, blank lines ignored. */
+    const char *nd = "{\"event_id\":\"n1\",\"customer_no\":\"C001\",\"name\":\"pay_bill\","
+                     "\"ts\":\"2026-11-23T02:00:00Z\"}\n\n"
+                     "{\"event_id\":\"n2\",\"customer_no\":\"C002\",\"name\":\"bind_card\","
+                     "\"ts\":\"2026-11-23T03:00:00Z\"}\n";
+    const char *hdr[] = {"Content-Type: application/x-ndjson", NULL};
+    CURL *c = curl_easy_init();
+    r = h_req_on(c, S, "POST", "/v1/events", S->admin_key, nd, strlen(nd), hdr);
+    curl_easy_cleanup(c);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 2);
+    h_resp_free(&r);
+    assert_int_equal(timeline_size("C001"), 4);
+    assert_int_equal(timeline_size("C002"), 1);
+}
+
+static void test_events_mixed_batch_refused_whole(void **state)
+{
+    size_t before = timeline_size("C001");
+    h_resp r = h_req(S, "POST", "/v1/events", S->admin_key,
+                     "[{\"event_id\":\"ok1\",\"customer_no\":\"C001\",\"name\":\"login\","
+                     "\"ts\":\"2026-11-23T01:00:00Z\"},"
+                     "{\"event_id\":\"bad1\",\"customer_no\":\"C001\",\"name\":\"Bad Name\","
+                     "\"ts\":\"yesterday\"},"
+                     "{\"event_id\":\"bad2\",\"customer_no\":\"NOBODY\",\"name\":\"login\","
+                     "\"ts\":\"2026-11-23T01:00:00Z\"},"
+                     "{\"event_id\":\"bad3\",\"customer_no\":\"C001\",\"name\":\"login\","
+                     "\"ts\":\"2026-11-23T01:00:00Z\",\"dwell_ms\":-5}]");
+    h_assert_problem(r, 400, "validation", "");
+    json_t *errors = json_object_get(r.json, "errors");
+    /* Every bad event is named by its index, with the field. */
+    bool seen[4] = {false};
+    for (size_t i = 0; i < json_array_size(errors); i++) {
+        json_t *e = json_array_get(errors, i);
+        json_int_t idx = json_integer_value(json_object_get(e, "index"));
+        assert_true(idx >= 1 && idx <= 3);
+        seen[idx] = true;
+        if (idx == 2)
+            assert_string_equal(h_str(e, "field"), "/customer_no");
+        if (idx == 3)
+            assert_string_equal(h_str(e, "field"), "/dwell_ms");
+    }
+    assert_false(seen[0]);
+    assert_true(seen[1] && seen[2] && seen[3]);
+    h_resp_free(&r);
+    /* Nothing was written, not even the valid event. */
+    assert_int_equal(timeline_size("C001"), before);
+
+    const char *bodies[] = {"", "{}", "[]", "[1,2", "[{\"event_id\":\"x\"}]"};
+    for (size_t i = 0; i < SY_TEST_LEN(bodies); i++) {
+        r = h_req(S, "POST", "/v1/events", S->admin_key, bodies[i]);
+        assert_int_equal(r.status, 400);
+        h_resp_free(&r);
+    }
+}
+
+static void test_timeline_pages(void **state)
+{
+    h_resp r = h_req(S, "GET", "/v1/customers/C001/events?limit=2", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *items = json_object_get(r.json, "items");
+    assert_int_equal(json_array_size(items), 2);
+    /* newest first */
+    assert_string_equal(h_str(json_array_get(items, 0), "event_id"), "e2");
+    char path[256];
+    snprintf(path, sizeof path, "/v1/customers/C001/events?limit=2&cursor=%s",
+             h_str(r.json, "next_cursor"));
+    h_resp_free(&r);
+    r = h_req(S, "GET", path, S->admin_key, NULL);
+    items = json_object_get(r.json, "items");
+    assert_int_equal(json_array_size(items), 2);
+    assert_string_equal(h_str(json_array_get(items, 1), "event_id"), "e1");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(items, 1), "dwell_ms")),
+                     45000);
+    assert_string_equal(h_str(json_object_get(json_array_get(items, 1), "props"), "product"),
+                        "WM001");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/C001/events?cursor=garbage", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "cursor");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/NOBODY/events", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    h_resp_free(&r);
+}
+
 static void test_refuses_to_start_without_data_key(void **state)
 {
     char dir[600], cmd[1400];
@@ -400,6 +522,9 @@ int main(void)
         cmocka_unit_test(test_personal_data_masked_and_audited),
         cmocka_unit_test(test_no_personal_data_in_clear_on_disk),
         cmocka_unit_test(test_identity_lookup),
+        cmocka_unit_test(test_events_ingest_and_duplicates),
+        cmocka_unit_test(test_events_mixed_batch_refused_whole),
+        cmocka_unit_test(test_timeline_pages),
         cmocka_unit_test(test_refuses_to_start_without_data_key),
     };
     return cmocka_run_group_tests_name("e2e-customers", tests, group_setup, group_teardown);

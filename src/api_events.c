@@ -1,0 +1,446 @@
+/* api_events.c — POST /v1/events and the customer timeline.
+ *
+ * A batch is a JSON array of events, or NDJSON (one event per line) when
+ * the Content-Type is application/x-ndjson.  Up to 10,000 events.
+ *
+ * Mixed batches: a batch is accepted whole or refused whole.  Every event
+ * is validated and its customer resolved first; if any event is invalid the
+ * answer is 400 with one error per bad event (its index, the field, the
+ * reason) and nothing is written.  Otherwise all events are committed in
+ * one transaction before the 2xx.  An event whose event_id the tenant
+ * already has is a duplicate: not stored again, counted, and its id listed
+ * in the answer — never silently dropped. */
+#include "api.h"
+#include "app.h"
+#include "customer.h"
+#include "util.h"
+#include "validate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_EVENTS 10000
+#define MAX_ERRORS_SHOWN 100
+#define MAX_PROPS_BYTES 4096
+#define MAX_DWELL_MS (24LL * 3600 * 1000)
+#define EARLIEST_TS 946684800000LL         /* 2000-01-01 */
+#define MAX_FUTURE_MS (24LL * 3600 * 1000) /* clocks drift; a day ahead at most */
+
+typedef struct event_in {
+    size_t index; /* position in the batch */
+    char *event_id;
+    char *name;
+    char *customer_no; /* given, or NULL when an identity is given */
+    char id_type[32];  /* identity, when customer_no is NULL */
+    char id_key[SY_IDENTITY_VALUE_MAX + 1];
+    int64_t ts;
+    int64_t dwell_ms; /* -1: none */
+    char *props;      /* compact JSON, or NULL */
+} event_in;
+
+typedef struct event_batch {
+    event_in *ev;
+    size_t n;
+    json_t *errors; /* per-event errors found while applying (unknown customers) */
+    size_t accepted;
+    json_t *duplicates;
+} event_batch;
+
+static void batch_free(void *p)
+{
+    event_batch *b = p;
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->ev[i].event_id);
+        free(b->ev[i].name);
+        free(b->ev[i].customer_no);
+        free(b->ev[i].props);
+    }
+    free(b->ev);
+    json_decref(b->errors);
+    json_decref(b->duplicates);
+}
+
+static void add_error(json_t *errors, size_t index, const char *field, const char *detail)
+{
+    if (json_array_size(errors) < MAX_ERRORS_SHOWN)
+        json_array_append_new(errors, json_pack("{s:I, s:s, s:s}", "index", (json_int_t)index,
+                                                "field", field, "detail", detail));
+}
+
+static bool event_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64 || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+static bool token_valid(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+/* Validates one event into *e; records errors for index i.  Returns false
+ * when the event is bad. */
+static bool parse_event(sy_req *r, json_t *o, size_t i, event_in *e, json_t *errors)
+{
+    static const char *const known[] = {"event_id", "customer_no", "identity", "name",
+                                        "ts",       "dwell_ms",    "props"};
+    memset(e, 0, sizeof *e);
+    e->dwell_ms = -1;
+    if (!json_is_object(o)) {
+        add_error(errors, i, "", "an event must be a JSON object");
+        return false;
+    }
+    bool ok = true;
+    const char *key;
+    json_t *v;
+    json_object_foreach (o, key, v) {
+        bool k = false;
+        for (size_t j = 0; j < SY_ARRAY_LEN(known) && !k; j++)
+            k = !strcmp(key, known[j]);
+        if (!k) {
+            char f[80];
+            snprintf(f, sizeof f, "/%.70s", key);
+            add_error(errors, i, f, "unknown field");
+            ok = false;
+        }
+    }
+    const char *id = json_string_value(json_object_get(o, "event_id"));
+    if (!id || !token_valid(id, 128)) {
+        add_error(errors, i, "/event_id", "'event_id' must be 1 to 128 visible ASCII characters");
+        ok = false;
+    }
+    const char *name = json_string_value(json_object_get(o, "name"));
+    if (!name || !event_name_valid(name)) {
+        add_error(errors, i, "/name", "'name' must match [a-z][a-z0-9_]* (at most 64)");
+        ok = false;
+    }
+    json_t *cno = json_object_get(o, "customer_no"), *ident = json_object_get(o, "identity");
+    if ((cno != NULL) == (ident != NULL)) {
+        add_error(errors, i, "/customer_no", "give exactly one of 'customer_no' and 'identity'");
+        ok = false;
+    } else if (cno && !(json_is_string(cno) && sy_customer_no_valid(json_string_value(cno)))) {
+        add_error(errors, i, "/customer_no", "'customer_no' is not a valid customer number");
+        ok = false;
+    } else if (ident) {
+        const char *t = json_string_value(json_object_get(ident, "type"));
+        const char *val = json_string_value(json_object_get(ident, "value"));
+        if (!json_is_object(ident) || json_object_size(ident) != 2 || !t || !val ||
+            !sy_identity_type_valid(t) ||
+            !sy_identity_key(sy_req_app(r)->pii, sy_req_principal(r)->tenant, t, val, e->id_key,
+                             sizeof e->id_key)) {
+            add_error(errors, i, "/identity", "'identity' must be {type, value} of a known type");
+            ok = false;
+        } else {
+            snprintf(e->id_type, sizeof e->id_type, "%s", t);
+        }
+    }
+    json_t *ts = json_object_get(o, "ts");
+    int64_t now = sy_now_ms();
+    if (json_is_integer(ts))
+        e->ts = json_integer_value(ts);
+    else if (!(json_is_string(ts) && sy_parse_time(json_string_value(ts), &e->ts)))
+        e->ts = INT64_MIN;
+    if (e->ts < EARLIEST_TS || e->ts > now + MAX_FUTURE_MS) {
+        add_error(errors, i, "/ts",
+                  "'ts' must be an RFC 3339 time with a zone or epoch milliseconds, from 2000 "
+                  "until a day from now");
+        ok = false;
+    }
+    json_t *dw = json_object_get(o, "dwell_ms");
+    if (dw && !json_is_null(dw)) {
+        if (!json_is_integer(dw) || json_integer_value(dw) < 0 ||
+            json_integer_value(dw) > MAX_DWELL_MS) {
+            add_error(errors, i, "/dwell_ms", "'dwell_ms' must be an integer from 0 to 86400000");
+            ok = false;
+        } else {
+            e->dwell_ms = json_integer_value(dw);
+        }
+    }
+    json_t *props = json_object_get(o, "props");
+    if (props && !json_is_null(props)) {
+        char *text = json_is_object(props) ? json_dumps(props, JSON_COMPACT) : NULL;
+        if (!text || strlen(text) > MAX_PROPS_BYTES) {
+            add_error(errors, i, "/props", "'props' must be an object of at most 4096 bytes");
+            free(text);
+            ok = false;
+        } else {
+            e->props = text;
+        }
+    }
+    if (!ok)
+        return false;
+    e->event_id = sy_xstrdup(id);
+    e->name = sy_xstrdup(name);
+    e->customer_no = cno ? sy_xstrdup(json_string_value(cno)) : NULL;
+    return true;
+}
+
+static int resolve_customer(sy_conn *c, const char *tenant, event_in *e, bool *found)
+{
+    static const char sql_no[] =
+        "SELECT 1 FROM customers WHERE tenant_id = $1 AND customer_no = $2";
+    static const char sql_id[] = "SELECT customer_no FROM identities"
+                                 " WHERE tenant_id = $1 AND type = $2 AND value_key = $3";
+    sy_stmt *st = sy_conn_prepare(c, e->customer_no ? sql_no : sql_id);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    if (e->customer_no) {
+        sy_stmt_bind_text(st, 2, e->customer_no);
+    } else {
+        sy_stmt_bind_text(st, 2, e->id_type);
+        sy_stmt_bind_text(st, 3, e->id_key);
+    }
+    int rc = sy_stmt_step(st);
+    *found = rc == SY_ROW;
+    if (rc == SY_ROW && !e->customer_no)
+        e->customer_no = sy_xstrdup(sy_stmt_text(st, 0));
+    sy_stmt_reset(st);
+    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+}
+
+static int apply_events(sy_conn *c, sy_req *r, void *ctx)
+{
+    static const char sql[] =
+        "INSERT INTO events (tenant_id, event_id, customer_no, name, ts, dwell_ms, props,"
+        " received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (tenant_id, event_id) DO NOTHING";
+    event_batch *b = ctx;
+    const char *tenant = sy_req_principal(r)->tenant;
+    int rc;
+    int64_t now = sy_now_ms();
+    for (size_t i = 0; i < b->n; i++) {
+        event_in *e = &b->ev[i];
+        sy_stmt *st = sy_conn_prepare(c, sql);
+        if (!st)
+            return SY_ERR;
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, e->event_id);
+        sy_stmt_bind_text(st, 3, e->customer_no);
+        sy_stmt_bind_text(st, 4, e->name);
+        sy_stmt_bind_i64(st, 5, e->ts);
+        if (e->dwell_ms >= 0)
+            sy_stmt_bind_i64(st, 6, e->dwell_ms);
+        else
+            sy_stmt_bind_null(st, 6);
+        sy_stmt_bind_text(st, 7, e->props);
+        sy_stmt_bind_i64(st, 8, now);
+        if ((rc = sy_stmt_exec(st)) != SY_OK)
+            return rc;
+        if (sy_conn_changes(c) == 1)
+            b->accepted++;
+        else
+            json_array_append_new(b->duplicates, json_string(e->event_id));
+    }
+    sy_req_no_audit(r); /* behaviour data, not an administrative change */
+    sy_reply_json(r, 200,
+                  json_pack("{s:I, s:I, s:O}", "accepted", (json_int_t)b->accepted, "duplicates",
+                            (json_int_t)json_array_size(b->duplicates), "duplicate_ids",
+                            b->duplicates));
+    return 0;
+}
+
+/* Attaches the per-event errors to the problem reply recorded in r. */
+static void reply_event_errors(sy_req *r, json_t *errors, size_t nbad)
+{
+    sy_reply_problem(r, 400, "validation", "",
+                     "%zu of the batch's events are invalid; nothing "
+                     "was written",
+                     nbad);
+    sy_reply_extend(r, "errors", json_incref(errors));
+}
+
+void sy_api_events_post(sy_req *r)
+{
+    size_t len;
+    const char *body = sy_req_body(r, &len);
+    const char *ctype = sy_req_header(r, "Content-Type");
+    bool ndjson = ctype && !strncmp(ctype, "application/x-ndjson", 20);
+    json_t *items = NULL;
+    if (ndjson) {
+        items = json_array();
+        size_t line = 0;
+        for (const char *p = body, *end = body + len; p < end; line++) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            bool blank = true;
+            for (size_t k = 0; k < n && blank; k++)
+                blank = p[k] == ' ' || p[k] == '\t' || p[k] == '\r';
+            if (!blank) {
+                json_error_t e;
+                json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
+                if (!o) {
+                    json_decref(items);
+                    sy_reply_problem(r, 400, "invalid-json", "",
+                                     "line %zu is not valid JSON (column %d): %s", line + 1,
+                                     e.column, e.text);
+                    return;
+                }
+                json_array_append_new(items, o);
+            }
+            p += n + (nl ? 1 : 0);
+        }
+    } else {
+        if (len == 0) {
+            sy_reply_problem(r, 400, "invalid-json", "",
+                             "the request needs a JSON array of events");
+            return;
+        }
+        json_error_t e;
+        items = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
+        if (!items) {
+            sy_reply_problem(r, 400, "invalid-json", "",
+                             "the body is not valid JSON (line %d, column %d): %s", e.line,
+                             e.column, e.text);
+            return;
+        }
+        if (!json_is_array(items)) {
+            json_decref(items);
+            sy_reply_problem(r, 400, "validation", "",
+                             "the body must be a JSON array of events (or NDJSON with "
+                             "Content-Type: application/x-ndjson)");
+            return;
+        }
+    }
+    size_t n = json_array_size(items);
+    if (n == 0 || n > MAX_EVENTS) {
+        json_decref(items);
+        sy_reply_problem(r, 400, "validation", "", "a batch holds 1 to %d events", MAX_EVENTS);
+        return;
+    }
+    event_batch *b = sy_req_alloc(r, sizeof *b);
+    memset(b, 0, sizeof *b);
+    b->ev = sy_xcalloc(n, sizeof *b->ev);
+    b->errors = json_array();
+    b->duplicates = json_array();
+    sy_req_on_free(r, batch_free, b);
+    size_t nbad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (parse_event(r, json_array_get(items, i), i, &b->ev[b->n], b->errors))
+            b->ev[b->n++].index = i;
+        else
+            nbad++;
+    }
+    json_decref(items);
+    /* Resolve the customers here, so one answer lists every problem.
+     * Customers are never deleted, so what resolves now still does when
+     * the batch commits. */
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    for (size_t i = 0; i < b->n; i++) {
+        bool found;
+        if (resolve_customer(c, sy_req_principal(r)->tenant, &b->ev[i], &found) != SY_OK) {
+            sy_api_store_error(r, c);
+            sy_store_release(app->store, c);
+            return;
+        }
+        if (!found) {
+            add_error(b->errors, b->ev[i].index,
+                      b->ev[i].customer_no ? "/customer_no" : "/identity", "no such customer");
+            nbad++;
+        }
+    }
+    sy_store_release(app->store, c);
+    if (nbad) {
+        reply_event_errors(r, b->errors, nbad);
+        return;
+    }
+    sy_req_write(r, apply_events, NULL, b);
+}
+
+/* ---- timeline ---- */
+
+void sy_api_customer_events(sy_req *r)
+{
+    static const char sql[] =
+        "SELECT event_id, name, ts, dwell_ms, props FROM events"
+        " WHERE tenant_id = $1 AND customer_no = $2 AND (ts < $3 OR (ts = $3 AND event_id < $4))"
+        " ORDER BY ts DESC, event_id DESC LIMIT $5";
+    int64_t limit;
+    if (!sy_v_query_int(r, "limit", 1, 1000, 50, &limit))
+        return;
+    int64_t cur_ts = INT64_MAX;
+    const char *cur_id = "\x7f";
+    const char *cursor = sy_req_query(r, "cursor");
+    char idbuf[160];
+    if (cursor) {
+        const char *colon = strchr(cursor, ':');
+        char tsbuf[24];
+        size_t tl = colon ? (size_t)(colon - cursor) : 0;
+        if (!colon || tl == 0 || tl >= sizeof tsbuf || strlen(colon + 1) >= sizeof idbuf) {
+            sy_reply_problem(r, 400, "validation", "cursor", "not a cursor from this endpoint");
+            return;
+        }
+        memcpy(tsbuf, cursor, tl);
+        tsbuf[tl] = '\0';
+        snprintf(idbuf, sizeof idbuf, "%s", colon + 1);
+        if (!sy_parse_i64(tsbuf, 0, INT64_MAX, &cur_ts)) {
+            sy_reply_problem(r, 400, "validation", "cursor", "not a cursor from this endpoint");
+            return;
+        }
+        cur_id = idbuf;
+    }
+    const char *tenant = sy_req_principal(r)->tenant, *no = sy_req_param(r, "customer_no");
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    static const char sql_exists[] =
+        "SELECT 1 FROM customers WHERE tenant_id = $1 AND customer_no = $2";
+    sy_stmt *ex = sy_conn_prepare(c, sql_exists);
+    int rc = ex ? SY_OK : SY_ERR;
+    if (ex) {
+        sy_stmt_bind_text(ex, 1, tenant);
+        sy_stmt_bind_text(ex, 2, no);
+        rc = sy_stmt_step(ex);
+        sy_stmt_reset(ex);
+    }
+    if (rc == SY_DONE) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", no);
+        sy_store_release(app->store, c);
+        return;
+    }
+    sy_stmt *st = rc == SY_ROW ? sy_conn_prepare(c, sql) : NULL;
+    json_t *items = json_array();
+    char next[200] = "";
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, no);
+        sy_stmt_bind_i64(st, 3, cur_ts);
+        sy_stmt_bind_text(st, 4, cur_id);
+        sy_stmt_bind_i64(st, 5, limit);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            int64_t ts = sy_stmt_i64(st, 2);
+            json_t *e = json_pack("{s:s, s:s, s:o}", "event_id", sy_stmt_text(st, 0), "name",
+                                  sy_stmt_text(st, 1), "ts", sy_json_time(ts));
+            json_object_set_new(e, "dwell_ms",
+                                sy_stmt_is_null(st, 3) ? json_null()
+                                                       : json_integer(sy_stmt_i64(st, 3)));
+            json_t *props =
+                sy_stmt_is_null(st, 4) ? NULL : json_loads(sy_stmt_text(st, 4), 0, NULL);
+            json_object_set_new(e, "props", props ? props : json_null());
+            json_array_append_new(items, e);
+            snprintf(next, sizeof next, "%lld:%s", (long long)ts, sy_stmt_text(st, 0));
+        }
+        sy_stmt_reset(st);
+    }
+    if (rc != SY_DONE) {
+        json_decref(items);
+        sy_api_store_error(r, c);
+    } else {
+        bool more = json_array_size(items) == (size_t)limit;
+        sy_reply_json(r, 200,
+                      json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                                more ? json_string(next) : json_null()));
+    }
+    sy_store_release(app->store, c);
+}
