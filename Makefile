@@ -33,7 +33,7 @@ else
 endif
 BUILD   := build/$(CONFIG)
 CFLAGS  := $(CFLAGS_BASE) $(OPT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lroaring -pthread -lm
 LDFLAGS := $(OPT)
 
 SRCS     := $(wildcard src/*.c)

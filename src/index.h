@@ -1,0 +1,82 @@
+/* index.h — a tenant's in-memory indexes over its customers and events.
+ *
+ * Everything here is derived: rebuilt from the store at start
+ * (sy_index_rebuild) and kept current by the writer after each commit.
+ *
+ *   dense ids     customer number <-> uint32 0, 1, 2 ... (the store's
+ *                 dense_id), the index of every bitmap and column;
+ *   categorical   enum, bool and string attributes: one Roaring bitmap per
+ *                 distinct value;
+ *   numeric       integer, number and date attributes: an int64 column by
+ *                 dense id, with a bitmap of the customers that have a value;
+ *   behaviour     per (event name, business day): a bitmap of the customers
+ *                 who did it, and per customer the count and the dwell sum.
+ *
+ * Business days are in the tenant's time zone (its UTC offset, taken when
+ * the index is built).  Each index has one reader-writer lock: queries take
+ * it shared, updates exclusive. */
+#ifndef SY_INDEX_H
+#define SY_INDEX_H
+
+#include "attr.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <roaring/roaring.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sy_index sy_index;
+
+/* An empty index.  tz_offset_ms: the tenant's offset from UTC. */
+sy_index *sy_index_new(int64_t tz_offset_ms);
+void sy_index_free(sy_index *ix);
+
+/* Rebuilds from the store: customers, their attributes, their events.
+ * Returns SY_OK or a store error. */
+int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr_set *schema);
+
+/* ---- updates (exclusive lock taken inside) ---- */
+/* Registers a customer's dense id (new customers). */
+void sy_index_add_customer(sy_index *ix, const char *customer_no, uint32_t dense);
+/* Replaces a customer's attribute values: old and new are the canonical
+ * attribute objects before and after the change (old may be NULL). */
+void sy_index_update_attrs(sy_index *ix, uint32_t dense, const sy_attr_set *schema,
+                           const json_t *old_attrs, const json_t *new_attrs);
+/* Records one event (dwell_ms < 0: none). */
+void sy_index_add_event(sy_index *ix, uint32_t dense, const char *name, int64_t ts_ms,
+                        int64_t dwell_ms);
+
+/* ---- reads ---- */
+void sy_index_rdlock(sy_index *ix);
+void sy_index_unlock(sy_index *ix);
+/* Under the read lock: */
+uint32_t sy_index_size(const sy_index *ix); /* dense ids in use: 0 .. size-1 */
+const roaring_bitmap_t *sy_index_all(const sy_index *ix);
+bool sy_index_dense(const sy_index *ix, const char *customer_no, uint32_t *dense);
+const char *sy_index_customer_no(const sy_index *ix, uint32_t dense);
+/* The business day (days since 1970-01-01 in the tenant's zone) of a time. */
+int64_t sy_index_day(const sy_index *ix, int64_t ts_ms);
+
+/* Categorical attributes: the bitmap of customers whose value is value, or
+ * NULL; and iteration over the distinct values. */
+const roaring_bitmap_t *sy_index_value(const sy_index *ix, const char *attr, const char *value);
+typedef void (*sy_index_value_fn)(const char *value, const roaring_bitmap_t *b, void *ud);
+void sy_index_values(const sy_index *ix, const char *attr, sy_index_value_fn fn, void *ud);
+/* Numeric attributes: the column (NULL if none) and who has a value. */
+const int64_t *sy_index_column(const sy_index *ix, const char *attr,
+                               const roaring_bitmap_t **present);
+/* Behaviour: for each day in [from_day, to_day] with events named name,
+ * fn is called with the day's actors and per-actor counts and dwell sums. */
+typedef struct sy_day_events sy_day_events;
+const roaring_bitmap_t *sy_day_actors(const sy_day_events *d);
+/* Count and dwell sum (ms) of customer dense on that day (0 if none). */
+void sy_day_stats(const sy_day_events *d, uint32_t dense, uint32_t *count, uint64_t *dwell_ms);
+typedef void (*sy_index_day_fn)(int64_t day, const sy_day_events *d, void *ud);
+void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
+                   sy_index_day_fn fn, void *ud);
+
+/* Resident size of the index's structures, in bytes (approximate). */
+size_t sy_index_memory(const sy_index *ix);
+
+#endif
