@@ -34,6 +34,9 @@ void sy_api_identities_get(sy_req *r);
 void sy_api_events_post(sy_req *r);
 void sy_api_customer_events(sy_req *r);
 
+/* api_segments.c */
+void sy_api_segments_preview(sy_req *r);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

@@ -33,6 +33,10 @@ typedef struct cust_put {
     json_t *pii;   /* personal data members to set (string) or remove (null) */
     ident ids[MAX_IDENTITIES];
     int nids;
+    /* for the index, filled by apply */
+    json_t *old_attrs, *new_attrs;
+    int64_t dense;
+    bool created;
 } cust_put;
 
 static void cust_put_free(void *p)
@@ -41,6 +45,8 @@ static void cust_put_free(void *p)
     json_decref(w->set);
     json_decref(w->unset);
     json_decref(w->pii);
+    json_decref(w->old_attrs);
+    json_decref(w->new_attrs);
 }
 
 /* ---- the view ---- */
@@ -195,7 +201,7 @@ static int unlink_phone(sy_conn *c, const char *tenant, const char *no, const ch
 
 static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
 {
-    static const char sql_get[] = "SELECT attrs, pii FROM customers"
+    static const char sql_get[] = "SELECT attrs, pii, dense_id FROM customers"
                                   " WHERE tenant_id = $1 AND customer_no = $2";
     static const char sql_next[] =
         "SELECT COALESCE(MAX(dense_id), -1) + 1 FROM customers WHERE tenant_id = $1";
@@ -221,6 +227,7 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
     rc = sy_stmt_step(st);
     if (rc == SY_ROW) {
         exists = true;
+        w->dense = sy_stmt_i64(st, 2);
         attrs = json_loads(sy_stmt_text(st, 0), 0, NULL);
         if (!sy_stmt_is_null(st, 1))
             pii = sy_pii_open(k, tenant, no, sy_stmt_text(st, 1));
@@ -234,6 +241,8 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
         attrs = json_object();
     if (!pii)
         pii = json_object();
+    json_decref(w->old_attrs);
+    w->old_attrs = exists ? json_deep_copy(attrs) : NULL;
 
     /* Merge: given attributes are set, nulls unset, the rest kept. */
     json_object_update(attrs, w->set);
@@ -265,6 +274,7 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
         }
         int64_t dense = sy_stmt_i64(st, 0);
         sy_stmt_reset(st);
+        w->dense = dense;
         if (dense > UINT32_MAX) {
             sy_reply_problem(r, 409, "conflict", NULL, "the tenant has 2^32 customers already");
             rc = 1;
@@ -293,6 +303,9 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
     }
     if ((rc = sy_stmt_exec(st)) != SY_OK)
         goto out;
+    w->created = !exists;
+    json_decref(w->new_attrs);
+    w->new_attrs = json_deep_copy(attrs);
 
     /* Identities: those given, and the phone of the personal data. */
     const char *new_phone = json_string_value(json_object_get(pii, "phone"));
@@ -330,6 +343,25 @@ out:
     free(attrs_text);
     free(sealed);
     return rc;
+}
+
+/* After the commit: the change reaches the segment index before the reply,
+ * so an answer given after this 2xx already reflects it. */
+static void customer_committed(sy_req *r, void *ctx)
+{
+    cust_put *w = ctx;
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_index *ix = sy_indexes_get(app->indexes, tenant);
+    sy_attr_set *schema = sy_schemas_get(app->schemas, tenant);
+    if (ix && schema) {
+        if (w->created)
+            sy_index_add_customer(ix, w->customer_no, (uint32_t)w->dense);
+        sy_index_update_attrs(ix, (uint32_t)w->dense, schema, w->old_attrs, w->new_attrs);
+    } else {
+        sy_error("index of tenant %s not updated for customer %s", tenant, w->customer_no);
+    }
+    sy_attr_set_release(schema);
 }
 
 static bool parse_pii(sy_req *r, json_t *in, json_t *out)
@@ -488,7 +520,7 @@ void sy_api_customers_put(sy_req *r)
         }
         w->nids++;
     }
-    sy_req_write(r, apply_customer_put, NULL, w);
+    sy_req_write(r, apply_customer_put, customer_committed, w);
 }
 
 /* ---- GET ---- */

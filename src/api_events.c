@@ -36,6 +36,7 @@ typedef struct event_in {
     int64_t ts;
     int64_t dwell_ms; /* -1: none */
     char *props;      /* compact JSON, or NULL */
+    bool stored;      /* inserted, not a duplicate */
 } event_in;
 
 typedef struct event_batch {
@@ -238,7 +239,8 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
         sy_stmt_bind_i64(st, 8, now);
         if ((rc = sy_stmt_exec(st)) != SY_OK)
             return rc;
-        if (sy_conn_changes(c) == 1)
+        e->stored = sy_conn_changes(c) == 1;
+        if (e->stored)
             b->accepted++;
         else
             json_array_append_new(b->duplicates, json_string(e->event_id));
@@ -249,6 +251,26 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
                             (json_int_t)json_array_size(b->duplicates), "duplicate_ids",
                             b->duplicates));
     return 0;
+}
+
+/* After the commit, the stored events reach the segment index. */
+static void events_committed(sy_req *r, void *ctx)
+{
+    event_batch *b = ctx;
+    sy_index *ix = sy_indexes_get(sy_req_app(r)->indexes, sy_req_principal(r)->tenant);
+    if (!ix)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        event_in *e = &b->ev[i];
+        uint32_t dense;
+        if (!e->stored)
+            continue;
+        sy_index_rdlock(ix);
+        bool known = sy_index_dense(ix, e->customer_no, &dense);
+        sy_index_unlock(ix);
+        if (known)
+            sy_index_add_event(ix, dense, e->name, e->ts, e->dwell_ms);
+    }
 }
 
 /* Attaches the per-event errors to the problem reply recorded in r. */
@@ -356,7 +378,7 @@ void sy_api_events_post(sy_req *r)
         reply_event_errors(r, b->errors, nbad);
         return;
     }
-    sy_req_write(r, apply_events, NULL, b);
+    sy_req_write(r, apply_events, events_committed, b);
 }
 
 /* ---- timeline ---- */

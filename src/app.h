@@ -5,6 +5,7 @@
 #include "attr.h"
 #include "auth.h"
 #include "config.h"
+#include "index.h"
 #include "pii.h"
 #include "store.h"
 #include "tenant.h"
@@ -18,6 +19,7 @@ struct sy_app {
     sy_tenants *tenants;
     sy_schemas *schemas;
     const sy_pii_keys *pii;
+    sy_indexes *indexes;
 };
 
 #endif

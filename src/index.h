@@ -79,4 +79,17 @@ void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64
 /* Resident size of the index's structures, in bytes (approximate). */
 size_t sy_index_memory(const sy_index *ix);
 
+/* ---- the registry: one index per tenant, for the server ---- */
+typedef struct sy_indexes sy_indexes;
+typedef struct sy_tenants sy_tenants;
+typedef struct sy_schemas sy_schemas;
+sy_indexes *sy_indexes_new(sy_store *s, sy_tenants *t, sy_schemas *sc);
+void sy_indexes_free(sy_indexes *r);
+/* Builds the index of every tenant (at start).  Returns SY_OK or an error. */
+int sy_indexes_build_all(sy_indexes *r);
+/* The tenant's index, built on first use (a tenant created meanwhile by
+ * the command line).  NULL on a store error.  Valid until the registry is
+ * freed. */
+sy_index *sy_indexes_get(sy_indexes *r, const char *tenant);
+
 #endif

@@ -473,6 +473,7 @@ static int cmd_serve(int argc, char **argv)
     sy_keys *keys = NULL;
     sy_tenants *tenants = NULL;
     sy_schemas *schemas = NULL;
+    sy_indexes *indexes = NULL;
     sy_pii_keys pii;
     sy_server *srv = NULL;
     if ((rc = parse(&x, SY_CFG_SERVE, argc, argv, pos, 0, &npos,
@@ -520,13 +521,20 @@ static int cmd_serve(int argc, char **argv)
     keys = sy_keys_new(x.store, x.key_hash_key);
     tenants = sy_tenants_new(x.store);
     schemas = sy_schemas_new(x.store);
+    indexes = sy_indexes_new(x.store, tenants, schemas);
+    /* The segment indexes are derived: rebuilt from the store at start. */
+    if (sy_indexes_build_all(indexes) != SY_OK) {
+        fprintf(stderr, "siyu: building the indexes failed\n");
+        goto out;
+    }
     sy_app app = {.cfg = &x.cfg,
                   .store = x.store,
                   .writer = writer,
                   .keys = keys,
                   .tenants = tenants,
                   .schemas = schemas,
-                  .pii = &pii};
+                  .pii = &pii,
+                  .indexes = indexes};
     sy_server_opts so = {.listen = x.cfg.listen,
                          .threads = threads,
                          .max_body = (size_t)x.cfg.max_body,
@@ -587,6 +595,7 @@ out:
     sy_writer_stop(writer);
     sy_keys_free(keys);
     sy_tenants_free(tenants);
+    sy_indexes_free(indexes);
     sy_schemas_free(schemas);
     sodium_memzero(&pii, sizeof pii);
     if (x.store)

@@ -35,6 +35,9 @@ sy_route sy_routes[] = {
     {"GET", "/v1/identities/{type}/{value}", sy_api_identities_get,
      ADMIN | SY_ROLE_APP | SY_ROLE_COMPLIANCE, 0, NULL},
 
+    {"POST", "/v1/segments:preview", sy_api_segments_preview, ADMIN | SY_ROLE_ANALYST,
+     SY_ROUTE_NO_AUDIT, NULL},
+
     {"GET", "/v1/audit", sy_api_audit_list, AUDITORS, 0, NULL},
 };
 const int sy_routes_count = (int)SY_ARRAY_LEN(sy_routes);

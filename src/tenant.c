@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 bool sy_tenant_id_valid(const char *id)
 {
@@ -64,6 +65,32 @@ bool sy_timezone_valid(const char *tz)
     size_t got = fread(magic, 1, sizeof magic, f);
     fclose(f);
     return got == 4 && memcmp(magic, "TZif", 4) == 0;
+}
+
+int64_t sy_tz_offset_ms(const char *zone, int64_t at_ms)
+{
+    /* glibc resolves zones only through the process's TZ; switch it under a
+     * lock and restore it.  Called when an index is built, not per request. */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    if (!sy_timezone_valid(zone))
+        return 0;
+    pthread_mutex_lock(&mu);
+    const char *old = getenv("TZ");
+    char *saved = old ? sy_xstrdup(old) : NULL;
+    setenv("TZ", zone, 1);
+    tzset();
+    time_t t = (time_t)(at_ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    int64_t off = (int64_t)tm.tm_gmtoff * 1000;
+    if (saved)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(saved);
+    pthread_mutex_unlock(&mu);
+    return off;
 }
 
 int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *tz, int64_t now_ms)

@@ -19,6 +19,11 @@ bool sy_tenant_name_valid(const char *name);
 /* An IANA time zone name known to this machine's tz database. */
 bool sy_timezone_valid(const char *tz);
 
+/* The UTC offset of an IANA time zone at a given time, in milliseconds
+ * (0 for an unknown zone).  Serialised internally: it briefly switches the
+ * process's TZ. */
+int64_t sy_tz_offset_ms(const char *zone, int64_t at_ms);
+
 /* Creates the tenant with the bank attribute template (attr.h). */
 int sy_tenant_create(sy_conn *c, const char *id, const char *name, const char *tz, int64_t now_ms);
 /* Reads a tenant as a JSON object; *out is NULL when it does not exist. */

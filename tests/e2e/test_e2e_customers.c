@@ -493,6 +493,162 @@ static void test_timeline_pages(void **state)
     h_resp_free(&r);
 }
 
+/* ---- segments ---- */
+
+static json_int_t preview_count(const char *expr)
+{
+    json_t *b = json_pack("{s:s}", "expression", expr);
+    char *body = json_dumps(b, 0);
+    json_decref(b);
+    h_resp r = h_req(S, "POST", "/v1/segments:preview", S->admin_key, body);
+    free(body);
+    if (r.status != 200)
+        fail_msg("preview of %s: %ld %s", expr, r.status, r.body);
+    json_int_t n = json_integer_value(json_object_get(r.json, "count"));
+    h_resp_free(&r);
+    return n;
+}
+
+static void put_customer(const char *no, const char *body)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/customers/%s", no);
+    h_resp r = h_req(S, "PUT", path, S->admin_key, body);
+    if (r.status != 200 && r.status != 201)
+        fail_msg("PUT %s: %ld %s", no, r.status, r.body);
+    h_resp_free(&r);
+}
+
+static void test_segment_preview(void **state)
+{
+    put_customer("S1", "{\"attributes\":{\"risk_level\":\"R3\",\"aum\":60000000,\"payroll\":true,"
+                       "\"city\":\"上海\"}}");
+    put_customer("S2", "{\"attributes\":{\"risk_level\":\"R5\",\"aum\":90000000,\"payroll\":true,"
+                       "\"city\":\"杭州\"}}");
+    put_customer("S3",
+                 "{\"attributes\":{\"risk_level\":\"R2\",\"aum\":70000000,\"payroll\":true}}");
+    put_customer("S4", "{\"attributes\":{\"risk_level\":\"R4\",\"payroll\":false}}");
+    const char *q = "payroll = true and aum >= 50000000 and risk_level >= R3";
+    assert_int_equal(preview_count(q), 2);
+    h_resp r =
+        h_req(S, "POST", "/v1/segments:preview", S->admin_key,
+              "{\"expression\":\"payroll = true and aum >= 50000000\",\"breakdown\":\"city\"}");
+    assert_int_equal(r.status, 200);
+    json_t *rows = json_object_get(json_object_get(r.json, "breakdown"), "rows");
+    assert_int_equal(json_array_size(rows), 3); /* 上海, 杭州, and no city */
+    json_int_t total = 0;
+    for (size_t i = 0; i < json_array_size(rows); i++)
+        total += json_integer_value(json_object_get(json_array_get(rows, i), "count"));
+    assert_int_equal(total, json_integer_value(json_object_get(r.json, "count")));
+    h_resp_free(&r);
+    /* Missing values never match; not is the complement. */
+    json_int_t all = preview_count("aum >= 0 or aum is null");
+    assert_int_equal(preview_count("not aum >= 50000000") + preview_count("aum >= 50000000"), all);
+    assert_true(preview_count("aum is null") >= 1);
+}
+
+static void test_segment_expression_errors(void **state)
+{
+    struct {
+        const char *body, *detail;
+        int column;
+    } cases[] = {
+        {"{\"expression\":\"risk_level >= R9\"}", "not a value of risk_level", 15},
+        {"{\"expression\":\"shoe_size > 40\"}", "no attribute", 1},
+        {"{\"expression\":\"aum > 1.5\"}", "integer", 7},
+        {"{\"expression\":\"payroll = true and (\"}", "expected", 21},
+        {"{\"expression\":\"did(login, 36h)\"}", "whole", 1},
+        {"{\"expression\":\"tag(vip)\"}", "no tag", 1},
+    };
+    for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
+        h_resp r = h_req(S, "POST", "/v1/segments:preview", S->admin_key, cases[i].body);
+        h_assert_problem(r, 400, "validation", "/expression");
+        if (!strstr(h_str(r.json, "detail"), cases[i].detail))
+            fail_msg("case %zu: %s", i, r.body);
+        json_t *pos = json_object_get(r.json, "position");
+        assert_int_equal(json_integer_value(json_object_get(pos, "line")), 1);
+        if (json_integer_value(json_object_get(pos, "column")) != cases[i].column)
+            fail_msg("case %zu: column %lld, expected %d: %s", i,
+                     (long long)json_integer_value(json_object_get(pos, "column")), cases[i].column,
+                     r.body);
+        h_resp_free(&r);
+    }
+    h_resp r = h_req(S, "POST", "/v1/segments:preview", S->admin_key,
+                     "{\"expression\":\"aum > 1\",\"breakdown\":\"aum\"}");
+    h_assert_problem(r, 400, "validation", "/breakdown");
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/segments:preview", S->admin_key, "{}");
+    h_assert_problem(r, 400, "validation", "/expression");
+    h_resp_free(&r);
+}
+
+/* Polls the count of expr until it equals want; returns the ms it took,
+ * or -1 after 1 s. */
+static int fresh_within_1s(const char *expr, json_int_t want)
+{
+    uint64_t t0 = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t0 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    for (;;) {
+        if (preview_count(expr) == want) {
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            return (int)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - t0);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - t0 > 1000)
+            return -1;
+        h_sleep_ms(20);
+    }
+}
+
+static void test_segment_freshness(void **state)
+{
+    const char *q = "risk_level = R1 and city = '深圳'";
+    json_int_t before = preview_count(q);
+    put_customer("F1", "{\"attributes\":{\"risk_level\":\"R1\",\"city\":\"深圳\"}}");
+    assert_true(fresh_within_1s(q, before + 1) >= 0);
+    put_customer("F1", "{\"attributes\":{\"city\":\"广州\"}}");
+    assert_true(fresh_within_1s(q, before) >= 0);
+
+    const char *qe = "did(open_app, 1d) >= 2";
+    json_int_t e0 = preview_count(qe);
+    char body[512];
+    time_t now = time(NULL);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    snprintf(body, sizeof body,
+             "[{\"event_id\":\"fr1\",\"customer_no\":\"F1\",\"name\":\"open_app\",\"ts\":\"%s\"},"
+             "{\"event_id\":\"fr2\",\"customer_no\":\"F1\",\"name\":\"open_app\",\"ts\":\"%s\"}]",
+             ts, ts);
+    h_resp r = h_req(S, "POST", "/v1/events", S->admin_key, body);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    assert_true(fresh_within_1s(qe, e0 + 1) >= 0);
+    /* A duplicate delivery changes nothing. */
+    r = h_req(S, "POST", "/v1/events", S->admin_key, body);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "duplicates")), 2);
+    h_resp_free(&r);
+    assert_int_equal(preview_count("did(open_app, 1d) >= 3"), 0);
+}
+
+static void test_segments_after_restart(void **state)
+{
+    const char *qs[] = {"payroll = true and aum >= 50000000 and risk_level >= R3",
+                        "did(open_app, 1d) >= 2", "city in ('上海', '杭州') or aum is null",
+                        "not risk_level between R2 and R4"};
+    json_int_t before[SY_TEST_LEN(qs)];
+    for (size_t i = 0; i < SY_TEST_LEN(qs); i++)
+        before[i] = preview_count(qs[i]);
+    /* The index is derived: a restart rebuilds it from the store. */
+    assert_int_equal(h_signal_wait(S, SIGTERM), 0);
+    h_launch(S);
+    for (size_t i = 0; i < SY_TEST_LEN(qs); i++)
+        if (preview_count(qs[i]) != before[i])
+            fail_msg("%s: %lld before the restart, %lld after", qs[i], (long long)before[i],
+                     (long long)preview_count(qs[i]));
+}
+
 static void test_refuses_to_start_without_data_key(void **state)
 {
     char dir[600], cmd[1400];
@@ -525,6 +681,10 @@ int main(void)
         cmocka_unit_test(test_events_ingest_and_duplicates),
         cmocka_unit_test(test_events_mixed_batch_refused_whole),
         cmocka_unit_test(test_timeline_pages),
+        cmocka_unit_test(test_segment_preview),
+        cmocka_unit_test(test_segment_expression_errors),
+        cmocka_unit_test(test_segment_freshness),
+        cmocka_unit_test(test_segments_after_restart),
         cmocka_unit_test(test_refuses_to_start_without_data_key),
     };
     return cmocka_run_group_tests_name("e2e-customers", tests, group_setup, group_teardown);

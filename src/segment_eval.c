@@ -1,0 +1,452 @@
+/* segment_eval.c — segment expressions over Roaring bitmaps.
+ *
+ * Each node yields a bitmap; and/or/not are bitmap intersections, unions
+ * and complements against the tenant's customers.  Categorical attributes
+ * are unions of value bitmaps; numeric attributes scan their column over
+ * the customers that have a value; behaviour predicates union the day
+ * bitmaps of the window, or, for counts and dwell sums, accumulate per
+ * customer over the window's days. */
+#include "segment_eval.h"
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DAY_MS 86400000LL
+
+static roaring_bitmap_t *fail(sy_seg_error *err, int pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static roaring_bitmap_t *fail(sy_seg_error *err, int pos, const char *fmt, ...)
+{
+    err->pos = pos;
+    err->line = err->col = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+static bool op_holds(sy_seg_op op, int c) /* c = sign of (value - literal) */
+{
+    switch (op) {
+    case SY_OP_EQ:
+        return c == 0;
+    case SY_OP_NE:
+        return c != 0;
+    case SY_OP_LT:
+        return c < 0;
+    case SY_OP_LE:
+        return c <= 0;
+    case SY_OP_GT:
+        return c > 0;
+    case SY_OP_GE:
+        return c >= 0;
+    }
+    return false;
+}
+
+static int cmp64(int64_t a, int64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+/* ---- categorical ---- */
+
+typedef struct cat_scan {
+    const sy_attr_def *d;
+    sy_seg_op op;
+    const char *lit;
+    int lit_index; /* enum order of lit */
+    roaring_bitmap_t *out;
+} cat_scan;
+
+static void cat_visit(const char *value, const roaring_bitmap_t *b, void *ud)
+{
+    cat_scan *s = ud;
+    int c;
+    if (s->d->type == SY_ATTR_ENUM) {
+        int vi = sy_attr_enum_index(s->d, value);
+        if (vi < 0)
+            return;
+        c = (vi > s->lit_index) - (vi < s->lit_index);
+    } else {
+        int r = strcmp(value, s->lit);
+        c = (r > 0) - (r < 0);
+    }
+    if (op_holds(s->op, c))
+        roaring_bitmap_or_inplace(s->out, b);
+}
+
+static void union_visit(const char *value, const roaring_bitmap_t *b, void *ud)
+{
+    roaring_bitmap_or_inplace(ud, b);
+}
+
+/* Everyone with a value of attribute d. */
+static roaring_bitmap_t *present_of(const sy_seg_ctx *cx, const sy_attr_def *d)
+{
+    if (d->type == SY_ATTR_INTEGER || d->type == SY_ATTR_NUMBER || d->type == SY_ATTR_DATE) {
+        const roaring_bitmap_t *p;
+        sy_index_column(cx->ix, d->name, &p);
+        return p ? roaring_bitmap_copy(p) : roaring_bitmap_create();
+    }
+    roaring_bitmap_t *out = roaring_bitmap_create();
+    sy_index_values(cx->ix, d->name, union_visit, out);
+    return out;
+}
+
+/* The literal as the integer a numeric attribute stores, or false. */
+static bool numeric_literal(const sy_attr_def *d, const sy_seg_lit *l, int64_t *out,
+                            sy_seg_error *err)
+{
+    if (d->type == SY_ATTR_DATE) {
+        if (l->kind != SY_LIT_DATE) {
+            fail(err, l->pos, "'%s' is a date: compare it with a date such as 2024-01-31", d->name);
+            return false;
+        }
+        *out = l->i;
+        return true;
+    }
+    if (d->type == SY_ATTR_INTEGER) {
+        if (l->kind != SY_LIT_INT) {
+            fail(err, l->pos, "'%s' is an integer%s%s: compare it with an integer", d->name,
+                 d->unit[0] ? " in " : "", d->unit);
+            return false;
+        }
+        *out = l->i;
+        return true;
+    }
+    /* number: scale the literal exactly */
+    int64_t scaled;
+    if (l->kind == SY_LIT_INT) {
+        int64_t p = 1;
+        for (int i = 0; i < d->scale; i++)
+            p *= 10;
+        if (l->i > INT64_MAX / p || l->i < INT64_MIN / p) {
+            fail(err, l->pos, "the number is too large for '%s'", d->name);
+            return false;
+        }
+        *out = l->i * p;
+        return true;
+    }
+    if (l->kind != SY_LIT_DECIMAL) {
+        fail(err, l->pos, "'%s' is a number: compare it with a number", d->name);
+        return false;
+    }
+    const char *dot = strchr(l->s, '.');
+    int decimals = dot ? (int)strlen(dot + 1) : 0;
+    if (decimals > d->scale) {
+        fail(err, l->pos, "'%s' has %d decimals; %s has more", d->name, d->scale, l->s);
+        return false;
+    }
+    char digits[64];
+    size_t o = 0;
+    for (const char *p = l->s; *p && o < sizeof digits - 8; p++)
+        if (*p != '.')
+            digits[o++] = *p;
+    for (int i = decimals; i < d->scale; i++)
+        digits[o++] = '0';
+    digits[o] = '\0';
+    if (!sy_parse_i64(digits, INT64_MIN, INT64_MAX, &scaled)) {
+        fail(err, l->pos, "the number is too large for '%s'", d->name);
+        return false;
+    }
+    *out = scaled;
+    return true;
+}
+
+static roaring_bitmap_t *numeric_where(const sy_seg_ctx *cx, const sy_attr_def *d, sy_seg_op op,
+                                       int64_t lit)
+{
+    const roaring_bitmap_t *present;
+    const int64_t *col = sy_index_column(cx->ix, d->name, &present);
+    roaring_bitmap_t *out = roaring_bitmap_create();
+    if (!col)
+        return out;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(present);
+    uint32_t buf[1024];
+    uint32_t n;
+    while ((n = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
+        uint32_t keep[1024];
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (op_holds(op, cmp64(col[buf[i]], lit)))
+                keep[k++] = buf[i];
+        roaring_bitmap_add_many(out, k, keep);
+    }
+    roaring_free_uint32_iterator(it);
+    return out;
+}
+
+/* attr op literal, for any attribute type. */
+static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d, sy_seg_op op,
+                                 const sy_seg_lit *l, sy_seg_error *err)
+{
+    switch (d->type) {
+    case SY_ATTR_INTEGER:
+    case SY_ATTR_NUMBER:
+    case SY_ATTR_DATE: {
+        int64_t v;
+        if (!numeric_literal(d, l, &v, err))
+            return NULL;
+        return numeric_where(cx, d, op, v);
+    }
+    case SY_ATTR_BOOL: {
+        if (l->kind != SY_LIT_BOOL)
+            return fail(err, l->pos, "'%s' is true or false", d->name);
+        if (op != SY_OP_EQ && op != SY_OP_NE)
+            return fail(err, l->pos, "'%s' is a bool: use = or !=", d->name);
+        bool want = (l->i != 0) == (op == SY_OP_EQ);
+        const roaring_bitmap_t *b = sy_index_value(cx->ix, d->name, want ? "true" : "false");
+        return b ? roaring_bitmap_copy(b) : roaring_bitmap_create();
+    }
+    case SY_ATTR_ENUM:
+    case SY_ATTR_STRING: {
+        if (l->kind != SY_LIT_STRING)
+            return fail(err, l->pos, "'%s' takes a %s value", d->name,
+                        d->type == SY_ATTR_ENUM ? "enum" : "string");
+        cat_scan s = {.d = d, .op = op, .lit = l->s, .out = roaring_bitmap_create()};
+        if (d->type == SY_ATTR_ENUM) {
+            s.lit_index = sy_attr_enum_index(d, l->s);
+            if (s.lit_index < 0) {
+                roaring_bitmap_free(s.out);
+                char vals[160] = "";
+                for (int i = 0; i < d->nenum && strlen(vals) < 120; i++)
+                    snprintf(vals + strlen(vals), sizeof vals - strlen(vals), "%s%s", i ? ", " : "",
+                             d->enum_values[i]);
+                return fail(err, l->pos, "'%s' is not a value of %s (%s)", l->s, d->name, vals);
+            }
+        }
+        sy_index_values(cx->ix, d->name, cat_visit, &s);
+        return s.out;
+    }
+    }
+    return fail(err, l->pos, "unsupported attribute type");
+}
+
+/* ---- behaviour ---- */
+
+typedef struct acc_map {
+    uint32_t *keys; /* dense + 1; 0 empty */
+    uint64_t *vals;
+    size_t cap, n;
+} acc_map;
+
+static void acc_add(acc_map *m, uint32_t dense, uint64_t v)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        acc_map old = *m;
+        m->cap = old.cap ? old.cap * 2 : 1024;
+        m->keys = sy_xcalloc(m->cap, sizeof *m->keys);
+        m->vals = sy_xcalloc(m->cap, sizeof *m->vals);
+        m->n = 0;
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.keys[i]) {
+                size_t j = (old.keys[i] * 2654435761u) & (m->cap - 1);
+                while (m->keys[j])
+                    j = (j + 1) & (m->cap - 1);
+                m->keys[j] = old.keys[i];
+                m->vals[j] = old.vals[i];
+                m->n++;
+            }
+        free(old.keys);
+        free(old.vals);
+    }
+    uint32_t key = dense + 1;
+    size_t i = (key * 2654435761u) & (m->cap - 1);
+    while (m->keys[i] && m->keys[i] != key)
+        i = (i + 1) & (m->cap - 1);
+    if (!m->keys[i]) {
+        m->keys[i] = key;
+        m->n++;
+    }
+    m->vals[i] += v;
+}
+
+typedef struct window_acc {
+    roaring_bitmap_t *actors;
+    acc_map sums;
+    bool dwell;
+    bool need_sums;
+} window_acc;
+
+static void window_visit(int64_t day, const sy_day_events *d, void *ud)
+{
+    window_acc *w = ud;
+    roaring_bitmap_or_inplace(w->actors, sy_day_actors(d));
+    if (!w->need_sums)
+        return;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(sy_day_actors(d));
+    uint32_t buf[1024], n;
+    while ((n = roaring_read_uint32_iterator(it, buf, 1024)) > 0)
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t count;
+            uint64_t dwell;
+            sy_day_stats(d, buf[i], &count, &dwell);
+            acc_add(&w->sums, buf[i], w->dwell ? dwell : count);
+        }
+    roaring_free_uint32_iterator(it);
+}
+
+static bool whole_days(int64_t window_ms, int pos, const char *what, sy_seg_error *err)
+{
+    if (window_ms % DAY_MS != 0) {
+        fail(err, pos, "%s counts whole business days: write the window in d or w", what);
+        return false;
+    }
+    return true;
+}
+
+static roaring_bitmap_t *behaviour(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg_error *err)
+{
+    bool dwell = n->kind == SY_SEG_DWELL;
+    if (!whole_days(n->window_ms, n->pos, dwell ? "dwell()" : "did()", err))
+        return NULL;
+    int64_t today = sy_index_day(cx->ix, cx->now_ms);
+    int64_t from = today - n->window_ms / DAY_MS + 1;
+    uint64_t threshold = dwell ? (uint64_t)n->dwell_ms : (uint64_t)n->count;
+    /* Does a customer with no such event (sum 0) match? */
+    bool zero_matches = op_holds(n->op, cmp64(0, (int64_t)threshold));
+    bool simple = !dwell && n->op == SY_OP_GE && n->count == 1; /* did at least once */
+    window_acc w = {.actors = roaring_bitmap_create(), .dwell = dwell, .need_sums = !simple};
+    sy_index_days(cx->ix, n->name, from, today, window_visit, &w);
+    if (simple)
+        return w.actors;
+    roaring_bitmap_t *out;
+    if (zero_matches) {
+        /* everyone, minus the actors whose sum fails */
+        out = roaring_bitmap_copy(sy_index_all(cx->ix));
+        for (size_t i = 0; i < w.sums.cap; i++)
+            if (w.sums.keys[i] &&
+                !op_holds(n->op, cmp64((int64_t)w.sums.vals[i], (int64_t)threshold)))
+                roaring_bitmap_remove(out, w.sums.keys[i] - 1);
+    } else {
+        out = roaring_bitmap_create();
+        for (size_t i = 0; i < w.sums.cap; i++)
+            if (w.sums.keys[i] &&
+                op_holds(n->op, cmp64((int64_t)w.sums.vals[i], (int64_t)threshold)))
+                roaring_bitmap_add(out, w.sums.keys[i] - 1);
+    }
+    roaring_bitmap_free(w.actors);
+    free(w.sums.keys);
+    free(w.sums.vals);
+    return out;
+}
+
+/* ---- the tree ---- */
+
+roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg_error *err)
+{
+    switch (n->kind) {
+    case SY_SEG_AND:
+    case SY_SEG_OR: {
+        roaring_bitmap_t *a = sy_seg_eval(cx, n->a, err);
+        if (!a)
+            return NULL;
+        roaring_bitmap_t *b = sy_seg_eval(cx, n->b, err);
+        if (!b) {
+            roaring_bitmap_free(a);
+            return NULL;
+        }
+        if (n->kind == SY_SEG_AND)
+            roaring_bitmap_and_inplace(a, b);
+        else
+            roaring_bitmap_or_inplace(a, b);
+        roaring_bitmap_free(b);
+        return a;
+    }
+    case SY_SEG_NOT: {
+        roaring_bitmap_t *a = sy_seg_eval(cx, n->a, err);
+        if (!a)
+            return NULL;
+        roaring_bitmap_t *out = roaring_bitmap_copy(sy_index_all(cx->ix));
+        roaring_bitmap_andnot_inplace(out, a);
+        roaring_bitmap_free(a);
+        return out;
+    }
+    case SY_SEG_TAG:
+    case SY_SEG_SEGMENT: {
+        bool tag = n->kind == SY_SEG_TAG;
+        const roaring_bitmap_t *b = NULL;
+        if (tag ? cx->tag != NULL : cx->segment != NULL)
+            b = (tag ? cx->tag : cx->segment)(cx->ud, n->name);
+        if (!b)
+            return fail(err, n->pos, "no %s named '%s'", tag ? "tag" : "segment", n->name);
+        roaring_bitmap_t *out = roaring_bitmap_copy(b);
+        roaring_bitmap_and_inplace(out, sy_index_all(cx->ix));
+        return out;
+    }
+    case SY_SEG_DID:
+    case SY_SEG_DWELL:
+        return behaviour(cx, n, err);
+    default:
+        break;
+    }
+    /* attribute predicates */
+    const sy_attr_def *d = sy_attr_find(cx->schema, n->name);
+    if (!d)
+        return fail(err, n->pos, "no attribute named '%s' (see GET /v1/attributes)", n->name);
+    switch (n->kind) {
+    case SY_SEG_CMP:
+        return compare(cx, d, n->op, &n->lits[0], err);
+    case SY_SEG_IN: {
+        roaring_bitmap_t *u = roaring_bitmap_create();
+        for (int i = 0; i < n->nlits; i++) {
+            roaring_bitmap_t *b = compare(cx, d, SY_OP_EQ, &n->lits[i], err);
+            if (!b) {
+                roaring_bitmap_free(u);
+                return NULL;
+            }
+            roaring_bitmap_or_inplace(u, b);
+            roaring_bitmap_free(b);
+        }
+        if (!n->negated)
+            return u;
+        roaring_bitmap_t *p = present_of(cx, d);
+        roaring_bitmap_andnot_inplace(p, u);
+        roaring_bitmap_free(u);
+        return p;
+    }
+    case SY_SEG_BETWEEN: {
+        roaring_bitmap_t *lo = compare(cx, d, SY_OP_GE, &n->lits[0], err);
+        if (!lo)
+            return NULL;
+        roaring_bitmap_t *hi = compare(cx, d, SY_OP_LE, &n->lits[1], err);
+        if (!hi) {
+            roaring_bitmap_free(lo);
+            return NULL;
+        }
+        roaring_bitmap_and_inplace(lo, hi);
+        roaring_bitmap_free(hi);
+        return lo;
+    }
+    case SY_SEG_IS_NULL: {
+        roaring_bitmap_t *p = present_of(cx, d);
+        if (n->negated)
+            return p;
+        roaring_bitmap_t *out = roaring_bitmap_copy(sy_index_all(cx->ix));
+        roaring_bitmap_andnot_inplace(out, p);
+        roaring_bitmap_free(p);
+        return out;
+    }
+    case SY_SEG_WITHIN: {
+        if (d->type != SY_ATTR_DATE)
+            return fail(err, n->pos, "'within' needs a date attribute; '%s' is %s", d->name,
+                        sy_attr_type_name(d->type));
+        if (!whole_days(n->window_ms, n->pos, "'within' on a date", err))
+            return NULL;
+        int64_t today = sy_index_day(cx->ix, cx->now_ms);
+        roaring_bitmap_t *lo = numeric_where(cx, d, SY_OP_GE, today - n->window_ms / DAY_MS + 1);
+        roaring_bitmap_t *hi = numeric_where(cx, d, SY_OP_LE, today);
+        roaring_bitmap_and_inplace(lo, hi);
+        roaring_bitmap_free(hi);
+        return lo;
+    }
+    default:
+        return fail(err, n->pos, "unsupported expression");
+    }
+}

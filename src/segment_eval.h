@@ -1,0 +1,37 @@
+/* segment_eval.h — evaluates a parsed segment expression over a tenant's
+ * index into the bitmap of matching customers (dense ids).
+ *
+ * Semantics (docs/segments.md): a predicate on an attribute a customer does
+ * not have is false (select those with `is null`); `not` is the complement
+ * within the tenant's customers; enum values compare by their order in the
+ * definition; number literals must have at most the attribute's scale of
+ * decimals and compare exactly; did()/dwell() and `within` count whole
+ * business days in the tenant's time zone, the current one and the W-1
+ * before it. */
+#ifndef SY_SEGMENT_EVAL_H
+#define SY_SEGMENT_EVAL_H
+
+#include "attr.h"
+#include "index.h"
+#include "segment_parse.h"
+
+#include <roaring/roaring.h>
+
+typedef struct sy_seg_ctx {
+    const sy_index *ix; /* read-locked by the caller */
+    const sy_attr_set *schema;
+    int64_t now_ms;
+    /* Members of a tag or a saved segment; NULL when there is none of that
+     * name.  The bitmap stays owned by the resolver. */
+    const roaring_bitmap_t *(*tag)(void *ud, const char *name);
+    const roaring_bitmap_t *(*segment)(void *ud, const char *name);
+    void *ud;
+} sy_seg_ctx;
+
+/* A new bitmap of the matching dense ids (free with roaring_bitmap_free),
+ * or NULL with err set (position and message) for an expression that does
+ * not fit the schema: unknown attribute, tag or segment, a literal of the
+ * wrong type, an unknown enum value, too many decimals. */
+roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg_error *err);
+
+#endif
