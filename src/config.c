@@ -39,7 +39,7 @@ static const opt k_opts[] = {
      "seconds an idle keep-alive connection stays open"},
     {"shutdown-grace", T_INT, O(shutdown_grace), "10000", SY_CFG_SERVE,
      "milliseconds to finish in-flight requests on SIGTERM"},
-    {"tenant", T_STR, O(tenant), "demo", SY_CFG_SERVE | SY_CFG_KEY,
+    {"tenant", T_STR, O(tenant), "demo", SY_CFG_SERVE | SY_CFG_KEY | SY_CFG_DEMO,
      "serve: tenant created with an admin key on first start; key: the key's tenant"},
     {"port-file", T_STR, O(port_file), NULL, SY_CFG_SERVE,
      "write the bound port to this file once serving"},
@@ -50,10 +50,14 @@ static const opt k_opts[] = {
      "IANA time zone that decides the tenant's business days"},
     {"examples", T_STR, O(examples), NULL, SY_CFG_KEY,
      "print example curl calls against this ADDR:PORT"},
-    {"data-key-file", T_STR, O(data_key_file), NULL, SY_CFG_SERVE,
+    {"data-key-file", T_STR, O(data_key_file), NULL, SY_CFG_SERVE | SY_CFG_DEMO,
      "file with the 32-byte key that encrypts personal data (or set SIYU_DATA_KEY)"},
     {"demo", T_BOOL, O(demo), "false", SY_CFG_SERVE,
      "demo bank: create a data key in the data directory if there is none"},
+    {"customers", T_INT, O(customers), "100000", SY_CFG_DEMO, "demo: customers to generate"},
+    {"days", T_INT, O(days), "30", SY_CFG_DEMO, "demo: days of behaviour up to today"},
+    {"seed", T_INT, O(seed), "1", SY_CFG_DEMO,
+     "demo: seed of the generator (same seed, same bank)"},
 };
 #undef O
 

@@ -35,6 +35,9 @@ typedef struct sy_config {
     char *examples;         /* key create: print curl examples for ADDR:PORT */
     char *data_key_file;    /* the personal-data key (pii.h) */
     bool demo;              /* a demo bank: create missing keys and demo data */
+    int64_t customers;      /* demo: customers to generate */
+    int64_t days;           /* demo: days of behaviour */
+    int64_t seed;           /* demo: generator seed */
 } sy_config;
 
 /* Which settings a command accepts (bit per setting group). */
@@ -42,6 +45,7 @@ typedef struct sy_config {
 #define SY_CFG_DATA (1u << 1)
 #define SY_CFG_KEY (1u << 2)
 #define SY_CFG_TENANT (1u << 3)
+#define SY_CFG_DEMO (1u << 4)
 
 /* Parses argv (flags only, after the command words) over the defaults, the
  * config file and the environment.  Unknown flags and bad values are

@@ -18,12 +18,12 @@
 #include <stdint.h>
 
 /* Limits (docs/segments.md, "Limits"). */
-#define SY_SEG_MAX_INPUT 65536    /* bytes of text, as written and in canonical form */
-#define SY_SEG_MAX_DEPTH 64       /* nested parentheses and 'not' */
+#define SY_SEG_MAX_INPUT 65536 /* bytes of text, as written and in canonical form */
+#define SY_SEG_MAX_DEPTH 64    /* nested parentheses and 'not' */
 #define SY_SEG_MAX_PREDICATES 1000
-#define SY_SEG_MAX_NAME 63        /* attribute, event and bare names (ASCII) */
-#define SY_SEG_MAX_STRING 256     /* bytes of a string literal after unescaping */
-#define SY_SEG_MAX_TAG 100        /* bytes of a tag or segment name */
+#define SY_SEG_MAX_NAME 63    /* attribute, event and bare names (ASCII) */
+#define SY_SEG_MAX_STRING 256 /* bytes of a string literal after unescaping */
+#define SY_SEG_MAX_TAG 100    /* bytes of a tag or segment name */
 #define SY_SEG_MAX_DECIMAL_DIGITS 38
 #define SY_SEG_MAX_DURATION_MS (3650LL * 86400000LL)
 

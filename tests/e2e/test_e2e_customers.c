@@ -649,6 +649,63 @@ static void test_segments_after_restart(void **state)
                      (long long)preview_count(qs[i]));
 }
 
+static char *sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 20, len = 0, n;
+    char *out = malloc(cap);
+    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 2)
+            out = realloc(out, cap *= 2);
+    }
+    out[len] = '\0';
+    assert_int_equal(pclose(p), 0);
+    return out;
+}
+
+static void test_demo_generator(void **state)
+{
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/demo-a", S->dir);
+    snprintf(b, sizeof b, "%s/demo-b", S->dir);
+    const char *args = "--customers 300 --days 7 --seed 7";
+    free(sh("env -u SIYU_DATA_KEY '%s' demo --data '%s' %s 2>/dev/null", h_bin(), a, args));
+    free(sh("env -u SIYU_DATA_KEY '%s' demo --data '%s' %s 2>/dev/null", h_bin(), b, args));
+    /* The same seed gives the same bank (personal data aside: each demo
+     * seals it under its own new key, with random nonces; and today's
+     * events, which stop at the moment the demo ran). */
+    const char *q = "SELECT customer_no, dense_id, attrs FROM customers ORDER BY customer_no;"
+                    " SELECT customer_no, name, ts, dwell_ms FROM events"
+                    " WHERE ts < CAST(strftime('%s', 'now') AS INTEGER) / 86400 * 86400000"
+                    " ORDER BY event_id;";
+    char *da = sh("sqlite3 '%s/siyu.db' \"%s\"", a, q);
+    char *db = sh("sqlite3 '%s/siyu.db' \"%s\"", b, q);
+    assert_string_equal(da, db);
+    free(da);
+    free(db);
+    char *n = sh("sqlite3 '%s/siyu.db' \"SELECT COUNT(*), COUNT(pii) FROM customers\"", a);
+    assert_string_equal(n, "300|300\n");
+    free(n);
+    char *ev = sh("sqlite3 '%s/siyu.db' \"SELECT COUNT(DISTINCT name) > 4, COUNT(*) > 100,"
+                  " SUM(name = 'buy_fund') <= SUM(name = 'click_wealth'),"
+                  " SUM(name = 'click_wealth') <= SUM(name = 'view_wealth') FROM events\"",
+                  a);
+    assert_string_equal(ev, "1|1|1|1\n");
+    free(ev);
+    /* a tenant that has customers is not overwritten */
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "env -u SIYU_DATA_KEY '%s' demo --data '%s' %s 2>/dev/null", h_bin(),
+             a, args);
+    assert_int_not_equal(system(cmd), 0);
+}
+
 static void test_refuses_to_start_without_data_key(void **state)
 {
     char dir[600], cmd[1400];
@@ -685,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_segment_expression_errors),
         cmocka_unit_test(test_segment_freshness),
         cmocka_unit_test(test_segments_after_restart),
+        cmocka_unit_test(test_demo_generator),
         cmocka_unit_test(test_refuses_to_start_without_data_key),
     };
     return cmocka_run_group_tests_name("e2e-customers", tests, group_setup, group_teardown);

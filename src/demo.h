@@ -1,0 +1,30 @@
+/* demo.h — a synthetic bank for demos and benchmarks (`siyu demo`). */
+#ifndef SY_DEMO_H
+#define SY_DEMO_H
+
+#include "pii.h"
+#include "store.h"
+
+#include <stdint.h>
+
+typedef struct sy_demo_opts {
+    const char *tenant;
+    int64_t customers;
+    int64_t days;
+    uint64_t seed;
+    int64_t now_ms; /* the last day generated is the one containing now */
+    bool progress;  /* print progress to stderr */
+} sy_demo_opts;
+
+typedef struct sy_demo_stats {
+    int64_t customers, events, identities;
+} sy_demo_stats;
+
+/* Writes the tenant's customers (attributes, sealed personal data,
+ * identities) and their events into the store, in large transactions on
+ * the write connection.  The tenant must exist and have no customers.
+ * Deterministic for a given seed.  Returns SY_OK or a store error. */
+int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, sy_demo_stats *out,
+                     char *err, size_t errlen);
+
+#endif
