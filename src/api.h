@@ -2,6 +2,7 @@
 #ifndef SY_API_H
 #define SY_API_H
 
+#include "index.h"
 #include "server.h"
 
 /* api_ops.c: operations endpoints, no key needed */
@@ -36,6 +37,33 @@ void sy_api_customer_events(sy_req *r);
 
 /* api_segments.c */
 void sy_api_segments_preview(sy_req *r);
+void sy_api_segments_list(sy_req *r);
+void sy_api_segments_create(sy_req *r);
+void sy_api_segments_get(sy_req *r);
+void sy_api_segments_put(sy_req *r);
+void sy_api_segments_delete(sy_req *r);
+void sy_api_segment_members(sy_req *r);
+void sy_api_segment_member(sy_req *r);
+void sy_api_segment_sizes(sy_req *r);
+/* Records every saved segment's size for its tenant's current business day
+ * (run by the server's periodic maintenance). */
+void sy_api_segment_sizes_job(sy_app *app);
+/* Parses and checks an expression against the tenant's schema and
+ * catalogue; kind/name ('t' or 's') is what it is being saved as, for the
+ * cycle check (kind 0: not saved).  Records a 400 and returns false when
+ * it does not hold. */
+bool sy_api_check_expression(sy_req *r, const char *expr, char kind, const char *name);
+
+/* api_tags.c */
+void sy_api_tags_list(sy_req *r);
+void sy_api_tags_create(sy_req *r);
+void sy_api_tags_get(sy_req *r);
+void sy_api_tags_delete(sy_req *r);
+void sy_api_tag_members(sy_req *r);
+/* Who refers to the tag ('t') or segment ('s') name: "tag 'x'" or
+ * "segment 'y'", or NULL. */
+const char *sy_api_referrer(sy_index *ix, char kind, const char *name, sy_conn *c,
+                            const char *tenant);
 
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);

@@ -96,10 +96,9 @@ void sy_api_segments_preview(sy_req *r)
         return;
     }
     uint64_t t0 = sy_mono_ns();
-    sy_seg_ctx cx = {.schema = schema, .now_ms = sy_now_ms()};
+    int64_t now = sy_now_ms();
     sy_index_rdlock(ix);
-    cx.ix = ix;
-    roaring_bitmap_t *members = sy_seg_eval(&cx, ast, &e);
+    roaring_bitmap_t *members = sy_seg_eval_index(ix, schema, now, ast, &e);
     json_t *rows = NULL;
     uint64_t count = members ? roaring_bitmap_get_cardinality(members) : 0;
     if (members && bdef) {
@@ -118,7 +117,7 @@ void sy_api_segments_preview(sy_req *r)
         char *canon = sy_seg_format(ast);
         json_t *out =
             json_pack("{s:s, s:I, s:o, s:f}", "expression", canon, "count", (json_int_t)count,
-                      "evaluated_at", sy_json_time(cx.now_ms), "took_ms", ms);
+                      "evaluated_at", sy_json_time(now), "took_ms", ms);
         free(canon);
         if (rows) {
             size_t n = json_array_size(rows);
@@ -139,4 +138,582 @@ void sy_api_segments_preview(sy_req *r)
     }
     sy_seg_free(ast);
     sy_attr_set_release(schema);
+}
+
+/* ---- checks shared with rule tags ---- */
+
+bool sy_api_check_expression(sy_req *r, const char *expr, char kind, const char *name)
+{
+    sy_seg_error e;
+    memset(&e, 0, sizeof e);
+    sy_seg_node *ast = sy_seg_parse(expr, strlen(expr), &e);
+    if (!ast) {
+        reply_expression_error(r, &e, expr);
+        return false;
+    }
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_attr_set *schema = sy_schemas_get(app->schemas, tenant);
+    sy_index *ix = schema ? sy_indexes_get(app->indexes, tenant) : NULL;
+    bool ok = ix != NULL;
+    if (!ok) {
+        sy_reply_problem(r, 500, "internal", NULL, "the tenant's index is not available");
+    } else {
+        sy_index_rdlock(ix);
+        const char *via = NULL;
+        if (kind && sy_seg_would_cycle(ix, kind, name, ast, &via)) {
+            sy_reply_problem(r, 400, "validation", "/expression",
+                             "the expression refers back to %s '%s' (through '%s'): references "
+                             "must not form a cycle",
+                             kind == 't' ? "tag" : "segment", name, via ? via : name);
+            ok = false;
+        } else {
+            /* Evaluating checks it against the schema and the catalogue. */
+            roaring_bitmap_t *b = sy_seg_eval_index(ix, schema, sy_now_ms(), ast, &e);
+            if (!b) {
+                sy_index_unlock(ix);
+                reply_expression_error(r, &e, expr);
+                sy_seg_free(ast);
+                sy_attr_set_release(schema);
+                return false;
+            }
+            roaring_bitmap_free(b);
+        }
+        sy_index_unlock(ix);
+    }
+    sy_seg_free(ast);
+    sy_attr_set_release(schema);
+    return ok;
+}
+
+/* ---- saved segments ---- */
+
+#define SEGMENT_COLUMNS "id, name, expression, description, created_at, updated_at"
+
+static bool segment_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 63 || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Evaluates saved segment id (read lock taken here); NULL when unknown. */
+static roaring_bitmap_t *segment_members(sy_req *r, const char *id, sy_index **ixp)
+{
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_attr_set *schema = sy_schemas_get(app->schemas, tenant);
+    sy_index *ix = schema ? sy_indexes_get(app->indexes, tenant) : NULL;
+    roaring_bitmap_t *b = NULL;
+    if (ix) {
+        sy_index_rdlock(ix);
+        const sy_seg_node *ast = sy_index_segment(ix, id);
+        sy_seg_error e;
+        if (ast)
+            b = sy_seg_eval_index(ix, schema, sy_now_ms(), ast, &e);
+        if (ast && !b)
+            sy_warn("segment %s/%s no longer evaluates: %s", tenant, id, e.msg);
+        sy_index_unlock(ix);
+    }
+    sy_attr_set_release(schema);
+    if (ixp)
+        *ixp = ix;
+    return b;
+}
+
+static json_t *segment_row_json(sy_stmt *st)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "id", sy_stmt_text(st, 0), "name",
+                     sy_stmt_text(st, 1), "expression", sy_stmt_text(st, 2), "description",
+                     sy_stmt_text(st, 3), "created_at", sy_json_time(sy_stmt_i64(st, 4)),
+                     "updated_at", sy_json_time(sy_stmt_i64(st, 5)));
+}
+
+static void add_size(sy_req *r, json_t *seg)
+{
+    roaring_bitmap_t *b = segment_members(r, json_string_value(json_object_get(seg, "id")), NULL);
+    json_object_set_new(
+        seg, "size", b ? json_integer((json_int_t)roaring_bitmap_get_cardinality(b)) : json_null());
+    if (b)
+        roaring_bitmap_free(b);
+}
+
+void sy_api_segments_list(sy_req *r)
+{
+    static const char sql[] =
+        "SELECT " SEGMENT_COLUMNS " FROM segments WHERE tenant_id = $1 ORDER BY id";
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    json_t *items = json_array();
+    int rc = st ? SY_OK : SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
+        while ((rc = sy_stmt_step(st)) == SY_ROW)
+            json_array_append_new(items, segment_row_json(st));
+        sy_stmt_reset(st);
+    }
+    if (rc != SY_DONE) {
+        sy_api_store_error(r, c);
+        sy_store_release(app->store, c);
+        json_decref(items);
+        return;
+    }
+    sy_store_release(app->store, c);
+    size_t i;
+    json_t *seg;
+    json_array_foreach (items, i, seg)
+        add_size(r, seg);
+    sy_reply_json(r, 200, json_pack("{s:o}", "items", items));
+}
+
+static int read_segment(sy_conn *c, const char *tenant, const char *id, json_t **out)
+{
+    static const char sql[] =
+        "SELECT " SEGMENT_COLUMNS " FROM segments WHERE tenant_id = $1 AND id = $2";
+    *out = NULL;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW)
+        *out = segment_row_json(st);
+    sy_stmt_reset(st);
+    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+}
+
+void sy_api_segments_get(sy_req *r)
+{
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    json_t *seg = NULL;
+    int rc = read_segment(c, sy_req_principal(r)->tenant, sy_req_param(r, "id"), &seg);
+    if (rc != SY_OK)
+        sy_api_store_error(r, c);
+    sy_store_release(app->store, c);
+    if (rc != SY_OK)
+        return;
+    if (!seg) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", sy_req_param(r, "id"));
+        return;
+    }
+    add_size(r, seg);
+    sy_reply_json(r, 200, seg);
+}
+
+typedef struct seg_write {
+    const char *id, *name, *expression, *description;
+    bool create;
+} seg_write;
+
+static int record_size(sy_conn *c, const char *tenant, const char *id, const char *day,
+                       int64_t size, int64_t now);
+
+/* Evaluates expr for the tenant now: its size and the business day. */
+static int measure(sy_app *app, const char *tenant, const char *expr, int64_t *size, char day[11])
+{
+    *size = -1;
+    sy_attr_set *schema = sy_schemas_get(app->schemas, tenant);
+    sy_index *ix = schema ? sy_indexes_get(app->indexes, tenant) : NULL;
+    if (!ix) {
+        sy_attr_set_release(schema);
+        return SY_ERR;
+    }
+    sy_seg_error e;
+    sy_seg_node *ast = sy_seg_parse(expr, strlen(expr), &e);
+    int64_t now = sy_now_ms();
+    sy_index_rdlock(ix);
+    roaring_bitmap_t *b = ast ? sy_seg_eval_index(ix, schema, now, ast, &e) : NULL;
+    sy_format_date(sy_index_day(ix, now), day);
+    sy_index_unlock(ix);
+    if (b) {
+        *size = (int64_t)roaring_bitmap_get_cardinality(b);
+        roaring_bitmap_free(b);
+    }
+    sy_seg_free(ast);
+    sy_attr_set_release(schema);
+    return SY_OK;
+}
+
+static int apply_segment_write(sy_conn *c, sy_req *r, void *ctx)
+{
+    static const char sql_ins[] =
+        "INSERT INTO segments (tenant_id, id, name, expression, description, created_at,"
+        " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
+    static const char sql_upd[] =
+        "UPDATE segments SET name = COALESCE($3, name), expression = COALESCE($4, expression),"
+        " description = COALESCE($5, description), updated_at = $6"
+        " WHERE tenant_id = $1 AND id = $2";
+    seg_write *w = ctx;
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_stmt *st = sy_conn_prepare(c, w->create ? sql_ins : sql_upd);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, w->id);
+    sy_stmt_bind_text(st, 3, w->name);
+    sy_stmt_bind_text(st, 4, w->expression);
+    sy_stmt_bind_text(st, 5, w->create && !w->description ? "" : w->description);
+    sy_stmt_bind_i64(st, 6, sy_now_ms());
+    int rc = sy_stmt_exec(st);
+    if (rc == SY_ECONSTRAINT) {
+        sy_reply_problem(r, 409, "conflict", "/id", "segment '%s' exists already", w->id);
+        return 1;
+    }
+    if (rc != SY_OK)
+        return rc;
+    if (!w->create && sy_conn_changes(c) == 0) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", w->id);
+        return 1;
+    }
+    json_t *seg = NULL;
+    if ((rc = read_segment(c, tenant, w->id, &seg)) != SY_OK || !seg)
+        return rc ? rc : SY_ERR;
+    /* Today's size, in the same transaction (the daily job keeps it up). */
+    const char *expr = json_string_value(json_object_get(seg, "expression"));
+    int64_t size = -1;
+    char day[11];
+    if ((rc = measure(sy_req_app(r), tenant, expr, &size, day)) == SY_OK && size >= 0)
+        rc = record_size(c, tenant, w->id, day, size, sy_now_ms());
+    if (rc != SY_OK) {
+        json_decref(seg);
+        return rc;
+    }
+    json_object_set_new(seg, "size", json_integer(size));
+    sy_req_audit_target(r, w->id);
+    if (w->create) {
+        char loc[128];
+        snprintf(loc, sizeof loc, "/v1/segments/%s", w->id);
+        sy_reply_header(r, "Location", loc);
+    }
+    sy_reply_json(r, w->create ? 201 : 200, seg);
+    return 0;
+}
+
+static void segment_written(sy_req *r, void *ctx)
+{
+    seg_write *w = ctx;
+    sy_index *ix = sy_indexes_get(sy_req_app(r)->indexes, sy_req_principal(r)->tenant);
+    if (!ix || !w->expression)
+        return;
+    sy_seg_error e;
+    sy_index_segment_define(ix, w->id, w->expression,
+                            sy_seg_parse(w->expression, strlen(w->expression), &e));
+}
+
+static void segment_write(sy_req *r, bool create)
+{
+    json_t *body = sy_req_json_object(r);
+    static const char *const create_fields[] = {"id", "name", "expression", "description", NULL};
+    static const char *const put_fields[] = {"name", "expression", "description", NULL};
+    seg_write *w = sy_req_alloc(r, sizeof *w);
+    memset(w, 0, sizeof *w);
+    w->create = create;
+    if (!body || !sy_v_only(r, body, create ? create_fields : put_fields) ||
+        (create && !sy_v_string(r, body, "id", true, 63, &w->id)) ||
+        !sy_v_string(r, body, "name", create, 100, &w->name) ||
+        !sy_v_string(r, body, "expression", create, SY_SEG_MAX_INPUT, &w->expression) ||
+        !sy_v_string(r, body, "description", false, 500, &w->description))
+        return;
+    if (!create)
+        w->id = sy_req_param(r, "id");
+    if (create && !segment_id_valid(w->id)) {
+        sy_reply_problem(r, 400, "validation", "/id",
+                         "'id' must match [a-z][a-z0-9_]* (at most 63 characters)");
+        return;
+    }
+    if (!create && !w->name && !w->expression && !w->description) {
+        sy_reply_problem(r, 400, "validation", "", "nothing to change");
+        return;
+    }
+    if (w->expression && !sy_api_check_expression(r, w->expression, 's', w->id))
+        return;
+    sy_req_write(r, apply_segment_write, segment_written, w);
+}
+
+void sy_api_segments_create(sy_req *r)
+{
+    segment_write(r, true);
+}
+
+void sy_api_segments_put(sy_req *r)
+{
+    segment_write(r, false);
+}
+
+static int apply_segment_delete(sy_conn *c, sy_req *r, void *ctx)
+{
+    static const char sql[] = "DELETE FROM segments WHERE tenant_id = $1 AND id = $2";
+    static const char sql_sizes[] =
+        "DELETE FROM segment_sizes WHERE tenant_id = $1 AND segment_id = $2";
+    const char *tenant = sy_req_principal(r)->tenant, *id = sy_req_param(r, "id");
+    sy_index *ix = sy_indexes_get(sy_req_app(r)->indexes, tenant);
+    if (!ix)
+        return SY_ERR;
+    const char *by = sy_api_referrer(ix, 's', id, c, tenant);
+    if (by) {
+        sy_reply_problem(r, 409, "conflict", NULL, "segment '%s' is used by %s", id, by);
+        return 1;
+    }
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    int rc = sy_stmt_exec(st);
+    if (rc != SY_OK)
+        return rc;
+    if (sy_conn_changes(c) == 0) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", id);
+        return 1;
+    }
+    if (!(st = sy_conn_prepare(c, sql_sizes)))
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    if ((rc = sy_stmt_exec(st)) != SY_OK)
+        return rc;
+    sy_req_audit_target(r, id);
+    sy_reply_raw(r, 204, "application/json", sy_xstrdup(""), 0);
+    return 0;
+}
+
+static void segment_deleted(sy_req *r, void *ctx)
+{
+    sy_index *ix = sy_indexes_get(sy_req_app(r)->indexes, sy_req_principal(r)->tenant);
+    if (ix)
+        sy_index_segment_drop(ix, sy_req_param(r, "id"));
+}
+
+void sy_api_segments_delete(sy_req *r)
+{
+    sy_req_write(r, apply_segment_delete, segment_deleted, NULL);
+}
+
+/* ---- members ---- */
+
+typedef struct csv_stream {
+    sy_index *ix;
+    roaring_bitmap_t *members;
+    roaring_uint32_iterator_t *it;
+    bool header_done;
+} csv_stream;
+
+static size_t csv_fill(void *ctx, char *buf, size_t max)
+{
+    csv_stream *cs = ctx;
+    size_t n = 0;
+    if (!cs->header_done) {
+        n = (size_t)snprintf(buf, max, "customer_no\n");
+        cs->header_done = true;
+    }
+    sy_index_rdlock(cs->ix);
+    while (cs->it->has_value) {
+        const char *no = sy_index_customer_no(cs->ix, cs->it->current_value);
+        size_t len = no ? strlen(no) : 0;
+        if (n + len + 1 > max)
+            break;
+        memcpy(buf + n, no, len);
+        n += len;
+        buf[n++] = '\n';
+        roaring_advance_uint32_iterator(cs->it);
+    }
+    sy_index_unlock(cs->ix);
+    return n;
+}
+
+static void csv_free(void *ctx)
+{
+    csv_stream *cs = ctx;
+    roaring_free_uint32_iterator(cs->it);
+    roaring_bitmap_free(cs->members);
+    free(cs);
+}
+
+void sy_api_segment_members(sy_req *r)
+{
+    int64_t limit, cursor;
+    const char *format = sy_req_query(r, "format");
+    if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0) {
+        sy_reply_problem(r, 400, "validation", "format", "format must be json or csv");
+        return;
+    }
+    if (!sy_v_query_int(r, "limit", 1, 10000, 100, &limit) ||
+        !sy_v_query_int(r, "cursor", 0, UINT32_MAX, 0, &cursor))
+        return;
+    sy_index *ix;
+    roaring_bitmap_t *b = segment_members(r, sy_req_param(r, "id"), &ix);
+    if (!b) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", sy_req_param(r, "id"));
+        return;
+    }
+    if (format && !strcmp(format, "csv")) {
+        /* The whole membership, streamed: nothing of size N is built. */
+        csv_stream *cs = sy_xcalloc(1, sizeof *cs);
+        cs->ix = ix;
+        cs->members = b;
+        cs->it = roaring_create_iterator(b);
+        sy_reply_stream(r, 200, "text/csv; charset=utf-8", csv_fill, cs, csv_free);
+        char disp[160];
+        snprintf(disp, sizeof disp, "attachment; filename=\"segment-%s.csv\"",
+                 sy_req_param(r, "id"));
+        sy_reply_header(r, "Content-Disposition", disp);
+        return;
+    }
+    /* A page: members with dense id >= cursor, in dense-id order. */
+    roaring_uint32_iterator_t *it = roaring_create_iterator(b);
+    roaring_move_uint32_iterator_equalorlarger(it, (uint32_t)cursor);
+    json_t *items = json_array();
+    int64_t next = -1;
+    sy_index_rdlock(ix);
+    for (int64_t i = 0; it->has_value; i++) {
+        if (i == limit) {
+            next = it->current_value;
+            break;
+        }
+        const char *no = sy_index_customer_no(ix, it->current_value);
+        json_array_append_new(items, json_string(no ? no : ""));
+        roaring_advance_uint32_iterator(it);
+    }
+    sy_index_unlock(ix);
+    roaring_free_uint32_iterator(it);
+    json_t *out = json_pack("{s:I, s:o}", "size", (json_int_t)roaring_bitmap_get_cardinality(b),
+                            "items", items);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)next);
+    json_object_set_new(out, "next_cursor", next >= 0 ? json_string(buf) : json_null());
+    roaring_bitmap_free(b);
+    sy_reply_json(r, 200, out);
+}
+
+void sy_api_segment_member(sy_req *r)
+{
+    sy_index *ix;
+    roaring_bitmap_t *b = segment_members(r, sy_req_param(r, "id"), &ix);
+    if (!b) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", sy_req_param(r, "id"));
+        return;
+    }
+    uint32_t dense;
+    sy_index_rdlock(ix);
+    bool known = sy_index_dense(ix, sy_req_param(r, "customer_no"), &dense);
+    sy_index_unlock(ix);
+    if (!known) {
+        roaring_bitmap_free(b);
+        sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'",
+                         sy_req_param(r, "customer_no"));
+        return;
+    }
+    bool member = roaring_bitmap_contains(b, dense);
+    roaring_bitmap_free(b);
+    sy_reply_json(r, 200,
+                  json_pack("{s:s, s:s, s:b}", "segment", sy_req_param(r, "id"), "customer_no",
+                            sy_req_param(r, "customer_no"), "member", member));
+}
+
+/* ---- size history ---- */
+
+static int record_size(sy_conn *c, const char *tenant, const char *id, const char *day,
+                       int64_t size, int64_t now)
+{
+    static const char sql[] =
+        "INSERT INTO segment_sizes (tenant_id, segment_id, day, size, measured_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, segment_id, day)"
+        " DO UPDATE SET size = excluded.size, measured_at = excluded.measured_at";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    sy_stmt_bind_text(st, 3, day);
+    sy_stmt_bind_i64(st, 4, size);
+    sy_stmt_bind_i64(st, 5, now);
+    return sy_stmt_exec(st);
+}
+
+void sy_api_segment_sizes(sy_req *r)
+{
+    static const char sql[] = "SELECT day, size FROM segment_sizes WHERE tenant_id = $1"
+                              " AND segment_id = $2 ORDER BY day DESC LIMIT $3";
+    int64_t days;
+    if (!sy_v_query_int(r, "days", 1, 3660, 30, &days))
+        return;
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant, *id = sy_req_param(r, "id");
+    sy_conn *c = sy_store_acquire(app->store);
+    json_t *seg = NULL;
+    int rc = read_segment(c, tenant, id, &seg);
+    json_t *items = json_array();
+    sy_stmt *st = rc == SY_OK && seg ? sy_conn_prepare(c, sql) : NULL;
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, id);
+        sy_stmt_bind_i64(st, 3, days);
+        while ((rc = sy_stmt_step(st)) == SY_ROW)
+            json_array_insert_new(items, 0,
+                                  json_pack("{s:s, s:I}", "day", sy_stmt_text(st, 0), "size",
+                                            (json_int_t)sy_stmt_i64(st, 1)));
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    if (rc != SY_OK)
+        sy_api_store_error(r, c);
+    else if (!seg)
+        sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", id);
+    else
+        sy_reply_json(r, 200, json_pack("{s:s, s:o}", "segment", id, "items", items));
+    if (rc != SY_OK || !seg)
+        json_decref(items);
+    json_decref(seg);
+    sy_store_release(app->store, c);
+}
+
+typedef struct sizes_job {
+    sy_app *app;
+} sizes_job;
+
+static int apply_sizes_job(sy_conn *c, void *ctx)
+{
+    static const char sql[] = "SELECT tenant_id, id, expression FROM segments";
+    sizes_job *j = ctx;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    /* Collect first: a statement cannot stay open while others write. */
+    size_t n = 0;
+    char **rows = NULL;
+    int rc;
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        rows = sy_xrealloc(rows, (n + 3) * sizeof *rows);
+        for (int k = 0; k < 3; k++)
+            rows[n + (size_t)k] = sy_xstrdup(sy_stmt_text(st, k));
+        n += 3;
+    }
+    sy_stmt_reset(st);
+    int64_t now = sy_now_ms();
+    for (size_t i = 0; i < n && rc == SY_DONE; i += 3) {
+        int64_t size;
+        char day[11];
+        if (measure(j->app, rows[i], rows[i + 2], &size, day) == SY_OK && size >= 0 &&
+            record_size(c, rows[i], rows[i + 1], day, size, now) != SY_OK)
+            rc = SY_ERR;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(rows[i]);
+    free(rows);
+    return rc == SY_DONE ? 0 : SY_ERR;
+}
+
+void sy_api_segment_sizes_job(sy_app *app)
+{
+    sizes_job j = {app};
+    sy_mutation m = {.apply = apply_sizes_job, .ctx = &j};
+    if (sy_writer_run(app->writer, &m) != 0)
+        sy_warn("recording segment sizes failed");
 }

@@ -179,8 +179,10 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
         json_decref(a);
         char name[32], phone[40];
         snprintf(name, sizeof name, "%s%s", k_surnames[below(&r, 16)], k_given[below(&r, 24)]);
+        /* Unique per customer: i times an odd number coprime with 10^9 is a
+         * bijection on the 9-digit suffix. */
         snprintf(phone, sizeof phone, "1%d%09lld", 3 + (int)below(&r, 7),
-                 (long long)below(&r, 1000000000));
+                 (long long)(((uint64_t)i * 387420489u + 123456789u) % 1000000000u));
         json_t *p = json_pack("{s:s, s:s}", "name", name, "phone", phone);
         char *sealed = sy_pii_seal(k, o->tenant, no, p);
         json_decref(p);

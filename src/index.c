@@ -182,8 +182,24 @@ typedef struct attr_ix {
     roaring_bitmap_t *present;
 } attr_ix;
 
+typedef struct tag_def {
+    char *name, *category, *expression;
+    bool rule;
+    sy_seg_node *ast;
+    roaring_bitmap_t *members;
+} tag_def;
+
+typedef struct segment_def {
+    char *id, *expression;
+    sy_seg_node *ast;
+} segment_def;
+
 struct sy_index {
     pthread_rwlock_t lock;
+    tag_def *tags;
+    size_t ntags;
+    segment_def *segments;
+    size_t nsegments;
     int64_t tz_offset_ms;
     strmap customers;
     char **no_of;
@@ -243,6 +259,21 @@ void sy_index_free(sy_index *ix)
     }
     free(ix->events);
     strmap_free(&ix->event_names);
+    for (size_t i = 0; i < ix->ntags; i++) {
+        free(ix->tags[i].name);
+        free(ix->tags[i].category);
+        free(ix->tags[i].expression);
+        sy_seg_free(ix->tags[i].ast);
+        if (ix->tags[i].members)
+            roaring_bitmap_free(ix->tags[i].members);
+    }
+    free(ix->tags);
+    for (size_t i = 0; i < ix->nsegments; i++) {
+        free(ix->segments[i].id);
+        free(ix->segments[i].expression);
+        sy_seg_free(ix->segments[i].ast);
+    }
+    free(ix->segments);
     pthread_rwlock_destroy(&ix->lock);
     free(ix);
 }
@@ -433,6 +464,191 @@ void sy_index_add_event(sy_index *ix, uint32_t dense, const char *name, int64_t 
     pthread_rwlock_unlock(&ix->lock);
 }
 
+/* ---- tags and segments (callers hold the write lock) ---- */
+
+static tag_def *tag_find(const sy_index *ix, const char *name)
+{
+    for (size_t i = 0; i < ix->ntags; i++)
+        if (!strcmp(ix->tags[i].name, name))
+            return &ix->tags[i];
+    return NULL;
+}
+
+static void tag_define_locked(sy_index *ix, const char *name, const char *category, bool rule,
+                              const char *expression, sy_seg_node *ast)
+{
+    tag_def *t = tag_find(ix, name);
+    if (!t) {
+        ix->tags = sy_xrealloc(ix->tags, (ix->ntags + 1) * sizeof *ix->tags);
+        t = &ix->tags[ix->ntags++];
+        memset(t, 0, sizeof *t);
+        t->name = sy_xstrdup(name);
+    }
+    free(t->category);
+    free(t->expression);
+    sy_seg_free(t->ast);
+    t->category = sy_xstrdup(category);
+    t->rule = rule;
+    t->expression = expression ? sy_xstrdup(expression) : NULL;
+    t->ast = ast;
+    if (!rule && !t->members)
+        t->members = roaring_bitmap_create();
+}
+
+static void segment_define_locked(sy_index *ix, const char *id, const char *expression,
+                                  sy_seg_node *ast)
+{
+    segment_def *d = NULL;
+    for (size_t i = 0; i < ix->nsegments && !d; i++)
+        if (!strcmp(ix->segments[i].id, id))
+            d = &ix->segments[i];
+    if (!d) {
+        ix->segments = sy_xrealloc(ix->segments, (ix->nsegments + 1) * sizeof *ix->segments);
+        d = &ix->segments[ix->nsegments++];
+        memset(d, 0, sizeof *d);
+        d->id = sy_xstrdup(id);
+    }
+    free(d->expression);
+    sy_seg_free(d->ast);
+    d->expression = sy_xstrdup(expression);
+    d->ast = ast;
+}
+
+void sy_index_tag_define(sy_index *ix, const char *name, const char *category, bool rule,
+                         const char *expression, sy_seg_node *ast)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    tag_define_locked(ix, name, category, rule, expression, ast);
+    pthread_rwlock_unlock(&ix->lock);
+}
+
+void sy_index_tag_drop(sy_index *ix, const char *name)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    tag_def *t = tag_find(ix, name);
+    if (t) {
+        free(t->name);
+        free(t->category);
+        free(t->expression);
+        sy_seg_free(t->ast);
+        if (t->members)
+            roaring_bitmap_free(t->members);
+        *t = ix->tags[--ix->ntags];
+    }
+    pthread_rwlock_unlock(&ix->lock);
+}
+
+void sy_index_tag_member(sy_index *ix, const char *tag, uint32_t dense, bool add)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    tag_def *t = tag_find(ix, tag);
+    if (t && t->members) {
+        if (add)
+            roaring_bitmap_add(t->members, dense);
+        else
+            roaring_bitmap_remove(t->members, dense);
+    }
+    pthread_rwlock_unlock(&ix->lock);
+}
+
+void sy_index_segment_define(sy_index *ix, const char *id, const char *expression, sy_seg_node *ast)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    segment_define_locked(ix, id, expression, ast);
+    pthread_rwlock_unlock(&ix->lock);
+}
+
+void sy_index_segment_drop(sy_index *ix, const char *id)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    for (size_t i = 0; i < ix->nsegments; i++)
+        if (!strcmp(ix->segments[i].id, id)) {
+            free(ix->segments[i].id);
+            free(ix->segments[i].expression);
+            sy_seg_free(ix->segments[i].ast);
+            ix->segments[i] = ix->segments[--ix->nsegments];
+            break;
+        }
+    pthread_rwlock_unlock(&ix->lock);
+}
+
+bool sy_index_tag_get(const sy_index *ix, const char *name, sy_index_tag *out)
+{
+    const tag_def *t = tag_find(ix, name);
+    if (!t)
+        return false;
+    *out = (sy_index_tag){.name = t->name,
+                          .category = t->category,
+                          .rule = t->rule,
+                          .expression = t->expression,
+                          .ast = t->ast,
+                          .members = t->members};
+    return true;
+}
+
+void sy_index_tags(const sy_index *ix, void (*fn)(const sy_index_tag *t, void *ud), void *ud)
+{
+    for (size_t i = 0; i < ix->ntags; i++) {
+        sy_index_tag t;
+        sy_index_tag_get(ix, ix->tags[i].name, &t);
+        fn(&t, ud);
+    }
+}
+
+const sy_seg_node *sy_index_segment(const sy_index *ix, const char *id)
+{
+    for (size_t i = 0; i < ix->nsegments; i++)
+        if (!strcmp(ix->segments[i].id, id))
+            return ix->segments[i].ast;
+    return NULL;
+}
+
+/* Loads tag definitions, manual members and saved segments. */
+static int load_catalog_locked(sy_index *ix, sy_conn *c, const char *tenant)
+{
+    static const char sql_t[] = "SELECT name, category, kind, expression FROM tags"
+                                " WHERE tenant_id = $1";
+    static const char sql_m[] = "SELECT tag, customer_no FROM tag_members WHERE tenant_id = $1";
+    static const char sql_s[] = "SELECT id, expression FROM segments WHERE tenant_id = $1";
+    int rc;
+    sy_stmt *st = sy_conn_prepare(c, sql_t);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        bool rule = !strcmp(sy_stmt_text(st, 2), "rule");
+        sy_seg_node *ast = NULL;
+        if (rule) {
+            sy_seg_error e;
+            const char *x = sy_stmt_text(st, 3);
+            ast = sy_seg_parse(x, strlen(x), &e);
+        }
+        tag_define_locked(ix, sy_stmt_text(st, 0), sy_stmt_text(st, 1), rule,
+                          rule ? sy_stmt_text(st, 3) : NULL, ast);
+    }
+    sy_stmt_reset(st);
+    if (rc != SY_DONE || !(st = sy_conn_prepare(c, sql_m)))
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        tag_def *t = tag_find(ix, sy_stmt_text(st, 0));
+        uint32_t dense;
+        if (t && t->members && strmap_get(&ix->customers, sy_stmt_text(st, 1), &dense))
+            roaring_bitmap_add(t->members, dense);
+    }
+    sy_stmt_reset(st);
+    if (rc != SY_DONE || !(st = sy_conn_prepare(c, sql_s)))
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        sy_seg_error e;
+        const char *x = sy_stmt_text(st, 1);
+        segment_define_locked(ix, sy_stmt_text(st, 0), x, sy_seg_parse(x, strlen(x), &e));
+    }
+    sy_stmt_reset(st);
+    return rc == SY_DONE ? SY_OK : SY_ERR;
+}
+
 int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr_set *schema)
 {
     static const char sql_c[] = "SELECT customer_no, dense_id, attrs FROM customers"
@@ -464,6 +680,8 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr
         }
         sy_stmt_reset(st);
     }
+    if (rc == SY_DONE)
+        rc = load_catalog_locked(ix, c, tenant) == SY_OK ? SY_DONE : SY_ERR;
     roaring_bitmap_run_optimize(ix->all);
     pthread_rwlock_unlock(&ix->lock);
     return rc == SY_DONE ? SY_OK : (rc == SY_OK ? SY_ERR : rc);

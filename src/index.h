@@ -19,6 +19,7 @@
 #define SY_INDEX_H
 
 #include "attr.h"
+#include "segment_parse.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -75,6 +76,30 @@ void sy_day_stats(const sy_day_events *d, uint32_t dense, uint32_t *count, uint6
 typedef void (*sy_index_day_fn)(int64_t day, const sy_day_events *d, void *ud);
 void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
                    sy_index_day_fn fn, void *ud);
+
+/* ---- tags and saved segments, held with the index ---- */
+typedef struct sy_index_tag {
+    const char *name;
+    const char *category; /* basic, behaviour, preference, value */
+    bool rule;
+    const char *expression;          /* rule tags */
+    const sy_seg_node *ast;          /* rule tags */
+    const roaring_bitmap_t *members; /* manual tags */
+} sy_index_tag;
+
+/* Defines or redefines a tag; ast (rule tags) is taken over. */
+void sy_index_tag_define(sy_index *ix, const char *name, const char *category, bool rule,
+                         const char *expression, sy_seg_node *ast);
+void sy_index_tag_drop(sy_index *ix, const char *name);
+void sy_index_tag_member(sy_index *ix, const char *tag, uint32_t dense, bool add);
+/* Defines or redefines a saved segment; ast is taken over. */
+void sy_index_segment_define(sy_index *ix, const char *id, const char *expression,
+                             sy_seg_node *ast);
+void sy_index_segment_drop(sy_index *ix, const char *id);
+/* Under the read lock: */
+bool sy_index_tag_get(const sy_index *ix, const char *name, sy_index_tag *out);
+void sy_index_tags(const sy_index *ix, void (*fn)(const sy_index_tag *t, void *ud), void *ud);
+const sy_seg_node *sy_index_segment(const sy_index *ix, const char *id);
 
 /* Resident size of the index's structures, in bytes (approximate). */
 size_t sy_index_memory(const sy_index *ix);

@@ -8,6 +8,7 @@
  *
  * Commands that write (key, tenant) open the store directly and commit
  * their own transaction; SQLite's locking lets them run beside a server. */
+#include "api.h"
 #include "app.h"
 #include "auth.h"
 #include "config.h"
@@ -668,6 +669,7 @@ static int cmd_serve(int argc, char **argv)
             purge_ctx p = {now - SY_IDEMPOTENCY_TTL_MS};
             sy_mutation m = {.apply = apply_purge, .ctx = &p};
             sy_writer_run(writer, &m);
+            sy_api_segment_sizes_job(&app);
             next_maintenance = now + MAINTENANCE_EVERY_S * 1000;
         }
     }

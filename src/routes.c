@@ -37,6 +37,21 @@ sy_route sy_routes[] = {
 
     {"POST", "/v1/segments:preview", sy_api_segments_preview, ADMIN | SY_ROLE_ANALYST,
      SY_ROUTE_NO_AUDIT, NULL},
+    {"GET", "/v1/segments", sy_api_segments_list, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"POST", "/v1/segments", sy_api_segments_create, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/segments/{id}", sy_api_segments_get, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"PUT", "/v1/segments/{id}", sy_api_segments_put, ADMIN, 0, NULL},
+    {"DELETE", "/v1/segments/{id}", sy_api_segments_delete, ADMIN, 0, NULL},
+    {"GET", "/v1/segments/{id}/members", sy_api_segment_members, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"GET", "/v1/segments/{id}/members/{customer_no}", sy_api_segment_member, SY_ROLES_ALL, 0,
+     NULL},
+    {"GET", "/v1/segments/{id}/sizes", sy_api_segment_sizes, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+
+    {"GET", "/v1/tags", sy_api_tags_list, SY_ROLES_ALL, 0, NULL},
+    {"POST", "/v1/tags", sy_api_tags_create, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/tags/{name}", sy_api_tags_get, SY_ROLES_ALL, 0, NULL},
+    {"DELETE", "/v1/tags/{name}", sy_api_tags_delete, ADMIN, 0, NULL},
+    {"POST", "/v1/tags/{name}/members", sy_api_tag_members, ADMIN | SY_ROLE_APP, 0, NULL},
 
     {"GET", "/v1/audit", sy_api_audit_list, AUDITORS, 0, NULL},
 };

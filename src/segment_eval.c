@@ -207,8 +207,8 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d, sy_
     case SY_ATTR_ENUM:
     case SY_ATTR_STRING: {
         if (l->kind != SY_LIT_STRING)
-            return fail(err, l->pos, "'%s' takes a %s value", d->name,
-                        d->type == SY_ATTR_ENUM ? "enum" : "string");
+            return fail(err, l->pos, "'%s' takes %s value", d->name,
+                        d->type == SY_ATTR_ENUM ? "an enum" : "a string");
         cat_scan s = {.d = d, .op = op, .lit = l->s, .out = roaring_bitmap_create()};
         if (d->type == SY_ATTR_ENUM) {
             s.lit_index = sy_attr_enum_index(d, l->s);
@@ -449,4 +449,167 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
     default:
         return fail(err, n->pos, "unsupported expression");
     }
+}
+
+/* ---- references to tags and saved segments ---- */
+
+#define MAX_REF_DEPTH 16
+
+typedef struct memo {
+    char kind;
+    const char *name;
+    roaring_bitmap_t *b;
+} memo;
+
+typedef struct resolver {
+    const sy_index *ix;
+    const sy_attr_set *schema;
+    int64_t now_ms;
+    memo *memo;
+    size_t nmemo;
+    char stack_kind[MAX_REF_DEPTH];
+    const char *stack[MAX_REF_DEPTH];
+    int depth;
+    bool failed;
+    sy_seg_error fail_err;
+} resolver;
+
+static const roaring_bitmap_t *resolve_ref(resolver *rs, char kind, const char *name);
+
+static const roaring_bitmap_t *resolve_tag(void *ud, const char *name)
+{
+    return resolve_ref(ud, 't', name);
+}
+
+static const roaring_bitmap_t *resolve_segment(void *ud, const char *name)
+{
+    return resolve_ref(ud, 's', name);
+}
+
+static const roaring_bitmap_t *resolve_ref(resolver *rs, char kind, const char *name)
+{
+    for (size_t i = 0; i < rs->nmemo; i++)
+        if (rs->memo[i].kind == kind && !strcmp(rs->memo[i].name, name))
+            return rs->memo[i].b;
+    const sy_seg_node *ast = NULL;
+    if (kind == 't') {
+        sy_index_tag t;
+        if (!sy_index_tag_get(rs->ix, name, &t))
+            return NULL;
+        if (!t.rule)
+            return t.members;
+        ast = t.ast;
+    } else {
+        ast = sy_index_segment(rs->ix, name);
+    }
+    if (!ast)
+        return NULL;
+    static const roaring_bitmap_t *empty;
+    bool cycle = rs->depth >= MAX_REF_DEPTH;
+    for (int i = 0; i < rs->depth && !cycle; i++)
+        cycle = rs->stack_kind[i] == kind && !strcmp(rs->stack[i], name);
+    if (cycle || rs->failed) {
+        if (!rs->failed) {
+            rs->failed = true;
+            fail(&rs->fail_err, 0, "the references of %s '%s' form a cycle",
+                 kind == 't' ? "tag" : "segment", name);
+        }
+        if (!empty)
+            empty = roaring_bitmap_create(); /* never freed: one shared empty set */
+        return empty;
+    }
+    rs->stack_kind[rs->depth] = kind;
+    rs->stack[rs->depth++] = name;
+    sy_seg_ctx cx = {.ix = rs->ix,
+                     .schema = rs->schema,
+                     .now_ms = rs->now_ms,
+                     .tag = resolve_tag,
+                     .segment = resolve_segment,
+                     .ud = rs};
+    sy_seg_error e;
+    roaring_bitmap_t *b = sy_seg_eval(&cx, ast, &e);
+    rs->depth--;
+    if (!b) {
+        if (!rs->failed) {
+            rs->failed = true;
+            fail(&rs->fail_err, 0, "in %s '%s': %s", kind == 't' ? "tag" : "segment", name, e.msg);
+        }
+        b = roaring_bitmap_create();
+    }
+    rs->memo = sy_xrealloc(rs->memo, (rs->nmemo + 1) * sizeof *rs->memo);
+    rs->memo[rs->nmemo++] = (memo){kind, name, b};
+    return b;
+}
+
+roaring_bitmap_t *sy_seg_eval_index(const sy_index *ix, const sy_attr_set *schema, int64_t now_ms,
+                                    const sy_seg_node *n, sy_seg_error *err)
+{
+    resolver rs = {.ix = ix, .schema = schema, .now_ms = now_ms};
+    sy_seg_ctx cx = {.ix = ix,
+                     .schema = schema,
+                     .now_ms = now_ms,
+                     .tag = resolve_tag,
+                     .segment = resolve_segment,
+                     .ud = &rs};
+    roaring_bitmap_t *out = sy_seg_eval(&cx, n, err);
+    if (out && rs.failed) {
+        roaring_bitmap_free(out);
+        out = NULL;
+        *err = rs.fail_err;
+        err->pos = n->pos;
+    }
+    for (size_t i = 0; i < rs.nmemo; i++)
+        roaring_bitmap_free(rs.memo[i].b);
+    free(rs.memo);
+    return out;
+}
+
+typedef struct cycle_walk {
+    const sy_index *ix;
+    char kind;
+    const char *name;
+    int depth;
+    bool found;
+    const char *via; /* the expression's own reference that leads back */
+} cycle_walk;
+
+static void cycle_visit(const sy_seg_node *n, void *ud)
+{
+    cycle_walk *w = ud;
+    if (w->found || (n->kind != SY_SEG_TAG && n->kind != SY_SEG_SEGMENT))
+        return;
+    char k = n->kind == SY_SEG_TAG ? 't' : 's';
+    if (w->depth == 0)
+        w->via = n->name;
+    if (k == w->kind && !strcmp(n->name, w->name)) {
+        w->found = true;
+        return;
+    }
+    if (w->depth >= 64)
+        return;
+    const sy_seg_node *next = NULL;
+    if (k == 't') {
+        sy_index_tag t;
+        if (sy_index_tag_get(w->ix, n->name, &t) && t.rule)
+            next = t.ast;
+    } else {
+        next = sy_index_segment(w->ix, n->name);
+    }
+    if (next) {
+        w->depth++;
+        const char *top = w->via;
+        sy_seg_walk(next, cycle_visit, w);
+        w->depth--;
+        w->via = top;
+    }
+}
+
+bool sy_seg_would_cycle(const sy_index *ix, char kind, const char *name, const sy_seg_node *ast,
+                        const char **via)
+{
+    cycle_walk w = {.ix = ix, .kind = kind, .name = name};
+    sy_seg_walk(ast, cycle_visit, &w);
+    if (via)
+        *via = w.found ? w.via : NULL;
+    return w.found;
 }

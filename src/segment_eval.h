@@ -34,4 +34,17 @@ typedef struct sy_seg_ctx {
  * wrong type, an unknown enum value, too many decimals. */
 roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg_error *err);
 
+/* Evaluates with tag() and segment() resolved from the index's catalogue:
+ * manual tags by their members, rule tags and saved segments by evaluating
+ * their own expressions (each once per evaluation).  The caller holds the
+ * index's read lock. */
+roaring_bitmap_t *sy_seg_eval_index(const sy_index *ix, const sy_attr_set *schema,
+                                    int64_t now_ms, const sy_seg_node *n, sy_seg_error *err);
+
+/* Would saving ast as the tag ('t') or segment ('s') named name make a
+ * reference cycle?  When it would, *via names the reference that closes
+ * it. */
+bool sy_seg_would_cycle(const sy_index *ix, char kind, const char *name, const sy_seg_node *ast,
+                        const char **via);
+
 #endif

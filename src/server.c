@@ -91,6 +91,9 @@ struct sy_req {
     char *resp_body;
     size_t resp_len;
     const char *resp_type;
+    size_t (*stream_fill)(void *, char *, size_t);
+    void *stream_ctx;
+    void (*stream_free)(void *);
     const char *hdr_name[MAX_EXTRA_HEADERS];
     char *hdr_value[MAX_EXTRA_HEADERS];
     int nhdr;
@@ -155,6 +158,8 @@ void sy_req_on_free(sy_req *r, void (*fn)(void *), void *p)
 
 static void req_free(sy_req *r)
 {
+    if (r->stream_fill && r->stream_free) /* recorded but never queued */
+        r->stream_free(r->stream_ctx);
     while (r->ncleanup > 0) {
         r->ncleanup--;
         r->cleanup_fn[r->ncleanup](r->cleanup_arg[r->ncleanup]);
@@ -449,6 +454,37 @@ void sy_reply_extend(sy_req *r, const char *key, json_t *value)
         set_reply(r, r->status, r->resp_type, s, strlen(s));
 }
 
+void sy_reply_stream(sy_req *r, int status, const char *content_type,
+                     size_t (*fill)(void *ctx, char *buf, size_t max), void *ctx,
+                     void (*free_ctx)(void *ctx))
+{
+    set_reply(r, status, content_type, NULL, 0);
+    r->stream_fill = fill;
+    r->stream_ctx = ctx;
+    r->stream_free = free_ctx;
+}
+
+typedef struct stream_state {
+    size_t (*fill)(void *, char *, size_t);
+    void *ctx;
+    void (*free_ctx)(void *);
+} stream_state;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_state *s = cls;
+    size_t n = s->fill(s->ctx, buf, max);
+    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void stream_done(void *cls)
+{
+    stream_state *s = cls;
+    if (s->free_ctx)
+        s->free_ctx(s->ctx);
+    free(s);
+}
+
 bool sy_req_replied(sy_req *r)
 {
     return r->status != 0;
@@ -458,11 +494,23 @@ static enum MHD_Result queue_reply(sy_req *r)
 {
     if (!r->status)
         sy_reply_problem(r, 500, "internal", NULL, "the handler produced no response");
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(r->resp_len, r->resp_body, free);
-    if (!resp)
-        return MHD_NO;
-    r->resp_body = NULL; /* owned by the response now */
+    struct MHD_Response *resp;
+    if (r->stream_fill) {
+        stream_state *ss = sy_xmalloc(sizeof *ss);
+        *ss = (stream_state){r->stream_fill, r->stream_ctx, r->stream_free};
+        r->stream_fill = NULL; /* owned by the response now */
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, ss,
+                                                 stream_done);
+        if (!resp) {
+            stream_done(ss);
+            return MHD_NO;
+        }
+    } else {
+        resp = MHD_create_response_from_buffer_with_free_callback(r->resp_len, r->resp_body, free);
+        if (!resp)
+            return MHD_NO;
+        r->resp_body = NULL; /* owned by the response now */
+    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     for (int i = 0; i < r->nhdr; i++)

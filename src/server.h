@@ -90,6 +90,12 @@ void sy_reply_problem(sy_req *r, int status, const char *type, const char *field
 /* Records a reply with any content type; takes ownership of body (malloc'd). */
 void sy_reply_raw(sy_req *r, int status, const char *content_type, char *body, size_t len);
 void sy_reply_header(sy_req *r, const char *name, const char *value);
+/* Records a streamed reply: fill(ctx, buf, max) is called from the HTTP
+ * threads after the handler returned, and returns the bytes written, 0 at
+ * the end.  free_ctx(ctx) runs when the response is done. */
+void sy_reply_stream(sy_req *r, int status, const char *content_type,
+                     size_t (*fill)(void *ctx, char *buf, size_t max), void *ctx,
+                     void (*free_ctx)(void *ctx));
 /* Adds a member to the recorded JSON reply (e.g. the list of per-item
  * errors of a problem).  Steals the reference to value. */
 void sy_reply_extend(sy_req *r, const char *key, json_t *value);

@@ -632,10 +632,149 @@ static void test_segment_freshness(void **state)
     assert_int_equal(preview_count("did(open_app, 1d) >= 3"), 0);
 }
 
+/* ---- tags and saved segments ---- */
+
+static void test_tags(void **state)
+{
+    h_resp r = h_req(S, "POST", "/v1/tags", S->admin_key,
+                     "{\"name\":\"高净值\",\"category\":\"value\",\"kind\":\"rule\","
+                     "\"expression\":\"aum >= 60000000\"}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/tags", S->admin_key,
+              "{\"name\":\"vip\",\"category\":\"basic\",\"kind\":\"manual\"}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    json_int_t rich = preview_count("aum >= 60000000");
+    assert_int_equal(preview_count("tag('高净值')"), rich);
+    /* manual members by list and by CSV */
+    r = h_req(S, "POST", "/v1/tags/vip/members", S->admin_key, "{\"customers\":[\"S1\",\"S2\"]}");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "added")), 2);
+    h_resp_free(&r);
+    const char *csv = "customer_no\nS3\nS2\n";
+    const char *hdr[] = {"Content-Type: text/csv", NULL};
+    CURL *c = curl_easy_init();
+    r = h_req_on(c, S, "POST", "/v1/tags/vip/members", S->admin_key, csv, strlen(csv), hdr);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "added")), 1);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "unchanged")), 1);
+    h_resp_free(&r);
+    curl_easy_cleanup(c);
+    assert_int_equal(preview_count("tag(vip)"), 3);
+    r = h_req(S, "POST", "/v1/tags/vip/members?remove=true", S->admin_key,
+              "{\"customers\":[\"S3\"]}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    assert_int_equal(preview_count("tag(vip)"), 2);
+    /* unknown customers refuse the whole call */
+    r = h_req(S, "POST", "/v1/tags/vip/members", S->admin_key,
+              "{\"customers\":[\"S4\",\"NOBODY\"]}");
+    h_assert_problem(r, 400, "validation", "");
+    assert_string_equal(h_str(json_array_get(json_object_get(r.json, "errors"), 0), "where"),
+                        "NOBODY");
+    h_resp_free(&r);
+    assert_int_equal(preview_count("tag(vip)"), 2);
+    r = h_req(S, "POST", "/v1/tags/%E9%AB%98%E5%87%80%E5%80%BC/members", S->admin_key,
+              "{\"customers\":[\"S4\"]}");
+    h_assert_problem(r, 409, "conflict", NULL); /* a rule tag's members follow its rule */
+    h_resp_free(&r);
+    /* the catalogue */
+    r = h_req(S, "GET", "/v1/tags?category=basic", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *items = json_object_get(r.json, "items");
+    assert_int_equal(json_array_size(items), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(items, 0), "members")), 2);
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/tags", S->admin_key,
+              "{\"name\":\"x\",\"category\":\"fun\",\"kind\":\"manual\"}");
+    h_assert_problem(r, 400, "validation", "/category");
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/tags", S->admin_key,
+              "{\"name\":\"x\",\"category\":\"value\",\"kind\":\"rule\",\"expression\":\"aum >\"}");
+    h_assert_problem(r, 400, "validation", "/expression");
+    h_resp_free(&r);
+}
+
+static void test_saved_segments(void **state)
+{
+    h_resp r = h_req(S, "POST", "/v1/segments", S->admin_key,
+                     "{\"id\":\"rich_payroll\",\"name\":\"代发高净值\","
+                     "\"expression\":\"payroll = true and tag('高净值')\"}");
+    assert_int_equal(r.status, 201);
+    json_int_t size = json_integer_value(json_object_get(r.json, "size"));
+    assert_int_equal(size, preview_count("payroll = true and aum >= 60000000"));
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/segments", S->admin_key,
+              "{\"id\":\"rich_payroll_sh\",\"name\":\"上海\","
+              "\"expression\":\"segment(rich_payroll) and city = '上海'\"}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    /* cycles refused; deleting what is referenced refused */
+    r = h_req(S, "PUT", "/v1/segments/rich_payroll", S->admin_key,
+              "{\"expression\":\"segment(rich_payroll_sh)\"}");
+    h_assert_problem(r, 400, "validation", "/expression");
+    assert_non_null(strstr(h_str(r.json, "detail"), "cycle"));
+    h_resp_free(&r);
+    r = h_req(S, "DELETE", "/v1/segments/rich_payroll", S->admin_key, NULL);
+    h_assert_problem(r, 409, "conflict", NULL);
+    h_resp_free(&r);
+    r = h_req(S, "DELETE", "/v1/tags/%E9%AB%98%E5%87%80%E5%80%BC", S->admin_key, NULL);
+    h_assert_problem(r, 409, "conflict", NULL);
+    h_resp_free(&r);
+    /* members: pages, CSV, one customer */
+    put_customer("S5", "{\"attributes\":{\"payroll\":true,\"aum\":80000000}}");
+    r = h_req(S, "GET", "/v1/segments/rich_payroll/members?limit=1", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    json_int_t total = json_integer_value(json_object_get(r.json, "size"));
+    assert_int_equal(total, size + 1); /* S5 joined: saved segments are always current */
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/segments/rich_payroll/members?limit=100&cursor=%s",
+             h_str(r.json, "next_cursor"));
+    h_resp_free(&r);
+    r = h_req(S, "GET", path, S->admin_key, NULL);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), (size_t)total - 1);
+    assert_true(json_is_null(json_object_get(r.json, "next_cursor")));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/segments/rich_payroll/members?format=csv", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(!strncmp(r.body, "customer_no\n", 12));
+    size_t lines = 0;
+    for (const char *p = r.body; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, (size_t)total + 1);
+    assert_non_null(strstr(r.body, "\nS5\n"));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/segments/rich_payroll/members/S5", S->admin_key, NULL);
+    assert_true(json_is_true(json_object_get(r.json, "member")));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/segments/rich_payroll/members/S4", S->admin_key, NULL);
+    assert_true(json_is_false(json_object_get(r.json, "member")));
+    h_resp_free(&r);
+    /* size history: today's size was recorded when it was saved */
+    r = h_req(S, "GET", "/v1/segments/rich_payroll/sizes", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
+    h_resp_free(&r);
+    /* delete in the right order */
+    r = h_req(S, "DELETE", "/v1/segments/rich_payroll_sh", S->admin_key, NULL);
+    assert_int_equal(r.status, 204);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/segments/rich_payroll_sh", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/segments", S->admin_key,
+              "{\"id\":\"Bad Id\",\"name\":\"x\",\"expression\":\"aum > 1\"}");
+    h_assert_problem(r, 400, "validation", "/id");
+    h_resp_free(&r);
+}
+
 static void test_segments_after_restart(void **state)
 {
     const char *qs[] = {"payroll = true and aum >= 50000000 and risk_level >= R3",
-                        "did(open_app, 1d) >= 2", "city in ('上海', '杭州') or aum is null",
+                        "tag(vip) or segment(rich_payroll)", "did(open_app, 1d) >= 2",
+                        "city in ('上海', '杭州') or aum is null",
                         "not risk_level between R2 and R4"};
     json_int_t before[SY_TEST_LEN(qs)];
     for (size_t i = 0; i < SY_TEST_LEN(qs); i++)
@@ -741,6 +880,8 @@ int main(void)
         cmocka_unit_test(test_segment_preview),
         cmocka_unit_test(test_segment_expression_errors),
         cmocka_unit_test(test_segment_freshness),
+        cmocka_unit_test(test_tags),
+        cmocka_unit_test(test_saved_segments),
         cmocka_unit_test(test_segments_after_restart),
         cmocka_unit_test(test_demo_generator),
         cmocka_unit_test(test_refuses_to_start_without_data_key),

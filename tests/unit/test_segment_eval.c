@@ -1,0 +1,508 @@
+/* test_segment_eval.c — the segment evaluator (src/segment_eval.c) over the
+ * in-memory index (src/index.c): the data-driven cases of
+ * tests/data/segment_eval.txt.  The file describes a small tenant (schema,
+ * twelve customers, their events, tags and segments) and, for each
+ * expression, the customers it selects or the error it gives; see the
+ * comment at the top of the file. */
+#include "testutil.h"
+
+#include "attr.h"
+#include "index.h"
+#include "segment_eval.h"
+#include "segment_parse.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+
+#define DAY_MS 86400000LL
+#define MAX_CUSTOMERS 64
+#define MAX_REFS 16
+
+/* ---- the fixture ---- */
+
+typedef struct ref_set {
+    char name[64];
+    roaring_bitmap_t *members;
+} ref_set;
+
+typedef struct fixture {
+    const char *path;
+    int64_t now_ms;
+    bool have_now, have_tz;
+    int64_t tz_ms;
+    int64_t today; /* business day of now, for event offsets */
+    sy_attr_set *schema;
+    int ndefs;
+    sy_index *ix;
+    long numbers[MAX_CUSTOMERS]; /* customer numbers, in order of dense id / 2 */
+    int ncustomers;
+    ref_set tags[MAX_REFS], segments[MAX_REFS];
+    int ntags, nsegments;
+} fixture;
+
+static char *data_path(void)
+{
+    const char *root = getenv("SIYU_SRC");
+    if (!root || !*root)
+        root = ".";
+    return sy_xasprintf("%s/tests/data/segment_eval.txt", root);
+}
+
+static char *read_whole(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    sy_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sy_buf_append(&b, chunk, n);
+    fclose(f);
+    sy_buf_puts(&b, "");
+    return sy_buf_steal(&b);
+}
+
+#define FIXTURE_FAIL(line, ...)                                                                    \
+    do {                                                                                           \
+        print_error("%s:%d: ", fx->path, (line));                                                  \
+        print_error(__VA_ARGS__);                                                                  \
+        print_error("\n");                                                                         \
+        fail();                                                                                    \
+    } while (0)
+
+static uint32_t dense_of_number(const fixture *fx, long no)
+{
+    for (int i = 0; i < fx->ncustomers; i++)
+        if (fx->numbers[i] == no)
+            return (uint32_t)i * 2;
+    return 1000000u + (uint32_t)no; /* nobody */
+}
+
+static long number_of_dense(const fixture *fx, uint32_t dense)
+{
+    if (dense % 2 == 0 && dense / 2 < (uint32_t)fx->ncustomers)
+        return fx->numbers[dense / 2];
+    return -(long)dense - 1; /* a dense id that is nobody: shows as negative */
+}
+
+/* "+08:00" / "-05:30" */
+static bool parse_offset(const char *s, int64_t *ms)
+{
+    int h, m;
+    char sign;
+    int used = 0;
+    if (sscanf(s, "%c%2d:%2d%n", &sign, &h, &m, &used) != 3 || used != 6 || s[used] != '\0' ||
+        (sign != '+' && sign != '-'))
+        return false;
+    *ms = (int64_t)(h * 60 + m) * 60000 * (sign == '-' ? -1 : 1);
+    return true;
+}
+
+/* "20s", "1500ms", "2m", "-" (none: -1) */
+static bool parse_dwell(const char *s, int64_t *ms)
+{
+    if (!strcmp(s, "-")) {
+        *ms = -1;
+        return true;
+    }
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v < 0)
+        return false;
+    static const struct {
+        const char *u;
+        int64_t f;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    for (size_t i = 0; i < SY_TEST_LEN(units); i++)
+        if (!strcmp(end, units[i].u)) {
+            *ms = v * units[i].f;
+            return true;
+        }
+    return false;
+}
+
+static roaring_bitmap_t *parse_members(fixture *fx, int line, const char *list)
+{
+    roaring_bitmap_t *b = roaring_bitmap_create();
+    if (!strcmp(list, "-"))
+        return b;
+    const char *p = list;
+    while (*p) {
+        char *end;
+        long no = strtol(p, &end, 10);
+        if (end == p || (*end != ',' && *end != '\0'))
+            FIXTURE_FAIL(line, "bad member list '%s'", list);
+        roaring_bitmap_add(b, dense_of_number(fx, no));
+        p = *end ? end + 1 : end;
+    }
+    return b;
+}
+
+static void fixture_customer(fixture *fx, int line, const char *rest)
+{
+    char *end;
+    long no = strtol(rest, &end, 10);
+    if (end == rest || *end != ' ')
+        FIXTURE_FAIL(line, "expected 'customer N {json}'");
+    if (!fx->have_tz || !fx->schema)
+        FIXTURE_FAIL(line, "tz and attr lines come before customers");
+    if (fx->ncustomers == MAX_CUSTOMERS)
+        FIXTURE_FAIL(line, "too many customers");
+    json_error_t jerr;
+    json_t *attrs = json_loads(end + 1, 0, &jerr);
+    if (!json_is_object(attrs))
+        FIXTURE_FAIL(line, "attributes: %s", jerr.text);
+    json_t *canon = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach (attrs, k, v) {
+        const sy_attr_def *d = sy_attr_find(fx->schema, k);
+        if (!d)
+            FIXTURE_FAIL(line, "customer %ld: no attribute '%s'", no, k);
+        json_t *c;
+        char err[256];
+        if (!sy_attr_check(d, v, &c, err, sizeof err))
+            FIXTURE_FAIL(line, "customer %ld: %s", no, err);
+        json_object_set_new(canon, k, c);
+    }
+    uint32_t dense = (uint32_t)fx->ncustomers * 2;
+    fx->numbers[fx->ncustomers++] = no;
+    char num[32];
+    snprintf(num, sizeof num, "%ld", no);
+    sy_index_add_customer(fx->ix, num, dense);
+    sy_index_update_attrs(fx->ix, dense, fx->schema, NULL, canon);
+    json_decref(canon);
+    json_decref(attrs);
+}
+
+static void fixture_event(fixture *fx, int line, const char *rest)
+{
+    long no;
+    char name[64], when[64], count_s[32], dwell_s[32];
+    if (sscanf(rest, "%ld %63s %63s %31s %31s", &no, name, when, count_s, dwell_s) != 5)
+        FIXTURE_FAIL(line, "expected 'event N NAME DAY[@HH:MM:SS] COUNT DWELL'");
+    if (!fx->have_now)
+        FIXTURE_FAIL(line, "now comes before events");
+    uint32_t dense = dense_of_number(fx, no);
+    if (dense >= 1000000u)
+        FIXTURE_FAIL(line, "no customer %ld", no);
+    int h = 10, m = 0, s = 0;
+    char *at = strchr(when, '@');
+    if (at) {
+        if (sscanf(at + 1, "%2d:%2d:%2d", &h, &m, &s) != 3 || h > 23 || m > 59 || s > 59)
+            FIXTURE_FAIL(line, "bad time of day '%s'", at + 1);
+        *at = '\0';
+    }
+    long from, to;
+    char *end;
+    from = strtol(when, &end, 10);
+    if (end == when)
+        FIXTURE_FAIL(line, "bad day '%s'", when);
+    to = from;
+    if (*end == '.' && end[1] == '.') {
+        char *e2;
+        to = strtol(end + 2, &e2, 10);
+        if (e2 == end + 2 || *e2)
+            FIXTURE_FAIL(line, "bad day range '%s'", when);
+    } else if (*end) {
+        FIXTURE_FAIL(line, "bad day '%s'", when);
+    }
+    long count = strtol(count_s, &end, 10);
+    if (*end || count < 1)
+        FIXTURE_FAIL(line, "bad count '%s'", count_s);
+    int64_t dwell = -1;
+    if (!parse_dwell(dwell_s, &dwell))
+        FIXTURE_FAIL(line, "bad dwell '%s'", dwell_s);
+    for (long day = from; day <= to; day++) {
+        int64_t ts = (fx->today + day) * DAY_MS - fx->tz_ms + ((h * 60 + m) * 60 + s) * 1000LL;
+        for (long i = 0; i < count; i++)
+            sy_index_add_event(fx->ix, dense, name, ts, dwell);
+    }
+}
+
+static void fixture_ref(fixture *fx, int line, const char *rest, bool tag)
+{
+    char name[64], list[512];
+    if (sscanf(rest, "%63s %511s", name, list) != 2)
+        FIXTURE_FAIL(line, "expected '%s NAME N,N,...'", tag ? "tag" : "segment");
+    ref_set *r = tag ? &fx->tags[fx->ntags] : &fx->segments[fx->nsegments];
+    if ((tag ? fx->ntags : fx->nsegments) == MAX_REFS)
+        FIXTURE_FAIL(line, "too many");
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->members = parse_members(fx, line, list);
+    if (tag)
+        fx->ntags++;
+    else
+        fx->nsegments++;
+}
+
+static void fixture_attr(fixture *fx, int line, const char *rest)
+{
+    json_error_t jerr;
+    json_t *body = json_loads(rest, 0, &jerr);
+    if (!body)
+        FIXTURE_FAIL(line, "attr: %s", jerr.text);
+    if (!fx->schema) {
+        fx->schema = sy_xcalloc(1, sizeof *fx->schema);
+        atomic_init(&fx->schema->refs, 1);
+        fx->schema->defs = sy_xcalloc(32, sizeof *fx->schema->defs);
+    }
+    if (fx->schema->n == 32)
+        FIXTURE_FAIL(line, "too many attributes");
+    const char *field;
+    char err[256];
+    if (!sy_attr_def_parse(body, &fx->schema->defs[fx->schema->n], &field, err, sizeof err))
+        FIXTURE_FAIL(line, "attr %s: %s", field ? field : "", err);
+    fx->schema->n++;
+    json_decref(body);
+}
+
+static void fixture_free(fixture *fx)
+{
+    sy_index_free(fx->ix);
+    sy_attr_set_release(fx->schema);
+    for (int i = 0; i < fx->ntags; i++)
+        roaring_bitmap_free(fx->tags[i].members);
+    for (int i = 0; i < fx->nsegments; i++)
+        roaring_bitmap_free(fx->segments[i].members);
+}
+
+static const roaring_bitmap_t *resolve(const ref_set *v, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v[i].name, name))
+            return v[i].members;
+    return NULL;
+}
+
+static const roaring_bitmap_t *resolve_tag(void *ud, const char *name)
+{
+    const fixture *fx = ud;
+    return resolve(fx->tags, fx->ntags, name);
+}
+
+static const roaring_bitmap_t *resolve_segment(void *ud, const char *name)
+{
+    const fixture *fx = ud;
+    return resolve(fx->segments, fx->nsegments, name);
+}
+
+/* ---- the cases ---- */
+
+/* The members as "1,3,5" (or "-"), customer numbers ascending. */
+static char *members_text(const fixture *fx, const roaring_bitmap_t *b)
+{
+    long nos[MAX_CUSTOMERS * 2];
+    int n = 0;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(b);
+    for (; it->has_value; roaring_advance_uint32_iterator(it)) {
+        long no = number_of_dense(fx, it->current_value);
+        if (n < (int)SY_TEST_LEN(nos))
+            nos[n++] = no;
+    }
+    roaring_free_uint32_iterator(it);
+    for (int i = 1; i < n; i++) /* insertion sort */
+        for (int j = i; j > 0 && nos[j - 1] > nos[j]; j--) {
+            long t = nos[j];
+            nos[j] = nos[j - 1];
+            nos[j - 1] = t;
+        }
+    if (n == 0)
+        return sy_xstrdup("-");
+    sy_buf out = {0};
+    for (int i = 0; i < n; i++)
+        sy_buf_printf(&out, "%s%ld", i ? "," : "", nos[i]);
+    return sy_buf_steal(&out);
+}
+
+/* A member list of the data file must be ascending customer numbers. */
+static bool expected_list_ok(const char *s)
+{
+    if (!strcmp(s, "-"))
+        return true;
+    long prev = -1;
+    const char *p = s;
+    while (*p) {
+        if (!isdigit((unsigned char)*p))
+            return false;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (v <= prev || (*end != ',' && *end))
+            return false;
+        prev = v;
+        p = *end ? end + 1 : end;
+    }
+    return true;
+}
+
+typedef struct run_stats {
+    int cases, errors, failed;
+} run_stats;
+
+static void run_case(fixture *fx, int line, const char *expr, const char *expected, run_stats *st)
+{
+    st->cases++;
+    bool want_error = strncmp(expected, "error ", 6) == 0;
+    if (want_error)
+        st->errors++;
+    else if (!expected_list_ok(expected)) {
+        print_error("eval-%d: malformed expected line '%s' (ascending numbers or '-')\n", line,
+                    expected);
+        st->failed++;
+        return;
+    }
+    sy_seg_error err = {0};
+    char *got = NULL;
+    bool got_error = false;
+    sy_seg_node *n = sy_seg_parse(expr, strlen(expr), &err);
+    if (!n) {
+        got = sy_xasprintf("error %d:%d: %s", err.line, err.col, err.msg);
+        got_error = true;
+    } else {
+        sy_seg_ctx cx = {.ix = fx->ix,
+                         .schema = fx->schema,
+                         .now_ms = fx->now_ms,
+                         .tag = resolve_tag,
+                         .segment = resolve_segment,
+                         .ud = fx};
+        sy_index_rdlock(fx->ix);
+        memset(&err, 0, sizeof err);
+        roaring_bitmap_t *b = sy_seg_eval(&cx, n, &err);
+        if (!b) {
+            got = sy_xasprintf("error @%d: %s", err.pos, err.msg);
+            got_error = true;
+            if (err.msg[0] == '\0' || err.pos < 0 || (size_t)err.pos > strlen(expr)) {
+                print_error("eval-%d: '%s': error without a message or with a bad position %d\n",
+                            line, expr, err.pos);
+                st->failed++;
+            }
+        } else {
+            if (!roaring_bitmap_is_subset(b, sy_index_all(fx->ix))) {
+                print_error("eval-%d: '%s': the result holds dense ids that are nobody\n", line,
+                            expr);
+                st->failed++;
+            }
+            got = members_text(fx, b);
+            roaring_bitmap_free(b);
+        }
+        sy_index_unlock(fx->ix);
+        sy_seg_free(n);
+    }
+    bool ok = want_error ? got_error && strstr(got, expected + 6) != NULL
+                         : !got_error && strcmp(got, expected) == 0;
+    if (!ok) {
+        fprintf(stderr, "eval-%d: %s\n  expected: %s\n  got:      %s\n", line, expr, expected, got);
+        st->failed++;
+    }
+    free(got);
+}
+
+static void test_data_file(void **state)
+{
+    (void)state;
+    fixture fxs = {0};
+    fixture *fx = &fxs;
+    char *path = data_path();
+    fx->path = path;
+    char *text = read_whole(path);
+    if (!text) {
+        print_error("cannot read %s (set SIYU_SRC to the repository root)\n", path);
+        free(path);
+        fail();
+    }
+    /* split into lines, in place */
+    int nlines = 0, cap = 0;
+    char **lines = NULL;
+    for (char *p = text; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nlines == cap) {
+            cap = cap ? cap * 2 : 512;
+            lines = sy_xrealloc(lines, (size_t)cap * sizeof *lines);
+        }
+        lines[nlines++] = p;
+        if (!nl)
+            break;
+        *nl = '\0';
+        p = nl + 1;
+    }
+
+    /* the fixture */
+    int l = 0;
+    for (; l < nlines; l++) {
+        char *s = lines[l];
+        if (!*s || *s == '#')
+            continue;
+        if (!strcmp(s, "cases"))
+            break;
+        if (!strncmp(s, "now ", 4)) {
+            if (!sy_parse_time(s + 4, &fx->now_ms))
+                FIXTURE_FAIL(l + 1, "bad time '%s'", s + 4);
+            fx->have_now = true;
+        } else if (!strncmp(s, "tz ", 3)) {
+            if (!parse_offset(s + 3, &fx->tz_ms) || fx->ix)
+                FIXTURE_FAIL(l + 1, "bad or late tz '%s'", s + 3);
+            fx->have_tz = true;
+            fx->ix = sy_index_new(fx->tz_ms);
+        } else if (!strncmp(s, "attr ", 5)) {
+            fixture_attr(fx, l + 1, s + 5);
+        } else if (!strncmp(s, "customer ", 9)) {
+            fixture_customer(fx, l + 1, s + 9);
+        } else if (!strncmp(s, "event ", 6)) {
+            fixture_event(fx, l + 1, s + 6);
+        } else if (!strncmp(s, "tag ", 4)) {
+            fixture_ref(fx, l + 1, s + 4, true);
+        } else if (!strncmp(s, "segment ", 8)) {
+            fixture_ref(fx, l + 1, s + 8, false);
+        } else {
+            FIXTURE_FAIL(l + 1, "unknown fixture line '%s'", s);
+        }
+        if (fx->have_now && fx->have_tz) {
+            int64_t local = fx->now_ms + fx->tz_ms;
+            fx->today = local >= 0 ? local / DAY_MS : -((-local + DAY_MS - 1) / DAY_MS);
+        }
+    }
+    if (l == nlines)
+        FIXTURE_FAIL(l, "no 'cases' line");
+    if (!fx->have_now || !fx->have_tz || !fx->schema || fx->ncustomers == 0)
+        FIXTURE_FAIL(l + 1, "the fixture needs now, tz, attr and customer lines");
+
+    /* the cases */
+    run_stats st = {0};
+    for (l++; l < nlines;) {
+        char *s = lines[l];
+        if (!*s || *s == '#') {
+            l++;
+            continue;
+        }
+        if (!strncmp(s, "@now ", 5)) {
+            if (!sy_parse_time(s + 5, &fx->now_ms))
+                FIXTURE_FAIL(l + 1, "bad time '%s'", s + 5);
+            l++;
+            continue;
+        }
+        if (l + 1 >= nlines || !*lines[l + 1])
+            FIXTURE_FAIL(l + 1, "a case needs an expected line after its expression");
+        if (l + 2 < nlines && *lines[l + 2])
+            FIXTURE_FAIL(l + 3, "a case must be followed by a blank line");
+        run_case(fx, l + 1, s, lines[l + 1], &st);
+        l += 3;
+    }
+    print_message("segment_eval: %d cases (%d selections, %d errors), %d failed\n", st.cases,
+                  st.cases - st.errors, st.errors, st.failed);
+    free(lines);
+    free(text);
+    fixture_free(fx);
+    free(path);
+    assert_true(st.cases >= 60);
+    assert_int_equal(st.failed, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_data_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
