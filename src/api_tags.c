@@ -24,8 +24,9 @@ static bool tag_name_valid(const char *s)
     size_t n = strlen(s);
     if (n < 1 || n > 100)
         return false;
+    /* '/' would make the tag unreachable as a path segment */
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
+        if (*p < 0x20 || *p == 0x7f || *p == '/')
             return false;
     return true;
 }
@@ -220,7 +221,8 @@ void sy_api_tags_create(sy_req *r)
         !sy_v_string(r, body, "description", false, 500, &tc->description))
         return;
     if (!tag_name_valid(tc->name)) {
-        sy_reply_problem(r, 400, "validation", "/name", "'name' must be 1 to 100 bytes of text");
+        sy_reply_problem(r, 400, "validation", "/name",
+                         "'name' must be 1 to 100 bytes of text without '/' or control characters");
         return;
     }
     bool cat = false;
