@@ -19,8 +19,8 @@ else
   Q := @
   say = @printf '  %-6s %s\n'
 endif
-PKGS    := libmicrohttpd jansson sqlite3 libsodium
-TESTPKGS := cmocka libcurl
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libcurl
+TESTPKGS := cmocka
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
                -Wno-unused-parameter -pthread -Isrc -Ibuild/gen
@@ -33,7 +33,7 @@ else
 endif
 BUILD   := build/$(CONFIG)
 CFLAGS  := $(CFLAGS_BASE) $(OPT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lroaring -pthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lroaring -lcsv -pthread -lm
 LDFLAGS := $(OPT)
 
 SRCS     := $(wildcard src/*.c)

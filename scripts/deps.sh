@@ -10,7 +10,7 @@ set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libroaring-dev
-      libcmocka-dev libcurl4-openssl-dev curl sqlite3"
+      libcmocka-dev libcurl4-openssl-dev curl sqlite3 libcsv-dev"
 if [ "${1:-}" = bench ]; then
     PKGS="$PKGS wrk nginx-light"
 fi

@@ -29,6 +29,7 @@ void sy_api_attributes_patch(sy_req *r);
 /* api_customers.c */
 void sy_api_customers_put(sy_req *r);
 void sy_api_customers_get(sy_req *r);
+void sy_api_customers_import(sy_req *r);
 void sy_api_identities_get(sy_req *r);
 
 /* api_events.c */

@@ -16,6 +16,8 @@
 #include "util.h"
 #include "validate.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +40,34 @@ typedef struct cust_put {
     int64_t dense;
     bool created;
 } cust_put;
+
+/* A refusal of one customer record, before it becomes a reply (PUT) or one
+ * line's error (import). */
+typedef struct cust_err {
+    int status;
+    const char *type;
+    char field[96];
+    char detail[300];
+} cust_err;
+
+static void cerr(cust_err *e, int status, const char *type, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void cerr(cust_err *e, int status, const char *type, const char *field, const char *fmt, ...)
+{
+    e->status = status;
+    e->type = type;
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->detail, sizeof e->detail, fmt, ap);
+    va_end(ap);
+}
+
+static void reply_cerr(sy_req *r, const cust_err *e)
+{
+    sy_reply_problem(r, e->status, e->type, e->field[0] ? e->field : NULL, "%s", e->detail);
+}
 
 static void cust_put_free(void *p)
 {
@@ -159,8 +189,8 @@ static int find_identity_owner(sy_conn *c, const char *tenant, const ident *id, 
     return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
 }
 
-static int link_identity(sy_conn *c, sy_req *r, const char *tenant, const char *no, const ident *id,
-                         int64_t now)
+static int link_identity(sy_conn *c, cust_err *e, const char *tenant, const char *no,
+                         const ident *id, int64_t now)
 {
     static const char sql[] = "INSERT INTO identities (tenant_id, type, value_key, customer_no,"
                               " created_at) VALUES ($1, $2, $3, $4, $5)";
@@ -171,8 +201,8 @@ static int link_identity(sy_conn *c, sy_req *r, const char *tenant, const char *
     if (!strcmp(owner, no))
         return SY_OK;
     if (owner[0]) {
-        sy_reply_problem(r, 409, "conflict", "/identities",
-                         "the %s identity is already linked to customer '%s'", id->type, owner);
+        cerr(e, 409, "conflict", "/identities",
+             "the %s identity is already linked to customer '%s'", id->type, owner);
         return 1;
     }
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -199,7 +229,10 @@ static int unlink_phone(sy_conn *c, const char *tenant, const char *no, const ch
     return sy_stmt_exec(st);
 }
 
-static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
+/* Creates or updates one customer inside the caller's transaction.
+ * Returns 0, 1 with *e set when the record is refused, or a store error. */
+static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant, cust_put *w,
+                           cust_err *e)
 {
     static const char sql_get[] = "SELECT attrs, pii, dense_id FROM customers"
                                   " WHERE tenant_id = $1 AND customer_no = $2";
@@ -210,9 +243,7 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
         " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
     static const char sql_upd[] = "UPDATE customers SET attrs = $3, pii = $4, updated_at = $5"
                                   " WHERE tenant_id = $1 AND customer_no = $2";
-    cust_put *w = ctx;
-    const sy_pii_keys *k = sy_req_app(r)->pii;
-    const char *tenant = sy_req_principal(r)->tenant, *no = w->customer_no;
+    const char *no = w->customer_no;
     int64_t now = sy_now_ms();
     int rc;
     json_t *attrs = NULL, *pii = NULL;
@@ -276,7 +307,7 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
         sy_stmt_reset(st);
         w->dense = dense;
         if (dense > UINT32_MAX) {
-            sy_reply_problem(r, 409, "conflict", NULL, "the tenant has 2^32 customers already");
+            cerr(e, 409, "conflict", NULL, "the tenant has 2^32 customers already");
             rc = 1;
             goto out;
         }
@@ -318,31 +349,43 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
     if (new_phone) {
         ident pid = {.type = "phone"};
         snprintf(pid.key, sizeof pid.key, "%s", new_phone_key);
-        if ((rc = link_identity(c, r, tenant, no, &pid, now)) != SY_OK)
+        if ((rc = link_identity(c, e, tenant, no, &pid, now)) != SY_OK)
             goto out;
     }
     for (int j = 0; j < w->nids; j++)
-        if ((rc = link_identity(c, r, tenant, no, &w->ids[j], now)) != SY_OK)
+        if ((rc = link_identity(c, e, tenant, no, &w->ids[j], now)) != SY_OK)
             goto out;
 
-    json_t *view = NULL;
-    if ((rc = customer_view(c, k, tenant, no, false, &view)) != SY_OK || !view) {
-        rc = rc ? rc : SY_ERR;
-        goto out;
-    }
-    if (!exists) {
-        char loc[128];
-        snprintf(loc, sizeof loc, "/v1/customers/%s", no);
-        sy_reply_header(r, "Location", loc);
-    }
-    sy_req_audit_target(r, no);
-    sy_reply_json(r, exists ? 200 : 201, view);
 out:
     json_decref(attrs);
     json_decref(pii);
     free(attrs_text);
     free(sealed);
     return rc;
+}
+
+static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
+{
+    cust_put *w = ctx;
+    const sy_pii_keys *k = sy_req_app(r)->pii;
+    const char *tenant = sy_req_principal(r)->tenant;
+    cust_err e;
+    int rc = upsert_customer(c, k, tenant, w, &e);
+    if (rc == 1)
+        reply_cerr(r, &e);
+    if (rc != 0)
+        return rc;
+    json_t *view = NULL;
+    if ((rc = customer_view(c, k, tenant, w->customer_no, false, &view)) != SY_OK || !view)
+        return rc ? rc : SY_ERR;
+    if (w->created) {
+        char loc[128];
+        snprintf(loc, sizeof loc, "/v1/customers/%s", w->customer_no);
+        sy_reply_header(r, "Location", loc);
+    }
+    sy_req_audit_target(r, w->customer_no);
+    sy_reply_json(r, w->created ? 201 : 200, view);
+    return 0;
 }
 
 /* After the commit: the change reaches the segment index before the reply,
@@ -364,7 +407,7 @@ static void customer_committed(sy_req *r, void *ctx)
     sy_attr_set_release(schema);
 }
 
-static bool parse_pii(sy_req *r, json_t *in, json_t *out)
+static bool parse_pii(json_t *in, json_t *out, cust_err *e)
 {
     const char *key;
     json_t *v;
@@ -373,8 +416,7 @@ static bool parse_pii(sy_req *r, json_t *in, json_t *out)
         snprintf(ptr, sizeof ptr, "/pii/%.50s", key);
         bool known = !strcmp(key, "name") || !strcmp(key, "phone") || !strcmp(key, "id_number");
         if (!known) {
-            sy_reply_problem(r, 400, "validation", ptr,
-                             "personal data has name, phone and id_number only");
+            cerr(e, 400, "validation", ptr, "personal data has name, phone and id_number only");
             return false;
         }
         if (json_is_null(v)) {
@@ -383,22 +425,21 @@ static bool parse_pii(sy_req *r, json_t *in, json_t *out)
         }
         const char *s = json_string_value(v);
         if (!s || strlen(s) != json_string_length(v)) {
-            sy_reply_problem(r, 400, "validation", ptr, "'%s' must be a string or null", key);
+            cerr(e, 400, "validation", ptr, "'%s' must be a string or null", key);
             return false;
         }
         if (!strcmp(key, "phone")) {
             char phone[32];
             if (!sy_phone_normalize(s, phone, sizeof phone)) {
-                sy_reply_problem(r, 400, "validation", ptr,
-                                 "'phone' must be a phone number of 6 to 20 digits");
+                cerr(e, 400, "validation", ptr, "'phone' must be a phone number of 6 to 20 digits");
                 return false;
             }
             json_object_set_new(out, key, json_string(phone));
         } else if (!strcmp(key, "id_number")) {
             if (!sy_id_number_valid(s)) {
-                sy_reply_problem(r, 400, "validation", ptr,
-                                 "'id_number' must be an 18-character resident ID number with a "
-                                 "valid check digit (or the 15-digit form)");
+                cerr(e, 400, "validation", ptr,
+                     "'id_number' must be an 18-character resident ID number with a valid check "
+                     "digit (or the 15-digit form)");
                 return false;
             }
             json_object_set(out, key, v);
@@ -408,8 +449,8 @@ static bool parse_pii(sy_req *r, json_t *in, json_t *out)
             for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
                 ok = *p >= 0x20 && *p != 0x7f;
             if (!ok) {
-                sy_reply_problem(r, 400, "validation", ptr,
-                                 "'name' must be 1 to 50 characters without control characters");
+                cerr(e, 400, "validation", ptr,
+                     "'name' must be 1 to 50 characters without control characters");
                 return false;
             }
             json_object_set(out, key, v);
@@ -418,81 +459,72 @@ static bool parse_pii(sy_req *r, json_t *in, json_t *out)
     return true;
 }
 
-void sy_api_customers_put(sy_req *r)
+/* Checks one customer record (the body of a PUT, a line of an import)
+ * into *w.  extra names a field the caller allows besides attributes, pii
+ * and identities (NULL for none). */
+static bool parse_customer(const sy_pii_keys *k, const sy_attr_set *schema, const char *tenant,
+                           const char *no, json_t *body, const char *extra, cust_put *w,
+                           cust_err *e)
 {
-    const char *no = sy_req_param(r, "customer_no");
-    if (!sy_customer_no_valid(no)) {
-        sy_reply_problem(r, 400, "validation", "customer_no",
-                         "a customer number is 1 to %d characters of A-Z a-z 0-9 _ . : -",
-                         SY_CUSTOMER_NO_MAX);
-        return;
-    }
-    json_t *body = sy_req_json_object(r);
-    static const char *const fields[] = {"attributes", "pii", "identities", NULL};
-    if (!body || !sy_v_only(r, body, fields))
-        return;
-    cust_put *w = sy_req_alloc(r, sizeof *w);
     memset(w, 0, sizeof *w);
     w->customer_no = no;
     w->set = json_object();
     w->unset = json_array();
     w->pii = json_object();
-    sy_req_on_free(r, cust_put_free, w);
-
+    if (!sy_customer_no_valid(no)) {
+        cerr(e, 400, "validation", extra ? "/customer_no" : "customer_no",
+             "a customer number is 1 to %d characters of A-Z a-z 0-9 _ . : -", SY_CUSTOMER_NO_MAX);
+        return false;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach (body, key, v) {
+        if (strcmp(key, "attributes") && strcmp(key, "pii") && strcmp(key, "identities") &&
+            !(extra && !strcmp(key, extra))) {
+            char ptr[96];
+            snprintf(ptr, sizeof ptr, "/%.80s", key);
+            cerr(e, 400, "validation", ptr, "unknown field '%.80s'", key);
+            return false;
+        }
+    }
     json_t *attrs = json_object_get(body, "attributes");
     if (attrs && !json_is_object(attrs)) {
-        sy_reply_problem(r, 400, "validation", "/attributes", "'attributes' must be an object");
-        return;
+        cerr(e, 400, "validation", "/attributes", "'attributes' must be an object");
+        return false;
     }
-    if (attrs && json_object_size(attrs)) {
-        sy_attr_set *schema = sy_schemas_get(sy_req_app(r)->schemas, sy_req_principal(r)->tenant);
-        if (!schema) {
-            sy_reply_problem(r, 500, "internal", NULL, "the attribute schema could not be read");
-            return;
+    json_object_foreach (attrs, key, v) {
+        char ptr[96];
+        snprintf(ptr, sizeof ptr, "/attributes/%.80s", key);
+        const sy_attr_def *d = sy_attr_find(schema, key);
+        if (!d) {
+            cerr(e, 400, "validation", ptr, "unknown attribute '%.80s' (see GET /v1/attributes)",
+                 key);
+            return false;
         }
-        const char *key;
-        json_t *v;
-        bool ok = true;
-        json_object_foreach (attrs, key, v) {
-            char ptr[96];
-            snprintf(ptr, sizeof ptr, "/attributes/%.80s", key);
-            const sy_attr_def *d = sy_attr_find(schema, key);
-            if (!d) {
-                sy_reply_problem(r, 400, "validation", ptr,
-                                 "unknown attribute '%.80s' (see GET /v1/attributes)", key);
-                ok = false;
-                break;
-            }
-            if (json_is_null(v)) {
-                json_array_append_new(w->unset, json_string(key));
-                continue;
-            }
-            json_t *canon;
-            char err[256];
-            if (!sy_attr_check(d, v, &canon, err, sizeof err)) {
-                sy_reply_problem(r, 400, "validation", ptr, "%s", err);
-                ok = false;
-                break;
-            }
-            json_object_set_new(w->set, key, canon);
+        if (json_is_null(v)) {
+            json_array_append_new(w->unset, json_string(key));
+            continue;
         }
-        sy_attr_set_release(schema);
-        if (!ok)
-            return;
+        json_t *canon;
+        char err[256];
+        if (!sy_attr_check(d, v, &canon, err, sizeof err)) {
+            cerr(e, 400, "validation", ptr, "%s", err);
+            return false;
+        }
+        json_object_set_new(w->set, key, canon);
     }
     json_t *pii = json_object_get(body, "pii");
     if (pii && !json_is_object(pii)) {
-        sy_reply_problem(r, 400, "validation", "/pii", "'pii' must be an object");
-        return;
+        cerr(e, 400, "validation", "/pii", "'pii' must be an object");
+        return false;
     }
-    if (pii && !parse_pii(r, pii, w->pii))
-        return;
+    if (pii && !parse_pii(pii, w->pii, e))
+        return false;
     json_t *ids = json_object_get(body, "identities");
     if (ids && (!json_is_array(ids) || json_array_size(ids) > MAX_IDENTITIES)) {
-        sy_reply_problem(r, 400, "validation", "/identities",
-                         "'identities' must be an array of at most %d {type, value} objects",
-                         MAX_IDENTITIES);
-        return;
+        cerr(e, 400, "validation", "/identities",
+             "'identities' must be an array of at most %d {type, value} objects", MAX_IDENTITIES);
+        return false;
     }
     size_t i;
     json_t *id;
@@ -503,24 +535,190 @@ void sy_api_customers_put(sy_req *r)
         const char *value = json_string_value(json_object_get(id, "value"));
         if (!json_is_object(id) || json_object_size(id) != 2 || !type || !value ||
             !sy_identity_type_valid(type)) {
-            sy_reply_problem(r, 400, "validation", ptr,
-                             "an identity is {\"type\": one of app_user_id, wechat_openid, "
-                             "wechat_unionid, wecom_external_userid, phone; \"value\": string}");
-            return;
+            cerr(e, 400, "validation", ptr,
+                 "an identity is {\"type\": one of app_user_id, wechat_openid, wechat_unionid, "
+                 "wecom_external_userid, phone; \"value\": string}");
+            return false;
         }
-        ident *e = &w->ids[w->nids];
-        snprintf(e->type, sizeof e->type, "%s", type);
-        if (!sy_identity_key(sy_req_app(r)->pii, sy_req_principal(r)->tenant, type, value, e->key,
-                             sizeof e->key)) {
-            sy_reply_problem(r, 400, "validation", ptr,
-                             "the %s value must be 1 to %d visible characters (a phone: 6 to 20 "
-                             "digits)",
-                             type, SY_IDENTITY_VALUE_MAX);
-            return;
+        ident *d = &w->ids[w->nids];
+        snprintf(d->type, sizeof d->type, "%s", type);
+        if (!sy_identity_key(k, tenant, type, value, d->key, sizeof d->key)) {
+            cerr(e, 400, "validation", ptr,
+                 "the %s value must be 1 to %d visible characters (a phone: 6 to 20 digits)", type,
+                 SY_IDENTITY_VALUE_MAX);
+            return false;
         }
         w->nids++;
     }
+    return true;
+}
+
+void sy_api_customers_put(sy_req *r)
+{
+    json_t *body = sy_req_json_object(r);
+    if (!body)
+        return;
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_attr_set *schema = sy_schemas_get(app->schemas, tenant);
+    if (!schema) {
+        sy_reply_problem(r, 500, "internal", NULL, "the attribute schema could not be read");
+        return;
+    }
+    cust_put *w = sy_req_alloc(r, sizeof *w);
+    cust_err e;
+    bool ok =
+        parse_customer(app->pii, schema, tenant, sy_req_param(r, "customer_no"), body, NULL, w, &e);
+    sy_req_on_free(r, cust_put_free, w);
+    sy_attr_set_release(schema);
+    if (!ok) {
+        reply_cerr(r, &e);
+        return;
+    }
     sy_req_write(r, apply_customer_put, customer_committed, w);
+}
+
+/* ---- import ---- */
+
+#define MAX_IMPORT_LINES 50000
+#define MAX_IMPORT_ERRORS 1000
+
+typedef struct import_batch {
+    cust_put *rows;
+    size_t *lines; /* line number of each row */
+    size_t n;
+    json_t *errors;
+    size_t created, updated, failed;
+} import_batch;
+
+static void import_free(void *p)
+{
+    import_batch *b = p;
+    for (size_t i = 0; i < b->n; i++)
+        cust_put_free(&b->rows[i]);
+    free(b->rows);
+    free(b->lines);
+    json_decref(b->errors);
+}
+
+static void import_error(import_batch *b, size_t line, const cust_err *e)
+{
+    b->failed++;
+    if (json_array_size(b->errors) < MAX_IMPORT_ERRORS)
+        json_array_append_new(b->errors, json_pack("{s:I, s:s, s:s}", "line", (json_int_t)line,
+                                                   "field", e->field, "detail", e->detail));
+}
+
+static int apply_import(sy_conn *c, sy_req *r, void *ctx)
+{
+    import_batch *b = ctx;
+    const sy_pii_keys *k = sy_req_app(r)->pii;
+    const char *tenant = sy_req_principal(r)->tenant;
+    for (size_t i = 0; i < b->n; i++) {
+        /* Each row in its own savepoint: a refused row leaves the others. */
+        int rc = sy_conn_exec(c, "SAVEPOINT import_row");
+        if (rc != SY_OK)
+            return rc;
+        cust_err e;
+        rc = upsert_customer(c, k, tenant, &b->rows[i], &e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            if ((rc = sy_conn_exec(c, "ROLLBACK TO import_row")) != SY_OK)
+                return rc;
+            import_error(b, b->lines[i], &e);
+            b->rows[i].customer_no = NULL; /* nothing for the index */
+        } else if (b->rows[i].created) {
+            b->created++;
+        } else {
+            b->updated++;
+        }
+        if ((rc = sy_conn_exec(c, "RELEASE import_row")) != SY_OK)
+            return rc;
+    }
+    sy_req_audit_target(r, "customers");
+    sy_reply_json(r, 200,
+                  json_pack("{s:I, s:I, s:I, s:O}", "created", (json_int_t)b->created, "updated",
+                            (json_int_t)b->updated, "failed", (json_int_t)b->failed, "errors",
+                            b->errors));
+    return 0;
+}
+
+static void import_committed(sy_req *r, void *ctx)
+{
+    import_batch *b = ctx;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->rows[i].customer_no)
+            customer_committed(r, &b->rows[i]);
+}
+
+void sy_api_customers_import(sy_req *r)
+{
+    size_t len;
+    const char *body = sy_req_body(r, &len);
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_attr_set *schema = sy_schemas_get(app->schemas, tenant);
+    if (!schema) {
+        sy_reply_problem(r, 500, "internal", NULL, "the attribute schema could not be read");
+        return;
+    }
+    import_batch *b = sy_req_alloc(r, sizeof *b);
+    memset(b, 0, sizeof *b);
+    b->errors = json_array();
+    sy_req_on_free(r, import_free, b);
+    size_t cap = 0, line = 0;
+    for (const char *p = body, *end = body + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        const char *text = p;
+        p += n + (nl ? 1 : 0);
+        line++;
+        bool blank = true;
+        for (size_t i = 0; i < n && blank; i++)
+            blank = text[i] == ' ' || text[i] == '\t' || text[i] == '\r';
+        if (blank)
+            continue;
+        if (b->n + b->failed >= MAX_IMPORT_LINES) {
+            sy_attr_set_release(schema);
+            sy_reply_problem(r, 413, "payload-too-large", NULL,
+                             "an import request holds at most %d lines; split the file",
+                             MAX_IMPORT_LINES);
+            return;
+        }
+        cust_err e;
+        json_error_t je;
+        json_t *o = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
+        if (!json_is_object(o)) {
+            cerr(&e, 400, "invalid-json", "", "not a JSON object: %s", o ? "" : je.text);
+            import_error(b, line, &e);
+            json_decref(o);
+            continue;
+        }
+        if (b->n == cap) {
+            cap = cap ? cap * 2 : 256;
+            b->rows = sy_xrealloc(b->rows, cap * sizeof *b->rows);
+            b->lines = sy_xrealloc(b->lines, cap * sizeof *b->lines);
+        }
+        const char *no = json_string_value(json_object_get(o, "customer_no"));
+        cust_put *w = &b->rows[b->n];
+        char *no_copy = no ? sy_req_strdup(r, no) : NULL;
+        if (parse_customer(app->pii, schema, tenant, no_copy ? no_copy : "", o, "customer_no", w,
+                           &e)) {
+            b->lines[b->n++] = line;
+        } else {
+            cust_put_free(w);
+            import_error(b, line, &e);
+        }
+        json_decref(o);
+    }
+    sy_attr_set_release(schema);
+    if (b->n == 0 && b->failed == 0) {
+        sy_reply_problem(r, 400, "validation", "",
+                         "the body holds no customers (NDJSON: one JSON object per line)");
+        return;
+    }
+    sy_req_write(r, apply_import, import_committed, b);
 }
 
 /* ---- GET ---- */

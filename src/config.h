@@ -38,6 +38,9 @@ typedef struct sy_config {
     int64_t customers;      /* demo: customers to generate */
     int64_t days;           /* demo: days of behaviour */
     int64_t seed;           /* demo: generator seed */
+    char *url;              /* import: the server */
+    char *key;              /* import: an API key of the tenant */
+    int64_t batch;          /* import: lines per request */
 } sy_config;
 
 /* Which settings a command accepts (bit per setting group). */
@@ -46,6 +49,7 @@ typedef struct sy_config {
 #define SY_CFG_KEY (1u << 2)
 #define SY_CFG_TENANT (1u << 3)
 #define SY_CFG_DEMO (1u << 4)
+#define SY_CFG_IMPORT (1u << 5)
 
 /* Parses argv (flags only, after the command words) over the defaults, the
  * config file and the environment.  Unknown flags and bad values are

@@ -51,6 +51,7 @@ static void usage(FILE *f)
                "  tenant create ID [--name N] [--timezone TZ]\n"
                "  tenant list\n"
                "  demo [--tenant T] [--customers N] [--days D] [--seed S]\n"
+               "  import customers FILE.{csv,ndjson} --tenant T --key KEY [--url URL]\n"
                "  version\n\n"
                "Each command takes --help.  Settings come from flags, then SIYU_* environment\n"
                "variables, then the --config file.\n");
@@ -467,6 +468,28 @@ out:
     return rc;
 }
 
+int sy_cli_import(sy_config *cfg, const char *what, const char *file);
+
+static int cmd_import(int argc, char **argv)
+{
+    ctx x = {0};
+    const char *pos[2];
+    int npos;
+    int rc = parse(&x, SY_CFG_IMPORT, argc, argv, pos, 2, &npos,
+                   "siyu import customers FILE.{csv,ndjson} --tenant T --key KEY [--url URL]");
+    if (rc < 0) {
+        if (npos != 2) {
+            fprintf(stderr,
+                    "usage: siyu import customers FILE.{csv,ndjson} --tenant T --key KEY\n");
+            rc = 2;
+        } else {
+            rc = sy_cli_import(&x.cfg, pos[0], pos[1]);
+        }
+    }
+    sy_config_free(&x.cfg);
+    return rc;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
     ctx x = {0};
@@ -711,6 +734,8 @@ int main(int argc, char **argv)
         return cmd_migrate(argc - 2, argv + 2);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import"))
+        return cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "key"))
         return cmd_key(argc - 2, argv + 2);
     if (!strcmp(cmd, "tenant"))

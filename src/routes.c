@@ -28,6 +28,8 @@ sy_route sy_routes[] = {
     {"GET", "/v1/attributes/{name}", sy_api_attributes_get, SY_ROLES_ALL, 0, NULL},
     {"PATCH", "/v1/attributes/{name}", sy_api_attributes_patch, ADMIN, 0, NULL},
 
+    {"POST", "/v1/customers:import", sy_api_customers_import, ADMIN | SY_ROLE_APP,
+     SY_ROUTE_IDEMPOTENT, NULL},
     {"PUT", "/v1/customers/{customer_no}", sy_api_customers_put, ADMIN | SY_ROLE_APP, 0, NULL},
     {"GET", "/v1/customers/{customer_no}", sy_api_customers_get, SY_ROLES_ALL, 0, NULL},
     {"GET", "/v1/customers/{customer_no}/events", sy_api_customer_events, SY_ROLES_ALL, 0, NULL},

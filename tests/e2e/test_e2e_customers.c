@@ -845,6 +845,86 @@ static void test_demo_generator(void **state)
     assert_int_not_equal(system(cmd), 0);
 }
 
+/* ---- bulk import ---- */
+
+static void test_import_endpoint(void **state)
+{
+    const char *nd =
+        "{\"customer_no\":\"I1\",\"attributes\":{\"risk_level\":\"R3\",\"city\":\"宁波\"}}\n"
+        "{\"customer_no\":\"I2\",\"attributes\":{\"risk_level\":\"R9\"}}\n"
+        "not json\n"
+        "\n"
+        "{\"customer_no\":\"I3\",\"identities\":[{\"type\":\"app_user_id\",\"value\":\"imp-1\"}]}\n"
+        "{\"customer_no\":\"I4\",\"identities\":[{\"type\":\"app_user_id\",\"value\":\"imp-1\"}]}\n"
+        "{\"customer_no\":\"I1\",\"attributes\":{\"payroll\":true}}\n";
+    const char *hdr[] = {"Content-Type: application/x-ndjson", NULL};
+    CURL *c = curl_easy_init();
+    h_resp r = h_req_on(c, S, "POST", "/v1/customers:import", S->admin_key, nd, strlen(nd), hdr);
+    curl_easy_cleanup(c);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "created")), 2); /* I1, I3 */
+    assert_int_equal(json_integer_value(json_object_get(r.json, "updated")), 1); /* I1 again */
+    assert_int_equal(json_integer_value(json_object_get(r.json, "failed")), 3);
+    json_t *errors = json_object_get(r.json, "errors");
+    json_int_t lines[3];
+    for (size_t i = 0; i < 3; i++)
+        lines[i] = json_integer_value(json_object_get(json_array_get(errors, i), "line"));
+    assert_int_equal(lines[0], 2); /* bad enum value */
+    assert_int_equal(lines[1], 3); /* not JSON */
+    assert_int_equal(lines[2], 6); /* identity held by I3, found while writing */
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/I4", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    h_resp_free(&r);
+    /* imported customers reach the index */
+    assert_int_equal(preview_count("city = '宁波' and payroll = true and risk_level = R3"), 1);
+}
+
+static void test_import_cli(void **state)
+{
+    char csv[700], out[700], cmd[2400];
+    snprintf(csv, sizeof csv, "%s/import.csv", S->dir);
+    snprintf(out, sizeof out, "%s/import.err", S->dir);
+    FILE *f = fopen(csv, "w");
+    fputs("customer_no,risk_level,aum,payroll,city,name,phone,app_user_id\n"
+          "K1,R3,5000000,true,\"上海, 浦东\",张伟,13800000001,ua1\n"
+          "K2,R9,100,false,杭州,李娜,13800000002,ua2\n"
+          "K3,R5,,1,北京,,,ua3\n",
+          f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "'%s' import customers '%s' --tenant demo --key '%s' --url http://127.0.0.1:%d "
+             "2>'%s'",
+             h_bin(), csv, S->admin_key, S->port, out);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1); /* a row failed; the others imported */
+    char *log = h_read_file(out);
+    assert_non_null(strstr(log, "import.csv:3: /attributes/risk_level"));
+    assert_non_null(strstr(log, "2 created, 0 updated, 1 failed"));
+    free(log);
+    h_resp r = h_req(S, "GET", "/v1/customers/K1", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *a = json_object_get(r.json, "attributes");
+    assert_string_equal(h_str(a, "city"), "上海, 浦东");
+    assert_int_equal(json_integer_value(json_object_get(a, "aum")), 5000000);
+    assert_true(json_is_true(json_object_get(a, "payroll")));
+    assert_string_equal(h_str(json_object_get(r.json, "pii"), "phone"), "138****0001");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/identities/app_user_id/ua3", S->admin_key, NULL);
+    assert_string_equal(h_str(r.json, "customer_no"), "K3");
+    h_resp_free(&r);
+    /* the key must belong to the tenant named */
+    snprintf(cmd, sizeof cmd,
+             "'%s' import customers '%s' --tenant bank-b --key '%s' --url http://127.0.0.1:%d "
+             "2>'%s'",
+             h_bin(), csv, S->admin_key, S->port, out);
+    st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    log = h_read_file(out);
+    assert_non_null(strstr(log, "belongs to tenant 'demo'"));
+    free(log);
+}
+
 static void test_refuses_to_start_without_data_key(void **state)
 {
     char dir[600], cmd[1400];
@@ -883,6 +963,8 @@ int main(void)
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_saved_segments),
         cmocka_unit_test(test_segments_after_restart),
+        cmocka_unit_test(test_import_endpoint),
+        cmocka_unit_test(test_import_cli),
         cmocka_unit_test(test_demo_generator),
         cmocka_unit_test(test_refuses_to_start_without_data_key),
     };
