@@ -230,55 +230,20 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d, sy_
 
 /* ---- behaviour ---- */
 
-typedef struct acc_map {
-    uint32_t *keys; /* dense + 1; 0 empty */
-    uint64_t *vals;
-    size_t cap, n;
-} acc_map;
-
-static void acc_add(acc_map *m, uint32_t dense, uint64_t v)
-{
-    if ((m->n + 1) * 2 > m->cap) {
-        acc_map old = *m;
-        m->cap = old.cap ? old.cap * 2 : 1024;
-        m->keys = sy_xcalloc(m->cap, sizeof *m->keys);
-        m->vals = sy_xcalloc(m->cap, sizeof *m->vals);
-        m->n = 0;
-        for (size_t i = 0; i < old.cap; i++)
-            if (old.keys[i]) {
-                size_t j = (old.keys[i] * 2654435761u) & (m->cap - 1);
-                while (m->keys[j])
-                    j = (j + 1) & (m->cap - 1);
-                m->keys[j] = old.keys[i];
-                m->vals[j] = old.vals[i];
-                m->n++;
-            }
-        free(old.keys);
-        free(old.vals);
-    }
-    uint32_t key = dense + 1;
-    size_t i = (key * 2654435761u) & (m->cap - 1);
-    while (m->keys[i] && m->keys[i] != key)
-        i = (i + 1) & (m->cap - 1);
-    if (!m->keys[i]) {
-        m->keys[i] = key;
-        m->n++;
-    }
-    m->vals[i] += v;
-}
-
+/* Per-customer sums over a window: a dense array indexed by dense id.
+ * calloc'd memory is zero pages until touched, so only the customers who
+ * acted cost anything. */
 typedef struct window_acc {
     roaring_bitmap_t *actors;
-    acc_map sums;
+    uint64_t *sums; /* NULL when only the actors are needed */
     bool dwell;
-    bool need_sums;
 } window_acc;
 
 static void window_visit(int64_t day, const sy_day_events *d, void *ud)
 {
     window_acc *w = ud;
     roaring_bitmap_or_inplace(w->actors, sy_day_actors(d));
-    if (!w->need_sums)
+    if (!w->sums)
         return;
     roaring_uint32_iterator_t *it = roaring_create_iterator(sy_day_actors(d));
     uint32_t buf[1024], n;
@@ -287,7 +252,7 @@ static void window_visit(int64_t day, const sy_day_events *d, void *ud)
             uint32_t count;
             uint64_t dwell;
             sy_day_stats(d, buf[i], &count, &dwell);
-            acc_add(&w->sums, buf[i], w->dwell ? dwell : count);
+            w->sums[buf[i]] += w->dwell ? dwell : count;
         }
     roaring_free_uint32_iterator(it);
 }
@@ -312,28 +277,36 @@ static roaring_bitmap_t *behaviour(const sy_seg_ctx *cx, const sy_seg_node *n, s
     /* Does a customer with no such event (sum 0) match? */
     bool zero_matches = op_holds(n->op, cmp64(0, (int64_t)threshold));
     bool simple = !dwell && n->op == SY_OP_GE && n->count == 1; /* did at least once */
-    window_acc w = {.actors = roaring_bitmap_create(), .dwell = dwell, .need_sums = !simple};
+    window_acc w = {.actors = roaring_bitmap_create(), .dwell = dwell};
+    if (!simple)
+        w.sums = sy_xcalloc((size_t)sy_index_size(cx->ix) + 1, sizeof *w.sums);
     sy_index_days(cx->ix, n->name, from, today, window_visit, &w);
     if (simple)
         return w.actors;
+    /* Customers who acted decide by their sums; the others by zero. */
+    roaring_bitmap_t *passing = roaring_bitmap_create();
+    roaring_uint32_iterator_t *it = roaring_create_iterator(w.actors);
+    uint32_t buf[1024], got;
+    while ((got = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
+        uint32_t keep[1024], k = 0;
+        for (uint32_t i = 0; i < got; i++)
+            if (op_holds(n->op, cmp64((int64_t)w.sums[buf[i]], (int64_t)threshold)))
+                keep[k++] = buf[i];
+        roaring_bitmap_add_many(passing, k, keep);
+    }
+    roaring_free_uint32_iterator(it);
     roaring_bitmap_t *out;
     if (zero_matches) {
         /* everyone, minus the actors whose sum fails */
         out = roaring_bitmap_copy(sy_index_all(cx->ix));
-        for (size_t i = 0; i < w.sums.cap; i++)
-            if (w.sums.keys[i] &&
-                !op_holds(n->op, cmp64((int64_t)w.sums.vals[i], (int64_t)threshold)))
-                roaring_bitmap_remove(out, w.sums.keys[i] - 1);
+        roaring_bitmap_andnot_inplace(out, w.actors);
+        roaring_bitmap_or_inplace(out, passing);
+        roaring_bitmap_free(passing);
     } else {
-        out = roaring_bitmap_create();
-        for (size_t i = 0; i < w.sums.cap; i++)
-            if (w.sums.keys[i] &&
-                op_holds(n->op, cmp64((int64_t)w.sums.vals[i], (int64_t)threshold)))
-                roaring_bitmap_add(out, w.sums.keys[i] - 1);
+        out = passing;
     }
     roaring_bitmap_free(w.actors);
-    free(w.sums.keys);
-    free(w.sums.vals);
+    free(w.sums);
     return out;
 }
 
