@@ -39,6 +39,12 @@ typedef struct cust_put {
     json_t *old_attrs, *new_attrs;
     int64_t dense;
     bool created;
+    struct merged {
+        char no[SY_CUSTOMER_NO_MAX + 1];
+        int64_t dense;
+        json_t *attrs; /* its attributes before the merge */
+    } merged[MAX_IDENTITIES + 1];
+    int nmerged;
 } cust_put;
 
 /* A refusal of one customer record, before it becomes a reply (PUT) or one
@@ -77,6 +83,8 @@ static void cust_put_free(void *p)
     json_decref(w->pii);
     json_decref(w->old_attrs);
     json_decref(w->new_attrs);
+    for (int i = 0; i < w->nmerged; i++)
+        json_decref(w->merged[i].attrs);
 }
 
 /* ---- the view ---- */
@@ -127,8 +135,8 @@ static int load_identities(sy_conn *c, const char *tenant, const char *no, json_
 static int customer_view(sy_conn *c, const sy_pii_keys *k, const char *tenant, const char *no,
                          bool unmask, json_t **out)
 {
-    static const char sql[] = "SELECT attrs, pii, created_at, updated_at FROM customers"
-                              " WHERE tenant_id = $1 AND customer_no = $2";
+    static const char sql[] = "SELECT attrs, pii, created_at, updated_at, merged_into"
+                              " FROM customers WHERE tenant_id = $1 AND customer_no = $2";
     *out = NULL;
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
@@ -152,7 +160,17 @@ static int customer_view(sy_conn *c, const sy_pii_keys *k, const char *tenant, c
         }
     }
     int64_t created = sy_stmt_i64(st, 2), updated = sy_stmt_i64(st, 3);
+    char merged_into[SY_CUSTOMER_NO_MAX + 1] = "";
+    if (!sy_stmt_is_null(st, 4))
+        snprintf(merged_into, sizeof merged_into, "%s", sy_stmt_text(st, 4));
     sy_stmt_reset(st);
+    if (merged_into[0]) {
+        /* A merged customer is only a pointer to the one it became. */
+        json_decref(attrs);
+        json_decref(pii);
+        *out = json_pack("{s:s, s:s}", "customer_no", no, "merged_into", merged_into);
+        return SY_OK;
+    }
     json_t *ids = NULL;
     if ((rc = load_identities(c, tenant, no, pii, unmask, k, &ids)) != SY_OK) {
         json_decref(attrs);
@@ -189,22 +207,20 @@ static int find_identity_owner(sy_conn *c, const char *tenant, const ident *id, 
     return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
 }
 
-static int link_identity(sy_conn *c, cust_err *e, const char *tenant, const char *no,
-                         const ident *id, int64_t now)
+/* Links an identity to customer no.  Returns SY_OK, or 2 with the other
+ * customer holding it in owner (the caller merges). */
+static int link_identity(sy_conn *c, const char *tenant, const char *no, const ident *id,
+                         int64_t now, char *owner, size_t owner_len)
 {
     static const char sql[] = "INSERT INTO identities (tenant_id, type, value_key, customer_no,"
                               " created_at) VALUES ($1, $2, $3, $4, $5)";
-    char owner[SY_CUSTOMER_NO_MAX + 1];
-    int rc = find_identity_owner(c, tenant, id, owner, sizeof owner);
+    int rc = find_identity_owner(c, tenant, id, owner, owner_len);
     if (rc != SY_OK)
         return rc;
     if (!strcmp(owner, no))
         return SY_OK;
-    if (owner[0]) {
-        cerr(e, 409, "conflict", "/identities",
-             "the %s identity is already linked to customer '%s'", id->type, owner);
-        return 1;
-    }
+    if (owner[0])
+        return 2;
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -229,12 +245,84 @@ static int unlink_phone(sy_conn *c, const char *tenant, const char *no, const ch
     return sy_stmt_exec(st);
 }
 
+/* Merges customer from into customer into (both of tenant), inside the
+ * caller's transaction: from's attributes and personal data fill what
+ * into lacks (into_attrs and into_pii are updated in memory; the caller
+ * writes them), its identities, events and manual tag memberships move to
+ * into, and its row is marked merged.  *m records from for the index. */
+static int merge_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant, const char *into,
+                          const char *from, const char *why, json_t *into_attrs, json_t *into_pii,
+                          struct merged *m, int64_t now)
+{
+    static const char sql_get[] = "SELECT attrs, pii, dense_id FROM customers"
+                                  " WHERE tenant_id = $1 AND customer_no = $2";
+    static const char move_ids[] =
+        "UPDATE identities SET customer_no = $3 WHERE tenant_id = $1 AND customer_no = $2";
+    static const char move_events[] =
+        "UPDATE events SET customer_no = $3 WHERE tenant_id = $1 AND customer_no = $2";
+    static const char move_tags[] =
+        "UPDATE tag_members SET customer_no = $3 WHERE tenant_id = $1 AND customer_no = $2"
+        " AND tag NOT IN (SELECT tag FROM tag_members WHERE tenant_id = $1 AND customer_no = $3)";
+    static const char drop_tags[] =
+        "DELETE FROM tag_members WHERE tenant_id = $1 AND customer_no = $2";
+    static const char mark[] =
+        "UPDATE customers SET merged_into = $3 WHERE tenant_id = $1 AND customer_no = $2";
+    static const char *const moves[] = {move_ids, move_events, move_tags, drop_tags, mark};
+    static const char sql_rec[] = "INSERT INTO customer_merges (tenant_id, from_no, into_no,"
+                                  " identity_type, at) VALUES ($1, $2, $3, $4, $5)";
+    sy_stmt *st = sy_conn_prepare(c, sql_get);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, from);
+    int rc = sy_stmt_step(st);
+    if (rc != SY_ROW) {
+        sy_stmt_reset(st);
+        return rc == SY_DONE ? SY_ERR : rc; /* an identity's owner always exists */
+    }
+    json_t *attrs = json_loads(sy_stmt_text(st, 0), 0, NULL);
+    json_t *pii = sy_stmt_is_null(st, 1) ? NULL : sy_pii_open(k, tenant, from, sy_stmt_text(st, 1));
+    snprintf(m->no, sizeof m->no, "%s", from);
+    m->dense = sy_stmt_i64(st, 2);
+    m->attrs = attrs ? json_deep_copy(attrs) : json_object();
+    sy_stmt_reset(st);
+    /* The survivor's values win; the merged customer's fill the gaps. */
+    const char *key;
+    json_t *v;
+    json_object_foreach (attrs, key, v)
+        if (!json_object_get(into_attrs, key))
+            json_object_set(into_attrs, key, v);
+    json_object_foreach (pii, key, v)
+        if (!json_object_get(into_pii, key))
+            json_object_set(into_pii, key, v);
+    json_decref(attrs);
+    json_decref(pii);
+    for (size_t i = 0; i < SY_ARRAY_LEN(moves); i++) {
+        /* static arrays: the statement cache keys on their addresses */
+        if (!(st = sy_conn_prepare(c, moves[i])))
+            return SY_ERR;
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, from);
+        sy_stmt_bind_text(st, 3, into);
+        if ((rc = sy_stmt_exec(st)) != SY_OK)
+            return rc;
+    }
+    if (!(st = sy_conn_prepare(c, sql_rec)))
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, from);
+    sy_stmt_bind_text(st, 3, into);
+    sy_stmt_bind_text(st, 4, why);
+    sy_stmt_bind_i64(st, 5, now);
+    return sy_stmt_exec(st);
+}
+
 /* Creates or updates one customer inside the caller's transaction.
  * Returns 0, 1 with *e set when the record is refused, or a store error. */
 static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant, cust_put *w,
                            cust_err *e)
 {
-    static const char sql_get[] = "SELECT attrs, pii, dense_id FROM customers"
+    static const char sql_get[] = "SELECT attrs, pii, dense_id, merged_into FROM customers"
                                   " WHERE tenant_id = $1 AND customer_no = $2";
     static const char sql_next[] =
         "SELECT COALESCE(MAX(dense_id), -1) + 1 FROM customers WHERE tenant_id = $1";
@@ -259,6 +347,12 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant,
     if (rc == SY_ROW) {
         exists = true;
         w->dense = sy_stmt_i64(st, 2);
+        if (!sy_stmt_is_null(st, 3)) {
+            cerr(e, 409, "conflict", NULL, "customer '%s' was merged into '%s'; write to that one",
+                 no, sy_stmt_text(st, 3));
+            sy_stmt_reset(st);
+            return 1;
+        }
         attrs = json_loads(sy_stmt_text(st, 0), 0, NULL);
         if (!sy_stmt_is_null(st, 1))
             pii = sy_pii_open(k, tenant, no, sy_stmt_text(st, 1));
@@ -346,15 +440,58 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant,
     if (old_phone_key[0] && strcmp(old_phone_key, new_phone_key) != 0 &&
         (rc = unlink_phone(c, tenant, no, old_phone_key)) != SY_OK)
         goto out;
+    ident all[MAX_IDENTITIES + 1];
+    int nall = 0;
     if (new_phone) {
-        ident pid = {.type = "phone"};
-        snprintf(pid.key, sizeof pid.key, "%s", new_phone_key);
-        if ((rc = link_identity(c, e, tenant, no, &pid, now)) != SY_OK)
-            goto out;
+        memset(&all[nall], 0, sizeof all[nall]);
+        snprintf(all[nall].type, sizeof all[nall].type, "phone");
+        snprintf(all[nall++].key, sizeof all[0].key, "%s", new_phone_key);
     }
     for (int j = 0; j < w->nids; j++)
-        if ((rc = link_identity(c, e, tenant, no, &w->ids[j], now)) != SY_OK)
+        all[nall++] = w->ids[j];
+    for (int j = 0; j < nall; j++) {
+        char owner[SY_CUSTOMER_NO_MAX + 1];
+        rc = link_identity(c, tenant, no, &all[j], now, owner, sizeof owner);
+        if (rc == 2) {
+            /* The identity says both records are one customer: merge the
+             * other into this one, then the identity is ours already. */
+            if (w->nmerged >= (int)SY_ARRAY_LEN(w->merged)) {
+                cerr(e, 409, "conflict", "/identities", "too many merges in one change");
+                rc = 1;
+                goto out;
+            }
+            rc = merge_customer(c, k, tenant, no, owner, all[j].type, attrs, pii,
+                                &w->merged[w->nmerged], now);
+            if (rc != SY_OK)
+                goto out;
+            w->nmerged++;
+            rc = link_identity(c, tenant, no, &all[j], now, owner, sizeof owner);
+        }
+        if (rc != SY_OK)
             goto out;
+    }
+    if (w->nmerged) {
+        /* The merged customers filled gaps: write the survivor again. */
+        static const char sql_again[] = "UPDATE customers SET attrs = $3, pii = $4, updated_at = $5"
+                                        " WHERE tenant_id = $1 AND customer_no = $2";
+        free(attrs_text);
+        free(sealed);
+        attrs_text = json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS);
+        sealed = json_object_size(pii) ? sy_pii_seal(k, tenant, no, pii) : NULL;
+        if (!(st = sy_conn_prepare(c, sql_again))) {
+            rc = SY_ERR;
+            goto out;
+        }
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, no);
+        sy_stmt_bind_text(st, 3, attrs_text);
+        sy_stmt_bind_text(st, 4, sealed);
+        sy_stmt_bind_i64(st, 5, now);
+        if ((rc = sy_stmt_exec(st)) != SY_OK)
+            goto out;
+        json_decref(w->new_attrs);
+        w->new_attrs = json_deep_copy(attrs);
+    }
 
 out:
     json_decref(attrs);
@@ -400,6 +537,9 @@ static void customer_committed(sy_req *r, void *ctx)
     if (ix && schema) {
         if (w->created)
             sy_index_add_customer(ix, w->customer_no, (uint32_t)w->dense);
+        for (int i = 0; i < w->nmerged; i++)
+            sy_index_merge(ix, schema, (uint32_t)w->merged[i].dense, w->merged[i].attrs,
+                           (uint32_t)w->dense);
         sy_index_update_attrs(ix, (uint32_t)w->dense, schema, w->old_attrs, w->new_attrs);
     } else {
         sy_error("index of tenant %s not updated for customer %s", tenant, w->customer_no);

@@ -189,8 +189,8 @@ static bool parse_event(sy_req *r, json_t *o, size_t i, event_in *e, json_t *err
 
 static int resolve_customer(sy_conn *c, const char *tenant, event_in *e, bool *found)
 {
-    static const char sql_no[] =
-        "SELECT 1 FROM customers WHERE tenant_id = $1 AND customer_no = $2";
+    static const char sql_no[] = "SELECT COALESCE(merged_into, customer_no) FROM customers"
+                                 " WHERE tenant_id = $1 AND customer_no = $2";
     static const char sql_id[] = "SELECT customer_no FROM identities"
                                  " WHERE tenant_id = $1 AND type = $2 AND value_key = $3";
     sy_stmt *st = sy_conn_prepare(c, e->customer_no ? sql_no : sql_id);
@@ -205,8 +205,11 @@ static int resolve_customer(sy_conn *c, const char *tenant, event_in *e, bool *f
     }
     int rc = sy_stmt_step(st);
     *found = rc == SY_ROW;
-    if (rc == SY_ROW && !e->customer_no)
+    /* The customer as it is now: a merged one's events go to the survivor. */
+    if (rc == SY_ROW) {
+        free(e->customer_no);
         e->customer_no = sy_xstrdup(sy_stmt_text(st, 0));
+    }
     sy_stmt_reset(st);
     return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
 }

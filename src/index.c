@@ -456,6 +456,36 @@ void sy_index_update_attrs(sy_index *ix, uint32_t dense, const sy_attr_set *sche
     pthread_rwlock_unlock(&ix->lock);
 }
 
+void sy_index_merge(sy_index *ix, const sy_attr_set *schema, uint32_t from,
+                    const json_t *from_attrs, uint32_t into)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    update_attrs_locked(ix, from, schema, from_attrs, NULL);
+    roaring_bitmap_remove(ix->all, from);
+    for (uint32_t e = 0; e < ix->nevents; e++)
+        for (size_t d = 0; d < ix->events[e]->n; d++) {
+            sy_day_events *de = ix->events[e]->days[d];
+            if (!roaring_bitmap_contains(de->actors, from))
+                continue;
+            stat_slot *src = day_slot(de, from, false);
+            uint32_t count = src ? src->count : 0;
+            uint64_t dwell = src ? src->dwell_ms : 0;
+            if (src)
+                src->count = 0, src->dwell_ms = 0;
+            stat_slot *dst = day_slot(de, into, true);
+            dst->count += count;
+            dst->dwell_ms += dwell;
+            roaring_bitmap_remove(de->actors, from);
+            roaring_bitmap_add(de->actors, into);
+        }
+    for (size_t t = 0; t < ix->ntags; t++)
+        if (ix->tags[t].members && roaring_bitmap_contains(ix->tags[t].members, from)) {
+            roaring_bitmap_remove(ix->tags[t].members, from);
+            roaring_bitmap_add(ix->tags[t].members, into);
+        }
+    pthread_rwlock_unlock(&ix->lock);
+}
+
 void sy_index_add_event(sy_index *ix, uint32_t dense, const char *name, int64_t ts_ms,
                         int64_t dwell_ms)
 {

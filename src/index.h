@@ -44,6 +44,11 @@ void sy_index_add_customer(sy_index *ix, const char *customer_no, uint32_t dense
  * attribute objects before and after the change (old may be NULL). */
 void sy_index_update_attrs(sy_index *ix, uint32_t dense, const sy_attr_set *schema,
                            const json_t *old_attrs, const json_t *new_attrs);
+/* Customer from was merged into customer into: from leaves the index (its
+ * attributes, given as they were, are removed) and its behaviour and manual
+ * tag memberships become into's. */
+void sy_index_merge(sy_index *ix, const sy_attr_set *schema, uint32_t from,
+                    const json_t *from_attrs, uint32_t into);
 /* Records one event (dwell_ms < 0: none). */
 void sy_index_add_event(sy_index *ix, uint32_t dense, const char *name, int64_t ts_ms,
                         int64_t dwell_ms);

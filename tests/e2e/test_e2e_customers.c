@@ -234,9 +234,6 @@ static void test_customer_bad_input_writes_nothing(void **state)
          "validation", "/identities/0"},
         {"/v1/customers/C900", "{\"nickname\":\"x\"}", "validation", "/nickname"},
         {"/v1/customers/bad%20no", "{}", "validation", "customer_no"},
-        /* Linking an identity another customer holds. */
-        {"/v1/customers/C900", "{\"identities\":[{\"type\":\"app_user_id\",\"value\":\"u-778\"}]}",
-         "conflict", "/identities"},
     };
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
         h_resp r = h_req(S, "PUT", cases[i].path, S->admin_key, cases[i].body);
@@ -862,19 +859,16 @@ static void test_import_endpoint(void **state)
     h_resp r = h_req_on(c, S, "POST", "/v1/customers:import", S->admin_key, nd, strlen(nd), hdr);
     curl_easy_cleanup(c);
     assert_int_equal(r.status, 200);
-    assert_int_equal(json_integer_value(json_object_get(r.json, "created")), 2); /* I1, I3 */
+    assert_int_equal(json_integer_value(json_object_get(r.json, "created")), 3); /* I1, I3, I4 */
     assert_int_equal(json_integer_value(json_object_get(r.json, "updated")), 1); /* I1 again */
-    assert_int_equal(json_integer_value(json_object_get(r.json, "failed")), 3);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "failed")), 2);
     json_t *errors = json_object_get(r.json, "errors");
-    json_int_t lines[3];
-    for (size_t i = 0; i < 3; i++)
-        lines[i] = json_integer_value(json_object_get(json_array_get(errors, i), "line"));
-    assert_int_equal(lines[0], 2); /* bad enum value */
-    assert_int_equal(lines[1], 3); /* not JSON */
-    assert_int_equal(lines[2], 6); /* identity held by I3, found while writing */
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(errors, 0), "line")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(errors, 1), "line")), 3);
     h_resp_free(&r);
-    r = h_req(S, "GET", "/v1/customers/I4", S->admin_key, NULL);
-    h_assert_problem(r, 404, "not-found", NULL);
+    /* I4 took the identity I3 had: the two records were merged into I4. */
+    r = h_req(S, "GET", "/v1/customers/I3", S->admin_key, NULL);
+    assert_string_equal(h_str(r.json, "merged_into"), "I4");
     h_resp_free(&r);
     /* imported customers reach the index */
     assert_int_equal(preview_count("city = '宁波' and payroll = true and risk_level = R3"), 1);
@@ -925,6 +919,71 @@ static void test_import_cli(void **state)
     free(log);
 }
 
+/* ---- identity merge ---- */
+
+static void test_identity_merge(void **state)
+{
+    /* A prospect known by WeChat only, with behaviour and a tag. */
+    put_customer("P1", "{\"attributes\":{\"city\":\"温州\",\"risk_level\":\"R2\"},"
+                       "\"pii\":{\"name\":\"访客\"},"
+                       "\"identities\":[{\"type\":\"wechat_openid\",\"value\":\"oMERGE\"}]}");
+    time_t now = time(NULL);
+    char ts[32], body[512];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    snprintf(
+        body, sizeof body,
+        "[{\"event_id\":\"mg1\",\"customer_no\":\"P1\",\"name\":\"view_merge\",\"ts\":\"%s\"}]",
+        ts);
+    h_resp r = h_req(S, "POST", "/v1/events", S->admin_key, body);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/tags/vip/members", S->admin_key, "{\"customers\":[\"P1\"]}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    json_int_t before = preview_count("risk_level >= R1 or risk_level is null");
+
+    /* The real customer opens an account with the same WeChat identity. */
+    r = h_req(S, "PUT", "/v1/customers/R1000", S->admin_key,
+              "{\"attributes\":{\"risk_level\":\"R4\"},"
+              "\"identities\":[{\"type\":\"wechat_openid\",\"value\":\"oMERGE\"}]}");
+    assert_int_equal(r.status, 201);
+    json_t *a = json_object_get(r.json, "attributes");
+    assert_string_equal(h_str(a, "risk_level"), "R4"); /* the survivor's value wins */
+    assert_string_equal(h_str(a, "city"), "温州");     /* the merged one fills the gap */
+    assert_string_equal(h_str(json_object_get(r.json, "pii"), "name"), "访*");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/P1", S->admin_key, NULL);
+    assert_string_equal(h_str(r.json, "merged_into"), "R1000");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/identities/wechat_openid/oMERGE", S->admin_key, NULL);
+    assert_string_equal(h_str(r.json, "customer_no"), "R1000");
+    h_resp_free(&r);
+    r = h_req(S, "PUT", "/v1/customers/P1", S->admin_key, "{\"attributes\":{\"city\":\"x\"}}");
+    h_assert_problem(r, 409, "conflict", NULL);
+    h_resp_free(&r);
+    /* behaviour, tags and counts follow the survivor */
+    assert_int_equal(preview_count("did(view_merge, 1d) and tag(vip) and city = '温州' and "
+                                   "risk_level = R4"),
+                     1);
+    assert_int_equal(preview_count("risk_level >= R1 or risk_level is null"), before);
+    assert_int_equal(timeline_size("R1000"), 1);
+    /* events still sent for the merged number reach the survivor */
+    snprintf(
+        body, sizeof body,
+        "[{\"event_id\":\"mg2\",\"customer_no\":\"P1\",\"name\":\"view_merge\",\"ts\":\"%s\"}]",
+        ts);
+    r = h_req(S, "POST", "/v1/events", S->admin_key, body);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    assert_int_equal(timeline_size("R1000"), 2);
+    assert_int_equal(preview_count("did(view_merge, 1d) >= 2"), 1);
+    /* and the same holds after a restart, from the store alone */
+    assert_int_equal(h_signal_wait(S, SIGTERM), 0);
+    h_launch(S);
+    assert_int_equal(preview_count("did(view_merge, 1d) >= 2 and tag(vip) and city = '温州'"), 1);
+    assert_int_equal(preview_count("risk_level >= R1 or risk_level is null"), before);
+}
+
 static void test_refuses_to_start_without_data_key(void **state)
 {
     char dir[600], cmd[1400];
@@ -963,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_saved_segments),
         cmocka_unit_test(test_segments_after_restart),
+        cmocka_unit_test(test_identity_merge),
         cmocka_unit_test(test_import_endpoint),
         cmocka_unit_test(test_import_cli),
         cmocka_unit_test(test_demo_generator),
