@@ -136,6 +136,13 @@ void sy_day_stats(const sy_day_events *d, uint32_t dense, uint32_t *count, uint6
     *dwell_ms = s ? s->dwell_ms : 0;
 }
 
+void sy_day_add_sums(const sy_day_events *d, uint64_t *sums, bool dwell)
+{
+    for (size_t i = 0; i < d->cap; i++)
+        if (d->slots[i].dense_plus1)
+            sums[d->slots[i].dense_plus1 - 1] += dwell ? d->slots[i].dwell_ms : d->slots[i].count;
+}
+
 typedef struct event_ix {
     sy_day_events **days; /* sorted by day */
     size_t n, cap;

@@ -78,6 +78,9 @@ typedef struct sy_day_events sy_day_events;
 const roaring_bitmap_t *sy_day_actors(const sy_day_events *d);
 /* Count and dwell sum (ms) of customer dense on that day (0 if none). */
 void sy_day_stats(const sy_day_events *d, uint32_t dense, uint32_t *count, uint64_t *dwell_ms);
+/* Adds every customer's count (or dwell sum) on that day to sums[dense]:
+ * one sequential pass over the day's table, for window sums. */
+void sy_day_add_sums(const sy_day_events *d, uint64_t *sums, bool dwell);
 typedef void (*sy_index_day_fn)(int64_t day, const sy_day_events *d, void *ud);
 void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
                    sy_index_day_fn fn, void *ud);

@@ -243,18 +243,8 @@ static void window_visit(int64_t day, const sy_day_events *d, void *ud)
 {
     window_acc *w = ud;
     roaring_bitmap_or_inplace(w->actors, sy_day_actors(d));
-    if (!w->sums)
-        return;
-    roaring_uint32_iterator_t *it = roaring_create_iterator(sy_day_actors(d));
-    uint32_t buf[1024], n;
-    while ((n = roaring_read_uint32_iterator(it, buf, 1024)) > 0)
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t count;
-            uint64_t dwell;
-            sy_day_stats(d, buf[i], &count, &dwell);
-            w->sums[buf[i]] += w->dwell ? dwell : count;
-        }
-    roaring_free_uint32_iterator(it);
+    if (w->sums)
+        sy_day_add_sums(d, w->sums, w->dwell);
 }
 
 static bool whole_days(int64_t window_ms, int pos, const char *what, sy_seg_error *err)
