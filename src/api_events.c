@@ -37,6 +37,7 @@ typedef struct event_in {
     int64_t dwell_ms; /* -1: none */
     char *props;      /* compact JSON, or NULL */
     bool stored;      /* inserted, not a duplicate */
+    bool resolved;    /* customer_no known to be a live customer */
 } event_in;
 
 typedef struct event_batch {
@@ -263,17 +264,22 @@ static void events_committed(sy_req *r, void *ctx)
     sy_index *ix = sy_indexes_get(sy_req_app(r)->indexes, sy_req_principal(r)->tenant);
     if (!ix)
         return;
+    const char **nos = sy_xmalloc(b->n * sizeof *nos), **names = sy_xmalloc(b->n * sizeof *names);
+    int64_t *ts = sy_xmalloc(b->n * sizeof *ts), *dwell = sy_xmalloc(b->n * sizeof *dwell);
+    size_t k = 0;
     for (size_t i = 0; i < b->n; i++) {
-        event_in *e = &b->ev[i];
-        uint32_t dense;
-        if (!e->stored)
+        if (!b->ev[i].stored)
             continue;
-        sy_index_rdlock(ix);
-        bool known = sy_index_dense(ix, e->customer_no, &dense);
-        sy_index_unlock(ix);
-        if (known)
-            sy_index_add_event(ix, dense, e->name, e->ts, e->dwell_ms);
+        nos[k] = b->ev[i].customer_no;
+        names[k] = b->ev[i].name;
+        ts[k] = b->ev[i].ts;
+        dwell[k++] = b->ev[i].dwell_ms;
     }
+    sy_index_add_events(ix, k, nos, names, ts, dwell);
+    free(nos);
+    free(names);
+    free(ts);
+    free(dwell);
 }
 
 /* Attaches the per-event errors to the problem reply recorded in r. */
@@ -362,9 +368,25 @@ void sy_api_events_post(sy_req *r)
      * Customers are never deleted, so what resolves now still does when
      * the batch commits. */
     sy_app *app = sy_req_app(r);
+    /* Live customers are in the index's dictionary; identities and merged
+     * customer numbers are resolved through the store. */
+    sy_index *ix = sy_indexes_get(app->indexes, sy_req_principal(r)->tenant);
+    if (ix) {
+        sy_index_rdlock(ix);
+        for (size_t i = 0; i < b->n; i++) {
+            uint32_t dense;
+            /* a merged customer keeps its dense id but left `all` */
+            b->ev[i].resolved = b->ev[i].customer_no &&
+                                sy_index_dense(ix, b->ev[i].customer_no, &dense) &&
+                                roaring_bitmap_contains(sy_index_all(ix), dense);
+        }
+        sy_index_unlock(ix);
+    }
     sy_conn *c = sy_store_acquire(app->store);
     for (size_t i = 0; i < b->n; i++) {
         bool found;
+        if (b->ev[i].resolved)
+            continue;
         if (resolve_customer(c, sy_req_principal(r)->tenant, &b->ev[i], &found) != SY_OK) {
             sy_api_store_error(r, c);
             sy_store_release(app->store, c);

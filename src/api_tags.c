@@ -514,8 +514,9 @@ void sy_api_tag_members(sy_req *r)
     bool exists = sy_index_tag_get(ix, sy_req_param(r, "name"), &tag);
     bool manual = exists && !tag.rule;
     for (size_t i = 0; i < m->n && manual; i++)
-        if (!sy_index_dense(ix, m->nos[i], &m->dense[i]) && json_array_size(errors) < 100 &&
-            sy_customer_no_valid(m->nos[i]))
+        if (!(sy_index_dense(ix, m->nos[i], &m->dense[i]) &&
+              roaring_bitmap_contains(sy_index_all(ix), m->dense[i])) &&
+            json_array_size(errors) < 100 && sy_customer_no_valid(m->nos[i]))
             json_array_append_new(
                 errors, json_pack("{s:s, s:s}", "where", m->nos[i], "detail", "no such customer"));
     sy_index_unlock(ix);

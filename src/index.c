@@ -463,6 +463,19 @@ void sy_index_update_attrs(sy_index *ix, uint32_t dense, const sy_attr_set *sche
     pthread_rwlock_unlock(&ix->lock);
 }
 
+void sy_index_add_events(sy_index *ix, size_t n, const char *const *customer_no,
+                         const char *const *name, const int64_t *ts_ms, const int64_t *dwell_ms)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t dense;
+        if (strmap_get(&ix->customers, customer_no[i], &dense) &&
+            roaring_bitmap_contains(ix->all, dense))
+            add_event_locked(ix, dense, name[i], ts_ms[i], dwell_ms[i]);
+    }
+    pthread_rwlock_unlock(&ix->lock);
+}
+
 void sy_index_merge(sy_index *ix, const sy_attr_set *schema, uint32_t from,
                     const json_t *from_attrs, uint32_t into)
 {

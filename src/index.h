@@ -49,6 +49,10 @@ void sy_index_update_attrs(sy_index *ix, uint32_t dense, const sy_attr_set *sche
  * tag memberships become into's. */
 void sy_index_merge(sy_index *ix, const sy_attr_set *schema, uint32_t from,
                     const json_t *from_attrs, uint32_t into);
+/* Records a batch of events under one lock; customers not in the index (or
+ * merged into another) are skipped.  dwell_ms[i] < 0: none. */
+void sy_index_add_events(sy_index *ix, size_t n, const char *const *customer_no,
+                         const char *const *name, const int64_t *ts_ms, const int64_t *dwell_ms);
 /* Records one event (dwell_ms < 0: none). */
 void sy_index_add_event(sy_index *ix, uint32_t dense, const char *name, int64_t ts_ms,
                         int64_t dwell_ms);
@@ -59,6 +63,8 @@ void sy_index_unlock(sy_index *ix);
 /* Under the read lock: */
 uint32_t sy_index_size(const sy_index *ix); /* dense ids in use: 0 .. size-1 */
 const roaring_bitmap_t *sy_index_all(const sy_index *ix);
+/* The dense id of a customer number; also for a customer that was merged
+ * into another (no longer in sy_index_all). */
 bool sy_index_dense(const sy_index *ix, const char *customer_no, uint32_t *dense);
 const char *sy_index_customer_no(const sy_index *ix, uint32_t dense);
 /* The business day (days since 1970-01-01 in the tenant's zone) of a time. */
