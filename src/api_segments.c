@@ -674,46 +674,59 @@ void sy_api_segment_sizes(sy_req *r)
     sy_store_release(app->store, c);
 }
 
+/* The periodic size history: every saved segment is evaluated outside the
+ * writer (a read connection and the indexes), and only the sizes are
+ * written, in one short transaction. */
+typedef struct size_row {
+    char *tenant, *id;
+    char day[11];
+    int64_t size;
+} size_row;
+
 typedef struct sizes_job {
-    sy_app *app;
+    size_row *rows;
+    size_t n;
+    int64_t now;
 } sizes_job;
 
 static int apply_sizes_job(sy_conn *c, void *ctx)
 {
-    static const char sql[] = "SELECT tenant_id, id, expression FROM segments";
     sizes_job *j = ctx;
-    sy_stmt *st = sy_conn_prepare(c, sql);
-    if (!st)
-        return SY_ERR;
-    /* Collect first: a statement cannot stay open while others write. */
-    size_t n = 0;
-    char **rows = NULL;
-    int rc;
-    while ((rc = sy_stmt_step(st)) == SY_ROW) {
-        rows = sy_xrealloc(rows, (n + 3) * sizeof *rows);
-        for (int k = 0; k < 3; k++)
-            rows[n + (size_t)k] = sy_xstrdup(sy_stmt_text(st, k));
-        n += 3;
-    }
-    sy_stmt_reset(st);
-    int64_t now = sy_now_ms();
-    for (size_t i = 0; i < n && rc == SY_DONE; i += 3) {
-        int64_t size;
-        char day[11];
-        if (measure(j->app, rows[i], rows[i + 2], &size, day) == SY_OK && size >= 0 &&
-            record_size(c, rows[i], rows[i + 1], day, size, now) != SY_OK)
-            rc = SY_ERR;
-    }
-    for (size_t i = 0; i < n; i++)
-        free(rows[i]);
-    free(rows);
-    return rc == SY_DONE ? 0 : SY_ERR;
+    for (size_t i = 0; i < j->n; i++)
+        if (j->rows[i].size >= 0 && record_size(c, j->rows[i].tenant, j->rows[i].id, j->rows[i].day,
+                                                j->rows[i].size, j->now) != SY_OK)
+            return SY_ERR;
+    return 0;
 }
 
 void sy_api_segment_sizes_job(sy_app *app)
 {
-    sizes_job j = {app};
+    static const char sql[] = "SELECT tenant_id, id, expression FROM segments";
+    sizes_job j = {.now = sy_now_ms()};
+    char **exprs = NULL;
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    while (st && sy_stmt_step(st) == SY_ROW) {
+        j.rows = sy_xrealloc(j.rows, (j.n + 1) * sizeof *j.rows);
+        exprs = sy_xrealloc(exprs, (j.n + 1) * sizeof *exprs);
+        j.rows[j.n] = (size_row){.tenant = sy_xstrdup(sy_stmt_text(st, 0)),
+                                 .id = sy_xstrdup(sy_stmt_text(st, 1)),
+                                 .size = -1};
+        exprs[j.n++] = sy_xstrdup(sy_stmt_text(st, 2));
+    }
+    if (st)
+        sy_stmt_reset(st);
+    sy_store_release(app->store, c);
+    for (size_t i = 0; i < j.n; i++)
+        measure(app, j.rows[i].tenant, exprs[i], &j.rows[i].size, j.rows[i].day);
     sy_mutation m = {.apply = apply_sizes_job, .ctx = &j};
-    if (sy_writer_run(app->writer, &m) != 0)
+    if (j.n && sy_writer_run(app->writer, &m) != 0)
         sy_warn("recording segment sizes failed");
+    for (size_t i = 0; i < j.n; i++) {
+        free(j.rows[i].tenant);
+        free(j.rows[i].id);
+        free(exprs[i]);
+    }
+    free(j.rows);
+    free(exprs);
 }

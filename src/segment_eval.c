@@ -467,7 +467,6 @@ static const roaring_bitmap_t *resolve_ref(resolver *rs, char kind, const char *
     }
     if (!ast)
         return NULL;
-    static const roaring_bitmap_t *empty;
     bool cycle = rs->depth >= MAX_REF_DEPTH;
     for (int i = 0; i < rs->depth && !cycle; i++)
         cycle = rs->stack_kind[i] == kind && !strcmp(rs->stack[i], name);
@@ -477,8 +476,11 @@ static const roaring_bitmap_t *resolve_ref(resolver *rs, char kind, const char *
             fail(&rs->fail_err, 0, "the references of %s '%s' form a cycle",
                  kind == 't' ? "tag" : "segment", name);
         }
-        if (!empty)
-            empty = roaring_bitmap_create(); /* never freed: one shared empty set */
+        /* Evaluation is abandoned; an empty set, freed with the memo, lets it
+         * unwind. */
+        roaring_bitmap_t *empty = roaring_bitmap_create();
+        rs->memo = sy_xrealloc(rs->memo, (rs->nmemo + 1) * sizeof *rs->memo);
+        rs->memo[rs->nmemo++] = (memo){kind, name, empty};
         return empty;
     }
     rs->stack_kind[rs->depth] = kind;
