@@ -657,16 +657,6 @@ static int cmd_serve(int argc, char **argv)
     char addr[300];
     const char *colon = strrchr(x.cfg.listen, ':');
     snprintf(addr, sizeof addr, "%.*s:%d", (int)(colon - x.cfg.listen), x.cfg.listen, port);
-    if (x.cfg.port_file) {
-        char *tmp = sy_xasprintf("%s.tmp", x.cfg.port_file);
-        FILE *pf = fopen(tmp, "w");
-        if (pf) {
-            fprintf(pf, "%d\n", port);
-            fclose(pf);
-            rename(tmp, x.cfg.port_file);
-        }
-        free(tmp);
-    }
     sy_info("siyu %s serving on %s (data %s, %d threads, sync=%s)", SY_VERSION, addr, x.cfg.data,
             threads, x.cfg.sync);
     if (token[0]) {
@@ -679,6 +669,17 @@ static int cmd_serve(int argc, char **argv)
         sodium_memzero(token, sizeof token);
     }
 
+    /* The port file says "ready": write it last, after the banner. */
+    if (x.cfg.port_file) {
+        char *tmp = sy_xasprintf("%s.tmp", x.cfg.port_file);
+        FILE *pf = fopen(tmp, "w");
+        if (pf) {
+            fprintf(pf, "%d\n", port);
+            fclose(pf);
+            rename(tmp, x.cfg.port_file);
+        }
+        free(tmp);
+    }
     int64_t next_maintenance = 0;
     for (;;) {
         struct timespec wait = {1, 0};

@@ -200,15 +200,23 @@ static inline h_server *h_start(const char *extra, ...)
     h_launch(s);
     char path[600];
     snprintf(path, sizeof path, "%s/stderr.log", s->dir);
-    char *log = h_read_file(path);
-    assert_non_null(log);
-    const char *k = strstr(log, "sy_");
-    while (k && !(strlen(k) >= 59 && k[15] == '_'))
-        k = strstr(k + 1, "sy_");
-    assert_non_null(k);
-    memcpy(s->admin_key, k, 59);
-    s->admin_key[59] = '\0';
-    free(log);
+    /* The server prints its bootstrap key before it reports its port; poll
+     * briefly all the same, so a slow disk cannot make this flaky. */
+    for (int tries = 0; tries < 500 && !s->admin_key[0]; tries++) {
+        char *log = h_read_file(path);
+        const char *k = log ? strstr(log, "sy_") : NULL;
+        while (k && !(strlen(k) >= 59 && k[15] == '_'))
+            k = strstr(k + 1, "sy_");
+        if (k) {
+            memcpy(s->admin_key, k, 59);
+            s->admin_key[59] = '\0';
+        }
+        free(log);
+        if (!s->admin_key[0])
+            h_sleep_ms(10);
+    }
+    if (!s->admin_key[0])
+        fail_msg("no bootstrap admin key in %s", path);
     return s;
 }
 
