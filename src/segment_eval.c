@@ -159,6 +159,30 @@ static bool numeric_literal(const sy_attr_def *d, const sy_seg_lit *l, int64_t *
     return true;
 }
 
+/* Customers whose value lies in [lo, hi]: one pass over the column. */
+static roaring_bitmap_t *numeric_range(const sy_seg_ctx *cx, const sy_attr_def *d, int64_t lo,
+                                       int64_t hi)
+{
+    const roaring_bitmap_t *present;
+    const int64_t *col = sy_index_column(cx->ix, d->name, &present);
+    roaring_bitmap_t *out = roaring_bitmap_create();
+    if (!col || lo > hi)
+        return out;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(present);
+    uint32_t buf[1024], keep[1024], n;
+    while ((n = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t v = col[buf[i]];
+            keep[k] = buf[i];
+            k += v >= lo && v <= hi;
+        }
+        roaring_bitmap_add_many(out, k, keep);
+    }
+    roaring_free_uint32_iterator(it);
+    return out;
+}
+
 static roaring_bitmap_t *numeric_where(const sy_seg_ctx *cx, const sy_attr_def *d, sy_seg_op op,
                                        int64_t lit)
 {
@@ -375,6 +399,13 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
         return p;
     }
     case SY_SEG_BETWEEN: {
+        if (d->type == SY_ATTR_INTEGER || d->type == SY_ATTR_NUMBER || d->type == SY_ATTR_DATE) {
+            int64_t a, b;
+            if (!numeric_literal(d, &n->lits[0], &a, err) ||
+                !numeric_literal(d, &n->lits[1], &b, err))
+                return NULL;
+            return numeric_range(cx, d, a, b);
+        }
         roaring_bitmap_t *lo = compare(cx, d, SY_OP_GE, &n->lits[0], err);
         if (!lo)
             return NULL;
@@ -403,11 +434,7 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
         if (!whole_days(n->window_ms, n->pos, "'within' on a date", err))
             return NULL;
         int64_t today = sy_index_day(cx->ix, cx->now_ms);
-        roaring_bitmap_t *lo = numeric_where(cx, d, SY_OP_GE, today - n->window_ms / DAY_MS + 1);
-        roaring_bitmap_t *hi = numeric_where(cx, d, SY_OP_LE, today);
-        roaring_bitmap_and_inplace(lo, hi);
-        roaring_bitmap_free(hi);
-        return lo;
+        return numeric_range(cx, d, today - n->window_ms / DAY_MS + 1, today);
     }
     default:
         return fail(err, n->pos, "unsupported expression");
