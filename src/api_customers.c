@@ -858,6 +858,13 @@ void sy_api_customers_import(sy_req *r)
                          "the body holds no customers (NDJSON: one JSON object per line)");
         return;
     }
+    if (b->n == 0) {
+        /* Nothing usable at all: bad input, not a partial import. */
+        sy_reply_problem(r, 400, "validation", "", "none of the %zu lines is a valid customer",
+                         b->failed);
+        sy_reply_extend(r, "errors", json_incref(b->errors));
+        return;
+    }
     sy_req_write(r, apply_import, import_committed, b);
 }
 

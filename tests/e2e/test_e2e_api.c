@@ -184,8 +184,8 @@ static void test_cli_help_version_and_errors(void **state)
     assert_non_null(strstr(out, "siyu "));
     free(out);
     /* --help on each command lists its settings and exits 0. */
-    const char *cmds[] = {"serve", "migrate", "key create", "key list", "key revoke",
-                          "tenant create", "tenant list"};
+    const char *cmds[] = {"serve",      "migrate",       "key create", "key list",
+                          "key revoke", "tenant create", "tenant list"};
     for (size_t i = 0; i < SY_TEST_LEN(cmds); i++) {
         assert_int_equal(h_cli(S, &out, "%s --help", cmds[i]), 0);
         if (!strstr(out, "usage: siyu") || !strstr(out, "--data"))
@@ -349,6 +349,40 @@ static void test_bad_input(void **state)
 }
 
 /* ---- idempotency ---- */
+
+/* Every endpoint that takes a body answers malformed input with a 4xx
+ * problem and writes nothing. */
+static void test_bad_bodies_on_every_write_endpoint(void **state)
+{
+    size_t audit0 = count_items("/v1/audit?limit=500", S->admin_key);
+    struct {
+        const char *method, *path;
+    } eps[] = {
+        {"POST", "/v1/keys"},        {"PATCH", "/v1/tenant"},
+        {"POST", "/v1/attributes"},  {"PATCH", "/v1/attributes/risk_level"},
+        {"PUT", "/v1/customers/Z1"}, {"POST", "/v1/customers:import"},
+        {"POST", "/v1/events"},      {"POST", "/v1/segments:preview"},
+        {"POST", "/v1/segments"},    {"PUT", "/v1/segments/nope"},
+        {"POST", "/v1/tags"},        {"POST", "/v1/tags/nope/members"},
+    };
+    const char *bodies[] = {"{", "[]", "\"text\"", "{\"unexpected\": 1}", "\xff\xfe"};
+    for (size_t e = 0; e < SY_TEST_LEN(eps); e++)
+        for (size_t b = 0; b < SY_TEST_LEN(bodies); b++) {
+            h_resp r = h_req(S, eps[e].method, eps[e].path, S->admin_key, bodies[b]);
+            char ct[128] = "";
+            h_header(&r, "Content-Type", ct, sizeof ct);
+            if (r.status < 400 || r.status >= 500 || strcmp(ct, "application/problem+json") != 0 ||
+                !r.json || !h_str(r.json, "type") || !h_str(r.json, "detail"))
+                fail_msg("%s %s with body %s: %ld %s", eps[e].method, eps[e].path, bodies[b],
+                         r.status, r.body ? r.body : "");
+            h_resp_free(&r);
+        }
+    /* nothing was written: no audited change happened */
+    assert_int_equal(count_items("/v1/audit?limit=500", S->admin_key), audit0);
+    h_resp r = h_req(S, "GET", "/v1/customers/Z1", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    h_resp_free(&r);
+}
 
 static void test_idempotency_replay_and_mismatch(void **state)
 {
@@ -614,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_cli_help_version_and_errors),
         cmocka_unit_test(test_tenant_isolation),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_bad_bodies_on_every_write_endpoint),
         cmocka_unit_test(test_idempotency_replay_and_mismatch),
         cmocka_unit_test(test_idempotency_concurrent),
         cmocka_unit_test(test_idempotency_expires_after_24h),
