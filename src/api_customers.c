@@ -386,6 +386,47 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant,
         else
             json_object_set(pii, key, v);
     }
+    /* Identities — those given, and the phone of the personal data — before
+     * the row is written: a merge fills gaps in attrs and pii, so the row is
+     * written once, with its final values. */
+    const char *new_phone = json_string_value(json_object_get(pii, "phone"));
+    char new_phone_key[65] = "";
+    if (new_phone)
+        sy_phone_key(k, tenant, new_phone, new_phone_key);
+    if (old_phone_key[0] && strcmp(old_phone_key, new_phone_key) != 0 &&
+        (rc = unlink_phone(c, tenant, no, old_phone_key)) != SY_OK)
+        goto out;
+    ident all[MAX_IDENTITIES + 1];
+    int nall = 0;
+    if (new_phone) {
+        memset(&all[nall], 0, sizeof all[nall]);
+        snprintf(all[nall].type, sizeof all[nall].type, "phone");
+        snprintf(all[nall++].key, sizeof all[0].key, "%s", new_phone_key);
+    }
+    for (int j = 0; j < w->nids; j++)
+        all[nall++] = w->ids[j];
+    for (int j = 0; j < nall; j++) {
+        char owner[SY_CUSTOMER_NO_MAX + 1];
+        rc = link_identity(c, tenant, no, &all[j], now, owner, sizeof owner);
+        if (rc == 2) {
+            /* The identity says both records are one customer: merge the
+             * other into this one, then the identity is ours already. */
+            if (w->nmerged >= (int)SY_ARRAY_LEN(w->merged)) {
+                cerr(e, 409, "conflict", "/identities", "too many merges in one change");
+                rc = 1;
+                goto out;
+            }
+            rc = merge_customer(c, k, tenant, no, owner, all[j].type, attrs, pii,
+                                &w->merged[w->nmerged], now);
+            if (rc != SY_OK)
+                goto out;
+            w->nmerged++;
+            rc = link_identity(c, tenant, no, &all[j], now, owner, sizeof owner);
+        }
+        if (rc != SY_OK)
+            goto out;
+    }
+
     attrs_text = json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS);
     sealed = json_object_size(pii) ? sy_pii_seal(k, tenant, no, pii) : NULL;
 
@@ -431,67 +472,6 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant,
     w->created = !exists;
     json_decref(w->new_attrs);
     w->new_attrs = json_deep_copy(attrs);
-
-    /* Identities: those given, and the phone of the personal data. */
-    const char *new_phone = json_string_value(json_object_get(pii, "phone"));
-    char new_phone_key[65] = "";
-    if (new_phone)
-        sy_phone_key(k, tenant, new_phone, new_phone_key);
-    if (old_phone_key[0] && strcmp(old_phone_key, new_phone_key) != 0 &&
-        (rc = unlink_phone(c, tenant, no, old_phone_key)) != SY_OK)
-        goto out;
-    ident all[MAX_IDENTITIES + 1];
-    int nall = 0;
-    if (new_phone) {
-        memset(&all[nall], 0, sizeof all[nall]);
-        snprintf(all[nall].type, sizeof all[nall].type, "phone");
-        snprintf(all[nall++].key, sizeof all[0].key, "%s", new_phone_key);
-    }
-    for (int j = 0; j < w->nids; j++)
-        all[nall++] = w->ids[j];
-    for (int j = 0; j < nall; j++) {
-        char owner[SY_CUSTOMER_NO_MAX + 1];
-        rc = link_identity(c, tenant, no, &all[j], now, owner, sizeof owner);
-        if (rc == 2) {
-            /* The identity says both records are one customer: merge the
-             * other into this one, then the identity is ours already. */
-            if (w->nmerged >= (int)SY_ARRAY_LEN(w->merged)) {
-                cerr(e, 409, "conflict", "/identities", "too many merges in one change");
-                rc = 1;
-                goto out;
-            }
-            rc = merge_customer(c, k, tenant, no, owner, all[j].type, attrs, pii,
-                                &w->merged[w->nmerged], now);
-            if (rc != SY_OK)
-                goto out;
-            w->nmerged++;
-            rc = link_identity(c, tenant, no, &all[j], now, owner, sizeof owner);
-        }
-        if (rc != SY_OK)
-            goto out;
-    }
-    if (w->nmerged) {
-        /* The merged customers filled gaps: write the survivor again. */
-        static const char sql_again[] = "UPDATE customers SET attrs = $3, pii = $4, updated_at = $5"
-                                        " WHERE tenant_id = $1 AND customer_no = $2";
-        free(attrs_text);
-        free(sealed);
-        attrs_text = json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS);
-        sealed = json_object_size(pii) ? sy_pii_seal(k, tenant, no, pii) : NULL;
-        if (!(st = sy_conn_prepare(c, sql_again))) {
-            rc = SY_ERR;
-            goto out;
-        }
-        sy_stmt_bind_text(st, 1, tenant);
-        sy_stmt_bind_text(st, 2, no);
-        sy_stmt_bind_text(st, 3, attrs_text);
-        sy_stmt_bind_text(st, 4, sealed);
-        sy_stmt_bind_i64(st, 5, now);
-        if ((rc = sy_stmt_exec(st)) != SY_OK)
-            goto out;
-        json_decref(w->new_attrs);
-        w->new_attrs = json_deep_copy(attrs);
-    }
 
 out:
     json_decref(attrs);
