@@ -1,5 +1,6 @@
 /* test_index.c — the in-memory indexes: updates, business days, rebuild. */
 #include "testutil.h"
+#include "unit/store_fixture.h"
 
 #include "index.h"
 #include "store.h"
@@ -134,13 +135,7 @@ static void test_events_by_business_day(void **state)
 static void test_rebuild_from_store(void **state)
 {
     char *dir = tu_tempdir();
-    char path[600], err[256];
-    snprintf(path, sizeof path, "%s/t.db", dir);
-    sy_store *st;
-    sy_store_opts o = {.path = path, .readers = 1, .sync = SY_SYNC_NORMAL};
-    assert_int_equal(sy_store_open(&o, &st, err, sizeof err), SY_OK);
-    int applied;
-    assert_int_equal(sy_store_migrate(st, &applied, err, sizeof err), SY_OK);
+    sy_store *st = tu_store_open(dir, true);
     sy_conn *w = sy_store_write_conn(st);
     assert_int_equal(sy_conn_begin(w), SY_OK);
     assert_int_equal(sy_tenant_create(w, "t", "T", "Asia/Shanghai", 0), SY_OK);

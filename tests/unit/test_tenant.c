@@ -1,6 +1,7 @@
 /* test_tenant.c — tenant id and time-zone validation, tenant rows, and the
  * in-memory tenant registry (sy_tenants) over a real store. */
 #include "testutil.h"
+#include "unit/store_fixture.h"
 
 #include "store.h"
 #include "tenant.h"
@@ -21,15 +22,7 @@ static int setup(void **state)
     sy_log_set_level(SY_LOG_WARN);
     fixture *f = calloc(1, sizeof *f);
     f->dir = tu_tempdir();
-    char path[512];
-    snprintf(path, sizeof path, "%s/siyu.db", f->dir);
-    sy_store_opts o = {.path = path, .readers = 2, .sync = SY_SYNC_NORMAL};
-    char err[256] = "";
-    if (sy_store_open(&o, &f->store, err, sizeof err) != SY_OK)
-        fail_msg("sy_store_open: %s", err);
-    int applied;
-    if (sy_store_migrate(f->store, &applied, err, sizeof err) != SY_OK)
-        fail_msg("sy_store_migrate: %s", err);
+    f->store = tu_store_open(f->dir, true);
     sy_conn *c = sy_store_write_conn(f->store);
     assert_int_equal(sy_tenant_create(c, "acme", "Acme Bank", "Asia/Shanghai", CREATED_MS), SY_OK);
     f->reg = sy_tenants_new(f->store);

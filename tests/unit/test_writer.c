@@ -2,6 +2,7 @@
  * submitters, per-mutation savepoints inside one batch, committed() only for
  * successes, draining on stop, and sy_mutation_run_direct. */
 #include "testutil.h"
+#include "unit/store_fixture.h"
 
 #include "metrics.h"
 #include "store.h"
@@ -23,12 +24,7 @@ static int setup(void **state)
     sy_log_set_level(SY_LOG_ERROR);
     fixture *f = calloc(1, sizeof *f);
     f->dir = tu_tempdir();
-    char path[512];
-    snprintf(path, sizeof path, "%s/siyu.db", f->dir);
-    sy_store_opts o = {.path = path, .readers = 2, .sync = SY_SYNC_NORMAL};
-    char err[256] = "";
-    if (sy_store_open(&o, &f->store, err, sizeof err) != SY_OK)
-        fail_msg("sy_store_open: %s", err);
+    f->store = tu_store_open(f->dir, false);
     assert_int_equal(sy_conn_exec(sy_store_write_conn(f->store),
                                   "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"),
                      SY_OK);
