@@ -69,6 +69,11 @@ const char *sy_api_referrer(sy_index *ix, char kind, const char *name, sy_conn *
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 
+/* Runs sql with the caller's tenant bound as $1 on a read connection and
+ * collects every row through row() into a new array.  On a store failure
+ * it records the 500 reply and returns NULL. */
+json_t *sy_api_tenant_rows(sy_req *r, const char *sql, json_t *(*row)(sy_stmt *st));
+
 /* Replies 500 for a store failure on a read path and logs the cause. */
 void sy_api_store_error(sy_req *r, sy_conn *c);
 

@@ -107,24 +107,9 @@ void sy_api_keys_list(sy_req *r)
     bool all;
     if (!sy_v_query_bool(r, "include_revoked", false, &all))
         return;
-    sy_app *app = sy_req_app(r);
-    sy_conn *c = sy_store_acquire(app->store);
-    sy_stmt *st = sy_conn_prepare(c, all ? sql_all : sql_live);
-    json_t *items = json_array();
-    int rc = st ? SY_OK : SY_ERR;
-    if (st) {
-        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
-        while ((rc = sy_stmt_step(st)) == SY_ROW)
-            json_array_append_new(items, key_json(st));
-        sy_stmt_reset(st);
-    }
-    if (rc != SY_DONE) {
-        sy_api_store_error(r, c);
-        json_decref(items);
-    } else {
+    json_t *items = sy_api_tenant_rows(r, all ? sql_all : sql_live, key_json);
+    if (items)
         sy_reply_json(r, 200, json_pack("{s:o}", "items", items));
-    }
-    sy_store_release(app->store, c);
 }
 
 void sy_api_keys_get(sy_req *r)

@@ -48,3 +48,25 @@ void sy_api_store_error(sy_req *r, sy_conn *c)
     sy_error("store read failed on %s: %s", sy_req_path(r), sy_conn_errmsg(c));
     sy_reply_problem(r, 500, "internal", NULL, "the store could not be read");
 }
+
+json_t *sy_api_tenant_rows(sy_req *r, const char *sql, json_t *(*row)(sy_stmt *st))
+{
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    json_t *items = json_array();
+    int rc = st ? SY_OK : SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
+        while ((rc = sy_stmt_step(st)) == SY_ROW)
+            json_array_append_new(items, row(st));
+        sy_stmt_reset(st);
+    }
+    if (rc != SY_DONE) {
+        sy_api_store_error(r, c);
+        json_decref(items);
+        items = NULL;
+    }
+    sy_store_release(app->store, c);
+    return items;
+}

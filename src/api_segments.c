@@ -246,24 +246,9 @@ void sy_api_segments_list(sy_req *r)
 {
     static const char sql[] =
         "SELECT " SEGMENT_COLUMNS " FROM segments WHERE tenant_id = $1 ORDER BY id";
-    sy_app *app = sy_req_app(r);
-    sy_conn *c = sy_store_acquire(app->store);
-    sy_stmt *st = sy_conn_prepare(c, sql);
-    json_t *items = json_array();
-    int rc = st ? SY_OK : SY_ERR;
-    if (st) {
-        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
-        while ((rc = sy_stmt_step(st)) == SY_ROW)
-            json_array_append_new(items, segment_row_json(st));
-        sy_stmt_reset(st);
-    }
-    if (rc != SY_DONE) {
-        sy_api_store_error(r, c);
-        sy_store_release(app->store, c);
-        json_decref(items);
+    json_t *items = sy_api_tenant_rows(r, sql, segment_row_json);
+    if (!items)
         return;
-    }
-    sy_store_release(app->store, c);
     size_t i;
     json_t *seg;
     json_array_foreach (items, i, seg)
