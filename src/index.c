@@ -143,6 +143,11 @@ void sy_day_add_sums(const sy_day_events *d, uint64_t *sums, bool dwell)
             sums[d->slots[i].dense_plus1 - 1] += dwell ? d->slots[i].dwell_ms : d->slots[i].count;
 }
 
+size_t sy_day_size(const sy_day_events *d)
+{
+    return d->n;
+}
+
 typedef struct event_ix {
     sy_day_events **days; /* sorted by day */
     size_t n, cap;

@@ -87,6 +87,8 @@ void sy_day_stats(const sy_day_events *d, uint32_t dense, uint32_t *count, uint6
 /* Adds every customer's count (or dwell sum) on that day to sums[dense]:
  * one sequential pass over the day's table, for window sums. */
 void sy_day_add_sums(const sy_day_events *d, uint64_t *sums, bool dwell);
+/* How many customers have an entry on that day. */
+size_t sy_day_size(const sy_day_events *d);
 typedef void (*sy_index_day_fn)(int64_t day, const sy_day_events *d, void *ud);
 void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
                    sy_index_day_fn fn, void *ud);

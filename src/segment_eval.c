@@ -5,7 +5,13 @@
  * are unions of value bitmaps; numeric attributes scan their column over
  * the customers that have a value; behaviour predicates union the day
  * bitmaps of the window, or, for counts and dwell sums, accumulate per
- * customer over the window's days. */
+ * customer over the window's days.
+ *
+ * Every node is evaluated among candidates: an and-chain evaluates its
+ * cheap terms (single bitmaps) first and hands what is left to the
+ * expensive ones (column scans, behaviour sums), which then read only those
+ * customers' rows.  So `payroll = true and aum >= 50000000` scans the aum
+ * of payroll customers only. */
 #include "segment_eval.h"
 #include "util.h"
 
@@ -159,16 +165,28 @@ static bool numeric_literal(const sy_attr_def *d, const sy_seg_lit *l, int64_t *
     return true;
 }
 
-/* Customers whose value lies in [lo, hi]: one pass over the column. */
-static roaring_bitmap_t *numeric_range(const sy_seg_ctx *cx, const sy_attr_def *d, int64_t lo,
-                                       int64_t hi)
+/* The customers to test: those with a value, narrowed to the candidates
+ * when there are some.  *owned tells whether the caller frees it. */
+static const roaring_bitmap_t *scan_base(const roaring_bitmap_t *present,
+                                         const roaring_bitmap_t *cand, bool *owned)
+{
+    *owned = cand != NULL;
+    return cand ? roaring_bitmap_and(present, cand) : present;
+}
+
+/* Customers (among the candidates) whose value lies in [lo, hi]: one pass
+ * over the column, reading only the rows of those tested. */
+static roaring_bitmap_t *numeric_range(const sy_seg_ctx *cx, const sy_attr_def *d,
+                                       const roaring_bitmap_t *cand, int64_t lo, int64_t hi)
 {
     const roaring_bitmap_t *present;
     const int64_t *col = sy_index_column(cx->ix, d->name, &present);
     roaring_bitmap_t *out = roaring_bitmap_create();
     if (!col || lo > hi)
         return out;
-    roaring_uint32_iterator_t *it = roaring_create_iterator(present);
+    bool owned;
+    const roaring_bitmap_t *base = scan_base(present, cand, &owned);
+    roaring_uint32_iterator_t *it = roaring_create_iterator(base);
     uint32_t buf[1024], keep[1024], n;
     while ((n = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
         uint32_t k = 0;
@@ -180,35 +198,64 @@ static roaring_bitmap_t *numeric_range(const sy_seg_ctx *cx, const sy_attr_def *
         roaring_bitmap_add_many(out, k, keep);
     }
     roaring_free_uint32_iterator(it);
+    if (owned)
+        roaring_bitmap_free((roaring_bitmap_t *)base);
     return out;
 }
 
-static roaring_bitmap_t *numeric_where(const sy_seg_ctx *cx, const sy_attr_def *d, sy_seg_op op,
-                                       int64_t lit)
+/* attr op lit on a numeric column, as one range (or its complement for
+ * !=) among those with a value. */
+static roaring_bitmap_t *numeric_where(const sy_seg_ctx *cx, const sy_attr_def *d,
+                                       const roaring_bitmap_t *cand, sy_seg_op op, int64_t lit)
 {
-    const roaring_bitmap_t *present;
-    const int64_t *col = sy_index_column(cx->ix, d->name, &present);
-    roaring_bitmap_t *out = roaring_bitmap_create();
-    if (!col)
-        return out;
-    roaring_uint32_iterator_t *it = roaring_create_iterator(present);
-    uint32_t buf[1024];
-    uint32_t n;
-    while ((n = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
-        uint32_t keep[1024];
-        uint32_t k = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (op_holds(op, cmp64(col[buf[i]], lit)))
-                keep[k++] = buf[i];
-        roaring_bitmap_add_many(out, k, keep);
+    int64_t lo = INT64_MIN, hi = INT64_MAX;
+    switch (op) {
+    case SY_OP_EQ:
+    case SY_OP_NE:
+        lo = hi = lit;
+        break;
+    case SY_OP_LT:
+        if (lit == INT64_MIN)
+            return roaring_bitmap_create();
+        hi = lit - 1;
+        break;
+    case SY_OP_LE:
+        hi = lit;
+        break;
+    case SY_OP_GT:
+        if (lit == INT64_MAX)
+            return roaring_bitmap_create();
+        lo = lit + 1;
+        break;
+    case SY_OP_GE:
+        lo = lit;
+        break;
     }
-    roaring_free_uint32_iterator(it);
+    roaring_bitmap_t *in = numeric_range(cx, d, cand, lo, hi);
+    if (op != SY_OP_NE)
+        return in;
+    const roaring_bitmap_t *present;
+    sy_index_column(cx->ix, d->name, &present);
+    roaring_bitmap_t *out = present ? roaring_bitmap_copy(present) : roaring_bitmap_create();
+    if (cand)
+        roaring_bitmap_and_inplace(out, cand);
+    roaring_bitmap_andnot_inplace(out, in);
+    roaring_bitmap_free(in);
     return out;
+}
+
+/* b narrowed to the candidates (b is consumed). */
+static roaring_bitmap_t *narrow(roaring_bitmap_t *b, const roaring_bitmap_t *cand)
+{
+    if (b && cand)
+        roaring_bitmap_and_inplace(b, cand);
+    return b;
 }
 
 /* attr op literal, for any attribute type. */
-static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d, sy_seg_op op,
-                                 const sy_seg_lit *l, sy_seg_error *err)
+static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d,
+                                 const roaring_bitmap_t *cand, sy_seg_op op, const sy_seg_lit *l,
+                                 sy_seg_error *err)
 {
     switch (d->type) {
     case SY_ATTR_INTEGER:
@@ -217,7 +264,7 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d, sy_
         int64_t v;
         if (!numeric_literal(d, l, &v, err))
             return NULL;
-        return numeric_where(cx, d, op, v);
+        return numeric_where(cx, d, cand, op, v);
     }
     case SY_ATTR_BOOL: {
         if (l->kind != SY_LIT_BOOL)
@@ -226,7 +273,9 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d, sy_
             return fail(err, l->pos, "'%s' is a bool: use = or !=", d->name);
         bool want = (l->i != 0) == (op == SY_OP_EQ);
         const roaring_bitmap_t *b = sy_index_value(cx->ix, d->name, want ? "true" : "false");
-        return b ? roaring_bitmap_copy(b) : roaring_bitmap_create();
+        if (!b)
+            return roaring_bitmap_create();
+        return cand ? roaring_bitmap_and(b, cand) : roaring_bitmap_copy(b);
     }
     case SY_ATTR_ENUM:
     case SY_ATTR_STRING: {
@@ -246,7 +295,7 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d, sy_
             }
         }
         sy_index_values(cx->ix, d->name, cat_visit, &s);
-        return s.out;
+        return narrow(s.out, cand);
     }
     }
     return fail(err, l->pos, "unsupported attribute type");
@@ -254,21 +303,24 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d, sy_
 
 /* ---- behaviour ---- */
 
-/* Per-customer sums over a window: a dense array indexed by dense id.
- * calloc'd memory is zero pages until touched, so only the customers who
- * acted cost anything. */
-typedef struct window_acc {
-    roaring_bitmap_t *actors;
-    uint64_t *sums; /* NULL when only the actors are needed */
-    bool dwell;
-} window_acc;
+typedef struct window_days {
+    const sy_day_events **day;
+    const roaring_bitmap_t **actors;
+    size_t n, cap, slots; /* days, and (customer, day) entries over them */
+} window_days;
 
 static void window_visit(int64_t day, const sy_day_events *d, void *ud)
 {
-    window_acc *w = ud;
-    roaring_bitmap_or_inplace(w->actors, sy_day_actors(d));
-    if (w->sums)
-        sy_day_add_sums(d, w->sums, w->dwell);
+    (void)day;
+    window_days *w = ud;
+    if (w->n == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 32;
+        w->day = sy_xrealloc(w->day, w->cap * sizeof *w->day);
+        w->actors = sy_xrealloc(w->actors, w->cap * sizeof *w->actors);
+    }
+    w->day[w->n] = d;
+    w->actors[w->n++] = sy_day_actors(d);
+    w->slots += sy_day_size(d);
 }
 
 static bool whole_days(int64_t window_ms, int pos, const char *what, sy_seg_error *err)
@@ -280,77 +332,208 @@ static bool whole_days(int64_t window_ms, int pos, const char *what, sy_seg_erro
     return true;
 }
 
-static roaring_bitmap_t *behaviour(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg_error *err)
+/* did()/dwell() among the candidates.  The window's actors are the union
+ * of its day bitmaps.  Counts and dwell sums are needed only for actors
+ * among the candidates: when those are few, each is looked up day by day;
+ * otherwise every day's entries are added into a dense array of sums. */
+static roaring_bitmap_t *behaviour(const sy_seg_ctx *cx, const sy_seg_node *n,
+                                   const roaring_bitmap_t *cand, sy_seg_error *err)
 {
     bool dwell = n->kind == SY_SEG_DWELL;
     if (!whole_days(n->window_ms, n->pos, dwell ? "dwell()" : "did()", err))
         return NULL;
+    if (cand && roaring_bitmap_is_empty(cand))
+        return roaring_bitmap_create();
     int64_t today = sy_index_day(cx->ix, cx->now_ms);
     int64_t from = today - n->window_ms / DAY_MS + 1;
     uint64_t threshold = dwell ? (uint64_t)n->dwell_ms : (uint64_t)n->count;
     /* Does a customer with no such event (sum 0) match? */
     bool zero_matches = op_holds(n->op, cmp64(0, (int64_t)threshold));
     bool simple = !dwell && n->op == SY_OP_GE && n->count == 1; /* did at least once */
-    window_acc w = {.actors = roaring_bitmap_create(), .dwell = dwell};
-    if (!simple)
-        w.sums = sy_xcalloc((size_t)sy_index_size(cx->ix) + 1, sizeof *w.sums);
+    window_days w = {0};
     sy_index_days(cx->ix, n->name, from, today, window_visit, &w);
-    if (simple)
-        return w.actors;
-    /* Customers who acted decide by their sums; the others by zero. */
+    roaring_bitmap_t *actors =
+        w.n ? roaring_bitmap_or_many(w.n, w.actors) : roaring_bitmap_create();
+    narrow(actors, cand);
+    if (simple) {
+        free(w.day);
+        free(w.actors);
+        return actors;
+    }
     roaring_bitmap_t *passing = roaring_bitmap_create();
-    roaring_uint32_iterator_t *it = roaring_create_iterator(w.actors);
-    uint32_t buf[1024], got;
-    while ((got = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
-        uint32_t keep[1024], k = 0;
-        for (uint32_t i = 0; i < got; i++)
-            if (op_holds(n->op, cmp64((int64_t)w.sums[buf[i]], (int64_t)threshold)))
-                keep[k++] = buf[i];
-        roaring_bitmap_add_many(passing, k, keep);
+    uint32_t buf[1024], keep[1024], got;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(actors);
+    if (roaring_bitmap_get_cardinality(actors) * w.n < w.slots) {
+        /* few: look each one up in each day */
+        while ((got = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
+            uint32_t k = 0;
+            for (uint32_t i = 0; i < got; i++) {
+                uint64_t sum = 0;
+                for (size_t j = 0; j < w.n; j++) {
+                    uint32_t c;
+                    uint64_t dw;
+                    sy_day_stats(w.day[j], buf[i], &c, &dw);
+                    sum += dwell ? dw : c;
+                }
+                keep[k] = buf[i];
+                k += op_holds(n->op, cmp64((int64_t)sum, (int64_t)threshold));
+            }
+            roaring_bitmap_add_many(passing, k, keep);
+        }
+    } else {
+        /* many: calloc'd memory is zero pages until touched, so only the
+         * customers who acted cost anything */
+        uint64_t *sums = sy_xcalloc((size_t)sy_index_size(cx->ix) + 1, sizeof *sums);
+        for (size_t j = 0; j < w.n; j++)
+            sy_day_add_sums(w.day[j], sums, dwell);
+        while ((got = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
+            uint32_t k = 0;
+            for (uint32_t i = 0; i < got; i++) {
+                keep[k] = buf[i];
+                k += op_holds(n->op, cmp64((int64_t)sums[buf[i]], (int64_t)threshold));
+            }
+            roaring_bitmap_add_many(passing, k, keep);
+        }
+        free(sums);
     }
     roaring_free_uint32_iterator(it);
+    free(w.day);
+    free(w.actors);
     roaring_bitmap_t *out;
     if (zero_matches) {
-        /* everyone, minus the actors whose sum fails */
-        out = roaring_bitmap_copy(sy_index_all(cx->ix));
-        roaring_bitmap_andnot_inplace(out, w.actors);
+        /* the candidates (or everyone) minus the actors whose sum fails */
+        out = roaring_bitmap_copy(cand ? cand : sy_index_all(cx->ix));
+        roaring_bitmap_andnot_inplace(out, actors);
         roaring_bitmap_or_inplace(out, passing);
         roaring_bitmap_free(passing);
     } else {
         out = passing;
     }
-    roaring_bitmap_free(w.actors);
-    free(w.sums);
+    roaring_bitmap_free(actors);
     return out;
 }
 
 /* ---- the tree ---- */
 
-roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg_error *err)
+/* How expensive a node is to evaluate, in classes: bitmap lookups first,
+ * then unions of several bitmaps, then column scans, then behaviour sums.
+ * An and-chain evaluates its cheap terms first and passes what is left as
+ * the candidates of the expensive ones. */
+static int cost(const sy_seg_ctx *cx, const sy_seg_node *n)
 {
     switch (n->kind) {
     case SY_SEG_AND:
     case SY_SEG_OR: {
-        roaring_bitmap_t *a = sy_seg_eval(cx, n->a, err);
+        int a = cost(cx, n->a), b = cost(cx, n->b);
+        return a > b ? a : b;
+    }
+    case SY_SEG_NOT:
+        return cost(cx, n->a);
+    case SY_SEG_TAG:
+        return 0;
+    case SY_SEG_SEGMENT:
+        return 1;
+    case SY_SEG_DID:
+    case SY_SEG_DWELL:
+        return n->kind == SY_SEG_DID && n->op == SY_OP_GE && n->count == 1 ? 1 : 3;
+    default:
+        break;
+    }
+    const sy_attr_def *d = sy_attr_find(cx->schema, n->name);
+    if (!d)
+        return 0;
+    bool numeric =
+        d->type == SY_ATTR_INTEGER || d->type == SY_ATTR_NUMBER || d->type == SY_ATTR_DATE;
+    if (n->kind == SY_SEG_IS_NULL)
+        return numeric ? 0 : 1;
+    if (numeric)
+        return 2;
+    return n->kind == SY_SEG_CMP && n->op == SY_OP_EQ ? 0 : 1;
+}
+
+#define MAX_AND_TERMS 64
+
+typedef struct term {
+    const sy_seg_node *n;
+    int cost;
+} term;
+
+static void and_terms(const sy_seg_ctx *cx, const sy_seg_node *n, term *t, int *nt)
+{
+    if (n->kind == SY_SEG_AND && *nt < MAX_AND_TERMS - 1) {
+        and_terms(cx, n->a, t, nt);
+        and_terms(cx, n->b, t, nt);
+        return;
+    }
+    t[(*nt)++] = (term){n, cost(cx, n)};
+}
+
+static roaring_bitmap_t *eval(const sy_seg_ctx *cx, const sy_seg_node *n,
+                              const roaring_bitmap_t *cand, sy_seg_error *err);
+
+/* An and-chain: its terms cheapest first, each among the customers the
+ * previous ones left.  Every term is evaluated, even once nothing is left
+ * (cheaply then), so that an error in any of them is reported: the
+ * leftmost, as evaluating from left to right would. */
+static roaring_bitmap_t *eval_and(const sy_seg_ctx *cx, const sy_seg_node *n,
+                                  const roaring_bitmap_t *cand, sy_seg_error *err)
+{
+    term t[MAX_AND_TERMS];
+    int nt = 0;
+    and_terms(cx, n, t, &nt);
+    for (int i = 1; i < nt; i++) /* stable insertion sort by cost */
+        for (int j = i; j > 0 && t[j - 1].cost > t[j].cost; j--) {
+            term x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    roaring_bitmap_t *r = NULL;
+    bool failed = false;
+    for (int i = 0; i < nt; i++) {
+        sy_seg_error e;
+        roaring_bitmap_t *b = eval(cx, t[i].n, r ? r : cand, &e);
+        if (!b) {
+            if (!failed || e.pos < err->pos)
+                *err = e;
+            failed = true;
+            continue;
+        }
+        if (r)
+            roaring_bitmap_free(r);
+        r = b;
+    }
+    if (failed) {
+        if (r)
+            roaring_bitmap_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static roaring_bitmap_t *eval(const sy_seg_ctx *cx, const sy_seg_node *n,
+                              const roaring_bitmap_t *cand, sy_seg_error *err)
+{
+    switch (n->kind) {
+    case SY_SEG_AND:
+        return eval_and(cx, n, cand, err);
+    case SY_SEG_OR: {
+        roaring_bitmap_t *a = eval(cx, n->a, cand, err);
         if (!a)
             return NULL;
-        roaring_bitmap_t *b = sy_seg_eval(cx, n->b, err);
+        roaring_bitmap_t *b = eval(cx, n->b, cand, err);
         if (!b) {
             roaring_bitmap_free(a);
             return NULL;
         }
-        if (n->kind == SY_SEG_AND)
-            roaring_bitmap_and_inplace(a, b);
-        else
-            roaring_bitmap_or_inplace(a, b);
+        roaring_bitmap_or_inplace(a, b);
         roaring_bitmap_free(b);
         return a;
     }
     case SY_SEG_NOT: {
-        roaring_bitmap_t *a = sy_seg_eval(cx, n->a, err);
+        roaring_bitmap_t *a = eval(cx, n->a, cand, err);
         if (!a)
             return NULL;
-        roaring_bitmap_t *out = roaring_bitmap_copy(sy_index_all(cx->ix));
+        roaring_bitmap_t *out = roaring_bitmap_copy(cand ? cand : sy_index_all(cx->ix));
         roaring_bitmap_andnot_inplace(out, a);
         roaring_bitmap_free(a);
         return out;
@@ -363,13 +546,11 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
             b = (tag ? cx->tag : cx->segment)(cx->ud, n->name);
         if (!b)
             return fail(err, n->pos, "no %s named '%s'", tag ? "tag" : "segment", n->name);
-        roaring_bitmap_t *out = roaring_bitmap_copy(b);
-        roaring_bitmap_and_inplace(out, sy_index_all(cx->ix));
-        return out;
+        return roaring_bitmap_and(b, cand ? cand : sy_index_all(cx->ix));
     }
     case SY_SEG_DID:
     case SY_SEG_DWELL:
-        return behaviour(cx, n, err);
+        return behaviour(cx, n, cand, err);
     default:
         break;
     }
@@ -379,11 +560,11 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
         return fail(err, n->pos, "no attribute named '%s' (see GET /v1/attributes)", n->name);
     switch (n->kind) {
     case SY_SEG_CMP:
-        return compare(cx, d, n->op, &n->lits[0], err);
+        return compare(cx, d, cand, n->op, &n->lits[0], err);
     case SY_SEG_IN: {
         roaring_bitmap_t *u = roaring_bitmap_create();
         for (int i = 0; i < n->nlits; i++) {
-            roaring_bitmap_t *b = compare(cx, d, SY_OP_EQ, &n->lits[i], err);
+            roaring_bitmap_t *b = compare(cx, d, cand, SY_OP_EQ, &n->lits[i], err);
             if (!b) {
                 roaring_bitmap_free(u);
                 return NULL;
@@ -393,7 +574,7 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
         }
         if (!n->negated)
             return u;
-        roaring_bitmap_t *p = present_of(cx, d);
+        roaring_bitmap_t *p = narrow(present_of(cx, d), cand);
         roaring_bitmap_andnot_inplace(p, u);
         roaring_bitmap_free(u);
         return p;
@@ -404,12 +585,12 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
             if (!numeric_literal(d, &n->lits[0], &a, err) ||
                 !numeric_literal(d, &n->lits[1], &b, err))
                 return NULL;
-            return numeric_range(cx, d, a, b);
+            return numeric_range(cx, d, cand, a, b);
         }
-        roaring_bitmap_t *lo = compare(cx, d, SY_OP_GE, &n->lits[0], err);
+        roaring_bitmap_t *lo = compare(cx, d, cand, SY_OP_GE, &n->lits[0], err);
         if (!lo)
             return NULL;
-        roaring_bitmap_t *hi = compare(cx, d, SY_OP_LE, &n->lits[1], err);
+        roaring_bitmap_t *hi = compare(cx, d, cand, SY_OP_LE, &n->lits[1], err);
         if (!hi) {
             roaring_bitmap_free(lo);
             return NULL;
@@ -419,10 +600,10 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
         return lo;
     }
     case SY_SEG_IS_NULL: {
-        roaring_bitmap_t *p = present_of(cx, d);
+        roaring_bitmap_t *p = narrow(present_of(cx, d), cand);
         if (n->negated)
             return p;
-        roaring_bitmap_t *out = roaring_bitmap_copy(sy_index_all(cx->ix));
+        roaring_bitmap_t *out = roaring_bitmap_copy(cand ? cand : sy_index_all(cx->ix));
         roaring_bitmap_andnot_inplace(out, p);
         roaring_bitmap_free(p);
         return out;
@@ -434,11 +615,16 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
         if (!whole_days(n->window_ms, n->pos, "'within' on a date", err))
             return NULL;
         int64_t today = sy_index_day(cx->ix, cx->now_ms);
-        return numeric_range(cx, d, today - n->window_ms / DAY_MS + 1, today);
+        return numeric_range(cx, d, cand, today - n->window_ms / DAY_MS + 1, today);
     }
     default:
         return fail(err, n->pos, "unsupported expression");
     }
+}
+
+roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg_error *err)
+{
+    return eval(cx, n, NULL, err);
 }
 
 /* ---- references to tags and saved segments ---- */
