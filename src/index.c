@@ -2,6 +2,7 @@
 #include "index.h"
 #include "util.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +78,216 @@ static void strmap_free(strmap *m)
     memset(m, 0, sizeof *m);
 }
 
-/* ---- per (event, day): actors with counts and dwell sums ---- */
+/* ---- customer numbers <-> dense ids ----
+ *
+ * Every customer number is kept once, in one arena; off[dense] is its
+ * offset plus one (0: the dense id is unused), and the hash table holds
+ * dense ids only (dense + 1; 0 = empty slot), comparing keys through the
+ * arena.  About 25 bytes a customer, where a table of separately allocated
+ * keys plus a second copy for the reverse direction took some 100. */
+
+typedef struct custdict {
+    char *arena;
+    size_t len, cap;
+    uint32_t *off; /* by dense id: offset + 1 into arena, 0 = none */
+    uint32_t capoff;
+    uint32_t *slots; /* dense + 1, 0 = empty */
+    size_t nslots, n;
+} custdict;
+
+static const char *dict_no(const custdict *m, uint32_t dense)
+{
+    return dense < m->capoff && m->off[dense] ? m->arena + m->off[dense] - 1 : NULL;
+}
+
+static bool dict_get(const custdict *m, const char *k, uint32_t *dense)
+{
+    if (!m->nslots)
+        return false;
+    for (size_t i = hash_str(k) & (m->nslots - 1);; i = (i + 1) & (m->nslots - 1)) {
+        uint32_t s = m->slots[i];
+        if (!s)
+            return false;
+        if (!strcmp(m->arena + m->off[s - 1] - 1, k)) {
+            *dense = s - 1;
+            return true;
+        }
+    }
+}
+
+static void dict_slot_insert(custdict *m, uint32_t dense)
+{
+    size_t i = hash_str(m->arena + m->off[dense] - 1) & (m->nslots - 1);
+    while (m->slots[i])
+        i = (i + 1) & (m->nslots - 1);
+    m->slots[i] = dense + 1;
+}
+
+/* Registers no as dense (a customer number keeps its dense id for good). */
+static void dict_put(custdict *m, const char *no, uint32_t dense)
+{
+    uint32_t have;
+    if (dict_get(m, no, &have) || dict_no(m, dense))
+        return;
+    size_t len = strlen(no) + 1;
+    if (m->len + len > UINT32_MAX - 1) {
+        sy_error("index: customer numbers exceed 4 GiB");
+        abort();
+    }
+    if (m->len + len > m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 65536;
+        while (m->cap < m->len + len)
+            m->cap *= 2;
+        m->arena = sy_xrealloc(m->arena, m->cap);
+    }
+    memcpy(m->arena + m->len, no, len);
+    if (dense >= m->capoff) {
+        uint32_t cap = m->capoff ? m->capoff : 1024;
+        while (cap <= dense)
+            cap *= 2;
+        m->off = sy_xrealloc(m->off, (size_t)cap * sizeof *m->off);
+        memset(m->off + m->capoff, 0, (size_t)(cap - m->capoff) * sizeof *m->off);
+        m->capoff = cap;
+    }
+    m->off[dense] = (uint32_t)m->len + 1;
+    m->len += len;
+    if ((m->n + 1) * 4 > m->nslots * 3) {
+        free(m->slots);
+        m->nslots = m->nslots ? m->nslots * 2 : 1024;
+        m->slots = sy_xcalloc(m->nslots, sizeof *m->slots);
+        for (uint32_t d = 0; d < m->capoff; d++)
+            if (m->off[d] && d != dense)
+                dict_slot_insert(m, d);
+    }
+    dict_slot_insert(m, dense);
+    m->n++;
+}
+
+static void dict_free(custdict *m)
+{
+    free(m->arena);
+    free(m->off);
+    free(m->slots);
+    memset(m, 0, sizeof *m);
+}
+
+static size_t dict_memory(const custdict *m)
+{
+    return m->len + (size_t)m->capoff * sizeof *m->off + m->nslots * sizeof *m->slots;
+}
+
+/* ---- numeric columns ----
+ *
+ * By dense id: zigzag(value - anchor) in 1, 2 or 4 bytes, or the value
+ * itself in 8, the anchor being the first value stored.  A value that does
+ * not fit widens the column (at most three rewrites in its life), so birth
+ * years take a byte a customer, dates two, and money in fen usually eight.
+ * Entries of customers without a value are never read (see present). */
+
+typedef struct column {
+    uint8_t *data;
+    size_t cap;  /* entries allocated */
+    size_t used; /* entries 0 .. used-1 may have been written */
+    int width;   /* 0 until the first value */
+    int64_t anchor;
+} column;
+
+static uint64_t zigzag(int64_t x)
+{
+    return ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+}
+
+static int64_t unzigzag(uint64_t u)
+{
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+static int64_t col_get(const column *c, size_t i)
+{
+    switch (c->width) {
+    case 1:
+        return c->anchor + unzigzag(c->data[i]);
+    case 2:
+        return c->anchor + unzigzag(((const uint16_t *)(const void *)c->data)[i]);
+    case 4:
+        return c->anchor + unzigzag(((const uint32_t *)(const void *)c->data)[i]);
+    default:
+        return ((const int64_t *)(const void *)c->data)[i];
+    }
+}
+
+static void col_put(uint8_t *data, int width, int64_t anchor, size_t i, int64_t v)
+{
+    switch (width) {
+    case 1:
+        data[i] = (uint8_t)zigzag(v - anchor);
+        break;
+    case 2:
+        ((uint16_t *)(void *)data)[i] = (uint16_t)zigzag(v - anchor);
+        break;
+    case 4:
+        ((uint32_t *)(void *)data)[i] = (uint32_t)zigzag(v - anchor);
+        break;
+    default:
+        ((int64_t *)(void *)data)[i] = v;
+    }
+}
+
+static int col_width_for(const column *c, int64_t v)
+{
+    int64_t diff;
+    if (__builtin_sub_overflow(v, c->anchor, &diff))
+        return 8;
+    uint64_t u = zigzag(diff);
+    return u <= UINT8_MAX ? 1 : u <= UINT16_MAX ? 2 : u <= UINT32_MAX ? 4 : 8;
+}
+
+/* A new buffer of cap entries of width w holding the first `used` values.
+ * calloc: pages never written stay unallocated. */
+static void col_realloc(column *c, size_t cap, int width)
+{
+    uint8_t *data = sy_xcalloc(cap, (size_t)width);
+    if (width == c->width)
+        memcpy(data, c->data, c->used * (size_t)width);
+    else
+        for (size_t i = 0; i < c->used; i++)
+            col_put(data, width, c->anchor, i, col_get(c, i));
+    free(c->data);
+    c->data = data;
+    c->cap = cap;
+    c->width = width;
+}
+
+static void col_set(column *c, uint32_t i, int64_t v)
+{
+    if (!c->width) {
+        c->anchor = v;
+        c->width = 1;
+    }
+    int w = col_width_for(c, v);
+    if (w < c->width)
+        w = c->width;
+    if (i >= c->cap || w != c->width) {
+        size_t cap = c->cap ? c->cap : 1024;
+        while (cap <= i)
+            cap *= 2;
+        col_realloc(c, cap, w);
+    }
+    col_put(c->data, c->width, c->anchor, i, v);
+    if (i >= c->used)
+        c->used = (size_t)i + 1;
+}
+
+/* ---- per (event, day): actors with counts and dwell sums ----
+ *
+ * A day keeps its entries in two parts.  The sealed part is compact:
+ * count[i] and dwell[i] belong to the i-th smallest id of `sealed` (NULL:
+ * the same set as actors), 4 bytes an entry, 12 with dwell times.  Newer
+ * actors go to a small open-addressing table (the delta); an entry in the
+ * sealed part is updated in place.  When the delta grows past half the
+ * sealed part, both are merged into a new sealed part, so each entry is
+ * copied a bounded number of times while a day fills, and a day that is no
+ * longer written costs its arrays and its actors bitmap only. */
 
 typedef struct stat_slot {
     uint32_t dense_plus1; /* 0 = empty */
@@ -87,17 +297,37 @@ typedef struct stat_slot {
 
 struct sy_day_events {
     int64_t day;
-    roaring_bitmap_t *actors;
-    stat_slot *slots;
+    roaring_bitmap_t *actors; /* everyone with a count (merged customers leave) */
+    roaring_bitmap_t *sealed; /* ids of the sealed part; NULL = actors */
+    uint32_t *count;
+    uint64_t *dwell; /* NULL until an entry has a dwell time */
+    size_t nsealed;
+    stat_slot *slots; /* the delta */
     size_t cap, n;
 };
 
-static stat_slot *day_slot(struct sy_day_events *d, uint32_t dense, bool create)
+#define DELTA_MIN 1024
+
+static const roaring_bitmap_t *day_sealed(const struct sy_day_events *d)
+{
+    return d->sealed ? d->sealed : d->actors;
+}
+
+/* The sealed index of dense, or -1. */
+static int64_t sealed_index(const struct sy_day_events *d, uint32_t dense)
+{
+    const roaring_bitmap_t *s = day_sealed(d);
+    if (!d->nsealed || !roaring_bitmap_contains(s, dense))
+        return -1;
+    return (int64_t)roaring_bitmap_rank(s, dense) - 1;
+}
+
+static stat_slot *delta_slot(struct sy_day_events *d, uint32_t dense, bool create)
 {
     if (create && (d->n + 1) * 4 > d->cap * 3) {
         stat_slot *old = d->slots;
         size_t oldcap = d->cap;
-        d->cap = oldcap ? oldcap * 2 : 16;
+        d->cap = oldcap ? oldcap * 2 : 64;
         d->slots = sy_xcalloc(d->cap, sizeof *d->slots);
         for (size_t i = 0; i < oldcap; i++)
             if (old[i].dense_plus1) {
@@ -124,6 +354,137 @@ static stat_slot *day_slot(struct sy_day_events *d, uint32_t dense, bool create)
     }
 }
 
+/* Before actors changes membership, the sealed part needs its own set. */
+static void day_own_sealed(struct sy_day_events *d)
+{
+    if (!d->sealed)
+        d->sealed = roaring_bitmap_copy(d->actors);
+}
+
+/* Merges the delta into a new sealed part over the current actors
+ * (entries of customers merged away are dropped). */
+static void day_compact(struct sy_day_events *d)
+{
+    if (!d->n && !d->sealed)
+        return;
+    size_t n = roaring_bitmap_get_cardinality(d->actors);
+    uint32_t *count = sy_xmalloc((n ? n : 1) * sizeof *count);
+    bool any_dwell = d->dwell != NULL;
+    for (size_t i = 0; i < d->cap && !any_dwell; i++)
+        any_dwell = d->slots[i].dense_plus1 && d->slots[i].dwell_ms;
+    uint64_t *dwell = any_dwell ? sy_xcalloc(n ? n : 1, sizeof *dwell) : NULL;
+    roaring_uint32_iterator_t *a = roaring_create_iterator(d->actors);
+    roaring_uint32_iterator_t *s = roaring_create_iterator(day_sealed(d));
+    size_t si = 0; /* index of s's current value in the old arrays */
+    for (size_t i = 0; a->has_value; i++, roaring_advance_uint32_iterator(a)) {
+        uint32_t id = a->current_value;
+        while (s->has_value && s->current_value < id) {
+            roaring_advance_uint32_iterator(s);
+            si++;
+        }
+        if (s->has_value && s->current_value == id && si < d->nsealed) {
+            count[i] = d->count[si];
+            if (dwell)
+                dwell[i] = d->dwell ? d->dwell[si] : 0;
+        } else {
+            stat_slot *x = delta_slot(d, id, false);
+            count[i] = x ? x->count : 0;
+            if (dwell)
+                dwell[i] = x ? x->dwell_ms : 0;
+        }
+    }
+    roaring_free_uint32_iterator(a);
+    roaring_free_uint32_iterator(s);
+    free(d->count);
+    free(d->dwell);
+    free(d->slots);
+    if (d->sealed)
+        roaring_bitmap_free(d->sealed);
+    d->count = count;
+    d->dwell = dwell;
+    d->nsealed = n;
+    d->sealed = NULL;
+    d->slots = NULL;
+    d->cap = d->n = 0;
+    roaring_bitmap_run_optimize(d->actors);
+    roaring_bitmap_shrink_to_fit(d->actors);
+}
+
+/* Adds to dense's entry on that day, creating it. */
+static void day_add(struct sy_day_events *d, uint32_t dense, uint32_t count, uint64_t dwell_ms,
+                    bool may_compact)
+{
+    int64_t i = sealed_index(d, dense);
+    if (i >= 0) {
+        if (!roaring_bitmap_contains(d->actors, dense)) {
+            day_own_sealed(d);
+            roaring_bitmap_add(d->actors, dense);
+        }
+        d->count[i] += count;
+        if (dwell_ms) {
+            if (!d->dwell)
+                d->dwell = sy_xcalloc(d->nsealed, sizeof *d->dwell);
+            d->dwell[i] += dwell_ms;
+        }
+        return;
+    }
+    if (!roaring_bitmap_contains(d->actors, dense)) {
+        day_own_sealed(d);
+        roaring_bitmap_add(d->actors, dense);
+    }
+    stat_slot *x = delta_slot(d, dense, true);
+    x->count += count;
+    x->dwell_ms += dwell_ms;
+    if (may_compact && d->n > DELTA_MIN && d->n * 2 > d->nsealed)
+        day_compact(d);
+}
+
+/* Takes dense's entry off that day, returning what it held. */
+static void day_take(struct sy_day_events *d, uint32_t dense, uint32_t *count, uint64_t *dwell_ms)
+{
+    *count = 0;
+    *dwell_ms = 0;
+    if (!roaring_bitmap_contains(d->actors, dense))
+        return;
+    int64_t i = sealed_index(d, dense);
+    if (i >= 0) {
+        *count = d->count[i];
+        *dwell_ms = d->dwell ? d->dwell[i] : 0;
+        d->count[i] = 0;
+        if (d->dwell)
+            d->dwell[i] = 0;
+    } else {
+        stat_slot *x = delta_slot(d, dense, false);
+        if (x) {
+            *count = x->count;
+            *dwell_ms = x->dwell_ms;
+            x->count = 0;
+            x->dwell_ms = 0;
+        }
+    }
+    day_own_sealed(d);
+    roaring_bitmap_remove(d->actors, dense);
+}
+
+static void day_free(struct sy_day_events *d)
+{
+    roaring_bitmap_free(d->actors);
+    if (d->sealed)
+        roaring_bitmap_free(d->sealed);
+    free(d->count);
+    free(d->dwell);
+    free(d->slots);
+    free(d);
+}
+
+static size_t day_memory(const struct sy_day_events *d)
+{
+    return roaring_bitmap_size_in_bytes(d->actors) +
+           (d->sealed ? roaring_bitmap_size_in_bytes(d->sealed) : 0) +
+           d->nsealed * (sizeof *d->count + (d->dwell ? sizeof *d->dwell : 0)) +
+           d->cap * sizeof *d->slots;
+}
+
 const roaring_bitmap_t *sy_day_actors(const sy_day_events *d)
 {
     return d->actors;
@@ -131,13 +492,40 @@ const roaring_bitmap_t *sy_day_actors(const sy_day_events *d)
 
 void sy_day_stats(const sy_day_events *d, uint32_t dense, uint32_t *count, uint64_t *dwell_ms)
 {
-    stat_slot *s = day_slot((struct sy_day_events *)d, dense, false);
-    *count = s ? s->count : 0;
-    *dwell_ms = s ? s->dwell_ms : 0;
+    *count = 0;
+    *dwell_ms = 0;
+    if (!roaring_bitmap_contains(d->actors, dense))
+        return;
+    int64_t i = sealed_index(d, dense);
+    if (i >= 0) {
+        *count = d->count[i];
+        *dwell_ms = d->dwell ? d->dwell[i] : 0;
+        return;
+    }
+    stat_slot *x = delta_slot((struct sy_day_events *)d, dense, false);
+    if (x) {
+        *count = x->count;
+        *dwell_ms = x->dwell_ms;
+    }
 }
 
 void sy_day_add_sums(const sy_day_events *d, uint64_t *sums, bool dwell)
 {
+    if (d->nsealed && (!dwell || d->dwell)) {
+        roaring_uint32_iterator_t *it = roaring_create_iterator(day_sealed(d));
+        uint32_t buf[1024], got;
+        size_t base = 0;
+        while ((got = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
+            if (dwell)
+                for (uint32_t i = 0; i < got; i++)
+                    sums[buf[i]] += d->dwell[base + i];
+            else
+                for (uint32_t i = 0; i < got; i++)
+                    sums[buf[i]] += d->count[base + i];
+            base += got;
+        }
+        roaring_free_uint32_iterator(it);
+    }
     for (size_t i = 0; i < d->cap; i++)
         if (d->slots[i].dense_plus1)
             sums[d->slots[i].dense_plus1 - 1] += dwell ? d->slots[i].dwell_ms : d->slots[i].count;
@@ -145,7 +533,7 @@ void sy_day_add_sums(const sy_day_events *d, uint64_t *sums, bool dwell)
 
 size_t sy_day_size(const sy_day_events *d)
 {
-    return d->n;
+    return d->nsealed + d->n;
 }
 
 typedef struct event_ix {
@@ -189,8 +577,7 @@ typedef struct attr_ix {
     roaring_bitmap_t **bitmaps;
     uint32_t nvalues, capvalues;
     /* numeric */
-    int64_t *col;
-    size_t colcap;
+    column col;
     roaring_bitmap_t *present;
 } attr_ix;
 
@@ -213,9 +600,9 @@ struct sy_index {
     segment_def *segments;
     size_t nsegments;
     int64_t tz_offset_ms;
-    strmap customers;
-    char **no_of;
-    uint32_t size, capno;
+    custdict customers;
+    uint32_t size;
+    bool loading; /* rebuilding: days are compacted at the end */
     roaring_bitmap_t *all;
     strmap attr_names;
     attr_ix **attrs;
@@ -238,10 +625,7 @@ void sy_index_free(sy_index *ix)
 {
     if (!ix)
         return;
-    for (uint32_t i = 0; i < ix->size; i++)
-        free(ix->no_of[i]);
-    free(ix->no_of);
-    strmap_free(&ix->customers);
+    dict_free(&ix->customers);
     roaring_bitmap_free(ix->all);
     for (uint32_t a = 0; a < ix->nattrs; a++) {
         attr_ix *x = ix->attrs[a];
@@ -252,7 +636,7 @@ void sy_index_free(sy_index *ix)
         free(x->value_names);
         free(x->bitmaps);
         strmap_free(&x->values);
-        free(x->col);
+        free(x->col.data);
         if (x->present)
             roaring_bitmap_free(x->present);
         free(x);
@@ -261,10 +645,7 @@ void sy_index_free(sy_index *ix)
     strmap_free(&ix->attr_names);
     for (uint32_t e = 0; e < ix->nevents; e++) {
         for (size_t d = 0; d < ix->events[e]->n; d++) {
-            sy_day_events *de = ix->events[e]->days[d];
-            roaring_bitmap_free(de->actors);
-            free(de->slots);
-            free(de);
+            day_free(ix->events[e]->days[d]);
         }
         free(ix->events[e]->days);
         free(ix->events[e]);
@@ -376,15 +757,7 @@ static void cat_set(attr_ix *x, const char *value, uint32_t dense, bool add)
 
 static void num_set(attr_ix *x, uint32_t dense, int64_t v)
 {
-    if (dense >= x->colcap) {
-        size_t cap = x->colcap ? x->colcap : 1024;
-        while (cap <= dense)
-            cap *= 2;
-        x->col = sy_xrealloc(x->col, cap * sizeof *x->col);
-        memset(x->col + x->colcap, 0, (cap - x->colcap) * sizeof *x->col);
-        x->colcap = cap;
-    }
-    x->col[dense] = v;
+    col_set(&x->col, dense, v);
     roaring_bitmap_add(x->present, dense);
 }
 
@@ -419,19 +792,9 @@ static void update_attrs_locked(sy_index *ix, uint32_t dense, const sy_attr_set 
 
 static void add_customer_locked(sy_index *ix, const char *no, uint32_t dense)
 {
-    if (dense >= ix->capno) {
-        uint32_t cap = ix->capno ? ix->capno : 1024;
-        while (cap <= dense)
-            cap *= 2;
-        ix->no_of = sy_xrealloc(ix->no_of, cap * sizeof *ix->no_of);
-        memset(ix->no_of + ix->capno, 0, (cap - ix->capno) * sizeof *ix->no_of);
-        ix->capno = cap;
-    }
-    if (!ix->no_of[dense])
-        ix->no_of[dense] = sy_xstrdup(no);
+    dict_put(&ix->customers, no, dense);
     if (dense >= ix->size)
         ix->size = dense + 1;
-    strmap_put(&ix->customers, no, dense);
     roaring_bitmap_add(ix->all, dense);
 }
 
@@ -446,11 +809,7 @@ static void add_event_locked(sy_index *ix, uint32_t dense, const char *name, int
         strmap_put(&ix->event_names, name, e);
     }
     sy_day_events *d = event_day(ix->events[e], sy_index_day(ix, ts));
-    roaring_bitmap_add(d->actors, dense);
-    stat_slot *s = day_slot(d, dense, true);
-    s->count++;
-    if (dwell_ms > 0)
-        s->dwell_ms += (uint64_t)dwell_ms;
+    day_add(d, dense, 1, dwell_ms > 0 ? (uint64_t)dwell_ms : 0, !ix->loading);
 }
 
 void sy_index_add_customer(sy_index *ix, const char *customer_no, uint32_t dense)
@@ -474,7 +833,7 @@ void sy_index_add_events(sy_index *ix, size_t n, const char *const *customer_no,
     pthread_rwlock_wrlock(&ix->lock);
     for (size_t i = 0; i < n; i++) {
         uint32_t dense;
-        if (strmap_get(&ix->customers, customer_no[i], &dense) &&
+        if (dict_get(&ix->customers, customer_no[i], &dense) &&
             roaring_bitmap_contains(ix->all, dense))
             add_event_locked(ix, dense, name[i], ts_ms[i], dwell_ms[i]);
     }
@@ -492,16 +851,10 @@ void sy_index_merge(sy_index *ix, const sy_attr_set *schema, uint32_t from,
             sy_day_events *de = ix->events[e]->days[d];
             if (!roaring_bitmap_contains(de->actors, from))
                 continue;
-            stat_slot *src = day_slot(de, from, false);
-            uint32_t count = src ? src->count : 0;
-            uint64_t dwell = src ? src->dwell_ms : 0;
-            if (src)
-                src->count = 0, src->dwell_ms = 0;
-            stat_slot *dst = day_slot(de, into, true);
-            dst->count += count;
-            dst->dwell_ms += dwell;
-            roaring_bitmap_remove(de->actors, from);
-            roaring_bitmap_add(de->actors, into);
+            uint32_t count;
+            uint64_t dwell;
+            day_take(de, from, &count, &dwell);
+            day_add(de, into, count, dwell, true);
         }
     for (size_t t = 0; t < ix->ntags; t++)
         if (ix->tags[t].members && roaring_bitmap_contains(ix->tags[t].members, from)) {
@@ -688,7 +1041,7 @@ static int load_catalog_locked(sy_index *ix, sy_conn *c, const char *tenant)
     while ((rc = sy_stmt_step(st)) == SY_ROW) {
         tag_def *t = tag_find(ix, sy_stmt_text(st, 0));
         uint32_t dense;
-        if (t && t->members && strmap_get(&ix->customers, sy_stmt_text(st, 1), &dense))
+        if (t && t->members && dict_get(&ix->customers, sy_stmt_text(st, 1), &dense))
             roaring_bitmap_add(t->members, dense);
     }
     sy_stmt_reset(st);
@@ -714,6 +1067,7 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr
     static const char sql_e[] = "SELECT customer_no, name, ts, dwell_ms FROM events"
                                 " WHERE tenant_id || '' = $1";
     pthread_rwlock_wrlock(&ix->lock);
+    ix->loading = true;
     int rc = SY_ERR;
     sy_stmt *st = sy_conn_prepare(c, sql_c);
     if (st) {
@@ -732,7 +1086,7 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr
         sy_stmt_bind_text(st, 1, tenant);
         while ((rc = sy_stmt_step(st)) == SY_ROW) {
             uint32_t dense;
-            if (strmap_get(&ix->customers, sy_stmt_text(st, 0), &dense))
+            if (dict_get(&ix->customers, sy_stmt_text(st, 0), &dense))
                 add_event_locked(ix, dense, sy_stmt_text(st, 1), sy_stmt_i64(st, 2),
                                  sy_stmt_is_null(st, 3) ? -1 : sy_stmt_i64(st, 3));
         }
@@ -740,7 +1094,14 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr
     }
     if (rc == SY_DONE)
         rc = load_catalog_locked(ix, c, tenant) == SY_OK ? SY_DONE : SY_ERR;
+    /* Every day into its compact form; the hash tables it was loaded
+     * through go back to the system. */
+    ix->loading = false;
+    for (uint32_t e = 0; e < ix->nevents; e++)
+        for (size_t d = 0; d < ix->events[e]->n; d++)
+            day_compact(ix->events[e]->days[d]);
     roaring_bitmap_run_optimize(ix->all);
+    malloc_trim(0);
     pthread_rwlock_unlock(&ix->lock);
     return rc == SY_DONE ? SY_OK : (rc == SY_OK ? SY_ERR : rc);
 }
@@ -769,12 +1130,12 @@ const roaring_bitmap_t *sy_index_all(const sy_index *ix)
 
 bool sy_index_dense(const sy_index *ix, const char *customer_no, uint32_t *dense)
 {
-    return strmap_get(&ix->customers, customer_no, dense);
+    return dict_get(&ix->customers, customer_no, dense);
 }
 
 const char *sy_index_customer_no(const sy_index *ix, uint32_t dense)
 {
-    return dense < ix->size ? ix->no_of[dense] : NULL;
+    return dense < ix->size ? dict_no(&ix->customers, dense) : NULL;
 }
 
 int64_t sy_index_day(const sy_index *ix, int64_t ts_ms)
@@ -801,16 +1162,72 @@ void sy_index_values(const sy_index *ix, const char *attr, sy_index_value_fn fn,
         fn(x->value_names[i], x->bitmaps[i], ud);
 }
 
-const int64_t *sy_index_column(const sy_index *ix, const char *attr,
-                               const roaring_bitmap_t **present)
+const roaring_bitmap_t *sy_index_present(const sy_index *ix, const char *attr)
 {
     const attr_ix *x = attr_find(ix, attr);
-    if (!x || !is_numeric(x->type)) {
-        *present = NULL;
-        return NULL;
+    return x && is_numeric(x->type) ? x->present : NULL;
+}
+
+bool sy_index_numeric(const sy_index *ix, const char *attr, uint32_t dense, int64_t *v)
+{
+    const attr_ix *x = attr_find(ix, attr);
+    if (!x || !is_numeric(x->type) || !roaring_bitmap_contains(x->present, dense))
+        return false;
+    *v = col_get(&x->col, dense);
+    return true;
+}
+
+/* One pass over the tested customers, a loop per column width. */
+#define RANGE_SCAN(T, DECODE)                                                                      \
+    do {                                                                                           \
+        const T *col = (const T *)(const void *)c->data;                                           \
+        while ((n = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {                            \
+            uint32_t k = 0;                                                                        \
+            for (uint32_t i = 0; i < n; i++) {                                                     \
+                int64_t v = DECODE(col[buf[i]]);                                                   \
+                keep[k] = buf[i];                                                                  \
+                k += v >= lo && v <= hi;                                                           \
+            }                                                                                      \
+            roaring_bitmap_add_many(out, k, keep);                                                 \
+        }                                                                                          \
+    } while (0)
+
+roaring_bitmap_t *sy_index_range(const sy_index *ix, const char *attr,
+                                 const roaring_bitmap_t *among, int64_t lo, int64_t hi)
+{
+    const attr_ix *x = attr_find(ix, attr);
+    roaring_bitmap_t *out = roaring_bitmap_create();
+    if (!x || !is_numeric(x->type) || lo > hi)
+        return out;
+    roaring_bitmap_t *owned = among ? roaring_bitmap_and(x->present, among) : NULL;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(owned ? owned : x->present);
+    const column *c = &x->col;
+    int64_t anchor = c->anchor;
+    uint32_t buf[1024], keep[1024], n;
+#define ANCHORED(u) (anchor + unzigzag(u))
+#define RAW(u) (u)
+    switch (c->width) {
+    case 1:
+        RANGE_SCAN(uint8_t, ANCHORED);
+        break;
+    case 2:
+        RANGE_SCAN(uint16_t, ANCHORED);
+        break;
+    case 4:
+        RANGE_SCAN(uint32_t, ANCHORED);
+        break;
+    case 8:
+        RANGE_SCAN(int64_t, RAW);
+        break;
+    default: /* no value yet */
+        break;
     }
-    *present = x->present;
-    return x->col;
+#undef ANCHORED
+#undef RAW
+    roaring_free_uint32_iterator(it);
+    if (owned)
+        roaring_bitmap_free(owned);
+    return out;
 }
 
 void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
@@ -827,19 +1244,20 @@ void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64
 
 size_t sy_index_memory(const sy_index *ix)
 {
-    size_t n = roaring_bitmap_size_in_bytes(ix->all) + ix->capno * sizeof(char *) +
-               ix->customers.cap * (sizeof(char *) + 4) + (size_t)ix->size * 16;
+    size_t n = roaring_bitmap_size_in_bytes(ix->all) + dict_memory(&ix->customers);
     for (uint32_t a = 0; a < ix->nattrs; a++) {
         const attr_ix *x = ix->attrs[a];
         for (uint32_t v = 0; v < x->nvalues; v++)
             n += roaring_bitmap_size_in_bytes(x->bitmaps[v]);
-        n += x->colcap * sizeof(int64_t);
+        n += x->col.used * (size_t)x->col.width;
         if (x->present)
             n += roaring_bitmap_size_in_bytes(x->present);
     }
     for (uint32_t e = 0; e < ix->nevents; e++)
         for (size_t d = 0; d < ix->events[e]->n; d++)
-            n += roaring_bitmap_size_in_bytes(ix->events[e]->days[d]->actors) +
-                 ix->events[e]->days[d]->cap * sizeof(stat_slot);
+            n += day_memory(ix->events[e]->days[d]);
+    for (size_t t = 0; t < ix->ntags; t++)
+        if (ix->tags[t].members)
+            n += roaring_bitmap_size_in_bytes(ix->tags[t].members);
     return n;
 }

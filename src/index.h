@@ -7,10 +7,13 @@
  *                 dense_id), the index of every bitmap and column;
  *   categorical   enum, bool and string attributes: one Roaring bitmap per
  *                 distinct value;
- *   numeric       integer, number and date attributes: an int64 column by
- *                 dense id, with a bitmap of the customers that have a value;
+ *   numeric       integer, number and date attributes: a column by dense id
+ *                 (packed to 1, 2, 4 or 8 bytes a value), with a bitmap of
+ *                 the customers that have a value;
  *   behaviour     per (event name, business day): a bitmap of the customers
- *                 who did it, and per customer the count and the dwell sum.
+ *                 who did it, and per customer the count and the dwell sum
+ *                 (compact arrays in the bitmap's order, plus a small table
+ *                 of the day's newest actors).
  *
  * Business days are in the tenant's time zone (its UTC offset, taken when
  * the index is built).  Each index has one reader-writer lock: queries take
@@ -75,9 +78,13 @@ int64_t sy_index_day(const sy_index *ix, int64_t ts_ms);
 const roaring_bitmap_t *sy_index_value(const sy_index *ix, const char *attr, const char *value);
 typedef void (*sy_index_value_fn)(const char *value, const roaring_bitmap_t *b, void *ud);
 void sy_index_values(const sy_index *ix, const char *attr, sy_index_value_fn fn, void *ud);
-/* Numeric attributes: the column (NULL if none) and who has a value. */
-const int64_t *sy_index_column(const sy_index *ix, const char *attr,
-                               const roaring_bitmap_t **present);
+/* Numeric attributes: who has a value (NULL: no such attribute); one
+ * customer's value; and the customers among `among` (NULL: everyone with a
+ * value) whose value lies in [lo, hi], by one pass over those rows. */
+const roaring_bitmap_t *sy_index_present(const sy_index *ix, const char *attr);
+bool sy_index_numeric(const sy_index *ix, const char *attr, uint32_t dense, int64_t *v);
+roaring_bitmap_t *sy_index_range(const sy_index *ix, const char *attr,
+                                 const roaring_bitmap_t *among, int64_t lo, int64_t hi);
 /* Behaviour: for each day in [from_day, to_day] with events named name,
  * fn is called with the day's actors and per-actor counts and dwell sums. */
 typedef struct sy_day_events sy_day_events;

@@ -56,7 +56,9 @@ static sy_index *build(sy_indexes *r, const char *tenant)
     uint64_t t0 = sy_mono_ns();
     sy_index *ix = sy_index_new(sy_tz_offset_ms(ti.timezone, sy_now_ms()));
     sy_conn *c = sy_store_acquire(r->store);
+    sy_conn_scan_mode(c, true);
     int rc = sy_index_rebuild(ix, c, tenant, schema);
+    sy_conn_scan_mode(c, false);
     sy_store_release(r->store, c);
     sy_attr_set_release(schema);
     if (rc != SY_OK) {

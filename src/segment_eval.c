@@ -96,8 +96,7 @@ static void union_visit(const char *value, const roaring_bitmap_t *b, void *ud)
 static roaring_bitmap_t *present_of(const sy_seg_ctx *cx, const sy_attr_def *d)
 {
     if (d->type == SY_ATTR_INTEGER || d->type == SY_ATTR_NUMBER || d->type == SY_ATTR_DATE) {
-        const roaring_bitmap_t *p;
-        sy_index_column(cx->ix, d->name, &p);
+        const roaring_bitmap_t *p = sy_index_present(cx->ix, d->name);
         return p ? roaring_bitmap_copy(p) : roaring_bitmap_create();
     }
     roaring_bitmap_t *out = roaring_bitmap_create();
@@ -165,42 +164,12 @@ static bool numeric_literal(const sy_attr_def *d, const sy_seg_lit *l, int64_t *
     return true;
 }
 
-/* The customers to test: those with a value, narrowed to the candidates
- * when there are some.  *owned tells whether the caller frees it. */
-static const roaring_bitmap_t *scan_base(const roaring_bitmap_t *present,
-                                         const roaring_bitmap_t *cand, bool *owned)
-{
-    *owned = cand != NULL;
-    return cand ? roaring_bitmap_and(present, cand) : present;
-}
-
 /* Customers (among the candidates) whose value lies in [lo, hi]: one pass
  * over the column, reading only the rows of those tested. */
 static roaring_bitmap_t *numeric_range(const sy_seg_ctx *cx, const sy_attr_def *d,
                                        const roaring_bitmap_t *cand, int64_t lo, int64_t hi)
 {
-    const roaring_bitmap_t *present;
-    const int64_t *col = sy_index_column(cx->ix, d->name, &present);
-    roaring_bitmap_t *out = roaring_bitmap_create();
-    if (!col || lo > hi)
-        return out;
-    bool owned;
-    const roaring_bitmap_t *base = scan_base(present, cand, &owned);
-    roaring_uint32_iterator_t *it = roaring_create_iterator(base);
-    uint32_t buf[1024], keep[1024], n;
-    while ((n = roaring_read_uint32_iterator(it, buf, 1024)) > 0) {
-        uint32_t k = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            int64_t v = col[buf[i]];
-            keep[k] = buf[i];
-            k += v >= lo && v <= hi;
-        }
-        roaring_bitmap_add_many(out, k, keep);
-    }
-    roaring_free_uint32_iterator(it);
-    if (owned)
-        roaring_bitmap_free((roaring_bitmap_t *)base);
-    return out;
+    return sy_index_range(cx->ix, d->name, cand, lo, hi);
 }
 
 /* attr op lit on a numeric column, as one range (or its complement for
@@ -234,8 +203,7 @@ static roaring_bitmap_t *numeric_where(const sy_seg_ctx *cx, const sy_attr_def *
     roaring_bitmap_t *in = numeric_range(cx, d, cand, lo, hi);
     if (op != SY_OP_NE)
         return in;
-    const roaring_bitmap_t *present;
-    sy_index_column(cx->ix, d->name, &present);
+    const roaring_bitmap_t *present = sy_index_present(cx->ix, d->name);
     roaring_bitmap_t *out = present ? roaring_bitmap_copy(present) : roaring_bitmap_create();
     if (cand)
         roaring_bitmap_and_inplace(out, cand);

@@ -71,6 +71,9 @@ static int map_rc(sy_conn *c, int rc)
     }
 }
 
+/* Reads come from a memory map of the database file up to this size. */
+#define MMAP_SIZE (1LL << 30)
+
 static int conn_open(const char *path, bool reader, sy_sync_mode sync, sy_conn **out, char *err,
                      size_t errlen)
 {
@@ -90,7 +93,7 @@ static int conn_open(const char *path, bool reader, sy_sync_mode sync, sy_conn *
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
              "PRAGMA temp_store=MEMORY; PRAGMA cache_size=%d; PRAGMA mmap_size=%lld; %s",
-             sync == SY_SYNC_FULL ? "FULL" : "NORMAL", reader ? -16384 : -65536, 1LL << 30,
+             sync == SY_SYNC_FULL ? "FULL" : "NORMAL", reader ? -16384 : -65536, MMAP_SIZE,
              reader ? "PRAGMA query_only=1;" : "");
     char *msg = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
@@ -201,6 +204,13 @@ int sy_conn_exec(sy_conn *c, const char *sql)
         return r;
     }
     return SY_OK;
+}
+
+int sy_conn_scan_mode(sy_conn *c, bool on)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA mmap_size=%lld", on ? 0LL : MMAP_SIZE);
+    return sy_conn_exec(c, sql);
 }
 
 int sy_conn_begin(sy_conn *c)

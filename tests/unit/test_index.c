@@ -50,16 +50,18 @@ static void test_attribute_updates_move_between_bitmaps(void **state)
     assert_int_equal(sy_index_size(ix), 2);
     assert_int_equal(card(sy_index_value(ix, "risk_level", "R2")), 2);
     assert_int_equal(card(sy_index_value(ix, "payroll", "true")), 1);
-    const roaring_bitmap_t *present;
-    const int64_t *aum = sy_index_column(ix, "aum", &present);
-    assert_int_equal(aum[0], 500);
-    assert_int_equal(aum[1], 7);
-    assert_int_equal(card(present), 2);
-    const int64_t *reg = sy_index_column(ix, "registered_at", &present);
+    int64_t v;
+    assert_true(sy_index_numeric(ix, "aum", 0, &v));
+    assert_int_equal(v, 500);
+    assert_true(sy_index_numeric(ix, "aum", 1, &v));
+    assert_int_equal(v, 7);
+    assert_int_equal(card(sy_index_present(ix, "aum")), 2);
     int64_t days;
     sy_parse_date("2026-01-02", &days);
-    assert_int_equal(reg[0], days);
-    assert_int_equal(card(present), 1);
+    assert_true(sy_index_numeric(ix, "registered_at", 0, &v));
+    assert_int_equal(v, days);
+    assert_false(sy_index_numeric(ix, "registered_at", 1, &v));
+    assert_int_equal(card(sy_index_present(ix, "registered_at")), 1);
     uint32_t d;
     assert_true(sy_index_dense(ix, "C1", &d));
     assert_int_equal(d, 1);
@@ -73,7 +75,7 @@ static void test_attribute_updates_move_between_bitmaps(void **state)
     sy_index_rdlock(ix);
     assert_int_equal(card(sy_index_value(ix, "risk_level", "R2")), 1);
     assert_int_equal(card(sy_index_value(ix, "risk_level", "R3")), 1);
-    sy_index_column(ix, "aum", &present);
+    const roaring_bitmap_t *present = sy_index_present(ix, "aum");
     assert_false(roaring_bitmap_contains(present, 1));
     assert_true(roaring_bitmap_contains(present, 0));
     sy_index_unlock(ix);
@@ -132,6 +134,197 @@ static void test_events_by_business_day(void **state)
     sy_index_free(ix);
 }
 
+typedef struct grab {
+    uint64_t *c, *d; /* sums read by sy_day_add_sums */
+    uint32_t *cnt;   /* what they should be */
+    uint64_t *dw;
+    uint64_t actors;
+    uint32_t n; /* customers to check point lookups for (0: 20000) */
+} grab;
+
+/* Copies a day's sums into plain arrays and checks point lookups. */
+static void grab_day(int64_t day, const sy_day_events *d, void *ud)
+{
+    grab *g = ud;
+    (void)day;
+    sy_day_add_sums(d, g->c, false);
+    sy_day_add_sums(d, g->d, true);
+    g->actors = roaring_bitmap_get_cardinality(sy_day_actors(d));
+    /* point lookups agree with the sums */
+    for (uint32_t i = 0; i < (g->n ? g->n : 20000); i += 7) {
+        uint32_t c;
+        uint64_t w;
+        sy_day_stats(d, i, &c, &w);
+        assert_int_equal(c, g->cnt[i]);
+        assert_int_equal(w, g->dw[i]);
+    }
+}
+
+/* Values that force a column through every width, customers in a scattered
+ * order, then range scans against the values kept here. */
+static void test_column_widens_and_keeps_values(void **state)
+{
+    sy_attr_set *s = schema();
+    sy_index *ix = sy_index_new(0);
+    enum { N = 5000 };
+    static int64_t want[N];
+    static const int64_t steps[] = {3, -100, 40000, -3000000000LL, INT64_MAX, INT64_MIN, 0};
+    uint64_t x = 12345;
+    for (int k = 0; k < N; k++) {
+        int i = (int)((k * 7919L) % N); /* every id once, out of order */
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        int64_t step = steps[(k * (int)(sizeof steps / sizeof *steps)) / N];
+        int64_t v = step == INT64_MAX ? step - (int64_t)(x >> 60) : step + (int64_t)(x >> 60);
+        want[i] = v;
+        char no[16], js[64];
+        snprintf(no, sizeof no, "C%d", i);
+        snprintf(js, sizeof js, "{\"aum\":%lld}", (long long)v);
+        json_t *a = json_loads(js, 0, NULL);
+        sy_index_add_customer(ix, no, (uint32_t)i);
+        sy_index_update_attrs(ix, (uint32_t)i, s, NULL, a);
+        json_decref(a);
+    }
+    sy_index_rdlock(ix);
+    for (int i = 0; i < N; i++) {
+        int64_t v;
+        assert_true(sy_index_numeric(ix, "aum", (uint32_t)i, &v));
+        assert_int_equal(v, want[i]);
+        char no[16];
+        snprintf(no, sizeof no, "C%d", i);
+        uint32_t d;
+        assert_true(sy_index_dense(ix, no, &d));
+        assert_int_equal(d, i);
+        assert_string_equal(sy_index_customer_no(ix, (uint32_t)i), no);
+    }
+    static const int64_t bounds[][2] = {
+        {0, 20}, {-200, 0}, {INT64_MIN, -1}, {40000, INT64_MAX}, {INT64_MIN, INT64_MAX}, {5, 4}};
+    for (size_t b = 0; b < sizeof bounds / sizeof *bounds; b++) {
+        roaring_bitmap_t *got = sy_index_range(ix, "aum", NULL, bounds[b][0], bounds[b][1]);
+        uint64_t n = 0;
+        for (int i = 0; i < N; i++)
+            if (want[i] >= bounds[b][0] && want[i] <= bounds[b][1]) {
+                n++;
+                assert_true(roaring_bitmap_contains(got, (uint32_t)i));
+            }
+        assert_int_equal(card(got), n);
+        roaring_bitmap_free(got);
+    }
+    /* among: only the even ids are tested */
+    roaring_bitmap_t *even = roaring_bitmap_create();
+    for (uint32_t i = 0; i < N; i += 2)
+        roaring_bitmap_add(even, i);
+    roaring_bitmap_t *got = sy_index_range(ix, "aum", even, INT64_MIN, INT64_MAX);
+    assert_int_equal(card(got), N / 2);
+    roaring_bitmap_free(got);
+    roaring_bitmap_free(even);
+    sy_index_unlock(ix);
+    sy_index_free(ix);
+    sy_attr_set_release(s);
+}
+
+/* Counts and dwell sums of one day, against a plain array, while the day
+ * grows through several compactions and customers are merged into others
+ * (before and after their entries were compacted). */
+static void test_day_entries_match_plain_sums(void **state)
+{
+    enum { N = 20000, EVENTS = 120000 };
+    sy_attr_set *s = schema();
+    sy_index *ix = sy_index_new(0);
+    static uint32_t cnt[N];
+    static uint64_t dw[N];
+    static bool gone[N];
+    memset(cnt, 0, sizeof cnt);
+    memset(dw, 0, sizeof dw);
+    memset(gone, 0, sizeof gone);
+    for (int i = 0; i < N; i++) {
+        char no[16];
+        snprintf(no, sizeof no, "C%d", i);
+        sy_index_add_customer(ix, no, (uint32_t)i);
+    }
+    uint64_t x = 99;
+    for (int k = 0; k < EVENTS; k++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        /* the first half: a third of the customers; then everyone */
+        uint32_t c = (uint32_t)((x >> 33) % (k < EVENTS / 2 ? N / 3 : N));
+        int64_t dwell = (x >> 20) % 4 ? (int64_t)((x >> 40) % 60000) : -1;
+        if (gone[c])
+            continue;
+        sy_index_add_event(ix, c, "view", 1000, dwell);
+        cnt[c]++;
+        dw[c] += dwell > 0 ? (uint64_t)dwell : 0;
+        if (k % 9973 == 0 && k) { /* merge c into its neighbour */
+            uint32_t into = (c + 1) % N;
+            if (gone[into])
+                continue;
+            sy_index_merge(ix, s, c, NULL, into);
+            cnt[into] += cnt[c];
+            dw[into] += dw[c];
+            cnt[c] = 0;
+            dw[c] = 0;
+            gone[c] = true;
+        }
+    }
+    sy_index_rdlock(ix);
+    day_acc a = {0};
+    sy_index_days(ix, "view", 0, 0, acc, &a);
+    assert_int_equal(a.days, 1);
+    uint64_t *csum = calloc(N, sizeof *csum), *dsum = calloc(N, sizeof *dsum);
+    grab g = {csum, dsum, cnt, dw, 0, N};
+    sy_index_days(ix, "view", 0, 0, grab_day, &g);
+    uint64_t actors = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(csum[i], cnt[i]);
+        assert_int_equal(dsum[i], dw[i]);
+        actors += cnt[i] > 0;
+    }
+    assert_int_equal(g.actors, actors);
+    free(csum);
+    free(dsum);
+    sy_index_unlock(ix);
+    sy_index_free(ix);
+    sy_attr_set_release(s);
+}
+
+/* A merge right after a day was compacted (its sealed ids shared with its
+ * actors), then a new actor: every entry stays with its customer. */
+static void test_day_merge_after_compaction(void **state)
+{
+    enum { N = 1025 }; /* one more than the delta holds before compacting */
+    sy_attr_set *s = schema();
+    sy_index *ix = sy_index_new(0);
+    for (int i = 0; i < N + 10; i++) {
+        char no[16];
+        snprintf(no, sizeof no, "C%d", i);
+        sy_index_add_customer(ix, no, (uint32_t)i);
+    }
+    for (int i = 0; i < N; i++)
+        sy_index_add_event(ix, (uint32_t)i, "view", 1000, i);
+    sy_index_merge(ix, s, 10, NULL, 11);
+    sy_index_add_event(ix, N + 5, "view", 1000, 7);
+    sy_index_add_event(ix, 12, "view", 1000, 1);
+    static uint32_t cnt[N + 10];
+    static uint64_t dw[N + 10];
+    for (int i = 0; i < N; i++)
+        cnt[i] = 1, dw[i] = (uint64_t)i;
+    cnt[11] += cnt[10], dw[11] += dw[10], cnt[10] = 0, dw[10] = 0;
+    cnt[N + 5] = 1, dw[N + 5] = 7;
+    cnt[12]++, dw[12] += 1;
+    sy_index_rdlock(ix);
+    uint64_t *csum = calloc(N + 10, sizeof *csum), *dsum = calloc(N + 10, sizeof *dsum);
+    grab g = {csum, dsum, cnt, dw, 0, N + 10};
+    sy_index_days(ix, "view", 0, 0, grab_day, &g);
+    for (int i = 0; i < N + 10; i++) {
+        assert_int_equal(csum[i], cnt[i]);
+        assert_int_equal(dsum[i], dw[i]);
+    }
+    assert_int_equal(g.actors, N); /* 10 left, N + 5 came */
+    free(csum);
+    free(dsum);
+    sy_index_unlock(ix);
+    sy_index_free(ix);
+    sy_attr_set_release(s);
+}
+
 static void test_rebuild_from_store(void **state)
 {
     char *dir = tu_tempdir();
@@ -159,8 +352,9 @@ static void test_rebuild_from_store(void **state)
     assert_int_equal(sy_index_size(ix), 2);
     assert_int_equal(card(sy_index_value(ix, "risk_level", "R3")), 1);
     assert_true(roaring_bitmap_contains(sy_index_value(ix, "risk_level", "R1"), 1));
-    const roaring_bitmap_t *present;
-    assert_int_equal(sy_index_column(ix, "aum", &present)[0], 100);
+    int64_t aum;
+    assert_true(sy_index_numeric(ix, "aum", 0, &aum));
+    assert_int_equal(aum, 100);
     day_acc a = {0};
     int64_t day = sy_index_day(ix, 1795400000000);
     sy_index_days(ix, "login", day, day, acc, &a);
@@ -181,6 +375,9 @@ int main(void)
         cmocka_unit_test(test_attribute_updates_move_between_bitmaps),
         cmocka_unit_test(test_events_by_business_day),
         cmocka_unit_test(test_rebuild_from_store),
+        cmocka_unit_test(test_column_widens_and_keeps_values),
+        cmocka_unit_test(test_day_entries_match_plain_sums),
+        cmocka_unit_test(test_day_merge_after_compaction),
     };
     return cmocka_run_group_tests_name("index_bitmaps_columns_days", tests, NULL, NULL);
 }
