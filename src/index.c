@@ -304,6 +304,10 @@ struct sy_day_events {
     size_t nsealed;
     stat_slot *slots; /* the delta */
     size_t cap, n;
+    /* While the index is rebuilt: one (dense << 32 | dwell) per event, in
+     * the order read, sorted and summed into the sealed part at the end. */
+    uint64_t *load;
+    size_t nload, capload;
 };
 
 #define DELTA_MIN 1024
@@ -411,8 +415,7 @@ static void day_compact(struct sy_day_events *d)
 }
 
 /* Adds to dense's entry on that day, creating it. */
-static void day_add(struct sy_day_events *d, uint32_t dense, uint32_t count, uint64_t dwell_ms,
-                    bool may_compact)
+static void day_add(struct sy_day_events *d, uint32_t dense, uint32_t count, uint64_t dwell_ms)
 {
     int64_t i = sealed_index(d, dense);
     if (i >= 0) {
@@ -435,7 +438,7 @@ static void day_add(struct sy_day_events *d, uint32_t dense, uint32_t count, uin
     stat_slot *x = delta_slot(d, dense, true);
     x->count += count;
     x->dwell_ms += dwell_ms;
-    if (may_compact && d->n > DELTA_MIN && d->n * 2 > d->nsealed)
+    if (d->n > DELTA_MIN && d->n * 2 > d->nsealed)
         day_compact(d);
 }
 
@@ -466,8 +469,79 @@ static void day_take(struct sy_day_events *d, uint32_t dense, uint32_t *count, u
     roaring_bitmap_remove(d->actors, dense);
 }
 
+static void day_load(struct sy_day_events *d, uint32_t dense, uint64_t dwell_ms)
+{
+    if (d->nload == d->capload) {
+        d->capload = d->capload ? d->capload * 2 : 256;
+        d->load = sy_xrealloc(d->load, d->capload * sizeof *d->load);
+    }
+    /* a dwell time is at most a day (86,400,000 ms), validated at ingest */
+    d->load[d->nload++] = (uint64_t)dense << 32 | (dwell_ms > UINT32_MAX ? UINT32_MAX : dwell_ms);
+}
+
+/* Sorts the loaded events by customer (LSD radix, 11 bits a pass) and
+ * turns each run into one entry: the sealed part, built in one pass. */
+static void day_finish_load(struct sy_day_events *d)
+{
+    if (!d->nload)
+        return;
+    size_t n = d->nload;
+    uint64_t *a = d->load, *b = sy_xmalloc(n * sizeof *b);
+    for (int shift = 32; shift < 64; shift += 11) {
+        size_t count[2048] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[(a[i] >> shift) & 2047]++;
+        size_t pos = 0;
+        for (size_t k = 0; k < 2048; k++) {
+            size_t c = count[k];
+            count[k] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            b[count[(a[i] >> shift) & 2047]++] = a[i];
+        uint64_t *t = a;
+        a = b;
+        b = t;
+    }
+    free(b);
+    d->load = NULL;
+    d->nload = d->capload = 0;
+    if (d->nsealed || d->n || !roaring_bitmap_is_empty(d->actors)) {
+        /* not a fresh day: add entry by entry */
+        for (size_t i = 0; i < n; i++)
+            day_add(d, (uint32_t)(a[i] >> 32), 1, a[i] & UINT32_MAX);
+        free(a);
+        return;
+    }
+    size_t runs = 0;
+    bool any_dwell = false;
+    for (size_t i = 0; i < n; i++) {
+        runs += i == 0 || (a[i] >> 32) != (a[i - 1] >> 32);
+        any_dwell |= (a[i] & UINT32_MAX) != 0;
+    }
+    uint32_t *ids = sy_xmalloc(runs * sizeof *ids);
+    d->count = sy_xcalloc(runs, sizeof *d->count);
+    d->dwell = any_dwell ? sy_xcalloc(runs, sizeof *d->dwell) : NULL;
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && (a[i] >> 32) != (a[i - 1] >> 32))
+            r++;
+        ids[r] = (uint32_t)(a[i] >> 32);
+        d->count[r]++;
+        if (d->dwell)
+            d->dwell[r] += a[i] & UINT32_MAX;
+    }
+    free(a);
+    roaring_bitmap_add_many(d->actors, runs, ids);
+    free(ids);
+    d->nsealed = runs;
+    roaring_bitmap_run_optimize(d->actors);
+    roaring_bitmap_shrink_to_fit(d->actors);
+}
+
 static void day_free(struct sy_day_events *d)
 {
+    free(d->load);
     roaring_bitmap_free(d->actors);
     if (d->sealed)
         roaring_bitmap_free(d->sealed);
@@ -602,7 +676,7 @@ struct sy_index {
     int64_t tz_offset_ms;
     custdict customers;
     uint32_t size;
-    bool loading; /* rebuilding: days are compacted at the end */
+    bool loading; /* rebuilding: events are buffered per day, see day_load */
     roaring_bitmap_t *all;
     strmap attr_names;
     attr_ix **attrs;
@@ -809,7 +883,10 @@ static void add_event_locked(sy_index *ix, uint32_t dense, const char *name, int
         strmap_put(&ix->event_names, name, e);
     }
     sy_day_events *d = event_day(ix->events[e], sy_index_day(ix, ts));
-    day_add(d, dense, 1, dwell_ms > 0 ? (uint64_t)dwell_ms : 0, !ix->loading);
+    if (ix->loading)
+        day_load(d, dense, dwell_ms > 0 ? (uint64_t)dwell_ms : 0);
+    else
+        day_add(d, dense, 1, dwell_ms > 0 ? (uint64_t)dwell_ms : 0);
 }
 
 void sy_index_add_customer(sy_index *ix, const char *customer_no, uint32_t dense)
@@ -854,7 +931,7 @@ void sy_index_merge(sy_index *ix, const sy_attr_set *schema, uint32_t from,
             uint32_t count;
             uint64_t dwell;
             day_take(de, from, &count, &dwell);
-            day_add(de, into, count, dwell, true);
+            day_add(de, into, count, dwell);
         }
     for (size_t t = 0; t < ix->ntags; t++)
         if (ix->tags[t].members && roaring_bitmap_contains(ix->tags[t].members, from)) {
@@ -1057,8 +1134,11 @@ static int load_catalog_locked(sy_index *ix, sy_conn *c, const char *tenant)
     return rc == SY_DONE ? SY_OK : SY_ERR;
 }
 
-int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr_set *schema)
+int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr_set *schema,
+                     sy_index_load *load)
 {
+    sy_index_load l = {0};
+    uint64_t t0 = sy_mono_ns();
     /* `tenant_id || ''` keeps SQLite from answering through an index:
      * that would fetch every row by rowid, in random order, where a scan
      * of the table in storage order is several times faster. */
@@ -1079,30 +1159,38 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr
             if (attrs)
                 update_attrs_locked(ix, dense, schema, NULL, attrs);
             json_decref(attrs);
+            l.customers++;
         }
         sy_stmt_reset(st);
     }
+    uint64_t t1 = sy_mono_ns();
     if (rc == SY_DONE && (st = sy_conn_prepare(c, sql_e)) != NULL) {
         sy_stmt_bind_text(st, 1, tenant);
         while ((rc = sy_stmt_step(st)) == SY_ROW) {
             uint32_t dense;
-            if (dict_get(&ix->customers, sy_stmt_text(st, 0), &dense))
+            if (dict_get(&ix->customers, sy_stmt_text(st, 0), &dense)) {
                 add_event_locked(ix, dense, sy_stmt_text(st, 1), sy_stmt_i64(st, 2),
                                  sy_stmt_is_null(st, 3) ? -1 : sy_stmt_i64(st, 3));
+                l.events++;
+            }
         }
         sy_stmt_reset(st);
     }
     if (rc == SY_DONE)
         rc = load_catalog_locked(ix, c, tenant) == SY_OK ? SY_DONE : SY_ERR;
-    /* Every day into its compact form; the hash tables it was loaded
-     * through go back to the system. */
+    /* Every day into its compact form; the buffers it was loaded through
+     * go back to the system. */
     ix->loading = false;
     for (uint32_t e = 0; e < ix->nevents; e++)
         for (size_t d = 0; d < ix->events[e]->n; d++)
-            day_compact(ix->events[e]->days[d]);
+            day_finish_load(ix->events[e]->days[d]);
     roaring_bitmap_run_optimize(ix->all);
     malloc_trim(0);
     pthread_rwlock_unlock(&ix->lock);
+    l.customers_ms = (double)(t1 - t0) / 1e6;
+    l.events_ms = (double)(sy_mono_ns() - t1) / 1e6;
+    if (load)
+        *load = l;
     return rc == SY_DONE ? SY_OK : (rc == SY_OK ? SY_ERR : rc);
 }
 

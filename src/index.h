@@ -36,9 +36,16 @@ typedef struct sy_index sy_index;
 sy_index *sy_index_new(int64_t tz_offset_ms);
 void sy_index_free(sy_index *ix);
 
+/* What a rebuild read, and how long each part took. */
+typedef struct sy_index_load {
+    int64_t customers, events;
+    double customers_ms, events_ms;
+} sy_index_load;
+
 /* Rebuilds from the store: customers, their attributes, their events.
- * Returns SY_OK or a store error. */
-int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr_set *schema);
+ * Returns SY_OK or a store error; fills *load when it is not NULL. */
+int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr_set *schema,
+                     sy_index_load *load);
 
 /* ---- updates (exclusive lock taken inside) ---- */
 /* Registers a customer's dense id (new customers). */

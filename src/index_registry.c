@@ -57,7 +57,8 @@ static sy_index *build(sy_indexes *r, const char *tenant)
     sy_index *ix = sy_index_new(sy_tz_offset_ms(ti.timezone, sy_now_ms()));
     sy_conn *c = sy_store_acquire(r->store);
     sy_conn_scan_mode(c, true);
-    int rc = sy_index_rebuild(ix, c, tenant, schema);
+    sy_index_load load;
+    int rc = sy_index_rebuild(ix, c, tenant, schema, &load);
     sy_conn_scan_mode(c, false);
     sy_store_release(r->store, c);
     sy_attr_set_release(schema);
@@ -67,8 +68,11 @@ static sy_index *build(sy_indexes *r, const char *tenant)
         return NULL;
     }
     sy_index_rdlock(ix);
-    sy_info("indexed tenant %s: %u customers, %.1f MiB, in %.0f ms", tenant, sy_index_size(ix),
-            (double)sy_index_memory(ix) / 1048576.0, (double)(sy_mono_ns() - t0) / 1e6);
+    sy_info("indexed tenant %s: %u customers, %.1f MiB, in %.0f ms (customers %lld in %.0f ms,"
+            " events %lld in %.0f ms)",
+            tenant, sy_index_size(ix), (double)sy_index_memory(ix) / 1048576.0,
+            (double)(sy_mono_ns() - t0) / 1e6, (long long)load.customers, load.customers_ms,
+            (long long)load.events, load.events_ms);
     sy_index_unlock(ix);
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 8;

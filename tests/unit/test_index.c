@@ -347,7 +347,10 @@ static void test_rebuild_from_store(void **state)
     sy_attr_set *s;
     assert_int_equal(sy_attr_load(w, "t", &s), SY_OK);
     sy_index *ix = sy_index_new(8 * 3600 * 1000);
-    assert_int_equal(sy_index_rebuild(ix, w, "t", s), SY_OK);
+    sy_index_load load;
+    assert_int_equal(sy_index_rebuild(ix, w, "t", s, &load), SY_OK);
+    assert_int_equal(load.customers, 2);
+    assert_int_equal(load.events, 2); /* the ghost's event has no customer */
     sy_index_rdlock(ix);
     assert_int_equal(sy_index_size(ix), 2);
     assert_int_equal(card(sy_index_value(ix, "risk_level", "R3")), 1);
@@ -369,6 +372,85 @@ static void test_rebuild_from_store(void **state)
     free(dir);
 }
 
+/* Only the sums and the number of actors. */
+static void sum_day(int64_t day, const sy_day_events *d, void *ud)
+{
+    grab *g = ud;
+    (void)day;
+    sy_day_add_sums(d, g->c, false);
+    sy_day_add_sums(d, g->d, true);
+    g->actors = roaring_bitmap_get_cardinality(sy_day_actors(d));
+}
+
+/* An index rebuilt from stored events (buffered, sorted, summed per day)
+ * holds the same entries as one fed the same events one by one. */
+static void test_rebuild_matches_live_updates(void **state)
+{
+    enum { CUSTOMERS = 300, EVENTS = 6000 };
+    char *dir = tu_tempdir();
+    sy_store *st = tu_store_open(dir, true);
+    sy_conn *w = sy_store_write_conn(st);
+    assert_int_equal(sy_conn_begin(w), SY_OK);
+    assert_int_equal(sy_tenant_create(w, "t", "T", "Asia/Shanghai", 0), SY_OK);
+    sy_index *live = sy_index_new(8 * 3600 * 1000);
+    char sql[256];
+    for (int i = 0; i < CUSTOMERS; i++) {
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO customers (tenant_id, customer_no, dense_id, attrs, created_at,"
+                 " updated_at) VALUES ('t', 'C%d', %d, '{}', 0, 0)",
+                 i, i);
+        assert_int_equal(sy_conn_exec(w, sql), SY_OK);
+        snprintf(sql, sizeof sql, "C%d", i);
+        sy_index_add_customer(live, sql, (uint32_t)i);
+    }
+    uint64_t x = 7;
+    const int64_t t0 = 1795400000000;
+    for (int k = 0; k < EVENTS; k++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        int c = (int)((x >> 33) % CUSTOMERS);
+        const char *name = (x >> 20) % 3 ? "view" : "buy";
+        int64_t ts = t0 + (int64_t)((x >> 24) % (3 * 86400000ULL));
+        int64_t dwell = (x >> 50) % 2 ? (int64_t)((x >> 40) % 86400000) : -1;
+        char dw[24] = "NULL";
+        if (dwell >= 0)
+            snprintf(dw, sizeof dw, "%lld", (long long)dwell);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO events (tenant_id, event_id, customer_no, name, ts, dwell_ms,"
+                 " received_at) VALUES ('t', 'e%d', 'C%d', '%s', %lld, %s, 0)",
+                 k, c, name, (long long)ts, dw);
+        assert_int_equal(sy_conn_exec(w, sql), SY_OK);
+        sy_index_add_event(live, (uint32_t)c, name, ts, dwell);
+    }
+    assert_int_equal(sy_conn_commit(w), SY_OK);
+    sy_attr_set *s;
+    assert_int_equal(sy_attr_load(w, "t", &s), SY_OK);
+    sy_index *built = sy_index_new(8 * 3600 * 1000);
+    sy_index_load load;
+    assert_int_equal(sy_index_rebuild(built, w, "t", s, &load), SY_OK);
+    assert_int_equal(load.events, EVENTS);
+    static const char *const names[] = {"view", "buy"};
+    int64_t first = sy_index_day(live, t0);
+    for (int n = 0; n < 2; n++)
+        for (int64_t day = first; day <= first + 3; day++) {
+            uint64_t lc[CUSTOMERS] = {0}, ld[CUSTOMERS] = {0}, bc[CUSTOMERS] = {0},
+                     bd[CUSTOMERS] = {0};
+            grab gl = {lc, ld, NULL, NULL, 0, 0}, gb = {bc, bd, NULL, NULL, 0, 0};
+            sy_index_days(live, names[n], day, day, sum_day, &gl);
+            sy_index_days(built, names[n], day, day, sum_day, &gb);
+            assert_int_equal(gl.actors, gb.actors);
+            for (int i = 0; i < CUSTOMERS; i++) {
+                assert_int_equal(lc[i], bc[i]);
+                assert_int_equal(ld[i], bd[i]);
+            }
+        }
+    sy_index_free(live);
+    sy_index_free(built);
+    sy_attr_set_release(s);
+    sy_store_close(st);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_column_widens_and_keeps_values),
         cmocka_unit_test(test_day_entries_match_plain_sums),
         cmocka_unit_test(test_day_merge_after_compaction),
+        cmocka_unit_test(test_rebuild_matches_live_updates),
     };
     return cmocka_run_group_tests_name("index_bitmaps_columns_days", tests, NULL, NULL);
 }
