@@ -247,7 +247,7 @@ static int col_width_for(const column *c, int64_t v)
 static void col_realloc(column *c, size_t cap, int width)
 {
     uint8_t *data = sy_xcalloc(cap, (size_t)width);
-    if (width == c->width)
+    if (width == c->width && c->used)
         memcpy(data, c->data, c->used * (size_t)width);
     else
         for (size_t i = 0; i < c->used; i++)
@@ -1134,22 +1134,81 @@ static int load_catalog_locked(sy_index *ix, sy_conn *c, const char *tenant)
     return rc == SY_DONE ? SY_OK : SY_ERR;
 }
 
-int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr_set *schema,
-                     sy_index_load *load)
+/* `tenant_id || ''` keeps SQLite from answering through an index: that
+ * would fetch every row by rowid, in random order, where a scan of the
+ * table in storage order is several times faster. */
+static const char sql_load_customers[] = "SELECT customer_no, dense_id, attrs FROM customers"
+                                         " WHERE tenant_id || '' = $1 AND merged_into IS NULL";
+static const char sql_load_numbers[] = "SELECT customer_no, dense_id FROM customers"
+                                       " WHERE tenant_id || '' = $1 AND merged_into IS NULL";
+static const char sql_load_events[] = "SELECT customer_no, name, ts, dwell_ms FROM events"
+                                      " WHERE tenant_id || '' = $1";
+
+/* The events part of a rebuild.  It touches only the index's event tables
+ * and, when it runs beside the customers part on its own connection, reads
+ * the customer numbers into a dictionary of its own first (a plain scan,
+ * a tenth of the customers part, which parses every attribute object). */
+typedef struct events_job {
+    sy_index *ix;
+    sy_conn *c;
+    const char *tenant;
+    const custdict *dict; /* NULL: build one */
+    int rc;
+    int64_t events;
+    double ms;
+} events_job;
+
+static void *load_events(void *arg)
+{
+    events_job *j = arg;
+    uint64_t t0 = sy_mono_ns();
+    custdict own = {0};
+    const custdict *dict = j->dict;
+    sy_stmt *st;
+    j->rc = SY_ERR;
+    if (!dict) {
+        if (!(st = sy_conn_prepare(j->c, sql_load_numbers)))
+            return NULL;
+        sy_stmt_bind_text(st, 1, j->tenant);
+        while ((j->rc = sy_stmt_step(st)) == SY_ROW)
+            dict_put(&own, sy_stmt_text(st, 0), (uint32_t)sy_stmt_i64(st, 1));
+        sy_stmt_reset(st);
+        dict = &own;
+        if (j->rc != SY_DONE)
+            goto out;
+    }
+    if (!(st = sy_conn_prepare(j->c, sql_load_events))) {
+        j->rc = SY_ERR;
+        goto out;
+    }
+    sy_stmt_bind_text(st, 1, j->tenant);
+    while ((j->rc = sy_stmt_step(st)) == SY_ROW) {
+        uint32_t dense;
+        if (dict_get(dict, sy_stmt_text(st, 0), &dense)) {
+            add_event_locked(j->ix, dense, sy_stmt_text(st, 1), sy_stmt_i64(st, 2),
+                             sy_stmt_is_null(st, 3) ? -1 : sy_stmt_i64(st, 3));
+            j->events++;
+        }
+    }
+    sy_stmt_reset(st);
+out:
+    dict_free(&own);
+    j->ms = (double)(sy_mono_ns() - t0) / 1e6;
+    return NULL;
+}
+
+int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
+                     const sy_attr_set *schema, sy_index_load *load)
 {
     sy_index_load l = {0};
-    uint64_t t0 = sy_mono_ns();
-    /* `tenant_id || ''` keeps SQLite from answering through an index:
-     * that would fetch every row by rowid, in random order, where a scan
-     * of the table in storage order is several times faster. */
-    static const char sql_c[] = "SELECT customer_no, dense_id, attrs FROM customers"
-                                " WHERE tenant_id || '' = $1 AND merged_into IS NULL";
-    static const char sql_e[] = "SELECT customer_no, name, ts, dwell_ms FROM events"
-                                " WHERE tenant_id || '' = $1";
     pthread_rwlock_wrlock(&ix->lock);
     ix->loading = true;
+    events_job job = {.ix = ix, .c = c2, .tenant = tenant};
+    pthread_t th;
+    bool beside = c2 && pthread_create(&th, NULL, load_events, &job) == 0;
+    uint64_t t0 = sy_mono_ns();
     int rc = SY_ERR;
-    sy_stmt *st = sy_conn_prepare(c, sql_c);
+    sy_stmt *st = sy_conn_prepare(c, sql_load_customers);
     if (st) {
         sy_stmt_bind_text(st, 1, tenant);
         while ((rc = sy_stmt_step(st)) == SY_ROW) {
@@ -1163,19 +1222,18 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr
         }
         sy_stmt_reset(st);
     }
-    uint64_t t1 = sy_mono_ns();
-    if (rc == SY_DONE && (st = sy_conn_prepare(c, sql_e)) != NULL) {
-        sy_stmt_bind_text(st, 1, tenant);
-        while ((rc = sy_stmt_step(st)) == SY_ROW) {
-            uint32_t dense;
-            if (dict_get(&ix->customers, sy_stmt_text(st, 0), &dense)) {
-                add_event_locked(ix, dense, sy_stmt_text(st, 1), sy_stmt_i64(st, 2),
-                                 sy_stmt_is_null(st, 3) ? -1 : sy_stmt_i64(st, 3));
-                l.events++;
-            }
-        }
-        sy_stmt_reset(st);
+    l.customers_ms = (double)(sy_mono_ns() - t0) / 1e6;
+    if (beside) {
+        pthread_join(th, NULL);
+    } else if (rc == SY_DONE) {
+        job.c = c;
+        job.dict = &ix->customers;
+        load_events(&job);
     }
+    l.events = job.events;
+    l.events_ms = job.ms;
+    if (rc == SY_DONE && job.rc != SY_DONE)
+        rc = job.rc == SY_OK ? SY_ERR : job.rc;
     if (rc == SY_DONE)
         rc = load_catalog_locked(ix, c, tenant) == SY_OK ? SY_DONE : SY_ERR;
     /* Every day into its compact form; the buffers it was loaded through
@@ -1187,8 +1245,6 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr
     roaring_bitmap_run_optimize(ix->all);
     malloc_trim(0);
     pthread_rwlock_unlock(&ix->lock);
-    l.customers_ms = (double)(t1 - t0) / 1e6;
-    l.events_ms = (double)(sy_mono_ns() - t1) / 1e6;
     if (load)
         *load = l;
     return rc == SY_DONE ? SY_OK : (rc == SY_OK ? SY_ERR : rc);

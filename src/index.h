@@ -43,9 +43,11 @@ typedef struct sy_index_load {
 } sy_index_load;
 
 /* Rebuilds from the store: customers, their attributes, their events.
- * Returns SY_OK or a store error; fills *load when it is not NULL. */
-int sy_index_rebuild(sy_index *ix, sy_conn *c, const char *tenant, const sy_attr_set *schema,
-                     sy_index_load *load);
+ * With a second connection c2 (may be NULL) the events are read on a
+ * thread of their own, beside the customers.  Returns SY_OK or a store
+ * error; fills *load when it is not NULL (each part's own time). */
+int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
+                     const sy_attr_set *schema, sy_index_load *load);
 
 /* ---- updates (exclusive lock taken inside) ---- */
 /* Registers a customer's dense id (new customers). */

@@ -61,6 +61,8 @@ int sy_store_latest_version(void);
 /* Borrows a read connection, waiting if all are in use; give it back with
  * sy_store_release(). */
 sy_conn *sy_store_acquire(sy_store *s);
+/* A free read connection, or NULL at once when all are in use. */
+sy_conn *sy_store_try_acquire(sy_store *s);
 void sy_store_release(sy_store *s, sy_conn *c);
 /* The single write connection.  Only the writer thread (or a command-line
  * tool running without a writer thread) may use it. */

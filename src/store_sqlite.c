@@ -126,8 +126,18 @@ static void conn_close(sy_conn *c)
     free(c);
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation,
+ * which serialises connections used on different threads (the writer,
+ * readers, a rebuild's two scans); siyu does not read them. */
+static void sqlite_configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int sy_store_open(const sy_store_opts *o, sy_store **out, char *err, size_t errlen)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_configure);
     sy_store *s = sy_xcalloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -177,6 +187,19 @@ sy_conn *sy_store_acquire(sy_store *s)
         }
         pthread_cond_wait(&s->cv, &s->mu);
     }
+}
+
+sy_conn *sy_store_try_acquire(sy_store *s)
+{
+    sy_conn *c = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->nreaders && !c; i++)
+        if (!s->readers[i]->in_use) {
+            s->readers[i]->in_use = true;
+            c = s->readers[i];
+        }
+    pthread_mutex_unlock(&s->mu);
+    return c;
 }
 
 void sy_store_release(sy_store *s, sy_conn *c)

@@ -348,7 +348,7 @@ static void test_rebuild_from_store(void **state)
     assert_int_equal(sy_attr_load(w, "t", &s), SY_OK);
     sy_index *ix = sy_index_new(8 * 3600 * 1000);
     sy_index_load load;
-    assert_int_equal(sy_index_rebuild(ix, w, "t", s, &load), SY_OK);
+    assert_int_equal(sy_index_rebuild(ix, w, NULL, "t", s, &load), SY_OK);
     assert_int_equal(load.customers, 2);
     assert_int_equal(load.events, 2); /* the ghost's event has no customer */
     sy_index_rdlock(ix);
@@ -424,27 +424,38 @@ static void test_rebuild_matches_live_updates(void **state)
     assert_int_equal(sy_conn_commit(w), SY_OK);
     sy_attr_set *s;
     assert_int_equal(sy_attr_load(w, "t", &s), SY_OK);
-    sy_index *built = sy_index_new(8 * 3600 * 1000);
-    sy_index_load load;
-    assert_int_equal(sy_index_rebuild(built, w, "t", s, &load), SY_OK);
-    assert_int_equal(load.events, EVENTS);
-    static const char *const names[] = {"view", "buy"};
-    int64_t first = sy_index_day(live, t0);
-    for (int n = 0; n < 2; n++)
-        for (int64_t day = first; day <= first + 3; day++) {
-            uint64_t lc[CUSTOMERS] = {0}, ld[CUSTOMERS] = {0}, bc[CUSTOMERS] = {0},
-                     bd[CUSTOMERS] = {0};
-            grab gl = {lc, ld, NULL, NULL, 0, 0}, gb = {bc, bd, NULL, NULL, 0, 0};
-            sy_index_days(live, names[n], day, day, sum_day, &gl);
-            sy_index_days(built, names[n], day, day, sum_day, &gb);
-            assert_int_equal(gl.actors, gb.actors);
-            for (int i = 0; i < CUSTOMERS; i++) {
-                assert_int_equal(lc[i], bc[i]);
-                assert_int_equal(ld[i], bd[i]);
+    /* once on one connection, once with the events read beside the
+     * customers on a second one */
+    sy_conn *r1 = sy_store_acquire(st), *r2 = sy_store_try_acquire(st);
+    assert_non_null(r2);
+    assert_null(sy_store_try_acquire(st)); /* the fixture has two readers */
+    for (int twice = 0; twice < 2; twice++) {
+        sy_index *built = sy_index_new(8 * 3600 * 1000);
+        sy_index_load load;
+        assert_int_equal(sy_index_rebuild(built, twice ? r1 : w, twice ? r2 : NULL, "t", s, &load),
+                         SY_OK);
+        assert_int_equal(load.customers, CUSTOMERS);
+        assert_int_equal(load.events, EVENTS);
+        static const char *const names[] = {"view", "buy"};
+        int64_t first = sy_index_day(live, t0);
+        for (int n = 0; n < 2; n++)
+            for (int64_t day = first; day <= first + 3; day++) {
+                uint64_t lc[CUSTOMERS] = {0}, ld[CUSTOMERS] = {0}, bc[CUSTOMERS] = {0},
+                         bd[CUSTOMERS] = {0};
+                grab gl = {lc, ld, NULL, NULL, 0, 0}, gb = {bc, bd, NULL, NULL, 0, 0};
+                sy_index_days(live, names[n], day, day, sum_day, &gl);
+                sy_index_days(built, names[n], day, day, sum_day, &gb);
+                assert_int_equal(gl.actors, gb.actors);
+                for (int i = 0; i < CUSTOMERS; i++) {
+                    assert_int_equal(lc[i], bc[i]);
+                    assert_int_equal(ld[i], bd[i]);
+                }
             }
-        }
+        sy_index_free(built);
+    }
+    sy_store_release(st, r1);
+    sy_store_release(st, r2);
     sy_index_free(live);
-    sy_index_free(built);
     sy_attr_set_release(s);
     sy_store_close(st);
     tu_rmtree(dir);
