@@ -1,10 +1,28 @@
 #!/bin/bash
 # bench/segments.sh — segment counts: siyu side by side with SQLite and PostgreSQL 15.
 #
-# For each size in SIZES it builds a demo bank (`siyu demo`, tenant demo,
-# 30 days of behaviour), starts `siyu serve` on it (which builds its
-# in-memory index) and runs TEN fixed segment queries, each written once as
-# a siyu expression and once as the equivalent SQL:
+# For each size in SIZES it builds a demo bank (`siyu demo`, tenant demo:
+# 51 attributes, 50 tags, 30 days of behaviour), starts `siyu serve` on it
+# (which builds its in-memory index) and runs TEN fixed segment queries,
+# each written once as a siyu expression and once as the equivalent SQL:
+#
+#   q1  risk>=R3          risk_level >= R3
+#   q2  payroll+aum       payroll = true and aum >= 50000000
+#   q3  5-pred mix        risk_level >= R3 and payroll = true and gender = 'F'
+#                         and city = '上海' and aum >= 10000000
+#   q4  manual tag+attrs  tag('专属客户经理名单') and customer_tier >= '白金'
+#                         and mobile_banking = true
+#                         (SQL: a join with the manual tag's rows in tag_members)
+#   q5  registered 90d    registered_at within 90d
+#   q6  did login>=3      did(login, 7d) >= 3
+#   q7  view,not buy      not did(buy_fund, 30d) and did(view_wealth, 7d)
+#   q8  dwell>=60s        dwell(view_wealth, 7d) >= 60s
+#   q9  rule tag+extras   tag('资产提升潜力') and occupation in ('企业职员', '专业人士')
+#                         and has_wealth = false
+#                         (SQL: the rule tag's expression spelled out, customer_tier =
+#                         '普通' and aum >= 3000000 and monthly_income >= 1500000)
+#   q10 issue example     payroll = true and aum >= 50000000 and risk_level >= R3
+#                         and did(view_wealth, 7d) >= 3 and not did(buy_fund, 30d)
 #
 #   siyu-proc   took_ms of POST /v1/segments:preview (evaluation inside siyu)
 #   siyu-http   curl's %{time_total} for that same request (loopback HTTP)
@@ -15,13 +33,17 @@
 # The relational copy: a table cust (one row per customer, the JSON attrs
 # flattened by json_extract into typed columns: risk 1..5, aum in fen,
 # payroll/credit_card 0/1, city, gender, birth_year, registered_day = days
-# since 1970-01-01) and a table events (customer_no, name, ts, dwell_ms) of
-# the tenant's events, built by sqlite3 in a second database file next to the
-# store (ATTACHing siyu.db), then copied into PostgreSQL with COPY.  Both get
-# the same indexes: one per cust column used, and
-# events (name, ts, customer_no, dwell_ms) — the (name, ts, customer_no)
+# since 1970-01-01, tier 1..5 for customer_tier 普通..私行, mobile_banking
+# and has_wealth 0/1, occupation, monthly_income in fen; a missing value is
+# NULL), a table tag_members (tag, customer_no) of the manual tags' members
+# and a table events (customer_no, name, ts, dwell_ms) of the tenant's
+# events, built by sqlite3 in a second database file next to the store
+# (ATTACHing siyu.db), then copied into PostgreSQL with COPY.  Both get the
+# same indexes: one per cust column used, tag_members (tag, customer_no),
+# and events (name, ts, customer_no, dwell_ms) — the (name, ts, customer_no)
 # index with dwell_ms appended so dwell() sums can be answered from the index
 # too — then ANALYZE (PostgreSQL: VACUUM ANALYZE, for index-only scans).
+# A rule tag has no table: its SQL spells out the tag's expression.
 #
 # Windows: siyu counts whole business days in the tenant's zone
 # (Asia/Shanghai, UTC+8, no DST): a window of W days is the current
@@ -40,7 +62,7 @@
 #   SIZES=10000000 bench/segments.sh           the issue's target size: not run so far;
 #                                              extrapolating from 1M, about 30 min of
 #                                              `siyu demo`, 10+ min of SQL loading and
-#                                              some 40 GB of disk (store, copy, PostgreSQL)
+#                                              some 50 GB of disk (store, copy, PostgreSQL)
 #   SIZES=20000 RUNS=5 bench/segments.sh       a quick check
 #   STORE_DIR=/tmp/siyu-stores bench/segments.sh
 #                                              keep the demo stores there and reuse them
@@ -129,9 +151,9 @@ q "q2 payroll+aum" \
 q "q3 5-pred mix" \
   "risk_level >= R3 and payroll = true and gender = 'F' and city = '上海' and aum >= 10000000" \
   "SELECT count(*) FROM cust WHERE risk >= 3 AND payroll = 1 AND gender = 'F' AND city = '上海' AND aum >= 10000000"
-q "q4 city in+gender" \
-  "city in ('上海', '北京', '深圳') and gender = 'F'" \
-  "SELECT count(*) FROM cust WHERE city IN ('上海', '北京', '深圳') AND gender = 'F'"
+q "q4 manual tag+attrs" \
+  "tag('专属客户经理名单') and customer_tier >= '白金' and mobile_banking = true" \
+  "SELECT count(*) FROM cust c JOIN tag_members m ON m.customer_no = c.customer_no WHERE m.tag = '专属客户经理名单' AND c.tier >= 3 AND c.mobile_banking = 1"
 q "q5 registered 90d" \
   "registered_at within 90d" \
   "SELECT count(*) FROM cust WHERE registered_day BETWEEN {TODAY} - 89 AND {TODAY}"
@@ -144,9 +166,9 @@ q "q7 view,not buy" \
 q "q8 dwell>=60s" \
   "dwell(view_wealth, 7d) >= 60s" \
   "SELECT count(*) FROM (SELECT customer_no FROM events WHERE name = 'view_wealth' AND ts >= {B7} AND ts < {E} GROUP BY customer_no HAVING sum(dwell_ms) >= 60000) t"
-q "q9 born 70-85+card" \
-  "birth_year between 1970 and 1985 and credit_card = true" \
-  "SELECT count(*) FROM cust WHERE birth_year BETWEEN 1970 AND 1985 AND credit_card = 1"
+q "q9 rule tag+extras" \
+  "tag('资产提升潜力') and occupation in ('企业职员', '专业人士') and has_wealth = false" \
+  "SELECT count(*) FROM cust WHERE tier = 1 AND aum >= 3000000 AND monthly_income >= 1500000 AND occupation IN ('企业职员', '专业人士') AND has_wealth = 0"
 q "q10 issue example" \
   "payroll = true and aum >= 50000000 and risk_level >= R3 and did(view_wealth, 7d) >= 3 and not did(buy_fund, 30d)" \
   "SELECT count(*) FROM cust c JOIN (SELECT customer_no FROM events WHERE name = 'view_wealth' AND ts >= {B7} AND ts < {E} GROUP BY customer_no HAVING count(*) >= 3) v ON v.customer_no = c.customer_no WHERE c.payroll = 1 AND c.aum >= 50000000 AND c.risk >= 3 AND c.customer_no NOT IN (SELECT customer_no FROM events WHERE name = 'buy_fund' AND ts >= {B30} AND ts < {E})"
@@ -203,7 +225,9 @@ PRAGMA synchronous = off;
 ATTACH '$D/siyu.db' AS s;
 CREATE TABLE cust (customer_no TEXT PRIMARY KEY, dense_id INTEGER, risk INTEGER, aum INTEGER,
     payroll INTEGER, credit_card INTEGER, city TEXT, gender TEXT, birth_year INTEGER,
-    registered_day INTEGER, risk_assessed_day INTEGER, branch TEXT, manager_id TEXT);
+    registered_day INTEGER, risk_assessed_day INTEGER, branch TEXT, manager_id TEXT,
+    tier INTEGER, mobile_banking INTEGER, has_wealth INTEGER, occupation TEXT,
+    monthly_income INTEGER);
 INSERT INTO cust SELECT customer_no, dense_id,
     CAST(substr(json_extract(attrs, '\$.risk_level'), 2) AS INTEGER),
     json_extract(attrs, '\$.aum'), json_extract(attrs, '\$.payroll'),
@@ -211,8 +235,14 @@ INSERT INTO cust SELECT customer_no, dense_id,
     json_extract(attrs, '\$.gender'), json_extract(attrs, '\$.birth_year'),
     CAST(julianday(json_extract(attrs, '\$.registered_at')) - 2440587.5 AS INTEGER),
     CAST(julianday(json_extract(attrs, '\$.risk_assessed_at')) - 2440587.5 AS INTEGER),
-    json_extract(attrs, '\$.branch'), json_extract(attrs, '\$.manager_id')
+    json_extract(attrs, '\$.branch'), json_extract(attrs, '\$.manager_id'),
+    CASE json_extract(attrs, '\$.customer_tier') WHEN '普通' THEN 1 WHEN '金卡' THEN 2
+        WHEN '白金' THEN 3 WHEN '钻石' THEN 4 WHEN '私行' THEN 5 END,
+    json_extract(attrs, '\$.mobile_banking'), json_extract(attrs, '\$.has_wealth'),
+    json_extract(attrs, '\$.occupation'), json_extract(attrs, '\$.monthly_income')
   FROM s.customers WHERE tenant_id = 'demo' ORDER BY customer_no;
+CREATE TABLE tag_members (tag TEXT NOT NULL, customer_no TEXT NOT NULL);
+INSERT INTO tag_members SELECT tag, customer_no FROM s.tag_members WHERE tenant_id = 'demo';
 CREATE TABLE events (customer_no TEXT NOT NULL, name TEXT NOT NULL, ts INTEGER NOT NULL, dwell_ms INTEGER);
 INSERT INTO events SELECT customer_no, name, ts, dwell_ms FROM s.events WHERE tenant_id = 'demo';
 DETACH s;
@@ -220,16 +250,21 @@ SQL
     IDX="CREATE INDEX cust_risk ON cust (risk);
 CREATE INDEX cust_aum ON cust (aum);
 CREATE INDEX cust_payroll ON cust (payroll);
-CREATE INDEX cust_credit_card ON cust (credit_card);
 CREATE INDEX cust_city ON cust (city);
 CREATE INDEX cust_gender ON cust (gender);
-CREATE INDEX cust_birth_year ON cust (birth_year);
 CREATE INDEX cust_registered_day ON cust (registered_day);
+CREATE INDEX cust_tier ON cust (tier);
+CREATE INDEX cust_mobile_banking ON cust (mobile_banking);
+CREATE INDEX cust_has_wealth ON cust (has_wealth);
+CREATE INDEX cust_occupation ON cust (occupation);
+CREATE INDEX cust_monthly_income ON cust (monthly_income);
+CREATE INDEX tag_members_tag ON tag_members (tag, customer_no);
 CREATE INDEX events_name_ts ON events (name, ts, customer_no, dwell_ms);"
     printf '%s\nANALYZE;\n' "$IDX" | sqlite3 "$S" || die "SQLite indexes failed"
     SQLITE_PREP=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f s", b-a}')
     NCUST=$(sqlite3 "$S" "SELECT count(*) FROM cust")
     NEV=$(sqlite3 "$S" "SELECT count(*) FROM events")
+    NTM=$(sqlite3 "$S" "SELECT count(*) FROM tag_members")
     [ "$NCUST" = "$N" ] || die "cust has $NCUST rows, expected $N"
 
     # --- the same rows into PostgreSQL
@@ -237,18 +272,23 @@ CREATE INDEX events_name_ts ON events (name, ts, customer_no, dwell_ms);"
     "${PSQL[@]}" -d bench >/dev/null <<'SQL'
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS cust;
+DROP TABLE IF EXISTS tag_members;
 DROP TABLE IF EXISTS events;
 CREATE TABLE cust (customer_no TEXT PRIMARY KEY, dense_id INTEGER, risk INTEGER, aum BIGINT,
     payroll INTEGER, credit_card INTEGER, city TEXT, gender TEXT, birth_year INTEGER,
-    registered_day INTEGER, risk_assessed_day INTEGER, branch TEXT, manager_id TEXT);
+    registered_day INTEGER, risk_assessed_day INTEGER, branch TEXT, manager_id TEXT,
+    tier INTEGER, mobile_banking INTEGER, has_wealth INTEGER, occupation TEXT,
+    monthly_income BIGINT);
+CREATE TABLE tag_members (tag TEXT NOT NULL, customer_no TEXT NOT NULL);
 CREATE TABLE events (customer_no TEXT NOT NULL, name TEXT NOT NULL, ts BIGINT NOT NULL, dwell_ms BIGINT);
 SQL
     sqlite3 -csv "$S" "SELECT * FROM cust" | "${PSQL[@]}" -d bench -c "\\copy cust FROM STDIN (FORMAT csv)"
+    sqlite3 -csv "$S" "SELECT * FROM tag_members" | "${PSQL[@]}" -d bench -c "\\copy tag_members FROM STDIN (FORMAT csv)"
     sqlite3 -csv "$S" "SELECT * FROM events" | "${PSQL[@]}" -d bench -c "\\copy events FROM STDIN (FORMAT csv)"
-    printf '%s\nVACUUM ANALYZE cust;\nVACUUM ANALYZE events;\n' "$IDX" | "${PSQL[@]}" -d bench >/dev/null
+    printf '%s\nVACUUM ANALYZE cust;\nVACUUM ANALYZE tag_members;\nVACUUM ANALYZE events;\n' "$IDX" | "${PSQL[@]}" -d bench >/dev/null
     PG_PREP=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f s", b-a}')
-    PGN=$("${PSQL[@]}" -d bench -tAc "SELECT (SELECT count(*) FROM cust) || ' ' || (SELECT count(*) FROM events)")
-    [ "$PGN" = "$NCUST $NEV" ] || die "PostgreSQL has $PGN rows, SQLite $NCUST $NEV"
+    PGN=$("${PSQL[@]}" -d bench -tAc "SELECT (SELECT count(*) FROM cust) || ' ' || (SELECT count(*) FROM events) || ' ' || (SELECT count(*) FROM tag_members)")
+    [ "$PGN" = "$NCUST $NEV $NTM" ] || die "PostgreSQL has $PGN rows, SQLite $NCUST $NEV $NTM"
 
     # --- siyu
     rm -f "$W/siyu.port"

@@ -2,8 +2,9 @@
 # run.sh — `make run`: serve the demo bank from ./data on 127.0.0.1:8080.
 #
 # The first run generates ./data with the tenant 'demo': a synthetic bank of
-# 100,000 customers and 30 days of app behaviour (`siyu demo`).  Every run
-# then creates an admin key, prints it with example calls, and serves.
+# 100,000 customers (51 attributes, 50 tags) and 30 days of app behaviour
+# (`siyu demo`).  Every run then creates an admin key, prints it with example
+# calls, and serves.
 # --demo: the demo bank encrypts personal data with a key it creates in
 # ./data/data.key (a real bank provides SIYU_DATA_KEY or --data-key-file).
 set -eu

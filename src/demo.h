@@ -18,12 +18,19 @@ typedef struct sy_demo_opts {
 
 typedef struct sy_demo_stats {
     int64_t customers, events, identities;
+    int64_t attributes;  /* defined beyond the template (0 for those defined already) */
+    int64_t tags;        /* rule and manual tags defined */
+    int64_t tag_members; /* customers put on the manual tags */
 } sy_demo_stats;
 
-/* Writes the tenant's customers (attributes, sealed personal data,
- * identities) and their events into the store, in large transactions on
- * the write connection.  The tenant must exist and have no customers.
- * Deterministic for a given seed.  Returns SY_OK or a store error. */
+/* Writes the demo bank into the tenant: its attributes beyond the bank
+ * template and its tag catalogue (as the API defines them), the customers
+ * (attributes, sealed personal data, identities, manual tag memberships)
+ * and their events, in large transactions on the write connection.  The
+ * tenant must exist and have no customers; attributes it defines already
+ * must be defined as the demo's, and it must have none of the demo's tags.
+ * Deterministic for a given seed.  Returns SY_OK or a store error (with
+ * the reason in err). */
 int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, sy_demo_stats *out,
                      char *err, size_t errlen);
 

@@ -492,18 +492,23 @@ static void test_timeline_pages(void **state)
 
 /* ---- segments ---- */
 
-static json_int_t preview_count(const char *expr)
+static json_int_t preview_count_on(h_server *s, const char *expr)
 {
     json_t *b = json_pack("{s:s}", "expression", expr);
     char *body = json_dumps(b, 0);
     json_decref(b);
-    h_resp r = h_req(S, "POST", "/v1/segments:preview", S->admin_key, body);
+    h_resp r = h_req(s, "POST", "/v1/segments:preview", s->admin_key, body);
     free(body);
     if (r.status != 200)
         fail_msg("preview of %s: %ld %s", expr, r.status, r.body);
     json_int_t n = json_integer_value(json_object_get(r.json, "count"));
     h_resp_free(&r);
     return n;
+}
+
+static json_int_t preview_count(const char *expr)
+{
+    return preview_count_on(S, expr);
 }
 
 static void put_customer(const char *no, const char *body)
@@ -806,9 +811,75 @@ static char *sh(const char *fmt, ...)
     return out;
 }
 
+/* Serves a demo bank as `make run` does (--demo: its own data key) and
+ * checks that it is the wide profile the segment benchmark needs: at least
+ * 50 attributes, a catalogue of 50 tags whose rule tags all evaluate and
+ * whose manual lists were loaded, and attributes that agree with each
+ * other and with the behaviour. */
+static void test_demo_bank_served(const char *data)
+{
+    h_server *d = calloc(1, sizeof *d);
+    d->dir = tu_tempdir();
+    snprintf(d->data, sizeof d->data, "%s", data);
+    snprintf(d->extra[d->nextra++], sizeof d->extra[0], "--demo");
+    char *out = NULL;
+    assert_int_equal(h_cli(d, &out, "key create --tenant demo --role admin"), 0);
+    sscanf(out, "%127s", d->admin_key);
+    free(out);
+    setenv("H_NO_DATA_KEY", "1", 1);
+    h_launch(d);
+    unsetenv("H_NO_DATA_KEY");
+
+    h_resp r = h_req(d, "GET", "/v1/attributes", d->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(json_array_size(json_object_get(r.json, "items")) >= 50);
+    h_resp_free(&r);
+    r = h_req(d, "GET", "/v1/tags", d->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *items = json_object_get(r.json, "items");
+    assert_true(json_array_size(items) >= 50);
+    size_t i, rules = 0;
+    json_int_t manual_members = 0;
+    json_t *t;
+    json_array_foreach (items, i, t) {
+        /* a rule tag that does not evaluate is listed with members null */
+        if (!json_is_integer(json_object_get(t, "members")))
+            fail_msg("tag %s (%s) does not evaluate", h_str(t, "name"), h_str(t, "expression"));
+        if (!strcmp(h_str(t, "kind"), "rule"))
+            rules++;
+        else
+            manual_members += json_integer_value(json_object_get(t, "members"));
+    }
+    assert_true(rules >= 30 && rules < json_array_size(items));
+    char *n = sh("sqlite3 '%s/siyu.db' \"SELECT COUNT(*) FROM tag_members\"", data);
+    assert_int_equal(manual_members, atoll(n));
+    assert_true(manual_members > 0);
+    free(n);
+    h_resp_free(&r);
+    /* tag() resolves rule tags (over attributes, behaviour and other tags)
+     * and manual lists */
+    assert_int_equal(preview_count_on(d, "tag('财富客户')"),
+                     preview_count_on(d, "aum >= 50000000"));
+    preview_count_on(d, "tag('营销可触达') or tag('理财浏览未购买') or tag('活动黑名单')");
+    /* attributes agree with each other and with behaviour */
+    const char *never[] = {
+        "fund_balance > 0 and has_fund = false",
+        "did(buy_fund, 7d) and has_fund = false",
+        "did(login, 7d) and mobile_banking = false",
+        "customer_tier = '私行' and aum < 600000000",
+        "products_held < 1",
+    };
+    for (size_t k = 0; k < SY_TEST_LEN(never); k++)
+        if (preview_count_on(d, never[k]) != 0)
+            fail_msg("demo customers with %s", never[k]);
+    assert_true(preview_count_on(d, "has_fund = true") > 0);
+    assert_true(preview_count_on(d, "occupation is null") > 0); /* not everyone has everything */
+    h_stop(d);
+}
+
 static void test_demo_generator(void **state)
 {
-    char a[700], b[700];
+    char a[400], b[400];
     snprintf(a, sizeof a, "%s/demo-a", S->dir);
     snprintf(b, sizeof b, "%s/demo-b", S->dir);
     const char *args = "--customers 300 --days 7 --seed 7";
@@ -840,6 +911,7 @@ static void test_demo_generator(void **state)
     snprintf(cmd, sizeof cmd, "env -u SIYU_DATA_KEY '%s' demo --data '%s' %s 2>/dev/null", h_bin(),
              a, args);
     assert_int_not_equal(system(cmd), 0);
+    test_demo_bank_served(a);
 }
 
 /* ---- bulk import ---- */
