@@ -66,7 +66,8 @@ typedef struct cat_scan {
     const sy_attr_def *d;
     sy_seg_op op;
     const char *lit;
-    int lit_index; /* enum order of lit */
+    int lit_index;                /* enum order of lit */
+    const roaring_bitmap_t *cand; /* NULL: everyone */
     roaring_bitmap_t *out;
 } cat_scan;
 
@@ -83,8 +84,18 @@ static void cat_visit(const char *value, const roaring_bitmap_t *b, void *ud)
         int r = strcmp(value, s->lit);
         c = (r > 0) - (r < 0);
     }
-    if (op_holds(s->op, c))
+    if (!op_holds(s->op, c))
+        return;
+    if (s->cand) {
+        /* each value among the candidates: work in proportion to the
+         * smaller of the two, where a union of whole value bitmaps would
+         * cost the size of the tenant */
+        roaring_bitmap_t *t = roaring_bitmap_and(b, s->cand);
+        roaring_bitmap_or_inplace(s->out, t);
+        roaring_bitmap_free(t);
+    } else {
         roaring_bitmap_or_inplace(s->out, b);
+    }
 }
 
 static void union_visit(const char *value, const roaring_bitmap_t *b, void *ud)
@@ -250,7 +261,7 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d,
         if (l->kind != SY_LIT_STRING)
             return fail(err, l->pos, "'%s' takes %s value", d->name,
                         d->type == SY_ATTR_ENUM ? "an enum" : "a string");
-        cat_scan s = {.d = d, .op = op, .lit = l->s, .out = roaring_bitmap_create()};
+        cat_scan s = {.d = d, .op = op, .lit = l->s, .cand = cand, .out = roaring_bitmap_create()};
         if (d->type == SY_ATTR_ENUM) {
             s.lit_index = sy_attr_enum_index(d, l->s);
             if (s.lit_index < 0) {
@@ -263,7 +274,7 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d,
             }
         }
         sy_index_values(cx->ix, d->name, cat_visit, &s);
-        return narrow(s.out, cand);
+        return s.out;
     }
     }
     return fail(err, l->pos, "unsupported attribute type");
@@ -424,7 +435,29 @@ static int cost(const sy_seg_ctx *cx, const sy_seg_node *n)
 typedef struct term {
     const sy_seg_node *n;
     int cost;
+    uint64_t size; /* members, when the term is one value bitmap; else max */
 } term;
+
+/* The size of a term that is one value's bitmap (`city = '上海'`,
+ * `payroll = true`): the smallest of those goes first, so every later
+ * intersection works on as few candidates as possible. */
+static uint64_t single_size(const sy_seg_ctx *cx, const sy_seg_node *n)
+{
+    if (n->kind != SY_SEG_CMP || n->op != SY_OP_EQ)
+        return UINT64_MAX;
+    const sy_attr_def *d = sy_attr_find(cx->schema, n->name);
+    const sy_seg_lit *l = &n->lits[0];
+    const char *value = NULL;
+    if (d && d->type == SY_ATTR_BOOL && l->kind == SY_LIT_BOOL)
+        value = l->i ? "true" : "false";
+    else if (d && (d->type == SY_ATTR_ENUM || d->type == SY_ATTR_STRING) &&
+             l->kind == SY_LIT_STRING)
+        value = l->s;
+    if (!value)
+        return UINT64_MAX;
+    const roaring_bitmap_t *b = sy_index_value(cx->ix, d->name, value);
+    return b ? roaring_bitmap_get_cardinality(b) : 0;
+}
 
 static void and_terms(const sy_seg_ctx *cx, const sy_seg_node *n, term *t, int *nt)
 {
@@ -433,7 +466,8 @@ static void and_terms(const sy_seg_ctx *cx, const sy_seg_node *n, term *t, int *
         and_terms(cx, n->b, t, nt);
         return;
     }
-    t[(*nt)++] = (term){n, cost(cx, n)};
+    int c = cost(cx, n);
+    t[(*nt)++] = (term){n, c, c == 0 ? single_size(cx, n) : UINT64_MAX};
 }
 
 static roaring_bitmap_t *eval(const sy_seg_ctx *cx, const sy_seg_node *n,
@@ -449,8 +483,10 @@ static roaring_bitmap_t *eval_and(const sy_seg_ctx *cx, const sy_seg_node *n,
     term t[MAX_AND_TERMS];
     int nt = 0;
     and_terms(cx, n, t, &nt);
-    for (int i = 1; i < nt; i++) /* stable insertion sort by cost */
-        for (int j = i; j > 0 && t[j - 1].cost > t[j].cost; j--) {
+    for (int i = 1; i < nt; i++) /* stable insertion sort by cost, then size */
+        for (int j = i; j > 0 && (t[j - 1].cost > t[j].cost ||
+                                  (t[j - 1].cost == t[j].cost && t[j - 1].size > t[j].size));
+             j--) {
             term x = t[j];
             t[j] = t[j - 1];
             t[j - 1] = x;
