@@ -42,11 +42,11 @@ static json_t *text_or_null(sy_stmt *st, int col)
     return sy_stmt_is_null(st, col) ? json_null() : json_string(sy_stmt_text(st, col));
 }
 
-/* The columns entry_from_row() reads, in order. */
-#define ENTRY_COLUMNS                                                                              \
-    "id, kind, point_type, customer_no, amount, debit_account, credit_account, reason,"            \
-    " reference, operator, idempotency_key, reverses, reversed_by, created_at, seq"
-
+/* Reads a row of the columns id, kind, point_type, customer_no, amount,
+ * debit_account, credit_account, reason, reference, operator,
+ * idempotency_key, reverses, reversed_by, created_at, seq — in this order
+ * (the statements spell them out: scripts/pg-compat.sh checks only plain
+ * string literals). */
 static json_t *entry_from_row(sy_stmt *st)
 {
     json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "id",
@@ -94,7 +94,9 @@ static int add_allocations(sy_conn *c, const char *tenant, json_t *e)
 static int entry_json(sy_conn *c, const char *tenant, const char *id, json_t **out)
 {
     static const char sql[] =
-        "SELECT " ENTRY_COLUMNS " FROM ledger_entries WHERE tenant_id = $1 AND id = $2";
+        "SELECT id, kind, point_type, customer_no, amount, debit_account, credit_account, reason,"
+        " reference, operator, idempotency_key, reverses, reversed_by, created_at, seq"
+        " FROM ledger_entries WHERE tenant_id = $1 AND id = $2";
     *out = NULL;
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
@@ -601,10 +603,12 @@ void sy_api_points_balances(sy_req *r)
 void sy_api_points_history(sy_req *r)
 {
     /* CAST types the optional filter for PostgreSQL. */
-    static const char sql[] = "SELECT " ENTRY_COLUMNS " FROM ledger_entries"
-                              " WHERE tenant_id = $1 AND customer_no = $2"
-                              " AND (CAST($3 AS TEXT) IS NULL OR point_type = $3) AND seq < $4"
-                              " ORDER BY seq DESC LIMIT $5";
+    static const char sql[] =
+        "SELECT id, kind, point_type, customer_no, amount, debit_account, credit_account, reason,"
+        " reference, operator, idempotency_key, reverses, reversed_by, created_at, seq"
+        " FROM ledger_entries WHERE tenant_id = $1 AND customer_no = $2"
+        " AND (CAST($3 AS TEXT) IS NULL OR point_type = $3) AND seq < $4"
+        " ORDER BY seq DESC LIMIT $5";
     int64_t limit, cursor = INT64_MAX;
     if (!sy_v_query_int(r, "limit", 1, 200, 50, &limit))
         return;
