@@ -789,7 +789,7 @@ static void *kill_writer(void *p)
     CURL *c = curl_easy_init();
     unsigned seed = (unsigned)(uintptr_t)pthread_self();
     for (int i = 0; !k->stop; i++) {
-        char no[8], body[160], path[96];
+        char no[16], body[160], path[96];
         snprintf(no, sizeof no, "K%u", (unsigned)(rand_r(&seed) % 4));
         bool earn = i % 2 == 0;
         if (earn)
@@ -826,7 +826,7 @@ static void test_kill9_during_earns_and_spends(void **state)
     k.acked = calloc(MAX_ACKED, sizeof *k.acked);
     make_type_on(k.s, "{\"code\":\"pts\",\"name\":\"积分\",\"expiry\":\"never\"}");
     for (int i = 0; i < 4; i++) {
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "K%d", i);
         put_customer_on(k.s, no, NULL);
     }

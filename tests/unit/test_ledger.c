@@ -58,7 +58,7 @@ static int setup(void **state)
     assert_int_equal(sy_tenant_create(f->c, "t1", "T1", "Asia/Shanghai", T0), SY_OK);
     assert_int_equal(sy_tenant_create(f->c, "ny", "NY", "America/New_York", T0), SY_OK);
     for (int i = 0; i < 4; i++) {
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "C%d", i + 1);
         add_customer(f->c, "t1", no, i);
         add_customer(f->c, "ny", no, i);
