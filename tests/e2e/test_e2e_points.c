@@ -502,6 +502,50 @@ static void test_idempotent_earn(void **state)
     h_resp_free(&e);
 }
 
+typedef struct key_race {
+    long status;
+    char id[32];
+} key_race;
+
+static void *earn_with_shared_key(void *p)
+{
+    key_race *k = p;
+    const char *hdr[] = {"Idempotency-Key: race-earn-I2", NULL};
+    h_resp r = h_req_h(S, "POST", "/v1/customers/I2/points:earn", APP_KEY,
+                       "{\"point_type\":\"pts\",\"amount\":7,\"source\":\"race\"}", hdr);
+    k->status = r.status;
+    const char *id = r.status == 201 ? h_str(r.json, "id") : h_str(r.json, "entry_id");
+    snprintf(k->id, sizeof k->id, "%s", id ? id : "");
+    h_resp_free(&r);
+    return NULL;
+}
+
+/* Requests racing with one key move the points once: each gets the entry
+ * (201, or a replay) or 409 conflict naming it. */
+static void test_idempotent_earn_race(void **state)
+{
+    put_customer_on(S, "I2", NULL);
+    enum { N = 12 };
+    pthread_t t[N];
+    key_race k[N];
+    memset(k, 0, sizeof k);
+    for (int i = 0; i < N; i++)
+        pthread_create(&t[i], NULL, earn_with_shared_key, &k[i]);
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    json_t *h = history_on(S, "I2", 50);
+    assert_int_equal(json_array_size(h), 1);
+    const char *only = h_str(json_array_get(h, 0), "id");
+    for (int i = 0; i < N; i++) {
+        if (k[i].status != 201 && k[i].status != 409)
+            fail_msg("request %d: %ld", i, k[i].status);
+        if (k[i].id[0])
+            assert_string_equal(k[i].id, only);
+    }
+    json_decref(h);
+    assert_int_equal(balance_on(S, "I2", "pts", NULL), 7);
+}
+
 /* ---- reversals ---- */
 
 static void test_reversals(void **state)
@@ -875,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_spend_order),
         cmocka_unit_test(test_bad_input_writes_nothing),
         cmocka_unit_test(test_idempotent_earn),
+        cmocka_unit_test(test_idempotent_earn_race),
         cmocka_unit_test(test_reversals),
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_merged_customer),
