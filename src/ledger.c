@@ -596,8 +596,10 @@ int sy_ledger_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max_lot
     }
     sy_stmt_reset(st);
     rc = rc == SY_DONE ? SY_OK : rc;
-    /* One entry per customer and type: group the lots. */
-    qsort(due, n, sizeof *due, due_cmp);
+    /* One entry per customer and type: group the lots.  (qsort wants an
+     * array even for no elements, and due is NULL then.) */
+    if (n > 1)
+        qsort(due, n, sizeof *due, due_cmp);
     lot_move *moves = sy_xmalloc((n ? n : 1) * sizeof *moves);
     for (size_t i = 0, j; i < n && rc == SY_OK; i = j) {
         int64_t sum = 0;
