@@ -66,6 +66,21 @@ void sy_api_tag_members(sy_req *r);
 const char *sy_api_referrer(sy_index *ix, char kind, const char *name, sy_conn *c,
                             const char *tenant);
 
+/* api_points.c */
+void sy_api_point_types_list(sy_req *r);
+void sy_api_point_types_get(sy_req *r);
+void sy_api_point_types_create(sy_req *r);
+void sy_api_points_earn(sy_req *r);
+void sy_api_points_spend(sy_req *r);
+void sy_api_points_balances(sy_req *r);
+void sy_api_points_history(sy_req *r);
+void sy_api_ledger_get(sy_req *r);
+void sy_api_ledger_reverse(sy_req *r);
+void sy_api_points_expire(sy_req *r);
+/* Expires every tenant's points past their expiry, in batches through the
+ * writer (run by the server's periodic maintenance). */
+void sy_api_points_expire_job(sy_app *app);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

@@ -39,8 +39,10 @@ static const opt k_opts[] = {
      "seconds an idle keep-alive connection stays open"},
     {"shutdown-grace", T_INT, O(shutdown_grace), "10000", SY_CFG_SERVE,
      "milliseconds to finish in-flight requests on SIGTERM"},
-    {"tenant", T_STR, O(tenant), "demo", SY_CFG_SERVE | SY_CFG_KEY | SY_CFG_DEMO | SY_CFG_IMPORT,
-     "serve: tenant created with an admin key on first start; key: the key's tenant"},
+    {"tenant", T_STR, O(tenant), "demo",
+     SY_CFG_SERVE | SY_CFG_KEY | SY_CFG_DEMO | SY_CFG_IMPORT | SY_CFG_CHECK,
+     "serve: tenant created with an admin key on first start; key: the key's tenant;"
+     " check: the tenant to check"},
     {"port-file", T_STR, O(port_file), NULL, SY_CFG_SERVE,
      "write the bound port to this file once serving"},
     {"max-batch", T_INT, O(max_batch), "1024", SY_CFG_SERVE, "most mutations per group commit"},

@@ -50,6 +50,7 @@ typedef struct sy_config {
 #define SY_CFG_TENANT (1u << 3)
 #define SY_CFG_DEMO (1u << 4)
 #define SY_CFG_IMPORT (1u << 5)
+#define SY_CFG_CHECK (1u << 6)
 
 /* Parses argv (flags only, after the command words) over the defaults, the
  * config file and the environment.  Unknown flags and bad values are

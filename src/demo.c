@@ -25,6 +25,10 @@
  * whose members — a few percent of the customers each, leaning to the
  * customers such a list holds in a bank — go to tag_members.
  *
+ * Points: two point types, 积分 (points, until the end of next year) and
+ * 阳光值 (sunshine, 30 days); no one holds any yet (docs/rewards.md earns
+ * and spends some with curl).
+ *
  * Behaviour: each mobile-banking customer has an activity level; on each
  * day an active customer opens the app, may check in, view wealth products
  * (with dwell times), click through, and — fund holders — sometimes buy: a
@@ -32,6 +36,7 @@
  * seeded generator, so the same seed gives the same bank. */
 #include "demo.h"
 #include "attr.h"
+#include "ledger.h"
 #include "segment_parse.h"
 #include "util.h"
 
@@ -471,6 +476,27 @@ static int define_tags(writer *w, const sy_demo_opts *o, sy_demo_stats *out, cha
     return rc;
 }
 
+/* The demo's point types, as POST /v1/point-types defines them: 积分 kept
+ * until the end of the year after the one they were earned in (a common
+ * bank rule), and an event currency, 阳光值, valid for 30 days.  A type the
+ * tenant has already is left as it is. */
+static int define_point_types(writer *w, const sy_demo_opts *o, sy_demo_stats *out)
+{
+    static const sy_point_type types[] = {
+        {.code = "points", .name = "积分", .expiry = SY_EXPIRY_YEAR_END, .n = 1},
+        {.code = "sunshine", .name = "阳光值", .expiry = SY_EXPIRY_DAYS, .n = 30},
+    };
+    int rc = SY_OK;
+    for (size_t i = 0; i < SY_ARRAY_LEN(types) && rc == SY_OK; i++) {
+        sy_point_type t = types[i];
+        t.created_at = o->now_ms;
+        rc = sy_ledger_type_create(w->c, o->tenant, &t);
+        out->point_types += rc == SY_OK;
+        rc = row_done(w, rc == SY_LEDGER_TYPE_EXISTS ? SY_OK : rc);
+    }
+    return rc;
+}
+
 /* What the rest of the generation needs to know of a customer. */
 typedef struct profile {
     int age;
@@ -811,6 +837,8 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
         rc = define_attributes(&w, o, out, why, sizeof why);
     if (rc == SY_OK)
         rc = define_tags(&w, o, out, why, sizeof why);
+    if (rc == SY_OK)
+        rc = define_point_types(&w, o, out);
 
     for (int64_t i = 0; i < o->customers && rc == SY_OK; i++) {
         if ((rc = begin_if_needed(&w)) != SY_OK)

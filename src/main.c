@@ -4,6 +4,7 @@
  *   siyu migrate   create or upgrade the store, then exit
  *   siyu key ...   create, list and revoke API keys
  *   siyu tenant .. create and list tenants
+ *   siyu check     verify a tenant's data against the invariants (the ledger's)
  *   siyu version
  *
  * Commands that write (key, tenant) open the store directly and commit
@@ -11,6 +12,7 @@
 #include "api.h"
 #include "app.h"
 #include "auth.h"
+#include "check.h"
 #include "config.h"
 #include "demo.h"
 #include "metrics.h"
@@ -52,6 +54,7 @@ static void usage(FILE *f)
                "  tenant list\n"
                "  demo [--tenant T] [--customers N] [--days D] [--seed S]\n"
                "  import customers FILE.{csv,ndjson} --tenant T --key KEY [--url URL]\n"
+               "  check --tenant T             verify the tenant's points ledger (exit 1: broken)\n"
                "  version\n\n"
                "Each command takes --help.  Settings come from flags, then SIYU_* environment\n"
                "variables, then the --config file.\n");
@@ -460,10 +463,12 @@ static int cmd_demo(int argc, char **argv)
     }
     fprintf(stderr,
             "demo: tenant %s: %lld customers, %lld identities, %lld events, %lld attributes"
-            " beyond the template, %lld tags (%lld manual memberships) in %.1f s\n",
+            " beyond the template, %lld tags (%lld manual memberships), %lld point types in"
+            " %.1f s\n",
             x.cfg.tenant, (long long)stats.customers, (long long)stats.identities,
             (long long)stats.events, (long long)stats.attributes, (long long)stats.tags,
-            (long long)stats.tag_members, (double)(sy_mono_ns() - t0) / 1e9);
+            (long long)stats.tag_members, (long long)stats.point_types,
+            (double)(sy_mono_ns() - t0) / 1e9);
     sodium_memzero(&pii, sizeof pii);
     rc = 0;
 out:
@@ -490,6 +495,43 @@ static int cmd_import(int argc, char **argv)
         }
     }
     sy_config_free(&x.cfg);
+    return rc;
+}
+
+/* Exit status: 0 every invariant holds, 1 some are broken (each named on
+ * stdout), 2 bad usage, 3 the check could not run. */
+static int cmd_check(int argc, char **argv)
+{
+    ctx x = {0};
+    const char *pos[1];
+    int npos;
+    int rc =
+        parse(&x, SY_CFG_CHECK, argc, argv, pos, 0, &npos, "siyu check --tenant T [--data DIR]");
+    if (rc >= 0)
+        goto out;
+    rc = 3;
+    if (open_store(&x, false, 1) != 0)
+        goto out;
+    sy_conn *c = sy_store_acquire(x.store);
+    json_t *t = NULL;
+    int trc = sy_tenant_get(c, x.cfg.tenant, &t);
+    sy_store_release(x.store, c);
+    if (trc != SY_OK || !t) {
+        fprintf(stderr, "siyu: no tenant '%s' (see: siyu tenant list)\n", x.cfg.tenant);
+        goto out;
+    }
+    json_decref(t);
+    int64_t violations;
+    if (sy_check_tenant(x.store, x.cfg.tenant, stdout, &violations) != SY_OK)
+        goto out;
+    if (violations)
+        printf("tenant %s: %lld violation%s of the invariants\n", x.cfg.tenant,
+               (long long)violations, violations == 1 ? "" : "s");
+    else
+        printf("tenant %s: every invariant holds\n", x.cfg.tenant);
+    rc = violations ? 1 : 0;
+out:
+    close_ctx(&x);
     return rc;
 }
 
@@ -697,6 +739,7 @@ static int cmd_serve(int argc, char **argv)
             sy_mutation m = {.apply = apply_purge, .ctx = &p};
             sy_writer_run(writer, &m);
             sy_api_segment_sizes_job(&app);
+            sy_api_points_expire_job(&app);
             next_maintenance = now + MAINTENANCE_EVERY_S * 1000;
         }
     }
@@ -744,6 +787,8 @@ int main(int argc, char **argv)
         return cmd_key(argc - 2, argv + 2);
     if (!strcmp(cmd, "tenant"))
         return cmd_tenant(argc - 2, argv + 2);
+    if (!strcmp(cmd, "check"))
+        return cmd_check(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("siyu %s\n", SY_VERSION);
         return 0;

@@ -55,6 +55,21 @@ sy_route sy_routes[] = {
     {"DELETE", "/v1/tags/{name}", sy_api_tags_delete, ADMIN, 0, NULL},
     {"POST", "/v1/tags/{name}/members", sy_api_tag_members, ADMIN | SY_ROLE_APP, 0, NULL},
 
+    {"GET", "/v1/point-types", sy_api_point_types_list, SY_ROLES_ALL, 0, NULL},
+    {"POST", "/v1/point-types", sy_api_point_types_create, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/point-types/{code}", sy_api_point_types_get, SY_ROLES_ALL, 0, NULL},
+    {"POST", "/v1/customers/{customer_no}/points:earn", sy_api_points_earn, ADMIN | SY_ROLE_APP,
+     SY_ROUTE_IDEMPOTENT, NULL},
+    {"POST", "/v1/customers/{customer_no}/points:spend", sy_api_points_spend, ADMIN | SY_ROLE_APP,
+     SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/customers/{customer_no}/points", sy_api_points_balances, SY_ROLES_ALL, 0, NULL},
+    {"GET", "/v1/customers/{customer_no}/points/history", sy_api_points_history, SY_ROLES_ALL, 0,
+     NULL},
+    {"GET", "/v1/ledger/{entry_id}", sy_api_ledger_get, SY_ROLES_ALL, 0, NULL},
+    {"POST", "/v1/ledger/{entry_id}:reverse", sy_api_ledger_reverse, ADMIN, SY_ROUTE_IDEMPOTENT,
+     NULL},
+    {"POST", "/v1/points:expire", sy_api_points_expire, ADMIN, 0, NULL},
+
     {"GET", "/v1/audit", sy_api_audit_list, AUDITORS, 0, NULL},
 };
 const int sy_routes_count = (int)SY_ARRAY_LEN(sy_routes);

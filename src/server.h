@@ -83,7 +83,8 @@ void sy_reply_json(sy_req *r, int status, json_t *body);
 /* Records an application/problem+json reply (RFC 9457).  type is one of the
  * stable codes (invalid-json, validation, unauthorized, forbidden, not-found,
  * method-not-allowed, conflict, idempotency-mismatch, payload-too-large,
- * rate-limited, internal); field, when not NULL, names the offending input
+ * rate-limited, internal, unavailable; for points: insufficient-points,
+ * points-used, already-reversed, not-reversible); field, when not NULL, names the offending input
  * as a JSON pointer ("/role") or a parameter name. */
 void sy_reply_problem(sy_req *r, int status, const char *type, const char *field, const char *fmt,
                       ...) __attribute__((format(printf, 5, 6)));

@@ -358,12 +358,23 @@ static void test_bad_bodies_on_every_write_endpoint(void **state)
     struct {
         const char *method, *path;
     } eps[] = {
-        {"POST", "/v1/keys"},        {"PATCH", "/v1/tenant"},
-        {"POST", "/v1/attributes"},  {"PATCH", "/v1/attributes/risk_level"},
-        {"PUT", "/v1/customers/Z1"}, {"POST", "/v1/customers:import"},
-        {"POST", "/v1/events"},      {"POST", "/v1/segments:preview"},
-        {"POST", "/v1/segments"},    {"PUT", "/v1/segments/nope"},
-        {"POST", "/v1/tags"},        {"POST", "/v1/tags/nope/members"},
+        {"POST", "/v1/keys"},
+        {"PATCH", "/v1/tenant"},
+        {"POST", "/v1/attributes"},
+        {"PATCH", "/v1/attributes/risk_level"},
+        {"PUT", "/v1/customers/Z1"},
+        {"POST", "/v1/customers:import"},
+        {"POST", "/v1/events"},
+        {"POST", "/v1/segments:preview"},
+        {"POST", "/v1/segments"},
+        {"PUT", "/v1/segments/nope"},
+        {"POST", "/v1/tags"},
+        {"POST", "/v1/tags/nope/members"},
+        {"POST", "/v1/point-types"},
+        {"POST", "/v1/customers/Z1/points:earn"},
+        {"POST", "/v1/customers/Z1/points:spend"},
+        {"POST", "/v1/ledger/le_0:reverse"},
+        {"POST", "/v1/points:expire"},
     };
     const char *bodies[] = {"{", "[]", "\"text\"", "{\"unexpected\": 1}", "\xff\xfe"};
     for (size_t e = 0; e < SY_TEST_LEN(eps); e++)

@@ -874,6 +874,22 @@ static void test_demo_bank_served(const char *data)
             fail_msg("demo customers with %s", never[k]);
     assert_true(preview_count_on(d, "has_fund = true") > 0);
     assert_true(preview_count_on(d, "occupation is null") > 0); /* not everyone has everything */
+    /* the point types docs/rewards.md's worked example uses */
+    r = h_req(d, "GET", "/v1/point-types", d->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    items = json_object_get(r.json, "items");
+    assert_int_equal(json_array_size(items), 2);
+    assert_string_equal(h_str(json_array_get(items, 0), "code"), "points");
+    assert_string_equal(h_str(json_array_get(items, 0), "name"), "积分");
+    assert_string_equal(h_str(json_array_get(items, 0), "expiry"), "year_end");
+    assert_string_equal(h_str(json_array_get(items, 1), "code"), "sunshine");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(items, 1), "expiry_days")),
+                     30);
+    h_resp_free(&r);
+    r = h_req(d, "POST", "/v1/customers/C00000001/points:earn", d->admin_key,
+              "{\"point_type\":\"sunshine\",\"amount\":100,\"source\":\"campaign:demo\"}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
     h_stop(d);
 }
 

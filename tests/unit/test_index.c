@@ -395,7 +395,7 @@ static void test_rebuild_matches_live_updates(void **state)
     assert_int_equal(sy_conn_begin(w), SY_OK);
     assert_int_equal(sy_tenant_create(w, "t", "T", "Asia/Shanghai", 0), SY_OK);
     sy_index *live = sy_index_new(8 * 3600 * 1000);
-    char sql[256];
+    char sql[512]; /* the INSERT below quotes attrs (up to 255 bytes) */
     sy_attr_set *s = schema();
     static const char *const risks[] = {"R1", "R2", "R3"}, *const cities[] = {"上海", "北京"};
     for (int i = 0; i < CUSTOMERS; i++) {

@@ -1,0 +1,48 @@
+/* check.c — the table of invariant checks behind `siyu check` (check.h). */
+#include "check.h"
+#include "ledger.h"
+#include "util.h"
+
+typedef struct check_part {
+    const char *name;
+    /* Reports each violation through report(); see sy_ledger_check. */
+    int (*run)(sy_conn *c, const char *tenant, void (*report)(void *ud, const char *line), void *ud,
+               int64_t *violations, int64_t *checked);
+    const char *what; /* what `checked` counts */
+} check_part;
+
+static const check_part k_parts[] = {
+    {"ledger", sy_ledger_check, "accounts, lots and entries"},
+};
+
+typedef struct printer {
+    FILE *out;
+    const char *part;
+} printer;
+
+static void print_line(void *ud, const char *line)
+{
+    printer *p = ud;
+    fprintf(p->out, "%s: %s\n", p->part, line);
+}
+
+int sy_check_tenant(sy_store *s, const char *tenant, FILE *out, int64_t *violations)
+{
+    *violations = 0;
+    sy_conn *c = sy_store_acquire(s);
+    int rc = sy_conn_exec(c, "BEGIN");
+    for (size_t i = 0; i < SY_ARRAY_LEN(k_parts) && rc == SY_OK; i++) {
+        printer p = {out, k_parts[i].name};
+        int64_t v = 0, checked = 0;
+        rc = k_parts[i].run(c, tenant, print_line, &p, &v, &checked);
+        if (rc == SY_OK)
+            fprintf(out, "%s: %lld %s checked, %lld violation%s\n", k_parts[i].name,
+                    (long long)checked, k_parts[i].what, (long long)v, v == 1 ? "" : "s");
+        *violations += v;
+    }
+    if (rc != SY_OK)
+        fprintf(out, "check failed: %s\n", sy_conn_errmsg(c));
+    sy_conn_exec(c, "ROLLBACK");
+    sy_store_release(s, c);
+    return rc;
+}

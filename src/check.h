@@ -1,0 +1,21 @@
+/* check.h — `siyu check`: verifies a tenant's data against the invariants
+ * the code promises, reading the store the way it is on disk.
+ *
+ * The checks are one table (check.c): each names a part of the system and
+ * reports every violation it finds as a line of text.  The ledger's are the
+ * first; the points mall's stock will add its own. */
+#ifndef SY_CHECK_H
+#define SY_CHECK_H
+
+#include "store.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Runs every check for the tenant in one read transaction (one consistent
+ * state, even beside a running server), writing each violation as
+ * "<part>: <what>" and a summary line per part to out.  *violations counts
+ * them all.  Returns SY_OK or a store error. */
+int sy_check_tenant(sy_store *s, const char *tenant, FILE *out, int64_t *violations);
+
+#endif
