@@ -1234,6 +1234,12 @@ out:
     return NULL;
 }
 
+static void compact_bitmap(roaring_bitmap_t *b)
+{
+    roaring_bitmap_run_optimize(b);
+    roaring_bitmap_shrink_to_fit(b);
+}
+
 int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
                      const sy_attr_set *schema, sy_index_load *load)
 {
@@ -1301,7 +1307,20 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
     for (uint32_t e = 0; e < ix->nevents; e++)
         for (size_t d = 0; d < ix->events[e]->n; d++)
             day_finish_load(ix->events[e]->days[d]);
-    roaring_bitmap_run_optimize(ix->all);
+    /* Bitmaps built one id at a time keep the slack of their growth
+     * (array containers double); give it back, and use runs where they
+     * are smaller. */
+    for (uint32_t a = 0; a < ix->nattrs; a++) {
+        attr_ix *x = ix->attrs[a];
+        for (uint32_t v = 0; v < x->nvalues; v++)
+            compact_bitmap(x->bitmaps[v]);
+        if (x->present)
+            compact_bitmap(x->present);
+    }
+    for (size_t t = 0; t < ix->ntags; t++)
+        if (ix->tags[t].members)
+            compact_bitmap(ix->tags[t].members);
+    compact_bitmap(ix->all);
     malloc_trim(0);
     pthread_rwlock_unlock(&ix->lock);
     if (load)
