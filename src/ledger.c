@@ -282,6 +282,25 @@ typedef struct lot_move {
     int64_t lot, amount;
 } lot_move;
 
+/* The journal entry of an earn or a spend: points move from debit to
+ * credit, one of which is the customer's account. */
+static entry move_entry(const sy_ledger_move *m, const char *kind, const char *debit,
+                        const char *credit)
+{
+    return (entry){.tenant = m->tenant,
+                   .kind = kind,
+                   .point_type = m->point_type,
+                   .customer_no = m->customer_no,
+                   .amount = m->amount,
+                   .debit = debit,
+                   .credit = credit,
+                   .reason = m->reason,
+                   .reference = m->reference,
+                   .operator_id = m->operator_id,
+                   .idempotency_key = m->idempotency_key,
+                   .now = m->now_ms};
+}
+
 static int insert_entry(sy_conn *c, entry *e)
 {
     static const char sql[] =
@@ -449,18 +468,7 @@ int sy_ledger_earn(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     char source[ACCOUNT_MAX], customer[ACCOUNT_MAX];
     snprintf(source, sizeof source, "source:%s", m->account ? m->account : "adjustment");
     customer_account(m->customer_no, customer);
-    entry e = {.tenant = m->tenant,
-               .kind = "earn",
-               .point_type = m->point_type,
-               .customer_no = m->customer_no,
-               .amount = m->amount,
-               .debit = source,
-               .credit = customer,
-               .reason = m->reason,
-               .reference = m->reference,
-               .operator_id = m->operator_id,
-               .idempotency_key = m->idempotency_key,
-               .now = m->now_ms};
+    entry e = move_entry(m, "earn", source, customer);
     lot_move fill = {.amount = m->amount};
     if ((rc = insert_entry(c, &e)) == SY_OK &&
         (rc = insert_lot(c, &e, &t, zone, &fill.lot)) == SY_OK)
@@ -724,18 +732,7 @@ int sy_ledger_spend(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     char sink[ACCOUNT_MAX], customer[ACCOUNT_MAX];
     snprintf(sink, sizeof sink, "sink:%s", m->account ? m->account : "spend");
     customer_account(m->customer_no, customer);
-    entry e = {.tenant = m->tenant,
-               .kind = "spend",
-               .point_type = m->point_type,
-               .customer_no = m->customer_no,
-               .amount = m->amount,
-               .debit = customer,
-               .credit = sink,
-               .reason = m->reason,
-               .reference = m->reference,
-               .operator_id = m->operator_id,
-               .idempotency_key = m->idempotency_key,
-               .now = m->now_ms};
+    entry e = move_entry(m, "spend", customer, sink);
     if (rc == SY_OK && (rc = insert_entry(c, &e)) == SY_OK)
         rc = apply_moves(c, &e, draws, n, -1, &res->balance);
     free(draws);
