@@ -36,6 +36,7 @@
  * seeded generator, so the same seed gives the same bank. */
 #include "demo.h"
 #include "attr.h"
+#include "customer.h"
 #include "ledger.h"
 #include "segment_parse.h"
 #include "util.h"
@@ -839,6 +840,9 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
         rc = define_tags(&w, o, out, why, sizeof why);
     if (rc == SY_OK)
         rc = define_point_types(&w, o, out);
+    sy_attr_set *schema = NULL;
+    if (rc == SY_OK)
+        rc = sy_attr_load(w.c, o->tenant, &schema);
 
     for (int64_t i = 0; i < o->customers && rc == SY_OK; i++) {
         if ((rc = begin_if_needed(&w)) != SY_OK)
@@ -870,8 +874,14 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
             sy_stmt_bind_text(st, 4, text);
             sy_stmt_bind_text(st, 5, sealed);
             sy_stmt_bind_i64(st, 6, created);
-            rc = row_done(&w, sy_stmt_exec(st));
+            rc = sy_stmt_exec(st);
         }
+        if (rc == SY_OK) {
+            json_t *obj = json_loads(text, 0, NULL);
+            rc = obj ? sy_customer_packed_put(w.c, schema, o->tenant, no, i, obj) : SY_ERR;
+            json_decref(obj);
+        }
+        rc = row_done(&w, rc);
         free(text);
         free(sealed);
         /* identities: the phone (hashed), the app and WeChat for their users */
@@ -987,6 +997,7 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
     }
     if (o->progress)
         fprintf(stderr, "\n");
+    sy_attr_set_release(schema);
     free(activity);
     free(has_fund);
     if (rc == SY_OK && w.rows % BATCH != 0)
