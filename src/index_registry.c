@@ -57,17 +57,11 @@ static sy_index *build(sy_indexes *r, const char *tenant)
     sy_index *ix = sy_index_new(sy_tz_offset_ms(ti.timezone, sy_now_ms()));
     sy_conn *c = sy_store_acquire(r->store);
     sy_conn *c2 = sy_store_try_acquire(r->store); /* events beside customers */
-    sy_conn_scan_mode(c, true);
-    if (c2)
-        sy_conn_scan_mode(c2, true);
     sy_index_load load;
     int rc = sy_index_rebuild(ix, c, c2, tenant, schema, &load);
-    sy_conn_scan_mode(c, false);
     sy_store_release(r->store, c);
-    if (c2) {
-        sy_conn_scan_mode(c2, false);
+    if (c2)
         sy_store_release(r->store, c2);
-    }
     sy_attr_set_release(schema);
     if (rc != SY_OK) {
         sy_error("index of tenant %s: rebuild failed", tenant);

@@ -69,10 +69,6 @@ void sy_store_release(sy_store *s, sy_conn *c);
 sy_conn *sy_store_write_conn(sy_store *s);
 
 int sy_conn_exec(sy_conn *c, const char *sql);
-/* For a scan of most of the database (the index rebuild): read through
- * the page cache instead of the memory map, so the scanned file does not
- * stay mapped into the process afterwards.  Off again restores the map. */
-int sy_conn_scan_mode(sy_conn *c, bool on);
 int sy_conn_begin(sy_conn *c); /* a write transaction (BEGIN IMMEDIATE) */
 int sy_conn_commit(sy_conn *c);
 int sy_conn_rollback(sy_conn *c);

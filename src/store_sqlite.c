@@ -71,9 +71,6 @@ static int map_rc(sy_conn *c, int rc)
     }
 }
 
-/* Reads come from a memory map of the database file up to this size. */
-#define MMAP_SIZE (1LL << 30)
-
 static int conn_open(const char *path, bool reader, sy_sync_mode sync, sy_conn **out, char *err,
                      size_t errlen)
 {
@@ -87,13 +84,15 @@ static int conn_open(const char *path, bool reader, sy_sync_mode sync, sy_conn *
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, 10000);
     /* A page cache big enough for the hot part of the database (the
-     * default 2 MiB makes every miss a pread), and reads served from a
-     * memory map of the database file instead of read system calls. */
+     * default 2 MiB makes every miss a pread).  No memory map: pages read
+     * through one count as the process's resident memory, up to the map's
+     * size per connection, and at ten million customers the hot pages are
+     * spread over a file far larger than any map. */
     char pragmas[384];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
-             "PRAGMA temp_store=MEMORY; PRAGMA cache_size=%d; PRAGMA mmap_size=%lld; %s",
-             sync == SY_SYNC_FULL ? "FULL" : "NORMAL", reader ? -16384 : -65536, MMAP_SIZE,
+             "PRAGMA temp_store=MEMORY; PRAGMA cache_size=%d; PRAGMA mmap_size=0; %s",
+             sync == SY_SYNC_FULL ? "FULL" : "NORMAL", reader ? -16384 : -65536,
              reader ? "PRAGMA query_only=1;" : "");
     char *msg = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
@@ -227,13 +226,6 @@ int sy_conn_exec(sy_conn *c, const char *sql)
         return r;
     }
     return SY_OK;
-}
-
-int sy_conn_scan_mode(sy_conn *c, bool on)
-{
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA mmap_size=%lld", on ? 0LL : MMAP_SIZE);
-    return sy_conn_exec(c, sql);
 }
 
 int sy_conn_begin(sy_conn *c)

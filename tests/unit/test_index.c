@@ -172,7 +172,9 @@ static void test_column_widens_and_keeps_values(void **state)
     sy_index *ix = sy_index_new(0);
     enum { N = 5000 };
     static int64_t want[N];
-    static const int64_t steps[] = {3, -100, 40000, -3000000000LL, INT64_MAX, INT64_MIN, 0};
+    /* widths 1, 1, 4, 5 (zigzag below 2^40), 5, 8 */
+    static const int64_t steps[] = {3,         -100,      40000, -3000000000LL, 500000000000LL,
+                                    INT64_MAX, INT64_MIN, 0};
     uint64_t x = 12345;
     for (int k = 0; k < N; k++) {
         int i = (int)((k * 7919L) % N); /* every id once, out of order */
@@ -222,6 +224,42 @@ static void test_column_widens_and_keeps_values(void **state)
     roaring_bitmap_free(got);
     roaring_bitmap_free(even);
     sy_index_unlock(ix);
+    sy_index_free(ix);
+    sy_attr_set_release(s);
+}
+
+/* A column of millions of entries has a mapping of its own (huge pages
+ * where the kernel grants them); values survive growing into it and
+ * widening within it. */
+static void test_large_column(void **state)
+{
+    sy_attr_set *s = schema();
+    sy_index *ix = sy_index_new(0);
+    enum { FAR = 1200000 };
+    static const uint32_t ids[] = {0, 1, 2, 2999, FAR, FAR + 1};
+    int64_t want[6];
+    for (size_t k = 0; k < 6; k++) {
+        /* values 5 * 10^11 apart (5-byte entries), then one that needs 8 */
+        want[k] = k == 5 ? INT64_MIN + 7 : (k % 2 ? 450000000000LL : -50000000000LL) + (int64_t)k;
+        char no[16], js[64];
+        snprintf(no, sizeof no, "C%u", ids[k]);
+        snprintf(js, sizeof js, "{\"aum\":%lld}", (long long)want[k]);
+        json_t *a = json_loads(js, 0, NULL);
+        sy_index_add_customer(ix, no, ids[k]);
+        sy_index_update_attrs(ix, ids[k], s, NULL, a);
+        json_decref(a);
+        sy_index_rdlock(ix);
+        for (size_t j = 0; j <= k; j++) {
+            int64_t v;
+            assert_true(sy_index_numeric(ix, "aum", ids[j], &v));
+            assert_true(v == want[j]);
+        }
+        roaring_bitmap_t *got = sy_index_range(ix, "aum", NULL, INT64_MIN + 8, INT64_MAX);
+        assert_int_equal(card(got), k == 5 ? 5 : k + 1);
+        assert_false(roaring_bitmap_contains(got, FAR + 1));
+        roaring_bitmap_free(got);
+        sy_index_unlock(ix);
+    }
     sy_index_free(ix);
     sy_attr_set_release(s);
 }
@@ -516,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_events_by_business_day),
         cmocka_unit_test(test_rebuild_from_store),
         cmocka_unit_test(test_column_widens_and_keeps_values),
+        cmocka_unit_test(test_large_column),
         cmocka_unit_test(test_day_entries_match_plain_sums),
         cmocka_unit_test(test_day_merge_after_compaction),
         cmocka_unit_test(test_rebuild_matches_live_updates),
