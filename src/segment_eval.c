@@ -66,9 +66,10 @@ typedef struct cat_scan {
     const sy_attr_def *d;
     sy_seg_op op;
     const char *lit;
-    int lit_index;                /* enum order of lit */
-    const roaring_bitmap_t *cand; /* NULL: everyone */
-    roaring_bitmap_t *out;
+    int lit_index; /* enum order of lit */
+    /* the bitmaps of the values that hold */
+    const roaring_bitmap_t **match;
+    size_t n, cap;
 } cat_scan;
 
 static void cat_visit(const char *value, const roaring_bitmap_t *b, void *ud)
@@ -86,16 +87,40 @@ static void cat_visit(const char *value, const roaring_bitmap_t *b, void *ud)
     }
     if (!op_holds(s->op, c))
         return;
-    if (s->cand) {
-        /* each value among the candidates: work in proportion to the
-         * smaller of the two, where a union of whole value bitmaps would
-         * cost the size of the tenant */
-        roaring_bitmap_t *t = roaring_bitmap_and(b, s->cand);
-        roaring_bitmap_or_inplace(s->out, t);
-        roaring_bitmap_free(t);
-    } else {
-        roaring_bitmap_or_inplace(s->out, b);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->match = sy_xrealloc(s->match, s->cap * sizeof *s->match);
     }
+    s->match[s->n++] = b;
+}
+
+/* The customers among cand (NULL: everyone) whose value is one of the
+ * matching values' bitmaps.  Few candidates: each value among them, work in
+ * proportion to the candidates.  Many (a sixty-fourth of the tenant or
+ * more): one union of the values' whole bitmaps, then one intersection,
+ * where a value at a time would intersect the candidates once per value and
+ * then merge the pieces. */
+static roaring_bitmap_t *cat_members(const sy_seg_ctx *cx, const cat_scan *s,
+                                     const roaring_bitmap_t *cand)
+{
+    if (s->n == 0)
+        return roaring_bitmap_create();
+    if (!cand)
+        return roaring_bitmap_or_many(s->n, s->match);
+    if (s->n == 1)
+        return roaring_bitmap_and(s->match[0], cand);
+    if (roaring_bitmap_get_cardinality(cand) >= sy_index_size(cx->ix) / 64) {
+        roaring_bitmap_t *u = roaring_bitmap_or_many(s->n, s->match);
+        roaring_bitmap_and_inplace(u, cand);
+        return u;
+    }
+    roaring_bitmap_t *out = roaring_bitmap_create();
+    for (size_t i = 0; i < s->n; i++) {
+        roaring_bitmap_t *t = roaring_bitmap_and(s->match[i], cand);
+        roaring_bitmap_or_inplace(out, t);
+        roaring_bitmap_free(t);
+    }
+    return out;
 }
 
 static void union_visit(const char *value, const roaring_bitmap_t *b, void *ud)
@@ -261,11 +286,10 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d,
         if (l->kind != SY_LIT_STRING)
             return fail(err, l->pos, "'%s' takes %s value", d->name,
                         d->type == SY_ATTR_ENUM ? "an enum" : "a string");
-        cat_scan s = {.d = d, .op = op, .lit = l->s, .cand = cand, .out = roaring_bitmap_create()};
+        cat_scan s = {.d = d, .op = op, .lit = l->s};
         if (d->type == SY_ATTR_ENUM) {
             s.lit_index = sy_attr_enum_index(d, l->s);
             if (s.lit_index < 0) {
-                roaring_bitmap_free(s.out);
                 char vals[160] = "";
                 for (int i = 0; i < d->nenum && strlen(vals) < 120; i++)
                     snprintf(vals + strlen(vals), sizeof vals - strlen(vals), "%s%s", i ? ", " : "",
@@ -274,7 +298,9 @@ static roaring_bitmap_t *compare(const sy_seg_ctx *cx, const sy_attr_def *d,
             }
         }
         sy_index_values(cx->ix, d->name, cat_visit, &s);
-        return s.out;
+        roaring_bitmap_t *out = cat_members(cx, &s, cand);
+        free(s.match);
+        return out;
     }
     }
     return fail(err, l->pos, "unsupported attribute type");
@@ -436,6 +462,7 @@ typedef struct term {
     const sy_seg_node *n;
     int cost;
     uint64_t size; /* members, when the term is one value bitmap; else max */
+    uint64_t rank; /* the order among terms of the same cost (eval_and) */
 } term;
 
 /* The size of a term that is one value's bitmap (`city = '上海'`,
@@ -467,7 +494,7 @@ static void and_terms(const sy_seg_ctx *cx, const sy_seg_node *n, term *t, int *
         return;
     }
     int c = cost(cx, n);
-    t[(*nt)++] = (term){n, c, c == 0 ? single_size(cx, n) : UINT64_MAX};
+    t[(*nt)++] = (term){n, c, c == 0 ? single_size(cx, n) : UINT64_MAX, 0};
 }
 
 static roaring_bitmap_t *eval(const sy_seg_ctx *cx, const sy_seg_node *n,
@@ -483,9 +510,23 @@ static roaring_bitmap_t *eval_and(const sy_seg_ctx *cx, const sy_seg_node *n,
     term t[MAX_AND_TERMS];
     int nt = 0;
     and_terms(cx, n, t, &nt);
-    for (int i = 1; i < nt; i++) /* stable insertion sort by cost, then size */
+    /* Single value bitmaps: the dense ones (a sixteenth of the tenant or
+     * more, whose containers are mostly bitsets) first, largest first, so
+     * their intersections stay word-by-word ANDs of bitsets until the last
+     * of them; then the sparse ones, smallest first, so every later step
+     * works on as few candidates as possible.  The result is the same in
+     * any order; only its cost differs. */
+    uint64_t all = sy_index_size(cx->ix), dense = all / 16;
+    for (int i = 0; i < nt; i++)
+        if (t[i].size == UINT64_MAX)
+            t[i].rank = UINT64_MAX;
+        else if (t[i].size >= dense && t[i].size <= all)
+            t[i].rank = all - t[i].size; /* dense: 0 .. all, largest first */
+        else
+            t[i].rank = all + 1 + t[i].size; /* sparse: after, smallest first */
+    for (int i = 1; i < nt; i++)             /* stable insertion sort by cost, then rank */
         for (int j = i; j > 0 && (t[j - 1].cost > t[j].cost ||
-                                  (t[j - 1].cost == t[j].cost && t[j - 1].size > t[j].size));
+                                  (t[j - 1].cost == t[j].cost && t[j - 1].rank > t[j].rank));
              j--) {
             term x = t[j];
             t[j] = t[j - 1];

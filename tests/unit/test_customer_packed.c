@@ -138,7 +138,7 @@ static void test_check_finds_differences(void **state)
     assert_int_equal(sy_conn_begin(w), SY_OK);
     assert_int_equal(sy_tenant_create(w, "t", "T", "Asia/Shanghai", 0), SY_OK);
     for (int i = 0; i < 3; i++) {
-        char sql[300], no[8];
+        char sql[300], no[16];
         snprintf(no, sizeof no, "C%d", i);
         snprintf(sql, sizeof sql,
                  "INSERT INTO customers (tenant_id, customer_no, dense_id, attrs, created_at,"
