@@ -9,6 +9,7 @@
  * not-reversible.  docs/rewards.md has the model. */
 #include "api.h"
 #include "app.h"
+#include "benefits.h"
 #include "customer.h"
 #include "ledger.h"
 #include "util.h"
@@ -373,6 +374,14 @@ static void points_move(sy_req *r, bool spend)
         sy_reply_problem(r, 400, "validation", ptr,
                          "'%s' must be 1 to %d characters of A-Z a-z 0-9 _ . : -", account_field,
                          SY_LEDGER_ACCOUNT_NAME_MAX);
+        return;
+    }
+    /* sink:mall holds exactly the mall's exchanges, each paying for one
+     * grant (siyu check verifies it): spend there through the mall. */
+    if (spend && m->account && !strcmp(m->account, SY_BENEFIT_MALL_SINK)) {
+        sy_reply_problem(
+            r, 400, "validation", "/sink",
+            "sink 'mall' is the points mall's: exchange through POST /v1/mall/exchange");
         return;
     }
     const char *no = sy_req_param(r, "customer_no");
