@@ -766,7 +766,8 @@ typedef struct codes_req {
     size_t n;
     const char **codes;
     bool *dup;
-    json_t *dups; /* duplicates within the file, found before the write */
+    json_t *dups;     /* duplicates within the file, found before the write */
+    size_t file_dups; /* how many */
 } codes_req;
 
 static void codes_req_free(void *p)
@@ -785,6 +786,12 @@ static int cmp_code_line(const void *a, const void *b)
     return d ? d : (x->line > y->line) - (x->line < y->line);
 }
 
+static int cmp_line(const void *a, const void *b)
+{
+    const code_line *x = a, *y = b;
+    return (x->line > y->line) - (x->line < y->line);
+}
+
 static int apply_codes_add(sy_conn *c, sy_req *r, void *ctx)
 {
     codes_req *q = ctx;
@@ -798,7 +805,7 @@ static int apply_codes_add(sy_conn *c, sy_req *r, void *ctx)
     if (rc != SY_OK)
         return rc;
     json_t *dups = json_deep_copy(q->dups);
-    size_t ndup = json_array_size(dups);
+    size_t ndup = q->file_dups;
     for (size_t i = 0; i < q->n; i++)
         if (q->dup[i]) {
             ndup++;
@@ -909,11 +916,10 @@ void sy_api_items_codes(sy_req *r)
     memcpy(sorted, q->lines, q->n * sizeof *sorted);
     qsort(sorted, q->n, sizeof *sorted, cmp_code_line);
     bool *drop = sy_xcalloc(q->n, sizeof *drop);
-    size_t ndup = 0;
     for (size_t i = 1; i < q->n; i++)
         if (!strcmp(sorted[i].code, sorted[i - 1].code)) {
             drop[i] = true;
-            ndup++;
+            q->file_dups++;
             if (json_array_size(q->dups) < MAX_REPORTED) {
                 size_t first = i - 1;
                 while (drop[first])
@@ -925,7 +931,7 @@ void sy_api_items_codes(sy_req *r)
                                                          sorted[i].code, "reason", why));
             }
         }
-    /* The unique codes, in file order. */
+    /* The unique codes. */
     size_t keep = 0;
     code_line *uniq = sy_xmalloc(q->n * sizeof *uniq);
     for (size_t i = 0; i < q->n; i++)
@@ -933,9 +939,8 @@ void sy_api_items_codes(sy_req *r)
             uniq[keep++] = sorted[i];
     free(drop);
     free(sorted);
-    qsort(uniq, keep, sizeof *uniq, cmp_code_line);
-    /* (sorted by code is fine for the pool: the file order only decides
-     * which of two equal codes is reported) */
+    /* back in file order: the pool issues the supplier's codes as listed */
+    qsort(uniq, keep, sizeof *uniq, cmp_line);
     free(q->lines);
     q->lines = uniq;
     q->n = keep;
@@ -943,7 +948,6 @@ void sy_api_items_codes(sy_req *r)
     q->dup = sy_xcalloc(keep, sizeof *q->dup);
     for (size_t i = 0; i < keep; i++)
         q->codes[i] = q->lines[i].code;
-    (void)ndup;
     sy_req_write(r, apply_codes_add, NULL, q);
 }
 
