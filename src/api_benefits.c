@@ -248,6 +248,8 @@ static int admit(sy_req *r, const char *sql, const char *code, const char *no, c
     }
     sy_store_release(app->store, c);
     int out = ADMIT_YES;
+    if (n == 0)
+        return out; /* no segment: everyone (the hot path of most exchanges) */
     sy_attr_set *schema = NULL;
     sy_index *ix = tenant_index(r, &schema);
     if (!ix)
@@ -850,6 +852,10 @@ void sy_api_items_codes(sy_req *r)
     q->item = sy_req_param(r, "code");
     q->dups = json_array();
     sy_req_on_free(r, codes_req_free, q);
+    if (len && memchr(body, '\0', len)) {
+        sy_reply_problem(r, 400, "validation", "body", "the CSV must not contain NUL bytes");
+        return;
+    }
     char *text = sy_req_alloc(r, len + 1);
     memcpy(text, body ? body : "", len);
     text[len] = '\0';
@@ -870,14 +876,10 @@ void sy_api_items_codes(sy_req *r)
             p++;
             n -= 2;
         }
-        if (lineno == 1 && !strcasecmp(p, "code"))
-            continue;
-        if (n == 0 && !next)
-            break; /* the final newline */
+        if ((lineno == 1 && !strcasecmp(p, "code")) || n == 0)
+            continue; /* the header; blank lines */
         const char *why = NULL;
-        if (strlen(p) != n || n == 0)
-            why = "empty line";
-        else if (strchr(p, ','))
+        if (strchr(p, ','))
             why = "more than one field: one code a line";
         else if (!sy_benefit_voucher_valid(p, n))
             why = "a code is 1 to 128 visible ASCII characters, no spaces";
@@ -1366,6 +1368,11 @@ static int apply_issue(sy_conn *c, sy_req *r, void *ctx)
         int rc = sy_benefit_issue_one(c, &q, &res);
         if (rc == SY_BENEFIT_REPLAY)
             return reply_grants(c, r, q.tenant, &res.code, 1, NULL, 200);
+        if (rc == SY_BENEFIT_NO_CUSTOMER && !q.listing) {
+            /* the customer is the path's, not a body field */
+            sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", q.customer_no);
+            return 1;
+        }
         if (rc > 0) {
             reply_refusal(r, rc, &res,
                           rc == SY_BENEFIT_NO_CUSTOMER || rc == SY_BENEFIT_MERGED ? q.customer_no

@@ -599,7 +599,9 @@ static int define_benefits(writer *w, const sy_demo_opts *o, sy_demo_stats *out)
     if (rc == SY_OK)
         rc = row_done(w, sy_benefit_codes_add(w->c, o->tenant, "jd_50", codes, 200, "demo",
                                               o->now_ms, dup, &added));
-    const sy_benefit_package_line lines[] = {{"cp_10", 2}, {"jd_50", 1}, {"loan_rate", 1}};
+    /* one of each: a package's units count toward the items' limits */
+    const sy_benefit_package_line lines[] = {
+        {"cp_10", 1}, {"jd_50", 1}, {"loan_rate", 1}, {"transfer_fee", 1}};
     const char *missing;
     if (rc == SY_OK)
         rc = row_done(w, sy_benefit_package_create(w->c, o->tenant, "private_banking",
