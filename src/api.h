@@ -89,6 +89,7 @@ void sy_api_items_list(sy_req *r);
 void sy_api_items_get(sy_req *r);
 void sy_api_items_create(sy_req *r);
 void sy_api_items_stock(sy_req *r);
+void sy_api_items_stock_moves(sy_req *r);
 void sy_api_items_codes(sy_req *r);
 void sy_api_packages_list(sy_req *r);
 void sy_api_packages_get(sy_req *r);

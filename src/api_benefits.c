@@ -755,6 +755,83 @@ void sy_api_items_stock(sy_req *r)
     sy_req_write(r, apply_stock_add, NULL, s);
 }
 
+/* GET /v1/benefits/items/{code}/stock: the item's stock and its journal,
+ * newest move first, by keyset cursor. */
+void sy_api_items_stock_moves(sy_req *r)
+{
+    static const char sql[] =
+        "SELECT id, delta, reason, operator, created_at FROM benefit_stock_moves"
+        " WHERE tenant_id = $1 AND item = $2 AND id < $3 ORDER BY id DESC LIMIT $4";
+    int64_t limit, cursor = INT64_MAX;
+    if (!sy_v_query_int(r, "limit", 1, 500, 100, &limit))
+        return;
+    const char *cur = sy_req_query(r, "cursor");
+    if (cur && !sy_parse_i64(cur, 1, INT64_MAX, &cursor)) {
+        sy_reply_problem(r, 400, "validation", "cursor", "not a cursor from this endpoint");
+        return;
+    }
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant, *code = sy_req_param(r, "code");
+    sy_conn *c = sy_store_acquire(app->store);
+    int rc = sy_conn_exec(c, "BEGIN");
+    json_t *item = NULL, *moves = json_array();
+    int64_t last = 0;
+    sy_stmt *st = rc == SY_OK ? sy_conn_prepare(c, sql_item_one) : NULL;
+    if (rc == SY_OK && !st)
+        rc = SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, code);
+        if ((rc = sy_stmt_step(st)) == SY_ROW)
+            item = json_pack("{s:s, s:I, s:I}", "item", code, "total_stock",
+                             (json_int_t)sy_stmt_i64(st, 7), "remaining",
+                             (json_int_t)sy_stmt_i64(st, 8));
+        sy_stmt_reset(st);
+        rc = rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+    }
+    if (rc == SY_OK && item) {
+        if (!(st = sy_conn_prepare(c, sql))) {
+            rc = SY_ERR;
+        } else {
+            sy_stmt_bind_text(st, 1, tenant);
+            sy_stmt_bind_text(st, 2, code);
+            sy_stmt_bind_i64(st, 3, cursor);
+            sy_stmt_bind_i64(st, 4, limit);
+            while ((rc = sy_stmt_step(st)) == SY_ROW) {
+                last = sy_stmt_i64(st, 0);
+                json_array_append_new(
+                    moves, json_pack("{s:I, s:I, s:s, s:s, s:o}", "id", (json_int_t)last, "delta",
+                                     (json_int_t)sy_stmt_i64(st, 1), "reason", sy_stmt_text(st, 2),
+                                     "operator", sy_stmt_text(st, 3), "created_at",
+                                     sy_json_time(sy_stmt_i64(st, 4))));
+            }
+            sy_stmt_reset(st);
+            rc = rc == SY_DONE ? SY_OK : rc;
+        }
+    }
+    sy_conn_exec(c, "COMMIT");
+    if (rc != SY_OK) {
+        sy_api_store_error(r, c);
+        json_decref(item);
+        json_decref(moves);
+    } else if (!item) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no benefit item '%s'", code);
+        json_decref(moves);
+    } else {
+        json_t *next = json_null();
+        if (json_array_size(moves) == (size_t)limit) {
+            char buf[24];
+            snprintf(buf, sizeof buf, "%lld", (long long)last);
+            json_decref(next);
+            next = json_string(buf);
+        }
+        json_object_set_new(item, "moves", moves);
+        json_object_set_new(item, "next_cursor", next);
+        sy_reply_json(r, 200, item);
+    }
+    sy_store_release(app->store, c);
+}
+
 /* ---- voucher codes ---- */
 
 typedef struct code_line {

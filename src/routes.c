@@ -78,6 +78,8 @@ sy_route sy_routes[] = {
     {"GET", "/v1/benefits/items/{code}", sy_api_items_get, SY_ROLES_ALL, 0, NULL},
     {"POST", "/v1/benefits/items/{code}/stock", sy_api_items_stock, ADMIN, SY_ROUTE_IDEMPOTENT,
      NULL},
+    {"GET", "/v1/benefits/items/{code}/stock", sy_api_items_stock_moves, AUDITORS | SY_ROLE_ANALYST,
+     0, NULL},
     {"POST", "/v1/benefits/items/{code}/codes", sy_api_items_codes, ADMIN, SY_ROUTE_IDEMPOTENT,
      NULL},
     {"GET", "/v1/benefits/packages", sy_api_packages_list, SY_ROLES_ALL, 0, NULL},

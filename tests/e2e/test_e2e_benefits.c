@@ -239,6 +239,25 @@ static void test_catalogue(void **state)
     h_resp_free(&r);
     assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_stock_moves WHERE item = 'rate'"),
                      2);
+    r = h_req(S, "GET", "/v1/benefits/items/rate/stock?limit=1", ANALYST_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "total_stock")), 120);
+    json_t *mv = json_array_get(json_object_get(r.json, "moves"), 0);
+    assert_int_equal(json_integer_value(json_object_get(mv, "delta")), 20);
+    assert_string_equal(h_str(mv, "reason"), "second batch");
+    char next[160];
+    snprintf(next, sizeof next, "/v1/benefits/items/rate/stock?limit=1&cursor=%s",
+             h_str(r.json, "next_cursor"));
+    h_resp_free(&r);
+    r = h_req(S, "GET", next, ANALYST_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    mv = json_array_get(json_object_get(r.json, "moves"), 0);
+    assert_int_equal(json_integer_value(json_object_get(mv, "delta")), 100);
+    assert_string_equal(h_str(mv, "reason"), "initial stock");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/benefits/items/rate/stock", APP_KEY, NULL);
+    h_assert_problem(r, 403, "forbidden", NULL);
+    h_resp_free(&r);
     /* the voucher pool, as CSV: duplicates skipped and named */
     const char *csv[] = {"Content-Type: text/csv", NULL};
     const char *pool = "code\r\nJD-0001\r\nJD-0002\r\n\"JD-0003\"\r\nJD-0001\r\nJD-0004\r\n";
@@ -399,6 +418,31 @@ static void test_grant_lifecycle(void **state)
     assert_check_passes(S);
 }
 
+/* The server's maintenance sweeps expired grants by itself, about a second
+ * after it starts (then every ten minutes). */
+static void test_expiry_scheduled(void **state)
+{
+    char code[32];
+    issue_ok("C1", "{\"item\":\"cp10\"}", code);
+    assert_int_equal(h_signal_wait(S, SIGTERM), 0);
+    char sql[200];
+    snprintf(sql, sizeof sql, "UPDATE benefit_grants SET expires_at = 2000 WHERE code = '%s'",
+             code);
+    sql_on(S, sql);
+    h_launch(S);
+    bool expired = false;
+    for (int i = 0; i < 300 && !expired; i++) {
+        json_t *g = grant_get(S, code);
+        expired = g && !strcmp(h_str(g, "status"), "expired");
+        json_decref(g);
+        if (!expired)
+            h_sleep_ms(50);
+    }
+    if (!expired)
+        fail_msg("the maintenance did not expire grant %s within 15 s", code);
+    assert_check_passes(S);
+}
+
 static void test_eligibility(void **state)
 {
     h_resp r = issue_on(S, APP_KEY, "C2", "{\"item\":\"rate\"}");
@@ -449,7 +493,7 @@ static void test_reconciliation(void **state)
     assert_int_equal(json_integer_value(json_object_get(cp, "issued_cost")), issued * 800);
     assert_int_equal(json_integer_value(json_object_get(cp, "redeemed")), 1);
     assert_int_equal(json_integer_value(json_object_get(cp, "revoked")), 1);
-    assert_int_equal(json_integer_value(json_object_get(cp, "expired")), 2);
+    assert_int_equal(json_integer_value(json_object_get(cp, "expired")), 3); /* 2 + the sweep's */
     h_resp_free(&r);
     snprintf(path, sizeof path, "/v1/reconciliation?from=%s&to=%s&format=csv", today, today);
     r = h_req(S, "GET", path, S->admin_key, NULL);
@@ -625,6 +669,8 @@ static void test_bad_input_writes_nothing(void **state)
         {"GET", "/v1/customers/C9/grants", NULL, 404, "not-found", NULL},
         {"GET", "/v1/grants/g_nope", NULL, 404, "not-found", NULL},
         {"GET", "/v1/benefits/items/nope", NULL, 404, "not-found", NULL},
+        {"GET", "/v1/benefits/items/nope/stock", NULL, 404, "not-found", NULL},
+        {"GET", "/v1/benefits/items/cp10/stock?cursor=x", NULL, 400, "validation", "cursor"},
     };
     long rows = rows_on(S);
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
@@ -976,6 +1022,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_catalogue),
         cmocka_unit_test(test_grant_lifecycle),
+        cmocka_unit_test(test_expiry_scheduled),
         cmocka_unit_test(test_eligibility),
         cmocka_unit_test(test_reconciliation),
         cmocka_unit_test(test_bad_input_writes_nothing),
