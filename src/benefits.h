@@ -15,7 +15,7 @@
  * decided here: membership comes from the in-memory index, which the HTTP
  * layer consults before it submits the write (api_benefits.c).
  *
- * The model (migration 0007, docs/rewards.md): every item has total_stock
+ * The model (migration 0008, docs/rewards.md): every item has total_stock
  * and remaining; a grant takes one unit (a voucher grant also one unused
  * code of the pool); a revoke gives the unit back only when the item says
  * revoke_returns_stock (never for vouchers: the code was shown).  For every

@@ -1,4 +1,4 @@
--- 0007_benefits: the benefits catalogue (权益库), grants, the points mall
+-- 0008_benefits: the benefits catalogue (权益库), grants, the points mall
 -- (积分商城).  See docs/rewards.md.
 --
 -- Suppliers provide items of four kinds (coupon, voucher, goods, financial).
