@@ -297,6 +297,8 @@ static int merge_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant, 
             json_object_set(into_pii, key, v);
     json_decref(attrs);
     json_decref(pii);
+    if ((rc = sy_customer_packed_drop(c, tenant, m->dense)) != SY_OK)
+        return rc;
     for (size_t i = 0; i < SY_ARRAY_LEN(moves); i++) {
         /* static arrays: the statement cache keys on their addresses */
         if (!(st = sy_conn_prepare(c, moves[i])))
@@ -319,8 +321,8 @@ static int merge_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant, 
 
 /* Creates or updates one customer inside the caller's transaction.
  * Returns 0, 1 with *e set when the record is refused, or a store error. */
-static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant, cust_put *w,
-                           cust_err *e)
+static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *schema,
+                           const char *tenant, cust_put *w, cust_err *e)
 {
     static const char sql_get[] = "SELECT attrs, pii, dense_id, merged_into FROM customers"
                                   " WHERE tenant_id = $1 AND customer_no = $2";
@@ -467,7 +469,8 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant,
         sy_stmt_bind_text(st, 4, sealed);
         sy_stmt_bind_i64(st, 5, now);
     }
-    if ((rc = sy_stmt_exec(st)) != SY_OK)
+    if ((rc = sy_stmt_exec(st)) != SY_OK ||
+        (rc = sy_customer_packed_put(c, schema, tenant, no, w->dense, attrs)) != SY_OK)
         goto out;
     w->created = !exists;
     json_decref(w->new_attrs);
@@ -487,7 +490,9 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
     const sy_pii_keys *k = sy_req_app(r)->pii;
     const char *tenant = sy_req_principal(r)->tenant;
     cust_err e;
-    int rc = upsert_customer(c, k, tenant, w, &e);
+    sy_attr_set *schema = sy_schemas_get(sy_req_app(r)->schemas, tenant);
+    int rc = upsert_customer(c, k, schema, tenant, w, &e);
+    sy_attr_set_release(schema);
     if (rc == 1)
         reply_cerr(r, &e);
     if (rc != 0)
@@ -729,33 +734,43 @@ static void import_error(import_batch *b, size_t line, const cust_err *e)
                                                    "field", e->field, "detail", e->detail));
 }
 
+/* One row of an import, in its own savepoint: a refused row leaves the
+ * others. */
+static int import_row(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *schema,
+                      const char *tenant, import_batch *b, size_t i)
+{
+    int rc = sy_conn_exec(c, "SAVEPOINT import_row");
+    if (rc != SY_OK)
+        return rc;
+    cust_err e;
+    rc = upsert_customer(c, k, schema, tenant, &b->rows[i], &e);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        if ((rc = sy_conn_exec(c, "ROLLBACK TO import_row")) != SY_OK)
+            return rc;
+        import_error(b, b->lines[i], &e);
+        b->rows[i].customer_no = NULL; /* nothing for the index */
+    } else if (b->rows[i].created) {
+        b->created++;
+    } else {
+        b->updated++;
+    }
+    return sy_conn_exec(c, "RELEASE import_row");
+}
+
 static int apply_import(sy_conn *c, sy_req *r, void *ctx)
 {
     import_batch *b = ctx;
     const sy_pii_keys *k = sy_req_app(r)->pii;
     const char *tenant = sy_req_principal(r)->tenant;
-    for (size_t i = 0; i < b->n; i++) {
-        /* Each row in its own savepoint: a refused row leaves the others. */
-        int rc = sy_conn_exec(c, "SAVEPOINT import_row");
-        if (rc != SY_OK)
-            return rc;
-        cust_err e;
-        rc = upsert_customer(c, k, tenant, &b->rows[i], &e);
-        if (rc < 0)
-            return rc;
-        if (rc == 1) {
-            if ((rc = sy_conn_exec(c, "ROLLBACK TO import_row")) != SY_OK)
-                return rc;
-            import_error(b, b->lines[i], &e);
-            b->rows[i].customer_no = NULL; /* nothing for the index */
-        } else if (b->rows[i].created) {
-            b->created++;
-        } else {
-            b->updated++;
-        }
-        if ((rc = sy_conn_exec(c, "RELEASE import_row")) != SY_OK)
-            return rc;
-    }
+    sy_attr_set *schema = sy_schemas_get(sy_req_app(r)->schemas, tenant);
+    int rc = SY_OK;
+    for (size_t i = 0; i < b->n && rc == SY_OK; i++)
+        rc = import_row(c, k, schema, tenant, b, i);
+    sy_attr_set_release(schema);
+    if (rc != SY_OK)
+        return rc;
     sy_req_audit_target(r, "customers");
     sy_reply_json(r, 200,
                   json_pack("{s:I, s:I, s:I, s:O}", "created", (json_int_t)b->created, "updated",

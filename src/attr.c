@@ -42,6 +42,19 @@ bool sy_attr_name_valid(const char *name)
 
 const sy_attr_def *sy_attr_find(const sy_attr_set *s, const char *name)
 {
+    if (s && s->sorted) {
+        int lo = 0, hi = s->n - 1;
+        while (lo <= hi) {
+            int mid = lo + (hi - lo) / 2, c = strcmp(s->defs[mid].name, name);
+            if (!c)
+                return &s->defs[mid];
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid - 1;
+        }
+        return NULL;
+    }
     for (int i = 0; s && i < s->n; i++)
         if (!strcmp(s->defs[i].name, name))
             return &s->defs[i];
@@ -300,11 +313,150 @@ fail:
     return false;
 }
 
+bool sy_attr_numeric(const sy_attr_def *d, const json_t *v, int64_t *out)
+{
+    if (d->type == SY_ATTR_INTEGER && json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    return json_is_string(v) && sy_attr_numeric_text(d->type, json_string_value(v), out);
+}
+
+bool sy_attr_numeric_text(sy_attr_type type, const char *t, int64_t *out)
+{
+    if (type == SY_ATTR_DATE)
+        return sy_parse_date(t, out);
+    if (type == SY_ATTR_NUMBER) {
+        /* canonical text has exactly `scale` decimals: drop the point */
+        char digits[40];
+        size_t o = 0;
+        for (; *t && o < sizeof digits - 1; t++)
+            if (*t != '.')
+                digits[o++] = *t;
+        if (*t)
+            return false;
+        digits[o] = '\0';
+        return sy_parse_i64(digits, INT64_MIN, INT64_MAX, out);
+    }
+    return false;
+}
+
+/* ---- packed attributes ---- */
+
+static void put_varint(sy_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    sy_buf_append(b, tmp, n);
+}
+
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t byte = *(*p)++;
+        r |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            *v = r;
+            return true;
+        }
+    }
+    return false;
+}
+
+enum { PK_INT = 0, PK_FALSE = 1, PK_TRUE = 2, PK_STR = 3 };
+
+typedef struct pack_item {
+    const sy_attr_def *d;
+    json_t *v;
+} pack_item;
+
+static int pack_item_cmp(const void *a, const void *b)
+{
+    int x = ((const pack_item *)a)->d->ordinal, y = ((const pack_item *)b)->d->ordinal;
+    return (x > y) - (x < y);
+}
+
+void sy_attr_pack(const sy_attr_set *s, const json_t *attrs, sy_buf *out)
+{
+    /* in the order of the ordinals, so that the same values always pack
+     * to the same bytes (siyu check compares them) */
+    pack_item stack[64], *items = stack;
+    size_t n = 0, cap = json_object_size(attrs);
+    if (cap > SY_ARRAY_LEN(stack))
+        items = sy_xmalloc(cap * sizeof *items);
+    const char *name;
+    json_t *v;
+    json_object_foreach ((json_t *)attrs, name, v) {
+        const sy_attr_def *d = sy_attr_find(s, name);
+        if (d && d->ordinal >= 0 && n < cap)
+            items[n++] = (pack_item){d, v};
+    }
+    qsort(items, n, sizeof *items, pack_item_cmp);
+    for (size_t k = 0; k < n; k++) {
+        const sy_attr_def *d = items[k].d;
+        v = items[k].v;
+        uint64_t head = (uint64_t)d->ordinal << 2;
+        int64_t i;
+        if (d->type == SY_ATTR_INTEGER || d->type == SY_ATTR_NUMBER || d->type == SY_ATTR_DATE) {
+            if (!sy_attr_numeric(d, v, &i))
+                continue;
+            put_varint(out, head | PK_INT);
+            put_varint(out, ((uint64_t)i << 1) ^ (uint64_t)(i >> 63)); /* zigzag */
+        } else if (json_is_boolean(v)) {
+            put_varint(out, head | (json_is_true(v) ? PK_TRUE : PK_FALSE));
+        } else if (json_is_string(v)) {
+            size_t len = json_string_length(v);
+            put_varint(out, head | PK_STR);
+            put_varint(out, len);
+            sy_buf_append(out, json_string_value(v), len + 1); /* with its NUL */
+        }
+    }
+    if (items != stack)
+        free(items);
+}
+
+int sy_attr_unpack(const uint8_t **p, const uint8_t *end, sy_attr_packed *v)
+{
+    uint64_t head, x;
+    if (*p >= end)
+        return 0;
+    if (!get_varint(p, end, &head) || (head >> 2) > (uint64_t)INT32_MAX)
+        return -1;
+    v->ordinal = (int)(head >> 2);
+    switch (head & 3) {
+    case PK_INT:
+        if (!get_varint(p, end, &x))
+            return -1;
+        v->kind = SY_PACKED_INT;
+        v->i = (int64_t)(x >> 1) ^ -(int64_t)(x & 1);
+        return 1;
+    case PK_FALSE:
+    case PK_TRUE:
+        v->kind = SY_PACKED_BOOL;
+        v->i = (head & 3) == PK_TRUE;
+        return 1;
+    default:
+        if (!get_varint(p, end, &x) || x >= (uint64_t)(end - *p) || (*p)[x] != '\0')
+            return -1;
+        v->kind = SY_PACKED_STR;
+        v->s = (const char *)*p;
+        *p += x + 1;
+        return 1;
+    }
+}
+
 int sy_attr_insert(sy_conn *c, const char *tenant, const sy_attr_def *d, int64_t now_ms)
 {
     static const char sql[] =
         "INSERT INTO attributes (tenant_id, name, type, enum_values, scale, unit, description,"
-        " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+        " created_at, updated_at, ordinal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8,"
+        " (SELECT COALESCE(MAX(ordinal), -1) + 1 FROM attributes WHERE tenant_id = $1))";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -341,7 +493,7 @@ void sy_attr_set_release(sy_attr_set *s)
 
 int sy_attr_load(sy_conn *c, const char *tenant, sy_attr_set **out)
 {
-    static const char sql[] = "SELECT name, type, enum_values, scale, unit, description"
+    static const char sql[] = "SELECT name, type, enum_values, scale, unit, description, ordinal"
                               " FROM attributes WHERE tenant_id = $1 ORDER BY name";
     *out = NULL;
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -375,8 +527,14 @@ int sy_attr_load(sy_conn *c, const char *tenant, sy_attr_set **out)
             d->scale = 0;
         snprintf(d->unit, sizeof d->unit, "%s", sy_stmt_text(st, 4));
         d->description = sy_xstrdup(sy_stmt_text(st, 5));
+        d->ordinal = (int)sy_stmt_i64(st, 6);
     }
     sy_stmt_reset(st);
+    /* ORDER BY name compares bytes, as strcmp does; check rather than trust */
+    s->sorted = true;
+    for (int i = 1; i < s->n; i++)
+        if (strcmp(s->defs[i - 1].name, s->defs[i].name) >= 0)
+            s->sorted = false;
     if (rc != SY_DONE) {
         sy_attr_set_release(s);
         return rc;

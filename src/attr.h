@@ -12,6 +12,7 @@
 #define SY_ATTR_H
 
 #include "store.h"
+#include "util.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -41,12 +42,14 @@ typedef struct sy_attr_def {
     int scale; /* NUMBER: digits after the decimal point */
     char unit[17];
     char *description;
+    int ordinal; /* 0, 1, 2 ... in the order the tenant defined them */
 } sy_attr_def;
 
 /* One tenant's schema: an immutable snapshot, shared by reference count. */
 typedef struct sy_attr_set {
     sy_attr_def *defs;
     int n;
+    bool sorted; /* defs in strcmp order of name (sy_attr_load's sets) */
     atomic_int refs;
 } sy_attr_set;
 
@@ -62,6 +65,39 @@ int sy_attr_enum_index(const sy_attr_def *d, const char *value);
  * canonical JSON value (a new reference) and true is returned; on failure
  * a message for the client goes to err. */
 bool sy_attr_check(const sy_attr_def *d, json_t *v, json_t **out, char *err, size_t errlen);
+
+/* The integer the index keeps for a canonical numeric value: an integer as
+ * is, a number scaled by 10^scale ("12.50" at scale 2: 1250), a date as
+ * days since 1970-01-01.  False for a non-numeric type or a value that is
+ * not canonical. */
+bool sy_attr_numeric(const sy_attr_def *d, const json_t *v, int64_t *out);
+/* The same for the canonical text of a date or a number. */
+bool sy_attr_numeric_text(sy_attr_type type, const char *text, int64_t *out);
+
+/* Packed attributes: a customer's canonical attribute object in the compact
+ * binary form of the customer_packed table (migration 0007), which the
+ * index reads at start without parsing JSON.  An entry per attribute:
+ *
+ *   varint (ordinal << 2 | kind), then
+ *   kind 0 (integer): zigzag varint of the index's integer (sy_attr_numeric)
+ *   kind 1 (bool): nothing, the value is false;  kind 2: true
+ *   kind 3 (string): varint byte length n, n bytes of UTF-8, a NUL byte
+ *
+ * varints are little-endian base 128.  Entries come in the order of the
+ * ordinals, so equal values pack to equal bytes.  Attributes the schema does
+ * not know are left out.  Appends to out, which may hold other bytes already. */
+void sy_attr_pack(const sy_attr_set *s, const json_t *attrs, sy_buf *out);
+
+typedef struct sy_attr_packed {
+    int ordinal;
+    enum { SY_PACKED_INT, SY_PACKED_BOOL, SY_PACKED_STR } kind;
+    int64_t i;     /* INT: the value; BOOL: 0 or 1 */
+    const char *s; /* STR: NUL-terminated, inside the packed bytes */
+} sy_attr_packed;
+
+/* Reads the entry at *p (before end) into v and moves *p past it.  Returns
+ * 1 for an entry, 0 at the end, -1 for bytes that are not a packed record. */
+int sy_attr_unpack(const uint8_t **p, const uint8_t *end, sy_attr_packed *v);
 
 /* The definition as the API shows it. */
 json_t *sy_attr_def_json(const sy_attr_def *d);

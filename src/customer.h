@@ -26,4 +26,33 @@ bool sy_id_number_valid(const char *id);
 bool sy_identity_key(const sy_pii_keys *k, const char *tenant, const char *type, const char *value,
                      char *out, size_t n);
 
+/* Packed attributes (migration 0007): the customer_packed row of every
+ * customer not merged into another holds its attributes as sy_attr_pack
+ * writes them, for the index to read at start.  The functions below run
+ * inside the caller's write transaction, beside the write of
+ * customers.attrs they mirror. */
+
+/* Writes (inserts or replaces) the packed row of customer `no`, dense id
+ * `dense`, whose canonical attributes are `attrs`.  schema may be NULL or
+ * stale: when it lacks one of the attributes, the tenant's schema is read
+ * again on c. */
+int sy_customer_packed_put(sy_conn *c, const sy_attr_set *schema, const char *tenant,
+                           const char *no, int64_t dense, const json_t *attrs);
+/* Removes the packed row of the customer with dense id `dense` (merged
+ * into another). */
+int sy_customer_packed_drop(sy_conn *c, const char *tenant, int64_t dense);
+/* Packs the attributes of every tenant in packing_backlog (customers
+ * written before migration 0007), in transactions of a few thousand
+ * customers on the store's write connection, and empties the backlog.
+ * Called once at start, before the writer thread and the indexes.
+ * *packed counts the customers packed.  Returns SY_OK or a store error. */
+int sy_customers_pack_backlog(sy_store *s, int64_t *packed);
+
+/* For siyu check (check.h): every customer not merged into another has a
+ * packed row holding exactly sy_attr_pack of its attributes under its
+ * number, and there is no other packed row.  Reports each violation. */
+int sy_customers_check_packed(sy_conn *c, const char *tenant,
+                              void (*report)(void *ud, const char *line), void *ud,
+                              int64_t *violations, int64_t *checked);
+
 #endif

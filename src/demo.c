@@ -42,6 +42,7 @@
 #include "demo.h"
 #include "attr.h"
 #include "benefits.h"
+#include "customer.h"
 #include "ledger.h"
 #include "segment_parse.h"
 #include "util.h"
@@ -985,6 +986,9 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
         rc = define_point_types(&w, o, out);
     if (rc == SY_OK)
         rc = define_benefits(&w, o, out);
+    sy_attr_set *schema = NULL;
+    if (rc == SY_OK)
+        rc = sy_attr_load(w.c, o->tenant, &schema);
 
     for (int64_t i = 0; i < o->customers && rc == SY_OK; i++) {
         if ((rc = begin_if_needed(&w)) != SY_OK)
@@ -1016,8 +1020,14 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
             sy_stmt_bind_text(st, 4, text);
             sy_stmt_bind_text(st, 5, sealed);
             sy_stmt_bind_i64(st, 6, created);
-            rc = row_done(&w, sy_stmt_exec(st));
+            rc = sy_stmt_exec(st);
         }
+        if (rc == SY_OK) {
+            json_t *obj = json_loads(text, 0, NULL);
+            rc = obj ? sy_customer_packed_put(w.c, schema, o->tenant, no, i, obj) : SY_ERR;
+            json_decref(obj);
+        }
+        rc = row_done(&w, rc);
         free(text);
         free(sealed);
         /* identities: the phone (hashed), the app and WeChat for their users */
@@ -1133,6 +1143,7 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
     }
     if (o->progress)
         fprintf(stderr, "\n");
+    sy_attr_set_release(schema);
     free(activity);
     free(has_fund);
     if (rc == SY_OK && w.rows % BATCH != 0)

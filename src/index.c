@@ -4,6 +4,7 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,8 @@ typedef struct stat_slot {
     uint64_t dwell_ms;
 } stat_slot;
 
+#define LOAD_THREADS 2 /* threads reading events during a rebuild */
+
 struct sy_day_events {
     int64_t day;
     roaring_bitmap_t *actors; /* everyone with a count (merged customers leave) */
@@ -305,9 +308,12 @@ struct sy_day_events {
     stat_slot *slots; /* the delta */
     size_t cap, n;
     /* While the index is rebuilt: one (dense << 32 | dwell) per event, in
-     * the order read, sorted and summed into the sealed part at the end. */
-    uint64_t *load;
-    size_t nload, capload;
+     * the order read, sorted and summed into the sealed part at the end;
+     * one buffer for each of the threads that read events. */
+    struct {
+        uint64_t *a;
+        size_t n, cap;
+    } load[LOAD_THREADS];
 };
 
 #define DELTA_MIN 1024
@@ -469,24 +475,39 @@ static void day_take(struct sy_day_events *d, uint32_t dense, uint32_t *count, u
     roaring_bitmap_remove(d->actors, dense);
 }
 
-static void day_load(struct sy_day_events *d, uint32_t dense, uint64_t dwell_ms)
+/* Buffers one event of dense for the loading thread `slot`. */
+static void day_load(struct sy_day_events *d, int slot, uint32_t dense, uint64_t dwell_ms)
 {
-    if (d->nload == d->capload) {
-        d->capload = d->capload ? d->capload * 2 : 256;
-        d->load = sy_xrealloc(d->load, d->capload * sizeof *d->load);
+    __typeof__(d->load[0]) *l = &d->load[slot];
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 256;
+        l->a = sy_xrealloc(l->a, l->cap * sizeof *l->a);
     }
     /* a dwell time is at most a day (86,400,000 ms), validated at ingest */
-    d->load[d->nload++] = (uint64_t)dense << 32 | (dwell_ms > UINT32_MAX ? UINT32_MAX : dwell_ms);
+    l->a[l->n++] = (uint64_t)dense << 32 | (dwell_ms > UINT32_MAX ? UINT32_MAX : dwell_ms);
 }
 
 /* Sorts the loaded events by customer (LSD radix, 11 bits a pass) and
  * turns each run into one entry: the sealed part, built in one pass. */
 static void day_finish_load(struct sy_day_events *d)
 {
-    if (!d->nload)
+    /* the threads' buffers, end to end in the first */
+    for (int t = 1; t < LOAD_THREADS; t++) {
+        if (!d->load[t].n)
+            continue;
+        if (d->load[0].cap < d->load[0].n + d->load[t].n) {
+            d->load[0].cap = d->load[0].n + d->load[t].n;
+            d->load[0].a = sy_xrealloc(d->load[0].a, d->load[0].cap * sizeof *d->load[0].a);
+        }
+        memcpy(d->load[0].a + d->load[0].n, d->load[t].a, d->load[t].n * sizeof *d->load[t].a);
+        d->load[0].n += d->load[t].n;
+        free(d->load[t].a);
+        memset(&d->load[t], 0, sizeof d->load[t]);
+    }
+    if (!d->load[0].n)
         return;
-    size_t n = d->nload;
-    uint64_t *a = d->load, *b = sy_xmalloc(n * sizeof *b);
+    size_t n = d->load[0].n;
+    uint64_t *a = d->load[0].a, *b = sy_xmalloc(n * sizeof *b);
     for (int shift = 32; shift < 64; shift += 11) {
         size_t count[2048] = {0};
         for (size_t i = 0; i < n; i++)
@@ -504,8 +525,7 @@ static void day_finish_load(struct sy_day_events *d)
         b = t;
     }
     free(b);
-    d->load = NULL;
-    d->nload = d->capload = 0;
+    memset(&d->load[0], 0, sizeof d->load[0]);
     if (d->nsealed || d->n || !roaring_bitmap_is_empty(d->actors)) {
         /* not a fresh day: add entry by entry */
         for (size_t i = 0; i < n; i++)
@@ -541,7 +561,8 @@ static void day_finish_load(struct sy_day_events *d)
 
 static void day_free(struct sy_day_events *d)
 {
-    free(d->load);
+    for (int t = 0; t < LOAD_THREADS; t++)
+        free(d->load[t].a);
     roaring_bitmap_free(d->actors);
     if (d->sealed)
         roaring_bitmap_free(d->sealed);
@@ -676,7 +697,6 @@ struct sy_index {
     int64_t tz_offset_ms;
     custdict customers;
     uint32_t size;
-    bool loading; /* rebuilding: events are buffered per day, see day_load */
     roaring_bitmap_t *all;
     strmap attr_names;
     attr_ix **attrs;
@@ -775,7 +795,7 @@ static const attr_ix *attr_find(const sy_index *ix, const char *name)
 /* A stored attribute value, as it comes from a parsed JSON object or from
  * SQLite's json_each (canonical values are strings, integers and bools). */
 typedef struct prim {
-    enum { P_STR, P_INT, P_BOOL } kind;
+    enum { P_STR, P_INT, P_BOOL, P_NUM } kind; /* P_NUM: a numeric attribute's integer */
     const char *s;
     int64_t i; /* P_INT; P_BOOL: 0 or 1 */
 } prim;
@@ -808,24 +828,11 @@ static const char *category_of(const prim *v, char *buf, size_t n)
  * date as days. */
 static bool numeric_of(const attr_ix *x, const prim *v, int64_t *out)
 {
-    if (x->type == SY_ATTR_INTEGER && v->kind == P_INT) {
+    if (v->kind == P_NUM || (x->type == SY_ATTR_INTEGER && v->kind == P_INT)) {
         *out = v->i;
         return true;
     }
-    if (x->type == SY_ATTR_DATE && v->kind == P_STR)
-        return sy_parse_date(v->s, out);
-    if (x->type == SY_ATTR_NUMBER && v->kind == P_STR) {
-        /* canonical text has exactly `scale` decimals */
-        const char *s = v->s;
-        char digits[40];
-        size_t o = 0;
-        for (; *s && o < sizeof digits - 1; s++)
-            if (*s != '.')
-                digits[o++] = *s;
-        digits[o] = '\0';
-        return sy_parse_i64(digits, INT64_MIN, INT64_MAX, out);
-    }
-    return false;
+    return v->kind == P_STR && sy_attr_numeric_text(x->type, v->s, out);
 }
 
 static void cat_set(attr_ix *x, const char *value, uint32_t dense, bool add)
@@ -901,8 +908,8 @@ static void add_customer_locked(sy_index *ix, const char *no, uint32_t dense)
     roaring_bitmap_add(ix->all, dense);
 }
 
-static void add_event_locked(sy_index *ix, uint32_t dense, const char *name, int64_t ts,
-                             int64_t dwell_ms)
+/* The event's index, created on first sight. */
+static event_ix *event_of(sy_index *ix, const char *name)
 {
     uint32_t e;
     if (!strmap_get(&ix->event_names, name, &e)) {
@@ -911,11 +918,14 @@ static void add_event_locked(sy_index *ix, uint32_t dense, const char *name, int
         e = ix->nevents++;
         strmap_put(&ix->event_names, name, e);
     }
-    sy_day_events *d = event_day(ix->events[e], sy_index_day(ix, ts));
-    if (ix->loading)
-        day_load(d, dense, dwell_ms > 0 ? (uint64_t)dwell_ms : 0);
-    else
-        day_add(d, dense, 1, dwell_ms > 0 ? (uint64_t)dwell_ms : 0);
+    return ix->events[e];
+}
+
+static void add_event_locked(sy_index *ix, uint32_t dense, const char *name, int64_t ts,
+                             int64_t dwell_ms)
+{
+    sy_day_events *d = event_day(event_of(ix, name), sy_index_day(ix, ts));
+    day_add(d, dense, 1, dwell_ms > 0 ? (uint64_t)dwell_ms : 0);
 }
 
 void sy_index_add_customer(sy_index *ix, const char *customer_no, uint32_t dense)
@@ -1165,48 +1175,103 @@ static int load_catalog_locked(sy_index *ix, sy_conn *c, const char *tenant)
 
 /* `tenant_id || ''` keeps SQLite from answering through an index: that
  * would fetch every row by rowid, in random order, where a scan of the
- * table in storage order is several times faster. */
-/* The attributes come one row per (customer, attribute) from SQLite's
- * json_each, three times faster than parsing each object into a tree with
- * jansson (50 attributes a customer: 1.5 s against 4.1 s per 100,000).
- * SQLite only: scripts/pg-compat.sh skips names ending in _sqlite;
- * PostgreSQL would write LEFT JOIN LATERAL jsonb_each(CAST(c.attrs AS
- * jsonb)) j ON true, with jsonb_typeof(j.value) and j.value #>> '{}'. */
-static const char sql_load_customers_sqlite[] =
-    "SELECT c.customer_no, c.dense_id, j.key, j.type, j.atom"
-    " FROM customers c LEFT JOIN json_each(c.attrs) j"
-    " WHERE c.tenant_id || '' = $1 AND c.merged_into IS NULL";
-static const char sql_load_numbers[] = "SELECT customer_no, dense_id FROM customers"
-                                       " WHERE tenant_id || '' = $1 AND merged_into IS NULL";
-static const char sql_load_events[] = "SELECT customer_no, name, ts, dwell_ms FROM events"
-                                      " WHERE tenant_id || '' = $1";
+ * table in storage order is several times faster.  The attributes come
+ * packed (migration 0007, attr.h): no JSON is parsed at start. */
+static const char sql_load_customers[] = "SELECT customer_no, dense_id, attrs FROM customer_packed"
+                                         " WHERE tenant_id || '' = $1";
+static const char sql_load_numbers[] = "SELECT customer_no, dense_id FROM customer_packed"
+                                       " WHERE tenant_id || '' = $1";
+/* The events are read in ranges of rowids, which both threads take from a
+ * shared counter until none is left.  SQLite only (scripts/pg-compat.sh
+ * skips names ending in _sqlite); PostgreSQL would range over ctid or a
+ * BIGINT identity column. */
+static const char sql_event_rowids_sqlite[] = "SELECT min(rowid), max(rowid) FROM events";
+static const char sql_load_events_sqlite[] =
+    "SELECT customer_no, name, ts, dwell_ms FROM events WHERE rowid >= $2 AND rowid < $3"
+    " AND tenant_id || '' = $1";
 
-/* The events part of a rebuild.  It touches only the index's event tables
- * and, when it runs beside the customers part on its own connection, reads
- * the customer numbers into a dictionary of its own first (a plain scan,
- * a tenth of the customers part, which parses every attribute object). */
-typedef struct events_job {
+/* What the threads reading events share. */
+typedef struct events_load {
     sy_index *ix;
-    sy_conn *c;
     const char *tenant;
-    const custdict *dict; /* NULL: build one */
+    pthread_mutex_t mu;   /* creating an event's index or a day of it */
+    _Atomic int64_t next; /* the first rowid not taken yet */
+    int64_t last, chunk;  /* the last rowid; rowids per range */
+} events_load;
+
+/* One thread's part: it reads ranges until none is left. */
+typedef struct events_job {
+    events_load *L;
+    sy_conn *c;
+    int slot;             /* its buffers in the days (day_load) */
+    const custdict *dict; /* NULL: build one (beside the customers part) */
     int rc;
     int64_t events;
     double ms;
 } events_job;
 
+/* A thread's view of one event name: the day it last added to. */
+typedef struct seen_event {
+    event_ix *ev;
+    int64_t day;
+    sy_day_events *d;
+} seen_event;
+
+static int load_event_range(events_job *j, sy_stmt *st, const custdict *dict, strmap *names,
+                            seen_event **seen, uint32_t *nseen, int64_t lo, int64_t hi)
+{
+    events_load *L = j->L;
+    int rc;
+    sy_stmt_bind_text(st, 1, L->tenant);
+    sy_stmt_bind_i64(st, 2, lo);
+    sy_stmt_bind_i64(st, 3, hi);
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        uint32_t dense, e;
+        if (!dict_get(dict, sy_stmt_text(st, 0), &dense))
+            continue; /* a customer merged away, or never created */
+        const char *name = sy_stmt_text(st, 1);
+        if (!strmap_get(names, name, &e)) {
+            e = (*nseen)++;
+            *seen = sy_xrealloc(*seen, *nseen * sizeof **seen);
+            pthread_mutex_lock(&L->mu);
+            (*seen)[e] = (seen_event){event_of(L->ix, name), INT64_MIN, NULL};
+            pthread_mutex_unlock(&L->mu);
+            strmap_put(names, name, e);
+        }
+        seen_event *x = &(*seen)[e];
+        int64_t day = sy_index_day(L->ix, sy_stmt_i64(st, 2));
+        if (day != x->day || !x->d) {
+            /* days are created under the lock; a day, once made, stays where
+             * it is, so its buffers are this thread's to fill */
+            pthread_mutex_lock(&L->mu);
+            x->d = event_day(x->ev, day);
+            pthread_mutex_unlock(&L->mu);
+            x->day = day;
+        }
+        int64_t dwell = sy_stmt_is_null(st, 3) ? 0 : sy_stmt_i64(st, 3);
+        day_load(x->d, j->slot, dense, dwell > 0 ? (uint64_t)dwell : 0);
+        j->events++;
+    }
+    sy_stmt_reset(st);
+    return rc;
+}
+
 static void *load_events(void *arg)
 {
     events_job *j = arg;
+    events_load *L = j->L;
     uint64_t t0 = sy_mono_ns();
     custdict own = {0};
     const custdict *dict = j->dict;
+    strmap names = {0};
+    seen_event *seen = NULL;
+    uint32_t nseen = 0;
     sy_stmt *st;
     j->rc = SY_ERR;
     if (!dict) {
         if (!(st = sy_conn_prepare(j->c, sql_load_numbers)))
             return NULL;
-        sy_stmt_bind_text(st, 1, j->tenant);
+        sy_stmt_bind_text(st, 1, L->tenant);
         while ((j->rc = sy_stmt_step(st)) == SY_ROW)
             dict_put(&own, sy_stmt_text(st, 0), (uint32_t)sy_stmt_i64(st, 1));
         sy_stmt_reset(st);
@@ -1214,21 +1279,22 @@ static void *load_events(void *arg)
         if (j->rc != SY_DONE)
             goto out;
     }
-    if (!(st = sy_conn_prepare(j->c, sql_load_events))) {
+    if (!(st = sy_conn_prepare(j->c, sql_load_events_sqlite))) {
         j->rc = SY_ERR;
         goto out;
     }
-    sy_stmt_bind_text(st, 1, j->tenant);
-    while ((j->rc = sy_stmt_step(st)) == SY_ROW) {
-        uint32_t dense;
-        if (dict_get(dict, sy_stmt_text(st, 0), &dense)) {
-            add_event_locked(j->ix, dense, sy_stmt_text(st, 1), sy_stmt_i64(st, 2),
-                             sy_stmt_is_null(st, 3) ? -1 : sy_stmt_i64(st, 3));
-            j->events++;
-        }
+    j->rc = SY_DONE;
+    for (;;) {
+        int64_t lo = atomic_fetch_add(&L->next, L->chunk);
+        if (lo > L->last)
+            break;
+        int64_t hi = lo + L->chunk;
+        if ((j->rc = load_event_range(j, st, dict, &names, &seen, &nseen, lo, hi)) != SY_DONE)
+            break;
     }
-    sy_stmt_reset(st);
 out:
+    free(seen);
+    strmap_free(&names);
     dict_free(&own);
     j->ms = (double)(sy_mono_ns() - t0) / 1e6;
     return NULL;
@@ -1244,66 +1310,88 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
                      const sy_attr_set *schema, sy_index_load *load)
 {
     sy_index_load l = {0};
-    pthread_rwlock_wrlock(&ix->lock);
-    ix->loading = true;
-    events_job job = {.ix = ix, .c = c2, .tenant = tenant};
-    pthread_t th;
-    bool beside = c2 && pthread_create(&th, NULL, load_events, &job) == 0;
     uint64_t t0 = sy_mono_ns();
+    pthread_rwlock_wrlock(&ix->lock);
+    /* The events: the second connection's thread starts on them at once
+     * (with a dictionary of its own), this one joins it after the customers. */
+    events_load L = {.ix = ix, .tenant = tenant, .next = 1, .last = 0};
+    pthread_mutex_init(&L.mu, NULL);
     int rc = SY_ERR;
-    /* the schema's attributes by name, and their indexes once resolved */
-    strmap defs = {0};
+    sy_stmt *st = sy_conn_prepare(c, sql_event_rowids_sqlite);
+    if (st && (rc = sy_stmt_step(st)) == SY_ROW && !sy_stmt_is_null(st, 0)) {
+        atomic_store(&L.next, sy_stmt_i64(st, 0));
+        L.last = sy_stmt_i64(st, 1);
+    }
+    if (st)
+        sy_stmt_reset(st);
+    /* about 64 ranges, so that both threads finish at about the same time */
+    L.chunk = (L.last - atomic_load(&L.next) + 1) / 64;
+    L.chunk = L.chunk < 1024 ? 1024 : L.chunk > (1 << 20) ? (1 << 20) : L.chunk;
+    events_job job = {.L = &L, .c = c, .slot = 0, .dict = &ix->customers};
+    events_job job2 = {.L = &L, .c = c2, .slot = 1, .dict = NULL};
+    pthread_t th;
+    bool beside = rc == SY_ROW && c2 && pthread_create(&th, NULL, load_events, &job2) == 0;
+    if (rc != SY_ROW)
+        goto events_done;
+    /* the schema's attributes by ordinal, and their indexes once resolved */
+    int nord = 0;
     for (int a = 0; a < schema->n; a++)
-        strmap_put(&defs, schema->defs[a].name, (uint32_t)a);
-    attr_ix **xs = sy_xcalloc((size_t)schema->n + 1, sizeof *xs);
-    sy_stmt *st = sy_conn_prepare(c, sql_load_customers_sqlite);
+        if (schema->defs[a].ordinal >= nord)
+            nord = schema->defs[a].ordinal + 1;
+    const sy_attr_def **defs = sy_xcalloc((size_t)nord + 1, sizeof *defs);
+    for (int a = 0; a < schema->n; a++)
+        if (schema->defs[a].ordinal >= 0)
+            defs[schema->defs[a].ordinal] = &schema->defs[a];
+    attr_ix **xs = sy_xcalloc((size_t)nord + 1, sizeof *xs);
+    st = sy_conn_prepare(c, sql_load_customers);
+    rc = SY_ERR;
     if (st) {
         sy_stmt_bind_text(st, 1, tenant);
-        int64_t last = -1;
         while ((rc = sy_stmt_step(st)) == SY_ROW) {
-            uint32_t dense = (uint32_t)sy_stmt_i64(st, 1), a;
-            if ((int64_t)dense != last) {
-                add_customer_locked(ix, sy_stmt_text(st, 0), dense);
-                last = dense;
-                l.customers++;
+            uint32_t dense = (uint32_t)sy_stmt_i64(st, 1);
+            add_customer_locked(ix, sy_stmt_text(st, 0), dense);
+            l.customers++;
+            const uint8_t *p = sy_stmt_blob(st, 2), *end = p + sy_stmt_len(st, 2);
+            sy_attr_packed v;
+            int more;
+            while ((more = sy_attr_unpack(&p, end, &v)) > 0) {
+                if (v.ordinal >= nord || !defs[v.ordinal])
+                    continue; /* an attribute this schema does not know */
+                if (!xs[v.ordinal])
+                    xs[v.ordinal] = attr_of(ix, defs[v.ordinal]);
+                prim pv = v.kind == SY_PACKED_STR    ? (prim){P_STR, v.s, 0}
+                          : v.kind == SY_PACKED_BOOL ? (prim){P_BOOL, NULL, v.i}
+                                                     : (prim){P_NUM, NULL, v.i};
+                set_value_locked(xs[v.ordinal], dense, NULL, &pv);
             }
-            if (sy_stmt_is_null(st, 2) || !strmap_get(&defs, sy_stmt_text(st, 2), &a))
-                continue;
-            const char *type = sy_stmt_text(st, 3);
-            prim v;
-            if (!strcmp(type, "text"))
-                v = (prim){P_STR, sy_stmt_text(st, 4), 0};
-            else if (!strcmp(type, "integer"))
-                v = (prim){P_INT, NULL, sy_stmt_i64(st, 4)};
-            else if (!strcmp(type, "true") || !strcmp(type, "false"))
-                v = (prim){P_BOOL, NULL, type[0] == 't'};
-            else
-                continue; /* not a canonical value */
-            if (!xs[a])
-                xs[a] = attr_of(ix, &schema->defs[a]);
-            set_value_locked(xs[a], dense, NULL, &v);
+            if (more < 0)
+                sy_error("index: the packed attributes of customer %s are damaged; skipped the"
+                         " rest of them",
+                         sy_stmt_text(st, 0));
         }
         sy_stmt_reset(st);
     }
     free(xs);
-    strmap_free(&defs);
+    free(defs);
     l.customers_ms = (double)(sy_mono_ns() - t0) / 1e6;
+    if (rc == SY_DONE) {
+        load_events(&job);
+        if (job.rc != SY_DONE)
+            rc = job.rc == SY_OK ? SY_ERR : job.rc;
+    }
     if (beside) {
         pthread_join(th, NULL);
-    } else if (rc == SY_DONE) {
-        job.c = c;
-        job.dict = &ix->customers;
-        load_events(&job);
+        if (rc == SY_DONE && job2.rc != SY_DONE)
+            rc = job2.rc == SY_OK ? SY_ERR : job2.rc;
     }
-    l.events = job.events;
-    l.events_ms = job.ms;
-    if (rc == SY_DONE && job.rc != SY_DONE)
-        rc = job.rc == SY_OK ? SY_ERR : job.rc;
+events_done:
+    pthread_mutex_destroy(&L.mu);
+    l.events = job.events + job2.events;
+    l.events_ms = (double)(sy_mono_ns() - t0) / 1e6;
     if (rc == SY_DONE)
         rc = load_catalog_locked(ix, c, tenant) == SY_OK ? SY_DONE : SY_ERR;
     /* Every day into its compact form; the buffers it was loaded through
      * go back to the system. */
-    ix->loading = false;
     for (uint32_t e = 0; e < ix->nevents; e++)
         for (size_t d = 0; d < ix->events[e]->n; d++)
             day_finish_load(ix->events[e]->days[d]);

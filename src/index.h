@@ -36,16 +36,18 @@ typedef struct sy_index sy_index;
 sy_index *sy_index_new(int64_t tz_offset_ms);
 void sy_index_free(sy_index *ix);
 
-/* What a rebuild read, and how long each part took. */
+/* What a rebuild read, and when each part was done (ms from the start). */
 typedef struct sy_index_load {
     int64_t customers, events;
     double customers_ms, events_ms;
 } sy_index_load;
 
-/* Rebuilds from the store: customers, their attributes, their events.
- * With a second connection c2 (may be NULL) the events are read on a
- * thread of their own, beside the customers.  Returns SY_OK or a store
- * error; fills *load when it is not NULL (each part's own time). */
+/* Rebuilds from the store: customers and their packed attributes
+ * (customer_packed), then their events.  With a second connection c2 (may
+ * be NULL) a thread reads events on it from the start, and c's thread
+ * joins it when the customers are done: both take ranges of the events
+ * table until none is left.  Returns SY_OK or a store error; fills *load
+ * when it is not NULL. */
 int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
                      const sy_attr_set *schema, sy_index_load *load);
 

@@ -75,8 +75,8 @@ static sy_index *build(sy_indexes *r, const char *tenant)
         return NULL;
     }
     sy_index_rdlock(ix);
-    sy_info("indexed tenant %s: %u customers, %.1f MiB, in %.0f ms (customers %lld in %.0f ms,"
-            " events %lld in %.0f ms)",
+    sy_info("indexed tenant %s: %u customers, %.1f MiB, in %.0f ms (customers %lld done at %.0f"
+            " ms, events %lld at %.0f ms)",
             tenant, sy_index_size(ix), (double)sy_index_memory(ix) / 1048576.0,
             (double)(sy_mono_ns() - t0) / 1e6, (long long)load.customers, load.customers_ms,
             (long long)load.events, load.events_ms);

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "check.h"
 #include "config.h"
+#include "customer.h"
 #include "demo.h"
 #include "metrics.h"
 #include "pii.h"
@@ -54,7 +55,7 @@ static void usage(FILE *f)
                "  tenant list\n"
                "  demo [--tenant T] [--customers N] [--days D] [--seed S]\n"
                "  import customers FILE.{csv,ndjson} --tenant T --key KEY [--url URL]\n"
-               "  check --tenant T             verify the tenant's points ledger (exit 1: broken)\n"
+               "  check --tenant T             verify the tenant's invariants (exit 1: broken)\n"
                "  version\n\n"
                "Each command takes --help.  Settings come from flags, then SIYU_* environment\n"
                "variables, then the --config file.\n");
@@ -668,6 +669,15 @@ static int cmd_serve(int argc, char **argv)
     char token[80];
     if (!bootstrap(&x, token, sizeof token))
         goto out;
+
+    /* Customers written before their attributes were packed (migration
+     * 0007) are packed once, before anything reads or writes them. */
+    int64_t packed;
+    if (sy_customers_pack_backlog(x.store, &packed) != SY_OK) {
+        fprintf(stderr, "siyu: packing attributes failed: %s\n",
+                sy_conn_errmsg(sy_store_write_conn(x.store)));
+        goto out;
+    }
 
     sy_routes_init();
     writer = sy_writer_start(x.store, &(sy_writer_opts){.max_batch = (int)x.cfg.max_batch});

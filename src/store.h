@@ -91,12 +91,15 @@ void sy_stmt_bind_i64(sy_stmt *st, int idx, int64_t v);
 void sy_stmt_bind_text(sy_stmt *st, int idx, const char *v); /* NULL binds NULL */
 void sy_stmt_bind_textn(sy_stmt *st, int idx, const char *v, size_t n);
 void sy_stmt_bind_null(sy_stmt *st, int idx);
+void sy_stmt_bind_blob(sy_stmt *st, int idx, const void *v, size_t n);
 /* SY_ROW, SY_DONE or a negative error. */
 int sy_stmt_step(sy_stmt *st);
 int64_t sy_stmt_i64(sy_stmt *st, int col);
 /* Valid until the next step or reset of this statement; "" for NULL. */
 const char *sy_stmt_text(sy_stmt *st, int col);
 size_t sy_stmt_len(sy_stmt *st, int col);
+/* A BLOB (bytea) column, valid like sy_stmt_text; NULL for an empty or NULL one. */
+const void *sy_stmt_blob(sy_stmt *st, int col);
 bool sy_stmt_is_null(sy_stmt *st, int col);
 void sy_stmt_reset(sy_stmt *st);
 

@@ -337,6 +337,11 @@ void sy_stmt_bind_textn(sy_stmt *st, int idx, const char *v, size_t n)
     sqlite3_bind_text64(st->st, pidx(st, idx), v, n, SQLITE_TRANSIENT, SQLITE_UTF8);
 }
 
+void sy_stmt_bind_blob(sy_stmt *st, int idx, const void *v, size_t n)
+{
+    sqlite3_bind_blob64(st->st, pidx(st, idx), v ? v : "", n, SQLITE_TRANSIENT);
+}
+
 void sy_stmt_bind_null(sy_stmt *st, int idx)
 {
     sqlite3_bind_null(st->st, pidx(st, idx));
@@ -356,6 +361,11 @@ const char *sy_stmt_text(sy_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st->st, col);
     return t ? (const char *)t : "";
+}
+
+const void *sy_stmt_blob(sy_stmt *st, int col)
+{
+    return sqlite3_column_blob(st->st, col);
 }
 
 size_t sy_stmt_len(sy_stmt *st, int col)

@@ -321,12 +321,15 @@ static inline h_resp h_req_on(CURL *c, h_server *s, const char *method, const ch
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
         hl = curl_slist_append(hl, auth);
     }
-    bool own_type = false;
-    for (const char *const *h = headers; h && *h; h++)
+    bool own_type = false, own_expect = false;
+    for (const char *const *h = headers; h && *h; h++) {
         own_type |= !strncasecmp(*h, "Content-Type:", 13);
+        own_expect |= !strncasecmp(*h, "Expect:", 7);
+    }
     if (body && !own_type)
         hl = curl_slist_append(hl, "Content-Type: application/json");
-    hl = curl_slist_append(hl, "Expect:");
+    if (!own_expect) /* curl would wait for a 100 Continue on large bodies */
+        hl = curl_slist_append(hl, "Expect:");
     for (const char *const *h = headers; h && *h; h++)
         hl = curl_slist_append(hl, *h);
     curl_easy_reset(c);

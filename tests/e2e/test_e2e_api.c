@@ -328,12 +328,15 @@ static void test_bad_input(void **state)
     assert_non_null(strstr(allow, "HEAD"));
     h_resp_free(&r);
 
-    /* A body over the limit (1 MiB here): refused with 413. */
+    /* A body over the limit (1 MiB here): refused with 413, before the
+     * body is sent when the client asks first (a client that sends it all
+     * regardless may find the connection closed: docs/openapi.yaml). */
     size_t big = 2 * 1024 * 1024;
     char *blob = malloc(big);
     memset(blob, 'x', big);
     memcpy(blob, "{\"role\":\"app\",\"name\":\"", 22);
-    r = h_req_on(c, S, "POST", "/v1/keys", S->admin_key, blob, big, NULL);
+    const char *expect[] = {"Expect: 100-continue", NULL};
+    r = h_req_on(c, S, "POST", "/v1/keys", S->admin_key, blob, big, expect);
     h_assert_problem(r, 413, "payload-too-large", NULL);
     h_resp_free(&r);
     /* Also when it arrives chunked, without a Content-Length. */

@@ -1070,6 +1070,13 @@ static void test_identity_merge(void **state)
     h_launch(S);
     assert_int_equal(preview_count("did(view_merge, 1d) >= 2 and tag(vip) and city = '温州'"), 1);
     assert_int_equal(preview_count("risk_level >= R1 or risk_level is null"), before);
+    /* the packed copy the index starts from: the survivor's merged values,
+     * and none for the merged customer */
+    char *out = NULL;
+    int rc = h_cli(S, &out, "check --tenant demo");
+    if (rc != 0 || !strstr(out, "every invariant holds") || !strstr(out, "customers: "))
+        fail_msg("siyu check exited %d:\n%s", rc, out);
+    free(out);
 }
 
 static void test_refuses_to_start_without_data_key(void **state)

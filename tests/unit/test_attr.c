@@ -135,6 +135,150 @@ static void test_names(void **state)
     assert_true(sy_attr_name_valid(longname));
 }
 
+/* A schema of every type, sorted by name as sy_attr_load makes it, with
+ * ordinals in another order (the order of definition). */
+static sy_attr_set *pack_schema(void)
+{
+    static const char *const defs[] = {
+        "{\"name\":\"aum\",\"type\":\"integer\",\"unit\":\"fen\"}",
+        "{\"name\":\"city\",\"type\":\"string\"}",
+        "{\"name\":\"payroll\",\"type\":\"bool\"}",
+        "{\"name\":\"rate\",\"type\":\"number\",\"scale\":2}",
+        "{\"name\":\"registered_at\",\"type\":\"date\"}",
+        "{\"name\":\"risk_level\",\"type\":\"enum\",\"values\":[\"R1\",\"R2\"]}",
+    };
+    static const int ordinals[] = {4, 0, 200, 3, 1, 2};
+    sy_attr_set *s = sy_xcalloc(1, sizeof *s);
+    atomic_init(&s->refs, 1);
+    s->n = (int)SY_ARRAY_LEN(defs);
+    s->sorted = true;
+    s->defs = sy_xcalloc((size_t)s->n, sizeof *s->defs);
+    for (int i = 0; i < s->n; i++) {
+        s->defs[i] = def_of(defs[i]);
+        s->defs[i].ordinal = ordinals[i];
+    }
+    return s;
+}
+
+static void test_pack_round_trip(void **state)
+{
+    sy_attr_set *s = pack_schema();
+    json_t *a = json_loads("{\"risk_level\":\"R2\",\"aum\":-123456789012,\"payroll\":true,"
+                           "\"rate\":\"-0.05\",\"registered_at\":\"1969-12-31\","
+                           "\"city\":\"上海\",\"unknown\":7}",
+                           0, NULL);
+    assert_non_null(a);
+    sy_buf b = {0};
+    sy_attr_pack(s, a, &b);
+    const uint8_t *p = (const uint8_t *)b.data, *end = p + b.len;
+    sy_attr_packed v;
+    /* in the order of the ordinals: city 0, registered_at 1, risk_level 2,
+     * rate 3, aum 4, payroll 200; the unknown attribute left out */
+    assert_int_equal(sy_attr_unpack(&p, end, &v), 1);
+    assert_int_equal(v.ordinal, 0);
+    assert_int_equal(v.kind, SY_PACKED_STR);
+    assert_string_equal(v.s, "上海");
+    assert_int_equal(sy_attr_unpack(&p, end, &v), 1);
+    assert_int_equal(v.ordinal, 1);
+    assert_int_equal(v.kind, SY_PACKED_INT);
+    assert_int_equal(v.i, -1); /* days since 1970-01-01 */
+    assert_int_equal(sy_attr_unpack(&p, end, &v), 1);
+    assert_int_equal(v.ordinal, 2);
+    assert_string_equal(v.s, "R2");
+    assert_int_equal(sy_attr_unpack(&p, end, &v), 1);
+    assert_int_equal(v.ordinal, 3);
+    assert_int_equal(v.kind, SY_PACKED_INT);
+    assert_int_equal(v.i, -5); /* scaled by 10^2 */
+    assert_int_equal(sy_attr_unpack(&p, end, &v), 1);
+    assert_int_equal(v.ordinal, 4);
+    assert_true(v.i == -123456789012LL);
+    assert_int_equal(sy_attr_unpack(&p, end, &v), 1);
+    assert_int_equal(v.ordinal, 200);
+    assert_int_equal(v.kind, SY_PACKED_BOOL);
+    assert_int_equal(v.i, 1);
+    assert_int_equal(sy_attr_unpack(&p, end, &v), 0);
+
+    /* the same values given in another order pack to the same bytes */
+    json_t *a2 = json_object();
+    const char *keys[] = {"payroll", "city", "aum", "rate", "registered_at", "risk_level"};
+    for (size_t i = 0; i < SY_ARRAY_LEN(keys); i++)
+        json_object_set(a2, keys[i], json_object_get(a, keys[i]));
+    sy_buf b2 = {0};
+    sy_attr_pack(s, a2, &b2);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.data, b.data, b.len);
+
+    /* extreme integers survive the zigzag varint */
+    const int64_t extremes[] = {INT64_MIN, INT64_MAX, 0, -1, 63, -64, 64};
+    for (size_t i = 0; i < SY_ARRAY_LEN(extremes); i++) {
+        json_t *o = json_pack("{s:I}", "aum", (json_int_t)extremes[i]);
+        sy_buf_reset(&b2);
+        sy_attr_pack(s, o, &b2);
+        p = (const uint8_t *)b2.data;
+        assert_int_equal(sy_attr_unpack(&p, p + b2.len, &v), 1);
+        assert_true(v.i == extremes[i]);
+        json_decref(o);
+    }
+    sy_buf_free(&b2);
+    json_decref(a2);
+    json_decref(a);
+    sy_buf_free(&b);
+    sy_attr_set_release(s);
+}
+
+/* Cut or damaged bytes are refused (-1), never read past their end. */
+static void test_unpack_refuses_damage(void **state)
+{
+    sy_attr_set *s = pack_schema();
+    json_t *a = json_loads("{\"city\":\"北京\",\"aum\":300000000000,\"payroll\":false}", 0, NULL);
+    sy_buf b = {0};
+    sy_attr_pack(s, a, &b);
+    for (size_t cut = 0; cut < b.len; cut++) {
+        /* a copy of exactly `cut` bytes, so ASan sees any read past it */
+        uint8_t *c = sy_xmalloc(cut ? cut : 1);
+        memcpy(c, b.data, cut);
+        const uint8_t *p = c, *end = c + cut;
+        sy_attr_packed v;
+        int rc, n = 0;
+        while ((rc = sy_attr_unpack(&p, end, &v)) > 0)
+            n++;
+        assert_true(p <= end);
+        /* the cut falls inside the string, the integer, or between entries */
+        assert_true(rc == -1 || p == end);
+        assert_true(n <= 3);
+        free(c);
+    }
+    /* a string without its NUL */
+    uint8_t bad[] = {0 << 2 | 3, 2, 'a', 'b', 'c'};
+    const uint8_t *p = bad;
+    sy_attr_packed v;
+    assert_int_equal(sy_attr_unpack(&p, bad + sizeof bad, &v), -1);
+    /* a varint that never ends */
+    uint8_t endless[12];
+    memset(endless, 0xff, sizeof endless);
+    p = endless;
+    assert_int_equal(sy_attr_unpack(&p, endless + sizeof endless, &v), -1);
+    /* random bytes: any answer, but within bounds */
+    uint64_t x = 42;
+    for (int round = 0; round < 2000; round++) {
+        uint8_t r[24];
+        size_t n = 1 + round % sizeof r;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            r[i] = (uint8_t)(x >> 56);
+        }
+        uint8_t *c = sy_xmalloc(n);
+        memcpy(c, r, n);
+        p = c;
+        while (sy_attr_unpack(&p, c + n, &v) > 0)
+            assert_true(p <= c + n);
+        free(c);
+    }
+    json_decref(a);
+    sy_buf_free(&b);
+    sy_attr_set_release(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +286,8 @@ int main(void)
         cmocka_unit_test(test_other_types),
         cmocka_unit_test(test_dates_round_trip),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_pack_round_trip),
+        cmocka_unit_test(test_unpack_refuses_damage),
     };
     return cmocka_run_group_tests_name("attr_schema_and_values", tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include "testutil.h"
 #include "unit/store_fixture.h"
 
+#include "customer.h"
 #include "index.h"
 #include "store.h"
 #include "tenant.h"
@@ -26,6 +27,7 @@ static sy_attr_set *schema(void)
         const char *f;
         char err[128];
         assert_true(sy_attr_def_parse(b, &s->defs[i], &f, err, sizeof err));
+        s->defs[i].ordinal = i;
         json_decref(b);
     }
     return s;
@@ -339,6 +341,13 @@ static void test_rebuild_from_store(void **state)
                                      " ('t', 'A', 0, '{\"risk_level\":\"R3\",\"aum\":100}', 0, 0),"
                                      " ('t', 'B', 1, '{\"risk_level\":\"R1\"}', 0, 0)"),
                      SY_OK);
+    /* the index reads the packed copy of the attributes (schema: the store's) */
+    json_t *ja = json_pack("{s:s, s:i}", "risk_level", "R3", "aum", 100);
+    json_t *jb = json_pack("{s:s}", "risk_level", "R1");
+    assert_int_equal(sy_customer_packed_put(w, NULL, "t", "A", 0, ja), SY_OK);
+    assert_int_equal(sy_customer_packed_put(w, NULL, "t", "B", 1, jb), SY_OK);
+    json_decref(ja);
+    json_decref(jb);
     assert_int_equal(sy_conn_exec(w, "INSERT INTO events (tenant_id, event_id, customer_no, name,"
                                      " ts, dwell_ms, received_at) VALUES"
                                      " ('t', 'e1', 'B', 'login', 1795400000000, NULL, 0),"
@@ -418,6 +427,7 @@ static void test_rebuild_matches_live_updates(void **state)
         sy_index_add_customer(live, sql, (uint32_t)i);
         json_t *a = json_loads(attrs, 0, NULL);
         assert_non_null(a);
+        assert_int_equal(sy_customer_packed_put(w, s, "t", sql, i, a), SY_OK);
         sy_index_update_attrs(live, (uint32_t)i, s, NULL, a);
         json_decref(a);
     }
