@@ -627,12 +627,11 @@ static bool v_params(sy_req *r, json_t *body, sy_benefit_kind kind, const char *
             return false;
         }
     }
-    char *s = json_dumps(p && json_is_object(p) ? p : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
     if (!p || json_is_null(p)) {
-        free(s);
         *out = "{}";
         return true;
     }
+    char *s = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
     if (strlen(s) > PARAMS_MAX) {
         free(s);
         sy_reply_problem(r, 400, "validation", "/params", "'params' must be at most %d bytes",
