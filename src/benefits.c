@@ -834,7 +834,10 @@ int sy_benefit_revoke(sy_conn *c, const char *tenant, const char *code, const ch
                                  .now_ms = now_ms};
         sy_ledger_result lr;
         if ((rc = sy_ledger_reverse(c, &rv, &lr)) > 0) {
-            snprintf(res->other, sizeof res->other, "points: ledger refusal %d", rc);
+            snprintf(res->other, sizeof res->other, "%s",
+                     rc == SY_LEDGER_MERGED ? "its customer was merged: the points cannot move"
+                     : rc == SY_LEDGER_ALREADY_REVERSED ? "its spend was reversed already"
+                                                        : "its spend cannot be reversed");
             return SY_BENEFIT_NOT_REVOCABLE;
         }
         if (rc != SY_OK)

@@ -810,8 +810,14 @@ static void test_mall_refusals(void **state)
     assert_int_equal(r.status, 201);
     assert_string_equal(h_str(r.json, "source"), "mall");
     assert_int_equal(json_integer_value(json_object_get(r.json, "points")), 60);
-    char code[32];
+    char code[32], spend[64];
     snprintf(code, sizeof code, "%s", h_str(r.json, "code"));
+    snprintf(spend, sizeof spend, "/v1/ledger/%s:reverse", h_str(r.json, "spend_entry"));
+    h_resp_free(&r);
+    /* the spend is undone only with its grant */
+    r = h_req(S, "POST", spend, S->admin_key, "{\"reason\":\"x\"}");
+    h_assert_problem(r, 409, "conflict", NULL);
+    assert_string_equal(h_str(r.json, "grant"), code);
     h_resp_free(&r);
     r = h_req(S, "POST", "/v1/mall/exchange", APP_KEY,
               "{\"listing\":\"cheap\",\"customer_no\":\"X1\"}");
