@@ -925,9 +925,9 @@ static void test_check_names_violations(void **state)
     assert_check_passes(S);
 }
 
-/* ---- kill -9 during exchanges ---- */
+/* ---- kill -9 during exchanges (64 clients) ---- */
 
-#define KILL_WRITERS 8
+#define KILL_WRITERS 64
 #define MAX_ACKED 20000
 
 typedef struct kill_run {
