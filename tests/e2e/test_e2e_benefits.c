@@ -670,6 +670,9 @@ static void test_bad_input_writes_nothing(void **state)
         {"GET", "/v1/grants/g_nope", NULL, 404, "not-found", NULL},
         {"GET", "/v1/benefits/items/nope", NULL, 404, "not-found", NULL},
         {"GET", "/v1/benefits/items/nope/stock", NULL, 404, "not-found", NULL},
+        {"GET", "/v1/benefits/suppliers/nope", NULL, 404, "not-found", NULL},
+        {"GET", "/v1/benefits/packages/nope", NULL, 404, "not-found", NULL},
+        {"GET", "/v1/mall/listings/nope", NULL, 404, "not-found", NULL},
         {"GET", "/v1/benefits/items/cp10/stock?cursor=x", NULL, 400, "validation", "cursor"},
     };
     long rows = rows_on(S);
