@@ -81,6 +81,35 @@ void sy_api_points_expire(sy_req *r);
  * writer (run by the server's periodic maintenance). */
 void sy_api_points_expire_job(sy_app *app);
 
+/* api_benefits.c */
+void sy_api_suppliers_list(sy_req *r);
+void sy_api_suppliers_get(sy_req *r);
+void sy_api_suppliers_create(sy_req *r);
+void sy_api_items_list(sy_req *r);
+void sy_api_items_get(sy_req *r);
+void sy_api_items_create(sy_req *r);
+void sy_api_items_stock(sy_req *r);
+void sy_api_items_stock_moves(sy_req *r);
+void sy_api_items_codes(sy_req *r);
+void sy_api_packages_list(sy_req *r);
+void sy_api_packages_get(sy_req *r);
+void sy_api_packages_create(sy_req *r);
+void sy_api_grants_create(sy_req *r);
+void sy_api_grants_list(sy_req *r);
+void sy_api_grants_get(sy_req *r);
+void sy_api_grants_redeem(sy_req *r);
+void sy_api_grants_revoke(sy_req *r);
+void sy_api_grants_fulfil(sy_req *r);
+void sy_api_grants_expire(sy_req *r);
+void sy_api_listings_list(sy_req *r);
+void sy_api_listings_get(sy_req *r);
+void sy_api_listings_create(sy_req *r);
+void sy_api_mall_exchange(sy_req *r);
+void sy_api_reconciliation(sy_req *r);
+/* Expires every tenant's grants past their expiry, in batches through the
+ * writer (run by the server's periodic maintenance). */
+void sy_api_grants_expire_job(sy_app *app);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

@@ -9,6 +9,7 @@
  * not-reversible.  docs/rewards.md has the model. */
 #include "api.h"
 #include "app.h"
+#include "benefits.h"
 #include "customer.h"
 #include "ledger.h"
 #include "util.h"
@@ -375,6 +376,14 @@ static void points_move(sy_req *r, bool spend)
                          SY_LEDGER_ACCOUNT_NAME_MAX);
         return;
     }
+    /* sink:mall holds exactly the mall's exchanges, each paying for one
+     * grant (siyu check verifies it): spend there through the mall. */
+    if (spend && m->account && !strcmp(m->account, SY_BENEFIT_MALL_SINK)) {
+        sy_reply_problem(
+            r, 400, "validation", "/sink",
+            "sink 'mall' is the points mall's: exchange through POST /v1/mall/exchange");
+        return;
+    }
     const char *no = sy_req_param(r, "customer_no");
     if (!sy_customer_no_valid(no)) {
         sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", no);
@@ -405,12 +414,46 @@ void sy_api_points_spend(sy_req *r)
 /* ------------------------------------------------------------------ */
 /* reverse and read one entry                                          */
 
+/* Whether the entry paid for a points-mall grant (a spend into sink:mall);
+ * *grant gets the grant's code (its reference). */
+static int mall_spend(sy_conn *c, const char *tenant, const char *id, bool *is, char grant[72])
+{
+    static const char sql[] = "SELECT reference FROM ledger_entries WHERE tenant_id = $1"
+                              " AND id = $2 AND kind = 'spend' AND credit_account = 'sink:mall'";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    int rc = sy_stmt_step(st);
+    *is = rc == SY_ROW;
+    if (rc == SY_ROW)
+        snprintf(grant, 72, "%s", sy_stmt_text(st, 0));
+    sy_stmt_reset(st);
+    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+}
+
 static int apply_reverse(sy_conn *c, sy_req *r, void *ctx)
 {
     sy_ledger_reversal *rv = ctx;
     rv->now_ms = sy_now_ms();
     sy_ledger_result res;
-    int rc = sy_ledger_reverse(c, rv, &res);
+    /* A mall exchange's spend is undone with its grant (siyu check holds
+     * them together): revoking the grant reverses the spend. */
+    bool is_mall;
+    char grant[72];
+    int rc = mall_spend(c, rv->tenant, rv->entry_id, &is_mall, grant);
+    if (rc != SY_OK)
+        return rc;
+    if (is_mall) {
+        sy_reply_problem(r, 409, "conflict", NULL,
+                         "entry '%s' paid for points-mall grant '%s': revoke the grant (POST"
+                         " /v1/grants/%s:revoke), which gives the points back",
+                         rv->entry_id, grant, grant);
+        sy_reply_extend(r, "grant", json_string(grant));
+        return 1;
+    }
+    rc = sy_ledger_reverse(c, rv, &res);
     if (rc > 0) {
         reply_refusal(r, rc, &res, "", "", 0);
         return 1;

@@ -1,5 +1,6 @@
 /* check.c — the table of invariant checks behind `siyu check` (check.h). */
 #include "check.h"
+#include "benefits.h"
 #include "customer.h"
 #include "ledger.h"
 #include "util.h"
@@ -15,6 +16,7 @@ typedef struct check_part {
 static const check_part k_parts[] = {
     {"customers", sy_customers_check_packed, "customers"},
     {"ledger", sy_ledger_check, "accounts, lots and entries"},
+    {"benefits", sy_benefit_check, "items, voucher codes and grants"},
 };
 
 typedef struct printer {

@@ -3,7 +3,8 @@
  *
  * The checks are one table (check.c): each names a part of the system and
  * reports every violation it finds as a line of text: the customers' packed
- * attributes (customer.h), the points ledger (ledger.h). */
+ * attributes (customer.h), the points ledger (ledger.h), the benefits
+ * catalogue, grants and the mall (benefits.h). */
 #ifndef SY_CHECK_H
 #define SY_CHECK_H
 

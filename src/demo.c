@@ -29,6 +29,11 @@
  * 阳光值 (sunshine, 30 days); no one holds any yet (docs/rewards.md earns
  * and spends some with curl).
  *
+ * Benefits: three suppliers, items of every kind (a 立减金 coupon, a
+ * voucher with a pool of 200 codes, goods, two financial rights, one for a
+ * segment), a private-banking package and three points-mall listings; no
+ * grants yet.
+ *
  * Behaviour: each mobile-banking customer has an activity level; on each
  * day an active customer opens the app, may check in, view wealth products
  * (with dwell times), click through, and — fund holders — sometimes buy: a
@@ -36,6 +41,7 @@
  * seeded generator, so the same seed gives the same bank. */
 #include "demo.h"
 #include "attr.h"
+#include "benefits.h"
 #include "customer.h"
 #include "ledger.h"
 #include "segment_parse.h"
@@ -498,6 +504,144 @@ static int define_point_types(writer *w, const sy_demo_opts *o, sy_demo_stats *o
     return rc;
 }
 
+/* The demo's benefits catalogue, as the API defines it.  Written only into
+ * a tenant without one (a second demo run keeps the first's). */
+static int define_benefits(writer *w, const sy_demo_opts *o, sy_demo_stats *out)
+{
+    static const struct {
+        const char *code, *name;
+    } suppliers[] = {
+        {"wxpay", "微信支付立减金"},
+        {"jdcard", "京东E卡"},
+        {"gifts", "礼品供应商"},
+    };
+    const int64_t U = SY_BENEFIT_UNSET;
+    sy_benefit_item items[] = {
+        {.code = "cp_10",
+         .name = "10元支付立减金",
+         .supplier = "wxpay",
+         .kind = SY_BENEFIT_COUPON,
+         .face_value = 1000,
+         .cost_price = 950,
+         .params = "{\"threshold\":5000}",
+         .stock = 10000,
+         .limits = {1, 3, U},
+         .validity_days = 30,
+         .revoke_returns_stock = true},
+        {.code = "jd_50",
+         .name = "京东E卡50元",
+         .supplier = "jdcard",
+         .kind = SY_BENEFIT_VOUCHER,
+         .face_value = 5000,
+         .cost_price = 4850,
+         .params = "{}",
+         .limits = {U, U, 2},
+         .validity_days = 365},
+        {.code = "umbrella",
+         .name = "定制雨伞",
+         .supplier = "gifts",
+         .kind = SY_BENEFIT_GOODS,
+         .face_value = 8800,
+         .cost_price = 3500,
+         .params = "{\"sku\":\"UMB-2026\"}",
+         .stock = 500,
+         .limits = {U, U, 1},
+         .validity_days = U,
+         .revoke_returns_stock = true},
+        {.code = "loan_rate",
+         .name = "消费贷利率优惠0.3%",
+         .supplier = "wxpay",
+         .kind = SY_BENEFIT_FINANCIAL,
+         .face_value = 0,
+         .cost_price = 0,
+         .params = "{\"basis_points\":30,\"right\":\"rate_discount\"}",
+         .stock = 1000,
+         .limits = {U, U, 1},
+         .validity_days = 90,
+         .segment_expression = "aum >= 50000000",
+         .revoke_returns_stock = true},
+        {.code = "transfer_fee",
+         .name = "跨行转账免手续费",
+         .supplier = "wxpay",
+         .kind = SY_BENEFIT_FINANCIAL,
+         .face_value = 200,
+         .cost_price = 0,
+         .params = "{\"fee\":\"interbank_transfer\",\"right\":\"fee_waiver\",\"times\":10}",
+         .stock = 100000,
+         .limits = {U, 1, U},
+         .validity_days = 30,
+         .revoke_returns_stock = true},
+    };
+    int rc = SY_OK;
+    for (size_t i = 0; i < SY_ARRAY_LEN(suppliers) && rc == SY_OK; i++) {
+        rc = sy_benefit_supplier_create(w->c, o->tenant, suppliers[i].code, suppliers[i].name, "",
+                                        o->now_ms);
+        if (rc == SY_BENEFIT_EXISTS)
+            return SY_OK; /* the tenant has its catalogue */
+        rc = row_done(w, rc);
+    }
+    for (size_t i = 0; i < SY_ARRAY_LEN(items) && rc == SY_OK; i++) {
+        items[i].available_from = items[i].available_until = U;
+        items[i].operator_id = "demo";
+        items[i].now_ms = o->now_ms;
+        rc = row_done(w, sy_benefit_item_create(w->c, o->tenant, &items[i]));
+        out->benefit_items += rc == SY_OK;
+    }
+    /* the voucher's pool: 200 codes as a supplier would send them */
+    char pool[200][24];
+    const char *codes[200];
+    bool dup[200];
+    int64_t added;
+    for (int i = 0; i < 200; i++) {
+        snprintf(pool[i], sizeof pool[i], "JD50-%04X-%04X", (unsigned)(i * 7919 % 65536),
+                 (unsigned)((i * 104729 + 4099) % 65536));
+        codes[i] = pool[i];
+    }
+    if (rc == SY_OK)
+        rc = row_done(w, sy_benefit_codes_add(w->c, o->tenant, "jd_50", codes, 200, "demo",
+                                              o->now_ms, dup, &added));
+    /* one of each: a package's units count toward the items' limits */
+    const sy_benefit_package_line lines[] = {
+        {"cp_10", 1}, {"jd_50", 1}, {"loan_rate", 1}, {"transfer_fee", 1}};
+    const char *missing;
+    if (rc == SY_OK)
+        rc = row_done(w, sy_benefit_package_create(w->c, o->tenant, "private_banking",
+                                                   "私行客户权益套餐",
+                                                   "for customers with AUM of"
+                                                   " 6 million yuan or more",
+                                                   NULL, "aum >= 600000000", lines,
+                                                   SY_ARRAY_LEN(lines), o->now_ms, &missing));
+    const sy_benefit_listing listings[] = {
+        {.code = "cp_10_for_500",
+         .item = "cp_10",
+         .title = "10元立减金 · 500积分",
+         .point_type = "points",
+         .price = 500,
+         .limits = {U, 2, U},
+         .active = true},
+        {.code = "jd_50_for_4000",
+         .item = "jd_50",
+         .title = "京东E卡50元 · 4000积分",
+         .point_type = "points",
+         .price = 4000,
+         .limits = {U, U, U},
+         .active = true},
+        {.code = "umbrella_for_300",
+         .item = "umbrella",
+         .title = "定制雨伞 · 300阳光值",
+         .point_type = "sunshine",
+         .price = 300,
+         .limits = {U, U, U},
+         .active = true},
+    };
+    for (size_t i = 0; i < SY_ARRAY_LEN(listings) && rc == SY_OK; i++) {
+        sy_benefit_listing l = listings[i];
+        l.now_ms = o->now_ms;
+        rc = row_done(w, sy_benefit_listing_create(w->c, o->tenant, &l));
+    }
+    return rc;
+}
+
 /* What the rest of the generation needs to know of a customer. */
 typedef struct profile {
     int age;
@@ -840,6 +984,8 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
         rc = define_tags(&w, o, out, why, sizeof why);
     if (rc == SY_OK)
         rc = define_point_types(&w, o, out);
+    if (rc == SY_OK)
+        rc = define_benefits(&w, o, out);
     sy_attr_set *schema = NULL;
     if (rc == SY_OK)
         rc = sy_attr_load(w.c, o->tenant, &schema);

@@ -18,15 +18,17 @@ typedef struct sy_demo_opts {
 
 typedef struct sy_demo_stats {
     int64_t customers, events, identities;
-    int64_t attributes;  /* defined beyond the template (0 for those defined already) */
-    int64_t tags;        /* rule and manual tags defined */
-    int64_t tag_members; /* customers put on the manual tags */
-    int64_t point_types; /* point types defined (0 for those defined already) */
+    int64_t attributes;    /* defined beyond the template (0 for those defined already) */
+    int64_t tags;          /* rule and manual tags defined */
+    int64_t tag_members;   /* customers put on the manual tags */
+    int64_t point_types;   /* point types defined (0 for those defined already) */
+    int64_t benefit_items; /* benefit items defined (0 when the tenant had a catalogue) */
 } sy_demo_stats;
 
 /* Writes the demo bank into the tenant: its attributes beyond the bank
- * template, its tag catalogue and its point types (as the API defines
- * them; a point type the tenant has already is kept), the customers
+ * template, its tag catalogue, its point types (as the API defines
+ * them; a point type the tenant has already is kept), a benefits catalogue
+ * with a points mall (unless the tenant has suppliers already), the customers
  * (attributes, sealed personal data, identities, manual tag memberships)
  * and their events, in large transactions on the write connection.  The
  * tenant must exist and have no customers; attributes it defines already

@@ -79,7 +79,7 @@ static void customer_account(const char *no, char out[ACCOUNT_MAX])
 /* The zone's UTC offset at a moment.  sy_tz_offset_ms switches the
  * process's TZ under a lock, too slow for every earn: answers are kept per
  * thread by zone and minute. */
-static int64_t tz_offset(const char *zone, int64_t at_ms)
+int64_t sy_ledger_tz_offset(const char *zone, int64_t at_ms)
 {
     static __thread struct {
         char zone[65];
@@ -109,8 +109,8 @@ static int64_t floor_div(int64_t a, int64_t b)
 static int64_t local_midnight(const char *zone, int64_t day)
 {
     int64_t wall = day * DAY_MS;
-    int64_t guess = wall - tz_offset(zone, wall);
-    return wall - tz_offset(zone, guess);
+    int64_t guess = wall - sy_ledger_tz_offset(zone, wall);
+    return wall - sy_ledger_tz_offset(zone, guess);
 }
 
 bool sy_ledger_expires_at(const sy_point_type *t, const char *zone, int64_t earned_ms,
@@ -118,7 +118,7 @@ bool sy_ledger_expires_at(const sy_point_type *t, const char *zone, int64_t earn
 {
     if (t->expiry == SY_EXPIRY_NEVER)
         return false;
-    int64_t local_ms = earned_ms + tz_offset(zone, earned_ms);
+    int64_t local_ms = earned_ms + sy_ledger_tz_offset(zone, earned_ms);
     int64_t day = floor_div(local_ms, DAY_MS);
     if (t->expiry == SY_EXPIRY_DAYS) {
         /* valid through the n-th day after the day of earning */

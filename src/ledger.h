@@ -86,6 +86,11 @@ int sy_ledger_type_create(sy_conn *c, const char *tenant, const sy_point_type *t
 /* Reads a point type: SY_OK, SY_DONE when there is none, or a store error. */
 int sy_ledger_type_get(sy_conn *c, const char *tenant, const char *code, sy_point_type *out);
 
+/* The UTC offset of the IANA time zone `zone` at a moment, in ms; cached
+ * per thread by zone and minute (sy_tz_offset_ms is too slow for every
+ * write).  Business days and months of the rewards are local to it. */
+int64_t sy_ledger_tz_offset(const char *zone, int64_t at_ms);
+
 /* When a lot of type t earned at earned_ms expires, for a tenant in the
  * IANA time zone `zone`: false for a type that never expires.  Day and
  * year boundaries are the tenant's local midnights. */

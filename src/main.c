@@ -464,12 +464,12 @@ static int cmd_demo(int argc, char **argv)
     }
     fprintf(stderr,
             "demo: tenant %s: %lld customers, %lld identities, %lld events, %lld attributes"
-            " beyond the template, %lld tags (%lld manual memberships), %lld point types in"
-            " %.1f s\n",
+            " beyond the template, %lld tags (%lld manual memberships), %lld point types,"
+            " %lld benefit items in %.1f s\n",
             x.cfg.tenant, (long long)stats.customers, (long long)stats.identities,
             (long long)stats.events, (long long)stats.attributes, (long long)stats.tags,
             (long long)stats.tag_members, (long long)stats.point_types,
-            (double)(sy_mono_ns() - t0) / 1e9);
+            (long long)stats.benefit_items, (double)(sy_mono_ns() - t0) / 1e9);
     sodium_memzero(&pii, sizeof pii);
     rc = 0;
 out:
@@ -750,6 +750,7 @@ static int cmd_serve(int argc, char **argv)
             sy_writer_run(writer, &m);
             sy_api_segment_sizes_job(&app);
             sy_api_points_expire_job(&app);
+            sy_api_grants_expire_job(&app);
             next_maintenance = now + MAINTENANCE_EVERY_S * 1000;
         }
     }

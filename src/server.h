@@ -84,7 +84,9 @@ void sy_reply_json(sy_req *r, int status, json_t *body);
  * stable codes (invalid-json, validation, unauthorized, forbidden, not-found,
  * method-not-allowed, conflict, idempotency-mismatch, payload-too-large,
  * rate-limited, internal, unavailable; for points: insufficient-points,
- * points-used, already-reversed, not-reversible); field, when not NULL, names the offending input
+ * points-used, already-reversed, not-reversible; for benefits:
+ * not-available, out-of-stock, limit-reached, not-eligible, not-redeemable,
+ * not-revocable); field, when not NULL, names the offending input
  * as a JSON pointer ("/role") or a parameter name. */
 void sy_reply_problem(sy_req *r, int status, const char *type, const char *field, const char *fmt,
                       ...) __attribute__((format(printf, 5, 6)));
