@@ -1040,6 +1040,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_free(r);
 }
 
+/* New connections are accepted until the server begins to stop. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    sy_server *srv = cls;
+    return atomic_load(&srv->stopping) ? MHD_NO : MHD_YES;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -1117,7 +1126,7 @@ sy_server *sy_server_start(sy_app *app, const sy_server_opts *o, char *err, size
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         srv, MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout ? o->connection_timeout : 60u,
@@ -1145,10 +1154,10 @@ void sy_server_stop(sy_server *s, int grace_ms)
 {
     if (!s)
         return;
-    /* Stop accepting; requests already begun finish. */
-    MHD_socket ls = MHD_quiesce_daemon(s->d);
-    if (ls != MHD_INVALID_SOCKET)
-        close(ls);
+    /* Stop accepting (on_accept refuses new connections); requests already
+     * begun finish.  Not MHD_quiesce_daemon: with a pool of epoll threads,
+     * libmicrohttpd 0.9.75 sometimes aborts in it ("Failed to remove listen
+     * FD from epoll set") when a worker touches its epoll set meanwhile. */
     atomic_store(&s->stopping, true);
     struct timespec tick = {0, 5 * 1000000};
     uint64_t deadline = sy_mono_ns() + (uint64_t)grace_ms * 1000000u;
