@@ -191,7 +191,10 @@ static bool v_segment(sy_req *r, json_t *body, const char **id, const char **exp
         if (*id) {
             ok = sy_index_segment(ix, *id) != NULL;
         } else {
-            roaring_bitmap_t *b = sy_seg_eval_index(ix, schema, sy_now_ms(), ast, &e);
+            /* checked, not computed: evaluated among no one */
+            roaring_bitmap_t *none = roaring_bitmap_create();
+            roaring_bitmap_t *b = sy_seg_eval_index_among(ix, schema, sy_now_ms(), ast, none, &e);
+            roaring_bitmap_free(none);
             ok = b != NULL;
             if (b)
                 roaring_bitmap_free(b);
@@ -263,9 +266,12 @@ static int admit(sy_req *r, const char *sql, const char *code, const char *no, c
         if (!sy_index_dense(ix, no, &dense)) {
             out = ADMIT_NO_CUSTOMER;
         } else {
+            /* evaluated among this one customer: a lookup per term */
             const sy_seg_node *node = exprs[i] ? ast : sy_index_segment(ix, ids[i]);
+            roaring_bitmap_t *one = roaring_bitmap_from_range(dense, (uint64_t)dense + 1, 1);
             roaring_bitmap_t *b =
-                node ? sy_seg_eval_index(ix, schema, sy_now_ms(), node, &e) : NULL;
+                node ? sy_seg_eval_index_among(ix, schema, sy_now_ms(), node, one, &e) : NULL;
+            roaring_bitmap_free(one);
             if (!b)
                 sy_warn("benefits %s: segment %s no longer evaluates; it admits no one", tenant,
                         ids[i] ? ids[i] : exprs[i]);

@@ -13,6 +13,8 @@
 #include "api.h"
 #include "app.h"
 #include "customer.h"
+#include "index.h"
+#include "segment_eval.h"
 #include "util.h"
 #include "validate.h"
 
@@ -865,13 +867,117 @@ void sy_api_customers_import(sy_req *r)
 
 /* ---- GET ---- */
 
+typedef struct view_tags {
+    const sy_index *ix;
+    const sy_attr_set *schema;
+    const roaring_bitmap_t *one; /* the customer's dense id */
+    uint32_t dense;
+    json_t *out;
+} view_tags;
+
+/* Is the customer of vt->one in the set ast selects?  Evaluated among that
+ * one customer: a lookup per term. */
+static bool view_member(const view_tags *vt, const sy_seg_node *ast)
+{
+    sy_seg_error e;
+    roaring_bitmap_t *b =
+        ast ? sy_seg_eval_index_among(vt->ix, vt->schema, sy_now_ms(), ast, vt->one, &e) : NULL;
+    bool in = b && roaring_bitmap_contains(b, vt->dense);
+    if (b)
+        roaring_bitmap_free(b);
+    return in;
+}
+
+static void view_tag(const sy_index_tag *t, void *ud)
+{
+    view_tags *vt = ud;
+    bool in = t->rule ? view_member(vt, t->ast)
+                      : t->members && roaring_bitmap_contains(t->members, vt->dense);
+    if (in)
+        json_array_append_new(vt->out, json_pack("{s:s, s:s, s:s}", "name", t->name, "category",
+                                                 t->category, "kind", t->rule ? "rule" : "manual"));
+}
+
+/* The parts of the 360° view beyond the customer's row: the tags and saved
+ * segments the customer is in now, from the segment index, and the ten
+ * newest events from the timeline (GET /v1/customers/{no}/events pages
+ * through all of them). */
+static int add_view_extras(sy_app *app, sy_conn *c, const char *tenant, const char *no,
+                           json_t *view)
+{
+    static const char sql_segments[] =
+        "SELECT id, name FROM segments WHERE tenant_id = $1 ORDER BY id";
+    static const char sql_events[] =
+        "SELECT event_id, name, ts, dwell_ms FROM events WHERE tenant_id = $1"
+        " AND customer_no = $2 ORDER BY ts DESC, event_id DESC LIMIT 10";
+    json_t *tags = json_array(), *segments = json_array(), *events = json_array();
+    json_object_set_new(view, "tags", tags);
+    json_object_set_new(view, "segments", segments);
+    json_object_set_new(view, "last_events", events);
+    /* the saved segments, read before the index is locked */
+    json_t *all = json_array();
+    sy_stmt *st = sy_conn_prepare(c, sql_segments);
+    int rc = st ? SY_OK : SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        while ((rc = sy_stmt_step(st)) == SY_ROW)
+            json_array_append_new(all, json_pack("{s:s, s:s}", "id", sy_stmt_text(st, 0), "name",
+                                                 sy_stmt_text(st, 1)));
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    sy_attr_set *schema = rc == SY_OK ? sy_schemas_get(app->schemas, tenant) : NULL;
+    sy_index *ix = schema ? sy_indexes_get(app->indexes, tenant) : NULL;
+    if (ix) {
+        sy_index_rdlock(ix);
+        uint32_t dense;
+        if (sy_index_dense(ix, no, &dense)) {
+            roaring_bitmap_t *one = roaring_bitmap_from_range(dense, (uint64_t)dense + 1, 1);
+            view_tags vt = {ix, schema, one, dense, tags};
+            sy_index_tags(ix, view_tag, &vt);
+            size_t i;
+            json_t *sg;
+            json_array_foreach (all, i, sg)
+                if (view_member(&vt,
+                                sy_index_segment(ix, json_string_value(json_object_get(sg, "id")))))
+                    json_array_append(segments, sg);
+            roaring_bitmap_free(one);
+        }
+        sy_index_unlock(ix);
+    }
+    sy_attr_set_release(schema);
+    json_decref(all);
+    if (rc == SY_OK && !(st = sy_conn_prepare(c, sql_events)))
+        rc = SY_ERR;
+    if (rc == SY_OK) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, no);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            json_t *e = json_pack("{s:s, s:s, s:o}", "event_id", sy_stmt_text(st, 0), "name",
+                                  sy_stmt_text(st, 1), "ts", sy_json_time(sy_stmt_i64(st, 2)));
+            json_object_set_new(e, "dwell_ms",
+                                sy_stmt_is_null(st, 3) ? json_null()
+                                                       : json_integer(sy_stmt_i64(st, 3)));
+            json_array_append_new(events, e);
+        }
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    return rc;
+}
+
 static int apply_unmasked_read(sy_conn *c, sy_req *r, void *ctx)
 {
     json_t *view = NULL;
     const char *no = sy_req_param(r, "customer_no");
-    int rc = customer_view(c, sy_req_app(r)->pii, sy_req_principal(r)->tenant, no, true, &view);
-    if (rc != SY_OK)
+    const char *tenant = sy_req_principal(r)->tenant;
+    int rc = customer_view(c, sy_req_app(r)->pii, tenant, no, true, &view);
+    if (rc == SY_OK && view && !json_object_get(view, "merged_into"))
+        rc = add_view_extras(sy_req_app(r), c, tenant, no, view);
+    if (rc != SY_OK) {
+        json_decref(view);
         return rc;
+    }
     if (!view) {
         sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", no);
         return 1;
@@ -904,9 +1010,12 @@ void sy_api_customers_get(sy_req *r)
     sy_conn *c = sy_store_acquire(app->store);
     json_t *view = NULL;
     int rc = customer_view(c, app->pii, sy_req_principal(r)->tenant, no, false, &view);
-    if (rc != SY_OK)
+    if (rc == SY_OK && view && !json_object_get(view, "merged_into"))
+        rc = add_view_extras(app, c, sy_req_principal(r)->tenant, no, view);
+    if (rc != SY_OK) {
+        json_decref(view);
         sy_api_store_error(r, c);
-    else if (!view)
+    } else if (!view)
         sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", no);
     else
         sy_reply_json(r, 200, view);

@@ -168,8 +168,11 @@ bool sy_api_check_expression(sy_req *r, const char *expr, char kind, const char 
                              kind == 't' ? "tag" : "segment", name, via ? via : name);
             ok = false;
         } else {
-            /* Evaluating checks it against the schema and the catalogue. */
-            roaring_bitmap_t *b = sy_seg_eval_index(ix, schema, sy_now_ms(), ast, &e);
+            /* Evaluating checks it against the schema and the catalogue;
+             * among no one, it costs nothing but the checks. */
+            roaring_bitmap_t *none = roaring_bitmap_create();
+            roaring_bitmap_t *b = sy_seg_eval_index_among(ix, schema, sy_now_ms(), ast, none, &e);
+            roaring_bitmap_free(none);
             if (!b) {
                 sy_index_unlock(ix);
                 reply_expression_error(r, &e, expr);
@@ -202,7 +205,11 @@ static bool segment_id_valid(const char *s)
 }
 
 /* Evaluates saved segment id (read lock taken here); NULL when unknown. */
-static roaring_bitmap_t *segment_members(sy_req *r, const char *id, sy_index **ixp)
+/* The members of saved segment id, or NULL when there is no such segment;
+ * with `one`, only whether that customer (a dense id) is one of them, for
+ * a lookup per term instead of a scan of the tenant. */
+static roaring_bitmap_t *segment_members_among(sy_req *r, const char *id, const uint32_t *one,
+                                               sy_index **ixp)
 {
     sy_app *app = sy_req_app(r);
     const char *tenant = sy_req_principal(r)->tenant;
@@ -213,8 +220,12 @@ static roaring_bitmap_t *segment_members(sy_req *r, const char *id, sy_index **i
         sy_index_rdlock(ix);
         const sy_seg_node *ast = sy_index_segment(ix, id);
         sy_seg_error e;
+        roaring_bitmap_t *among =
+            one ? roaring_bitmap_from_range(*one, (uint64_t)*one + 1, 1) : NULL;
         if (ast)
-            b = sy_seg_eval_index(ix, schema, sy_now_ms(), ast, &e);
+            b = sy_seg_eval_index_among(ix, schema, sy_now_ms(), ast, among, &e);
+        if (among)
+            roaring_bitmap_free(among);
         if (ast && !b)
             sy_warn("segment %s/%s no longer evaluates: %s", tenant, id, e.msg);
         sy_index_unlock(ix);
@@ -223,6 +234,11 @@ static roaring_bitmap_t *segment_members(sy_req *r, const char *id, sy_index **i
     if (ixp)
         *ixp = ix;
     return b;
+}
+
+static roaring_bitmap_t *segment_members(sy_req *r, const char *id, sy_index **ixp)
+{
+    return segment_members_among(r, id, NULL, ixp);
 }
 
 static json_t *segment_row_json(sy_stmt *st)
@@ -579,16 +595,20 @@ void sy_api_segment_members(sy_req *r)
 
 void sy_api_segment_member(sy_req *r)
 {
-    sy_index *ix;
-    roaring_bitmap_t *b = segment_members(r, sy_req_param(r, "id"), &ix);
+    sy_app *app = sy_req_app(r);
+    sy_index *ix = sy_indexes_get(app->indexes, sy_req_principal(r)->tenant);
+    uint32_t dense = 0;
+    bool known = false;
+    if (ix) {
+        sy_index_rdlock(ix);
+        known = sy_index_dense(ix, sy_req_param(r, "customer_no"), &dense);
+        sy_index_unlock(ix);
+    }
+    roaring_bitmap_t *b = segment_members_among(r, sy_req_param(r, "id"), &dense, NULL);
     if (!b) {
         sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", sy_req_param(r, "id"));
         return;
     }
-    uint32_t dense;
-    sy_index_rdlock(ix);
-    bool known = sy_index_dense(ix, sy_req_param(r, "customer_no"), &dense);
-    sy_index_unlock(ix);
     if (!known) {
         roaring_bitmap_free(b);
         sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'",

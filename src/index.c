@@ -1629,22 +1629,33 @@ void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64
             fn(ev->days[i]->day, ev->days[i], ud);
 }
 
-size_t sy_index_memory(const sy_index *ix)
+void sy_index_memory_parts(const sy_index *ix, sy_index_mem *m)
 {
-    size_t n = roaring_bitmap_size_in_bytes(ix->all) + dict_memory(&ix->customers);
+    memset(m, 0, sizeof *m);
+    m->customers = roaring_bitmap_size_in_bytes(ix->all) + dict_memory(&ix->customers);
     for (uint32_t a = 0; a < ix->nattrs; a++) {
         const attr_ix *x = ix->attrs[a];
         for (uint32_t v = 0; v < x->nvalues; v++)
-            n += roaring_bitmap_size_in_bytes(x->bitmaps[v]);
-        n += x->col.used * (size_t)x->col.width;
+            m->values += roaring_bitmap_size_in_bytes(x->bitmaps[v]);
+        m->columns += x->col.used * (size_t)x->col.width;
         if (x->present)
-            n += roaring_bitmap_size_in_bytes(x->present);
+            m->columns += roaring_bitmap_size_in_bytes(x->present);
     }
     for (uint32_t e = 0; e < ix->nevents; e++)
-        for (size_t d = 0; d < ix->events[e]->n; d++)
-            n += day_memory(ix->events[e]->days[d]);
+        for (size_t d = 0; d < ix->events[e]->n; d++) {
+            const struct sy_day_events *day = ix->events[e]->days[d];
+            size_t all = day_memory(day), actors = roaring_bitmap_size_in_bytes(day->actors);
+            m->actors += actors;
+            m->entries += all - actors;
+        }
     for (size_t t = 0; t < ix->ntags; t++)
         if (ix->tags[t].members)
-            n += roaring_bitmap_size_in_bytes(ix->tags[t].members);
-    return n;
+            m->tags += roaring_bitmap_size_in_bytes(ix->tags[t].members);
+}
+
+size_t sy_index_memory(const sy_index *ix)
+{
+    sy_index_mem m;
+    sy_index_memory_parts(ix, &m);
+    return m.customers + m.values + m.columns + m.actors + m.entries + m.tags;
 }

@@ -137,6 +137,16 @@ const sy_seg_node *sy_index_segment(const sy_index *ix, const char *id);
 
 /* Resident size of the index's structures, in bytes (approximate). */
 size_t sy_index_memory(const sy_index *ix);
+/* The same, by part. */
+typedef struct sy_index_mem {
+    size_t customers; /* the dictionary and the bitmap of everyone */
+    size_t values;    /* categorical attributes' value bitmaps */
+    size_t columns;   /* numeric attributes' columns and presence bitmaps */
+    size_t actors;    /* behaviour: who did what on which day */
+    size_t entries;   /* behaviour: their counts and dwell sums */
+    size_t tags;
+} sy_index_mem;
+void sy_index_memory_parts(const sy_index *ix, sy_index_mem *m);
 
 /* ---- the registry: one index per tenant, for the server ---- */
 typedef struct sy_indexes sy_indexes;

@@ -15,6 +15,7 @@
 #include "segment_eval.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -686,6 +687,7 @@ typedef struct resolver {
     const sy_index *ix;
     const sy_attr_set *schema;
     int64_t now_ms;
+    const roaring_bitmap_t *among; /* NULL: everyone; references are evaluated among these */
     memo *memo;
     size_t nmemo;
     char stack_kind[MAX_REF_DEPTH];
@@ -750,7 +752,7 @@ static const roaring_bitmap_t *resolve_ref(resolver *rs, char kind, const char *
                      .segment = resolve_segment,
                      .ud = rs};
     sy_seg_error e;
-    roaring_bitmap_t *b = sy_seg_eval(&cx, ast, &e);
+    roaring_bitmap_t *b = eval(&cx, ast, rs->among, &e);
     rs->depth--;
     if (!b) {
         if (!rs->failed) {
@@ -764,27 +766,154 @@ static const roaring_bitmap_t *resolve_ref(resolver *rs, char kind, const char *
     return b;
 }
 
-roaring_bitmap_t *sy_seg_eval_index(const sy_index *ix, const sy_attr_set *schema, int64_t now_ms,
-                                    const sy_seg_node *n, sy_seg_error *err)
+/* One evaluation among `among` (NULL: everyone), references included. */
+static roaring_bitmap_t *eval_among(const sy_index *ix, const sy_attr_set *schema, int64_t now_ms,
+                                    const sy_seg_node *n, const roaring_bitmap_t *among,
+                                    sy_seg_error *err)
 {
-    resolver rs = {.ix = ix, .schema = schema, .now_ms = now_ms};
+    /* the candidates are customers: dense ids of nobody never answer */
+    roaring_bitmap_t *root = among ? roaring_bitmap_and(among, sy_index_all(ix)) : NULL;
+    resolver rs = {.ix = ix, .schema = schema, .now_ms = now_ms, .among = root};
     sy_seg_ctx cx = {.ix = ix,
                      .schema = schema,
                      .now_ms = now_ms,
                      .tag = resolve_tag,
                      .segment = resolve_segment,
                      .ud = &rs};
-    roaring_bitmap_t *out = sy_seg_eval(&cx, n, err);
+    roaring_bitmap_t *out = eval(&cx, n, root, err);
     if (out && rs.failed) {
         roaring_bitmap_free(out);
         out = NULL;
         *err = rs.fail_err;
         err->pos = n->pos;
     }
+    if (out && root)
+        roaring_bitmap_and_inplace(out, root);
     for (size_t i = 0; i < rs.nmemo; i++)
         roaring_bitmap_free(rs.memo[i].b);
     free(rs.memo);
+    if (root)
+        roaring_bitmap_free(root);
     return out;
+}
+
+roaring_bitmap_t *sy_seg_eval_index_among(const sy_index *ix, const sy_attr_set *schema,
+                                          int64_t now_ms, const sy_seg_node *n,
+                                          const roaring_bitmap_t *among, sy_seg_error *err)
+{
+    return eval_among(ix, schema, now_ms, n, among, err);
+}
+
+uint32_t sy_seg_parallel_min = 1u << 21;
+
+/* An evaluation among some customers; ud is shared by both halves. */
+typedef roaring_bitmap_t *(*among_fn)(const void *ud, const roaring_bitmap_t *among,
+                                      sy_seg_error *err);
+
+typedef struct half {
+    among_fn fn;
+    const void *ud;
+    roaring_bitmap_t *among, *out;
+    sy_seg_error err;
+} half;
+
+static void *eval_half(void *arg)
+{
+    half *h = arg;
+    h->out = h->fn(h->ud, h->among, &h->err);
+    return NULL;
+}
+
+/* A large tenant: the lower and the upper half of the dense ids are
+ * evaluated at once, on this thread and another, and the two answers put
+ * side by side.  Every operation works on one half's containers, so each
+ * half costs about half.  The halves meet at a container boundary (a
+ * multiple of 65,536) when the tenant is big enough. */
+static roaring_bitmap_t *in_halves(uint32_t size, among_fn fn, const void *ud, sy_seg_error *err)
+{
+    if (size < 2 || size < sy_seg_parallel_min)
+        return fn(ud, NULL, err);
+    uint32_t mid = size / 2;
+    if (size >= (1u << 20))
+        mid = (mid + 0xffffu) & ~0xffffu;
+    half h[2];
+    for (int i = 0; i < 2; i++) {
+        h[i] = (half){.fn = fn, .ud = ud};
+        h[i].among = roaring_bitmap_from_range(i ? mid : 0, i ? size : mid, 1);
+        roaring_bitmap_run_optimize(h[i].among);
+    }
+    pthread_t th;
+    bool apart = pthread_create(&th, NULL, eval_half, &h[1]) == 0;
+    eval_half(&h[0]);
+    if (apart)
+        pthread_join(th, NULL);
+    else
+        eval_half(&h[1]);
+    roaring_bitmap_t *out = h[0].out;
+    if (!h[0].out || !h[1].out) {
+        *err = h[0].out ? h[1].err : h[0].err; /* an error is the same in both */
+        if (out)
+            roaring_bitmap_free(out);
+        out = NULL;
+    } else {
+        roaring_bitmap_or_inplace(out, h[1].out);
+    }
+    if (h[1].out)
+        roaring_bitmap_free(h[1].out);
+    roaring_bitmap_free(h[0].among);
+    roaring_bitmap_free(h[1].among);
+    return out;
+}
+
+roaring_bitmap_t *sy_seg_eval_among(const sy_seg_ctx *cx, const sy_seg_node *n,
+                                    const roaring_bitmap_t *among, sy_seg_error *err)
+{
+    roaring_bitmap_t *root = among ? roaring_bitmap_and(among, sy_index_all(cx->ix)) : NULL;
+    roaring_bitmap_t *out = eval(cx, n, root, err);
+    if (out && root)
+        roaring_bitmap_and_inplace(out, root);
+    if (root)
+        roaring_bitmap_free(root);
+    return out;
+}
+
+typedef struct ctx_eval {
+    const sy_seg_ctx *cx;
+    const sy_seg_node *n;
+} ctx_eval;
+
+static roaring_bitmap_t *ctx_among(const void *ud, const roaring_bitmap_t *among, sy_seg_error *err)
+{
+    const ctx_eval *e = ud;
+    return sy_seg_eval_among(e->cx, e->n, among, err);
+}
+
+roaring_bitmap_t *sy_seg_eval_parallel(const sy_seg_ctx *cx, const sy_seg_node *n,
+                                       sy_seg_error *err)
+{
+    ctx_eval e = {cx, n};
+    return in_halves(sy_index_size(cx->ix), ctx_among, &e, err);
+}
+
+typedef struct index_eval {
+    const sy_index *ix;
+    const sy_attr_set *schema;
+    int64_t now_ms;
+    const sy_seg_node *n;
+} index_eval;
+
+static roaring_bitmap_t *index_among(const void *ud, const roaring_bitmap_t *among,
+                                     sy_seg_error *err)
+{
+    const index_eval *e = ud;
+    return eval_among(e->ix, e->schema, e->now_ms, e->n, among, err);
+}
+
+roaring_bitmap_t *sy_seg_eval_index(const sy_index *ix, const sy_attr_set *schema, int64_t now_ms,
+                                    const sy_seg_node *n, sy_seg_error *err)
+{
+    index_eval e = {ix, schema, now_ms, n};
+    return in_halves(sy_index_size(ix), index_among, &e, err);
 }
 
 typedef struct cycle_walk {

@@ -38,8 +38,28 @@ roaring_bitmap_t *sy_seg_eval(const sy_seg_ctx *cx, const sy_seg_node *n, sy_seg
  * manual tags by their members, rule tags and saved segments by evaluating
  * their own expressions (each once per evaluation).  The caller holds the
  * index's read lock. */
-roaring_bitmap_t *sy_seg_eval_index(const sy_index *ix, const sy_attr_set *schema,
-                                    int64_t now_ms, const sy_seg_node *n, sy_seg_error *err);
+roaring_bitmap_t *sy_seg_eval_index(const sy_index *ix, const sy_attr_set *schema, int64_t now_ms,
+                                    const sy_seg_node *n, sy_seg_error *err);
+/* The same, among the customers of `among` only (the answer is a subset of
+ * it): one customer's membership costs a lookup per term, not a scan.
+ * References to tags and segments are evaluated among them too. */
+roaring_bitmap_t *sy_seg_eval_index_among(const sy_index *ix, const sy_attr_set *schema,
+                                          int64_t now_ms, const sy_seg_node *n,
+                                          const roaring_bitmap_t *among, sy_seg_error *err);
+/* Tenants of at least this many customers are evaluated in two halves at
+ * once, on two threads (sy_seg_eval_index, sy_seg_eval_parallel).  Tests
+ * lower it. */
+extern uint32_t sy_seg_parallel_min;
+
+/* sy_seg_eval among the customers of `among` (NULL: everyone); the answer
+ * is a subset of it. */
+roaring_bitmap_t *sy_seg_eval_among(const sy_seg_ctx *cx, const sy_seg_node *n,
+                                    const roaring_bitmap_t *among, sy_seg_error *err);
+/* sy_seg_eval in two halves on two threads when the index holds at least
+ * sy_seg_parallel_min dense ids; cx's callbacks must bear being called from
+ * both at once. */
+roaring_bitmap_t *sy_seg_eval_parallel(const sy_seg_ctx *cx, const sy_seg_node *n,
+                                       sy_seg_error *err);
 
 /* Would saving ast as the tag ('t') or segment ('s') named name make a
  * reference cycle?  When it would, *via names the reference that closes

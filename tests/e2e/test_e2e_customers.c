@@ -754,6 +754,26 @@ static void test_saved_segments(void **state)
     r = h_req(S, "GET", "/v1/segments/rich_payroll/members/S4", S->admin_key, NULL);
     assert_true(json_is_false(json_object_get(r.json, "member")));
     h_resp_free(&r);
+    /* the 360° view names the segments and tags the customer is in */
+    r = h_req(S, "GET", "/v1/customers/S5", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *segs = json_object_get(r.json, "segments"), *tags = json_object_get(r.json, "tags");
+    assert_int_equal(json_array_size(segs), 1); /* not rich_payroll_sh: S5 has no city */
+    assert_string_equal(h_str(json_array_get(segs, 0), "id"), "rich_payroll");
+    assert_string_equal(h_str(json_array_get(segs, 0), "name"), "代发高净值");
+    bool rich = false;
+    for (size_t i = 0; i < json_array_size(tags); i++)
+        rich |= !strcmp(h_str(json_array_get(tags, i), "name"), "高净值") &&
+                !strcmp(h_str(json_array_get(tags, i), "kind"), "rule");
+    assert_true(rich);
+    assert_true(json_is_array(json_object_get(r.json, "last_events")));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/S4", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    segs = json_object_get(r.json, "segments");
+    for (size_t i = 0; i < json_array_size(segs); i++)
+        assert_string_not_equal(h_str(json_array_get(segs, i), "id"), "rich_payroll");
+    h_resp_free(&r);
     /* size history: today's size was recorded when it was saved */
     r = h_req(S, "GET", "/v1/segments/rich_payroll/sizes", S->admin_key, NULL);
     assert_int_equal(r.status, 200);
@@ -1065,6 +1085,16 @@ static void test_identity_merge(void **state)
     h_resp_free(&r);
     assert_int_equal(timeline_size("R1000"), 2);
     assert_int_equal(preview_count("did(view_merge, 1d) >= 2"), 1);
+    /* the 360° view: the manual tag, the newest events first */
+    r = h_req(S, "GET", "/v1/customers/R1000", S->admin_key, NULL);
+    json_t *tags = json_object_get(r.json, "tags"), *evs = json_object_get(r.json, "last_events");
+    assert_int_equal(json_array_size(tags), 1);
+    assert_string_equal(h_str(json_array_get(tags, 0), "name"), "vip");
+    assert_string_equal(h_str(json_array_get(tags, 0), "kind"), "manual");
+    assert_int_equal(json_array_size(evs), 2);
+    assert_string_equal(h_str(json_array_get(evs, 0), "event_id"), "mg2");
+    assert_string_equal(h_str(json_array_get(evs, 1), "event_id"), "mg1");
+    h_resp_free(&r);
     /* and the same holds after a restart, from the store alone */
     assert_int_equal(h_signal_wait(S, SIGTERM), 0);
     h_launch(S);

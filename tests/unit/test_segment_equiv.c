@@ -1011,6 +1011,19 @@ static bool check_one(const fixture *fx, int index, const char *text, stats *s, 
         free(ev);
         goto out;
     }
+    /* in two halves on two threads, the same answer */
+    uint32_t saved = sy_seg_parallel_min;
+    sy_seg_parallel_min = 2;
+    roaring_bitmap_t *par = sy_seg_eval_parallel(cxp, n, &err);
+    sy_seg_parallel_min = saved;
+    if (!par || !roaring_bitmap_equals(got, par)) {
+        report("equiv seed=0x%" PRIx64 " #%d: evaluated in two halves, the answer differs\n"
+               "  expression: %s\n",
+               fx->seed, index, text);
+        ok = false;
+    }
+    if (par)
+        roaring_bitmap_free(par);
     /* the canonical text means the same */
     sy_seg_node *n2 = sy_seg_parse(canon, strlen(canon), &err);
     roaring_bitmap_t *got2 = n2 ? sy_seg_eval(cxp, n2, &err) : NULL;

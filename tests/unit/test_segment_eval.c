@@ -337,6 +337,38 @@ static bool expected_list_ok(const char *s)
     return true;
 }
 
+/* The answer among some candidates is the whole answer's share of them,
+ * and the answer in two halves on two threads is the whole answer. */
+static bool same_among_and_in_halves(const sy_seg_ctx *cx, const sy_seg_node *n,
+                                     const roaring_bitmap_t *whole)
+{
+    uint32_t size = sy_index_size(cx->ix);
+    roaring_bitmap_t *sets[4] = {roaring_bitmap_from_range(0, size / 2 + 1, 1),
+                                 roaring_bitmap_from_range(1, size + 1, 2), /* odd ids */
+                                 roaring_bitmap_from_range(size / 3, size / 3 + 1, 1),
+                                 roaring_bitmap_create()};
+    bool ok = true;
+    for (int i = 0; i < 4; i++) {
+        sy_seg_error err = {0};
+        roaring_bitmap_t *got = sy_seg_eval_among(cx, n, sets[i], &err);
+        roaring_bitmap_t *want = roaring_bitmap_and(whole, sets[i]);
+        ok = ok && got && roaring_bitmap_equals(got, want);
+        if (got)
+            roaring_bitmap_free(got);
+        roaring_bitmap_free(want);
+        roaring_bitmap_free(sets[i]);
+    }
+    uint32_t saved = sy_seg_parallel_min;
+    sy_seg_parallel_min = 2;
+    sy_seg_error err = {0};
+    roaring_bitmap_t *got = sy_seg_eval_parallel(cx, n, &err);
+    sy_seg_parallel_min = saved;
+    ok = ok && got && roaring_bitmap_equals(got, whole);
+    if (got)
+        roaring_bitmap_free(got);
+    return ok;
+}
+
 typedef struct run_stats {
     int cases, errors, failed;
 } run_stats;
@@ -385,6 +417,12 @@ static void run_case(fixture *fx, int line, const char *expr, const char *expect
                 st->failed++;
             }
             got = members_text(fx, b);
+            if (!same_among_and_in_halves(&cx, n, b)) {
+                print_error("eval-%d: '%s': evaluated among candidates or in two halves, the"
+                            " answer differs\n",
+                            line, expr);
+                st->failed++;
+            }
             roaring_bitmap_free(b);
         }
         sy_index_unlock(fx->ix);
