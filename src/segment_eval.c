@@ -110,8 +110,26 @@ static roaring_bitmap_t *cat_members(const sy_seg_ctx *cx, const cat_scan *s,
         return roaring_bitmap_or_many(s->n, s->match);
     if (s->n == 1)
         return roaring_bitmap_and(s->match[0], cand);
-    if (roaring_bitmap_get_cardinality(cand) >= sy_index_size(cx->ix) / 64) {
-        roaring_bitmap_t *u = roaring_bitmap_or_many(s->n, s->match);
+    uint32_t size = sy_index_size(cx->ix);
+    if (roaring_bitmap_get_cardinality(cand) >= size / 64) {
+        /* Candidates within a part of the ids (one half of an evaluation
+         * in halves): the union of that part only. */
+        uint32_t lo = roaring_bitmap_minimum(cand), hi = roaring_bitmap_maximum(cand);
+        roaring_bitmap_t *u;
+        if ((uint64_t)hi - lo + 1 < (uint64_t)size / 4 * 3) {
+            roaring_bitmap_t *range = roaring_bitmap_from_range(lo, (uint64_t)hi + 1, 1);
+            roaring_bitmap_run_optimize(range);
+            roaring_bitmap_t **part = sy_xmalloc(s->n * sizeof *part);
+            for (size_t i = 0; i < s->n; i++)
+                part[i] = roaring_bitmap_and(s->match[i], range);
+            u = roaring_bitmap_or_many(s->n, (const roaring_bitmap_t **)part);
+            for (size_t i = 0; i < s->n; i++)
+                roaring_bitmap_free(part[i]);
+            free(part);
+            roaring_bitmap_free(range);
+        } else {
+            u = roaring_bitmap_or_many(s->n, s->match);
+        }
         roaring_bitmap_and_inplace(u, cand);
         return u;
     }
@@ -487,6 +505,27 @@ static uint64_t single_size(const sy_seg_ctx *cx, const sy_seg_node *n)
     return b ? roaring_bitmap_get_cardinality(b) : 0;
 }
 
+/* The size of a comparison that selects several values of an enum or a
+ * string (`risk_level >= R3`): the sum of their bitmaps' sizes (a customer
+ * has one value), or max when it is not such a term or does not check. */
+static uint64_t values_size(const sy_seg_ctx *cx, const sy_seg_node *n)
+{
+    if (n->kind != SY_SEG_CMP || n->op == SY_OP_EQ || n->lits[0].kind != SY_LIT_STRING)
+        return UINT64_MAX;
+    const sy_attr_def *d = sy_attr_find(cx->schema, n->name);
+    if (!d || (d->type != SY_ATTR_ENUM && d->type != SY_ATTR_STRING))
+        return UINT64_MAX;
+    cat_scan s = {.d = d, .op = n->op, .lit = n->lits[0].s};
+    if (d->type == SY_ATTR_ENUM && (s.lit_index = sy_attr_enum_index(d, s.lit)) < 0)
+        return UINT64_MAX;
+    sy_index_values(cx->ix, d->name, cat_visit, &s);
+    uint64_t size = 0;
+    for (size_t i = 0; i < s.n; i++)
+        size += roaring_bitmap_get_cardinality(s.match[i]);
+    free(s.match);
+    return size;
+}
+
 static void and_terms(const sy_seg_ctx *cx, const sy_seg_node *n, term *t, int *nt)
 {
     if (n->kind == SY_SEG_AND && *nt < MAX_AND_TERMS - 1) {
@@ -495,7 +534,12 @@ static void and_terms(const sy_seg_ctx *cx, const sy_seg_node *n, term *t, int *
         return;
     }
     int c = cost(cx, n);
-    t[(*nt)++] = (term){n, c, c == 0 ? single_size(cx, n) : UINT64_MAX, 0};
+    uint64_t size = c == 0 ? single_size(cx, n) : UINT64_MAX;
+    if (c == 1 && (size = values_size(cx, n)) != UINT64_MAX && size < sy_index_size(cx->ix) / 16)
+        size = UINT64_MAX; /* a sparse union: among the others of its class */
+    else if (c == 1 && size != UINT64_MAX)
+        c = 0; /* a dense union: with the dense bitmaps, before any gets sparse */
+    t[(*nt)++] = (term){n, c, size, 0};
 }
 
 static roaring_bitmap_t *eval(const sy_seg_ctx *cx, const sy_seg_node *n,
