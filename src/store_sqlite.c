@@ -39,13 +39,107 @@ struct sy_conn {
     bool in_use;
 };
 
+/* WAL checkpoints run on a thread and a connection of their own, so that a
+ * commit never waits for one: after a commit that leaves the WAL at
+ * CKPT_FRAMES pages or more, the writer only wakes the checkpointer, which
+ * copies the WAL back into the database file (PASSIVE: beside the writer
+ * and the readers).  Should the WAL reach CKPT_INLINE pages all the same,
+ * the writer checkpoints it itself, as SQLite's default would. */
+#define CKPT_FRAMES 1000
+#define CKPT_INLINE 50000
+
 struct sy_store {
     sy_conn *writer;
     sy_conn **readers;
     int nreaders;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* the checkpointer */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    bool ckpt_inited, ckpt_started, ckpt_due, ckpt_stop;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
 };
+
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    sy_store *s = ud;
+    if (frames >= CKPT_INLINE) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (frames >= CKPT_FRAMES) {
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_due = true;
+        pthread_cond_signal(&s->ckpt_cv);
+        pthread_mutex_unlock(&s->ckpt_mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg)
+{
+    sy_store *s = arg;
+    pthread_mutex_lock(&s->ckpt_mu);
+    for (;;) {
+        while (!s->ckpt_due && !s->ckpt_stop)
+            pthread_cond_wait(&s->ckpt_cv, &s->ckpt_mu);
+        if (s->ckpt_stop)
+            break;
+        s->ckpt_due = false;
+        pthread_mutex_unlock(&s->ckpt_mu);
+        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->ckpt_mu);
+    }
+    pthread_mutex_unlock(&s->ckpt_mu);
+    return NULL;
+}
+
+/* Opens the checkpointer's connection and starts its thread; without them
+ * the writer keeps SQLite's own checkpoints. */
+static void checkpointer_start(sy_store *s, const char *path, sy_sync_mode sync)
+{
+    pthread_mutex_init(&s->ckpt_mu, NULL);
+    pthread_cond_init(&s->ckpt_cv, NULL);
+    s->ckpt_inited = true;
+    if (sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        sqlite3_close(s->ckpt_db);
+        s->ckpt_db = NULL;
+        return;
+    }
+    sqlite3_busy_timeout(s->ckpt_db, 10000);
+    sqlite3_exec(s->ckpt_db,
+                 sync == SY_SYNC_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                 NULL, NULL, NULL);
+    if (pthread_create(&s->ckpt_thread, NULL, checkpointer, s) != 0) {
+        sqlite3_close(s->ckpt_db);
+        s->ckpt_db = NULL;
+        return;
+    }
+    s->ckpt_started = true;
+    sqlite3_wal_hook(s->writer->db, wal_hook, s);
+}
+
+static void checkpointer_stop(sy_store *s)
+{
+    if (s->ckpt_started) {
+        sqlite3_wal_autocheckpoint(s->writer->db, 1000); /* SQLite's own again */
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_stop = true;
+        pthread_cond_signal(&s->ckpt_cv);
+        pthread_mutex_unlock(&s->ckpt_mu);
+        pthread_join(s->ckpt_thread, NULL);
+        s->ckpt_started = false;
+    }
+    if (s->ckpt_db)
+        sqlite3_close(s->ckpt_db);
+    s->ckpt_db = NULL;
+    if (s->ckpt_inited) {
+        pthread_mutex_destroy(&s->ckpt_mu);
+        pthread_cond_destroy(&s->ckpt_cv);
+        s->ckpt_inited = false;
+    }
+}
 
 static int map_rc(sy_conn *c, int rc)
 {
@@ -148,6 +242,7 @@ int sy_store_open(const sy_store_opts *o, sy_store **out, char *err, size_t errl
     for (int i = 0; i < s->nreaders; i++)
         if (conn_open(o->path, true, o->sync, &s->readers[i], err, errlen) != SY_OK)
             goto fail;
+    checkpointer_start(s, o->path, o->sync);
     *out = s;
     return SY_OK;
 fail:
@@ -159,6 +254,8 @@ void sy_store_close(sy_store *s)
 {
     if (!s)
         return;
+    if (s->writer)
+        checkpointer_stop(s);
     for (int i = 0; i < s->nreaders; i++)
         conn_close(s->readers[i]);
     free(s->readers);

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <time.h>
 
 typedef struct fixture {
@@ -513,6 +514,35 @@ static void test_acquire_waits_for_release(void **state)
     assert_ptr_equal(wt.got, r);
 }
 
+/* Commits that leave the WAL past 1,000 pages wake the checkpointer, which
+ * copies the pages into the database file beside the writer: the file grows
+ * while nothing else checkpoints (the writer's own checkpoints are off). */
+static void test_checkpoints_run_beside_the_writer(void **state)
+{
+    fixture *f = *state;
+    sy_conn *w = sy_store_write_conn(f->store);
+    struct stat st0;
+    assert_int_equal(stat(f->path, &st0), 0);
+    assert_int_equal(sy_conn_exec(w, "CREATE TABLE filler (b BLOB)"), SY_OK);
+    for (int t = 0; t < 8; t++) { /* 8 commits of 1 MiB */
+        assert_int_equal(sy_conn_begin(w), SY_OK);
+        assert_int_equal(sy_conn_exec(w, "INSERT INTO filler SELECT randomblob(4096) FROM"
+                                         " (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT"
+                                         " i + 1 FROM n WHERE i < 256) SELECT i FROM n)"),
+                         SY_OK);
+        assert_int_equal(sy_conn_commit(w), SY_OK);
+    }
+    struct stat st;
+    bool grown = false;
+    for (int i = 0; i < 500 && !grown; i++) { /* up to 5 s */
+        assert_int_equal(stat(f->path, &st), 0);
+        grown = st.st_size >= st0.st_size + 4 * 1024 * 1024;
+        if (!grown)
+            nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
+    }
+    assert_true(grown);
+}
+
 int main(void)
 {
     const struct CMUnitTest store_sqlite_backend[] = {
@@ -531,6 +561,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readers_see_committed_writes, setup_migrated,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_acquire_waits_for_release, setup_one_reader, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_run_beside_the_writer, setup_migrated,
+                                        teardown),
     };
     return cmocka_run_group_tests(store_sqlite_backend, NULL, NULL);
 }
