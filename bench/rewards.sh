@@ -24,6 +24,7 @@
 #
 #   bench/rewards.sh                 10 s per run
 #   DURATION=30 bench/rewards.sh
+#   PERF_OUT=/tmp/rw.perf bench/rewards.sh   also records the server's CPU profile
 #
 # Needs: wrk, curl (scripts/deps.sh bench), redis-server (installed here
 # when missing, as bench/ingest.sh installs PostgreSQL).
@@ -110,7 +111,25 @@ end
 EOF
 echo "==> siyu: warm-up (2 s), then ${DURATION} s of exchanges at $CONNS connections" >&2
 wrk -t"$THREADS" -c"$CONNS" -d2s -s "$T/exchange.lua" "$U" >/dev/null
+metric() { curl -s "$U/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+io_written() { awk '/^write_bytes/ {print $2}' "/proc/$SIYU_PID/io"; }
+M0_N=$(metric siyu_store_commit_batch_size_sum); M0_C=$(metric siyu_store_commit_batch_size_count)
+M0_T=$(metric siyu_store_commit_duration_seconds_sum); M0_S=$(metric siyu_store_sync_duration_seconds_sum)
+M0_W=$(io_written)
+PERF_PID=""
+if [ -n "${PERF_OUT:-}" ]; then   # a CPU profile of the server during the measured run
+    perf record -q -F 499 -g -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
+    PERF_PID=$!
+fi
 wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/exchange.lua" "$U" >"$T/wrk.txt"
+[ -n "$PERF_PID" ] && wait "$PERF_PID"
+M1_N=$(metric siyu_store_commit_batch_size_sum); M1_C=$(metric siyu_store_commit_batch_size_count)
+M1_T=$(metric siyu_store_commit_duration_seconds_sum); M1_S=$(metric siyu_store_sync_duration_seconds_sum)
+M1_W=$(io_written)
+WRITER=$(awk -v n="$((M1_N - M0_N))" -v c="$((M1_C - M0_C))" -v t="$M1_T" -v t0="$M0_T" \
+    -v s="$M1_S" -v s0="$M0_S" -v w="$((M1_W - M0_W))" 'BEGIN {
+    printf "%d mutations in %d commits (%.1f per commit); a batch %.2f ms, of it COMMIT %.2f ms; %.1f KiB written per mutation",
+        n, c, n / c, (t - t0) * 1000 / c, (s - s0) * 1000 / c, w / n / 1024 }')
 FAILED=0
 grep -q "Non-2xx" "$T/wrk.txt" && { echo "rewards.sh: siyu answered non-2xx:" >&2; grep Non-2xx "$T/wrk.txt" >&2; FAILED=1; }
 grep -q "Socket errors" "$T/wrk.txt" && { grep "Socket errors" "$T/wrk.txt" >&2; FAILED=1; }
@@ -165,6 +184,7 @@ printf '\n%-44s %12s %9s %9s\n' "mall exchange, $CONNS concurrent clients" "exch
 printf '%-44s %12.0f %9s %9s\n' "siyu (HTTP, SQLite, fsync per group commit)" "$S_RPS" "$S_P50" "$S_P99"
 printf '%-44s %12.0f %9s %9s\n' "Redis Lua (appendfsync always)" "$R_RPS" "$R_P50" "$R_P99"
 printf 'ratio siyu/Redis: %s   (goal >= 1.0 with siyu p99 <= 10 ms)\n' "$RATIO"
+printf 'siyu writer: %s\n' "$WRITER"
 printf 'grants written: siyu %s in %s s, Redis %s; siyu check: %s\n' "$GRANTS" "$DURATION" "$R_GRANTS" \
     "$(tail -1 "$T/check.txt")"
 exit $FAILED

@@ -544,13 +544,9 @@ static int check_limits(sy_conn *c, const char *tenant, const char *no, const ch
     return SY_BENEFIT_LIMIT_REACHED;
 }
 
-static void new_grant_code(char out[SY_BENEFIT_GRANT_CODE_MAX + 1])
+static void new_grant_code(int64_t now_ms, char out[SY_BENEFIT_GRANT_CODE_MAX + 1])
 {
-    unsigned char rnd[8];
-    char hex[17];
-    randombytes_buf(rnd, sizeof rnd);
-    sy_hex(rnd, sizeof rnd, hex);
-    snprintf(out, SY_BENEFIT_GRANT_CODE_MAX + 1, "g_%s", hex);
+    sy_ordered_id("g_", now_ms, out, SY_BENEFIT_GRANT_CODE_MAX + 1);
 }
 
 /* Takes the item's oldest free voucher code for the grant. */
@@ -688,7 +684,7 @@ int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_resul
         return SY_BENEFIT_OUT_OF_STOCK;
     }
     char code[SY_BENEFIT_GRANT_CODE_MAX + 1];
-    new_grant_code(code);
+    new_grant_code(q->now_ms, code);
     sy_ledger_result lr;
     memset(&lr, 0, sizeof lr);
     if (q->listing) {

@@ -307,11 +307,7 @@ static int insert_entry(sy_conn *c, entry *e)
         "INSERT INTO ledger_entries (tenant_id, id, kind, point_type, customer_no, amount,"
         " debit_account, credit_account, reason, reference, operator, idempotency_key, reverses,"
         " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-    unsigned char rnd[8];
-    char hex[17];
-    randombytes_buf(rnd, sizeof rnd);
-    sy_hex(rnd, sizeof rnd, hex);
-    snprintf(e->id, sizeof e->id, "le_%s", hex);
+    sy_ordered_id("le_", e->now, e->id, sizeof e->id);
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;

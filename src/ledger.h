@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define SY_LEDGER_MAX_AMOUNT 1000000000LL /* most points one entry moves */
-#define SY_LEDGER_ID_MAX 24               /* "le_" + 16 hex, with room */
+#define SY_LEDGER_ID_MAX 32 /* "le_" + 28 hex (sy_ordered_id); older ids "le_" + 16 */
 #define SY_POINT_TYPE_CODE_MAX 32
 #define SY_POINT_TYPE_NAME_MAX 50     /* characters */
 #define SY_LEDGER_ACCOUNT_NAME_MAX 64 /* a source or sink name */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,18 @@ void sy_hex(const unsigned char *in, size_t n, char *out)
         out[2 * i + 1] = digits[in[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+void sy_ordered_id(const char *prefix, int64_t now_ms, char *out, size_t n)
+{
+    unsigned char raw[14];
+    uint64_t t = now_ms < 0 ? 0 : (uint64_t)now_ms;
+    for (int i = 0; i < 6; i++)
+        raw[i] = (unsigned char)(t >> (8 * (5 - i)));
+    randombytes_buf(raw + 6, 8);
+    char hex[2 * sizeof raw + 1];
+    sy_hex(raw, sizeof raw, hex);
+    snprintf(out, n, "%s%s", prefix, hex);
 }
 
 bool sy_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)

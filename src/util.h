@@ -57,6 +57,14 @@ bool sy_parse_time(const char *s, int64_t *ms);
 /* Lowercase hex encoding: out must hold 2*n+1 bytes. */
 void sy_hex(const unsigned char *in, size_t n, char *out);
 
+/* A new public id: prefix, the time in milliseconds as 12 hex digits, then
+ * 16 random hex digits ("le_018f3a2b4c5d9e0f1a2b3c4d5e6f").  Ids made later
+ * sort later, so a B-tree indexed by them grows at its right edge instead of
+ * dirtying a random page per insert; the random part keeps them unique and
+ * unguessable.  out must hold strlen(prefix) + 29 bytes (SY_ORDERED_ID_LEN). */
+#define SY_ORDERED_ID_LEN 28
+void sy_ordered_id(const char *prefix, int64_t now_ms, char *out, size_t n);
+
 /* Strict integer parsing of a whole string; returns false on any junk,
  * overflow or value outside [min, max]. */
 bool sy_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

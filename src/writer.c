@@ -35,13 +35,15 @@ static void run_batch(sy_writer *w, sy_mutation *batch, size_t n)
             trc = m->rc == 0 ? sy_conn_release(c) : sy_conn_rollback_to(c);
         }
     }
+    uint64_t t1 = sy_mono_ns();
     if (trc == SY_OK)
         trc = sy_conn_commit(c);
+    uint64_t t2 = sy_mono_ns();
     if (trc != SY_OK) {
         sy_error("writer: batch of %zu failed: %s", n, sy_conn_errmsg(c));
         sy_conn_rollback(c);
     }
-    sy_metrics_commit(n, sy_mono_ns() - t0, trc == SY_OK);
+    sy_metrics_commit(n, t2 - t0, t2 - t1, trc == SY_OK);
     for (sy_mutation *m = batch, *next; m; m = next) {
         next = m->next;
         if (trc != SY_OK)

@@ -301,7 +301,7 @@ static void test_catalogue(void **state)
 
 static void test_grant_lifecycle(void **state)
 {
-    char cp[32], v1[32], mug[32];
+    char cp[48], v1[48], mug[48];
     issue_ok("C1", "{\"item\":\"cp10\"}", cp);
     json_t *g = grant_get(S, cp);
     assert_string_equal(h_str(g, "status"), "issued");
@@ -422,7 +422,7 @@ static void test_grant_lifecycle(void **state)
  * after it starts (then every ten minutes). */
 static void test_expiry_scheduled(void **state)
 {
-    char code[32];
+    char code[48];
     issue_ok("C1", "{\"item\":\"cp10\"}", code);
     /* a clean exit (under the sanitizers: no leak) */
     assert_int_equal(h_signal_wait(S, SIGTERM), 0);
@@ -449,7 +449,7 @@ static void test_eligibility(void **state)
     h_resp r = issue_on(S, APP_KEY, "C2", "{\"item\":\"rate\"}");
     h_assert_problem(r, 403, "not-eligible", NULL);
     h_resp_free(&r);
-    char code[32];
+    char code[48];
     issue_ok("C1", "{\"item\":\"rate\"}", code);
     /* a saved segment, and it follows the customer's data */
     must(S, "POST", "/v1/segments",
@@ -814,7 +814,7 @@ static void test_mall_refusals(void **state)
     assert_int_equal(r.status, 201);
     assert_string_equal(h_str(r.json, "source"), "mall");
     assert_int_equal(json_integer_value(json_object_get(r.json, "points")), 60);
-    char code[32], spend[64];
+    char code[48], spend[64];
     snprintf(code, sizeof code, "%s", h_str(r.json, "code"));
     snprintf(spend, sizeof spend, "/v1/ledger/%s:reverse", h_str(r.json, "spend_entry"));
     h_resp_free(&r);
@@ -845,7 +845,7 @@ static void test_mall_refusals(void **state)
 
 typedef struct key_race {
     long status;
-    char code[32];
+    char code[48];
 } key_race;
 
 static void *exchange_with_shared_key(void *p)

@@ -235,7 +235,7 @@ static void test_point_types(void **state)
 static void test_earn_spend_balance_history(void **state)
 {
     put_customer_on(S, "E1", NULL);
-    char a[32], b[32];
+    char a[48], b[48];
     earn_on(S, "E1", "sun", 100, a);
     earn_on(S, "E1", "pts", 500, b);
     h_resp r = h_req(S, "GET", "/v1/ledger/nope", S->admin_key, NULL);
@@ -331,7 +331,7 @@ static void test_earn_spend_balance_history(void **state)
 static void test_spend_order(void **state)
 {
     put_customer_on(S, "F1", NULL);
-    char a[32], b[32], sql[256];
+    char a[48], b[48], sql[256];
     earn_on(S, "F1", "sun", 50, a);
     earn_on(S, "F1", "sun", 50, b);
     snprintf(sql, sizeof sql,
@@ -434,7 +434,7 @@ static void test_bad_input_writes_nothing(void **state)
     h_assert_problem(r, 404, "not-found", NULL);
     h_resp_free(&r);
     /* reversal bodies */
-    char id[32];
+    char id[48];
     earn_on(S, "B1", "pts", 5, id);
     json_decref(before);
     before = history_on(S, "B1", 200);
@@ -504,7 +504,7 @@ static void test_idempotent_earn(void **state)
 
 typedef struct key_race {
     long status;
-    char id[32];
+    char id[48];
 } key_race;
 
 static void *earn_with_shared_key(void *p)
@@ -556,7 +556,7 @@ static void test_reversals(void **state)
     earn_on(S, "R1", "pts", 40, e2);
     h_resp r = spend_on(S, S->admin_key, "R1", "pts", 120); /* e1 100, e2 20 */
     assert_int_equal(r.status, 201);
-    char sp[32];
+    char sp[48];
     snprintf(sp, sizeof sp, "%s", h_str(r.json, "id"));
     h_resp_free(&r);
 

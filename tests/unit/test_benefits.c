@@ -311,7 +311,7 @@ static void test_vouchers_issue_each_code_once(void **state)
         TX(f, sy_benefit_revoke(f->c, "t1", res.code[0] ? res.code : "", "x", "k", T0, &res)),
         SY_BENEFIT_NO_GRANT);
     static const char sql_first[] = "SELECT code FROM benefit_grants WHERE customer_no = $1";
-    char g[32];
+    char g[SY_BENEFIT_GRANT_CODE_MAX + 1];
     grant_text(f, "C2", sql_first, g, sizeof g);
     assert_int_equal(TX(f, sy_benefit_revoke(f->c, "t1", g, "x", "k", T0, &res)), SY_OK);
     assert_int_equal(remaining(f, "jd"), 0);
@@ -342,7 +342,7 @@ static void test_limits_by_business_day_and_month(void **state)
     assert_int_equal(issue(f, "C1", "cp", feb1 + DAY, NULL, &res), SY_BENEFIT_LIMIT_REACHED);
     assert_string_equal(res.other, "item:total");
     /* a revoked grant does not count */
-    char last[32];
+    char last[SY_BENEFIT_GRANT_CODE_MAX + 1];
     snprintf(last, sizeof last, "%s", res.code);
     static const char sql_one[] =
         "SELECT code FROM benefit_grants WHERE customer_no = $1 ORDER BY seq DESC LIMIT 1";
@@ -375,7 +375,7 @@ static void test_window_stock_delivery_customer_key(void **state)
     assert_int_equal(issue(f, "C9", "cp", T0 + DAY, NULL, &res), SY_BENEFIT_NO_CUSTOMER);
     assert_int_equal(issue(f, "C1", "nope", T0 + DAY, NULL, &res), SY_BENEFIT_UNKNOWN_ITEM);
     assert_int_equal(issue(f, "C1", "cp", T0 + DAY, "k1", &res), SY_OK);
-    char first[32];
+    char first[SY_BENEFIT_GRANT_CODE_MAX + 1];
     snprintf(first, sizeof first, "%s", res.code);
     /* the same key: the same grant, no second unit */
     assert_int_equal(issue(f, "C1", "cp", T0 + DAY, "k1", &res), SY_BENEFIT_REPLAY);
@@ -405,7 +405,8 @@ static void test_redeem_revoke_fulfil_expire(void **state)
     it.revoke_returns_stock = true;
     make_item(f, it);
     sy_benefit_result res;
-    char a[32], b[32], c[32];
+    char a[SY_BENEFIT_GRANT_CODE_MAX + 1], b[SY_BENEFIT_GRANT_CODE_MAX + 1],
+        c[SY_BENEFIT_GRANT_CODE_MAX + 1];
     assert_int_equal(issue(f, "C1", "cp", T0, NULL, &res), SY_OK);
     snprintf(a, sizeof a, "%s", res.code);
     assert_int_equal(issue(f, "C1", "cp", T0, NULL, &res), SY_OK);
@@ -448,7 +449,7 @@ static void test_redeem_revoke_fulfil_expire(void **state)
     /* goods: fulfilment forward only; delivered redeems */
     make_item(f, item_def("mug", SY_BENEFIT_GOODS, 3));
     assert_int_equal(issue(f, "C2", "mug", T0, NULL, &res), SY_OK);
-    char g[32];
+    char g[SY_BENEFIT_GRANT_CODE_MAX + 1];
     snprintf(g, sizeof g, "%s", res.code);
     assert_int_equal(TX(f, sy_benefit_redeem(f->c, "t1", g, "C2", "p", T0, &res)),
                      SY_BENEFIT_NOT_REDEEMABLE);
@@ -501,7 +502,7 @@ static void test_mall_exchange(void **state)
     /* not enough points: nothing spent, nothing taken */
     earn(f, "C1", 500);
     assert_int_equal(exchange(f, "C1", "l1", T0, "x1", &res), SY_OK);
-    char first[32];
+    char first[SY_BENEFIT_GRANT_CODE_MAX + 1];
     snprintf(first, sizeof first, "%s", res.code);
     assert_int_equal(points(f, "C1"), 200);
     assert_int_equal(exchange(f, "C1", "l1", T0, "x2", &res), SY_BENEFIT_INSUFFICIENT);
@@ -559,10 +560,10 @@ static void test_check_catches_broken_data(void **state)
     earn(f, "C1", 1000);
     sy_benefit_result res;
     assert_int_equal(issue(f, "C1", "jd", T0, NULL, &res), SY_OK);
-    char vg[32];
+    char vg[SY_BENEFIT_GRANT_CODE_MAX + 1];
     snprintf(vg, sizeof vg, "%s", res.code);
     assert_int_equal(exchange(f, "C1", "l1", T0, NULL, &res), SY_OK);
-    char mg[32];
+    char mg[SY_BENEFIT_GRANT_CODE_MAX + 1];
     snprintf(mg, sizeof mg, "%s", res.code);
     check(f, NULL);
 
@@ -603,7 +604,7 @@ static const char *const k_mcust[M_CUST] = {"C1", "C2", "C3"};
 static const char *const k_mitem[M_ITEMS] = {"ra", "rb", "rv"}; /* rv: a voucher */
 
 typedef struct m_grant {
-    char code[32];
+    char code[SY_BENEFIT_GRANT_CODE_MAX + 1];
     int cust, item;
     int status; /* 0 issued, 1 redeemed, 2 expired, 3 revoked */
     bool mall;
@@ -731,7 +732,7 @@ static void test_random_operations_against_a_model(void **state)
             assert_int_equal(n, want);
         } else if (op == 9) { /* more codes or stock */
             if (item == 2) {
-                char code[32];
+                char code[SY_BENEFIT_GRANT_CODE_MAX + 1];
                 snprintf(code, sizeof code, "P%lld", (long long)pool++);
                 const char *codes[] = {code};
                 bool dup;

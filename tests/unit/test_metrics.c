@@ -214,11 +214,11 @@ static void test_commit_metrics(void **state)
     assert_true(ok0 >= 0 && err0 >= 0 && cnt0 >= 0 && sum0 >= 0);
     free(t0);
 
-    sy_metrics_commit(1, 1000, true);
-    sy_metrics_commit(3, 1000, true);
-    sy_metrics_commit(4, 1000, true);
-    sy_metrics_commit(1024, 1000, false);
-    sy_metrics_commit(5000, 1000, true);
+    sy_metrics_commit(1, 1000, 500, true);
+    sy_metrics_commit(3, 1000, 500, true);
+    sy_metrics_commit(4, 1000, 500, true);
+    sy_metrics_commit(1024, 1000, 500, false);
+    sy_metrics_commit(5000, 1000, 500, true);
 
     char *t = render();
     expect_line(t, "# TYPE siyu_store_commits_total counter");
@@ -232,6 +232,9 @@ static void test_commit_metrics(void **state)
     assert_true(sample(t, "siyu_store_commit_batch_size_bucket{le=\"+Inf\"}") == inf0 + 5);
     check_histogram(t, "siyu_store_commit_batch_size", "");
     check_histogram(t, "siyu_store_commit_duration_seconds", "");
+    check_histogram(t, "siyu_store_sync_duration_seconds", "");
+    assert_true(sample(t, "siyu_store_sync_duration_seconds_count") ==
+                sample(t, "siyu_store_commit_duration_seconds_count"));
     /* This test is the only one that records commits, so exact values hold. */
     expect_line(t, "siyu_store_commits_total{result=\"ok\"} 4");
     expect_line(t, "siyu_store_commits_total{result=\"error\"} 1");
@@ -286,6 +289,7 @@ static void test_build_info_and_families(void **state)
     assert_true(start > now - 60 && start <= now + 1);
     expect_line(t, "# TYPE siyu_store_commit_batch_size histogram");
     expect_line(t, "# TYPE siyu_store_commit_duration_seconds histogram");
+    expect_line(t, "# TYPE siyu_store_sync_duration_seconds histogram");
     /* Every line is a comment or "name[{labels}] value". */
     for (const char *p = t; *p;) {
         const char *eol = strchr(p, '\n');

@@ -352,6 +352,28 @@ static void expect_time(int64_t ms, const char *want)
         fail_msg("sy_format_time(%" PRId64 ") = \"%s\", want \"%s\"", ms, out, want);
 }
 
+/* Ordered ids: the prefix, 12 hex digits of time, 16 random hex digits;
+ * later times sort later, equal times still differ. */
+static void test_ordered_id_sorts_by_time_and_is_unique(void **state)
+{
+    (void)state;
+    char a[40], b[40], c[40], d[40];
+    sy_ordered_id("le_", 0x018f3a2b4c5dLL, a, sizeof a);
+    assert_int_equal(strlen(a), 3 + SY_ORDERED_ID_LEN);
+    assert_memory_equal(a, "le_018f3a2b4c5d", 15);
+    for (const char *p = a + 3; *p; p++)
+        assert_non_null(strchr("0123456789abcdef", *p));
+    sy_ordered_id("le_", 0x018f3a2b4c5dLL, b, sizeof b);
+    assert_string_not_equal(a, b); /* the same millisecond: the random part */
+    sy_ordered_id("le_", 0x018f3a2b4c5eLL, c, sizeof c);
+    assert_true(strcmp(c, a) > 0 && strcmp(c, b) > 0);
+    sy_ordered_id("g_", 1, d, sizeof d); /* small times keep their width */
+    assert_int_equal(strlen(d), 2 + SY_ORDERED_ID_LEN);
+    assert_memory_equal(d, "g_000000000001", 14);
+    sy_ordered_id("g_", -5, d, sizeof d); /* before the epoch: clamped */
+    assert_memory_equal(d, "g_000000000000", 14);
+}
+
 static void test_format_time_known_instants(void **state)
 {
     (void)state;
@@ -457,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_parse_size_units),
         cmocka_unit_test(test_parse_size_rejects_bad_input_and_overflow),
         cmocka_unit_test(test_hex_lowercase_and_terminated),
+        cmocka_unit_test(test_ordered_id_sorts_by_time_and_is_unique),
         cmocka_unit_test(test_format_time_known_instants),
         cmocka_unit_test(test_format_time_negative_ms),
         cmocka_unit_test(test_format_time_length_and_now),
