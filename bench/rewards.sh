@@ -114,8 +114,8 @@ wrk -t"$THREADS" -c"$CONNS" -d2s -s "$T/exchange.lua" "$U" >/dev/null
 metric() { curl -s "$U/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 io_written() { awk '/^write_bytes/ {print $2}' "/proc/$SIYU_PID/io"; }
 M0_N=$(metric siyu_store_commit_batch_size_sum); M0_C=$(metric siyu_store_commit_batch_size_count)
-M0_T=$(metric siyu_store_commit_duration_seconds_sum); M0_S=$(metric siyu_store_sync_duration_seconds_sum)
-M0_W=$(io_written)
+M0_T=$(metric siyu_store_commit_duration_seconds_sum); M0_S=$(metric siyu_store_commit_statement_duration_seconds_sum)
+M0_W=$(io_written); M0_F=$(metric siyu_store_fsync_duration_seconds_count); M0_FS=$(metric siyu_store_fsync_duration_seconds_sum)
 PERF_PID=""
 if [ -n "${PERF_OUT:-}" ]; then   # a CPU profile of the server during the measured run
     perf record -q -F 499 -g -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
@@ -124,12 +124,12 @@ fi
 wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/exchange.lua" "$U" >"$T/wrk.txt"
 [ -n "$PERF_PID" ] && wait "$PERF_PID"
 M1_N=$(metric siyu_store_commit_batch_size_sum); M1_C=$(metric siyu_store_commit_batch_size_count)
-M1_T=$(metric siyu_store_commit_duration_seconds_sum); M1_S=$(metric siyu_store_sync_duration_seconds_sum)
-M1_W=$(io_written)
+M1_T=$(metric siyu_store_commit_duration_seconds_sum); M1_S=$(metric siyu_store_commit_statement_duration_seconds_sum)
+M1_W=$(io_written); M1_F=$(metric siyu_store_fsync_duration_seconds_count); M1_FS=$(metric siyu_store_fsync_duration_seconds_sum)
 WRITER=$(awk -v n="$((M1_N - M0_N))" -v c="$((M1_C - M0_C))" -v t="$M1_T" -v t0="$M0_T" \
-    -v s="$M1_S" -v s0="$M0_S" -v w="$((M1_W - M0_W))" 'BEGIN {
-    printf "%d mutations in %d commits (%.1f per commit); a batch %.2f ms, of it COMMIT %.2f ms; %.1f KiB written per mutation",
-        n, c, n / c, (t - t0) * 1000 / c, (s - s0) * 1000 / c, w / n / 1024 }')
+    -v s="$M1_S" -v s0="$M0_S" -v w="$((M1_W - M0_W))" -v f="$((M1_F - M0_F))" -v fs="$M1_FS" -v fs0="$M0_FS" 'BEGIN {
+    printf "%d mutations in %d commits (%.1f per commit); a batch %.2f ms, of it COMMIT %.2f ms; %d fsyncs by the syncer, %.2f ms each; %.1f KiB written per mutation",
+        n, c, n / c, (t - t0) * 1000 / c, (s - s0) * 1000 / c, f, f ? (fs - fs0) * 1000 / f : 0, w / n / 1024 }')
 FAILED=0
 grep -q "Non-2xx" "$T/wrk.txt" && { echo "rewards.sh: siyu answered non-2xx:" >&2; grep Non-2xx "$T/wrk.txt" >&2; FAILED=1; }
 grep -q "Socket errors" "$T/wrk.txt" && { grep "Socket errors" "$T/wrk.txt" >&2; FAILED=1; }

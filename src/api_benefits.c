@@ -1377,6 +1377,10 @@ void sy_api_grants_list(sy_req *r)
 typedef struct issue_req {
     sy_benefit_issue q;
     const char *package;
+    /* one grant issued (201) or replayed (200): its reply is built outside
+     * the writer (reply_issue) */
+    int status;
+    char code[SY_BENEFIT_GRANT_CODE_MAX + 1];
 } issue_req;
 
 /* Replies with the grants issued (or replayed) under the request: one
@@ -1407,6 +1411,13 @@ static int reply_grants(sy_conn *c, sy_req *r, const char *tenant,
         sy_reply_json(r, status, json_pack("{s:s, s:o}", "package", package, "grants", list));
     }
     return SY_OK;
+}
+
+/* The reply of a single grant issued or replayed (apply_issue). */
+static int reply_issue(sy_conn *c, sy_req *r, void *ctx)
+{
+    issue_req *iq = ctx;
+    return reply_grants(c, r, iq->q.tenant, &iq->code, 1, NULL, iq->status);
 }
 
 /* A package's grants issued under a key before: their codes, in order. */
@@ -1448,8 +1459,12 @@ static int apply_issue(sy_conn *c, sy_req *r, void *ctx)
     memset(&res, 0, sizeof res);
     if (!iq->package) {
         int rc = sy_benefit_issue_one(c, &q, &res);
-        if (rc == SY_BENEFIT_REPLAY)
-            return reply_grants(c, r, q.tenant, &res.code, 1, NULL, 200);
+        if (rc == SY_OK || rc == SY_BENEFIT_REPLAY) {
+            iq->status = rc == SY_OK ? 201 : 200;
+            snprintf(iq->code, sizeof iq->code, "%s", res.code);
+            sy_req_audit_target(r, iq->code);
+            return 0; /* reply_issue answers */
+        }
         if (rc == SY_BENEFIT_NO_CUSTOMER && !q.listing) {
             /* the customer is the path's, not a body field */
             sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", q.customer_no);
@@ -1462,7 +1477,7 @@ static int apply_issue(sy_conn *c, sy_req *r, void *ctx)
                                                                                   : q.item);
             return 1;
         }
-        return rc != SY_OK ? rc : reply_grants(c, r, q.tenant, &res.code, 1, NULL, 201);
+        return rc;
     }
     /* A package: every unit of every item, all or nothing. */
     char(*codes)[SY_BENEFIT_GRANT_CODE_MAX + 1] = NULL;
@@ -1616,6 +1631,7 @@ void sy_api_grants_create(sy_req *r)
     iq->q.package = iq->package = package;
     issue_common(r, iq, no);
     sy_req_write(r, apply_issue, NULL, iq);
+    sy_req_write_reply(r, reply_issue);
 }
 
 void sy_api_mall_exchange(sy_req *r)
@@ -1641,6 +1657,7 @@ void sy_api_mall_exchange(sy_req *r)
     iq->q.listing = listing;
     issue_common(r, iq, no);
     sy_req_write(r, apply_issue, NULL, iq);
+    sy_req_write_reply(r, reply_issue);
 }
 
 /* ---- redeem, revoke, fulfil ---- */

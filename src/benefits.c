@@ -701,7 +701,8 @@ int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_resul
                             .reference = code,
                             .operator_id = q->operator_id,
                             .idempotency_key = q->idempotency_key,
-                            .now_ms = q->now_ms};
+                            .now_ms = q->now_ms,
+                            .customer_checked = true};
         if ((rc = sy_ledger_spend(c, &m, &lr)) != SY_OK)
             return spend_refusal(rc, &lr, res);
     }

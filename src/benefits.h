@@ -32,10 +32,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SY_BENEFIT_CODE_MAX 64              /* supplier, item, package, listing codes */
-#define SY_BENEFIT_NAME_MAX 100             /* characters */
+#define SY_BENEFIT_CODE_MAX 64       /* supplier, item, package, listing codes */
+#define SY_BENEFIT_NAME_MAX 100      /* characters */
 #define SY_BENEFIT_GRANT_CODE_MAX 32 /* "g_" + 28 hex (sy_ordered_id); older codes "g_" + 16 */
-#define SY_BENEFIT_VOUCHER_MAX 128          /* one voucher code */
+#define SY_BENEFIT_VOUCHER_MAX 128   /* one voucher code */
 #define SY_BENEFIT_MONEY_MAX 100000000000LL /* fen: one billion yuan */
 #define SY_BENEFIT_STOCK_MAX 1000000000LL
 #define SY_BENEFIT_LIMIT_MAX 1000000

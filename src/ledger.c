@@ -637,103 +637,119 @@ int sy_ledger_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max_lot
 /* ------------------------------------------------------------------ */
 /* spend                                                               */
 
-/* The customer's balance of the type, and how much of it sits in lots past
- * their expiry that the expiry job has not emptied yet. */
-static int balance_and_due(sy_conn *c, const char *tenant, const char *no, const char *type,
-                           int64_t now, int64_t *balance, int64_t *due)
-{
-    static const char sql[] =
-        "SELECT COALESCE(SUM(remaining), 0),"
-        " COALESCE(SUM(CASE WHEN expires_at <= $4 THEN remaining ELSE 0 END), 0)"
-        " FROM point_lots WHERE tenant_id = $1 AND customer_no = $2 AND point_type = $3"
-        " AND remaining > 0";
-    static const char sql_acc[] = "SELECT balance FROM point_accounts WHERE tenant_id = $1"
-                                  " AND customer_no = $2 AND point_type = $3";
-    sy_stmt *st = sy_conn_prepare(c, sql_acc);
-    if (!st)
-        return SY_ERR;
-    sy_stmt_bind_text(st, 1, tenant);
-    sy_stmt_bind_text(st, 2, no);
-    sy_stmt_bind_text(st, 3, type);
-    int rc = sy_stmt_step(st);
-    *balance = rc == SY_ROW ? sy_stmt_i64(st, 0) : 0;
-    sy_stmt_reset(st);
-    if (rc != SY_ROW && rc != SY_DONE)
-        return rc;
-    *due = 0;
-    if (*balance == 0)
-        return SY_OK;
-    if (!(st = sy_conn_prepare(c, sql)))
-        return SY_ERR;
-    sy_stmt_bind_text(st, 1, tenant);
-    sy_stmt_bind_text(st, 2, no);
-    sy_stmt_bind_text(st, 3, type);
-    sy_stmt_bind_i64(st, 4, now);
-    rc = sy_stmt_step(st);
-    int64_t in_lots = rc == SY_ROW ? sy_stmt_i64(st, 0) : 0;
-    *due = rc == SY_ROW ? sy_stmt_i64(st, 1) : 0;
-    sy_stmt_reset(st);
-    if (rc != SY_ROW)
-        return rc == SY_DONE ? SY_ERR : rc;
-    if (in_lots != *balance) {
-        sy_error("ledger %s: customer %s type %s: balance %lld but lots hold %lld", tenant, no,
-                 type, (long long)*balance, (long long)in_lots);
-        return SY_ERR;
-    }
-    return SY_OK;
-}
+/* A customer's open lots of a type, in the order a spend draws from them,
+ * read once: what they hold, how much of it is past its expiry (the
+ * expiry job has not emptied those lots yet), and the draws that take
+ * `amount` from the lots that are not. */
+typedef struct open_lots {
+    int64_t held, due;
+    lot_move *draws;
+    size_t n;
+    int64_t drawn;
+} open_lots;
 
-int sy_ledger_spend(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
+static int read_open_lots(sy_conn *c, const sy_ledger_move *m, open_lots *o)
 {
     /* Soonest expiry first; lots that never expire last; then the oldest. */
-    static const char sql_lots[] =
-        "SELECT id, remaining FROM point_lots WHERE tenant_id = $1 AND customer_no = $2"
-        " AND point_type = $3 AND remaining > 0 ORDER BY expires_at NULLS LAST, id";
-    memset(res, 0, sizeof *res);
-    if (!amount_ok(m->amount))
-        return SY_LEDGER_BAD_AMOUNT;
-    int rc = check_type(c, m->tenant, m->point_type);
-    if (rc == SY_OK)
-        rc = check_customer(c, m->tenant, m->customer_no, res);
-    if (rc == SY_OK)
-        rc = check_key(c, m->tenant, m->idempotency_key, res);
-    if (rc != SY_OK)
-        return rc;
-    int64_t balance, due;
-    if ((rc = balance_and_due(c, m->tenant, m->customer_no, m->point_type, m->now_ms, &balance,
-                              &due)) != SY_OK)
-        return rc;
-    if (balance - due < m->amount) {
-        res->balance = balance - due;
-        return SY_LEDGER_INSUFFICIENT;
-    }
-    /* The rules hold: from here on, write. */
-    if (due > 0 &&
-        (rc = expire_customer(c, m->tenant, m->customer_no, m->point_type, m->now_ms)) != SY_OK)
-        return rc;
-    sy_stmt *st = sy_conn_prepare(c, sql_lots);
+    static const char sql[] =
+        "SELECT id, remaining, expires_at FROM point_lots WHERE tenant_id = $1"
+        " AND customer_no = $2 AND point_type = $3 AND remaining > 0"
+        " ORDER BY expires_at NULLS LAST, id";
+    memset(o, 0, sizeof *o);
+    sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, m->tenant);
     sy_stmt_bind_text(st, 2, m->customer_no);
     sy_stmt_bind_text(st, 3, m->point_type);
-    lot_move *draws;
-    size_t n;
-    int64_t total;
-    if ((rc = collect_moves(st, m->amount, &draws, &n, &total)) == SY_OK && total != m->amount) {
-        sy_error("ledger %s: customer %s type %s: lots hold %lld, not the %lld needed", m->tenant,
-                 m->customer_no, m->point_type, (long long)total, (long long)m->amount);
-        rc = SY_ERR;
+    size_t cap = 0;
+    int rc;
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        int64_t remaining = sy_stmt_i64(st, 1);
+        o->held += remaining;
+        if (!sy_stmt_is_null(st, 2) && sy_stmt_i64(st, 2) <= m->now_ms) {
+            o->due += remaining;
+            continue;
+        }
+        if (o->drawn >= m->amount)
+            continue; /* enough drawn: the rest only counts */
+        if (o->n == cap) {
+            cap = cap ? cap * 2 : 4;
+            o->draws = sy_xrealloc(o->draws, cap * sizeof *o->draws);
+        }
+        int64_t take = remaining < m->amount - o->drawn ? remaining : m->amount - o->drawn;
+        o->draws[o->n++] = (lot_move){sy_stmt_i64(st, 0), take};
+        o->drawn += take;
     }
+    sy_stmt_reset(st);
+    return rc == SY_DONE ? SY_OK : rc;
+}
+
+static int account_balance(sy_conn *c, const sy_ledger_move *m, int64_t *balance)
+{
+    static const char sql[] = "SELECT balance FROM point_accounts WHERE tenant_id = $1"
+                              " AND customer_no = $2 AND point_type = $3";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, m->tenant);
+    sy_stmt_bind_text(st, 2, m->customer_no);
+    sy_stmt_bind_text(st, 3, m->point_type);
+    int rc = sy_stmt_step(st);
+    *balance = rc == SY_ROW ? sy_stmt_i64(st, 0) : 0;
+    sy_stmt_reset(st);
+    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+}
+
+int sy_ledger_spend(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (!amount_ok(m->amount))
+        return SY_LEDGER_BAD_AMOUNT;
+    int rc = check_type(c, m->tenant, m->point_type);
+    if (rc == SY_OK && !m->customer_checked)
+        rc = check_customer(c, m->tenant, m->customer_no, res);
+    if (rc == SY_OK)
+        rc = check_key(c, m->tenant, m->idempotency_key, res);
+    if (rc != SY_OK)
+        return rc;
+    int64_t balance;
+    if ((rc = account_balance(c, m, &balance)) != SY_OK)
+        return rc;
+    open_lots lots = {0};
+    if (balance > 0 && (rc = read_open_lots(c, m, &lots)) != SY_OK)
+        goto out;
+    if (lots.held != balance) {
+        sy_error("ledger %s: customer %s type %s: balance %lld but lots hold %lld", m->tenant,
+                 m->customer_no, m->point_type, (long long)balance, (long long)lots.held);
+        rc = SY_ERR;
+        goto out;
+    }
+    if (balance - lots.due < m->amount) {
+        res->balance = balance - lots.due;
+        rc = SY_LEDGER_INSUFFICIENT;
+        goto out;
+    }
+    if (lots.drawn != m->amount) { /* the unexpired lots hold balance - due */
+        sy_error("ledger %s: customer %s type %s: lots hold %lld, not the %lld needed", m->tenant,
+                 m->customer_no, m->point_type, (long long)lots.drawn, (long long)m->amount);
+        rc = SY_ERR;
+        goto out;
+    }
+    /* The rules hold: from here on, write. */
+    if (lots.due > 0 &&
+        (rc = expire_customer(c, m->tenant, m->customer_no, m->point_type, m->now_ms)) != SY_OK)
+        goto out;
     char sink[ACCOUNT_MAX], customer[ACCOUNT_MAX];
     snprintf(sink, sizeof sink, "sink:%s", m->account ? m->account : "spend");
     customer_account(m->customer_no, customer);
     entry e = move_entry(m, "spend", customer, sink);
-    if (rc == SY_OK && (rc = insert_entry(c, &e)) == SY_OK)
-        rc = apply_moves(c, &e, draws, n, -1, &res->balance);
-    free(draws);
+    if ((rc = insert_entry(c, &e)) == SY_OK)
+        rc = apply_moves(c, &e, lots.draws, lots.n, -1, &res->balance);
     if (rc == SY_OK)
         snprintf(res->entry_id, sizeof res->entry_id, "%s", e.id);
+out:
+    free(lots.draws);
     return rc;
 }
 

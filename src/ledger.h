@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define SY_LEDGER_MAX_AMOUNT 1000000000LL /* most points one entry moves */
-#define SY_LEDGER_ID_MAX 32 /* "le_" + 28 hex (sy_ordered_id); older ids "le_" + 16 */
+#define SY_LEDGER_ID_MAX 32               /* "le_" + 28 hex (sy_ordered_id); older ids "le_" + 16 */
 #define SY_POINT_TYPE_CODE_MAX 32
 #define SY_POINT_TYPE_NAME_MAX 50     /* characters */
 #define SY_LEDGER_ACCOUNT_NAME_MAX 64 /* a source or sink name */
@@ -109,6 +109,9 @@ typedef struct sy_ledger_move {
     const char *operator_id;        /* who: an API key id, "cli:<user>", "system:..." */
     const char *idempotency_key;    /* NULL: none */
     int64_t now_ms;
+    /* The caller has checked, in this transaction, that the customer exists
+     * and is not merged (a mall exchange does, before it spends). */
+    bool customer_checked;
 } sy_ledger_move;
 
 typedef struct sy_ledger_result {

@@ -18,8 +18,11 @@
 void sy_metrics_init(const char *const *route_labels, int nroutes);
 void sy_metrics_request(int route, int status, uint64_t latency_ns);
 /* A group commit: its size, the time to run and commit the whole batch, and
- * of that the COMMIT alone (the WAL write and its fsync). */
-void sy_metrics_commit(size_t batch, uint64_t latency_ns, uint64_t sync_ns, bool ok);
+ * of that the COMMIT statement alone (writing the pages to the WAL, and with
+ * the syncer off, the fsync too). */
+void sy_metrics_commit(size_t batch, uint64_t latency_ns, uint64_t commit_ns, bool ok);
+/* One fdatasync of the WAL by the writer's syncer. */
+void sy_metrics_fsync(uint64_t latency_ns);
 void sy_metrics_connections(int delta);
 void sy_metrics_in_flight(int delta);
 void sy_metrics_awaiting_commit(int delta);

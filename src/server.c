@@ -99,7 +99,7 @@ struct sy_req {
     int nhdr;
 
     /* a pending write */
-    sy_write_fn wapply;
+    sy_write_fn wapply, wreply;
     void (*wcommitted)(sy_req *, void *);
     void *wctx;
     sy_mutation mut;
@@ -653,6 +653,11 @@ void sy_req_write(sy_req *r, sy_write_fn apply, void (*committed)(sy_req *, void
     r->wctx = ctx;
 }
 
+void sy_req_write_reply(sy_req *r, sy_write_fn reply)
+{
+    r->wreply = reply;
+}
+
 void sy_req_audit_target(sy_req *r, const char *target)
 {
     r->audit_target = target ? sy_req_strdup(r, target) : NULL;
@@ -683,6 +688,8 @@ static int req_apply(sy_conn *c, void *ctx)
 {
     sy_req *r = ctx;
     int rc = r->wapply(c, r, r->wctx);
+    if (rc == 0 && !r->status && r->wreply && r->idem_key)
+        rc = r->wreply(c, r, r->wctx); /* the stored reply needs it now */
     if (rc != 0) {
         if (!r->status) {
             sy_error("write %s failed (%d): %s", sy_routes[r->route].label, rc, sy_conn_errmsg(c));
@@ -744,6 +751,22 @@ static void finish_write(sy_req *r)
         /* The batch transaction failed after apply succeeded. */
         sy_reply_problem(r, 503, "unavailable", NULL,
                          "the change was not saved (storage error); it is safe to retry");
+        return;
+    }
+    if (r->mut.rc == 0 && !r->status && r->wreply) {
+        sy_conn *c = sy_store_acquire(r->srv->app->store);
+        int rc = r->wreply(c, r, r->wctx);
+        if (rc != SY_OK || !r->status)
+            sy_error("reply of %s failed (%d): %s", sy_routes[r->route].label, rc,
+                     sy_conn_errmsg(c));
+        sy_store_release(r->srv->app->store, c);
+        if (rc != SY_OK || !r->status) {
+            free(r->resp_body);
+            r->resp_body = NULL;
+            r->status = 0;
+            sy_reply_problem(r, 500, "internal", NULL,
+                             "the change was saved, but its reply could not be read back");
+        }
     }
 }
 

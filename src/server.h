@@ -112,6 +112,14 @@ bool sy_req_replied(sy_req *r);
  * the Idempotency-Key outcome and the audit row in the same transaction. */
 typedef int (*sy_write_fn)(sy_conn *c, sy_req *r, void *ctx);
 void sy_req_write(sy_req *r, sy_write_fn apply, void (*committed)(sy_req *r, void *ctx), void *ctx);
+/* Optional, after sy_req_write(): when apply returns 0 without recording a
+ * reply, reply(c, r, ctx) records it from what apply committed.  It runs in
+ * the request's HTTP thread once the write is durable, on a read connection,
+ * so that the one writer thread does not spend its time building replies;
+ * or, when the request carries an Idempotency-Key (whose stored reply is
+ * written in the same transaction), in the writer thread right after apply,
+ * on the write connection.  Returns SY_OK or a store error (a 500). */
+void sy_req_write_reply(sy_req *r, sy_write_fn reply);
 /* What the audit row of this write names as its target (e.g. a key id). */
 void sy_req_audit_target(sy_req *r, const char *target);
 /* The audit row's action, when it is not the route (e.g. a read of

@@ -68,6 +68,26 @@ void sy_store_release(sy_store *s, sy_conn *c);
  * tool running without a writer thread) may use it. */
 sy_conn *sy_store_write_conn(sy_store *s);
 
+/* Deferred fsync, for the writer's pipelined group commit (writer.c).  In
+ * SY_SYNC_FULL mode, sy_store_defer_sync() makes the write connection's
+ * COMMIT return once the transaction's pages are written to the WAL, without
+ * waiting for the disk (SQLite's synchronous=NORMAL), and returns true: the
+ * caller must then call sy_store_sync() before it acknowledges anything.  In
+ * SY_SYNC_NORMAL mode (commits are never fsynced) it changes nothing and
+ * returns false.  Call it while no transaction is open. */
+bool sy_store_defer_sync(sy_store *s);
+/* Makes every commit that returned before this call durable: one fdatasync
+ * of the WAL file.  Any thread may call it, beside the writer's next
+ * transaction.  Returns SY_OK, or SY_ERR when the disk reported a failure,
+ * after which nothing written since the last good sync may be assumed
+ * durable. */
+int sy_store_sync(sy_store *s);
+/* Successful sy_store_sync() calls so far (for tests and metrics). */
+uint64_t sy_store_syncs(sy_store *s);
+/* Ends deferral: commits fsync again before they return (after the writer
+ * stops, for whatever still writes directly). */
+void sy_store_end_deferred_sync(sy_store *s);
+
 int sy_conn_exec(sy_conn *c, const char *sql);
 int sy_conn_begin(sy_conn *c); /* a write transaction (BEGIN IMMEDIATE) */
 int sy_conn_commit(sy_conn *c);

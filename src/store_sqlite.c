@@ -15,11 +15,15 @@
 #include "store.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SY_MAX_PARAMS 32
 #define SY_STMT_CACHE 64 /* slots in each connection's statement cache */
@@ -52,6 +56,10 @@ struct sy_store {
     sy_conn *writer;
     sy_conn **readers;
     int nreaders;
+    char *path;
+    sy_sync_mode sync;
+    int wal_fd; /* the WAL, opened by sy_store_defer_sync(); -1 before */
+    atomic_uint_fast64_t syncs;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* the checkpointer */
@@ -232,6 +240,9 @@ int sy_store_open(const sy_store_opts *o, sy_store **out, char *err, size_t errl
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqlite_configure);
     sy_store *s = sy_xcalloc(1, sizeof *s);
+    s->path = sy_xstrdup(o->path);
+    s->sync = o->sync;
+    s->wal_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     /* The writer opens first so that WAL mode is set before readers attach. */
@@ -259,6 +270,8 @@ void sy_store_close(sy_store *s)
     for (int i = 0; i < s->nreaders; i++)
         conn_close(s->readers[i]);
     free(s->readers);
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
     if (s->writer) {
         /* Fold the WAL back into the main file so a clean shutdown leaves
          * one self-contained database file. */
@@ -267,6 +280,7 @@ void sy_store_close(sy_store *s)
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    free(s->path);
     free(s);
 }
 
@@ -311,6 +325,64 @@ sy_conn *sy_store_write_conn(sy_store *s)
     return s->writer;
 }
 
+/* The WAL file lives beside the database for as long as a connection is
+ * open (the write connection is, until sy_store_close), and checkpoints
+ * only truncate it: a descriptor of our own keeps naming the file SQLite
+ * appends to, and fdatasync on it flushes what any descriptor wrote. */
+bool sy_store_defer_sync(sy_store *s)
+{
+    if (s->sync != SY_SYNC_FULL || s->wal_fd >= 0)
+        return s->wal_fd >= 0;
+    char wal[4096];
+    snprintf(wal, sizeof wal, "%s-wal", s->path);
+    /* journal_mode=WAL makes the file on the first write transaction. */
+    if (sy_conn_exec(s->writer, "BEGIN IMMEDIATE; COMMIT") != SY_OK)
+        return false;
+    int fd = open(wal, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        sy_error("store: cannot open %s to sync it (%s); commits stay synchronous", wal,
+                 strerror(errno));
+        return false;
+    }
+    if (sy_conn_exec(s->writer, "PRAGMA synchronous=NORMAL") != SY_OK) {
+        close(fd);
+        return false;
+    }
+    s->wal_fd = fd;
+    return true;
+}
+
+int sy_store_sync(sy_store *s)
+{
+    if (s->wal_fd < 0)
+        return SY_OK;
+    int rc;
+    do
+        rc = fdatasync(s->wal_fd);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+        sy_error("store: fdatasync of the WAL failed: %s", strerror(errno));
+        return SY_ERR;
+    }
+    atomic_fetch_add_explicit(&s->syncs, 1, memory_order_relaxed);
+    return SY_OK;
+}
+
+void sy_store_end_deferred_sync(sy_store *s)
+{
+    if (s->wal_fd < 0)
+        return;
+    sy_store_sync(s);
+    sy_conn_exec(s->writer, "PRAGMA synchronous=FULL");
+    close(s->wal_fd);
+    s->wal_fd = -1;
+}
+
+uint64_t sy_store_syncs(sy_store *s)
+{
+    return atomic_load_explicit(&s->syncs, memory_order_relaxed);
+}
+
 int sy_conn_exec(sy_conn *c, const char *sql)
 {
     char *msg = NULL;
@@ -325,13 +397,30 @@ int sy_conn_exec(sy_conn *c, const char *sql)
     return SY_OK;
 }
 
+/* Transaction control through the statement cache: the writer runs a
+ * SAVEPOINT and a RELEASE per mutation, and sqlite3_exec would compile
+ * them every time. */
+static int tx(sy_conn *c, const char *sql)
+{
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    int rc = sy_stmt_step(st);
+    sy_stmt_reset(st);
+    return rc == SY_DONE ? SY_OK : rc;
+}
+
+static const char k_begin[] = "BEGIN IMMEDIATE", k_commit[] = "COMMIT",
+                  k_savepoint[] = "SAVEPOINT m", k_release[] = "RELEASE m",
+                  k_rollback_to[] = "ROLLBACK TO m";
+
 int sy_conn_begin(sy_conn *c)
 {
-    return sy_conn_exec(c, "BEGIN IMMEDIATE");
+    return tx(c, k_begin);
 }
 int sy_conn_commit(sy_conn *c)
 {
-    return sy_conn_exec(c, "COMMIT");
+    return tx(c, k_commit);
 }
 int sy_conn_rollback(sy_conn *c)
 {
@@ -341,17 +430,17 @@ int sy_conn_rollback(sy_conn *c)
 }
 int sy_conn_savepoint(sy_conn *c)
 {
-    return sy_conn_exec(c, "SAVEPOINT m");
+    return tx(c, k_savepoint);
 }
 int sy_conn_release(sy_conn *c)
 {
-    return sy_conn_exec(c, "RELEASE m");
+    return tx(c, k_release);
 }
 int sy_conn_rollback_to(sy_conn *c)
 {
-    int rc = sy_conn_exec(c, "ROLLBACK TO m");
+    int rc = tx(c, k_rollback_to);
     if (rc == SY_OK)
-        rc = sy_conn_exec(c, "RELEASE m");
+        rc = tx(c, k_release);
     return rc;
 }
 

@@ -3,7 +3,19 @@
  * The queue is a FIFO list under a mutex.  The writer swaps the whole list
  * out, so request threads keep enqueueing while a batch commits; the next
  * batch is whatever accumulated during the previous commit.  Under load this
- * makes batches grow by themselves until one fsync serves many requests. */
+ * makes batches grow by themselves until one fsync serves many requests.
+ *
+ * Pipelined durability (with --sync full): the writer's COMMIT only writes
+ * the batch's pages to the WAL (sy_store_defer_sync) and the writer goes on
+ * with the next batch at once, while a second thread, the syncer, fdatasyncs
+ * the WAL and only then answers the batch's requests (done).  One fsync thus
+ * also covers every batch committed while the previous one was running, and
+ * the disk's latency no longer stalls the writer.  The order is: apply,
+ * COMMIT, committed() (in-memory state; in the writer thread, so the next
+ * batch sees it), fsync, done() (the answer).  A read may therefore see a
+ * write up to one fsync before its writer is answered; no write is answered
+ * before it is durable.  A failed fsync stops the process: what reached the
+ * disk is then unknown, and a restart recovers from the WAL that did. */
 #include "writer.h"
 #include "metrics.h"
 #include "util.h"
@@ -19,7 +31,69 @@ struct sy_writer {
     pthread_cond_t cv;
     sy_mutation *head, *tail;
     bool stopping;
+    /* the syncer: mutations committed but not yet durable, in commit order */
+    bool deferred;
+    pthread_t syncer;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    sy_mutation *sync_head, *sync_tail;
+    bool sync_needed, sync_stopping;
 };
+
+/* Answers a list of mutations whose outcome is known (and durable). */
+static void answer(sy_mutation *list)
+{
+    for (sy_mutation *m = list, *next; m; m = next) {
+        next = m->next;
+        m->next = NULL;
+        m->done(m);
+    }
+}
+
+static void *syncer_main(void *arg)
+{
+    sy_writer *w = arg;
+    pthread_mutex_lock(&w->sync_mu);
+    for (;;) {
+        while (!w->sync_head && !w->sync_stopping)
+            pthread_cond_wait(&w->sync_cv, &w->sync_mu);
+        if (!w->sync_head)
+            break;
+        sy_mutation *list = w->sync_head;
+        bool needed = w->sync_needed;
+        w->sync_head = w->sync_tail = NULL;
+        w->sync_needed = false;
+        pthread_mutex_unlock(&w->sync_mu);
+        if (needed) {
+            uint64_t t0 = sy_mono_ns();
+            if (sy_store_sync(w->store) != SY_OK) {
+                sy_error("writer: the WAL could not be made durable; stopping so that nothing"
+                         " unsynced is acknowledged");
+                abort();
+            }
+            sy_metrics_fsync(sy_mono_ns() - t0);
+        }
+        answer(list);
+        pthread_mutex_lock(&w->sync_mu);
+    }
+    pthread_mutex_unlock(&w->sync_mu);
+    return NULL;
+}
+
+/* Hands a committed batch (or a failed one, to keep the order) to the
+ * syncer. */
+static void to_syncer(sy_writer *w, sy_mutation *list, sy_mutation *last, bool committed)
+{
+    pthread_mutex_lock(&w->sync_mu);
+    if (w->sync_tail)
+        w->sync_tail->next = list;
+    else
+        w->sync_head = list;
+    w->sync_tail = last;
+    w->sync_needed |= committed;
+    pthread_cond_signal(&w->sync_cv);
+    pthread_mutex_unlock(&w->sync_mu);
+}
 
 /* Applies one batch (a list of n mutations) in one transaction. */
 static void run_batch(sy_writer *w, sy_mutation *batch, size_t n)
@@ -44,15 +118,18 @@ static void run_batch(sy_writer *w, sy_mutation *batch, size_t n)
         sy_conn_rollback(c);
     }
     sy_metrics_commit(n, t2 - t0, t2 - t1, trc == SY_OK);
-    for (sy_mutation *m = batch, *next; m; m = next) {
-        next = m->next;
+    sy_mutation *last = NULL;
+    for (sy_mutation *m = batch; m; m = m->next) {
         if (trc != SY_OK)
             m->rc = SY_ERR;
         else if (m->rc == 0 && m->committed)
             m->committed(m->ctx);
-        m->next = NULL;
-        m->done(m);
+        last = m;
     }
+    if (w->deferred)
+        to_syncer(w, batch, last, trc == SY_OK);
+    else
+        answer(batch);
 }
 
 static void *writer_main(void *arg)
@@ -90,6 +167,13 @@ sy_writer *sy_writer_start(sy_store *s, const sy_writer_opts *o)
     w->max_batch = (o && o->max_batch > 0) ? o->max_batch : 1024;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_init(&w->sync_mu, NULL);
+    pthread_cond_init(&w->sync_cv, NULL);
+    w->deferred = sy_store_defer_sync(s);
+    if (w->deferred && pthread_create(&w->syncer, NULL, syncer_main, w) != 0) {
+        sy_error("writer: cannot start the syncer thread");
+        abort();
+    }
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         sy_error("writer: cannot start thread");
         abort();
@@ -169,8 +253,18 @@ void sy_writer_stop(sy_writer *w)
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    if (w->deferred) {
+        pthread_mutex_lock(&w->sync_mu);
+        w->sync_stopping = true;
+        pthread_cond_signal(&w->sync_cv);
+        pthread_mutex_unlock(&w->sync_mu);
+        pthread_join(w->syncer, NULL);
+        sy_store_end_deferred_sync(w->store);
+    }
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->sync_mu);
+    pthread_cond_destroy(&w->sync_cv);
     free(w);
 }
 

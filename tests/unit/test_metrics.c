@@ -232,9 +232,10 @@ static void test_commit_metrics(void **state)
     assert_true(sample(t, "siyu_store_commit_batch_size_bucket{le=\"+Inf\"}") == inf0 + 5);
     check_histogram(t, "siyu_store_commit_batch_size", "");
     check_histogram(t, "siyu_store_commit_duration_seconds", "");
-    check_histogram(t, "siyu_store_sync_duration_seconds", "");
-    assert_true(sample(t, "siyu_store_sync_duration_seconds_count") ==
+    check_histogram(t, "siyu_store_commit_statement_duration_seconds", "");
+    assert_true(sample(t, "siyu_store_commit_statement_duration_seconds_count") ==
                 sample(t, "siyu_store_commit_duration_seconds_count"));
+    check_histogram(t, "siyu_store_fsync_duration_seconds", "");
     /* This test is the only one that records commits, so exact values hold. */
     expect_line(t, "siyu_store_commits_total{result=\"ok\"} 4");
     expect_line(t, "siyu_store_commits_total{result=\"error\"} 1");
@@ -289,7 +290,8 @@ static void test_build_info_and_families(void **state)
     assert_true(start > now - 60 && start <= now + 1);
     expect_line(t, "# TYPE siyu_store_commit_batch_size histogram");
     expect_line(t, "# TYPE siyu_store_commit_duration_seconds histogram");
-    expect_line(t, "# TYPE siyu_store_sync_duration_seconds histogram");
+    expect_line(t, "# TYPE siyu_store_commit_statement_duration_seconds histogram");
+    expect_line(t, "# TYPE siyu_store_fsync_duration_seconds histogram");
     /* Every line is a comment or "name[{labels}] value". */
     for (const char *p = t; *p;) {
         const char *eol = strchr(p, '\n');

@@ -1,6 +1,9 @@
 /* test_writer.c — the group-commit writer over a real store: concurrent
  * submitters, per-mutation savepoints inside one batch, committed() only for
- * successes, draining on stop, and sy_mutation_run_direct. */
+ * successes, draining on stop, and sy_mutation_run_direct.  The tests run
+ * on a store in --sync normal mode and again in --sync full mode, where the
+ * writer hands each committed batch to its syncer and answers only after
+ * the WAL's fsync. */
 #include "testutil.h"
 #include "unit/store_fixture.h"
 
@@ -19,17 +22,35 @@ typedef struct fixture {
     sy_store *store;
 } fixture;
 
-static int setup(void **state)
+static int setup_mode(void **state, sy_sync_mode mode)
 {
     sy_log_set_level(SY_LOG_ERROR);
     fixture *f = calloc(1, sizeof *f);
     f->dir = tu_tempdir();
-    f->store = tu_store_open(f->dir, false);
+    if (mode == SY_SYNC_NORMAL) {
+        f->store = tu_store_open(f->dir, false);
+    } else {
+        char path[512], err[256] = "";
+        snprintf(path, sizeof path, "%s/siyu.db", f->dir);
+        sy_store_opts o = {.path = path, .readers = 2, .sync = SY_SYNC_FULL};
+        if (sy_store_open(&o, &f->store, err, sizeof err) != SY_OK)
+            fail_msg("sy_store_open: %s", err);
+    }
     assert_int_equal(sy_conn_exec(sy_store_write_conn(f->store),
                                   "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"),
                      SY_OK);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_mode(state, SY_SYNC_NORMAL);
+}
+
+static int setup_full(void **state)
+{
+    return setup_mode(state, SY_SYNC_FULL);
 }
 
 static int teardown(void **state)
@@ -83,6 +104,8 @@ typedef struct job {
     atomic_int *done;          /* shared counter of done() calls */
     int committed_here;        /* committed() calls for this job */
     int64_t visible_at_commit; /* rows of ids[0] a reader saw inside committed() */
+    uint64_t syncs_at_commit;  /* sy_store_syncs() inside committed() */
+    uint64_t syncs_at_done;    /* ... and inside done() */
     sy_mutation m;
 } job;
 
@@ -106,6 +129,7 @@ static void job_committed(void *ctx)
 {
     job *j = ctx;
     j->committed_here++;
+    j->syncs_at_commit = sy_store_syncs(j->store);
     if (j->committed)
         atomic_fetch_add(j->committed, 1);
     if (j->nids > 0)
@@ -115,6 +139,7 @@ static void job_committed(void *ctx)
 static void job_done(sy_mutation *m)
 {
     job *j = m->ctx;
+    j->syncs_at_done = sy_store_syncs(j->store);
     atomic_fetch_add(j->done, 1);
 }
 
@@ -458,6 +483,57 @@ static void test_stop_drains_queued_mutations(void **state)
     sem_destroy(&gate);
 }
 
+/* ---- durability: no answer before the fsync ---- */
+
+#define DURABLE 300
+
+/* In --sync full mode every committed mutation is answered only after an
+ * fsync of the WAL that began after its commit; in --sync normal mode the
+ * writer never fsyncs and answers right after the commit. */
+static void check_answers_after_fsync(fixture *f, bool full)
+{
+    sy_writer *w = sy_writer_start(f->store, NULL);
+    atomic_int done;
+    atomic_init(&done, 0);
+    job *js = calloc(DURABLE, sizeof *js);
+    for (int i = 0; i < DURABLE; i++) {
+        job_init(&js[i], f->store, 100 + i, i % 7 == 3 ? 5 : 0);
+        job_async(&js[i], &done);
+        sy_writer_submit(w, &js[i].m);
+    }
+    wait_count(&done, DURABLE);
+    for (int i = 0; i < DURABLE; i++) {
+        if (i % 7 == 3) {
+            assert_int_equal(js[i].m.rc, 5);
+            assert_int_equal(js[i].committed_here, 0);
+            continue;
+        }
+        assert_int_equal(js[i].m.rc, 0);
+        assert_int_equal(js[i].committed_here, 1);
+        if (full)
+            assert_true(js[i].syncs_at_done > js[i].syncs_at_commit);
+        else
+            assert_true(js[i].syncs_at_done == 0 && js[i].syncs_at_commit == 0);
+    }
+    sy_writer_stop(w);
+    free(js);
+    /* After the writer stops, a direct write is fsynced by its COMMIT again. */
+    job after;
+    job_init(&after, f->store, 99, 0);
+    assert_int_equal(sy_mutation_run_direct(sy_store_write_conn(f->store), &after.m), 0);
+    assert_int_equal(count_rows(f->store, -1), DURABLE - (DURABLE + 3) / 7 + 1);
+}
+
+static void test_full_sync_answers_after_fsync(void **state)
+{
+    check_answers_after_fsync(*state, true);
+}
+
+static void test_normal_sync_never_fsyncs(void **state)
+{
+    check_answers_after_fsync(*state, false);
+}
+
 /* ---- sy_mutation_run_direct ---- */
 
 static void test_run_direct_commits_and_rolls_back(void **state)
@@ -512,6 +588,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_batch_limits_transaction_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_queued_mutations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_direct_commits_and_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_normal_sync_never_fsyncs, setup, teardown),
+        /* the same, with the syncer */
+        cmocka_unit_test_setup_teardown(test_full_sync_answers_after_fsync, setup_full, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_run_commits_all, setup_full, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_mutation_rolls_back_alone, setup_full,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stop_drains_queued_mutations, setup_full, teardown),
     };
     return cmocka_run_group_tests(writer_group_commit, NULL, NULL);
 }
