@@ -493,13 +493,6 @@ bool sy_campaign_in_holdout(const char *tenant, const char *campaign, const char
 /* ------------------------------------------------------------------ */
 /* load and encode                                                     */
 
-#define CAMPAIGN_COLUMNS                                                                           \
-    "id, name, type, status, starts_at, ends_at, open_from, open_until, segment_id,"               \
-    " product_risk, risk_validity_days, holdout_percent, budget_points, budget_cost,"              \
-    " spent_points, spent_cost, limit_day, limit_week, limit_total, point_type, rules,"            \
-    " created_by, updated_by, submitted_by, approved_by, created_at, updated_at, submitted_at,"    \
-    " approved_at"
-
 static int64_t i64_or_unset(sy_stmt *st, int col)
 {
     return sy_stmt_is_null(st, col) ? SY_CAMPAIGN_UNSET : sy_stmt_i64(st, col);
@@ -516,7 +509,11 @@ void sy_campaign_free(sy_campaign *cp)
 int sy_campaign_load(sy_conn *c, const char *tenant, const char *id, sy_campaign **out)
 {
     static const char sql[] =
-        "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE tenant_id = $1 AND id = $2";
+        "SELECT id, name, type, status, starts_at, ends_at, open_from, open_until, segment_id, "
+        "product_risk, risk_validity_days, holdout_percent, budget_points, budget_cost, "
+        "spent_points, spent_cost, limit_day, limit_week, limit_total, point_type, rules, "
+        "created_by, updated_by, submitted_by, approved_by, created_at, updated_at, submitted_at, "
+        "approved_at FROM campaigns WHERE tenant_id = $1 AND id = $2";
     *out = NULL;
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
