@@ -1,4 +1,4 @@
--- 0009_campaigns: the campaign engine (活动): check-in, event tasks, and the
+-- 0010_campaigns: the campaign engine (活动): check-in, event tasks, and the
 -- rows lotteries, referrals and coupon drops will use.  See docs/campaigns.md.
 --
 -- A campaign is written as a draft, submitted, approved by a different key
