@@ -110,6 +110,31 @@ void sy_api_reconciliation(sy_req *r);
  * writer (run by the server's periodic maintenance). */
 void sy_api_grants_expire_job(sy_app *app);
 
+/* api_campaigns.c */
+void sy_api_campaigns_list(sy_req *r);
+void sy_api_campaigns_create(sy_req *r);
+void sy_api_campaigns_get(sy_req *r);
+void sy_api_campaigns_put(sy_req *r);
+void sy_api_campaigns_submit(sy_req *r);
+void sy_api_campaigns_approve(sy_req *r);
+void sy_api_campaigns_reject(sy_req *r);
+void sy_api_campaigns_pause(sy_req *r);
+void sy_api_campaigns_resume(sy_req *r);
+void sy_api_campaigns_end(sy_req *r);
+void sy_api_campaigns_checkin(sy_req *r);
+void sy_api_campaigns_customer(sy_req *r);
+/* The events hook.  Before an event batch is written (request thread): the
+ * task campaigns running now and, for each, which of the n events'
+ * customers are in its audience; NULL when none runs (*failed: a 500 was
+ * recorded).  In the writer, after event i was stored: rewards the tasks
+ * it completes, appending one object per reward to `rewards`. */
+typedef struct sy_task_plan sy_task_plan;
+sy_task_plan *sy_api_task_plan(sy_req *r, size_t n, const char *const *customer_no, bool *failed);
+int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const char *customer_no,
+                      const char *name, const char *event_id, int64_t ts, int64_t dwell_ms,
+                      json_t *rewards);
+void sy_api_task_plan_free(sy_task_plan *p);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

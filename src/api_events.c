@@ -46,6 +46,8 @@ typedef struct event_batch {
     json_t *errors; /* per-event errors found while applying (unknown customers) */
     size_t accepted;
     json_t *duplicates;
+    sy_task_plan *tasks;  /* running task campaigns to reward (NULL: none) */
+    json_t *task_rewards; /* what they rewarded, for the reply */
 } event_batch;
 
 static void batch_free(void *p)
@@ -60,6 +62,8 @@ static void batch_free(void *p)
     free(b->ev);
     json_decref(b->errors);
     json_decref(b->duplicates);
+    json_decref(b->task_rewards);
+    sy_api_task_plan_free(b->tasks);
 }
 
 static void add_error(json_t *errors, size_t index, const char *field, const char *detail)
@@ -248,12 +252,21 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
             b->accepted++;
         else
             json_array_append_new(b->duplicates, json_string(e->event_id));
+        /* Tasks are rewarded in the same transaction as the event: an
+         * event and the reward it earned commit together, and a repeated
+         * event (a duplicate) earns nothing again. */
+        if (e->stored && b->tasks &&
+            (rc = sy_api_task_apply(c, r, b->tasks, i, e->customer_no, e->name, e->event_id, e->ts,
+                                    e->dwell_ms, b->task_rewards)) != SY_OK)
+            return rc;
     }
     sy_req_no_audit(r); /* behaviour data, not an administrative change */
-    sy_reply_json(r, 200,
-                  json_pack("{s:I, s:I, s:O}", "accepted", (json_int_t)b->accepted, "duplicates",
-                            (json_int_t)json_array_size(b->duplicates), "duplicate_ids",
-                            b->duplicates));
+    json_t *reply =
+        json_pack("{s:I, s:I, s:O}", "accepted", (json_int_t)b->accepted, "duplicates",
+                  (json_int_t)json_array_size(b->duplicates), "duplicate_ids", b->duplicates);
+    if (b->tasks)
+        json_object_set(reply, "task_rewards", b->task_rewards);
+    sy_reply_json(r, 200, reply);
     return 0;
 }
 
@@ -403,6 +416,18 @@ void sy_api_events_post(sy_req *r)
         reply_event_errors(r, b->errors, nbad);
         return;
     }
+    /* Task campaigns (api_campaigns.c): which run, and who is in their
+     * audience, is decided here, where the segment index is read. */
+    const char **nos = sy_xmalloc(b->n * sizeof *nos);
+    for (size_t i = 0; i < b->n; i++)
+        nos[i] = b->ev[i].customer_no;
+    bool failed;
+    b->tasks = sy_api_task_plan(r, b->n, nos, &failed);
+    free(nos);
+    if (failed)
+        return;
+    if (b->tasks)
+        b->task_rewards = json_array();
     sy_req_write(r, apply_events, events_committed, b);
 }
 

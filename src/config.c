@@ -56,6 +56,9 @@ static const opt k_opts[] = {
      "file with the 32-byte key that encrypts personal data (or set SIYU_DATA_KEY)"},
     {"demo", T_BOOL, O(demo), "false", SY_CFG_SERVE,
      "demo bank: create a data key in the data directory if there is none"},
+    {"test-clock", T_BOOL, O(test_clock), "false", SY_CFG_SERVE,
+     "tests only: take the current time from each request's X-Siyu-Now header (never in"
+     " production)"},
     {"customers", T_INT, O(customers), "100000", SY_CFG_DEMO, "demo: customers to generate"},
     {"url", T_STR, O(url), "http://127.0.0.1:8080", SY_CFG_IMPORT, "import: the siyu server"},
     {"key", T_STR, O(key), NULL, SY_CFG_IMPORT, "import: an admin or app key of the tenant"},

@@ -35,6 +35,7 @@ typedef struct sy_config {
     char *examples;         /* key create: print curl examples for ADDR:PORT */
     char *data_key_file;    /* the personal-data key (pii.h) */
     bool demo;              /* a demo bank: create missing keys and demo data */
+    bool test_clock;        /* tests only: honour the X-Siyu-Now request header */
     int64_t customers;      /* demo: customers to generate */
     int64_t days;           /* demo: days of behaviour */
     int64_t seed;           /* demo: generator seed */

@@ -714,6 +714,9 @@ static int cmd_serve(int argc, char **argv)
     snprintf(addr, sizeof addr, "%.*s:%d", (int)(colon - x.cfg.listen), x.cfg.listen, port);
     sy_info("siyu %s serving on %s (data %s, %d threads, sync=%s)", SY_VERSION, addr, x.cfg.data,
             threads, x.cfg.sync);
+    if (x.cfg.test_clock)
+        sy_warn("--test-clock: requests may set the current time with X-Siyu-Now; this server"
+                " is for tests only");
     if (token[0]) {
         fprintf(stderr,
                 "\n==> First start: created tenant '%s' and its admin key.\n"

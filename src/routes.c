@@ -102,6 +102,25 @@ sy_route sy_routes[] = {
      NULL},
     {"GET", "/v1/reconciliation", sy_api_reconciliation, ADMIN | SY_ROLE_ANALYST, 0, NULL},
 
+    {"GET", "/v1/campaigns", sy_api_campaigns_list, SY_ROLES_ALL, 0, NULL},
+    {"POST", "/v1/campaigns", sy_api_campaigns_create, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/campaigns/{id}", sy_api_campaigns_get, SY_ROLES_ALL, 0, NULL},
+    {"PUT", "/v1/campaigns/{id}", sy_api_campaigns_put, ADMIN, 0, NULL},
+    {"POST", "/v1/campaigns/{id}:submit", sy_api_campaigns_submit, ADMIN, SY_ROUTE_IDEMPOTENT,
+     NULL},
+    {"POST", "/v1/campaigns/{id}:approve", sy_api_campaigns_approve, ADMIN, SY_ROUTE_IDEMPOTENT,
+     NULL},
+    {"POST", "/v1/campaigns/{id}:reject", sy_api_campaigns_reject, ADMIN, SY_ROUTE_IDEMPOTENT,
+     NULL},
+    {"POST", "/v1/campaigns/{id}:pause", sy_api_campaigns_pause, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
+    {"POST", "/v1/campaigns/{id}:resume", sy_api_campaigns_resume, ADMIN, SY_ROUTE_IDEMPOTENT,
+     NULL},
+    {"POST", "/v1/campaigns/{id}:end", sy_api_campaigns_end, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
+    {"POST", "/v1/campaigns/{id}/checkin", sy_api_campaigns_checkin, ADMIN | SY_ROLE_APP,
+     SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/campaigns/{id}/customers/{customer_no}", sy_api_campaigns_customer, SY_ROLES_ALL,
+     0, NULL},
+
     {"GET", "/v1/audit", sy_api_audit_list, AUDITORS, 0, NULL},
 };
 const int sy_routes_count = (int)SY_ARRAY_LEN(sy_routes);

@@ -111,6 +111,7 @@ struct sy_req {
     const char *audit_target;
     const char *audit_action;
     bool no_audit;
+    int64_t now_ms; /* X-Siyu-Now under --test-clock; 0: the real clock */
 
     arena_chunk *arena;
     void (*cleanup_fn[4])(void *);
@@ -270,6 +271,11 @@ sy_app *sy_req_app(sy_req *r)
 {
     return r->srv->app;
 }
+
+int64_t sy_req_now_ms(sy_req *r)
+{
+    return r->now_ms ? r->now_ms : sy_now_ms();
+}
 const char *sy_req_method(sy_req *r)
 {
     return r->method;
@@ -398,6 +404,19 @@ static const char *problem_title(const char *type)
         {"not-eligible", "Not eligible"},
         {"not-redeemable", "Grant cannot be redeemed"},
         {"not-revocable", "Grant cannot be revoked"},
+        {"not-draft", "Only a draft campaign can change"},
+        {"bad-transition", "Not a step of the campaign's lifecycle from its status"},
+        {"maker-checker", "Approval must come from another key than the author's"},
+        {"wrong-type", "Not a campaign of that type"},
+        {"not-running", "Campaign not running"},
+        {"not-in-audience", "Not in the campaign's audience"},
+        {"unsuitable", "The campaign's product does not suit the customer's risk profile"},
+        {"holdout", "Held out of the campaign"},
+        {"already-checked-in", "Checked in already"},
+        {"already-done", "Task rewarded already in this period"},
+        {"budget-exhausted", "Campaign budget spent"},
+        {"makeup-not-allowed", "Make-up check-in not allowed"},
+        {"reward-refused", "The reward could not be issued"},
         {"payload-too-large", "Request body too large"},
         {"rate-limited", "Too many requests"},
         {"internal", "Internal error"},
@@ -857,6 +876,31 @@ static bool check_idempotency(sy_req *r)
     return !idem_replay(r);
 }
 
+/* The test clock: a server started with --test-clock takes "now" from the
+ * request's X-Siyu-Now header (RFC 3339 or epoch milliseconds); any other
+ * server refuses a request that carries it, so a client can never move a
+ * production server's clock. */
+static bool test_clock(sy_req *r)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Siyu-Now");
+    if (!v)
+        return true;
+    const sy_config *cfg = r->srv->app ? r->srv->app->cfg : NULL;
+    if (!cfg || !cfg->test_clock) {
+        sy_reply_problem(r, 400, "validation", "X-Siyu-Now",
+                         "X-Siyu-Now is accepted only by a server started with --test-clock");
+        return false;
+    }
+    int64_t ms;
+    if (!sy_parse_time(v, &ms) && !sy_parse_i64(v, 1, INT64_MAX / 2, &ms)) {
+        sy_reply_problem(r, 400, "validation", "X-Siyu-Now",
+                         "X-Siyu-Now must be an RFC 3339 time with a zone or epoch milliseconds");
+        return false;
+    }
+    r->now_ms = ms;
+    return true;
+}
+
 /* Runs the matched route's handler.  Returns true when a write is pending. */
 static bool dispatch(sy_req *r)
 {
@@ -866,6 +910,8 @@ static bool dispatch(sy_req *r)
     if (rt->roles && !authenticate(r, rt))
         return false;
     if ((rt->flags & SY_ROUTE_IDEMPOTENT) && !check_idempotency(r))
+        return false;
+    if (!test_clock(r))
         return false;
     rt->handler(r);
     if (r->wapply) {

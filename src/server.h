@@ -60,6 +60,9 @@ int sy_route_match(const sy_route *routes, int nroutes, const char *method, cons
 
 /* ---- requests ---- */
 sy_app *sy_req_app(sy_req *r);
+/* The current time for this request: the real clock, or the X-Siyu-Now
+ * header's under `siyu serve --test-clock` (tests of business days). */
+int64_t sy_req_now_ms(sy_req *r);
 const char *sy_req_method(sy_req *r);
 const char *sy_req_path(sy_req *r);
 const char *sy_req_param(sy_req *r, const char *name);
