@@ -27,6 +27,8 @@
 #ifndef SY_CAMPAIGN_H
 #define SY_CAMPAIGN_H
 
+#include "benefits.h"
+#include "ledger.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -234,7 +236,7 @@ typedef struct sy_campaign_outcome {
     int streak;
     bool makeup;
     sy_campaign_reward reward; /* what was issued (points 0 and item "": nothing) */
-    char ledger_entry[32], grant_code[32];
+    char ledger_entry[SY_LEDGER_ID_MAX + 1], grant_code[SY_BENEFIT_GRANT_CODE_MAX + 1];
     int64_t cost, paid_points;
     const sy_campaign_task *task; /* task: the task rewarded */
     sy_campaign_result why;       /* refusals */
