@@ -135,6 +135,44 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
                       json_t *rewards);
 void sy_api_task_plan_free(sy_task_plan *p);
 
+/* For the other campaign handlers: the refusal reply of a SY_CAMPAIGN_*
+ * code; the audience check (false with a 500 recorded when the index is not
+ * available); a campaign read (404/500 recorded when NULL; free with
+ * sy_campaign_free). */
+struct sy_campaign_result;
+struct sy_campaign;
+void sy_api_campaign_refusal(sy_req *r, int rc, const struct sy_campaign_result *why,
+                             const char *id, const char *no);
+bool sy_api_campaign_in_segment(sy_req *r, const char *segment, size_t n, const char *const *nos,
+                                bool *in);
+struct sy_campaign *sy_api_campaign_read(sy_req *r, const char *id);
+
+/* api_referral.c: referral fission (invite codes, bindings, review) and the
+ * events hook that pays qualified referrals in the events transaction. */
+void sy_api_invites_create(sy_req *r);
+void sy_api_invites_get(sy_req *r);
+void sy_api_referrals_bind(sy_req *r);
+void sy_api_referrals_list(sy_req *r);
+void sy_api_referrals_approve(sy_req *r);
+void sy_api_referrals_reject(sy_req *r);
+typedef struct sy_referral_plan sy_referral_plan;
+/* The referral campaigns running now (NULL when none; *failed: a 500 was
+ * recorded). */
+sy_referral_plan *sy_api_referral_plan(sy_req *r, bool *failed);
+/* In the writer, after an event was stored: qualifies the customer's
+ * waiting binding, appending what happened to `out`. */
+int sy_api_referral_apply(sy_conn *c, sy_req *r, sy_referral_plan *p, const char *customer_no,
+                          const char *name, const char *event_id, int64_t ts, json_t *out);
+void sy_api_referral_plan_free(sy_referral_plan *p);
+
+/* api_offers.c: what one customer can use now (千人千面) */
+void sy_api_offers_get(sy_req *r);
+/* Forget the cached offers catalogue of a tenant (a campaign changed). */
+void sy_api_offers_invalidate(const char *tenant);
+
+/* api_report.c: the campaign report (JSON or CSV, uplift of ?goal=) */
+void sy_api_campaign_report(sy_req *r);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

@@ -20,6 +20,7 @@
 #include "campaign.h"
 #include "customer.h"
 #include "ledger.h"
+#include "referral.h"
 #include "segment_eval.h"
 #include "util.h"
 #include "validate.h"
@@ -257,11 +258,13 @@ static sy_index *tenant_index(sy_req *r, sy_attr_set **schema)
 /* The campaign definition from a create or replace body into cp. */
 static bool v_definition(sy_req *r, json_t *body, sy_campaign *cp)
 {
-    static const char *const fields[] = {
-        "id",         "name",        "type",        "starts_at",       "ends_at",
-        "open_hours", "segment_id",  "suitability", "holdout_percent", "budget",
-        "limits",     "point_type",  "checkin",     "tasks",           "lottery",
-        "referral",   "coupon_drop", NULL};
+    static const char *const fields[] = {"id",         "name",        "type",
+                                         "starts_at",  "ends_at",     "open_hours",
+                                         "segment_id", "suitability", "holdout_percent",
+                                         "budget",     "limits",      "point_type",
+                                         "checkin",    "tasks",       "lottery",
+                                         "referral",   "coupon_drop", "priority",
+                                         NULL};
     static const char *const hours_f[] = {"from", "until", NULL};
     static const char *const suit_f[] = {"product_risk", "validity_days", NULL};
     static const char *const budget_f[] = {"points", "cost", NULL};
@@ -339,6 +342,10 @@ static bool v_definition(sy_req *r, json_t *body, sy_campaign *cp)
     if (!v_int(r, body, "/holdout_percent", "holdout_percent", 0, 50, &holdout))
         return false;
     cp->holdout_percent = (int)holdout;
+    int64_t priority = 0;
+    if (!v_int(r, body, "/priority", "priority", -1000, 1000, &priority))
+        return false;
+    cp->priority = (int)priority;
     cp->budget_points = cp->budget_cost = SY_CAMPAIGN_UNSET;
     if (!v_object(r, body, "budget", budget_f, &budget) ||
         (budget &&
@@ -365,6 +372,13 @@ static bool v_definition(sy_req *r, json_t *body, sy_campaign *cp)
     snprintf(cp->point_type, sizeof cp->point_type, "%s", ptype ? ptype : "");
     char field[96], msg[256];
     if (!sy_campaign_rules_parse(cp, body, field, sizeof field, msg, sizeof msg)) {
+        sy_reply_problem(r, 400, "validation", field, "%s", msg);
+        return false;
+    }
+    sy_referral_rules rr;
+    if (cp->type == SY_CAMPAIGN_REFERRAL &&
+        !sy_referral_rules_parse(cp->extra, cp->point_type, &rr, field, sizeof field, msg,
+                                 sizeof msg)) {
         sy_reply_problem(r, 400, "validation", field, "%s", msg);
         return false;
     }
@@ -482,6 +496,12 @@ void sy_api_campaigns_list(sy_req *r)
 /* ------------------------------------------------------------------ */
 /* definition writes                                                   */
 
+/* After a campaign changed: the offers API loads its catalogue again. */
+static void offers_changed(sy_req *r, void *ctx)
+{
+    sy_api_offers_invalidate(sy_req_principal(r)->tenant);
+}
+
 typedef struct def_req {
     sy_campaign *cp;
     bool create;
@@ -513,6 +533,12 @@ static int apply_definition(sy_conn *c, sy_req *r, void *ctx)
     int rc = d->create
                  ? sy_campaign_create(c, tenant, d->cp, sy_req_principal(r)->key_id, now, &res)
                  : sy_campaign_update(c, tenant, d->cp, sy_req_principal(r)->key_id, now, &res);
+    sy_referral_rules rr;
+    char field[96], msg[200];
+    if (rc == SY_OK && d->cp->type == SY_CAMPAIGN_REFERRAL &&
+        sy_referral_rules_parse(d->cp->extra, d->cp->point_type, &rr, field, sizeof field, msg,
+                                sizeof msg))
+        rc = sy_referral_check_refs(c, tenant, &rr, &res);
     if (rc > 0) {
         reply_refusal(r, rc, &res, d->cp->id, NULL);
         return 1;
@@ -549,7 +575,7 @@ void sy_api_campaigns_create(sy_req *r)
     }
     def_req *d = sy_req_alloc(r, sizeof *d);
     *d = (def_req){cp, true};
-    sy_req_write(r, apply_definition, NULL, d);
+    sy_req_write(r, apply_definition, offers_changed, d);
 }
 
 void sy_api_campaigns_put(sy_req *r)
@@ -573,7 +599,7 @@ void sy_api_campaigns_put(sy_req *r)
     snprintf(cp->id, sizeof cp->id, "%s", id);
     def_req *d = sy_req_alloc(r, sizeof *d);
     *d = (def_req){cp, false};
-    sy_req_write(r, apply_definition, NULL, d);
+    sy_req_write(r, apply_definition, offers_changed, d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -616,7 +642,7 @@ static void step(sy_req *r, sy_campaign_action a)
         sy_reply_problem(r, 404, "not-found", NULL, "no campaign '%s'", s->id);
         return;
     }
-    sy_req_write(r, apply_step, NULL, s);
+    sy_req_write(r, apply_step, offers_changed, s);
 }
 
 void sy_api_campaigns_submit(sy_req *r)
@@ -966,4 +992,24 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
         }
     }
     return SY_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* for the other campaign handlers (api_referral.c, api_offers.c)      */
+
+void sy_api_campaign_refusal(sy_req *r, int rc, const sy_campaign_result *why, const char *id,
+                             const char *no)
+{
+    reply_refusal(r, rc, why, id, no);
+}
+
+bool sy_api_campaign_in_segment(sy_req *r, const char *segment, size_t n, const char *const *nos,
+                                bool *in)
+{
+    return in_segment(r, segment, n, nos, in);
+}
+
+sy_campaign *sy_api_campaign_read(sy_req *r, const char *id)
+{
+    return read_campaign(r, id);
 }

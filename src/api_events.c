@@ -46,8 +46,10 @@ typedef struct event_batch {
     json_t *errors; /* per-event errors found while applying (unknown customers) */
     size_t accepted;
     json_t *duplicates;
-    sy_task_plan *tasks;  /* running task campaigns to reward (NULL: none) */
-    json_t *task_rewards; /* what they rewarded, for the reply */
+    sy_task_plan *tasks;         /* running task campaigns to reward (NULL: none) */
+    json_t *task_rewards;        /* what they rewarded, for the reply */
+    sy_referral_plan *referrals; /* running referral campaigns (NULL: none) */
+    json_t *referral_rewards;    /* the referrals the events qualified */
 } event_batch;
 
 static void batch_free(void *p)
@@ -64,6 +66,8 @@ static void batch_free(void *p)
     json_decref(b->duplicates);
     json_decref(b->task_rewards);
     sy_api_task_plan_free(b->tasks);
+    json_decref(b->referral_rewards);
+    sy_api_referral_plan_free(b->referrals);
 }
 
 static void add_error(json_t *errors, size_t index, const char *field, const char *detail)
@@ -259,6 +263,11 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
             (rc = sy_api_task_apply(c, r, b->tasks, i, e->customer_no, e->name, e->event_id, e->ts,
                                     e->dwell_ms, b->task_rewards)) != SY_OK)
             return rc;
+        /* Likewise a referral's qualifying event (api_referral.c). */
+        if (e->stored && b->referrals &&
+            (rc = sy_api_referral_apply(c, r, b->referrals, e->customer_no, e->name, e->event_id,
+                                        e->ts, b->referral_rewards)) != SY_OK)
+            return rc;
     }
     sy_req_no_audit(r); /* behaviour data, not an administrative change */
     json_t *reply =
@@ -266,6 +275,8 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
                   (json_int_t)json_array_size(b->duplicates), "duplicate_ids", b->duplicates);
     if (b->tasks)
         json_object_set(reply, "task_rewards", b->task_rewards);
+    if (b->referrals)
+        json_object_set(reply, "referrals", b->referral_rewards);
     sy_reply_json(r, 200, reply);
     return 0;
 }
@@ -428,6 +439,11 @@ void sy_api_events_post(sy_req *r)
         return;
     if (b->tasks)
         b->task_rewards = json_array();
+    b->referrals = sy_api_referral_plan(r, &failed);
+    if (failed)
+        return;
+    if (b->referrals)
+        b->referral_rewards = json_array();
     sy_req_write(r, apply_events, events_committed, b);
 }
 

@@ -513,7 +513,7 @@ int sy_campaign_load(sy_conn *c, const char *tenant, const char *id, sy_campaign
         "product_risk, risk_validity_days, holdout_percent, budget_points, budget_cost, "
         "spent_points, spent_cost, limit_day, limit_week, limit_total, point_type, rules, "
         "created_by, updated_by, submitted_by, approved_by, created_at, updated_at, submitted_at, "
-        "approved_at FROM campaigns WHERE tenant_id = $1 AND id = $2";
+        "approved_at, priority FROM campaigns WHERE tenant_id = $1 AND id = $2";
     *out = NULL;
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
@@ -555,6 +555,7 @@ int sy_campaign_load(sy_conn *c, const char *tenant, const char *id, sy_campaign
     cp->updated_at = sy_stmt_i64(st, 26);
     cp->submitted_at = i64_or_unset(st, 27);
     cp->approved_at = i64_or_unset(st, 28);
+    cp->priority = (int)sy_stmt_i64(st, 29);
     sy_stmt_reset(st);
     char field[80], msg[200];
     if (ok && rules)
@@ -620,6 +621,7 @@ json_t *sy_campaign_json(const sy_campaign *cp, int64_t now_ms)
         json_object_set_new(o, "suitability", json_null());
     }
     json_object_set_new(o, "holdout_percent", json_integer(cp->holdout_percent));
+    json_object_set_new(o, "priority", json_integer(cp->priority));
     json_object_set_new(o, "budget",
                         json_pack("{s:o, s:o, s:I, s:I}", "points", int_or_null(cp->budget_points),
                                   "cost", int_or_null(cp->budget_cost), "spent_points",
@@ -747,6 +749,7 @@ static int bind_definition(sy_stmt *st, const sy_campaign *cp)
     bind_or_null(st, 17, cp->limit_total);
     bind_text_or_null(st, 18, cp->point_type);
     sy_stmt_bind_text(st, 19, text);
+    sy_stmt_bind_i64(st, 22, cp->priority);
     free(text);
     return SY_OK;
 }
@@ -758,9 +761,9 @@ int sy_campaign_create(sy_conn *c, const char *tenant, const sy_campaign *cp, co
         "INSERT INTO campaigns (tenant_id, id, name, type, starts_at, ends_at, open_from,"
         " open_until, segment_id, product_risk, risk_validity_days, holdout_percent,"
         " budget_points, budget_cost, limit_day, limit_week, limit_total, point_type, rules,"
-        " status, created_by, updated_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5,"
-        " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 'draft', $20, $20,"
-        " $21, $21) ON CONFLICT (tenant_id, id) DO NOTHING";
+        " status, created_by, updated_by, created_at, updated_at, priority) VALUES ($1, $2, $3,"
+        " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 'draft', $20,"
+        " $20, $21, $21, $22) ON CONFLICT (tenant_id, id) DO NOTHING";
     memset(res, 0, sizeof *res);
     int rc = check_refs(c, tenant, cp, res);
     if (rc != SY_OK)
@@ -788,7 +791,7 @@ int sy_campaign_update(sy_conn *c, const char *tenant, const sy_campaign *cp, co
         " open_until = $8, segment_id = $9, product_risk = $10, risk_validity_days = $11,"
         " holdout_percent = $12, budget_points = $13, budget_cost = $14, limit_day = $15,"
         " limit_week = $16, limit_total = $17, point_type = $18, rules = $19, updated_by = $20,"
-        " updated_at = $21 WHERE tenant_id = $1 AND id = $2 AND status = 'draft'";
+        " updated_at = $21, priority = $22 WHERE tenant_id = $1 AND id = $2 AND status = 'draft'";
     memset(res, 0, sizeof *res);
     sy_campaign *old;
     int rc = sy_campaign_load(c, tenant, cp->id, &old);
@@ -1510,4 +1513,74 @@ int sy_campaign_running_tasks(sy_conn *c, const char *tenant, int64_t now_ms,
         snprintf(ids[(*n)++], SY_CAMPAIGN_ID_MAX + 1, "%s", sy_stmt_text(st, 0));
     sy_stmt_reset(st);
     return rc == SY_DONE || rc == SY_ROW ? SY_OK : rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the building blocks other kinds of participation use (referral.c)  */
+
+int sy_campaign_zone(sy_conn *c, const char *tenant, char zone[65])
+{
+    return tenant_zone(c, tenant, zone);
+}
+
+int sy_campaign_admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, int64_t when,
+                      sy_campaign_result *why)
+{
+    char zone[65];
+    int rc = tenant_zone(c, w->tenant, zone);
+    return rc == SY_OK ? admit(c, cp, w, zone, when, why) : rc;
+}
+
+bool sy_campaign_open_at(const sy_campaign *cp, const char *zone, int64_t when)
+{
+    if (when < cp->starts_at || when >= cp->ends_at)
+        return false;
+    if (cp->open_from == SY_CAMPAIGN_UNSET)
+        return true;
+    int m = local_minute(zone, when);
+    return m >= cp->open_from && m < cp->open_until;
+}
+
+int sy_campaign_budget_check(sy_conn *c, const char *tenant, const char *id, int64_t points,
+                             int64_t cost, sy_campaign_result *why)
+{
+    return check_budget(c, tenant, id, points, cost, why);
+}
+
+int sy_campaign_budget_spend(sy_conn *c, const char *tenant, const char *id, int64_t points,
+                             int64_t cost)
+{
+    return spend_budget(c, tenant, id, points, cost);
+}
+
+int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
+                            int64_t *points, int64_t *cost)
+{
+    return reward_cost(c, tenant, r, points, cost);
+}
+
+int sy_campaign_reward_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
+                             const sy_campaign_reward *r, const char *action_id, const char *reason,
+                             sy_campaign_outcome *out)
+{
+    return issue_reward(c, cp, w, r, action_id, reason, out);
+}
+
+int sy_campaign_reward_check(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
+                             const char *ptr, sy_campaign_result *res)
+{
+    return check_reward(c, tenant, r, ptr, res);
+}
+
+bool sy_campaign_reward_parse(json_t *o, const char *ptr, const char *default_type,
+                              sy_campaign_reward *out, char *field, size_t fieldlen, char *msg,
+                              size_t msglen)
+{
+    perr e = {field, msg, fieldlen, msglen};
+    return reward_parse(&e, o, ptr, default_type, false, out);
+}
+
+json_t *sy_campaign_reward_json(const sy_campaign_reward *r)
+{
+    return reward_json(r, 0);
 }

@@ -162,6 +162,7 @@ typedef struct sy_campaign {
     json_t *extra;
     char created_by[40], updated_by[40], submitted_by[40], approved_by[40];
     int64_t created_at, updated_at, submitted_at, approved_at; /* UNSET: not yet */
+    int priority; /* offers rank higher priorities first (0 by default) */
 } sy_campaign;
 
 /* Parses and checks a campaign's type section from `in` (the request body
@@ -274,5 +275,41 @@ int sy_campaign_task_event(sy_conn *c, const sy_campaign *cp, int t, const sy_ca
  * 'scheduled', inside their window), at most max; *n counts them. */
 int sy_campaign_running_tasks(sy_conn *c, const char *tenant, int64_t now_ms,
                               char (*ids)[SY_CAMPAIGN_ID_MAX + 1], int max, int *n);
+
+/* ---- building blocks for other kinds of participation (referral.c) ---- */
+
+/* The tenant's time zone ("UTC" when the tenant is not found). */
+int sy_campaign_zone(sy_conn *c, const char *tenant, char zone[65]);
+/* The checks every participation passes (running, schedule and open hours
+ * at `when`, the customer, audience, suitability, holdout — a held-out
+ * customer is recorded). */
+int sy_campaign_admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, int64_t when,
+                      sy_campaign_result *why);
+/* Whether `when` lies inside the campaign's schedule and open hours. */
+bool sy_campaign_open_at(const sy_campaign *cp, const char *zone, int64_t when);
+/* The budget: whether it holds points and cost (BUDGET_EXHAUSTED with
+ * why->other "points" or "cost"), and spending from it. */
+int sy_campaign_budget_check(sy_conn *c, const char *tenant, const char *id, int64_t points,
+                             int64_t cost, sy_campaign_result *why);
+int sy_campaign_budget_spend(sy_conn *c, const char *tenant, const char *id, int64_t points,
+                             int64_t cost);
+/* What a reward costs the budget (its points; an item's cost price). */
+int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
+                            int64_t *points, int64_t *cost);
+/* Issues a reward to w->customer_no (points from campaign:<id>, or one
+ * unit of an item); fills out->ledger_entry or out->grant_code.  Refusals
+ * (REWARD_REFUSED, NO_CUSTOMER) write nothing. */
+int sy_campaign_reward_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
+                             const sy_campaign_reward *r, const char *action_id, const char *reason,
+                             sy_campaign_outcome *out);
+/* The reward's point type or item exists (UNKNOWN_TYPE / UNKNOWN_ITEM with
+ * res->other: ptr + "/point_type" or "/item"). */
+int sy_campaign_reward_check(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
+                             const char *ptr, sy_campaign_result *res);
+/* Parses a reward object at JSON pointer ptr. */
+bool sy_campaign_reward_parse(json_t *o, const char *ptr, const char *default_type,
+                              sy_campaign_reward *out, char *field, size_t fieldlen, char *msg,
+                              size_t msglen);
+json_t *sy_campaign_reward_json(const sy_campaign_reward *r);
 
 #endif

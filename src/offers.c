@@ -1,0 +1,578 @@
+/* offers.c — the offers catalogue, one customer's standing in it, and the
+ * ranked answer (offers.h). */
+#include "offers.h"
+
+#include "ledger.h"
+#include "util.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DAY_MS 86400000LL
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* year * 12 + month - 1 of a moment in the zone (as benefits.c counts). */
+static int64_t local_month(const char *zone, int64_t ms)
+{
+    int64_t local = ms + sy_ledger_tz_offset(zone, ms);
+    time_t secs = (time_t)floor_div(local, 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    return (int64_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
+}
+
+/* ------------------------------------------------------------------ */
+/* the catalogue                                                       */
+
+static int audience_of(sy_offers_catalog *cat, const char *id, const char *expr)
+{
+    if ((!id || !id[0]) && (!expr || !expr[0]))
+        return SY_OFFER_NO_AUDIENCE;
+    for (size_t i = 0; i < cat->naudiences; i++) {
+        sy_offer_audience *a = &cat->audiences[i];
+        if ((id && id[0] && a->id && !strcmp(a->id, id)) ||
+            (expr && expr[0] && a->expression && !strcmp(a->expression, expr)))
+            return (int)i;
+    }
+    cat->audiences = sy_xrealloc(cat->audiences, (cat->naudiences + 1) * sizeof *cat->audiences);
+    sy_offer_audience *a = &cat->audiences[cat->naudiences];
+    memset(a, 0, sizeof *a);
+    if (id && id[0]) {
+        a->id = sy_xstrdup(id);
+    } else {
+        a->expression = sy_xstrdup(expr);
+        sy_seg_error e;
+        memset(&e, 0, sizeof e);
+        a->ast = sy_seg_parse(expr, strlen(expr), &e);
+    }
+    return (int)cat->naudiences++;
+}
+
+static sy_offer *add_offer(sy_offers_catalog *cat, size_t *cap)
+{
+    if (cat->n == *cap)
+        cat->offers = sy_xrealloc(cat->offers, (*cap = *cap ? *cap * 2 : 64) * sizeof *cat->offers);
+    sy_offer *o = &cat->offers[cat->n++];
+    memset(o, 0, sizeof *o);
+    o->audience[0] = o->audience[1] = SY_OFFER_NO_AUDIENCE;
+    o->ends_at = SY_OFFER_NO_END;
+    o->draws_per_day = -1;
+    o->available_from = o->available_until = SY_BENEFIT_UNSET;
+    o->lim_day = o->lim_month = o->lim_total = SY_BENEFIT_UNSET;
+    o->item_day = o->item_month = o->item_total = SY_BENEFIT_UNSET;
+    return o;
+}
+
+static int64_t col_or_unset(sy_stmt *st, int col)
+{
+    return sy_stmt_is_null(st, col) ? SY_BENEFIT_UNSET : sy_stmt_i64(st, col);
+}
+
+/* A lottery's daily draws, read defensively: the lottery section is being
+ * built elsewhere, so any of a few plausible names, as a positive integer. */
+static int64_t draws_per_day(const sy_campaign *cp)
+{
+    static const char *const names[] = {"draws_per_day", "daily_draws", "free_draws_per_day",
+                                        "draws_per_customer_per_day", "max_draws_per_day"};
+    if (cp->type != SY_CAMPAIGN_LOTTERY || !json_is_object(cp->extra))
+        return -1;
+    for (size_t i = 0; i < SY_ARRAY_LEN(names); i++) {
+        json_t *v = json_object_get(cp->extra, names[i]);
+        if (json_is_integer(v) && json_integer_value(v) > 0)
+            return json_integer_value(v);
+    }
+    json_t *lim = json_object_get(cp->extra, "limits");
+    json_t *v = json_is_object(lim) ? json_object_get(lim, "draws_per_day") : NULL;
+    return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : -1;
+}
+
+static const char k_draws_sql[] =
+    "SELECT COUNT(*) FROM lottery_draws WHERE tenant_id = $1 AND campaign_id = $2"
+    " AND customer_no = $3 AND day = $4";
+
+int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_offers_catalog **out)
+{
+    static const char sql_campaigns[] =
+        "SELECT id FROM campaigns WHERE tenant_id = $1 AND status = 'scheduled' AND ends_at > $2"
+        " ORDER BY id";
+    static const char sql_packages[] =
+        "SELECT code, name, segment_id, segment_expression FROM benefit_packages"
+        " WHERE tenant_id = $1 ORDER BY code";
+    static const char sql_lines[] = "SELECT package, item, quantity FROM benefit_package_items"
+                                    " WHERE tenant_id = $1 ORDER BY package, item";
+    static const char sql_listings[] =
+        "SELECT l.code, l.title, l.item, l.point_type, l.price, l.limit_day, l.limit_month,"
+        " l.limit_total, l.segment_id, l.segment_expression, i.remaining, i.available_from,"
+        " i.available_until, i.limit_day, i.limit_month, i.limit_total, i.segment_id,"
+        " i.segment_expression, i.face_value FROM mall_listings l JOIN benefit_items i"
+        " ON i.tenant_id = l.tenant_id AND i.code = l.item WHERE l.tenant_id = $1"
+        " AND l.active = 1 ORDER BY l.code";
+    *out = NULL;
+    sy_offers_catalog *cat = sy_xcalloc(1, sizeof *cat);
+    snprintf(cat->tenant, sizeof cat->tenant, "%s", tenant);
+    cat->loaded_for = now_ms;
+    cat->loaded_real = sy_now_ms();
+    size_t cap = 0;
+    int rc = sy_campaign_zone(c, tenant, cat->zone);
+    /* campaigns */
+    size_t nids = 0;
+    char(*ids)[SY_CAMPAIGN_ID_MAX + 1] = NULL;
+    sy_stmt *st = rc == SY_OK ? sy_conn_prepare(c, sql_campaigns) : NULL;
+    if (rc == SY_OK && !st)
+        rc = SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_i64(st, 2, now_ms);
+        size_t idcap = 0;
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            if (nids == idcap)
+                ids = sy_xrealloc(ids, (idcap = idcap ? idcap * 2 : 64) * sizeof *ids);
+            snprintf(ids[nids++], sizeof ids[0], "%s", sy_stmt_text(st, 0));
+        }
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    for (size_t i = 0; i < nids && rc == SY_OK; i++) {
+        sy_campaign *cp;
+        rc = sy_campaign_load(c, tenant, ids[i], &cp);
+        if (rc == SY_CAMPAIGN_NOT_FOUND) {
+            rc = SY_OK;
+            continue;
+        }
+        if (rc != SY_OK)
+            break;
+        sy_offer *o = add_offer(cat, &cap);
+        o->kind = SY_OFFER_CAMPAIGN;
+        o->cp = cp;
+        snprintf(o->code, sizeof o->code, "%s", cp->id);
+        snprintf(o->name, sizeof o->name, "%s", cp->name);
+        o->priority = cp->priority;
+        o->ends_at = cp->ends_at;
+        o->audience[0] = audience_of(cat, cp->segment_id, NULL);
+        o->draws_per_day = draws_per_day(cp);
+    }
+    free(ids);
+    /* packages and their lines */
+    if (rc == SY_OK && !(st = sy_conn_prepare(c, sql_packages)))
+        rc = SY_ERR;
+    if (rc == SY_OK) {
+        sy_stmt_bind_text(st, 1, tenant);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            sy_offer *o = add_offer(cat, &cap);
+            o->kind = SY_OFFER_PACKAGE;
+            snprintf(o->code, sizeof o->code, "%s", sy_stmt_text(st, 0));
+            snprintf(o->name, sizeof o->name, "%s", sy_stmt_text(st, 1));
+            o->audience[0] = audience_of(cat, sy_stmt_is_null(st, 2) ? NULL : sy_stmt_text(st, 2),
+                                         sy_stmt_is_null(st, 3) ? NULL : sy_stmt_text(st, 3));
+            o->lines = json_array();
+        }
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    if (rc == SY_OK && !(st = sy_conn_prepare(c, sql_lines)))
+        rc = SY_ERR;
+    if (rc == SY_OK) {
+        sy_stmt_bind_text(st, 1, tenant);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            for (size_t i = 0; i < cat->n; i++)
+                if (cat->offers[i].kind == SY_OFFER_PACKAGE &&
+                    !strcmp(cat->offers[i].code, sy_stmt_text(st, 0)))
+                    json_array_append_new(cat->offers[i].lines,
+                                          json_pack("{s:s, s:I}", "item", sy_stmt_text(st, 1),
+                                                    "quantity", (json_int_t)sy_stmt_i64(st, 2)));
+        }
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    /* listings with their items */
+    if (rc == SY_OK && !(st = sy_conn_prepare(c, sql_listings)))
+        rc = SY_ERR;
+    if (rc == SY_OK) {
+        sy_stmt_bind_text(st, 1, tenant);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            sy_offer *o = add_offer(cat, &cap);
+            o->kind = SY_OFFER_LISTING;
+            snprintf(o->code, sizeof o->code, "%s", sy_stmt_text(st, 0));
+            snprintf(o->name, sizeof o->name, "%s", sy_stmt_text(st, 1));
+            snprintf(o->item, sizeof o->item, "%s", sy_stmt_text(st, 2));
+            snprintf(o->point_type, sizeof o->point_type, "%s", sy_stmt_text(st, 3));
+            o->price = sy_stmt_i64(st, 4);
+            o->lim_day = col_or_unset(st, 5);
+            o->lim_month = col_or_unset(st, 6);
+            o->lim_total = col_or_unset(st, 7);
+            o->audience[0] = audience_of(cat, sy_stmt_is_null(st, 8) ? NULL : sy_stmt_text(st, 8),
+                                         sy_stmt_is_null(st, 9) ? NULL : sy_stmt_text(st, 9));
+            o->remaining = sy_stmt_i64(st, 10);
+            o->available_from = col_or_unset(st, 11);
+            o->available_until = col_or_unset(st, 12);
+            o->item_day = col_or_unset(st, 13);
+            o->item_month = col_or_unset(st, 14);
+            o->item_total = col_or_unset(st, 15);
+            o->audience[1] = audience_of(cat, sy_stmt_is_null(st, 16) ? NULL : sy_stmt_text(st, 16),
+                                         sy_stmt_is_null(st, 17) ? NULL : sy_stmt_text(st, 17));
+            o->face_value = sy_stmt_i64(st, 18);
+            if (o->available_until != SY_BENEFIT_UNSET)
+                o->ends_at = o->available_until;
+        }
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    /* the lottery's draws, when its table is there (built elsewhere) */
+    cat->draws_table = rc == SY_OK && sy_conn_prepare(c, k_draws_sql) != NULL;
+    if (rc != SY_OK) {
+        sy_offers_catalog_free(cat);
+        return rc;
+    }
+    *out = cat;
+    return SY_OK;
+}
+
+void sy_offers_catalog_free(sy_offers_catalog *cat)
+{
+    if (!cat)
+        return;
+    for (size_t i = 0; i < cat->n; i++) {
+        sy_campaign_free(cat->offers[i].cp);
+        json_decref(cat->offers[i].lines);
+    }
+    for (size_t i = 0; i < cat->naudiences; i++) {
+        free(cat->audiences[i].id);
+        free(cat->audiences[i].expression);
+        sy_seg_free(cat->audiences[i].ast);
+    }
+    free(cat->audiences);
+    free(cat->offers);
+    free(cat);
+}
+
+/* ------------------------------------------------------------------ */
+/* one customer's standing                                             */
+
+static int offer_index(const sy_offers_catalog *cat, sy_offer_kind kind, const char *code)
+{
+    for (size_t i = 0; i < cat->n; i++)
+        if (cat->offers[i].kind == kind && !strcmp(cat->offers[i].code, code))
+            return (int)i;
+    return -1;
+}
+
+int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *no, int64_t now_ms,
+                         sy_offers_state *st)
+{
+    static const char sql_actions[] =
+        "SELECT campaign_id, kind, COALESCE(task, ''), COUNT(*),"
+        " COALESCE(SUM(CASE WHEN day = $3 THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN week = $4 THEN 1 ELSE 0 END), 0),"
+        " COALESCE(MAX(CASE WHEN target_day = $3 THEN 1 ELSE 0 END), 0)"
+        " FROM campaign_actions WHERE tenant_id = $1 AND customer_no = $2"
+        " GROUP BY campaign_id, kind, task"
+        " UNION ALL SELECT campaign_id, 'referral', '', COUNT(*), 0, 0, 0 FROM referral_rewards"
+        " WHERE tenant_id = $1 AND customer_no = $2 AND role = 'inviter' GROUP BY campaign_id";
+    static const char sql_grants[] =
+        "SELECT item, COALESCE(listing, ''), COUNT(*),"
+        " COALESCE(SUM(CASE WHEN month = $3 THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN day = $4 THEN 1 ELSE 0 END), 0) FROM benefit_grants"
+        " WHERE tenant_id = $1 AND customer_no = $2 AND status <> 'revoked'"
+        " GROUP BY item, listing";
+    memset(st, 0, sizeof *st);
+    size_t n = cat->n ? cat->n : 1;
+    st->today = sy_campaign_day(cat->zone, now_ms);
+    st->week = sy_campaign_week(st->today);
+    st->month = local_month(cat->zone, now_ms);
+    st->use = sy_xcalloc(n, sizeof *st->use);
+    int64_t *counts = sy_xcalloc(6 * n, sizeof *counts);
+    st->grants_day = counts;
+    st->grants_month = counts + n;
+    st->grants_total = counts + 2 * n;
+    st->item_day = counts + 3 * n;
+    st->item_month = counts + 4 * n;
+    st->item_total = counts + 5 * n;
+    for (size_t i = 0; i < cat->n; i++)
+        st->use[i].draws_today = -1;
+    bool any_campaign = false, any_listing = false;
+    for (size_t i = 0; i < cat->n; i++) {
+        any_campaign |= cat->offers[i].kind == SY_OFFER_CAMPAIGN;
+        any_listing |= cat->offers[i].kind == SY_OFFER_LISTING;
+    }
+    int rc = SY_OK;
+    sy_stmt *q;
+    if (any_campaign) {
+        if (!(q = sy_conn_prepare(c, sql_actions)))
+            return SY_ERR;
+        sy_stmt_bind_text(q, 1, cat->tenant);
+        sy_stmt_bind_text(q, 2, no);
+        sy_stmt_bind_i64(q, 3, st->today);
+        sy_stmt_bind_i64(q, 4, st->week);
+        while ((rc = sy_stmt_step(q)) == SY_ROW) {
+            int k = offer_index(cat, SY_OFFER_CAMPAIGN, sy_stmt_text(q, 0));
+            if (k < 0)
+                continue;
+            sy_offer_use *u = &st->use[k];
+            const char *kind = sy_stmt_text(q, 1), *task = sy_stmt_text(q, 2);
+            int64_t total = sy_stmt_i64(q, 3), today = sy_stmt_i64(q, 4), week = sy_stmt_i64(q, 5);
+            if (!strcmp(kind, "referral")) {
+                u->invites_rewarded = total;
+                continue;
+            }
+            if (!strcmp(kind, "checkin") && sy_stmt_i64(q, 6))
+                u->checked_in_today = true;
+            if (strcmp(kind, "makeup") != 0) {
+                u->total += total;
+                u->today += today;
+                u->week += week;
+            }
+            if (!strcmp(kind, "task") && task[0]) {
+                const sy_campaign *cp = cat->offers[k].cp;
+                for (int t = 0; t < cp->ntasks; t++) {
+                    if (strcmp(cp->tasks[t].code, task) != 0)
+                        continue;
+                    sy_campaign_period p = cp->tasks[t].period;
+                    bool done = p == SY_PERIOD_DAY    ? today > 0
+                                : p == SY_PERIOD_WEEK ? week > 0
+                                                      : total > 0;
+                    if (done) {
+                        if (!u->tasks_done)
+                            u->tasks_done = json_object();
+                        json_object_set_new(u->tasks_done, task, json_true());
+                    }
+                }
+            }
+        }
+        sy_stmt_reset(q);
+        if (rc != SY_DONE)
+            return rc;
+        rc = SY_OK;
+    }
+    if (any_listing) {
+        if (!(q = sy_conn_prepare(c, sql_grants)))
+            return SY_ERR;
+        sy_stmt_bind_text(q, 1, cat->tenant);
+        sy_stmt_bind_text(q, 2, no);
+        sy_stmt_bind_i64(q, 3, st->month);
+        sy_stmt_bind_i64(q, 4, st->today);
+        while ((rc = sy_stmt_step(q)) == SY_ROW) {
+            const char *item = sy_stmt_text(q, 0), *listing = sy_stmt_text(q, 1);
+            int64_t total = sy_stmt_i64(q, 2), month = sy_stmt_i64(q, 3), day = sy_stmt_i64(q, 4);
+            for (size_t i = 0; i < cat->n; i++) {
+                const sy_offer *o = &cat->offers[i];
+                if (o->kind != SY_OFFER_LISTING || strcmp(o->item, item) != 0)
+                    continue;
+                st->item_total[i] += total;
+                st->item_month[i] += month;
+                st->item_day[i] += day;
+                if (!strcmp(o->code, listing)) {
+                    st->grants_total[i] += total;
+                    st->grants_month[i] += month;
+                    st->grants_day[i] += day;
+                }
+            }
+        }
+        sy_stmt_reset(q);
+        if (rc != SY_DONE)
+            return rc;
+        rc = SY_OK;
+    }
+    for (size_t i = 0; i < cat->n && cat->draws_table; i++) {
+        const sy_offer *o = &cat->offers[i];
+        if (o->kind != SY_OFFER_CAMPAIGN || o->draws_per_day < 0)
+            continue;
+        if (!(q = sy_conn_prepare(c, k_draws_sql)))
+            break; /* the table went away: unknown */
+        sy_stmt_bind_text(q, 1, cat->tenant);
+        sy_stmt_bind_text(q, 2, o->code);
+        sy_stmt_bind_text(q, 3, no);
+        sy_stmt_bind_i64(q, 4, st->today);
+        if (sy_stmt_step(q) == SY_ROW)
+            st->use[i].draws_today = sy_stmt_i64(q, 0);
+        sy_stmt_reset(q);
+    }
+    return rc;
+}
+
+void sy_offers_state_free(const sy_offers_catalog *cat, sy_offers_state *st)
+{
+    if (st->use)
+        for (size_t i = 0; i < cat->n; i++)
+            json_decref(st->use[i].tasks_done);
+    free(st->use);
+    free(st->grants_day);
+    memset(st, 0, sizeof *st);
+}
+
+/* ------------------------------------------------------------------ */
+/* the answer                                                          */
+
+int sy_offers_compare(const void *a, const void *b)
+{
+    const sy_offer *x = *(const sy_offer *const *)a, *y = *(const sy_offer *const *)b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->ends_at != y->ends_at)
+        return x->ends_at < y->ends_at ? -1 : 1;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    return strcmp(x->code, y->code);
+}
+
+/* What is left of a limit (null when there is none). */
+static json_t *left(int64_t limit, int64_t used)
+{
+    if (limit == SY_CAMPAIGN_UNSET)
+        return json_null();
+    return json_integer(limit > used ? limit - used : 0);
+}
+
+static int64_t left_min(int64_t acc, int64_t limit, int64_t used)
+{
+    if (limit == SY_CAMPAIGN_UNSET)
+        return acc;
+    int64_t l = limit > used ? limit - used : 0;
+    return acc < 0 || l < acc ? l : acc;
+}
+
+static bool in_audiences(const sy_offer *o, const bool *in)
+{
+    for (int k = 0; k < 2; k++)
+        if (o->audience[k] != SY_OFFER_NO_AUDIENCE && !in[o->audience[k]])
+            return false;
+    return true;
+}
+
+static bool suits(const sy_campaign *cp, const sy_offers_profile *p, int64_t today)
+{
+    if (!cp->product_risk)
+        return true;
+    return p->risk_level >= cp->product_risk && p->risk_assessed_day != SY_CAMPAIGN_UNSET &&
+           p->risk_assessed_day >= today - cp->risk_validity_days;
+}
+
+static json_t *campaign_json(const sy_offers_catalog *cat, const sy_offer *o, const sy_offer_use *u)
+{
+    const sy_campaign *cp = o->cp;
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "kind", "campaign", "id", cp->id,
+                          "name", cp->name, "type", sy_campaign_type_name(cp->type), "priority",
+                          cp->priority, "ends_at", sy_json_time(cp->ends_at));
+    json_object_set_new(j, "limits_left",
+                        json_pack("{s:o, s:o, s:o}", "per_day", left(cp->limit_day, u->today),
+                                  "per_week", left(cp->limit_week, u->week), "per_campaign",
+                                  left(cp->limit_total, u->total)));
+    if (cp->type == SY_CAMPAIGN_CHECKIN) {
+        json_object_set_new(j, "checkin",
+                            json_pack("{s:b, s:b}", "checked_in_today", u->checked_in_today,
+                                      "makeup", cp->makeup_cost != SY_CAMPAIGN_UNSET));
+    } else if (cp->type == SY_CAMPAIGN_TASK) {
+        json_t *ts = json_array();
+        for (int t = 0; t < cp->ntasks; t++) {
+            const sy_campaign_task *tk = &cp->tasks[t];
+            bool done = u->tasks_done && json_object_get(u->tasks_done, tk->code);
+            json_array_append_new(ts, json_pack("{s:s, s:s, s:s, s:b, s:o}", "code", tk->code,
+                                                "event", tk->event, "period",
+                                                sy_campaign_period_name(tk->period), "done", done,
+                                                "reward", sy_campaign_reward_json(&tk->reward)));
+        }
+        json_object_set_new(j, "tasks", ts);
+    } else if (cp->type == SY_CAMPAIGN_LOTTERY) {
+        json_t *l = json_object();
+        json_object_set_new(l, "draws_per_day",
+                            o->draws_per_day < 0 ? json_null() : json_integer(o->draws_per_day));
+        json_object_set_new(l, "draws_today",
+                            u->draws_today < 0 ? json_null() : json_integer(u->draws_today));
+        json_object_set_new(l, "draws_left_today",
+                            o->draws_per_day < 0 || u->draws_today < 0
+                                ? json_null()
+                                : json_integer(o->draws_per_day > u->draws_today
+                                                   ? o->draws_per_day - u->draws_today
+                                                   : 0));
+        if (!cat->draws_table)
+            json_object_set_new(l, "note", json_string("draws are not recorded yet"));
+        json_object_set_new(j, "lottery", l);
+    } else if (cp->type == SY_CAMPAIGN_REFERRAL) {
+        json_t *cap = cp->extra ? json_object_get(cp->extra, "max_per_inviter") : NULL;
+        json_t *rf = json_pack("{s:I}", "invites_rewarded", (json_int_t)u->invites_rewarded);
+        if (json_is_integer(cap)) {
+            json_int_t m = json_integer_value(cap);
+            json_object_set_new(rf, "max_per_inviter", json_integer(m));
+            json_object_set_new(
+                rf, "invites_left",
+                json_integer(m > u->invites_rewarded ? m - u->invites_rewarded : 0));
+        }
+        json_object_set_new(j, "referral", rf);
+    }
+    return j;
+}
+
+json_t *sy_offers_build(const sy_offers_catalog *cat, const sy_offers_state *st,
+                        const bool *in_audience, const sy_offers_profile *prof, int64_t now_ms)
+{
+    const sy_offer **pick = sy_xmalloc((cat->n ? cat->n : 1) * sizeof *pick);
+    size_t np = 0;
+    for (size_t i = 0; i < cat->n; i++) {
+        const sy_offer *o = &cat->offers[i];
+        if (!in_audiences(o, in_audience))
+            continue;
+        if (o->kind == SY_OFFER_CAMPAIGN) {
+            const sy_campaign *cp = o->cp;
+            if (sy_campaign_effective(cp, now_ms) != SY_CST_RUNNING ||
+                !sy_campaign_open_at(cp, cat->zone, now_ms) || !suits(cp, prof, st->today) ||
+                sy_campaign_in_holdout(cat->tenant, cp->id, prof->customer_no,
+                                       cp->holdout_percent) ||
+                (cp->budget_points != SY_CAMPAIGN_UNSET && cp->spent_points >= cp->budget_points) ||
+                (cp->budget_cost != SY_CAMPAIGN_UNSET && cp->spent_cost >= cp->budget_cost))
+                continue;
+        } else if (o->kind == SY_OFFER_LISTING) {
+            int64_t l = -1;
+            l = left_min(l, o->lim_day, st->grants_day[i]);
+            l = left_min(l, o->lim_month, st->grants_month[i]);
+            l = left_min(l, o->lim_total, st->grants_total[i]);
+            l = left_min(l, o->item_day, st->item_day[i]);
+            l = left_min(l, o->item_month, st->item_month[i]);
+            l = left_min(l, o->item_total, st->item_total[i]);
+            if (o->remaining <= 0 || l == 0 ||
+                (o->available_from != SY_BENEFIT_UNSET && now_ms < o->available_from) ||
+                (o->available_until != SY_BENEFIT_UNSET && now_ms >= o->available_until))
+                continue;
+        }
+        pick[np++] = o;
+    }
+    qsort(pick, np, sizeof *pick, sy_offers_compare);
+    json_t *items = json_array();
+    for (size_t k = 0; k < np; k++) {
+        const sy_offer *o = pick[k];
+        size_t i = (size_t)(o - cat->offers);
+        json_t *j;
+        if (o->kind == SY_OFFER_CAMPAIGN) {
+            j = campaign_json(cat, o, &st->use[i]);
+        } else if (o->kind == SY_OFFER_PACKAGE) {
+            j = json_pack("{s:s, s:s, s:s, s:i, s:O}", "kind", "package", "code", o->code, "name",
+                          o->name, "priority", o->priority, "items", o->lines);
+        } else {
+            int64_t l = -1;
+            l = left_min(l, o->lim_day, st->grants_day[i]);
+            l = left_min(l, o->lim_month, st->grants_month[i]);
+            l = left_min(l, o->lim_total, st->grants_total[i]);
+            l = left_min(l, o->item_day, st->item_day[i]);
+            l = left_min(l, o->item_month, st->item_month[i]);
+            l = left_min(l, o->item_total, st->item_total[i]);
+            j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:s, s:I, s:I}", "kind", "listing",
+                          "code", o->code, "title", o->name, "priority", o->priority, "item",
+                          o->item, "price", (json_int_t)o->price, "point_type", o->point_type,
+                          "face_value", (json_int_t)o->face_value, "stock",
+                          (json_int_t)o->remaining);
+            json_object_set_new(j, "exchanges_left", l < 0 ? json_null() : json_integer(l));
+            json_object_set_new(j, "ends_at",
+                                o->ends_at == SY_OFFER_NO_END ? json_null()
+                                                              : sy_json_time(o->ends_at));
+        }
+        json_array_append_new(items, j);
+    }
+    free(pick);
+    return json_pack("{s:o}", "items", items);
+}
