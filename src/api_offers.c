@@ -230,13 +230,14 @@ void sy_api_offers_get(sy_req *r)
         if (rc != SY_OK) {
             sy_api_store_error(r, c);
         } else {
-            json_t *body = sy_offers_build(cat, &st, in, &prof, now);
-            json_object_set_new(body, "customer_no", json_string(no));
-            json_object_set_new(body, "at", sy_json_time(now));
-            json_object_set_new(
-                body, "count",
-                json_integer((json_int_t)json_array_size(json_object_get(body, "items"))));
-            sy_reply_json(r, 200, body);
+            char at[40];
+            sy_format_time(now, at, sizeof at);
+            sy_buf b = {0};
+            sy_buf_printf(&b, "{\"customer_no\":\"%s\",\"at\":\"%s\",\"items\":", no, at);
+            size_t n = sy_offers_render(cat, &st, in, &prof, now, &b);
+            sy_buf_printf(&b, ",\"count\":%zu}", n);
+            size_t len = b.len;
+            sy_reply_raw(r, 200, "application/json", sy_buf_steal(&b), len);
         }
         sy_offers_state_free(cat, &st);
         sy_store_release(app->store, c);

@@ -65,6 +65,7 @@ static sy_offer *add_offer(sy_offers_catalog *cat, size_t *cap)
     o->audience[0] = o->audience[1] = SY_OFFER_NO_AUDIENCE;
     o->ends_at = SY_OFFER_NO_END;
     o->draws_per_day = -1;
+    o->max_per_inviter = -1;
     o->available_from = o->available_until = SY_BENEFIT_UNSET;
     o->lim_day = o->lim_month = o->lim_total = SY_BENEFIT_UNSET;
     o->item_day = o->item_month = o->item_total = SY_BENEFIT_UNSET;
@@ -92,6 +93,51 @@ static int64_t draws_per_day(const sy_campaign *cp)
     json_t *lim = json_object_get(cp->extra, "limits");
     json_t *v = json_is_object(lim) ? json_object_get(lim, "draws_per_day") : NULL;
     return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : -1;
+}
+
+/* o's JSON as text without its closing brace (malloc'd); steals j. */
+static char *open_object(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!s) /* only when out of memory */
+        abort();
+    s[strlen(s) - 1] = '\0';
+    return s;
+}
+
+static void render_head(sy_offer *o)
+{
+    if (o->kind == SY_OFFER_CAMPAIGN) {
+        const sy_campaign *cp = o->cp;
+        o->head =
+            open_object(json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "kind", "campaign", "id",
+                                  cp->id, "name", cp->name, "type", sy_campaign_type_name(cp->type),
+                                  "priority", cp->priority, "ends_at", sy_json_time(cp->ends_at)));
+        if (cp->type == SY_CAMPAIGN_TASK && cp->ntasks > 0) {
+            o->task_heads = sy_xcalloc((size_t)cp->ntasks, sizeof *o->task_heads);
+            for (int t = 0; t < cp->ntasks; t++) {
+                const sy_campaign_task *tk = &cp->tasks[t];
+                o->task_heads[t] =
+                    open_object(json_pack("{s:s, s:s, s:s, s:o}", "code", tk->code, "event",
+                                          tk->event, "period", sy_campaign_period_name(tk->period),
+                                          "reward", sy_campaign_reward_json(&tk->reward)));
+            }
+        }
+    } else if (o->kind == SY_OFFER_PACKAGE) {
+        o->head =
+            open_object(json_pack("{s:s, s:s, s:s, s:i, s:O}", "kind", "package", "code", o->code,
+                                  "name", o->name, "priority", o->priority, "items", o->lines));
+    } else {
+        json_t *j =
+            json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:s, s:I, s:I}", "kind", "listing", "code",
+                      o->code, "title", o->name, "priority", o->priority, "item", o->item, "price",
+                      (json_int_t)o->price, "point_type", o->point_type, "face_value",
+                      (json_int_t)o->face_value, "stock", (json_int_t)o->remaining);
+        json_object_set_new(j, "ends_at",
+                            o->ends_at == SY_OFFER_NO_END ? json_null() : sy_json_time(o->ends_at));
+        o->head = open_object(j);
+    }
 }
 
 static const char k_draws_sql[] =
@@ -158,6 +204,11 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
         o->ends_at = cp->ends_at;
         o->audience[0] = audience_of(cat, cp->segment_id, NULL);
         o->draws_per_day = draws_per_day(cp);
+        json_t *mpi = cp->type == SY_CAMPAIGN_REFERRAL && cp->extra
+                          ? json_object_get(cp->extra, "max_per_inviter")
+                          : NULL;
+        if (json_is_integer(mpi))
+            o->max_per_inviter = json_integer_value(mpi);
     }
     free(ids);
     /* packages and their lines */
@@ -225,6 +276,8 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
         sy_stmt_reset(st);
         rc = rc == SY_DONE ? SY_OK : rc;
     }
+    for (size_t i = 0; i < cat->n; i++)
+        render_head(&cat->offers[i]);
     /* the lottery's draws, when its table is there (built elsewhere) */
     cat->draws_table = rc == SY_OK && sy_conn_prepare(c, k_draws_sql) != NULL;
     if (rc != SY_OK) {
@@ -240,8 +293,14 @@ void sy_offers_catalog_free(sy_offers_catalog *cat)
     if (!cat)
         return;
     for (size_t i = 0; i < cat->n; i++) {
-        sy_campaign_free(cat->offers[i].cp);
-        json_decref(cat->offers[i].lines);
+        sy_offer *o = &cat->offers[i];
+        if (o->task_heads)
+            for (int t = 0; t < o->cp->ntasks; t++)
+                free(o->task_heads[t]);
+        free(o->task_heads);
+        free(o->head);
+        sy_campaign_free(o->cp);
+        json_decref(o->lines);
     }
     for (size_t i = 0; i < cat->naudiences; i++) {
         free(cat->audiences[i].id);
@@ -422,14 +481,6 @@ int sy_offers_compare(const void *a, const void *b)
     return strcmp(x->code, y->code);
 }
 
-/* What is left of a limit (null when there is none). */
-static json_t *left(int64_t limit, int64_t used)
-{
-    if (limit == SY_CAMPAIGN_UNSET)
-        return json_null();
-    return json_integer(limit > used ? limit - used : 0);
-}
-
 static int64_t left_min(int64_t acc, int64_t limit, int64_t used)
 {
     if (limit == SY_CAMPAIGN_UNSET)
@@ -454,63 +505,87 @@ static bool suits(const sy_campaign *cp, const sy_offers_profile *p, int64_t tod
            p->risk_assessed_day >= today - cp->risk_validity_days;
 }
 
-static json_t *campaign_json(const sy_offers_catalog *cat, const sy_offer *o, const sy_offer_use *u)
+static void put_left(sy_buf *b, const char *name, int64_t limit, int64_t used, bool first)
 {
-    const sy_campaign *cp = o->cp;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "kind", "campaign", "id", cp->id,
-                          "name", cp->name, "type", sy_campaign_type_name(cp->type), "priority",
-                          cp->priority, "ends_at", sy_json_time(cp->ends_at));
-    json_object_set_new(j, "limits_left",
-                        json_pack("{s:o, s:o, s:o}", "per_day", left(cp->limit_day, u->today),
-                                  "per_week", left(cp->limit_week, u->week), "per_campaign",
-                                  left(cp->limit_total, u->total)));
-    if (cp->type == SY_CAMPAIGN_CHECKIN) {
-        json_object_set_new(j, "checkin",
-                            json_pack("{s:b, s:b}", "checked_in_today", u->checked_in_today,
-                                      "makeup", cp->makeup_cost != SY_CAMPAIGN_UNSET));
-    } else if (cp->type == SY_CAMPAIGN_TASK) {
-        json_t *ts = json_array();
-        for (int t = 0; t < cp->ntasks; t++) {
-            const sy_campaign_task *tk = &cp->tasks[t];
-            bool done = u->tasks_done && json_object_get(u->tasks_done, tk->code);
-            json_array_append_new(ts, json_pack("{s:s, s:s, s:s, s:b, s:o}", "code", tk->code,
-                                                "event", tk->event, "period",
-                                                sy_campaign_period_name(tk->period), "done", done,
-                                                "reward", sy_campaign_reward_json(&tk->reward)));
-        }
-        json_object_set_new(j, "tasks", ts);
-    } else if (cp->type == SY_CAMPAIGN_LOTTERY) {
-        json_t *l = json_object();
-        json_object_set_new(l, "draws_per_day",
-                            o->draws_per_day < 0 ? json_null() : json_integer(o->draws_per_day));
-        json_object_set_new(l, "draws_today",
-                            u->draws_today < 0 ? json_null() : json_integer(u->draws_today));
-        json_object_set_new(l, "draws_left_today",
-                            o->draws_per_day < 0 || u->draws_today < 0
-                                ? json_null()
-                                : json_integer(o->draws_per_day > u->draws_today
-                                                   ? o->draws_per_day - u->draws_today
-                                                   : 0));
-        if (!cat->draws_table)
-            json_object_set_new(l, "note", json_string("draws are not recorded yet"));
-        json_object_set_new(j, "lottery", l);
-    } else if (cp->type == SY_CAMPAIGN_REFERRAL) {
-        json_t *cap = cp->extra ? json_object_get(cp->extra, "max_per_inviter") : NULL;
-        json_t *rf = json_pack("{s:I}", "invites_rewarded", (json_int_t)u->invites_rewarded);
-        if (json_is_integer(cap)) {
-            json_int_t m = json_integer_value(cap);
-            json_object_set_new(rf, "max_per_inviter", json_integer(m));
-            json_object_set_new(
-                rf, "invites_left",
-                json_integer(m > u->invites_rewarded ? m - u->invites_rewarded : 0));
-        }
-        json_object_set_new(j, "referral", rf);
-    }
-    return j;
+    if (limit == SY_CAMPAIGN_UNSET)
+        sy_buf_printf(b, "%s\"%s\":null", first ? "" : ",", name);
+    else
+        sy_buf_printf(b, "%s\"%s\":%lld", first ? "" : ",", name,
+                      (long long)(limit > used ? limit - used : 0));
 }
 
-json_t *sy_offers_build(const sy_offers_catalog *cat, const sy_offers_state *st,
-                        const bool *in_audience, const sy_offers_profile *prof, int64_t now_ms)
+static void render_campaign(sy_buf *b, const sy_offers_catalog *cat, const sy_offer *o,
+                            const sy_offer_use *u)
+{
+    const sy_campaign *cp = o->cp;
+    sy_buf_puts(b, o->head);
+    sy_buf_puts(b, ",\"limits_left\":{");
+    put_left(b, "per_day", cp->limit_day, u->today, true);
+    put_left(b, "per_week", cp->limit_week, u->week, false);
+    put_left(b, "per_campaign", cp->limit_total, u->total, false);
+    sy_buf_puts(b, "}");
+    if (cp->type == SY_CAMPAIGN_CHECKIN) {
+        sy_buf_printf(b, ",\"checkin\":{\"checked_in_today\":%s,\"makeup\":%s}",
+                      u->checked_in_today ? "true" : "false",
+                      cp->makeup_cost != SY_CAMPAIGN_UNSET ? "true" : "false");
+    } else if (cp->type == SY_CAMPAIGN_TASK) {
+        sy_buf_puts(b, ",\"tasks\":[");
+        for (int t = 0; t < cp->ntasks; t++) {
+            bool done = u->tasks_done && json_object_get(u->tasks_done, cp->tasks[t].code);
+            sy_buf_printf(b, "%s%s,\"done\":%s}", t ? "," : "", o->task_heads[t],
+                          done ? "true" : "false");
+        }
+        sy_buf_puts(b, "]");
+    } else if (cp->type == SY_CAMPAIGN_LOTTERY) {
+        sy_buf_puts(b, ",\"lottery\":{\"draws_per_day\":");
+        if (o->draws_per_day < 0)
+            sy_buf_puts(b, "null");
+        else
+            sy_buf_printf(b, "%lld", (long long)o->draws_per_day);
+        if (u->draws_today < 0)
+            sy_buf_puts(b, ",\"draws_today\":null");
+        else
+            sy_buf_printf(b, ",\"draws_today\":%lld", (long long)u->draws_today);
+        if (o->draws_per_day < 0 || u->draws_today < 0)
+            sy_buf_puts(b, ",\"draws_left_today\":null");
+        else
+            sy_buf_printf(b, ",\"draws_left_today\":%lld",
+                          (long long)(o->draws_per_day > u->draws_today
+                                          ? o->draws_per_day - u->draws_today
+                                          : 0));
+        if (!cat->draws_table)
+            sy_buf_puts(b, ",\"note\":\"draws are not recorded yet\"");
+        sy_buf_puts(b, "}");
+    } else if (cp->type == SY_CAMPAIGN_REFERRAL) {
+        sy_buf_printf(b, ",\"referral\":{\"invites_rewarded\":%lld",
+                      (long long)u->invites_rewarded);
+        if (o->max_per_inviter >= 0)
+            sy_buf_printf(b, ",\"max_per_inviter\":%lld,\"invites_left\":%lld",
+                          (long long)o->max_per_inviter,
+                          (long long)(o->max_per_inviter > u->invites_rewarded
+                                          ? o->max_per_inviter - u->invites_rewarded
+                                          : 0));
+        sy_buf_puts(b, "}");
+    }
+    sy_buf_puts(b, "}");
+}
+
+/* What is left of a listing's limits and its item's (-1: no limit). */
+static int64_t listing_left(const sy_offer *o, const sy_offers_state *st, size_t i)
+{
+    int64_t l = -1;
+    l = left_min(l, o->lim_day, st->grants_day[i]);
+    l = left_min(l, o->lim_month, st->grants_month[i]);
+    l = left_min(l, o->lim_total, st->grants_total[i]);
+    l = left_min(l, o->item_day, st->item_day[i]);
+    l = left_min(l, o->item_month, st->item_month[i]);
+    l = left_min(l, o->item_total, st->item_total[i]);
+    return l;
+}
+
+size_t sy_offers_render(const sy_offers_catalog *cat, const sy_offers_state *st,
+                        const bool *in_audience, const sy_offers_profile *prof, int64_t now_ms,
+                        sy_buf *out)
 {
     const sy_offer **pick = sy_xmalloc((cat->n ? cat->n : 1) * sizeof *pick);
     size_t np = 0;
@@ -528,14 +603,7 @@ json_t *sy_offers_build(const sy_offers_catalog *cat, const sy_offers_state *st,
                 (cp->budget_cost != SY_CAMPAIGN_UNSET && cp->spent_cost >= cp->budget_cost))
                 continue;
         } else if (o->kind == SY_OFFER_LISTING) {
-            int64_t l = -1;
-            l = left_min(l, o->lim_day, st->grants_day[i]);
-            l = left_min(l, o->lim_month, st->grants_month[i]);
-            l = left_min(l, o->lim_total, st->grants_total[i]);
-            l = left_min(l, o->item_day, st->item_day[i]);
-            l = left_min(l, o->item_month, st->item_month[i]);
-            l = left_min(l, o->item_total, st->item_total[i]);
-            if (o->remaining <= 0 || l == 0 ||
+            if (o->remaining <= 0 || listing_left(o, st, i) == 0 ||
                 (o->available_from != SY_BENEFIT_UNSET && now_ms < o->available_from) ||
                 (o->available_until != SY_BENEFIT_UNSET && now_ms >= o->available_until))
                 continue;
@@ -543,36 +611,41 @@ json_t *sy_offers_build(const sy_offers_catalog *cat, const sy_offers_state *st,
         pick[np++] = o;
     }
     qsort(pick, np, sizeof *pick, sy_offers_compare);
-    json_t *items = json_array();
+    sy_buf_puts(out, "[");
     for (size_t k = 0; k < np; k++) {
         const sy_offer *o = pick[k];
         size_t i = (size_t)(o - cat->offers);
-        json_t *j;
+        if (k)
+            sy_buf_puts(out, ",");
         if (o->kind == SY_OFFER_CAMPAIGN) {
-            j = campaign_json(cat, o, &st->use[i]);
+            render_campaign(out, cat, o, &st->use[i]);
         } else if (o->kind == SY_OFFER_PACKAGE) {
-            j = json_pack("{s:s, s:s, s:s, s:i, s:O}", "kind", "package", "code", o->code, "name",
-                          o->name, "priority", o->priority, "items", o->lines);
+            sy_buf_puts(out, o->head);
+            sy_buf_puts(out, "}");
         } else {
-            int64_t l = -1;
-            l = left_min(l, o->lim_day, st->grants_day[i]);
-            l = left_min(l, o->lim_month, st->grants_month[i]);
-            l = left_min(l, o->lim_total, st->grants_total[i]);
-            l = left_min(l, o->item_day, st->item_day[i]);
-            l = left_min(l, o->item_month, st->item_month[i]);
-            l = left_min(l, o->item_total, st->item_total[i]);
-            j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:s, s:I, s:I}", "kind", "listing",
-                          "code", o->code, "title", o->name, "priority", o->priority, "item",
-                          o->item, "price", (json_int_t)o->price, "point_type", o->point_type,
-                          "face_value", (json_int_t)o->face_value, "stock",
-                          (json_int_t)o->remaining);
-            json_object_set_new(j, "exchanges_left", l < 0 ? json_null() : json_integer(l));
-            json_object_set_new(j, "ends_at",
-                                o->ends_at == SY_OFFER_NO_END ? json_null()
-                                                              : sy_json_time(o->ends_at));
+            int64_t l = listing_left(o, st, i);
+            sy_buf_puts(out, o->head);
+            if (l < 0)
+                sy_buf_puts(out, ",\"exchanges_left\":null}");
+            else
+                sy_buf_printf(out, ",\"exchanges_left\":%lld}", (long long)l);
         }
-        json_array_append_new(items, j);
     }
+    sy_buf_puts(out, "]");
     free(pick);
-    return json_pack("{s:o}", "items", items);
+    return np;
+}
+
+json_t *sy_offers_build(const sy_offers_catalog *cat, const sy_offers_state *st,
+                        const bool *in_audience, const sy_offers_profile *prof, int64_t now_ms)
+{
+    sy_buf b = {0};
+    sy_offers_render(cat, st, in_audience, prof, now_ms, &b);
+    char *text = sy_buf_steal(&b);
+    json_error_t e;
+    json_t *items = json_loads(text, 0, &e);
+    if (!items)
+        sy_error("offers: rendered invalid JSON: %s", e.text);
+    free(text);
+    return json_pack("{s:o}", "items", items ? items : json_array());
 }

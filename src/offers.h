@@ -24,6 +24,7 @@
 #include "campaign.h"
 #include "segment_parse.h"
 #include "store.h"
+#include "util.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -61,6 +62,12 @@ typedef struct sy_offer {
     int64_t lim_day, lim_month, lim_total;    /* the listing's (UNSET: none) */
     int64_t item_day, item_month, item_total; /* the item's */
     json_t *lines;                            /* packages: [{"item", "quantity"}] */
+    int64_t max_per_inviter;                  /* referral campaigns: -1: no cap */
+    /* the offer's JSON members that do not depend on the customer, rendered
+     * once with the catalogue (an object without its closing brace), and
+     * each task's likewise: answers are assembled from them as text */
+    char *head;
+    char **task_heads;
 } sy_offer;
 
 typedef struct sy_offers_catalog sy_offers_catalog;
@@ -113,8 +120,14 @@ typedef struct sy_offers_profile {
     int64_t risk_assessed_day;
 } sy_offers_profile;
 
-/* The offers, ranked: in_audience[a] says whether the customer is in
- * audience a of the catalogue.  Returns {"items": [...]} (new reference). */
+/* The offers, ranked, as a JSON array appended to out (text assembled
+ * from the pre-rendered members: encoding a large answer through jansson
+ * cost most of a request).  in_audience[a] says whether the customer is in
+ * audience a of the catalogue.  Returns how many offers. */
+size_t sy_offers_render(const sy_offers_catalog *cat, const sy_offers_state *st,
+                        const bool *in_audience, const sy_offers_profile *prof, int64_t now_ms,
+                        sy_buf *out);
+/* The same as {"items": [...]} (new reference), for tests. */
 json_t *sy_offers_build(const sy_offers_catalog *cat, const sy_offers_state *st,
                         const bool *in_audience, const sy_offers_profile *prof, int64_t now_ms);
 
