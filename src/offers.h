@@ -67,6 +67,7 @@ typedef struct sy_offer {
      * once with the catalogue (an object without its closing brace), and
      * each task's likewise: answers are assembled from them as text */
     char *head;
+    size_t head_len;
     char **task_heads;
 } sy_offer;
 
