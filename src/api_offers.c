@@ -139,8 +139,7 @@ static void profile_of(const sy_index *ix, uint32_t dense, sy_offers_profile *p)
     p->risk_level = 0;
     p->risk_assessed_day = SY_CAMPAIGN_UNSET;
     for (int k = 1; k <= 5; k++) {
-        char v[4];
-        snprintf(v, sizeof v, "R%d", k);
+        char v[3] = {'R', (char)('0' + k), '\0'};
         const roaring_bitmap_t *b = sy_index_value(ix, "risk_level", v);
         if (b && roaring_bitmap_contains(b, dense)) {
             p->risk_level = k;
