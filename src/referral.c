@@ -451,7 +451,10 @@ int sy_referral_bind_invitee(sy_conn *c, const sy_campaign_who *w, const char *c
         if (n + 1 > rules.max_per_phone_prefix)
             add_flag(out->flags, sizeof out->flags, "phone-prefix-burst");
     }
+    /* the window, but not past the campaign's end (events after it do not count) */
     out->qualify_by = w->now_ms + rules.window_days * DAY_MS;
+    if (out->qualify_by > cp->ends_at)
+        out->qualify_by = cp->ends_at;
     if (!(st = sy_conn_prepare(c, sql_put))) {
         rc = SY_ERR;
         goto done;

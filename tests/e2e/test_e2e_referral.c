@@ -208,7 +208,7 @@ static void test_invite_codes(void **state)
     h_resp_free(&r);
     /* a held-out inviter is refused (and recorded) */
     for (int i = 1; i <= 30; i++) {
-        char no[8];
+        char no[16];
         sprintf(no, "C%d", i);
         if (!held_out("ref", no, 20))
             continue;
@@ -429,11 +429,11 @@ static void test_existing_customers_refused(void **state)
 
 static void test_report_json_and_csv(void **state)
 {
-    /* buyers: every third customer on Jan 6 */
+    /* buyers: every third customer, today */
     char body[8192] = "[";
     int buyers = 0;
     for (int i = 1; i <= 30; i += 3) {
-        char id[16], no[8], e[256];
+        char id[24], no[16], e[256];
         snprintf(id, sizeof id, "buy-%d", i);
         snprintf(no, sizeof no, "C%d", i);
         snprintf(body + strlen(body), sizeof body - strlen(body), "%s%s", buyers ? "," : "",
@@ -467,7 +467,7 @@ static void test_report_json_and_csv(void **state)
     /* the uplift: the audience (every customer) split by the holdout hash */
     long n0 = 0, x0 = 0, n1 = 0, x1 = 0;
     for (int i = 1; i <= 30; i++) {
-        char no[8];
+        char no[16];
         sprintf(no, "C%d", i);
         bool h = held_out("ref", no, 20), buy = (i - 1) % 3 == 0;
         n0 += h;

@@ -47,7 +47,7 @@ static int setup(void **state)
         sy_stmt *st = sy_conn_prepare(f->c, "INSERT INTO customers (tenant_id, customer_no,"
                                             " dense_id, attrs, created_at, updated_at) VALUES"
                                             " ('t1', $1, $2, '{}', 0, 0)");
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "C%d", i + 1);
         sy_stmt_bind_text(st, 1, no);
         sy_stmt_bind_i64(st, 2, i);

@@ -47,7 +47,7 @@ static int setup(void **state)
         sy_stmt *st = sy_conn_prepare(f->c, "INSERT INTO customers (tenant_id, customer_no,"
                                             " dense_id, attrs, created_at, updated_at) VALUES"
                                             " ('t1', $1, $2, '{}', 0, 0)");
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "C%d", i + 1);
         sy_stmt_bind_text(st, 1, no);
         sy_stmt_bind_i64(st, 2, i);
@@ -347,7 +347,7 @@ static void test_listing_limits_holdout_budget(void **state)
     /* the holdout: exactly the customers the hash keeps out do not see it */
     int seen = 0, held = 0;
     for (int i = 1; i <= 10; i++) {
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "C%d", i);
         json_t *it = offers(f, no, now, false, false, 0);
         bool out = sy_campaign_in_holdout("t1", "half", no, 50);
@@ -378,7 +378,7 @@ static void test_listing_limits_holdout_budget(void **state)
     sy_conn_exec(f->c, "UPDATE campaigns SET budget_points = 10, spent_points = 10 WHERE id = "
                        "'half'");
     for (int i = 1; i <= 10; i++) {
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "C%d", i);
         it = offers(f, no, now, false, false, 0);
         assert_null(find(it, "half"));

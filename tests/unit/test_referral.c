@@ -373,7 +373,7 @@ static void test_cap_per_inviter_and_budget(void **state)
     sy_referral_out c, o;
     assert_int_equal(invite(f, "cap", "C1", NULL, now, &c), SY_OK);
     for (int i = 2; i <= 4; i++) {
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "C%d", i);
         assert_int_equal(bind(f, "cap", c.code, no, NULL, NULL, NULL, now, &o), SY_OK);
     }
