@@ -32,26 +32,36 @@ void sy_report_uplift(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift 
 /* the daily table                                                     */
 
 /* Every participation of the campaign as (day, customer, kind, points,
- * cost, rewarded): check-ins and tasks, referral bindings and the rewards
- * they paid, and — when the lottery's table exists — draws. */
-#define UNION_BASE                                                                                 \
-    "SELECT day, customer_no, kind, points, cost, CASE WHEN points > 0 OR item IS NOT NULL THEN"   \
-    " 1 ELSE 0 END AS rewarded FROM campaign_actions WHERE tenant_id = $1 AND campaign_id = $2"    \
-    " UNION ALL SELECT day, customer_no, 'referral', points, cost, 1 FROM referral_rewards"        \
-    " WHERE tenant_id = $1 AND campaign_id = $2"                                                   \
-    " UNION ALL SELECT bound_day, invitee, 'binding', 0, 0, 0 FROM referral_bindings"              \
-    " WHERE tenant_id = $1 AND campaign_id = $2"
-#define AGGREGATE_HEAD                                                                             \
-    "SELECT day, COUNT(DISTINCT customer_no),"                                                     \
-    " SUM(CASE WHEN kind IN ('checkin', 'makeup') THEN 1 ELSE 0 END),"                             \
-    " SUM(CASE WHEN kind = 'draw' THEN 1 ELSE 0 END), SUM(rewarded), SUM(points), SUM(cost)"       \
+ * cost, rewarded) — check-ins and tasks, referral bindings and the rewards
+ * they paid, and (the second statement) lottery draws when the lottery's
+ * table exists — aggregated by business day.  Written out in full (no
+ * macros) so that scripts/pg-compat.sh prepares them on PostgreSQL. */
+static const char k_days_sql[] =
+    "SELECT day, COUNT(DISTINCT customer_no),"
+    " SUM(CASE WHEN kind IN ('checkin', 'makeup') THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN kind = 'draw' THEN 1 ELSE 0 END), SUM(rewarded), SUM(points), SUM(cost)"
     " FROM ("
-#define AGGREGATE_TAIL ") u WHERE day >= $3 AND day <= $4 GROUP BY day ORDER BY day"
-
-static const char k_days_sql[] = AGGREGATE_HEAD UNION_BASE AGGREGATE_TAIL;
-static const char k_days_draws_sql[] = AGGREGATE_HEAD UNION_BASE
-    " UNION ALL SELECT day, customer_no, 'draw', 0, 0, 0 FROM"
-    " lottery_draws WHERE tenant_id = $1 AND campaign_id = $2" AGGREGATE_TAIL;
+    "SELECT day, customer_no, kind, points, cost, CASE WHEN points > 0 OR item IS NOT NULL THEN"
+    " 1 ELSE 0 END AS rewarded FROM campaign_actions WHERE tenant_id = $1 AND campaign_id = $2"
+    " UNION ALL SELECT day, customer_no, 'referral', points, cost, 1 FROM referral_rewards"
+    " WHERE tenant_id = $1 AND campaign_id = $2"
+    " UNION ALL SELECT bound_day, invitee, 'binding', 0, 0, 0 FROM referral_bindings"
+    " WHERE tenant_id = $1 AND campaign_id = $2"
+    ") u WHERE day >= $3 AND day <= $4 GROUP BY day ORDER BY day";
+static const char k_days_draws_sql[] =
+    "SELECT day, COUNT(DISTINCT customer_no),"
+    " SUM(CASE WHEN kind IN ('checkin', 'makeup') THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN kind = 'draw' THEN 1 ELSE 0 END), SUM(rewarded), SUM(points), SUM(cost)"
+    " FROM ("
+    "SELECT day, customer_no, kind, points, cost, CASE WHEN points > 0 OR item IS NOT NULL THEN"
+    " 1 ELSE 0 END AS rewarded FROM campaign_actions WHERE tenant_id = $1 AND campaign_id = $2"
+    " UNION ALL SELECT day, customer_no, 'referral', points, cost, 1 FROM referral_rewards"
+    " WHERE tenant_id = $1 AND campaign_id = $2"
+    " UNION ALL SELECT bound_day, invitee, 'binding', 0, 0, 0 FROM referral_bindings"
+    " WHERE tenant_id = $1 AND campaign_id = $2"
+    " UNION ALL SELECT day, customer_no, 'draw', 0, 0, 0 FROM lottery_draws"
+    " WHERE tenant_id = $1 AND campaign_id = $2"
+    ") u WHERE day >= $3 AND day <= $4 GROUP BY day ORDER BY day";
 
 int sy_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_t now_ms,
                    sy_report *out)
