@@ -30,7 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CATALOG_TTL_MS 1000
+#define CATALOG_SYNC_MS 1000    /* budgets spent and stock */
+#define CATALOG_RELOAD_MS 60000 /* everything (packages and listings defined meanwhile) */
 #define MAX_TENANTS 256
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,7 +40,7 @@ static atomic_uint_fast64_t g_generation = 1;
 static struct cache_slot {
     char tenant[65];
     sy_offers_catalog *cat;
-    bool refreshing;
+    bool refreshing; /* a request is refreshing the volatile numbers */
 } g_cache[MAX_TENANTS];
 static int g_ncache;
 
@@ -90,46 +91,53 @@ static void install(const char *tenant, sy_offers_catalog *cat)
     release(old);
 }
 
-/* The tenant's catalogue for a request at now (a reference: release it). */
+/* The tenant's catalogue for a request at now (a reference: release it).
+ * Loaded again when a campaign changed (the generation), when the request's
+ * time is before the one it was loaded for (test clocks), or a minute
+ * after it was loaded (packages and listings defined meanwhile); otherwise
+ * one request a second refreshes its volatile numbers in place (budgets
+ * spent, stock: two short queries) while the others go on. */
 static sy_offers_catalog *catalog_get(sy_req *r, int64_t now)
 {
     const char *tenant = sy_req_principal(r)->tenant;
     uint64_t gen = atomic_load(&g_generation);
     int64_t real = sy_now_ms();
     sy_offers_catalog *cat = NULL;
-    bool refresh = false;
+    bool sync = false;
     pthread_mutex_lock(&g_lock);
     struct cache_slot *s = slot_of(tenant);
-    if (s && s->cat && s->cat->generation == gen && now >= s->cat->loaded_for) {
+    if (s && s->cat && s->cat->generation == gen && now >= s->cat->loaded_for &&
+        real - s->cat->loaded_real < CATALOG_RELOAD_MS) {
         cat = s->cat;
         cat->refs++;
-        if (real - cat->loaded_real >= CATALOG_TTL_MS && !s->refreshing)
-            refresh = s->refreshing = true; /* this request refreshes; the others go on */
+        if (real - atomic_load(&cat->synced) >= CATALOG_SYNC_MS && !s->refreshing)
+            sync = s->refreshing = true;
     }
     pthread_mutex_unlock(&g_lock);
-    if (cat && !refresh)
-        return cat;
     sy_app *app = sy_req_app(r);
-    sy_conn *c = sy_store_acquire(app->store);
-    sy_offers_catalog *fresh = NULL;
-    int rc = sy_offers_catalog_load(c, tenant, now, &fresh);
-    if (rc != SY_OK && !cat)
-        sy_api_store_error(r, c);
-    sy_store_release(app->store, c);
-    if (rc != SY_OK) {
-        if (refresh) {
+    if (cat) {
+        if (sync) {
+            sy_conn *c = sy_store_acquire(app->store);
+            if (sy_offers_catalog_refresh(c, cat) == SY_OK)
+                atomic_store(&cat->synced, real);
+            sy_store_release(app->store, c);
             pthread_mutex_lock(&g_lock);
             s->refreshing = false;
             pthread_mutex_unlock(&g_lock);
         }
         return cat;
     }
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_offers_catalog *fresh = NULL;
+    int rc = sy_offers_catalog_load(c, tenant, now, &fresh);
+    if (rc != SY_OK)
+        sy_api_store_error(r, c);
+    sy_store_release(app->store, c);
+    if (rc != SY_OK)
+        return NULL;
     fresh->generation = gen;
     fresh->refs = 1; /* this request's */
     install(tenant, fresh);
-    if (cat) {
-        release(cat);
-    }
     return fresh;
 }
 

@@ -166,6 +166,7 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
     snprintf(cat->tenant, sizeof cat->tenant, "%s", tenant);
     cat->loaded_for = now_ms;
     cat->loaded_real = sy_now_ms();
+    atomic_store(&cat->synced, cat->loaded_real);
     size_t cap = 0;
     int rc = sy_campaign_zone(c, tenant, cat->zone);
     /* campaigns */
@@ -204,6 +205,8 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
         o->ends_at = cp->ends_at;
         o->audience[0] = audience_of(cat, cp->segment_id, NULL);
         o->draws_per_day = draws_per_day(cp);
+        atomic_store(&o->spent_points, cp->spent_points);
+        atomic_store(&o->spent_cost, cp->spent_cost);
         json_t *mpi = cp->type == SY_CAMPAIGN_REFERRAL && cp->extra
                           ? json_object_get(cp->extra, "max_per_inviter")
                           : NULL;
@@ -261,7 +264,7 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
             o->lim_total = col_or_unset(st, 7);
             o->audience[0] = audience_of(cat, sy_stmt_is_null(st, 8) ? NULL : sy_stmt_text(st, 8),
                                          sy_stmt_is_null(st, 9) ? NULL : sy_stmt_text(st, 9));
-            o->remaining = sy_stmt_i64(st, 10);
+            atomic_store(&o->remaining, sy_stmt_i64(st, 10));
             o->available_from = col_or_unset(st, 11);
             o->available_until = col_or_unset(st, 12);
             o->item_day = col_or_unset(st, 13);
@@ -288,6 +291,47 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
     }
     *out = cat;
     return SY_OK;
+}
+
+int sy_offers_catalog_refresh(sy_conn *c, sy_offers_catalog *cat)
+{
+    static const char sql_spent[] =
+        "SELECT id, spent_points, spent_cost FROM campaigns WHERE tenant_id = $1"
+        " AND status = 'scheduled' AND ends_at > $2 ORDER BY id";
+    static const char sql_stock[] =
+        "SELECT code, remaining FROM benefit_items WHERE tenant_id = $1";
+    sy_stmt *st = sy_conn_prepare(c, sql_spent);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, cat->tenant);
+    sy_stmt_bind_i64(st, 2, cat->loaded_for);
+    int rc;
+    size_t k = 0; /* both in id order: a merge, not a search per row */
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        const char *id = sy_stmt_text(st, 0);
+        for (size_t tries = 0; tries < cat->n; tries++, k = (k + 1) % cat->n) {
+            sy_offer *o = &cat->offers[k];
+            if (o->kind == SY_OFFER_CAMPAIGN && !strcmp(o->code, id)) {
+                atomic_store(&o->spent_points, sy_stmt_i64(st, 1));
+                atomic_store(&o->spent_cost, sy_stmt_i64(st, 2));
+                break;
+            }
+        }
+    }
+    sy_stmt_reset(st);
+    if (rc != SY_DONE)
+        return rc;
+    if (!(st = sy_conn_prepare(c, sql_stock)))
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, cat->tenant);
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        const char *code = sy_stmt_text(st, 0);
+        for (size_t i = 0; i < cat->n; i++)
+            if (cat->offers[i].kind == SY_OFFER_LISTING && !strcmp(cat->offers[i].item, code))
+                atomic_store(&cat->offers[i].remaining, sy_stmt_i64(st, 1));
+    }
+    sy_stmt_reset(st);
+    return rc == SY_DONE ? SY_OK : rc;
 }
 
 void sy_offers_catalog_free(sy_offers_catalog *cat)
@@ -621,11 +665,13 @@ size_t sy_offers_render(const sy_offers_catalog *cat, const sy_offers_state *st,
                 !sy_campaign_open_at(cp, cat->zone, now_ms) || !suits(cp, prof, st->today) ||
                 sy_campaign_in_holdout(cat->tenant, cp->id, prof->customer_no,
                                        cp->holdout_percent) ||
-                (cp->budget_points != SY_CAMPAIGN_UNSET && cp->spent_points >= cp->budget_points) ||
-                (cp->budget_cost != SY_CAMPAIGN_UNSET && cp->spent_cost >= cp->budget_cost))
+                (cp->budget_points != SY_CAMPAIGN_UNSET &&
+                 atomic_load(&o->spent_points) >= cp->budget_points) ||
+                (cp->budget_cost != SY_CAMPAIGN_UNSET &&
+                 atomic_load(&o->spent_cost) >= cp->budget_cost))
                 continue;
         } else if (o->kind == SY_OFFER_LISTING) {
-            if (o->remaining <= 0 || listing_left(o, st, i) == 0 ||
+            if (atomic_load(&o->remaining) <= 0 || listing_left(o, st, i) == 0 ||
                 (o->available_from != SY_BENEFIT_UNSET && now_ms < o->available_from) ||
                 (o->available_until != SY_BENEFIT_UNSET && now_ms >= o->available_until))
                 continue;
@@ -647,6 +693,8 @@ size_t sy_offers_render(const sy_offers_catalog *cat, const sy_offers_state *st,
         } else {
             int64_t l = listing_left(o, st, i);
             sy_buf_append(out, o->head, o->head_len);
+            sy_buf_puts(out, ",\"stock\":");
+            put_i64(out, atomic_load(&o->remaining));
             if (l < 0) {
                 sy_buf_puts(out, ",\"exchanges_left\":null}");
             } else {

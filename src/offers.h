@@ -27,6 +27,7 @@
 #include "util.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -57,7 +58,11 @@ typedef struct sy_offer {
     int64_t draws_per_day; /* lottery campaigns: read from its section; -1: not given */
     /* listings: the item and its price */
     char item[SY_BENEFIT_CODE_MAX + 1], point_type[33];
-    int64_t price, remaining, face_value;
+    int64_t price, face_value;
+    /* what changes without a campaign write, refreshed in place every
+     * second (sy_offers_catalog_refresh): a campaign's spent budget, a
+     * listing's item stock */
+    _Atomic int64_t spent_points, spent_cost, remaining;
     int64_t available_from, available_until;  /* SY_BENEFIT_UNSET: open */
     int64_t lim_day, lim_month, lim_total;    /* the listing's (UNSET: none) */
     int64_t item_day, item_month, item_total; /* the item's */
@@ -75,8 +80,9 @@ typedef struct sy_offers_catalog sy_offers_catalog;
 struct sy_offers_catalog {
     char tenant[65];
     char zone[65];
-    int64_t loaded_for;  /* the request time it was loaded at */
-    int64_t loaded_real; /* the real clock then (for the TTL) */
+    int64_t loaded_for;     /* the request time it was loaded at */
+    int64_t loaded_real;    /* the real clock then (for the full reload) */
+    _Atomic int64_t synced; /* the real clock at the last refresh of the volatile numbers */
     uint64_t generation;
     sy_offer *offers;
     size_t n;
@@ -90,6 +96,9 @@ struct sy_offers_catalog {
  * Returns SY_OK or a store error. */
 int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_offers_catalog **out);
 void sy_offers_catalog_free(sy_offers_catalog *cat);
+/* Reads the volatile numbers again — campaigns' spent budgets and items'
+ * stock, two short queries — into the shared catalogue (atomics). */
+int sy_offers_catalog_refresh(sy_conn *c, sy_offers_catalog *cat);
 
 /* One customer's standing, from the store and the index. */
 typedef struct sy_offer_use {
