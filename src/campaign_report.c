@@ -34,7 +34,8 @@ void sy_report_uplift(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift 
 /* Every participation of the campaign as (day, customer, kind, points,
  * cost, rewarded) — check-ins and tasks, referral bindings and the rewards
  * they paid, and (the second statement) lottery draws when the lottery's
- * table exists — aggregated by business day.  Written out in full (no
+ * table exists (migration 0011 on main: a prize's points and budget_cost,
+ * a 'prize' outcome counting as a reward) — aggregated by business day.  Written out in full (no
  * macros) so that scripts/pg-compat.sh prepares them on PostgreSQL. */
 static const char k_days_sql[] =
     "SELECT day, COUNT(DISTINCT customer_no),"
@@ -59,7 +60,8 @@ static const char k_days_draws_sql[] =
     " WHERE tenant_id = $1 AND campaign_id = $2"
     " UNION ALL SELECT bound_day, invitee, 'binding', 0, 0, 0 FROM referral_bindings"
     " WHERE tenant_id = $1 AND campaign_id = $2"
-    " UNION ALL SELECT day, customer_no, 'draw', 0, 0, 0 FROM lottery_draws"
+    " UNION ALL SELECT day, customer_no, 'draw', points, budget_cost, CASE WHEN outcome ="
+    " 'prize' THEN 1 ELSE 0 END FROM lottery_draws"
     " WHERE tenant_id = $1 AND campaign_id = $2"
     ") u WHERE day >= $3 AND day <= $4 GROUP BY day ORDER BY day";
 
