@@ -143,8 +143,7 @@ struct sy_campaign_result;
 struct sy_campaign;
 void sy_api_campaign_refusal(sy_req *r, int rc, const struct sy_campaign_result *why,
                              const char *id, const char *no);
-bool sy_api_campaign_in_segment(sy_req *r, const char *segment, size_t n, const char *const *nos,
-                                bool *in);
+bool sy_api_campaign_audience(sy_req *r, const char *segment, const char *no, bool *in);
 struct sy_campaign *sy_api_campaign_read(sy_req *r, const char *id);
 
 /* api_referral.c: referral fission (invite codes, bindings, review) and the

@@ -1003,10 +1003,9 @@ void sy_api_campaign_refusal(sy_req *r, int rc, const sy_campaign_result *why, c
     reply_refusal(r, rc, why, id, no);
 }
 
-bool sy_api_campaign_in_segment(sy_req *r, const char *segment, size_t n, const char *const *nos,
-                                bool *in)
+bool sy_api_campaign_audience(sy_req *r, const char *segment, const char *no, bool *in)
 {
-    return in_segment(r, segment, n, nos, in);
+    return in_segment(r, segment, 1, &no, in);
 }
 
 sy_campaign *sy_api_campaign_read(sy_req *r, const char *id)

@@ -186,8 +186,8 @@ void sy_api_invites_create(sy_req *r)
     if (!cp)
         return;
     q->in_audience = true;
-    bool ok = !cp->segment_id[0] ||
-              sy_api_campaign_in_segment(r, cp->segment_id, 1, &q->no, &q->in_audience);
+    bool ok =
+        !cp->segment_id[0] || sy_api_campaign_audience(r, cp->segment_id, q->no, &q->in_audience);
     sy_campaign_free(cp);
     if (ok)
         sy_req_write(r, apply_invite, NULL, q);

@@ -1523,12 +1523,10 @@ int sy_campaign_zone(sy_conn *c, const char *tenant, char zone[65])
     return tenant_zone(c, tenant, zone);
 }
 
-int sy_campaign_admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, int64_t when,
-                      sy_campaign_result *why)
+int sy_campaign_admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, const char *zone,
+                      int64_t when, sy_campaign_result *why)
 {
-    char zone[65];
-    int rc = tenant_zone(c, w->tenant, zone);
-    return rc == SY_OK ? admit(c, cp, w, zone, when, why) : rc;
+    return admit(c, cp, w, zone, when, why);
 }
 
 bool sy_campaign_open_at(const sy_campaign *cp, const char *zone, int64_t when)
@@ -1541,13 +1539,13 @@ bool sy_campaign_open_at(const sy_campaign *cp, const char *zone, int64_t when)
     return m >= cp->open_from && m < cp->open_until;
 }
 
-int sy_campaign_budget_check(sy_conn *c, const char *tenant, const char *id, int64_t points,
+int sy_campaign_check_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
                              int64_t cost, sy_campaign_result *why)
 {
     return check_budget(c, tenant, id, points, cost, why);
 }
 
-int sy_campaign_budget_spend(sy_conn *c, const char *tenant, const char *id, int64_t points,
+int sy_campaign_spend_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
                              int64_t cost)
 {
     return spend_budget(c, tenant, id, points, cost);
@@ -1559,11 +1557,11 @@ int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_re
     return reward_cost(c, tenant, r, points, cost);
 }
 
-int sy_campaign_reward_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
-                             const sy_campaign_reward *r, const char *action_id, const char *reason,
-                             sy_campaign_outcome *out)
+int sy_campaign_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
+                      const sy_campaign_reward *r, const char *ref, const char *reason,
+                      sy_campaign_outcome *out)
 {
-    return issue_reward(c, cp, w, r, action_id, reason, out);
+    return issue_reward(c, cp, w, r, ref, reason, out);
 }
 
 int sy_campaign_reward_check(sy_conn *c, const char *tenant, const sy_campaign_reward *r,

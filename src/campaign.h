@@ -281,17 +281,18 @@ int sy_campaign_running_tasks(sy_conn *c, const char *tenant, int64_t now_ms,
 /* The tenant's time zone ("UTC" when the tenant is not found). */
 int sy_campaign_zone(sy_conn *c, const char *tenant, char zone[65]);
 /* The checks every participation passes (running, schedule and open hours
- * at `when`, the customer, audience, suitability, holdout — a held-out
- * customer is recorded). */
-int sy_campaign_admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, int64_t when,
-                      sy_campaign_result *why);
+ * at `when` in the tenant's zone, the customer, audience, suitability,
+ * holdout — a held-out customer is recorded).  (The same signature as the
+ * lottery's branch gives it.) */
+int sy_campaign_admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, const char *zone,
+                      int64_t when, sy_campaign_result *why);
 /* Whether `when` lies inside the campaign's schedule and open hours. */
 bool sy_campaign_open_at(const sy_campaign *cp, const char *zone, int64_t when);
 /* The budget: whether it holds points and cost (BUDGET_EXHAUSTED with
  * why->other "points" or "cost"), and spending from it. */
-int sy_campaign_budget_check(sy_conn *c, const char *tenant, const char *id, int64_t points,
+int sy_campaign_check_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
                              int64_t cost, sy_campaign_result *why);
-int sy_campaign_budget_spend(sy_conn *c, const char *tenant, const char *id, int64_t points,
+int sy_campaign_spend_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
                              int64_t cost);
 /* What a reward costs the budget (its points; an item's cost price). */
 int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
@@ -299,9 +300,9 @@ int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_re
 /* Issues a reward to w->customer_no (points from campaign:<id>, or one
  * unit of an item); fills out->ledger_entry or out->grant_code.  Refusals
  * (REWARD_REFUSED, NO_CUSTOMER) write nothing. */
-int sy_campaign_reward_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
-                             const sy_campaign_reward *r, const char *action_id, const char *reason,
-                             sy_campaign_outcome *out);
+int sy_campaign_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
+                      const sy_campaign_reward *r, const char *ref, const char *reason,
+                      sy_campaign_outcome *out);
 /* The reward's point type or item exists (UNKNOWN_TYPE / UNKNOWN_ITEM with
  * res->other: ptr + "/point_type" or "/item"). */
 int sy_campaign_reward_check(sy_conn *c, const char *tenant, const sy_campaign_reward *r,

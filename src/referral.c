@@ -253,9 +253,12 @@ int sy_referral_invite(sy_conn *c, const sy_campaign_who *w, const char *campaig
     memset(out, 0, sizeof *out);
     sy_campaign *cp = NULL;
     sy_referral_rules rules;
+    char zone[65];
     int rc = load(c, w->tenant, campaign, &cp, &rules, out);
     if (rc == SY_OK)
-        rc = sy_campaign_admit(c, cp, w, w->now_ms, &out->why);
+        rc = sy_campaign_zone(c, w->tenant, zone);
+    if (rc == SY_OK)
+        rc = sy_campaign_admit(c, cp, w, zone, w->now_ms, &out->why);
     if (rc != SY_OK)
         goto done;
     sy_stmt *st = sy_conn_prepare(c, sql_get);
@@ -572,7 +575,7 @@ static int pay_one(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
     int64_t points, cost;
     int rc = sy_campaign_reward_cost(c, w->tenant, r, &points, &cost);
     if (rc == SY_OK)
-        rc = sy_campaign_budget_check(c, w->tenant, cp->id, points, cost, &o->why);
+        rc = sy_campaign_check_budget(c, w->tenant, cp->id, points, cost, &o->why);
     if (rc == SY_CAMPAIGN_BUDGET_EXHAUSTED) {
         add_refusal(out->refusal, sizeof out->refusal, role, "budget-exhausted");
         return rc;
@@ -588,7 +591,7 @@ static int pay_one(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
     sy_hex(rnd, sizeof rnd, hex);
     snprintf(o->action_id, sizeof o->action_id, "rr_%s", hex);
     snprintf(reason, sizeof reason, "referral (%s of %s), campaign %s", role, invitee, cp->id);
-    rc = sy_campaign_reward_issue(c, cp, &rw, r, o->action_id, reason, o);
+    rc = sy_campaign_issue(c, cp, &rw, r, o->action_id, reason, o);
     if (rc > 0) {
         char why[120];
         snprintf(why, sizeof why, "reward-refused(%s)", o->why.other);
@@ -618,7 +621,7 @@ static int pay_one(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
     sy_stmt_bind_i64(st, 14, w->now_ms);
     if ((rc = sy_stmt_exec(st)) != SY_OK)
         return rc;
-    return sy_campaign_budget_spend(c, w->tenant, cp->id, points, cost);
+    return sy_campaign_spend_budget(c, w->tenant, cp->id, points, cost);
 }
 
 /* Pays a qualified binding: the inviter's reward within the cap, each
