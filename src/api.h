@@ -135,6 +135,14 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
                       json_t *rewards);
 void sy_api_task_plan_free(sy_task_plan *p);
 
+/* The members of the caller's saved segment id now (a new bitmap), or NULL
+ * when there is no such segment. */
+roaring_bitmap_t *sy_api_saved_segment_members(sy_req *r, const char *id);
+
+/* api_reports.c */
+void sy_api_reports_activity(sy_req *r);
+void sy_api_reports_retention(sy_req *r);
+
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
 

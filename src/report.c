@@ -73,8 +73,8 @@ void sy_report_days_free(sy_report_days *d)
 static uint64_t window_count(const sy_report_days *d, size_t i, size_t len)
 {
     size_t lo = i + 1 >= len ? i + 1 - len : 0;
-    roaring_bitmap_t *u = roaring_bitmap_or_many(i - lo + 1,
-                                                 (const roaring_bitmap_t **)(d->active + lo));
+    roaring_bitmap_t *u =
+        roaring_bitmap_or_many(i - lo + 1, (const roaring_bitmap_t **)(d->active + lo));
     uint64_t n = roaring_bitmap_get_cardinality(u);
     roaring_bitmap_free(u);
     return n;

@@ -17,9 +17,9 @@ static const char *const k_names[] = {"login", "view_fund", "buy_fund"};
 typedef struct fixture {
     sy_index *ix;
     int64_t offset_ms;
-    int64_t day0;                          /* business day of the first event */
-    bool did[3][NCUST][NDAYS];             /* per name, customer, day - day0 */
-    roaring_bitmap_t *population;          /* every third customer */
+    int64_t day0;                 /* business day of the first event */
+    bool did[3][NCUST][NDAYS];    /* per name, customer, day - day0 */
+    roaring_bitmap_t *population; /* every third customer */
 } fixture;
 
 static uint64_t rnd(uint64_t *s)
@@ -95,8 +95,8 @@ static void check_activity(const fixture *f, int64_t from, int64_t to, unsigned 
             names[nn++] = k_names[n];
     sy_report_days d;
     sy_index_rdlock(f->ix);
-    sy_report_days_collect(f->ix, mask == 7 ? NULL : names, mask == 7 ? 0 : nn,
-                           f->day0 + from - 29, f->day0 + to, pop ? f->population : NULL, &d);
+    sy_report_days_collect(f->ix, mask == 7 ? NULL : names, mask == 7 ? 0 : nn, f->day0 + from - 29,
+                           f->day0 + to, pop ? f->population : NULL, &d);
     sy_index_unlock(f->ix);
     size_t nrows = to >= from ? (size_t)(to - from + 1) : 0;
     sy_activity_row *rows = calloc(nrows + 1, sizeof *rows);
@@ -197,9 +197,9 @@ static void test_activity_matches_brute_force(void **state)
         fixture *f = make(z ? 8 * 3600 * 1000 : 0, 0x9e3779b97f4a7c15ull + (uint64_t)z);
         check_activity(f, 0, NDAYS - 1, 7, false); /* the first days: no history */
         check_activity(f, 35, 60, 7, false);
-        check_activity(f, 35, 60, 7, true);     /* a segment */
-        check_activity(f, 10, 40, 1 | 4, false); /* only login and buy_fund */
-        check_activity(f, 40, 39, 7, false);     /* empty range */
+        check_activity(f, 35, 60, 7, true);                /* a segment */
+        check_activity(f, 10, 40, 1 | 4, false);           /* only login and buy_fund */
+        check_activity(f, 40, 39, 7, false);               /* empty range */
         check_activity(f, NDAYS + 5, NDAYS + 9, 7, false); /* past the data */
         drop(f);
     }
@@ -212,7 +212,7 @@ static void test_retention_matches_brute_force(void **state)
         fixture *f = make(z ? 8 * 3600 * 1000 : 0, 0x2545f4914f6cdd1dull + (uint64_t)z);
         check_retention(f, 0, 20, 40, 14, 7, 7, false);
         check_retention(f, 0, 20, 40, 14, 7, 7, true);
-        check_retention(f, 5, 30, 35, 10, 1, 4, false); /* login cohorts, buy_fund returns */
+        check_retention(f, 5, 30, 35, 10, 1, 4, false);  /* login cohorts, buy_fund returns */
         check_retention(f, 30, 45, 45, 30, 2, 7, false); /* periods beyond the data */
         check_retention(f, 50, 49, 60, 7, 7, 7, false);  /* no cohorts */
         drop(f);
