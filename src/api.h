@@ -142,6 +142,7 @@ roaring_bitmap_t *sy_api_saved_segment_members(sy_req *r, const char *id);
 /* api_reports.c */
 void sy_api_reports_activity(sy_req *r);
 void sy_api_reports_retention(sy_req *r);
+void sy_api_reports_kpis(sy_req *r);
 
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);

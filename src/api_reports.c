@@ -292,3 +292,122 @@ void sy_api_reports_retention(sy_req *r)
     sy_retention_free(&ret);
     report_args_free(&a);
 }
+
+/* ---- KPIs ---- */
+
+/* Customers reachable in the private domain, by channel: the dense ids of
+ * customers with an app, WeChat or WeCom identity, among pop. */
+typedef struct coverage {
+    uint64_t reachable, app, wechat, wecom;
+} coverage;
+
+static int read_coverage(sy_req *r, report_args *a, const roaring_bitmap_t *pop, coverage *out)
+{
+    static const char sql[] =
+        "SELECT customer_no, type FROM identities WHERE tenant_id = $1"
+        " AND type IN ('app_user_id', 'wechat_openid', 'wechat_unionid', 'wecom_external_userid')";
+    memset(out, 0, sizeof *out);
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    int rc = st ? SY_OK : SY_ERR;
+    roaring_bitmap_t *any = roaring_bitmap_create(), *ch[3];
+    for (int i = 0; i < 3; i++)
+        ch[i] = roaring_bitmap_create();
+    if (st) {
+        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
+        sy_index_rdlock(a->ix);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            uint32_t dense;
+            if (!sy_index_dense(a->ix, sy_stmt_text(st, 0), &dense))
+                continue;
+            const char *type = sy_stmt_text(st, 1);
+            int k = !strcmp(type, "app_user_id") ? 0 : !strncmp(type, "wechat_", 7) ? 1 : 2;
+            roaring_bitmap_add(any, dense);
+            roaring_bitmap_add(ch[k], dense);
+        }
+        sy_index_unlock(a->ix);
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    if (rc == SY_OK) {
+        out->reachable = roaring_bitmap_and_cardinality(any, pop);
+        out->app = roaring_bitmap_and_cardinality(ch[0], pop);
+        out->wechat = roaring_bitmap_and_cardinality(ch[1], pop);
+        out->wecom = roaring_bitmap_and_cardinality(ch[2], pop);
+    } else {
+        sy_api_store_error(r, c);
+    }
+    sy_store_release(app->store, c);
+    roaring_bitmap_free(any);
+    for (int i = 0; i < 3; i++)
+        roaring_bitmap_free(ch[i]);
+    return rc;
+}
+
+void sy_api_reports_kpis(sy_req *r)
+{
+    report_args a;
+    if (!report_args_read(r, &a, "purchase_events")) {
+        report_args_free(&a);
+        return;
+    }
+    uint64_t t0 = sy_mono_ns();
+    sy_kpis k;
+    sy_index_rdlock(a.ix);
+    sy_report_kpis(a.ix, a.names, a.nnames, a.from, a.to, a.among, &k);
+    roaring_bitmap_t *pop = roaring_bitmap_copy(sy_index_all(a.ix));
+    sy_index_unlock(a.ix);
+    if (a.among)
+        roaring_bitmap_and_inplace(pop, a.among);
+    coverage cov;
+    int rc = read_coverage(r, &a, pop, &cov);
+    roaring_bitmap_free(pop);
+    if (rc != SY_OK) {
+        report_args_free(&a);
+        return;
+    }
+    double ms = (double)(sy_mono_ns() - t0) / 1e6;
+    int64_t len = a.to - a.from + 1;
+    struct {
+        const char *name;
+        double v;
+        bool real;
+    } m[] = {
+        {"customers", (double)k.customers, false},
+        {"reachable", (double)cov.reachable, false},
+        {"reachable_app", (double)cov.app, false},
+        {"reachable_wechat", (double)cov.wechat, false},
+        {"reachable_wecom", (double)cov.wecom, false},
+        {"coverage_rate", rate(cov.reachable, k.customers), true},
+        {"active", (double)k.active, false},
+        {"active_rate", rate(k.active, k.customers), true},
+        {"active_previous", (double)k.active_prev, false},
+        {"churned", (double)k.churned, false},
+        {"churn_rate", rate(k.churned, k.active_prev), true},
+        {"purchasers", (double)k.purchasers, false},
+        {"repurchasers", (double)k.repurchasers, false},
+        {"repurchase_rate", rate(k.repurchasers, k.purchasers), true},
+    };
+    if (a.csv) {
+        sy_buf b = {0};
+        sy_buf_puts(&b, "metric,value\r\n");
+        for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+            if (m[i].real)
+                sy_buf_printf(&b, "%s,%.6f\r\n", m[i].name, m[i].v);
+            else
+                sy_buf_printf(&b, "%s,%.0f\r\n", m[i].name, m[i].v);
+        reply_csv(r, &b);
+    } else {
+        json_t *o = common_json(&a, ms);
+        json_object_set_new(
+            o, "previous",
+            json_pack("{s:o, s:o}", "from", day_json(a.from - len), "to", day_json(a.from - 1)));
+        json_object_set_new(o, "purchase_events", names_json(&a));
+        for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+            json_object_set_new(o, m[i].name,
+                                m[i].real ? json_real(m[i].v) : json_integer((json_int_t)m[i].v));
+        sy_reply_json(r, 200, o);
+    }
+    report_args_free(&a);
+}

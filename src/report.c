@@ -151,6 +151,73 @@ void sy_report_retention(const sy_report_days *cohort, const sy_report_days *ret
     free(suffix);
 }
 
+typedef struct purchase_sums {
+    uint64_t *sums;
+    int64_t from, to;
+    const sy_index *ix;
+} purchase_sums;
+
+static void add_day_counts(int64_t day, const sy_day_events *e, void *ud)
+{
+    (void)day;
+    purchase_sums *p = ud;
+    sy_day_add_sums(e, p->sums, false);
+}
+
+static void add_buy_name(const char *name, void *ud)
+{
+    purchase_sums *p = ud;
+    if (!strncmp(name, "buy_", 4))
+        sy_index_days(p->ix, name, p->from, p->to, add_day_counts, p);
+}
+
+/* The union of d's days [lo, hi] (indices). */
+static roaring_bitmap_t *union_of(const sy_report_days *d, size_t lo, size_t hi)
+{
+    return roaring_bitmap_or_many(hi - lo + 1, (const roaring_bitmap_t **)(d->active + lo));
+}
+
+void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npurchase, int64_t from,
+                    int64_t to, const roaring_bitmap_t *among, sy_kpis *out)
+{
+    memset(out, 0, sizeof *out);
+    roaring_bitmap_t *pop = roaring_bitmap_copy(sy_index_all(ix));
+    if (among)
+        roaring_bitmap_and_inplace(pop, among);
+    out->customers = roaring_bitmap_get_cardinality(pop);
+    int64_t len = to - from + 1;
+    sy_report_days d;
+    sy_report_days_collect(ix, NULL, 0, from - len, to, pop, &d);
+    roaring_bitmap_t *prev = union_of(&d, 0, (size_t)len - 1),
+                     *now = union_of(&d, (size_t)len, d.n - 1);
+    out->active = roaring_bitmap_get_cardinality(now);
+    out->active_prev = roaring_bitmap_get_cardinality(prev);
+    out->churned = out->active_prev - roaring_bitmap_and_cardinality(prev, now);
+    roaring_bitmap_free(prev);
+    roaring_bitmap_free(now);
+    sy_report_days_free(&d);
+    /* purchases: every customer's count of purchase events in the period */
+    purchase_sums p = {.sums = sy_xcalloc((size_t)sy_index_size(ix) + 1, sizeof *p.sums),
+                       .from = from,
+                       .to = to,
+                       .ix = ix};
+    if (npurchase)
+        for (size_t i = 0; i < npurchase; i++)
+            sy_index_days(ix, purchase[i], from, to, add_day_counts, &p);
+    else
+        sy_index_event_names(ix, add_buy_name, &p);
+    roaring_uint32_iterator_t *it = roaring_create_iterator(pop);
+    uint32_t buf[1024], got;
+    while ((got = roaring_read_uint32_iterator(it, buf, 1024)) > 0)
+        for (uint32_t i = 0; i < got; i++) {
+            out->purchasers += p.sums[buf[i]] >= 1;
+            out->repurchasers += p.sums[buf[i]] >= 2;
+        }
+    roaring_free_uint32_iterator(it);
+    free(p.sums);
+    roaring_bitmap_free(pop);
+}
+
 void sy_retention_free(sy_retention *r)
 {
     free(r->day);

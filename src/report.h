@@ -76,4 +76,19 @@ void sy_report_retention(const sy_report_days *cohort, const sy_report_days *ret
                          int64_t to, size_t nperiods, sy_retention *out);
 void sy_retention_free(sy_retention *r);
 
+/* Lifecycle KPIs of a period [from, to] (docs/reports.md, "KPIs"). */
+typedef struct sy_kpis {
+    uint64_t customers;    /* the population */
+    uint64_t active;       /* active on some day of the period */
+    uint64_t active_prev;  /* ... of the period of the same length just before */
+    uint64_t churned;      /* active in the previous period, not in this one */
+    uint64_t purchasers;   /* at least one purchase event in the period */
+    uint64_t repurchasers; /* at least two */
+} sy_kpis;
+
+/* Under the index's read lock.  purchase: the event names that are
+ * purchases (npurchase 0: every name beginning with "buy_"). */
+void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npurchase, int64_t from,
+                    int64_t to, const roaring_bitmap_t *among, sy_kpis *out);
+
 #endif

@@ -230,6 +230,66 @@ static void test_csv(void **state)
     h_resp_free(&r);
 }
 
+static double real_of(json_t *o, const char *k)
+{
+    return json_real_value(json_object_get(o, k));
+}
+
+static void test_kpis(void **state)
+{
+    (void)state;
+    h_resp r = h_req(S, "PUT", "/v1/customers/A", S->admin_key,
+                     "{\"identities\":[{\"type\":\"app_user_id\",\"value\":\"ua\"}]}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_req(S, "PUT", "/v1/customers/B", S->admin_key,
+              "{\"identities\":[{\"type\":\"wechat_openid\",\"value\":\"ob\"},"
+              "{\"type\":\"phone\",\"value\":\"13800138000\"}]}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    /* 10-03..10-04 against 10-01..10-02: active {B, C}, before {A, B, D}: A and D churned */
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-03&to=2026-10-04", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(field(r.json, "customers"), 4);
+    assert_int_equal(field(r.json, "active"), 2);
+    assert_int_equal(field(r.json, "active_previous"), 3);
+    assert_int_equal(field(r.json, "churned"), 2);
+    assert_true(real_of(r.json, "churn_rate") == 2.0 / 3.0);
+    assert_true(real_of(r.json, "active_rate") == 0.5);
+    assert_string_equal(h_str(json_object_get(r.json, "previous"), "from"), "2026-10-01");
+    /* reachable: A (app) and B (WeChat); a phone number alone does not count */
+    assert_int_equal(field(r.json, "reachable"), 2);
+    assert_int_equal(field(r.json, "reachable_app"), 1);
+    assert_int_equal(field(r.json, "reachable_wechat"), 1);
+    assert_int_equal(field(r.json, "reachable_wecom"), 0);
+    assert_true(real_of(r.json, "coverage_rate") == 0.5);
+    assert_int_equal(field(r.json, "purchasers"), 0);
+    h_resp_free(&r);
+    /* 10-01..10-04: purchases are buy_* (B once); with logins as purchases A twice */
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-01&to=2026-10-04", S->admin_key, NULL);
+    assert_int_equal(field(r.json, "active"), 4);
+    assert_int_equal(field(r.json, "purchasers"), 1);
+    assert_int_equal(field(r.json, "repurchasers"), 0);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-01&to=2026-10-04&purchase_events=login",
+              S->admin_key, NULL);
+    assert_int_equal(field(r.json, "purchasers"), 4);
+    assert_int_equal(field(r.json, "repurchasers"), 1);
+    assert_true(real_of(r.json, "repurchase_rate") == 0.25);
+    h_resp_free(&r);
+    /* a segment: payroll = A, B */
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-03&to=2026-10-04&segment=payroll&format=csv",
+              S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "metric,value\r\ncustomers,2\r\nreachable,2\r\n"));
+    assert_non_null(strstr(r.body, "\r\nactive,1\r\n"));
+    assert_non_null(strstr(r.body, "\r\nchurned,1\r\nchurn_rate,0.500000\r\n"));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/reports/kpis?purchase_events=Buy", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "purchase_events");
+    h_resp_free(&r);
+}
+
 static void test_bad_parameters(void **state)
 {
     (void)state;
@@ -275,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_activity_of_segments),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_kpis),
         cmocka_unit_test(test_bad_parameters),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

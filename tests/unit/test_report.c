@@ -19,6 +19,7 @@ typedef struct fixture {
     int64_t offset_ms;
     int64_t day0;                 /* business day of the first event */
     bool did[3][NCUST][NDAYS];    /* per name, customer, day - day0 */
+    int count[3][NCUST][NDAYS];   /* how many such events */
     roaring_bitmap_t *population; /* every third customer */
 } fixture;
 
@@ -55,6 +56,7 @@ static fixture *make(int64_t offset_ms, uint64_t seed)
             int64_t day = sy_index_day(f->ix, ts) - f->day0;
             assert_true(day >= 0 && day < NDAYS);
             f->did[n][c][day] = true;
+            f->count[n][c][day]++;
         }
     }
     f->population = roaring_bitmap_create();
@@ -219,6 +221,58 @@ static void test_retention_matches_brute_force(void **state)
     }
 }
 
+static void check_kpis(const fixture *f, int64_t from, int64_t to, int purchase_name, bool pop)
+{
+    const char *names[1] = {k_names[purchase_name]};
+    sy_kpis k;
+    sy_index_rdlock(f->ix);
+    /* purchase_name 2 (buy_fund) is also what the default ("buy_*") finds */
+    sy_report_kpis(f->ix, purchase_name == 2 ? NULL : names, purchase_name == 2 ? 0 : 1,
+                   f->day0 + from, f->day0 + to, pop ? f->population : NULL, &k);
+    sy_index_unlock(f->ix);
+    int64_t len = to - from + 1;
+    uint64_t customers = 0, act = 0, prev = 0, churned = 0, buyers = 0, again = 0;
+    for (int c = 0; c < NCUST; c++) {
+        if (!in_pop(f, c, pop))
+            continue;
+        customers++;
+        bool a = false, b = false;
+        int bought = 0;
+        for (int64_t d = from; d <= to; d++) {
+            a |= active(f, c, d, 7);
+            if (d >= 0 && d < NDAYS)
+                bought += f->count[purchase_name][c][d];
+        }
+        for (int64_t d = from - len; d < from; d++)
+            b |= active(f, c, d, 7);
+        act += a;
+        prev += b;
+        churned += b && !a;
+        buyers += bought >= 1;
+        again += bought >= 2;
+    }
+    assert_int_equal(k.customers, customers);
+    assert_int_equal(k.active, act);
+    assert_int_equal(k.active_prev, prev);
+    assert_int_equal(k.churned, churned);
+    assert_int_equal(k.purchasers, buyers);
+    assert_int_equal(k.repurchasers, again);
+    assert_true(again > 0); /* the fixture has repeat buyers */
+}
+
+static void test_kpis_match_brute_force(void **state)
+{
+    (void)state;
+    for (int z = 0; z < 2; z++) {
+        fixture *f = make(z ? 8 * 3600 * 1000 : 0, 0x51afd7ed558ccd00ull + (uint64_t)z);
+        check_kpis(f, 30, 59, 2, false);
+        check_kpis(f, 30, 59, 2, true);
+        check_kpis(f, 40, 46, 0, false); /* a week; login as the purchase */
+        check_kpis(f, 0, 13, 2, false);  /* the previous period before the data */
+        drop(f);
+    }
+}
+
 /* An empty population gives zeros, not errors. */
 static void test_empty_population(void **state)
 {
@@ -248,6 +302,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activity_matches_brute_force),
         cmocka_unit_test(test_retention_matches_brute_force),
+        cmocka_unit_test(test_kpis_match_brute_force),
         cmocka_unit_test(test_empty_population),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
