@@ -143,6 +143,8 @@ roaring_bitmap_t *sy_api_saved_segment_members(sy_req *r, const char *id);
 void sy_api_reports_activity(sy_req *r);
 void sy_api_reports_retention(sy_req *r);
 void sy_api_reports_kpis(sy_req *r);
+/* api_benefits.c: issued, redeemed, expired and revoked by day, supplier and item */
+void sy_api_reports_benefits(sy_req *r);
 
 /* api_audit.c */
 void sy_api_audit_list(sy_req *r);
