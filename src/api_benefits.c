@@ -1909,9 +1909,7 @@ void sy_api_listings_create(sy_req *r)
 /* The UTC moment of local midnight starting `day` in zone. */
 static int64_t local_midnight(const char *zone, int64_t day)
 {
-    int64_t wall = day * DAY_MS;
-    int64_t guess = wall - sy_ledger_tz_offset(zone, wall);
-    return wall - sy_ledger_tz_offset(zone, guess);
+    return sy_local_midnight(zone, day);
 }
 
 static const char *str_of(const json_t *o, const char *k)
@@ -1948,7 +1946,7 @@ static void recon_moment(void *ud, const char *item, const char *supplier, int k
     recon *rc = ud;
     recon_item key;
     snprintf(key.code, sizeof key.code, "%s", item);
-    recon_item *it = bsearch(&key, rc->items, rc->n, sizeof *rc->items, recon_cmp);
+    recon_item *it = rc->n ? bsearch(&key, rc->items, rc->n, sizeof *rc->items, recon_cmp) : NULL;
     if (it) {
         it->f[2 * kind]++;
         it->f[2 * kind + 1] += cost;
@@ -2037,7 +2035,8 @@ void sy_api_reconciliation(sy_req *r)
             rc = rc == SY_DONE ? SY_OK : rc;
         }
         if (rc == SY_OK) {
-            qsort(rec.items, rec.n, sizeof *rec.items, recon_cmp);
+            if (rec.n)
+                qsort(rec.items, rec.n, sizeof *rec.items, recon_cmp);
             rc = sy_benefit_moments(c, tenant, supplier, from, to, recon_moment, &rec);
         }
         size_t i;
@@ -2045,7 +2044,8 @@ void sy_api_reconciliation(sy_req *r)
         json_array_foreach (items, i, o) {
             recon_item key;
             snprintf(key.code, sizeof key.code, "%s", str_of(o, "item"));
-            const recon_item *it = bsearch(&key, rec.items, rec.n, sizeof *rec.items, recon_cmp);
+            const recon_item *it =
+                rec.n ? bsearch(&key, rec.items, rec.n, sizeof *rec.items, recon_cmp) : NULL;
             for (int k = 0; k < 8; k++) {
                 int64_t v = it ? it->f[k] : 0;
                 totals[k] += v;
@@ -2126,7 +2126,8 @@ static void bcollect_moment(void *ud, const char *item, const char *supplier, in
     bcollect *b = ud;
     recon_item key;
     snprintf(key.code, sizeof key.code, "%s", item);
-    const recon_item *it = bsearch(&key, b->rec.items, b->rec.n, sizeof *b->rec.items, recon_cmp);
+    const recon_item *it =
+        b->rec.n ? bsearch(&key, b->rec.items, b->rec.n, sizeof *b->rec.items, recon_cmp) : NULL;
     if (!it)
         return;
     size_t lo = 0, hi = b->ndays; /* the last day whose midnight is <= at */
@@ -2214,7 +2215,8 @@ void sy_api_reports_benefits(sy_req *r)
         rc = rc == SY_DONE ? SY_OK : rc;
     }
     if (rc == SY_OK) {
-        qsort(b.rec.items, b.rec.n, sizeof *b.rec.items, recon_cmp);
+        if (b.rec.n)
+            qsort(b.rec.items, b.rec.n, sizeof *b.rec.items, recon_cmp);
         rc = sy_benefit_moments(c, tenant, supplier, bounds[0], bounds[ndays], bcollect_moment, &b);
     }
     /* each item's supplier, in the sorted order */
@@ -2237,7 +2239,8 @@ void sy_api_reports_benefits(sy_req *r)
         goto out;
     }
     sy_store_release(app->store, c);
-    qsort(b.m, b.n, sizeof *b.m, bmoment_cmp);
+    if (b.n)
+        qsort(b.m, b.n, sizeof *b.m, bmoment_cmp);
     json_t *rows = json_array(), *by_supplier = json_object();
     int64_t totals[8] = {0};
     sy_buf csv = {0};

@@ -2,6 +2,8 @@
  * (report.h computes them; docs/reports.md defines every figure). */
 #include "api.h"
 #include "app.h"
+#include "customer.h"
+#include "ledger.h"
 #include "report.h"
 #include "tenant.h"
 #include "util.h"
@@ -345,6 +347,64 @@ static int read_coverage(sy_req *r, report_args *a, const roaring_bitmap_t *pop,
     return rc;
 }
 
+/* The AUM of active and inactive customers at the start and at the end of
+ * the period, from attr_history (each customer's last value before each
+ * moment; none counts 0).  i 0: active, 1: inactive. */
+typedef struct aum_move {
+    int64_t start[2], end[2];
+} aum_move;
+
+static int read_aum(sy_req *r, report_args *a, const roaring_bitmap_t *pop,
+                    const roaring_bitmap_t *active, aum_move *out)
+{
+    static const char sql[] = "SELECT customer_no, value, at FROM attr_history"
+                              " WHERE tenant_id = $1 AND attr = 'aum' AND at < $2"
+                              " ORDER BY customer_no, at";
+    memset(out, 0, sizeof *out);
+    sy_app *app = sy_req_app(r);
+    int64_t start = sy_local_midnight(a->tenant.timezone, a->from),
+            end = sy_local_midnight(a->tenant.timezone, a->to + 1);
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    int rc = st ? SY_OK : SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
+        sy_stmt_bind_i64(st, 2, end);
+        char cur[SY_CUSTOMER_NO_MAX + 1] = "";
+        int64_t at_start = 0, at_end = 0;
+        sy_index_rdlock(a->ix);
+        for (;;) {
+            rc = sy_stmt_step(st);
+            const char *no = rc == SY_ROW ? sy_stmt_text(st, 0) : "";
+            if (rc != SY_ROW || strcmp(no, cur) != 0) {
+                /* the previous customer is complete */
+                uint32_t dense;
+                if (cur[0] && sy_index_dense(a->ix, cur, &dense) &&
+                    roaring_bitmap_contains(pop, dense)) {
+                    int g = roaring_bitmap_contains(active, dense) ? 0 : 1;
+                    out->start[g] += at_start;
+                    out->end[g] += at_end;
+                }
+                if (rc != SY_ROW)
+                    break;
+                snprintf(cur, sizeof cur, "%s", no);
+                at_start = at_end = 0;
+            }
+            int64_t v = sy_stmt_is_null(st, 1) ? 0 : strtoll(sy_stmt_text(st, 1), NULL, 10);
+            if (sy_stmt_i64(st, 2) < start)
+                at_start = v;
+            at_end = v;
+        }
+        sy_index_unlock(a->ix);
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    if (rc != SY_OK)
+        sy_api_store_error(r, c);
+    sy_store_release(app->store, c);
+    return rc;
+}
+
 void sy_api_reports_kpis(sy_req *r)
 {
     report_args a;
@@ -354,15 +414,17 @@ void sy_api_reports_kpis(sy_req *r)
     }
     uint64_t t0 = sy_mono_ns();
     sy_kpis k;
+    roaring_bitmap_t *pop, *active;
     sy_index_rdlock(a.ix);
-    sy_report_kpis(a.ix, a.names, a.nnames, a.from, a.to, a.among, &k);
-    roaring_bitmap_t *pop = roaring_bitmap_copy(sy_index_all(a.ix));
+    sy_report_kpis(a.ix, a.names, a.nnames, a.from, a.to, a.among, &k, &pop, &active);
     sy_index_unlock(a.ix);
-    if (a.among)
-        roaring_bitmap_and_inplace(pop, a.among);
     coverage cov;
+    aum_move aum;
     int rc = read_coverage(r, &a, pop, &cov);
+    if (rc == SY_OK)
+        rc = read_aum(r, &a, pop, active, &aum);
     roaring_bitmap_free(pop);
+    roaring_bitmap_free(active);
     if (rc != SY_OK) {
         report_args_free(&a);
         return;
@@ -371,23 +433,30 @@ void sy_api_reports_kpis(sy_req *r)
     int64_t len = a.to - a.from + 1;
     struct {
         const char *name;
+        int64_t i; /* integers stay exact */
         double v;
         bool real;
     } m[] = {
-        {"customers", (double)k.customers, false},
-        {"reachable", (double)cov.reachable, false},
-        {"reachable_app", (double)cov.app, false},
-        {"reachable_wechat", (double)cov.wechat, false},
-        {"reachable_wecom", (double)cov.wecom, false},
-        {"coverage_rate", rate(cov.reachable, k.customers), true},
-        {"active", (double)k.active, false},
-        {"active_rate", rate(k.active, k.customers), true},
-        {"active_previous", (double)k.active_prev, false},
-        {"churned", (double)k.churned, false},
-        {"churn_rate", rate(k.churned, k.active_prev), true},
-        {"purchasers", (double)k.purchasers, false},
-        {"repurchasers", (double)k.repurchasers, false},
-        {"repurchase_rate", rate(k.repurchasers, k.purchasers), true},
+        {"customers", (int64_t)(k.customers), 0, false},
+        {"reachable", (int64_t)(cov.reachable), 0, false},
+        {"reachable_app", (int64_t)(cov.app), 0, false},
+        {"reachable_wechat", (int64_t)(cov.wechat), 0, false},
+        {"reachable_wecom", (int64_t)(cov.wecom), 0, false},
+        {"coverage_rate", 0, rate(cov.reachable, k.customers), true},
+        {"active", (int64_t)(k.active), 0, false},
+        {"active_rate", 0, rate(k.active, k.customers), true},
+        {"active_previous", (int64_t)(k.active_prev), 0, false},
+        {"churned", (int64_t)(k.churned), 0, false},
+        {"churn_rate", 0, rate(k.churned, k.active_prev), true},
+        {"purchasers", (int64_t)(k.purchasers), 0, false},
+        {"repurchasers", (int64_t)(k.repurchasers), 0, false},
+        {"repurchase_rate", 0, rate(k.repurchasers, k.purchasers), true},
+        {"aum_active_start", (int64_t)(aum.start[0]), 0, false},
+        {"aum_active_end", (int64_t)(aum.end[0]), 0, false},
+        {"aum_active_change", (int64_t)((aum.end[0] - aum.start[0])), 0, false},
+        {"aum_inactive_start", (int64_t)(aum.start[1]), 0, false},
+        {"aum_inactive_end", (int64_t)(aum.end[1]), 0, false},
+        {"aum_inactive_change", (int64_t)((aum.end[1] - aum.start[1])), 0, false},
     };
     if (a.csv) {
         sy_buf b = {0};
@@ -396,7 +465,7 @@ void sy_api_reports_kpis(sy_req *r)
             if (m[i].real)
                 sy_buf_printf(&b, "%s,%.6f\r\n", m[i].name, m[i].v);
             else
-                sy_buf_printf(&b, "%s,%.0f\r\n", m[i].name, m[i].v);
+                sy_buf_printf(&b, "%s,%lld\r\n", m[i].name, (long long)m[i].i);
         reply_csv(r, &b);
     } else {
         json_t *o = common_json(&a, ms);
@@ -406,7 +475,7 @@ void sy_api_reports_kpis(sy_req *r)
         json_object_set_new(o, "purchase_events", names_json(&a));
         for (size_t i = 0; i < sizeof m / sizeof *m; i++)
             json_object_set_new(o, m[i].name,
-                                m[i].real ? json_real(m[i].v) : json_integer((json_int_t)m[i].v));
+                                m[i].real ? json_real(m[i].v) : json_integer((json_int_t)m[i].i));
         sy_reply_json(r, 200, o);
     }
     report_args_free(&a);

@@ -1025,6 +1025,8 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
         if (rc == SY_OK) {
             json_t *obj = json_loads(text, 0, NULL);
             rc = obj ? sy_customer_packed_put(w.c, schema, o->tenant, no, i, obj) : SY_ERR;
+            if (rc == SY_OK)
+                rc = sy_customer_history_put(w.c, o->tenant, no, NULL, obj, created);
             json_decref(obj);
         }
         rc = row_done(&w, rc);

@@ -178,7 +178,8 @@ static roaring_bitmap_t *union_of(const sy_report_days *d, size_t lo, size_t hi)
 }
 
 void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npurchase, int64_t from,
-                    int64_t to, const roaring_bitmap_t *among, sy_kpis *out)
+                    int64_t to, const roaring_bitmap_t *among, sy_kpis *out,
+                    roaring_bitmap_t **population, roaring_bitmap_t **active)
 {
     memset(out, 0, sizeof *out);
     roaring_bitmap_t *pop = roaring_bitmap_copy(sy_index_all(ix));
@@ -194,7 +195,10 @@ void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npur
     out->active_prev = roaring_bitmap_get_cardinality(prev);
     out->churned = out->active_prev - roaring_bitmap_and_cardinality(prev, now);
     roaring_bitmap_free(prev);
-    roaring_bitmap_free(now);
+    if (active)
+        *active = now;
+    else
+        roaring_bitmap_free(now);
     sy_report_days_free(&d);
     /* purchases: every customer's count of purchase events in the period */
     purchase_sums p = {.sums = sy_xcalloc((size_t)sy_index_size(ix) + 1, sizeof *p.sums),
@@ -215,7 +219,10 @@ void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npur
         }
     roaring_free_uint32_iterator(it);
     free(p.sums);
-    roaring_bitmap_free(pop);
+    if (population)
+        *population = pop;
+    else
+        roaring_bitmap_free(pop);
 }
 
 void sy_retention_free(sy_retention *r)

@@ -87,8 +87,11 @@ typedef struct sy_kpis {
 } sy_kpis;
 
 /* Under the index's read lock.  purchase: the event names that are
- * purchases (npurchase 0: every name beginning with "buy_"). */
+ * purchases (npurchase 0: every name beginning with "buy_").  With
+ * population and active not NULL they receive new bitmaps of the
+ * population and of its customers active in the period. */
 void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npurchase, int64_t from,
-                    int64_t to, const roaring_bitmap_t *among, sy_kpis *out);
+                    int64_t to, const roaring_bitmap_t *among, sy_kpis *out,
+                    roaring_bitmap_t **population, roaring_bitmap_t **active);
 
 #endif

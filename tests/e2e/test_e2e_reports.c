@@ -53,7 +53,7 @@ static int group_setup(void **state)
 {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    S = h_start(NULL);
+    S = h_start("--test-clock", NULL); /* AUM history written at chosen times */
     assert_int_equal(h_cli(S, NULL, "tenant create utcbank --timezone UTC"), 0);
     char *out = NULL;
     assert_int_equal(h_cli(S, &out, "key create --tenant utcbank --role admin"), 0);
@@ -288,6 +288,44 @@ static void test_kpis(void **state)
     r = h_req(S, "GET", "/v1/reports/kpis?purchase_events=Buy", S->admin_key, NULL);
     h_assert_problem(r, 400, "validation", "purchase_events");
     h_resp_free(&r);
+
+    /* AUM movement from the history of aum: A 1000 on 09-25 then 3000 on 10-03; B 500 on
+     * 09-01; C 700 on 10-04; D none.  In 10-03..10-04 B and C are active, A and D not. */
+    static const struct {
+        const char *no, *at, *body;
+    } aum[] = {{"A", "2026-09-25T10:00:00+08:00", "{\"attributes\":{\"aum\":1000}}"},
+               {"A", "2026-10-03T12:00:00+08:00", "{\"attributes\":{\"aum\":3000}}"},
+               {"B", "2026-09-01T10:00:00+08:00", "{\"attributes\":{\"aum\":500}}"},
+               {"B", "2026-09-02T10:00:00+08:00", "{\"attributes\":{\"aum\":500}}"},
+               {"C", "2026-10-04T23:00:00+08:00", "{\"attributes\":{\"aum\":700}}"}};
+    for (size_t i = 0; i < SY_TEST_LEN(aum); i++) {
+        char path[64], now[80];
+        snprintf(path, sizeof path, "/v1/customers/%s", aum[i].no);
+        snprintf(now, sizeof now, "X-Siyu-Now: %s", aum[i].at);
+        const char *hdr[] = {now, NULL};
+        r = h_req_h(S, "PUT", path, S->admin_key, aum[i].body, hdr);
+        assert_int_equal(r.status, 200);
+        h_resp_free(&r);
+    }
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-03&to=2026-10-04", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(field(r.json, "aum_active_start"), 500);
+    assert_int_equal(field(r.json, "aum_active_end"), 1200);
+    assert_int_equal(field(r.json, "aum_active_change"), 700);
+    assert_int_equal(field(r.json, "aum_inactive_start"), 1000);
+    assert_int_equal(field(r.json, "aum_inactive_end"), 3000);
+    assert_int_equal(field(r.json, "aum_inactive_change"), 2000);
+    h_resp_free(&r);
+    /* the same value again writes no history row */
+    char sql[800];
+    snprintf(sql, sizeof sql,
+             "sqlite3 '%s/siyu.db' \"SELECT count(*) FROM attr_history WHERE customer_no = 'B'\"",
+             S->data);
+    FILE *p = popen(sql, "r");
+    char buf[32] = "";
+    assert_non_null(fgets(buf, sizeof buf, p));
+    pclose(p);
+    assert_string_equal(buf, "1\n");
 }
 
 static void test_bad_parameters(void **state)

@@ -228,7 +228,7 @@ static void check_kpis(const fixture *f, int64_t from, int64_t to, int purchase_
     sy_index_rdlock(f->ix);
     /* purchase_name 2 (buy_fund) is also what the default ("buy_*") finds */
     sy_report_kpis(f->ix, purchase_name == 2 ? NULL : names, purchase_name == 2 ? 0 : 1,
-                   f->day0 + from, f->day0 + to, pop ? f->population : NULL, &k);
+                   f->day0 + from, f->day0 + to, pop ? f->population : NULL, &k, NULL, NULL);
     sy_index_unlock(f->ix);
     int64_t len = to - from + 1;
     uint64_t customers = 0, act = 0, prev = 0, churned = 0, buyers = 0, again = 0;
