@@ -370,10 +370,6 @@ bool sy_campaign_rules_parse(sy_campaign *cp, json_t *in, char *field, size_t fi
     default: {
         const char *sec = k_types[cp->type];
         json_t *s = json_object_get(in, sec);
-        if (cp->type == SY_CAMPAIGN_LOTTERY && s && !json_is_null(s))
-            return fail(&e, "/lottery",
-                        "a lottery's prize table is set with PUT /v1/campaigns/{id}/prizes"
-                        " (docs/campaigns.md)");
         if (s && !json_is_null(s)) {
             if (!json_is_object(s)) {
                 char p[40];
