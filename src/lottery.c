@@ -574,12 +574,14 @@ static int count_draws(sy_conn *c, const sy_campaign *cp, const char *tenant, co
     return rc == SY_ROW ? SY_OK : rc;
 }
 
-/* The customer's last draw: its number and losing streak (0, 0: none). */
+/* The customer's last draw: its number, business day, number that day and
+ * losing streak (all 0: none). */
 static int last_draw(sy_conn *c, const char *tenant, const char *id, const char *no, int64_t *n,
-                     int64_t *streak)
+                     int64_t *day, int64_t *day_n, int64_t *streak)
 {
-    static const char sql[] = "SELECT n, losing_streak FROM lottery_draws WHERE tenant_id = $1"
-                              " AND campaign_id = $2 AND customer_no = $3 ORDER BY n DESC LIMIT 1";
+    static const char sql[] =
+        "SELECT n, day, day_n, losing_streak FROM lottery_draws WHERE tenant_id = $1"
+        " AND campaign_id = $2 AND customer_no = $3 ORDER BY n DESC LIMIT 1";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -587,8 +589,11 @@ static int last_draw(sy_conn *c, const char *tenant, const char *id, const char 
     sy_stmt_bind_text(st, 2, id);
     sy_stmt_bind_text(st, 3, no);
     int rc = sy_stmt_step(st);
-    *n = rc == SY_ROW ? sy_stmt_i64(st, 0) : 0;
-    *streak = rc == SY_ROW ? sy_stmt_i64(st, 1) : 0;
+    bool row = rc == SY_ROW;
+    *n = row ? sy_stmt_i64(st, 0) : 0;
+    *day = row ? sy_stmt_i64(st, 1) : 0;
+    *day_n = row ? sy_stmt_i64(st, 2) : 0;
+    *streak = row ? sy_stmt_i64(st, 3) : 0;
     sy_stmt_reset(st);
     return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
 }
@@ -620,9 +625,9 @@ static int insert_draw(sy_conn *c, const sy_campaign_who *w, const char *campaig
         "INSERT INTO lottery_draws (tenant_id, campaign_id, id, customer_no, n, version, day,"
         " week, random, total_weight, picked, outcome, prize, reason, free, cost_points,"
         " cost_type, spend_entry, points, point_type, item, grant_code, ledger_entry,"
-        " budget_cost, losing_streak, device_id, ip, created_at) VALUES ($1, $2, $3, $4, $5, $6,"
-        " $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,"
-        " $25, $26, $27, $28)";
+        " budget_cost, losing_streak, device_id, ip, created_at, day_n) VALUES ($1, $2, $3, $4,"
+        " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,"
+        " $23, $24, $25, $26, $27, $28, $29)";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -654,6 +659,7 @@ static int insert_draw(sy_conn *c, const sy_campaign_who *w, const char *campaig
     sy_stmt_bind_text(st, 26, or_null(device));
     sy_stmt_bind_text(st, 27, or_null(ip));
     sy_stmt_bind_i64(st, 28, w->now_ms);
+    sy_stmt_bind_i64(st, 29, o->draws_today);
     return sy_stmt_exec(st);
 }
 
@@ -692,10 +698,17 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
         (rc = sy_campaign_admit(c, cp, w, zone, w->now_ms, &out->why)) != SY_OK ||
         (rc = sy_lottery_load(c, w->tenant, cp->id, 0, t)) != SY_OK)
         goto done;
-    int64_t day = sy_campaign_day(zone, w->now_ms), today_n;
+    int64_t day = sy_campaign_day(zone, w->now_ms), today_n, last_day, last_day_n, prev_streak;
     out->day = day;
     out->version = t->version;
-    if ((rc = count_draws(c, cp, w->tenant, w->customer_no, day, day, &today_n)) != SY_OK)
+    if ((rc = last_draw(c, w->tenant, cp->id, w->customer_no, &out->n, &last_day, &last_day_n,
+                        &prev_streak)) != SY_OK)
+        goto done;
+    out->n++;
+    /* the day's draws: from the last one, unless the clock went back */
+    today_n = last_day == day ? last_day_n : 0;
+    if (out->n > 1 && last_day > day &&
+        (rc = count_draws(c, cp, w->tenant, w->customer_no, day, day, &today_n)) != SY_OK)
         goto done;
     if (t->draws_per_day != SY_CAMPAIGN_UNSET && today_n >= t->draws_per_day) {
         snprintf(out->why.other, sizeof out->why.other, "day");
@@ -711,10 +724,6 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
         rc = SY_LOTTERY_NO_CHANCES;
         goto done;
     }
-    int64_t prev_streak;
-    if ((rc = last_draw(c, w->tenant, cp->id, w->customer_no, &out->n, &prev_streak)) != SY_OK)
-        goto done;
-    out->n++;
     /* the draw: one random value over the version's ranges */
     int64_t total = t->thanks_weight;
     for (int i = 0; i < t->nprizes; i++)
@@ -815,9 +824,9 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
         snprintf(out->prize_name, sizeof out->prize_name, "%s", t->thanks_name);
         out->losing_streak = (int)prev_streak + 1;
     }
+    out->draws_today = today_n + 1;
     if ((rc = insert_draw(c, w, cp->id, out, device, ip)) != SY_OK)
         goto done;
-    out->draws_today = today_n + 1;
     if (t->draws_per_day != SY_CAMPAIGN_UNSET)
         out->chances_left = t->draws_per_day - out->draws_today;
     atomic_fetch_add_explicit(out->won ? &g_draws_won : &g_draws_thanks, 1, memory_order_relaxed);

@@ -59,14 +59,16 @@ CREATE TABLE lottery_prizes (
 -- guarantee, paced, out-of-stock, or the catalogue's refusal), what it cost
 -- (free, or cost_points spent by spend_entry) and what it issued (points by
 -- ledger_entry, or item by grant_code, with budget_cost in fen).  n counts
--- the customer's draws in the campaign (1, 2, ...); losing_streak: losing
--- draws in a row up to and including this one.
+-- the customer's draws in the campaign (1, 2, ...), day_n their draws on
+-- that business day (so the daily cap needs no count); losing_streak:
+-- losing draws in a row up to and including this one.
 CREATE TABLE lottery_draws (
     tenant_id      TEXT NOT NULL,
     campaign_id    TEXT NOT NULL,
     id             TEXT NOT NULL,
     customer_no    TEXT NOT NULL,
     n              INTEGER NOT NULL CHECK (n > 0),
+    day_n          INTEGER NOT NULL CHECK (day_n > 0 AND day_n <= n),
     version        INTEGER NOT NULL,
     day            BIGINT NOT NULL,
     week           BIGINT NOT NULL,
