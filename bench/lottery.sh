@@ -30,6 +30,8 @@
 #
 #   bench/lottery.sh                 10 s per run
 #   DURATION=30 bench/lottery.sh
+#   PERF_OUT=/tmp/lot.perf bench/lottery.sh   also records the server's CPU profile
+#                                             (PERF_ARGS, default "-g")
 set -eu
 
 DURATION=${DURATION:-10}
@@ -126,7 +128,13 @@ wrk -t"$THREADS" -c"$CONNS" -d2s -s "$T/draw.lua" "$U" >/dev/null
 metric() { curl -s "$U/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 M0_N=$(metric siyu_store_commit_batch_size_sum); M0_C=$(metric siyu_store_commit_batch_size_count)
 M0_T=$(metric siyu_store_commit_duration_seconds_sum)
+PERF_PID=""
+if [ -n "${PERF_OUT:-}" ]; then
+    perf record -q -F 499 ${PERF_ARGS:--g} -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
+    PERF_PID=$!
+fi
 wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/draw.lua" "$U" >"$T/wrk.txt"
+[ -n "$PERF_PID" ] && wait "$PERF_PID"
 M1_N=$(metric siyu_store_commit_batch_size_sum); M1_C=$(metric siyu_store_commit_batch_size_count)
 M1_T=$(metric siyu_store_commit_duration_seconds_sum)
 WRITER=$(awk -v n="$((M1_N - M0_N))" -v c="$((M1_C - M0_C))" -v t="$M1_T" -v t0="$M0_T" 'BEGIN {
