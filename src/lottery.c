@@ -760,7 +760,6 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
         ((rc = sy_campaign_reward_cost(c, w->tenant, &win->reward, &points, &cost)) != SY_OK ||
          (rc = sy_campaign_check_budget(c, w->tenant, cp->id, points, cost, &out->why)) != SY_OK))
         goto done;
-    snprintf(out->draw_id, sizeof out->draw_id, "ld_");
     sy_ordered_id("ld_", w->now_ms, out->draw_id, sizeof out->draw_id);
     if (!out->free) {
         char account[80];

@@ -213,6 +213,52 @@ static void test_draw_flow(void **state)
     assert_check_passes(S);
 }
 
+/* ---- one Idempotency-Key sent by 16 clients at once: one draw ---- */
+
+typedef struct same_key {
+    volatile int go;
+    pthread_mutex_t mu;
+    char ids[16][64];
+    long status[16];
+    int n;
+} same_key;
+
+static void *same_key_racer(void *p)
+{
+    same_key *k = p;
+    CURL *c = curl_easy_init();
+    while (!k->go)
+        ;
+    h_resp r = draw_on(c, S, APP_KEY, "fest", "C9", "same-key-1", NULL);
+    pthread_mutex_lock(&k->mu);
+    k->status[k->n] = r.status;
+    snprintf(k->ids[k->n++], 64, "%s",
+             r.json && h_str(r.json, "draw") ? h_str(r.json, "draw") : "");
+    pthread_mutex_unlock(&k->mu);
+    h_resp_free(&r);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void test_same_key_concurrently(void **state)
+{
+    same_key k = {0};
+    pthread_mutex_init(&k.mu, NULL);
+    pthread_t t[16];
+    for (int i = 0; i < 16; i++)
+        pthread_create(&t[i], NULL, same_key_racer, &k);
+    k.go = 1;
+    for (int i = 0; i < 16; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(k.status[i], 201);
+        assert_string_equal(k.ids[i], k.ids[0]);
+    }
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'fest'"
+                                 " AND customer_no = 'C9'"),
+                     1);
+}
+
 /* ---- 64 concurrent clients ---- */
 
 typedef struct race {
@@ -674,6 +720,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_draw_flow),
+        cmocka_unit_test(test_same_key_concurrently),
         cmocka_unit_test(test_concurrent_stock_budget_limits),
         cmocka_unit_test(test_abuse_gate),
         cmocka_unit_test(test_bad_input_writes_nothing),
