@@ -211,7 +211,7 @@ static void test_weights_chi_square(void **state)
             "{\"code\": \"c\", \"name\": \"C\", \"weight\": 3000, \"stock\": 100000,"
             " \"reward\": {\"points\": 1}}]}");
     for (int i = 1; i <= 20; i++) {
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "C%d", i);
         earn(f, no, 100000);
     }
@@ -221,7 +221,7 @@ static void test_weights_chi_square(void **state)
     int64_t now = at("2026-12-10T12:00:00+08:00"); /* the last paced day: all stock out */
     assert_int_equal(sy_conn_begin(f->c), SY_OK);
     for (int i = 0; i < N; i++) {
-        char no[8];
+        char no[16];
         snprintf(no, sizeof no, "C%d", 1 + i % 20);
         sy_campaign_who w = {.tenant = "t1",
                              .customer_no = no,
