@@ -135,6 +135,17 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
                       json_t *rewards);
 void sy_api_task_plan_free(sy_task_plan *p);
 
+/* The members of the caller's saved segment id now (a new bitmap), or NULL
+ * when there is no such segment. */
+roaring_bitmap_t *sy_api_saved_segment_members(sy_req *r, const char *id);
+
+/* api_reports.c */
+void sy_api_reports_activity(sy_req *r);
+void sy_api_reports_retention(sy_req *r);
+void sy_api_reports_kpis(sy_req *r);
+/* api_benefits.c: issued, redeemed, expired and revoked by day, supplier and item */
+void sy_api_reports_benefits(sy_req *r);
+
 /* The campaign engine's refusals as problems (check-in's types), and the
  * audience of one customer (a saved segment; false: a 500 was recorded),
  * for the handlers of other campaign types. */

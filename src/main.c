@@ -418,7 +418,8 @@ static int cmd_demo(int argc, char **argv)
     /* The demo's personal data is sealed like real data: with the data key
      * given, or one made for the demo in the data directory. */
     sy_pii_keys pii;
-    if (!sy_pii_load(x.cfg.data, x.cfg.data_key_file, true, &pii, err, sizeof err)) {
+    if (!sy_pii_load(x.cfg.data, x.cfg.data_key_file, true, &pii, err, sizeof err) ||
+        !sy_pii_check_store(sy_store_write_conn(x.store), &pii, err, sizeof err)) {
         fail(err);
         goto out;
     }
@@ -666,6 +667,10 @@ static int cmd_serve(int argc, char **argv)
     }
     if (open_store(&x, true, readers) != 0)
         goto out;
+    if (!sy_pii_check_store(sy_store_write_conn(x.store), &pii, err, sizeof err)) {
+        fprintf(stderr, "siyu: %s\n", err);
+        goto out;
+    }
     char token[80];
     if (!bootstrap(&x, token, sizeof token))
         goto out;

@@ -101,6 +101,10 @@ sy_route sy_routes[] = {
     {"POST", "/v1/mall/exchange", sy_api_mall_exchange, ADMIN | SY_ROLE_APP, SY_ROUTE_IDEMPOTENT,
      NULL},
     {"GET", "/v1/reconciliation", sy_api_reconciliation, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"GET", "/v1/reports/activity", sy_api_reports_activity, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"GET", "/v1/reports/retention", sy_api_reports_retention, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"GET", "/v1/reports/kpis", sy_api_reports_kpis, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"GET", "/v1/reports/benefits", sy_api_reports_benefits, ADMIN | SY_ROLE_ANALYST, 0, NULL},
 
     {"GET", "/v1/campaigns", sy_api_campaigns_list, SY_ROLES_ALL, 0, NULL},
     {"POST", "/v1/campaigns", sy_api_campaigns_create, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
