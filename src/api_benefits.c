@@ -2239,7 +2239,7 @@ void sy_api_reports_benefits(sy_req *r)
         goto out;
     }
     sy_store_release(app->store, c);
-    if (b.n)
+    if (b.n) /* qsort's array may not be NULL, even for 0 elements */
         qsort(b.m, b.n, sizeof *b.m, bmoment_cmp);
     json_t *rows = json_array(), *by_supplier = json_object();
     int64_t totals[8] = {0};

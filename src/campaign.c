@@ -1033,9 +1033,10 @@ static int count_actions(sy_conn *c, const sy_campaign *cp, const char *tenant, 
     return rc == SY_ROW ? SY_OK : rc;
 }
 
-/* The per-customer limits, for one more participation on business day. */
-static int check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant, const char *no,
-                        int64_t day, sy_campaign_result *why)
+/* The per-customer limits, for one more participation on business day,
+ * counting participations with count (count_actions: campaign_actions). */
+static int limits_counted(sy_conn *c, const sy_campaign *cp, const char *tenant, const char *no,
+                          int64_t day, sy_campaign_counter count, sy_campaign_result *why)
 {
     struct {
         int64_t limit, from, to;
@@ -1049,7 +1050,7 @@ static int check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant, c
         if (lim[i].limit == SY_CAMPAIGN_UNSET)
             continue;
         int64_t n;
-        int rc = count_actions(c, cp, tenant, no, lim[i].from, lim[i].to, &n);
+        int rc = count(c, cp, tenant, no, lim[i].from, lim[i].to, &n);
         if (rc != SY_OK)
             return rc;
         if (n >= lim[i].limit) {
@@ -1059,6 +1060,12 @@ static int check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant, c
         }
     }
     return SY_OK;
+}
+
+static int check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant, const char *no,
+                        int64_t day, sy_campaign_result *why)
+{
+    return limits_counted(c, cp, tenant, no, day, count_actions, why);
 }
 
 /* Whether the budget still holds points and cost (read now: the writer
@@ -1510,4 +1517,50 @@ int sy_campaign_running_tasks(sy_conn *c, const char *tenant, int64_t now_ms,
         snprintf(ids[(*n)++], SY_CAMPAIGN_ID_MAX + 1, "%s", sy_stmt_text(st, 0));
     sy_stmt_reset(st);
     return rc == SY_DONE || rc == SY_ROW ? SY_OK : rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the shared rules, for the engines of other campaign types (lottery.c) */
+
+int sy_campaign_zone(sy_conn *c, const char *tenant, char zone[65])
+{
+    return tenant_zone(c, tenant, zone);
+}
+
+int sy_campaign_admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, const char *zone,
+                      int64_t when, sy_campaign_result *why)
+{
+    return admit(c, cp, w, zone, when, why);
+}
+
+int sy_campaign_check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant,
+                             const char *customer_no, int64_t day, sy_campaign_counter count,
+                             sy_campaign_result *why)
+{
+    return limits_counted(c, cp, tenant, customer_no, day, count ? count : count_actions, why);
+}
+
+int sy_campaign_check_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
+                             int64_t cost, sy_campaign_result *why)
+{
+    return check_budget(c, tenant, id, points, cost, why);
+}
+
+int sy_campaign_spend_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
+                             int64_t cost)
+{
+    return spend_budget(c, tenant, id, points, cost);
+}
+
+int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
+                            int64_t *points, int64_t *cost)
+{
+    return reward_cost(c, tenant, r, points, cost);
+}
+
+int sy_campaign_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
+                      const sy_campaign_reward *r, const char *ref, const char *reason,
+                      sy_campaign_outcome *out)
+{
+    return issue_reward(c, cp, w, r, ref, reason, out);
 }

@@ -124,6 +124,18 @@ sy_route sy_routes[] = {
      SY_ROUTE_IDEMPOTENT, NULL},
     {"GET", "/v1/campaigns/{id}/customers/{customer_no}", sy_api_campaigns_customer, SY_ROLES_ALL,
      0, NULL},
+    {"PUT", "/v1/campaigns/{id}/prizes", sy_api_lottery_prizes_put, ADMIN, SY_ROUTE_IDEMPOTENT,
+     NULL},
+    {"GET", "/v1/campaigns/{id}/prizes", sy_api_lottery_prizes_get, SY_ROLES_ALL, 0, NULL},
+    {"POST", "/v1/campaigns/{id}/draw", sy_api_lottery_draw, ADMIN | SY_ROLE_APP,
+     SY_ROUTE_IDEMPOTENT, NULL},
+    {"GET", "/v1/campaigns/{id}/draws", sy_api_lottery_draws_list, SY_ROLES_ALL, 0, NULL},
+    {"GET", "/v1/campaigns/{id}/draws/{draw_id}", sy_api_lottery_draw_get, SY_ROLES_ALL, 0, NULL},
+    {"GET", "/v1/abuse/rules", sy_api_abuse_rules_get, AUDITORS, 0, NULL},
+    {"PUT", "/v1/abuse/rules", sy_api_abuse_rules_put, ADMIN, 0, NULL},
+    {"GET", "/v1/abuse/blocklist", sy_api_abuse_blocklist, AUDITORS, 0, NULL},
+    {"POST", "/v1/abuse/blocklist", sy_api_abuse_block, ADMIN, 0, NULL},
+    {"DELETE", "/v1/abuse/blocklist/{kind}/{value}", sy_api_abuse_unblock, ADMIN, 0, NULL},
 
     {"GET", "/v1/audit", sy_api_audit_list, AUDITORS, 0, NULL},
 };
