@@ -27,6 +27,7 @@
 #
 #   bench/ingest.sh
 #   CONNS=16 DURATION=30 bench/ingest.sh
+#   PERF_OUT=/tmp/ingest.perf bench/ingest.sh   also records the server's CPU profile
 #
 # Needs: wrk, sqlite3, curl (scripts/deps.sh bench), postgresql-15
 # (installed here when missing, as in scripts/pg-compat.sh).
@@ -229,9 +230,15 @@ echo "load:  wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $BATCH distinct e
 # ---------------------------------------------------------------- siyu run
 
 export ACK_FILE="$T/acked"
+PERF_PID=""
+if [ -n "${PERF_OUT:-}" ]; then   # a CPU profile of the server during the run
+    perf record -q -F 499 -g -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
+    PERF_PID=$!
+fi
 wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/ingest.lua" \
     -H "Authorization: Bearer $KEY" "$URL/v1/events" -- "$BATCH" "$CUSTOMERS" >"$T/wrk.txt" 2>&1 ||
     { cat "$T/wrk.txt" >&2; die "wrk failed"; }
+[ -n "$PERF_PID" ] && wait "$PERF_PID"
 kill -0 "$SIYU_PID" 2>/dev/null || die "siyu died during the run"
 [ -f "$ACK_FILE.sum" ] || { cat "$T/wrk.txt" >&2; die "the wrk script wrote no summary"; }
 sum() { awk -v k="$1" '$1 == k { print $2 }' "$ACK_FILE.sum"; }

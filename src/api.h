@@ -135,15 +135,47 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
                       json_t *rewards);
 void sy_api_task_plan_free(sy_task_plan *p);
 
-/* For the other campaign handlers: the refusal reply of a SY_CAMPAIGN_*
- * code; the audience check (false with a 500 recorded when the index is not
- * available); a campaign read (404/500 recorded when NULL; free with
- * sy_campaign_free). */
+/* The members of the caller's saved segment id now (a new bitmap), or NULL
+ * when there is no such segment. */
+roaring_bitmap_t *sy_api_saved_segment_members(sy_req *r, const char *id);
+
+/* api_reports.c */
+void sy_api_reports_activity(sy_req *r);
+void sy_api_reports_retention(sy_req *r);
+void sy_api_reports_kpis(sy_req *r);
+/* api_benefits.c: issued, redeemed, expired and revoked by day, supplier and item */
+void sy_api_reports_benefits(sy_req *r);
+
+/* The campaign engine's refusals as problems (check-in's types), and the
+ * audience of one customer (a saved segment; false: a 500 was recorded),
+ * for the handlers of other campaign types. */
 struct sy_campaign_result;
-struct sy_campaign;
 void sy_api_campaign_refusal(sy_req *r, int rc, const struct sy_campaign_result *why,
                              const char *id, const char *no);
 bool sy_api_campaign_audience(sy_req *r, const char *segment, const char *no, bool *in);
+
+/* api_lottery.c: lotteries and anti-abuse */
+void sy_api_lottery_prizes_put(sy_req *r);
+void sy_api_lottery_prizes_get(sy_req *r);
+void sy_api_lottery_draw(sy_req *r);
+void sy_api_lottery_draw_get(sy_req *r);
+void sy_api_lottery_draws_list(sy_req *r);
+void sy_api_abuse_rules_get(sy_req *r);
+void sy_api_abuse_rules_put(sy_req *r);
+void sy_api_abuse_block(sy_req *r);
+void sy_api_abuse_unblock(sy_req *r);
+void sy_api_abuse_blocklist(sy_req *r);
+/* The anti-abuse gate of check-in (action 0) and draws (1), in the request
+ * thread before the write: the X-Device-Id header, the blocklist, rate
+ * limits and velocity rules.  false: the refusal (or a 400) is recorded.
+ * After an accepted participation commits, sy_api_abuse_accepted(state)
+ * counts it for the velocity rules. */
+bool sy_api_abuse_gate(sy_req *r, int action, const char *customer_no, void **state);
+void sy_api_abuse_accepted(sy_req *r, void *state);
+
+/* A campaign read for the other campaign handlers (404/500 recorded when
+ * NULL; free with sy_campaign_free). */
+struct sy_campaign;
 struct sy_campaign *sy_api_campaign_read(sy_req *r, const char *id);
 
 /* api_referral.c: referral fission (invite codes, bindings, review) and the

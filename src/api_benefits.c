@@ -1909,9 +1909,7 @@ void sy_api_listings_create(sy_req *r)
 /* The UTC moment of local midnight starting `day` in zone. */
 static int64_t local_midnight(const char *zone, int64_t day)
 {
-    int64_t wall = day * DAY_MS;
-    int64_t guess = wall - sy_ledger_tz_offset(zone, wall);
-    return wall - sy_ledger_tz_offset(zone, guess);
+    return sy_local_midnight(zone, day);
 }
 
 static const char *str_of(const json_t *o, const char *k)
@@ -1923,26 +1921,44 @@ static const char *str_of(const json_t *o, const char *k)
 static const char *const k_recon_names[] = {"issued",  "issued_cost",  "redeemed", "redeemed_cost",
                                             "expired", "expired_cost", "revoked",  "revoked_cost"};
 
+/* Figures per item, from sy_benefit_moments (the one definition of them):
+ * items[] sorted by code, with their 8 figures (count, cost per kind). */
+typedef struct recon_item {
+    char code[SY_BENEFIT_CODE_MAX + 1];
+    int64_t f[8];
+} recon_item;
+
+typedef struct recon {
+    recon_item *items;
+    size_t n;
+} recon;
+
+static int recon_cmp(const void *a, const void *b)
+{
+    return strcmp(((const recon_item *)a)->code, ((const recon_item *)b)->code);
+}
+
+static void recon_moment(void *ud, const char *item, const char *supplier, int kind, int64_t at,
+                         int64_t cost)
+{
+    (void)supplier;
+    (void)at;
+    recon *rc = ud;
+    recon_item key;
+    snprintf(key.code, sizeof key.code, "%s", item);
+    recon_item *it = rc->n ? bsearch(&key, rc->items, rc->n, sizeof *rc->items, recon_cmp) : NULL;
+    if (it) {
+        it->f[2 * kind]++;
+        it->f[2 * kind + 1] += cost;
+    }
+}
+
 void sy_api_reconciliation(sy_req *r)
 {
     static const char sql[] =
-        "SELECT i.code, i.name, i.supplier, i.kind,"
-        " COALESCE(SUM(CASE WHEN g.issued_at >= $2 AND g.issued_at < $3 THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN g.issued_at >= $2 AND g.issued_at < $3 THEN g.cost_price"
-        " ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN g.redeemed_at >= $2 AND g.redeemed_at < $3 THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN g.redeemed_at >= $2 AND g.redeemed_at < $3 THEN g.cost_price"
-        " ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN g.expired_at >= $2 AND g.expired_at < $3 THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN g.expired_at >= $2 AND g.expired_at < $3 THEN g.cost_price"
-        " ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN g.revoked_at >= $2 AND g.revoked_at < $3 THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN g.revoked_at >= $2 AND g.revoked_at < $3 THEN g.cost_price"
-        " ELSE 0 END), 0)"
-        " FROM benefit_items i LEFT JOIN benefit_grants g ON g.tenant_id = i.tenant_id"
-        " AND g.item = i.code WHERE i.tenant_id = $1"
-        " AND (CAST($4 AS TEXT) IS NULL OR i.supplier = $4)"
-        " GROUP BY i.code, i.name, i.supplier, i.kind ORDER BY i.supplier, i.code";
+        "SELECT code, name, supplier, kind FROM benefit_items"
+        " WHERE tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR supplier = $2)"
+        " ORDER BY supplier, code";
     const char *supplier = sy_req_query(r, "supplier"), *from_s = sy_req_query(r, "from"),
                *to_s = sy_req_query(r, "to"), *format = sy_req_query(r, "format");
     int64_t from_day, to_day;
@@ -1998,29 +2014,46 @@ void sy_api_reconciliation(sy_req *r)
     }
     json_t *items = json_array();
     int64_t totals[8] = {0};
+    recon rec = {0};
     if (rc == SY_OK && known) {
         if (!(st = sy_conn_prepare(c, sql))) {
             rc = SY_ERR;
         } else {
             sy_stmt_bind_text(st, 1, tenant);
-            sy_stmt_bind_i64(st, 2, from);
-            sy_stmt_bind_i64(st, 3, to);
-            sy_stmt_bind_text(st, 4, supplier);
+            sy_stmt_bind_text(st, 2, supplier);
             while ((rc = sy_stmt_step(st)) == SY_ROW) {
-                json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "item", sy_stmt_text(st, 0), "name",
-                                      sy_stmt_text(st, 1), "supplier", sy_stmt_text(st, 2), "kind",
-                                      sy_stmt_text(st, 3));
-                for (int k = 0; k < 8; k++) {
-                    int64_t v = sy_stmt_i64(st, 4 + k);
-                    totals[k] += v;
-                    json_object_set_new(o, k_recon_names[k], json_integer(v));
-                }
-                json_array_append_new(items, o);
+                json_array_append_new(items,
+                                      json_pack("{s:s, s:s, s:s, s:s}", "item", sy_stmt_text(st, 0),
+                                                "name", sy_stmt_text(st, 1), "supplier",
+                                                sy_stmt_text(st, 2), "kind", sy_stmt_text(st, 3)));
+                rec.items = sy_xrealloc(rec.items, (rec.n + 1) * sizeof *rec.items);
+                memset(&rec.items[rec.n], 0, sizeof *rec.items);
+                snprintf(rec.items[rec.n++].code, sizeof rec.items->code, "%s",
+                         sy_stmt_text(st, 0));
             }
             sy_stmt_reset(st);
             rc = rc == SY_DONE ? SY_OK : rc;
         }
+        if (rc == SY_OK) {
+            if (rec.n)
+                qsort(rec.items, rec.n, sizeof *rec.items, recon_cmp);
+            rc = sy_benefit_moments(c, tenant, supplier, from, to, recon_moment, &rec);
+        }
+        size_t i;
+        json_t *o;
+        json_array_foreach (items, i, o) {
+            recon_item key;
+            snprintf(key.code, sizeof key.code, "%s", str_of(o, "item"));
+            const recon_item *it =
+                rec.n ? bsearch(&key, rec.items, rec.n, sizeof *rec.items, recon_cmp) : NULL;
+            for (int k = 0; k < 8; k++) {
+                int64_t v = it ? it->f[k] : 0;
+                totals[k] += v;
+                json_object_set_new(o, k_recon_names[k], json_integer(v));
+            }
+        }
     }
+    free(rec.items);
     sy_conn_exec(c, "COMMIT");
     if (rc != SY_OK) {
         sy_api_store_error(r, c);
@@ -2066,4 +2099,213 @@ void sy_api_reconciliation(sy_req *r)
         sy_reply_json(r, 200, o);
     }
     sy_store_release(app->store, c);
+}
+
+/* ---- GET /v1/reports/benefits: the same figures by day, supplier, item ---- */
+
+typedef struct bmoment {
+    int64_t day; /* index into the report's days */
+    size_t item; /* index into the sorted items */
+    int kind;
+    int64_t cost;
+} bmoment;
+
+typedef struct bcollect {
+    recon rec;
+    const char **suppliers; /* of rec.items[i] */
+    const int64_t *bounds;  /* local midnights, ndays + 1 */
+    size_t ndays;
+    bmoment *m;
+    size_t n, cap;
+} bcollect;
+
+static void bcollect_moment(void *ud, const char *item, const char *supplier, int kind, int64_t at,
+                            int64_t cost)
+{
+    (void)supplier;
+    bcollect *b = ud;
+    recon_item key;
+    snprintf(key.code, sizeof key.code, "%s", item);
+    const recon_item *it =
+        b->rec.n ? bsearch(&key, b->rec.items, b->rec.n, sizeof *b->rec.items, recon_cmp) : NULL;
+    if (!it)
+        return;
+    size_t lo = 0, hi = b->ndays; /* the last day whose midnight is <= at */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (b->bounds[mid] <= at)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 256;
+        b->m = sy_xrealloc(b->m, b->cap * sizeof *b->m);
+    }
+    b->m[b->n++] = (bmoment){(int64_t)lo, (size_t)(it - b->rec.items), kind, cost};
+}
+
+static int bmoment_cmp(const void *a, const void *b)
+{
+    const bmoment *x = a, *y = b;
+    if (x->day != y->day)
+        return x->day < y->day ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+void sy_api_reports_benefits(sy_req *r)
+{
+    static const char sql[] = "SELECT code, supplier FROM benefit_items WHERE tenant_id = $1"
+                              " AND (CAST($2 AS TEXT) IS NULL OR supplier = $2)";
+    const char *supplier = sy_req_query(r, "supplier"), *from_s = sy_req_query(r, "from"),
+               *to_s = sy_req_query(r, "to"), *format = sy_req_query(r, "format");
+    int64_t from_day, to_day;
+    if (!from_s || !sy_parse_date(from_s, &from_day)) {
+        sy_reply_problem(r, 400, "validation", "from",
+                         "'from' is required: the first day, YYYY-MM-DD (the tenant's days)");
+        return;
+    }
+    if (!to_s || !sy_parse_date(to_s, &to_day)) {
+        sy_reply_problem(r, 400, "validation", "to",
+                         "'to' is required: the last day (included), YYYY-MM-DD");
+        return;
+    }
+    if (to_day < from_day || to_day - from_day >= 400) {
+        sy_reply_problem(r, 400, "validation", "to",
+                         "'to' must be on or after 'from', at most 400 days later");
+        return;
+    }
+    if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
+        sy_reply_problem(r, 400, "validation", "format", "'format' must be json or csv");
+        return;
+    }
+    if (supplier && !sy_benefit_code_valid(supplier)) {
+        sy_reply_problem(r, 400, "validation", "supplier", "not a supplier code");
+        return;
+    }
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_tenant_info ti;
+    if (sy_tenants_get(app->tenants, tenant, &ti) != SY_OK) {
+        sy_reply_problem(r, 500, "internal", NULL, "the tenant could not be read");
+        return;
+    }
+    uint64_t t0 = sy_mono_ns();
+    size_t ndays = (size_t)(to_day - from_day + 1);
+    int64_t *bounds = sy_xmalloc((ndays + 1) * sizeof *bounds);
+    for (size_t i = 0; i <= ndays; i++)
+        bounds[i] = local_midnight(ti.timezone, from_day + (int64_t)i);
+    bcollect b = {.bounds = bounds, .ndays = ndays};
+    sy_conn *c = sy_store_acquire(app->store);
+    int rc = sy_conn_exec(c, "BEGIN");
+    sy_stmt *st = rc == SY_OK ? sy_conn_prepare(c, sql) : NULL;
+    if (rc == SY_OK && !st)
+        rc = SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, supplier);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            b.rec.items = sy_xrealloc(b.rec.items, (b.rec.n + 1) * sizeof *b.rec.items);
+            memset(&b.rec.items[b.rec.n], 0, sizeof *b.rec.items);
+            snprintf(b.rec.items[b.rec.n].code, sizeof b.rec.items->code, "%s",
+                     sy_stmt_text(st, 0));
+            b.rec.n++;
+        }
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    if (rc == SY_OK) {
+        if (b.rec.n)
+            qsort(b.rec.items, b.rec.n, sizeof *b.rec.items, recon_cmp);
+        rc = sy_benefit_moments(c, tenant, supplier, bounds[0], bounds[ndays], bcollect_moment, &b);
+    }
+    /* each item's supplier, in the sorted order */
+    b.suppliers = sy_xcalloc(b.rec.n + 1, sizeof *b.suppliers);
+    json_t *sup = json_object();
+    if (rc == SY_OK && st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, supplier);
+        while ((rc = sy_stmt_step(st)) == SY_ROW)
+            json_object_set_new(sup, sy_stmt_text(st, 0), json_string(sy_stmt_text(st, 1)));
+        sy_stmt_reset(st);
+        rc = rc == SY_DONE ? SY_OK : rc;
+    }
+    for (size_t i = 0; i < b.rec.n; i++)
+        b.suppliers[i] = json_string_value(json_object_get(sup, b.rec.items[i].code));
+    sy_conn_exec(c, "COMMIT");
+    if (rc != SY_OK) {
+        sy_api_store_error(r, c);
+        sy_store_release(app->store, c);
+        goto out;
+    }
+    sy_store_release(app->store, c);
+    if (b.n) /* qsort's array may not be NULL, even for 0 elements */
+        qsort(b.m, b.n, sizeof *b.m, bmoment_cmp);
+    json_t *rows = json_array(), *by_supplier = json_object();
+    int64_t totals[8] = {0};
+    sy_buf csv = {0};
+    bool want_csv = format && !strcmp(format, "csv");
+    if (want_csv) {
+        sy_buf_puts(&csv, "day,supplier,item");
+        for (int k = 0; k < 8; k++)
+            sy_buf_printf(&csv, ",%s", k_recon_names[k]);
+        sy_buf_puts(&csv, "\r\n");
+    }
+    for (size_t i = 0; i < b.n;) {
+        int64_t f[8] = {0};
+        size_t j = i;
+        for (; j < b.n && b.m[j].day == b.m[i].day && b.m[j].item == b.m[i].item; j++) {
+            f[2 * b.m[j].kind]++;
+            f[2 * b.m[j].kind + 1] += b.m[j].cost;
+        }
+        char day[11];
+        sy_format_date(from_day + b.m[i].day, day);
+        const char *item = b.rec.items[b.m[i].item].code, *s = b.suppliers[b.m[i].item];
+        json_t *row =
+            json_pack("{s:s, s:s, s:s}", "day", day, "supplier", s ? s : "", "item", item);
+        json_t *ps = json_object_get(by_supplier, s ? s : "");
+        if (!ps) {
+            ps = json_object();
+            for (int k = 0; k < 8; k++)
+                json_object_set_new(ps, k_recon_names[k], json_integer(0));
+            json_object_set_new(by_supplier, s ? s : "", ps);
+        }
+        if (want_csv)
+            sy_buf_printf(&csv, "%s,%s,%s", day, s ? s : "", item);
+        for (int k = 0; k < 8; k++) {
+            totals[k] += f[k];
+            json_object_set_new(row, k_recon_names[k], json_integer(f[k]));
+            json_object_set_new(
+                ps, k_recon_names[k],
+                json_integer(json_integer_value(json_object_get(ps, k_recon_names[k])) + f[k]));
+            if (want_csv)
+                sy_buf_printf(&csv, ",%lld", (long long)f[k]);
+        }
+        if (want_csv)
+            sy_buf_puts(&csv, "\r\n");
+        json_array_append_new(rows, row);
+        i = j;
+    }
+    double ms = (double)(sy_mono_ns() - t0) / 1e6;
+    if (want_csv) {
+        json_decref(rows);
+        json_decref(by_supplier);
+        size_t len = csv.len;
+        sy_reply_raw(r, 200, "text/csv; charset=utf-8", sy_buf_steal(&csv), len);
+    } else {
+        json_t *tot = json_object();
+        for (int k = 0; k < 8; k++)
+            json_object_set_new(tot, k_recon_names[k], json_integer(totals[k]));
+        sy_reply_json(r, 200,
+                      json_pack("{s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:f}", "supplier",
+                                supplier ? json_string(supplier) : json_null(), "from", from_s,
+                                "to", to_s, "timezone", ti.timezone, "rows", rows, "by_supplier",
+                                by_supplier, "totals", tot, "took_ms", ms));
+    }
+out:
+    json_decref(sup);
+    free(b.suppliers);
+    free(b.rec.items);
+    free(b.m);
+    free(bounds);
 }

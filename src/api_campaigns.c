@@ -718,6 +718,8 @@ typedef struct checkin_req {
     const char *id, *no;
     int64_t makeup_day; /* SY_CAMPAIGN_UNSET: today's check-in */
     bool in_audience;
+    bool accepted; /* for the anti-abuse velocity rules (api_lottery.c) */
+    void *abuse;
 } checkin_req;
 
 static json_t *outcome_json(const sy_campaign_outcome *o)
@@ -768,7 +770,15 @@ static int apply_checkin(sy_conn *c, sy_req *r, void *ctx)
     }
     sy_req_audit_target(r, q->id);
     sy_reply_json(r, 201, body);
+    q->accepted = true;
     return 0;
+}
+
+static void checkin_committed(sy_req *r, void *ctx)
+{
+    checkin_req *q = ctx;
+    if (q->accepted)
+        sy_api_abuse_accepted(r, q->abuse);
 }
 
 void sy_api_campaigns_checkin(sy_req *r)
@@ -803,6 +813,8 @@ void sy_api_campaigns_checkin(sy_req *r)
         sy_reply_problem(r, 404, "not-found", NULL, "no campaign '%s'", q->id);
         return;
     }
+    if (!sy_api_abuse_gate(r, 0, q->no, &q->abuse))
+        return;
     sy_campaign *cp = read_campaign(r, q->id);
     if (!cp)
         return;
@@ -810,7 +822,7 @@ void sy_api_campaigns_checkin(sy_req *r)
     bool ok = !cp->segment_id[0] || in_segment(r, cp->segment_id, 1, &q->no, &q->in_audience);
     sy_campaign_free(cp);
     if (ok)
-        sy_req_write(r, apply_checkin, NULL, q);
+        sy_req_write(r, apply_checkin, checkin_committed, q);
 }
 
 /* GET /v1/campaigns/{id}/customers/{customer_no}: the customer's standing. */
@@ -995,10 +1007,10 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
 }
 
 /* ------------------------------------------------------------------ */
-/* for the other campaign handlers (api_referral.c, api_offers.c)      */
+/* for the handlers of other campaign types (api_lottery.c)            */
 
-void sy_api_campaign_refusal(sy_req *r, int rc, const sy_campaign_result *why, const char *id,
-                             const char *no)
+void sy_api_campaign_refusal(sy_req *r, int rc, const struct sy_campaign_result *why,
+                             const char *id, const char *no)
 {
     reply_refusal(r, rc, why, id, no);
 }

@@ -324,7 +324,7 @@ static int merge_customer(sy_conn *c, const sy_pii_keys *k, const char *tenant, 
 /* Creates or updates one customer inside the caller's transaction.
  * Returns 0, 1 with *e set when the record is refused, or a store error. */
 static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *schema,
-                           const char *tenant, cust_put *w, cust_err *e)
+                           const char *tenant, cust_put *w, cust_err *e, int64_t now)
 {
     static const char sql_get[] = "SELECT attrs, pii, dense_id, merged_into FROM customers"
                                   " WHERE tenant_id = $1 AND customer_no = $2";
@@ -336,7 +336,6 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *
     static const char sql_upd[] = "UPDATE customers SET attrs = $3, pii = $4, updated_at = $5"
                                   " WHERE tenant_id = $1 AND customer_no = $2";
     const char *no = w->customer_no;
-    int64_t now = sy_now_ms();
     int rc;
     json_t *attrs = NULL, *pii = NULL;
     char *attrs_text = NULL, *sealed = NULL;
@@ -472,7 +471,8 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *
         sy_stmt_bind_i64(st, 5, now);
     }
     if ((rc = sy_stmt_exec(st)) != SY_OK ||
-        (rc = sy_customer_packed_put(c, schema, tenant, no, w->dense, attrs)) != SY_OK)
+        (rc = sy_customer_packed_put(c, schema, tenant, no, w->dense, attrs)) != SY_OK ||
+        (rc = sy_customer_history_put(c, tenant, no, w->old_attrs, attrs, now)) != SY_OK)
         goto out;
     w->created = !exists;
     json_decref(w->new_attrs);
@@ -493,7 +493,7 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
     const char *tenant = sy_req_principal(r)->tenant;
     cust_err e;
     sy_attr_set *schema = sy_schemas_get(sy_req_app(r)->schemas, tenant);
-    int rc = upsert_customer(c, k, schema, tenant, w, &e);
+    int rc = upsert_customer(c, k, schema, tenant, w, &e, sy_req_now_ms(r));
     sy_attr_set_release(schema);
     if (rc == 1)
         reply_cerr(r, &e);
@@ -739,13 +739,13 @@ static void import_error(import_batch *b, size_t line, const cust_err *e)
 /* One row of an import, in its own savepoint: a refused row leaves the
  * others. */
 static int import_row(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *schema,
-                      const char *tenant, import_batch *b, size_t i)
+                      const char *tenant, import_batch *b, size_t i, int64_t now)
 {
     int rc = sy_conn_exec(c, "SAVEPOINT import_row");
     if (rc != SY_OK)
         return rc;
     cust_err e;
-    rc = upsert_customer(c, k, schema, tenant, &b->rows[i], &e);
+    rc = upsert_customer(c, k, schema, tenant, &b->rows[i], &e, now);
     if (rc < 0)
         return rc;
     if (rc == 1) {
@@ -769,7 +769,7 @@ static int apply_import(sy_conn *c, sy_req *r, void *ctx)
     sy_attr_set *schema = sy_schemas_get(sy_req_app(r)->schemas, tenant);
     int rc = SY_OK;
     for (size_t i = 0; i < b->n && rc == SY_OK; i++)
-        rc = import_row(c, k, schema, tenant, b, i);
+        rc = import_row(c, k, schema, tenant, b, i, sy_req_now_ms(r));
     sy_attr_set_release(schema);
     if (rc != SY_OK)
         return rc;

@@ -79,13 +79,7 @@ static void add_error(json_t *errors, size_t index, const char *field, const cha
 
 static bool event_name_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 64 || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
+    return sy_ident_valid(s, 64);
 }
 
 static bool token_valid(const char *s, size_t max)

@@ -3,8 +3,10 @@
  * These need no API key so that load balancers and Prometheus can call
  * them; /metrics carries no tenant data.  Keep them on a network only the
  * operators reach. */
+#include "abuse.h"
 #include "api.h"
 #include "app.h"
+#include "lottery.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -39,6 +41,8 @@ void sy_api_metrics(sy_req *r)
 {
     sy_buf b = {0};
     sy_metrics_render(&b);
+    sy_abuse_metrics_render(&b);
+    sy_lottery_metrics_render(&b);
     size_t len = b.len;
     sy_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", sy_buf_steal(&b), len);
 }

@@ -195,13 +195,7 @@ bool sy_api_check_expression(sy_req *r, const char *expr, char kind, const char 
 
 static bool segment_id_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 63 || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
+    return sy_ident_valid(s, 63);
 }
 
 /* Evaluates saved segment id (read lock taken here); NULL when unknown. */
@@ -239,6 +233,11 @@ static roaring_bitmap_t *segment_members_among(sy_req *r, const char *id, const 
 static roaring_bitmap_t *segment_members(sy_req *r, const char *id, sy_index **ixp)
 {
     return segment_members_among(r, id, NULL, ixp);
+}
+
+roaring_bitmap_t *sy_api_saved_segment_members(sy_req *r, const char *id)
+{
+    return segment_id_valid(id) ? segment_members(r, id, NULL) : NULL;
 }
 
 static json_t *segment_row_json(sy_stmt *st)

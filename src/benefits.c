@@ -940,6 +940,45 @@ static const char chk_stock[] =
     " i.tenant_id AND m.item = i.code) AS journal FROM benefit_items i WHERE i.tenant_id = $1) x"
     " WHERE total <> remaining + units_out OR total <> journal ORDER BY code";
 
+const char *const sy_benefit_figure_names[SY_BF_KINDS] = {"issued", "redeemed", "expired",
+                                                          "revoked"};
+
+int sy_benefit_moments(sy_conn *c, const char *tenant, const char *supplier, int64_t from_ms,
+                       int64_t to_ms, sy_benefit_moment_fn fn, void *ud)
+{
+    /* one literal, so that scripts/pg-compat.sh prepares it on PostgreSQL */
+    static const char sql[] =
+        "SELECT g.item, i.supplier, 0, g.issued_at, g.cost_price FROM benefit_grants g"
+        " JOIN benefit_items i ON i.tenant_id = g.tenant_id AND i.code = g.item"
+        " WHERE g.tenant_id = $1 AND g.issued_at >= $2 AND g.issued_at < $3"
+        " AND (CAST($4 AS TEXT) IS NULL OR i.supplier = $4)"
+        " UNION ALL SELECT g.item, i.supplier, 1, g.redeemed_at, g.cost_price FROM benefit_grants g"
+        " JOIN benefit_items i ON i.tenant_id = g.tenant_id AND i.code = g.item"
+        " WHERE g.tenant_id = $1 AND g.redeemed_at >= $2 AND g.redeemed_at < $3"
+        " AND (CAST($4 AS TEXT) IS NULL OR i.supplier = $4)"
+        " UNION ALL SELECT g.item, i.supplier, 2, g.expired_at, g.cost_price FROM benefit_grants g"
+        " JOIN benefit_items i ON i.tenant_id = g.tenant_id AND i.code = g.item"
+        " WHERE g.tenant_id = $1 AND g.expired_at >= $2 AND g.expired_at < $3"
+        " AND (CAST($4 AS TEXT) IS NULL OR i.supplier = $4)"
+        " UNION ALL SELECT g.item, i.supplier, 3, g.revoked_at, g.cost_price FROM benefit_grants g"
+        " JOIN benefit_items i ON i.tenant_id = g.tenant_id AND i.code = g.item"
+        " WHERE g.tenant_id = $1 AND g.revoked_at >= $2 AND g.revoked_at < $3"
+        " AND (CAST($4 AS TEXT) IS NULL OR i.supplier = $4)";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_i64(st, 2, from_ms);
+    sy_stmt_bind_i64(st, 3, to_ms);
+    sy_stmt_bind_text(st, 4, supplier);
+    int rc;
+    while ((rc = sy_stmt_step(st)) == SY_ROW)
+        fn(ud, sy_stmt_text(st, 0), sy_stmt_text(st, 1), (int)sy_stmt_i64(st, 2),
+           sy_stmt_i64(st, 3), sy_stmt_i64(st, 4));
+    sy_stmt_reset(st);
+    return rc == SY_DONE ? SY_OK : rc;
+}
+
 static void say_stock(sy_stmt *st, char *line, size_t n)
 {
     snprintf(line, n,

@@ -199,6 +199,21 @@ int sy_benefit_fulfil(sy_conn *c, const char *tenant, const char *code, const ch
 int sy_benefit_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max, int64_t *n,
                       bool *more);
 
+/* What happened to grants in a period — the figures of reconciliation and
+ * of the benefits report, defined here only: a grant counts as *issued* in
+ * the period when its issued_at falls in [from_ms, to_ms), *redeemed* when
+ * its redeemed_at does, and so on for expired_at and revoked_at; each
+ * counts its item's cost price (fen) at issue.  fn is called once per such
+ * moment with the grant's item, the item's supplier, the kind and the
+ * moment, in no particular order.  supplier: one supplier's items only
+ * (NULL: all). */
+enum { SY_BF_ISSUED, SY_BF_REDEEMED, SY_BF_EXPIRED, SY_BF_REVOKED, SY_BF_KINDS };
+extern const char *const sy_benefit_figure_names[SY_BF_KINDS];
+typedef void (*sy_benefit_moment_fn)(void *ud, const char *item, const char *supplier, int kind,
+                                     int64_t at_ms, int64_t cost);
+int sy_benefit_moments(sy_conn *c, const char *tenant, const char *supplier, int64_t from_ms,
+                       int64_t to_ms, sy_benefit_moment_fn fn, void *ud);
+
 /* The catalogue's invariants for a tenant (see ledger.h's check for the
  * contract): stock = remaining + units out = the stock journal; voucher
  * pools (each code once, each voucher grant exactly one code of its item);

@@ -1036,9 +1036,10 @@ static int count_actions(sy_conn *c, const sy_campaign *cp, const char *tenant, 
     return rc == SY_ROW ? SY_OK : rc;
 }
 
-/* The per-customer limits, for one more participation on business day. */
-static int check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant, const char *no,
-                        int64_t day, sy_campaign_result *why)
+/* The per-customer limits, for one more participation on business day,
+ * counting participations with count (count_actions: campaign_actions). */
+static int limits_counted(sy_conn *c, const sy_campaign *cp, const char *tenant, const char *no,
+                          int64_t day, sy_campaign_counter count, sy_campaign_result *why)
 {
     struct {
         int64_t limit, from, to;
@@ -1052,7 +1053,7 @@ static int check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant, c
         if (lim[i].limit == SY_CAMPAIGN_UNSET)
             continue;
         int64_t n;
-        int rc = count_actions(c, cp, tenant, no, lim[i].from, lim[i].to, &n);
+        int rc = count(c, cp, tenant, no, lim[i].from, lim[i].to, &n);
         if (rc != SY_OK)
             return rc;
         if (n >= lim[i].limit) {
@@ -1062,6 +1063,12 @@ static int check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant, c
         }
     }
     return SY_OK;
+}
+
+static int check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant, const char *no,
+                        int64_t day, sy_campaign_result *why)
+{
+    return limits_counted(c, cp, tenant, no, day, count_actions, why);
 }
 
 /* Whether the budget still holds points and cost (read now: the writer
@@ -1516,7 +1523,7 @@ int sy_campaign_running_tasks(sy_conn *c, const char *tenant, int64_t now_ms,
 }
 
 /* ------------------------------------------------------------------ */
-/* the building blocks other kinds of participation use (referral.c)  */
+/* the shared rules, for the engines of other campaign types (lottery.c) */
 
 int sy_campaign_zone(sy_conn *c, const char *tenant, char zone[65])
 {
@@ -1537,6 +1544,13 @@ bool sy_campaign_open_at(const sy_campaign *cp, const char *zone, int64_t when)
         return true;
     int m = local_minute(zone, when);
     return m >= cp->open_from && m < cp->open_until;
+}
+
+int sy_campaign_check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant,
+                             const char *customer_no, int64_t day, sy_campaign_counter count,
+                             sy_campaign_result *why)
+{
+    return limits_counted(c, cp, tenant, customer_no, day, count ? count : count_actions, why);
 }
 
 int sy_campaign_check_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,

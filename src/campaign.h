@@ -76,7 +76,7 @@ enum {
 typedef enum sy_campaign_type {
     SY_CAMPAIGN_CHECKIN,
     SY_CAMPAIGN_TASK,
-    SY_CAMPAIGN_LOTTERY,     /* validated and stored; taking part comes later */
+    SY_CAMPAIGN_LOTTERY,     /* draws: lottery.h */
     SY_CAMPAIGN_REFERRAL,    /* likewise */
     SY_CAMPAIGN_COUPON_DROP, /* likewise */
 } sy_campaign_type;
@@ -276,30 +276,43 @@ int sy_campaign_task_event(sy_conn *c, const sy_campaign *cp, int t, const sy_ca
 int sy_campaign_running_tasks(sy_conn *c, const char *tenant, int64_t now_ms,
                               char (*ids)[SY_CAMPAIGN_ID_MAX + 1], int max, int *n);
 
-/* ---- building blocks for other kinds of participation (referral.c) ---- */
+/* ---- the shared rules, for the engines of other campaign types ----
+ * (lottery.c): the same checks check-in and tasks pass, in the caller's
+ * write transaction. */
 
-/* The tenant's time zone ("UTC" when the tenant is not found). */
+/* The tenant's time zone (UTC when unset). */
 int sy_campaign_zone(sy_conn *c, const char *tenant, char zone[65]);
-/* The checks every participation passes (running, schedule and open hours
- * at `when` in the tenant's zone, the customer, audience, suitability,
- * holdout — a held-out customer is recorded).  (The same signature as the
- * lottery's branch gives it.) */
+/* Running at now and `when` inside the schedule and open hours; the
+ * customer exists and is not merged; audience (w->in_audience),
+ * suitability, holdout (recorded: the one refusal that writes). */
 int sy_campaign_admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, const char *zone,
                       int64_t when, sy_campaign_result *why);
+/* Counts a customer's participations on business days from_day..to_day. */
+typedef int (*sy_campaign_counter)(sy_conn *c, const sy_campaign *cp, const char *tenant,
+                                   const char *customer_no, int64_t from_day, int64_t to_day,
+                                   int64_t *n);
+/* The campaign's per-day/week/campaign limits for one more participation
+ * on day, counted by count (NULL: the campaign_actions rows).
+ * LIMIT_REACHED (why->other: day, week or campaign; why->limit). */
+int sy_campaign_check_limits(sy_conn *c, const sy_campaign *cp, const char *tenant,
+                             const char *customer_no, int64_t day, sy_campaign_counter count,
+                             sy_campaign_result *why);
 /* Whether `when` lies inside the campaign's schedule and open hours. */
 bool sy_campaign_open_at(const sy_campaign *cp, const char *zone, int64_t when);
-/* The budget: whether it holds points and cost (BUDGET_EXHAUSTED with
- * why->other "points" or "cost"), and spending from it. */
+/* BUDGET_EXHAUSTED (why->other: points or cost) unless the budget holds
+ * points and cost more; spend_budget moves it (the UPDATE repeats the
+ * condition). */
 int sy_campaign_check_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
                              int64_t cost, sy_campaign_result *why);
 int sy_campaign_spend_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
                              int64_t cost);
-/* What a reward costs the budget (its points; an item's cost price). */
+/* What a reward costs the budget: its points, an item's cost price (fen). */
 int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
                             int64_t *points, int64_t *cost);
-/* Issues a reward to w->customer_no (points from campaign:<id>, or one
- * unit of an item); fills out->ledger_entry or out->grant_code.  Refusals
- * (REWARD_REFUSED, NO_CUSTOMER) write nothing. */
+/* Issues a reward: points earned from source:campaign:<id> (reference ref)
+ * or one unit of an item (idempotency key campaign:<id>:<ref>); sets
+ * out->ledger_entry or out->grant_code.  REWARD_REFUSED (out->why.other:
+ * out-of-stock, not-available, item-limit-reached ...) writes nothing. */
 int sy_campaign_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
                       const sy_campaign_reward *r, const char *ref, const char *reason,
                       sy_campaign_outcome *out);

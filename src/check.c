@@ -3,6 +3,7 @@
 #include "benefits.h"
 #include "customer.h"
 #include "ledger.h"
+#include "lottery.h"
 #include "util.h"
 
 typedef struct check_part {
@@ -17,6 +18,7 @@ static const check_part k_parts[] = {
     {"customers", sy_customers_check_packed, "customers"},
     {"ledger", sy_ledger_check, "accounts, lots and entries"},
     {"benefits", sy_benefit_check, "items, voucher codes and grants"},
+    {"campaigns", sy_lottery_check, "campaign budgets, lottery prizes and draws"},
 };
 
 typedef struct printer {

@@ -64,6 +64,8 @@ static const opt k_opts[] = {
     {"key", T_STR, O(key), NULL, SY_CFG_IMPORT, "import: an admin or app key of the tenant"},
     {"batch", T_INT, O(batch), "2000", SY_CFG_IMPORT, "import: lines per request (1-50000)"},
     {"days", T_INT, O(days), "30", SY_CFG_DEMO, "demo: days of behaviour up to today"},
+    {"sessions", T_INT, O(sessions), "1", SY_CFG_DEMO,
+     "demo: app sessions of an active customer on a day (more events)"},
     {"seed", T_INT, O(seed), "1", SY_CFG_DEMO,
      "demo: seed of the generator (same seed, same bank)"},
 };

@@ -38,6 +38,7 @@ typedef struct sy_config {
     bool test_clock;        /* tests only: honour the X-Siyu-Now request header */
     int64_t customers;      /* demo: customers to generate */
     int64_t days;           /* demo: days of behaviour */
+    int64_t sessions;       /* demo: app sessions per active day */
     int64_t seed;           /* demo: generator seed */
     char *url;              /* import: the server */
     char *key;              /* import: an API key of the tenant */

@@ -87,6 +87,34 @@ static bool schema_knows(const sy_attr_set *schema, const json_t *attrs)
     return true;
 }
 
+int sy_customer_history_put(sy_conn *c, const char *tenant, const char *no, const json_t *old_attrs,
+                            const json_t *new_attrs, int64_t at)
+{
+    static const char sql[] = "INSERT INTO attr_history (tenant_id, customer_no, attr, value, at)"
+                              " VALUES ($1, $2, $3, $4, $5)";
+    static const char *const attrs[] = SY_HISTORY_ATTRS;
+    for (size_t i = 0; i < sizeof attrs / sizeof *attrs; i++) {
+        json_t *was = old_attrs ? json_object_get(old_attrs, attrs[i]) : NULL,
+               *now = new_attrs ? json_object_get(new_attrs, attrs[i]) : NULL;
+        if ((!was && !now) || (was && now && json_equal(was, now)))
+            continue;
+        sy_stmt *st = sy_conn_prepare(c, sql);
+        if (!st)
+            return SY_ERR;
+        char *text = now ? json_dumps(now, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, no);
+        sy_stmt_bind_text(st, 3, attrs[i]);
+        sy_stmt_bind_text(st, 4, text);
+        sy_stmt_bind_i64(st, 5, at);
+        int rc = sy_stmt_exec(st);
+        free(text);
+        if (rc != SY_OK)
+            return rc;
+    }
+    return SY_OK;
+}
+
 int sy_customer_packed_put(sy_conn *c, const sy_attr_set *schema, const char *tenant,
                            const char *no, int64_t dense, const json_t *attrs)
 {

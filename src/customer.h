@@ -32,6 +32,18 @@ bool sy_identity_key(const sy_pii_keys *k, const char *tenant, const char *type,
  * inside the caller's write transaction, beside the write of
  * customers.attrs they mirror. */
 
+/* The attributes whose history is kept (attr_history, migration 0014). */
+#define SY_HISTORY_ATTRS                                                                           \
+    {                                                                                              \
+        "aum"                                                                                      \
+    }
+
+/* Records, for each history attribute whose value differs between
+ * old_attrs (NULL: a new customer) and new_attrs, its new value (NULL when
+ * unset) at time `at`, in the caller's transaction. */
+int sy_customer_history_put(sy_conn *c, const char *tenant, const char *no, const json_t *old_attrs,
+                            const json_t *new_attrs, int64_t at);
+
 /* Writes (inserts or replaces) the packed row of customer `no`, dense id
  * `dense`, whose canonical attributes are `attrs`.  schema may be NULL or
  * stale: when it lacks one of the attributes, the tenant's schema is read

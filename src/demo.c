@@ -1025,6 +1025,8 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
         if (rc == SY_OK) {
             json_t *obj = json_loads(text, 0, NULL);
             rc = obj ? sy_customer_packed_put(w.c, schema, o->tenant, no, i, obj) : SY_ERR;
+            if (rc == SY_OK)
+                rc = sy_customer_history_put(w.c, o->tenant, no, NULL, obj, created);
             json_decref(obj);
         }
         rc = row_done(&w, rc);
@@ -1086,52 +1088,55 @@ int sy_demo_generate(sy_store *s, const sy_pii_keys *k, const sy_demo_opts *o, s
         for (int64_t i = 0; i < o->customers && rc == SY_OK; i++) {
             if (uniform(&r) >= activity[i])
                 continue;
-            demo_event ev[8];
-            int n = 0;
-            ev[n++] = (demo_event){"login", -1};
-            if (uniform(&r) < 0.45)
-                ev[n++] = (demo_event){"sign_in", -1};
-            if (uniform(&r) < 0.30) {
-                int64_t dwell = (int64_t)(exp(log(35000.0) + normal(&r) * 0.8));
-                ev[n++] = (demo_event){"view_wealth", dwell};
-                if (uniform(&r) < 0.35) {
-                    ev[n++] = (demo_event){"click_wealth", -1};
-                    /* only fund holders buy: has_fund stays true */
-                    if (has_fund[i] && uniform(&r) < 0.45)
-                        ev[n++] = (demo_event){"buy_fund", -1};
+            for (int64_t session = 0; session < (o->sessions > 1 ? o->sessions : 1) && rc == SY_OK;
+                 session++) {
+                demo_event ev[8];
+                int n = 0;
+                ev[n++] = (demo_event){"login", -1};
+                if (uniform(&r) < 0.45)
+                    ev[n++] = (demo_event){"sign_in", -1};
+                if (uniform(&r) < 0.30) {
+                    int64_t dwell = (int64_t)(exp(log(35000.0) + normal(&r) * 0.8));
+                    ev[n++] = (demo_event){"view_wealth", dwell};
+                    if (uniform(&r) < 0.35) {
+                        ev[n++] = (demo_event){"click_wealth", -1};
+                        /* only fund holders buy: has_fund stays true */
+                        if (has_fund[i] && uniform(&r) < 0.45)
+                            ev[n++] = (demo_event){"buy_fund", -1};
+                    }
                 }
-            }
-            if (uniform(&r) < 0.10)
-                ev[n++] = (demo_event){"pay_bill", -1};
-            char no[24];
-            snprintf(no, sizeof no, "C%08lld", (long long)(i + 1));
-            int64_t t = day * DAY_MS + below(&r, DAY_MS - 600000);
-            for (int e = 0; e < n && rc == SY_OK; e++) {
-                if ((rc = begin_if_needed(&w)) != SY_OK)
-                    break;
-                char id[32];
-                snprintf(id, sizeof id, "demo-%lld", (long long)++seq);
-                t += 1000 + below(&r, 60000);
-                if (t > o->now_ms)
-                    t = o->now_ms;
-                sy_stmt *st = sy_conn_prepare(w.c, sql_e);
-                if (!st) {
-                    rc = SY_ERR;
-                    break;
+                if (uniform(&r) < 0.10)
+                    ev[n++] = (demo_event){"pay_bill", -1};
+                char no[24];
+                snprintf(no, sizeof no, "C%08lld", (long long)(i + 1));
+                int64_t t = day * DAY_MS + below(&r, DAY_MS - 600000);
+                for (int e = 0; e < n && rc == SY_OK; e++) {
+                    if ((rc = begin_if_needed(&w)) != SY_OK)
+                        break;
+                    char id[32];
+                    snprintf(id, sizeof id, "demo-%lld", (long long)++seq);
+                    t += 1000 + below(&r, 60000);
+                    if (t > o->now_ms)
+                        t = o->now_ms;
+                    sy_stmt *st = sy_conn_prepare(w.c, sql_e);
+                    if (!st) {
+                        rc = SY_ERR;
+                        break;
+                    }
+                    sy_stmt_bind_text(st, 1, o->tenant);
+                    sy_stmt_bind_text(st, 2, id);
+                    sy_stmt_bind_text(st, 3, no);
+                    sy_stmt_bind_text(st, 4, ev[e].name);
+                    sy_stmt_bind_i64(st, 5, t);
+                    if (ev[e].dwell >= 0)
+                        sy_stmt_bind_i64(st, 6, ev[e].dwell);
+                    else
+                        sy_stmt_bind_null(st, 6);
+                    sy_stmt_bind_null(st, 7);
+                    sy_stmt_bind_i64(st, 8, t);
+                    rc = row_done(&w, sy_stmt_exec(st));
+                    out->events++;
                 }
-                sy_stmt_bind_text(st, 1, o->tenant);
-                sy_stmt_bind_text(st, 2, id);
-                sy_stmt_bind_text(st, 3, no);
-                sy_stmt_bind_text(st, 4, ev[e].name);
-                sy_stmt_bind_i64(st, 5, t);
-                if (ev[e].dwell >= 0)
-                    sy_stmt_bind_i64(st, 6, ev[e].dwell);
-                else
-                    sy_stmt_bind_null(st, 6);
-                sy_stmt_bind_null(st, 7);
-                sy_stmt_bind_i64(st, 8, t);
-                rc = row_done(&w, sy_stmt_exec(st));
-                out->events++;
             }
         }
         if (o->progress) {

@@ -11,6 +11,7 @@ typedef struct sy_demo_opts {
     const char *tenant;
     int64_t customers;
     int64_t days;
+    int64_t sessions; /* app sessions of an active customer per day (0: 1) */
     uint64_t seed;
     int64_t now_ms; /* the last day generated is the one containing now */
     bool progress;  /* print progress to stderr */

@@ -1629,6 +1629,13 @@ void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64
             fn(ev->days[i]->day, ev->days[i], ud);
 }
 
+void sy_index_event_names(const sy_index *ix, void (*fn)(const char *name, void *ud), void *ud)
+{
+    for (size_t i = 0; i < ix->event_names.cap; i++)
+        if (ix->event_names.keys[i])
+            fn(ix->event_names.keys[i], ud);
+}
+
 void sy_index_memory_parts(const sy_index *ix, sy_index_mem *m)
 {
     memset(m, 0, sizeof *m);

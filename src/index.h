@@ -110,6 +110,8 @@ size_t sy_day_size(const sy_day_events *d);
 typedef void (*sy_index_day_fn)(int64_t day, const sy_day_events *d, void *ud);
 void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
                    sy_index_day_fn fn, void *ud);
+/* Every event name the index has seen, in no particular order. */
+void sy_index_event_names(const sy_index *ix, void (*fn)(const char *name, void *ud), void *ud);
 
 /* ---- tags and saved segments, held with the index ---- */
 typedef struct sy_index_tag {

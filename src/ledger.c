@@ -79,6 +79,13 @@ static void customer_account(const char *no, char out[ACCOUNT_MAX])
 /* The zone's UTC offset at a moment.  sy_tz_offset_ms switches the
  * process's TZ under a lock, too slow for every earn: answers are kept per
  * thread by zone and minute. */
+int64_t sy_local_midnight(const char *zone, int64_t day)
+{
+    int64_t wall = day * 86400000LL;
+    int64_t guess = wall - sy_ledger_tz_offset(zone, wall);
+    return wall - sy_ledger_tz_offset(zone, guess);
+}
+
 int64_t sy_ledger_tz_offset(const char *zone, int64_t at_ms)
 {
     static __thread struct {

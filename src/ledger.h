@@ -90,6 +90,9 @@ int sy_ledger_type_get(sy_conn *c, const char *tenant, const char *code, sy_poin
  * per thread by zone and minute (sy_tz_offset_ms is too slow for every
  * write).  Business days and months of the rewards are local to it. */
 int64_t sy_ledger_tz_offset(const char *zone, int64_t at_ms);
+/* The UTC milliseconds at which business day `day` (days since 1970-01-01
+ * in the zone) begins. */
+int64_t sy_local_midnight(const char *zone, int64_t day);
 
 /* When a lot of type t earned at earned_ms expires, for a tenant in the
  * IANA time zone `zone`: false for a type that never expires.  Day and

@@ -53,7 +53,7 @@ static void usage(FILE *f)
                "  key revoke --tenant T KEY_ID\n"
                "  tenant create ID [--name N] [--timezone TZ]\n"
                "  tenant list\n"
-               "  demo [--tenant T] [--customers N] [--days D] [--seed S]\n"
+               "  demo [--tenant T] [--customers N] [--days D] [--sessions K] [--seed S]\n"
                "  import customers FILE.{csv,ndjson} --tenant T --key KEY [--url URL]\n"
                "  check --tenant T             verify the tenant's invariants (exit 1: broken)\n"
                "  version\n\n"
@@ -401,12 +401,13 @@ static int cmd_demo(int argc, char **argv)
     int npos;
     char err[ERRLEN];
     int rc = parse(&x, SY_CFG_DEMO, argc, argv, pos, 0, &npos,
-                   "siyu demo [--tenant T] [--customers N] [--days D] [--seed S]");
+                   "siyu demo [--tenant T] [--customers N] [--days D] [--sessions K] [--seed S]");
     if (rc >= 0)
         goto out;
     rc = 1;
-    if (x.cfg.customers < 1 || x.cfg.customers > 100000000 || x.cfg.days < 1 || x.cfg.days > 3650) {
-        fail("--customers must be 1 to 100000000 and --days 1 to 3650");
+    if (x.cfg.customers < 1 || x.cfg.customers > 100000000 || x.cfg.days < 1 || x.cfg.days > 3650 ||
+        x.cfg.sessions < 1 || x.cfg.sessions > 50) {
+        fail("--customers must be 1 to 100000000, --days 1 to 3650 and --sessions 1 to 50");
         goto out;
     }
     if (!sy_tenant_id_valid(x.cfg.tenant)) {
@@ -418,7 +419,8 @@ static int cmd_demo(int argc, char **argv)
     /* The demo's personal data is sealed like real data: with the data key
      * given, or one made for the demo in the data directory. */
     sy_pii_keys pii;
-    if (!sy_pii_load(x.cfg.data, x.cfg.data_key_file, true, &pii, err, sizeof err)) {
+    if (!sy_pii_load(x.cfg.data, x.cfg.data_key_file, true, &pii, err, sizeof err) ||
+        !sy_pii_check_store(sy_store_write_conn(x.store), &pii, err, sizeof err)) {
         fail(err);
         goto out;
     }
@@ -453,6 +455,7 @@ static int cmd_demo(int argc, char **argv)
     sy_demo_opts o = {.tenant = x.cfg.tenant,
                       .customers = x.cfg.customers,
                       .days = x.cfg.days,
+                      .sessions = x.cfg.sessions,
                       .seed = (uint64_t)x.cfg.seed,
                       .now_ms = sy_now_ms(),
                       .progress = isatty(STDERR_FILENO)};
@@ -666,6 +669,10 @@ static int cmd_serve(int argc, char **argv)
     }
     if (open_store(&x, true, readers) != 0)
         goto out;
+    if (!sy_pii_check_store(sy_store_write_conn(x.store), &pii, err, sizeof err)) {
+        fprintf(stderr, "siyu: %s\n", err);
+        goto out;
+    }
     char token[80];
     if (!bootstrap(&x, token, sizeof token))
         goto out;

@@ -1,5 +1,6 @@
 /* pii.c — sealing, lookup hashing and masking of personal data. */
 #include "pii.h"
+#include "store.h"
 #include "util.h"
 #include "validate.h"
 
@@ -260,4 +261,69 @@ json_t *sy_pii_masked(const json_t *pii)
         json_object_set_new(m, key, json_string(buf));
     }
     return m;
+}
+
+/* ---- the store's data key check ---- */
+
+static void key_check(const sy_pii_keys *k, char out[65])
+{
+    static const char what[] = "siyu data key check v1";
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, (const unsigned char *)what, sizeof what - 1, k->enc,
+                       sizeof k->enc);
+    sy_hex(h, sizeof h, out);
+}
+
+bool sy_pii_check_store(sy_conn *c, const sy_pii_keys *k, char *err, size_t errlen)
+{
+    static const char sql_get[] = "SELECT value FROM store_settings WHERE name = 'data_key_check'";
+    static const char sql_sample[] =
+        "SELECT tenant_id, customer_no, pii FROM customers WHERE pii IS NOT NULL LIMIT 1";
+    static const char sql_put[] = "INSERT INTO store_settings (name, value, updated_at)"
+                                  " VALUES ('data_key_check', $1, $2)";
+    static const char wrong[] =
+        "the data key is not the one this store's personal data is sealed with;"
+        " give the store's own key (SIYU_DATA_KEY or --data-key-file)";
+    char want[65];
+    key_check(k, want);
+    sy_stmt *st = sy_conn_prepare(c, sql_get);
+    if (!st)
+        goto store_error;
+    int rc = sy_stmt_step(st);
+    bool have = rc == SY_ROW, same = have && !strcmp(sy_stmt_text(st, 0), want);
+    sy_stmt_reset(st);
+    if (rc != SY_ROW && rc != SY_DONE)
+        goto store_error;
+    if (have) {
+        if (!same)
+            snprintf(err, errlen, "%s", wrong);
+        return same;
+    }
+    /* No check value yet (a new store, or one from before 0013): a sealed
+     * customer, if there is one, says whether the key is right. */
+    if (!(st = sy_conn_prepare(c, sql_sample)))
+        goto store_error;
+    rc = sy_stmt_step(st);
+    bool opens = true;
+    if (rc == SY_ROW) {
+        json_t *o = sy_pii_open(k, sy_stmt_text(st, 0), sy_stmt_text(st, 1), sy_stmt_text(st, 2));
+        opens = o != NULL;
+        json_decref(o);
+    }
+    sy_stmt_reset(st);
+    if (rc != SY_ROW && rc != SY_DONE)
+        goto store_error;
+    if (!opens) {
+        snprintf(err, errlen, "%s", wrong);
+        return false;
+    }
+    if (!(st = sy_conn_prepare(c, sql_put)))
+        goto store_error;
+    sy_stmt_bind_text(st, 1, want);
+    sy_stmt_bind_i64(st, 2, sy_now_ms());
+    if (sy_stmt_exec(st) == SY_OK)
+        return true;
+store_error:
+    snprintf(err, errlen, "checking the data key: %s", sy_conn_errmsg(c));
+    return false;
 }

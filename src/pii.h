@@ -30,6 +30,14 @@ typedef struct sy_pii_keys {
 bool sy_pii_load(const char *data_dir, const char *key_file, bool demo, sy_pii_keys *out, char *err,
                  size_t errlen);
 
+/* Checks that k is the data key this store's personal data is sealed with:
+ * against the check value kept in store_settings, or — for a store that has
+ * none yet — by opening one customer's sealed data, and then records the
+ * check value.  Returns false with a message when the key is another one or
+ * the store cannot be read. */
+struct sy_conn;
+bool sy_pii_check_store(struct sy_conn *c, const sy_pii_keys *k, char *err, size_t errlen);
+
 /* Encrypts a JSON object of personal data; returns base64 text (malloc'd). */
 char *sy_pii_seal(const sy_pii_keys *k, const char *tenant, const char *customer_no,
                   const json_t *pii);

@@ -312,6 +312,22 @@ const char *sy_req_header(sy_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+const char *sy_req_peer(sy_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char *out = sy_req_alloc(r, INET6_ADDRSTRLEN);
+    out[0] = '\0';
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  INET6_ADDRSTRLEN);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  INET6_ADDRSTRLEN);
+    return out;
+}
+
 const char *sy_req_body(sy_req *r, size_t *len)
 {
     *len = r->body.len;
@@ -417,6 +433,11 @@ static const char *problem_title(const char *type)
         {"budget-exhausted", "Campaign budget spent"},
         {"makeup-not-allowed", "Make-up check-in not allowed"},
         {"reward-refused", "The reward could not be issued"},
+        {"no-prizes", "The lottery has no prize table"},
+        {"no-chances", "No draws left today"},
+        {"not-editable", "The prize table cannot change now"},
+        {"blocked", "On the tenant's blocklist"},
+        {"velocity", "Too many participations in a short time"},
         {"payload-too-large", "Request body too large"},
         {"rate-limited", "Too many requests"},
         {"internal", "Internal error"},

@@ -69,6 +69,8 @@ const char *sy_req_param(sy_req *r, const char *name);
 const char *sy_req_query(sy_req *r, const char *name);
 const char *sy_req_header(sy_req *r, const char *name);
 const char *sy_req_id(sy_req *r);
+/* The peer's IP address as text ("" when unknown). */
+const char *sy_req_peer(sy_req *r);
 const sy_principal *sy_req_principal(sy_req *r);
 const char *sy_req_body(sy_req *r, size_t *len);
 /* The body parsed as a JSON object.  On failure it records the problem

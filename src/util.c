@@ -322,6 +322,17 @@ void sy_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+bool sy_ident_valid(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > max || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
 void sy_ordered_id(const char *prefix, int64_t now_ms, char *out, size_t n)
 {
     unsigned char raw[14];

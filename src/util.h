@@ -54,6 +54,10 @@ int64_t sy_days_from_civil(int64_t y, unsigned m, unsigned d);
  * "2026-11-23T18:00:00.250+08:00") into milliseconds since the epoch. */
 bool sy_parse_time(const char *s, int64_t *ms);
 
+/* A lowercase identifier: [a-z][a-z0-9_]*, 1 to max characters (event
+ * names, segment ids). */
+bool sy_ident_valid(const char *s, size_t max);
+
 /* Lowercase hex encoding: out must hold 2*n+1 bytes. */
 void sy_hex(const unsigned char *in, size_t n, char *out);
 

@@ -160,6 +160,8 @@ static inline void h_launch(h_server *s)
         argv[a] = NULL;
         if (!getenv("H_NO_DATA_KEY"))
             setenv("SIYU_DATA_KEY", H_DATA_KEY, 1);
+        else
+            unsetenv("SIYU_DATA_KEY"); /* not the caller's either */
         execv(h_bin(), (char *const *)argv);
         _exit(127);
     }

@@ -508,6 +508,59 @@ static void test_reconciliation(void **state)
     r = h_req(S, "GET", "/v1/reconciliation?from=2026-01-01&to=2026-01-31", APP_KEY, NULL);
     h_assert_problem(r, 403, "forbidden", NULL);
     h_resp_free(&r);
+
+    /* The benefits report: the same figures by day, supplier and item (one definition, in
+     * benefits.c).  Everything here happened today: today's rows add up to reconciliation. */
+    snprintf(path, sizeof path, "/v1/reconciliation?from=%s&to=%s", today, today);
+    r = h_req(S, "GET", path, ANALYST_KEY, NULL);
+    json_t *recon_totals = json_incref(json_object_get(r.json, "totals"));
+    h_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/reports/benefits?from=2026-01-01&to=%s", today);
+    r = h_req(S, "GET", path, ANALYST_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(json_equal(json_object_get(r.json, "totals"), recon_totals));
+    json_t *rows = json_object_get(r.json, "rows"), *cprow = NULL;
+    json_array_foreach (rows, i, it) {
+        assert_string_equal(h_str(it, "day"), today);
+        if (!strcmp(h_str(it, "item"), "cp10"))
+            cprow = it;
+    }
+    assert_non_null(cprow);
+    assert_string_equal(h_str(cprow, "supplier"), "acme");
+    assert_int_equal(json_integer_value(json_object_get(cprow, "issued")), issued);
+    assert_int_equal(json_integer_value(json_object_get(cprow, "expired")), 3);
+    json_t *acme = json_object_get(json_object_get(r.json, "by_supplier"), "acme");
+    assert_true(json_integer_value(json_object_get(acme, "issued")) >= issued);
+    h_resp_free(&r);
+    json_decref(recon_totals);
+    snprintf(path, sizeof path, "/v1/reports/benefits?from=%s&to=%s&supplier=other&format=csv",
+             today, today);
+    r = h_req(S, "GET", path, ANALYST_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    char line[160];
+    snprintf(line, sizeof line, "\r\n%s,other,mug,1,1500,1,1500,0,0,0,0\r\n", today);
+    assert_non_null(strstr(r.body, "day,supplier,item,issued,issued_cost,redeemed"));
+    assert_non_null(strstr(r.body, line));
+    h_resp_free(&r);
+    /* no activity: no rows; bad parameters name themselves */
+    r = h_req(S, "GET", "/v1/reports/benefits?from=2020-01-01&to=2020-01-31", ANALYST_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "rows")), 0);
+    h_resp_free(&r);
+    static const struct {
+        const char *q, *field;
+    } bad[] = {{"from=2026-01-32&to=2026-02-01", "from"},
+               {"from=2026-01-01", "to"},
+               {"from=2026-02-01&to=2026-01-01", "to"},
+               {"from=2024-01-01&to=2026-01-01", "to"},
+               {"from=2026-01-01&to=2026-01-02&format=pdf", "format"},
+               {"from=2026-01-01&to=2026-01-02&supplier=Not%20A%20Code", "supplier"}};
+    for (size_t k = 0; k < SY_TEST_LEN(bad); k++) {
+        snprintf(path, sizeof path, "/v1/reports/benefits?%s", bad[k].q);
+        r = h_req(S, "GET", path, ANALYST_KEY, NULL);
+        h_assert_problem(r, 400, "validation", bad[k].field);
+        h_resp_free(&r);
+    }
 }
 
 /* ---- bad input: a 4xx naming the field, nothing written ---- */

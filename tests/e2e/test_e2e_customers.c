@@ -1125,10 +1125,45 @@ static void test_refuses_to_start_without_data_key(void **state)
     free(log);
 }
 
+/* The store remembers which data key sealed its personal data: another key
+ * is refused at start, before anything is read or written. */
+static void test_refuses_another_data_key(void **state)
+{
+    (void)state;
+    char cmd[1600], errpath[700];
+    snprintf(errpath, sizeof errpath, "%s/otherkey.err", S->dir);
+    /* S (running) holds customers sealed with H_DATA_KEY; another server on
+     * the same directory would be refused by the lock, so use a copy. */
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s/copy' && mkdir '%s/copy' && env -u SIYU_DATA_KEY '%s' demo --data "
+             "'%s/copy' --customers 20"
+             " --days 1 >/dev/null 2>&1 && SIYU_DATA_KEY=%s timeout 20 '%s' serve --data '%s/copy'"
+             " --listen 127.0.0.1:0 2>'%s'",
+             S->dir, S->dir, h_bin(), S->dir,
+             "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100", h_bin(), S->dir,
+             errpath);
+    int st = system(cmd);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 1)) {
+        char *log = h_read_file(errpath);
+        fail_msg("expected exit 1, got %d: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, log);
+    }
+    char *log = h_read_file(errpath);
+    assert_non_null(strstr(log, "not the one this store's personal data is sealed with"));
+    free(log);
+    /* the demo's own key (data/data.key, made by siyu demo) still opens it */
+    snprintf(cmd, sizeof cmd,
+             "env -u SIYU_DATA_KEY timeout 3 '%s' serve --data '%s/copy' --demo"
+             " --listen 127.0.0.1:0 >/dev/null 2>'%s'",
+             h_bin(), S->dir, errpath);
+    st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 124); /* ran until timeout stopped it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bank_template),
+        cmocka_unit_test(test_refuses_another_data_key),
         cmocka_unit_test(test_attribute_create_and_read),
         cmocka_unit_test(test_attribute_bad_definitions),
         cmocka_unit_test(test_enum_values_append_only),

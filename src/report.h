@@ -1,0 +1,97 @@
+/* report.h — activity and retention, counted exactly from the index's
+ * per-day bitmaps (docs/reports.md).
+ *
+ * A customer is *active* on a business day when the index holds at least
+ * one of their events that day: any event, or only the events named in the
+ * report's filter.  Every figure is the cardinality of an intersection or a
+ * union of such day bitmaps, restricted to a population (everyone, or the
+ * members of a segment): exact, never sampled or estimated.
+ *
+ * The functions below work on a sy_report_days, the day bitmaps of one
+ * range, collected under the index's read lock; computing from it needs no
+ * lock.  Days are business days of the tenant (days since 1970-01-01 in its
+ * time zone, sy_index_day). */
+#ifndef SY_REPORT_H
+#define SY_REPORT_H
+
+#include "index.h"
+
+#include <roaring/roaring.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The longest range a report covers, in days. */
+#define SY_REPORT_MAX_DAYS 400
+
+typedef struct sy_report_days {
+    int64_t first;             /* the business day of active[0] */
+    size_t n;                  /* days first .. first + n - 1 */
+    roaring_bitmap_t **active; /* active[i]: active on day first + i */
+    roaring_bitmap_t *before;  /* active on some day before first */
+} sy_report_days;
+
+/* Collects the customers active on each day in [from, to], and on any day
+ * before from, among `among` (NULL: every customer).  names: the event
+ * names that count (NULL or nnames 0: any).  The caller holds the index's
+ * read lock. */
+void sy_report_days_collect(const sy_index *ix, const char *const *names, size_t nnames,
+                            int64_t from, int64_t to, const roaring_bitmap_t *among,
+                            sy_report_days *out);
+void sy_report_days_free(sy_report_days *d);
+
+/* One day of the activity report.  wau and mau count the customers active
+ * on at least one of the 7 (30) days ending that day; new_ those active
+ * that day for the first time ever, returning the others; stickiness is
+ * dau / mau (0 when mau is 0). */
+typedef struct sy_activity_row {
+    int64_t day;
+    uint64_t dau, wau, mau, new_, returning;
+    double stickiness;
+} sy_activity_row;
+
+/* Fills rows[0 .. to - from] for the days from .. to.  d must cover
+ * [from - 29, to] (sy_report_days_collect with from - 29). */
+void sy_report_activity(const sy_report_days *d, int64_t from, int64_t to, sy_activity_row *rows);
+
+/* Retention of daily cohorts.  A cohort is the customers whose first
+ * cohort-event day (first ever, from `cohort`) is day c, for c in [from,
+ * to].  For each period k = 0 .. nperiods - 1:
+ *   exact[k]       those of them active (per `ret`) on day c + k;
+ *   on_or_after[k] those active on day c + k or any later day up to `ret`'s
+ *                  last day.
+ * Periods past `ret`'s last day are not yet known: known[c] says how many
+ * periods of cohort c are (the rest are 0). */
+typedef struct sy_retention {
+    size_t ncohorts, nperiods;
+    int64_t *day;          /* [ncohorts] */
+    uint64_t *size;        /* [ncohorts] */
+    size_t *known;         /* [ncohorts] */
+    uint64_t *exact;       /* [ncohorts * nperiods] */
+    uint64_t *on_or_after; /* [ncohorts * nperiods] */
+} sy_retention;
+
+/* cohort must cover [from, to]; ret must start at from.  Returns a filled
+ * sy_retention (free with sy_retention_free). */
+void sy_report_retention(const sy_report_days *cohort, const sy_report_days *ret, int64_t from,
+                         int64_t to, size_t nperiods, sy_retention *out);
+void sy_retention_free(sy_retention *r);
+
+/* Lifecycle KPIs of a period [from, to] (docs/reports.md, "KPIs"). */
+typedef struct sy_kpis {
+    uint64_t customers;    /* the population */
+    uint64_t active;       /* active on some day of the period */
+    uint64_t active_prev;  /* ... of the period of the same length just before */
+    uint64_t churned;      /* active in the previous period, not in this one */
+    uint64_t purchasers;   /* at least one purchase event in the period */
+    uint64_t repurchasers; /* at least two */
+} sy_kpis;
+
+/* Under the index's read lock.  purchase: the event names that are
+ * purchases (npurchase 0: every name beginning with "buy_").  With
+ * population and active not NULL they receive new bitmaps of the
+ * population and of its customers active in the period. */
+void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npurchase, int64_t from,
+                    int64_t to, const roaring_bitmap_t *among, sy_kpis *out,
+                    roaring_bitmap_t **population, roaring_bitmap_t **active);
+
+#endif

@@ -1,0 +1,380 @@
+/* test_e2e_reports.c — GET /v1/reports/activity and /v1/reports/retention on
+ * the real binary: figures against counts worked out by hand from the
+ * events posted, day boundaries in two time zones (the same instants fall
+ * on other days in Asia/Shanghai and in UTC), a segment filter, a segment
+ * with no members, CSV, and every bad parameter. */
+#include "e2e/harness.h"
+
+static h_server *S;
+static char UTC_KEY[80];
+
+/* Customers A..D.  Times are chosen near midnight so that the two zones
+ * disagree: 2026-10-01T17:00:00Z is 10-02 01:00 in Shanghai, 10-01 in UTC. */
+static const char *const EVENTS =
+    "["
+    /* A: 10-01 (both zones), then 10-02 01:00 Shanghai = 10-01 17:00 UTC */
+    "{\"event_id\":\"a1\",\"customer_no\":\"A\",\"name\":\"login\",\"ts\":\"2026-10-01T03:00:00Z\"}"
+    ","
+    "{\"event_id\":\"a2\",\"customer_no\":\"A\",\"name\":\"login\",\"ts\":\"2026-10-01T17:00:00Z\"}"
+    ","
+    /* B: 10-02 (both zones) and 10-04 (both) */
+    "{\"event_id\":\"b1\",\"customer_no\":\"B\",\"name\":\"buy_fund\",\"ts\":\"2026-10-02T05:00:"
+    "00Z\"},"
+    "{\"event_id\":\"b2\",\"customer_no\":\"B\",\"name\":\"login\",\"ts\":\"2026-10-04T05:00:00Z\"}"
+    ","
+    /* C: 10-03 23:30 UTC = 10-04 07:30 Shanghai */
+    "{\"event_id\":\"c1\",\"customer_no\":\"C\",\"name\":\"login\",\"ts\":\"2026-10-03T23:30:00Z\"}"
+    ","
+    /* D: 09-20 (history before the range) and 10-02 */
+    "{\"event_id\":\"d1\",\"customer_no\":\"D\",\"name\":\"login\",\"ts\":\"2026-09-20T05:00:00Z\"}"
+    ","
+    "{\"event_id\":\"d2\",\"customer_no\":\"D\",\"name\":\"login\",\"ts\":\"2026-10-02T05:00:00Z\"}"
+    "]";
+
+static void load(const char *key)
+{
+    const char *nos[] = {"A", "B", "C", "D"};
+    for (int i = 0; i < 4; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/customers/%s", nos[i]);
+        h_resp r = h_req(S, "PUT", path, key,
+                         i < 2 ? "{\"attributes\":{\"payroll\":true}}"
+                               : "{\"attributes\":{\"payroll\":false}}");
+        assert_true(r.status == 201 || r.status == 200);
+        h_resp_free(&r);
+    }
+    h_resp r = h_req(S, "POST", "/v1/events", key, EVENTS);
+    if (r.status != 200)
+        fail_msg("events: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    S = h_start("--test-clock", NULL); /* AUM history written at chosen times */
+    assert_int_equal(h_cli(S, NULL, "tenant create utcbank --timezone UTC"), 0);
+    char *out = NULL;
+    assert_int_equal(h_cli(S, &out, "key create --tenant utcbank --role admin"), 0);
+    sscanf(out, "%79s", UTC_KEY);
+    free(out);
+    load(S->admin_key); /* demo: Asia/Shanghai */
+    load(UTC_KEY);
+    h_resp r = h_req(S, "POST", "/v1/segments", S->admin_key,
+                     "{\"id\":\"payroll\",\"name\":\"代发\",\"expression\":\"payroll = true\"}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/segments", S->admin_key,
+              "{\"id\":\"nobody\",\"name\":\"无\",\"expression\":\"payroll = true and payroll = "
+              "false\"}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_stop(S);
+    curl_global_cleanup();
+    return 0;
+}
+
+static json_int_t field(json_t *row, const char *k)
+{
+    return json_integer_value(json_object_get(row, k));
+}
+
+/* days[i] of an activity reply must be dau/wau/mau/new as given. */
+static void expect_day(json_t *days, size_t i, const char *day, int dau, int wau, int mau,
+                       int fresh)
+{
+    json_t *d = json_array_get(days, i);
+    assert_non_null(d);
+    assert_string_equal(h_str(d, "day"), day);
+    if (field(d, "dau") != dau || field(d, "wau") != wau || field(d, "mau") != mau ||
+        field(d, "new") != fresh)
+        fail_msg("%s: dau %lld wau %lld mau %lld new %lld, expected %d %d %d %d", day,
+                 (long long)field(d, "dau"), (long long)field(d, "wau"), (long long)field(d, "mau"),
+                 (long long)field(d, "new"), dau, wau, mau, fresh);
+    assert_int_equal(field(d, "returning"), dau - fresh);
+}
+
+static void test_activity_in_two_time_zones(void **state)
+{
+    (void)state;
+    /* Shanghai: A 10-01, 10-02; B 10-02, 10-04; C 10-04; D 09-20, 10-02 */
+    h_resp r =
+        h_req(S, "GET", "/v1/reports/activity?from=2026-10-01&to=2026-10-04", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_str(r.json, "timezone"), "Asia/Shanghai");
+    json_t *days = json_object_get(r.json, "days");
+    assert_int_equal(json_array_size(days), 4);
+    expect_day(days, 0, "2026-10-01", 1, 1, 2, 1); /* mau counts D's 09-20 */
+    expect_day(days, 1, "2026-10-02", 3, 3, 3, 1); /* B new; A, D return */
+    expect_day(days, 2, "2026-10-03", 0, 3, 3, 0);
+    expect_day(days, 3, "2026-10-04", 2, 4, 4, 1); /* C new, B returns */
+    assert_true(json_real_value(json_object_get(json_array_get(days, 1), "stickiness")) == 1.0);
+    h_resp_free(&r);
+
+    /* UTC: A 10-01 (twice); B 10-02, 10-04; C 10-03; D 09-20, 10-02 */
+    r = h_req(S, "GET", "/v1/reports/activity?from=2026-10-01&to=2026-10-04", UTC_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_str(r.json, "timezone"), "UTC");
+    days = json_object_get(r.json, "days");
+    expect_day(days, 0, "2026-10-01", 1, 1, 2, 1);
+    expect_day(days, 1, "2026-10-02", 2, 3, 3, 1);
+    expect_day(days, 2, "2026-10-03", 1, 4, 4, 1);
+    expect_day(days, 3, "2026-10-04", 1, 4, 4, 0);
+    h_resp_free(&r);
+
+    /* only buy_fund counts */
+    r = h_req(S, "GET", "/v1/reports/activity?from=2026-10-02&to=2026-10-02&events=buy_fund",
+              S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    expect_day(json_object_get(r.json, "days"), 0, "2026-10-02", 1, 1, 1, 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(r.json, "events"), 0)),
+                        "buy_fund");
+    h_resp_free(&r);
+}
+
+static void test_activity_of_segments(void **state)
+{
+    (void)state;
+    /* payroll = A and B */
+    h_resp r = h_req(S, "GET", "/v1/reports/activity?from=2026-10-02&to=2026-10-04&segment=payroll",
+                     S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_str(r.json, "segment"), "payroll");
+    json_t *days = json_object_get(r.json, "days");
+    expect_day(days, 0, "2026-10-02", 2, 2, 2, 1);
+    expect_day(days, 2, "2026-10-04", 1, 2, 2, 0);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/reports/activity?from=2026-10-01&to=2026-10-04&segment=nobody",
+              S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    days = json_object_get(r.json, "days");
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(field(json_array_get(days, i), "mau"), 0);
+    h_resp_free(&r);
+    /* an empty stretch long before any event */
+    r = h_req(S, "GET", "/v1/reports/activity?from=2020-01-01&to=2020-01-03", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    expect_day(json_object_get(r.json, "days"), 2, "2020-01-03", 0, 0, 0, 0);
+    h_resp_free(&r);
+}
+
+static void test_retention(void **state)
+{
+    (void)state;
+    /* Shanghai cohorts: 10-01 {A}, 10-02 {B} (D seen on 09-20), 10-04 {C} */
+    h_resp r = h_req(S, "GET", "/v1/reports/retention?from=2026-10-01&to=2026-10-04&periods=4",
+                     S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *cs = json_object_get(r.json, "cohorts");
+    assert_int_equal(json_array_size(cs), 4);
+    json_t *c0 = json_array_get(cs, 0), *c1 = json_array_get(cs, 1);
+    assert_string_equal(h_str(c0, "day"), "2026-10-01");
+    assert_int_equal(field(c0, "size"), 1);
+    json_t *ret = json_object_get(c0, "retained"), *later = json_object_get(c0, "on_or_after");
+    assert_int_equal(json_array_size(ret), 4);
+    assert_int_equal(json_integer_value(json_array_get(ret, 0)), 1);
+    assert_int_equal(json_integer_value(json_array_get(ret, 1)), 1); /* A on 10-02 */
+    assert_int_equal(json_integer_value(json_array_get(ret, 2)), 0);
+    assert_int_equal(json_integer_value(json_array_get(later, 2)), 0);
+    assert_int_equal(field(c1, "size"), 1); /* B */
+    ret = json_object_get(c1, "retained");
+    later = json_object_get(c1, "on_or_after");
+    assert_int_equal(json_integer_value(json_array_get(ret, 1)), 0);
+    assert_int_equal(json_integer_value(json_array_get(later, 1)), 1); /* B back on 10-04 */
+    assert_int_equal(json_integer_value(json_array_get(ret, 2)), 1);
+    assert_true(json_real_value(json_array_get(json_object_get(c1, "retained_rate"), 2)) == 1.0);
+    assert_int_equal(field(json_array_get(cs, 2), "size"), 0);
+    h_resp_free(&r);
+
+    /* cohorts by first buy_fund, returns by login: B bought 10-02, logged in 10-04 */
+    r = h_req(S, "GET",
+              "/v1/reports/retention?from=2026-10-02&to=2026-10-02&periods=3"
+              "&cohort_event=buy_fund&return_event=login",
+              S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    c0 = json_array_get(json_object_get(r.json, "cohorts"), 0);
+    assert_int_equal(field(c0, "size"), 1);
+    ret = json_object_get(c0, "retained");
+    assert_int_equal(json_integer_value(json_array_get(ret, 0)), 0);
+    assert_int_equal(json_integer_value(json_array_get(ret, 2)), 1);
+    h_resp_free(&r);
+}
+
+static void test_csv(void **state)
+{
+    (void)state;
+    h_resp r = h_req(S, "GET", "/v1/reports/activity?from=2026-10-01&to=2026-10-02&format=csv",
+                     S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    char ct[128] = "";
+    assert_true(h_header(&r, "Content-Type", ct, sizeof ct));
+    assert_string_equal(ct, "text/csv; charset=utf-8");
+    assert_string_equal(r.body, "day,dau,wau,mau,new,returning,stickiness\r\n"
+                                "2026-10-01,1,1,2,1,0,0.500000\r\n"
+                                "2026-10-02,3,3,3,1,2,1.000000\r\n");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/reports/retention?from=2026-10-01&to=2026-10-01&periods=2&format=csv",
+              S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body,
+                        "cohort,size,period,retained,retained_rate,on_or_after,on_or_after_rate\r\n"
+                        "2026-10-01,1,0,1,1.000000,1,1.000000\r\n"
+                        "2026-10-01,1,1,1,1.000000,1,1.000000\r\n");
+    h_resp_free(&r);
+}
+
+static double real_of(json_t *o, const char *k)
+{
+    return json_real_value(json_object_get(o, k));
+}
+
+static void test_kpis(void **state)
+{
+    (void)state;
+    h_resp r = h_req(S, "PUT", "/v1/customers/A", S->admin_key,
+                     "{\"identities\":[{\"type\":\"app_user_id\",\"value\":\"ua\"}]}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_req(S, "PUT", "/v1/customers/B", S->admin_key,
+              "{\"identities\":[{\"type\":\"wechat_openid\",\"value\":\"ob\"},"
+              "{\"type\":\"phone\",\"value\":\"13800138000\"}]}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    /* 10-03..10-04 against 10-01..10-02: active {B, C}, before {A, B, D}: A and D churned */
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-03&to=2026-10-04", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(field(r.json, "customers"), 4);
+    assert_int_equal(field(r.json, "active"), 2);
+    assert_int_equal(field(r.json, "active_previous"), 3);
+    assert_int_equal(field(r.json, "churned"), 2);
+    assert_true(real_of(r.json, "churn_rate") == 2.0 / 3.0);
+    assert_true(real_of(r.json, "active_rate") == 0.5);
+    assert_string_equal(h_str(json_object_get(r.json, "previous"), "from"), "2026-10-01");
+    /* reachable: A (app) and B (WeChat); a phone number alone does not count */
+    assert_int_equal(field(r.json, "reachable"), 2);
+    assert_int_equal(field(r.json, "reachable_app"), 1);
+    assert_int_equal(field(r.json, "reachable_wechat"), 1);
+    assert_int_equal(field(r.json, "reachable_wecom"), 0);
+    assert_true(real_of(r.json, "coverage_rate") == 0.5);
+    assert_int_equal(field(r.json, "purchasers"), 0);
+    h_resp_free(&r);
+    /* 10-01..10-04: purchases are buy_* (B once); with logins as purchases A twice */
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-01&to=2026-10-04", S->admin_key, NULL);
+    assert_int_equal(field(r.json, "active"), 4);
+    assert_int_equal(field(r.json, "purchasers"), 1);
+    assert_int_equal(field(r.json, "repurchasers"), 0);
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-01&to=2026-10-04&purchase_events=login",
+              S->admin_key, NULL);
+    assert_int_equal(field(r.json, "purchasers"), 4);
+    assert_int_equal(field(r.json, "repurchasers"), 1);
+    assert_true(real_of(r.json, "repurchase_rate") == 0.25);
+    h_resp_free(&r);
+    /* a segment: payroll = A, B */
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-03&to=2026-10-04&segment=payroll&format=csv",
+              S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "metric,value\r\ncustomers,2\r\nreachable,2\r\n"));
+    assert_non_null(strstr(r.body, "\r\nactive,1\r\n"));
+    assert_non_null(strstr(r.body, "\r\nchurned,1\r\nchurn_rate,0.500000\r\n"));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/reports/kpis?purchase_events=Buy", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "purchase_events");
+    h_resp_free(&r);
+
+    /* AUM movement from the history of aum: A 1000 on 09-25 then 3000 on 10-03; B 500 on
+     * 09-01; C 700 on 10-04; D none.  In 10-03..10-04 B and C are active, A and D not. */
+    static const struct {
+        const char *no, *at, *body;
+    } aum[] = {{"A", "2026-09-25T10:00:00+08:00", "{\"attributes\":{\"aum\":1000}}"},
+               {"A", "2026-10-03T12:00:00+08:00", "{\"attributes\":{\"aum\":3000}}"},
+               {"B", "2026-09-01T10:00:00+08:00", "{\"attributes\":{\"aum\":500}}"},
+               {"B", "2026-09-02T10:00:00+08:00", "{\"attributes\":{\"aum\":500}}"},
+               {"C", "2026-10-04T23:00:00+08:00", "{\"attributes\":{\"aum\":700}}"}};
+    for (size_t i = 0; i < SY_TEST_LEN(aum); i++) {
+        char path[64], now[80];
+        snprintf(path, sizeof path, "/v1/customers/%s", aum[i].no);
+        snprintf(now, sizeof now, "X-Siyu-Now: %s", aum[i].at);
+        const char *hdr[] = {now, NULL};
+        r = h_req_h(S, "PUT", path, S->admin_key, aum[i].body, hdr);
+        assert_int_equal(r.status, 200);
+        h_resp_free(&r);
+    }
+    r = h_req(S, "GET", "/v1/reports/kpis?from=2026-10-03&to=2026-10-04", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(field(r.json, "aum_active_start"), 500);
+    assert_int_equal(field(r.json, "aum_active_end"), 1200);
+    assert_int_equal(field(r.json, "aum_active_change"), 700);
+    assert_int_equal(field(r.json, "aum_inactive_start"), 1000);
+    assert_int_equal(field(r.json, "aum_inactive_end"), 3000);
+    assert_int_equal(field(r.json, "aum_inactive_change"), 2000);
+    h_resp_free(&r);
+    /* the same value again writes no history row */
+    char sql[800];
+    snprintf(sql, sizeof sql,
+             "sqlite3 '%s/siyu.db' \"SELECT count(*) FROM attr_history WHERE customer_no = 'B'\"",
+             S->data);
+    FILE *p = popen(sql, "r");
+    char buf[32] = "";
+    assert_non_null(fgets(buf, sizeof buf, p));
+    pclose(p);
+    assert_string_equal(buf, "1\n");
+}
+
+static void test_bad_parameters(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *field;
+    } bad[] = {
+        {"/v1/reports/activity?from=2026-13-01", "from"},
+        {"/v1/reports/activity?to=yesterday", "to"},
+        {"/v1/reports/activity?from=2026-10-05&to=2026-10-01", "to"},
+        {"/v1/reports/activity?from=2024-01-01&to=2026-01-01", "to"},
+        {"/v1/reports/activity?format=xml", "format"},
+        {"/v1/reports/activity?events=Login", "events"},
+        {"/v1/reports/activity?events=login,,buy", "events"},
+        {"/v1/reports/activity?segment=no_such", "segment"},
+        {"/v1/reports/activity?segment=../x", "segment"},
+        {"/v1/reports/retention?periods=0", "periods"},
+        {"/v1/reports/retention?periods=91", "periods"},
+        {"/v1/reports/retention?periods=3x", "periods"},
+        {"/v1/reports/retention?cohort_event=a-b", "cohort_event"},
+        {"/v1/reports/retention?return_event=", "return_event"},
+        {"/v1/reports/retention?from=2026-02-30", "from"},
+    };
+    for (size_t i = 0; i < SY_TEST_LEN(bad); i++) {
+        h_resp r = h_req(S, "GET", bad[i].path, S->admin_key, NULL);
+        h_assert_problem(r, 400, "validation", bad[i].field);
+        h_resp_free(&r);
+    }
+    /* an app key may not read reports */
+    char *out = NULL;
+    assert_int_equal(h_cli(S, &out, "key create --tenant demo --role app"), 0);
+    char app[80] = "";
+    sscanf(out, "%79s", app);
+    free(out);
+    h_resp r = h_req(S, "GET", "/v1/reports/activity", app, NULL);
+    h_assert_problem(r, 403, "forbidden", NULL);
+    h_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_activity_in_two_time_zones),
+        cmocka_unit_test(test_activity_of_segments),
+        cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_kpis),
+        cmocka_unit_test(test_bad_parameters),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
