@@ -44,9 +44,9 @@ void sy_api_campaign_report(sy_req *r)
     sy_app *app = sy_req_app(r);
     const char *tenant = sy_req_principal(r)->tenant;
     int64_t now = sy_req_now_ms(r);
-    sy_report rep;
+    sy_campaign_report rep;
     sy_conn *c = sy_store_acquire(app->store);
-    int rc = sy_report_days(c, tenant, cp, now, &rep);
+    int rc = sy_campaign_report_days(c, tenant, cp, now, &rep);
     if (rc != SY_OK)
         sy_api_store_error(r, c);
     sy_store_release(app->store, c);
@@ -59,8 +59,8 @@ void sy_api_campaign_report(sy_req *r)
             rc = SY_ERR;
         } else {
             sy_index_rdlock(ix);
-            bool ok =
-                sy_report_groups(ix, schema, tenant, cp, goal, rep.from_day, rep.to_day, now, &u);
+            bool ok = sy_campaign_report_groups(ix, schema, tenant, cp, goal, rep.from_day,
+                                                rep.to_day, now, &u);
             sy_index_unlock(ix);
             if (!ok) {
                 sy_reply_problem(r, 409, "conflict", NULL,
@@ -74,15 +74,15 @@ void sy_api_campaign_report(sy_req *r)
     }
     if (rc == SY_OK) {
         if (format && !strcmp(format, "csv")) {
-            char *csv = sy_report_csv(cp, &rep, goal, up);
+            char *csv = sy_campaign_report_csv(cp, &rep, goal, up);
             char disp[128];
             snprintf(disp, sizeof disp, "attachment; filename=\"campaign-%s-report.csv\"", id);
             sy_reply_header(r, "Content-Disposition", disp);
             sy_reply_raw(r, 200, "text/csv; charset=utf-8", csv, strlen(csv));
         } else {
-            sy_reply_json(r, 200, sy_report_json(cp, &rep, goal, up));
+            sy_reply_json(r, 200, sy_campaign_report_json(cp, &rep, goal, up));
         }
     }
-    sy_report_free(&rep);
+    sy_campaign_report_free(&rep);
     sy_campaign_free(cp);
 }

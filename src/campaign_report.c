@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sy_report_uplift(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift *u)
+void sy_uplift_compute(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift *u)
 {
     memset(u, 0, sizeof *u);
     u->n1 = n1;
@@ -24,8 +24,8 @@ void sy_report_uplift(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift 
         return;
     u->diff = u->p1 - u->p0;
     u->se = sqrt(u->p1 * (1 - u->p1) / (double)n1 + u->p0 * (1 - u->p0) / (double)n0);
-    u->ci_low = u->diff - SY_REPORT_Z95 * u->se;
-    u->ci_high = u->diff + SY_REPORT_Z95 * u->se;
+    u->ci_low = u->diff - SY_UPLIFT_Z95 * u->se;
+    u->ci_high = u->diff + SY_UPLIFT_Z95 * u->se;
 }
 
 /* ------------------------------------------------------------------ */
@@ -65,8 +65,8 @@ static const char k_days_draws_sql[] =
     " WHERE tenant_id = $1 AND campaign_id = $2"
     ") u WHERE day >= $3 AND day <= $4 GROUP BY day ORDER BY day";
 
-int sy_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_t now_ms,
-                   sy_report *out)
+int sy_campaign_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_t now_ms,
+                            sy_campaign_report *out)
 {
     static const char sql_holdouts[] =
         "SELECT COUNT(*) FROM campaign_holdouts WHERE tenant_id = $1 AND campaign_id = $2";
@@ -79,8 +79,8 @@ int sy_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_
     out->to_day = sy_campaign_day(out->zone, last);
     if (out->to_day < out->from_day)
         out->to_day = out->from_day - 1; /* not started: no days */
-    if (out->to_day - out->from_day + 1 > SY_REPORT_DAYS_MAX)
-        out->from_day = out->to_day - SY_REPORT_DAYS_MAX + 1;
+    if (out->to_day - out->from_day + 1 > SY_CAMPAIGN_REPORT_DAYS_MAX)
+        out->from_day = out->to_day - SY_CAMPAIGN_REPORT_DAYS_MAX + 1;
     out->ndays = (size_t)(out->to_day - out->from_day + 1);
     out->days = sy_xcalloc(out->ndays ? out->ndays : 1, sizeof *out->days);
     for (size_t i = 0; i < out->ndays; i++)
@@ -97,7 +97,7 @@ int sy_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_
         int64_t d = sy_stmt_i64(st, 0);
         if (d < out->from_day || d > out->to_day)
             continue;
-        sy_report_day *x = &out->days[d - out->from_day];
+        sy_campaign_day_figures *x = &out->days[d - out->from_day];
         x->participants = sy_stmt_i64(st, 1);
         x->checkins = sy_stmt_i64(st, 2);
         x->draws = sy_stmt_i64(st, 3);
@@ -112,7 +112,7 @@ int sy_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_
      * report's rows issued up to then */
     int64_t points = 0, cost = 0;
     for (size_t i = 0; i < out->ndays; i++) {
-        sy_report_day *x = &out->days[i];
+        sy_campaign_day_figures *x = &out->days[i];
         points += x->points;
         cost += x->cost;
         x->points_left =
@@ -142,7 +142,7 @@ int sy_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_
     return rc == SY_ROW ? SY_OK : rc;
 }
 
-void sy_report_free(sy_report *rep)
+void sy_campaign_report_free(sy_campaign_report *rep)
 {
     free(rep->days);
     rep->days = NULL;
@@ -157,9 +157,9 @@ static void or_actors(int64_t day, const sy_day_events *d, void *ud)
     roaring_bitmap_or_inplace(ud, sy_day_actors(d));
 }
 
-bool sy_report_groups(const sy_index *ix, const sy_attr_set *schema, const char *tenant,
-                      const sy_campaign *cp, const char *goal, int64_t first_day, int64_t last_day,
-                      int64_t now_ms, sy_uplift *u)
+bool sy_campaign_report_groups(const sy_index *ix, const sy_attr_set *schema, const char *tenant,
+                               const sy_campaign *cp, const char *goal, int64_t first_day,
+                               int64_t last_day, int64_t now_ms, sy_uplift *u)
 {
     roaring_bitmap_t *aud;
     if (cp->segment_id[0]) {
@@ -194,7 +194,7 @@ bool sy_report_groups(const sy_index *ix, const sy_attr_set *schema, const char 
     roaring_free_uint32_iterator(it);
     roaring_bitmap_free(did);
     roaring_bitmap_free(aud);
-    sy_report_uplift(x1, n1, x0, n0, u);
+    sy_uplift_compute(x1, n1, x0, n0, u);
     return true;
 }
 
@@ -206,7 +206,7 @@ static json_t *int_or_null(int64_t v)
     return v == SY_CAMPAIGN_UNSET ? json_null() : json_integer(v);
 }
 
-static json_t *uplift_json(const char *goal, const sy_report *rep, const sy_uplift *u)
+static json_t *uplift_json(const char *goal, const sy_campaign_report *rep, const sy_uplift *u)
 {
     char from[11], to[11];
     sy_format_date(rep->from_day, from);
@@ -235,12 +235,12 @@ static json_t *uplift_json(const char *goal, const sy_report *rep, const sy_upli
     return o;
 }
 
-json_t *sy_report_json(const sy_campaign *cp, const sy_report *rep, const char *goal,
-                       const sy_uplift *u)
+json_t *sy_campaign_report_json(const sy_campaign *cp, const sy_campaign_report *rep,
+                                const char *goal, const sy_uplift *u)
 {
     json_t *days = json_array();
     for (size_t i = 0; i < rep->ndays; i++) {
-        const sy_report_day *x = &rep->days[i];
+        const sy_campaign_day_figures *x = &rep->days[i];
         char d[11];
         sy_format_date(x->day, d);
         json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "day", d, "participants",
@@ -251,7 +251,7 @@ json_t *sy_report_json(const sy_campaign *cp, const sy_report *rep, const char *
         json_object_set_new(o, "budget_cost_left", int_or_null(x->cost_left));
         json_array_append_new(days, o);
     }
-    const sy_report_day *t = &rep->totals;
+    const sy_campaign_day_figures *t = &rep->totals;
     json_t *totals = json_pack("{s:I, s:I, s:I, s:I, s:I}", "checkins", (json_int_t)t->checkins,
                                "draws", (json_int_t)t->draws, "rewards", (json_int_t)t->rewards,
                                "points", (json_int_t)t->points, "cost", (json_int_t)t->cost);
@@ -271,14 +271,14 @@ json_t *sy_report_json(const sy_campaign *cp, const sy_report *rep, const char *
     return o;
 }
 
-char *sy_report_csv(const sy_campaign *cp, const sy_report *rep, const char *goal,
-                    const sy_uplift *u)
+char *sy_campaign_report_csv(const sy_campaign *cp, const sy_campaign_report *rep, const char *goal,
+                             const sy_uplift *u)
 {
     sy_buf b = {0};
     sy_buf_printf(&b, "day,participants,checkins,draws,rewards,points,cost,budget_points_left,"
                       "budget_cost_left\r\n");
     for (size_t i = 0; i < rep->ndays; i++) {
-        const sy_report_day *x = &rep->days[i];
+        const sy_campaign_day_figures *x = &rep->days[i];
         char d[11], pl[24] = "", cl[24] = "";
         sy_format_date(x->day, d);
         if (x->points_left != SY_CAMPAIGN_UNSET)

@@ -5,10 +5,10 @@
  *
  * Each figure is computed in one place here, so other reports (issue 6)
  * reuse them:
- *   sy_report_days     the daily table, from the store;
- *   sy_report_groups   audience and holdout sizes and conversions, from the
+ *   sy_campaign_report_days     the daily table, from the store;
+ *   sy_campaign_report_groups   audience and holdout sizes and conversions, from the
  *                      index (the caller holds its read lock);
- *   sy_report_uplift   the difference of two proportions and its interval.
+ *   sy_uplift_compute   the difference of two proportions and its interval.
  *
  * The uplift (normal approximation for a difference of proportions):
  *   p1 = x1 / n1 (audience outside the holdout), p0 = x0 / n0 (holdout),
@@ -29,8 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SY_REPORT_DAYS_MAX 400
-#define SY_REPORT_Z95 1.959964
+#define SY_CAMPAIGN_REPORT_DAYS_MAX 400
+#define SY_UPLIFT_Z95 1.959964
 
 typedef struct sy_uplift {
     int64_t n1, x1; /* audience outside the holdout: customers, converted */
@@ -40,42 +40,42 @@ typedef struct sy_uplift {
 } sy_uplift;
 
 /* Fills u from the counts. */
-void sy_report_uplift(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift *u);
+void sy_uplift_compute(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift *u);
 
-typedef struct sy_report_day {
+typedef struct sy_campaign_day_figures {
     int64_t day; /* business day (days since 1970-01-01) */
     int64_t participants, checkins, draws, rewards, points, cost;
     int64_t points_left, cost_left; /* SY_CAMPAIGN_UNSET: no budget of that kind */
-} sy_report_day;
+} sy_campaign_day_figures;
 
-typedef struct sy_report {
+typedef struct sy_campaign_report {
     char zone[65];
     int64_t from_day, to_day;
-    sy_report_day *days; /* to_day - from_day + 1 of them */
+    sy_campaign_day_figures *days; /* to_day - from_day + 1 of them */
     size_t ndays;
     bool draws_recorded; /* a lottery draws table was found */
     int64_t holdout_recorded;
-    sy_report_day totals;
-} sy_report;
+    sy_campaign_day_figures totals;
+} sy_campaign_report;
 
 /* The daily table from the campaign's start to today (or its end). */
-int sy_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_t now_ms,
-                   sy_report *out);
-void sy_report_free(sy_report *rep);
+int sy_campaign_report_days(sy_conn *c, const char *tenant, const sy_campaign *cp, int64_t now_ms,
+                            sy_campaign_report *out);
+void sy_campaign_report_free(sy_campaign_report *rep);
 
 /* The audience (the campaign's segment, or every customer) split by the
  * holdout hash, and who of each did `goal` on a business day from the
  * campaign's first to last_day.  The caller holds ix's read lock.  False
  * when the segment does not evaluate. */
-bool sy_report_groups(const sy_index *ix, const sy_attr_set *schema, const char *tenant,
-                      const sy_campaign *cp, const char *goal, int64_t first_day, int64_t last_day,
-                      int64_t now_ms, sy_uplift *u);
+bool sy_campaign_report_groups(const sy_index *ix, const sy_attr_set *schema, const char *tenant,
+                               const sy_campaign *cp, const char *goal, int64_t first_day,
+                               int64_t last_day, int64_t now_ms, sy_uplift *u);
 
 /* The report as JSON (new reference); uplift may be NULL (no goal). */
-json_t *sy_report_json(const sy_campaign *cp, const sy_report *rep, const char *goal,
-                       const sy_uplift *u);
+json_t *sy_campaign_report_json(const sy_campaign *cp, const sy_campaign_report *rep,
+                                const char *goal, const sy_uplift *u);
 /* The same as CSV: the daily table, then the uplift lines (malloc'd). */
-char *sy_report_csv(const sy_campaign *cp, const sy_report *rep, const char *goal,
-                    const sy_uplift *u);
+char *sy_campaign_report_csv(const sy_campaign *cp, const sy_campaign_report *rep, const char *goal,
+                             const sy_uplift *u);
 
 #endif

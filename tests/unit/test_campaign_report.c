@@ -80,7 +80,7 @@ static void test_uplift_hand_computed(void **state)
      *    = sqrt(0.0008416) = 0.0290103...,
      * 95% CI = 0.04 -/+ 1.959964 * 0.0290103 = [-0.0168592, 0.0968592] */
     sy_uplift u;
-    sy_report_uplift(120, 1000, 8, 100, &u);
+    sy_uplift_compute(120, 1000, 8, 100, &u);
     assert_true(u.defined);
     assert_true(fabs(u.p1 - 0.12) < 1e-12);
     assert_true(fabs(u.p0 - 0.08) < 1e-12);
@@ -89,11 +89,11 @@ static void test_uplift_hand_computed(void **state)
     assert_true(fabs(u.ci_low - -0.0168592279) < 1e-9);
     assert_true(fabs(u.ci_high - 0.0968592279) < 1e-9);
     /* no holdout: nothing to compare */
-    sy_report_uplift(5, 10, 0, 0, &u);
+    sy_uplift_compute(5, 10, 0, 0, &u);
     assert_false(u.defined);
     assert_true(fabs(u.p1 - 0.5) < 1e-12);
     /* all or nothing converted: se 0, the interval is the point */
-    sy_report_uplift(10, 10, 0, 10, &u);
+    sy_uplift_compute(10, 10, 0, 10, &u);
     assert_true(fabs(u.diff - 1.0) < 1e-12 && u.se == 0 && u.ci_low == u.ci_high);
 }
 
@@ -148,8 +148,9 @@ static void test_daily_table(void **state)
     assert_int_equal(checkin(f, "C3", at("2026-12-02T23:30:00+08:00")), SY_OK);
     sy_campaign *cp;
     assert_int_equal(sy_campaign_load(f->c, "t1", "ck", &cp), SY_OK);
-    sy_report rep;
-    assert_int_equal(sy_report_days(f->c, "t1", cp, at("2026-12-04T12:00:00+08:00"), &rep), SY_OK);
+    sy_campaign_report rep;
+    assert_int_equal(sy_campaign_report_days(f->c, "t1", cp, at("2026-12-04T12:00:00+08:00"), &rep),
+                     SY_OK);
     assert_string_equal(rep.zone, "Asia/Shanghai");
     assert_int_equal(rep.ndays, 4); /* Dec 1 .. Dec 4 */
     assert_false(rep.draws_recorded);
@@ -168,22 +169,23 @@ static void test_daily_table(void **state)
     assert_int_equal(rep.totals.checkins, 4);
     assert_int_equal(rep.totals.points, 22);
     assert_int_equal(rep.totals.points_left, 78); /* the campaign row agrees */
-    json_t *j = sy_report_json(cp, &rep, NULL, NULL);
+    json_t *j = sy_campaign_report_json(cp, &rep, NULL, NULL);
     assert_int_equal(json_array_size(json_object_get(j, "days")), 4);
     assert_true(json_is_null(json_object_get(j, "uplift")));
     assert_true(json_is_string(json_object_get(j, "draws_note")));
     json_decref(j);
-    char *csv = sy_report_csv(cp, &rep, NULL, NULL);
+    char *csv = sy_campaign_report_csv(cp, &rep, NULL, NULL);
     assert_non_null(strstr(csv, "day,participants,checkins,draws,rewards,points,cost,"
                                 "budget_points_left,budget_cost_left\r\n"));
     assert_non_null(strstr(csv, "2026-12-01,2,2,0,2,10,0,90,\r\n"));
     assert_non_null(strstr(csv, "2026-12-02,2,2,0,2,12,0,78,\r\n"));
     free(csv);
-    sy_report_free(&rep);
+    sy_campaign_report_free(&rep);
     /* before the start: no days */
-    assert_int_equal(sy_report_days(f->c, "t1", cp, at("2026-11-25T12:00:00+08:00"), &rep), SY_OK);
+    assert_int_equal(sy_campaign_report_days(f->c, "t1", cp, at("2026-11-25T12:00:00+08:00"), &rep),
+                     SY_OK);
     assert_int_equal(rep.ndays, 0);
-    sy_report_free(&rep);
+    sy_campaign_report_free(&rep);
     sy_campaign_free(cp);
 }
 
@@ -219,8 +221,8 @@ static void test_groups_from_index(void **state)
     int64_t first = sy_campaign_day("Asia/Shanghai", cp->starts_at);
     int64_t last = sy_campaign_day("Asia/Shanghai", at("2026-12-05T00:00:00+08:00"));
     sy_index_rdlock(ix);
-    assert_true(sy_report_groups(ix, NULL, "t1", cp, "buy_fund", first, last,
-                                 at("2026-12-05T00:00:00+08:00"), &u));
+    assert_true(sy_campaign_report_groups(ix, NULL, "t1", cp, "buy_fund", first, last,
+                                          at("2026-12-05T00:00:00+08:00"), &u));
     sy_index_unlock(ix);
     assert_int_equal(u.n1, n1);
     assert_int_equal(u.x1, e1);
@@ -228,26 +230,27 @@ static void test_groups_from_index(void **state)
     assert_int_equal(u.x0, e0);
     assert_true(u.defined);
     sy_uplift want;
-    sy_report_uplift(e1, n1, e0, n0, &want);
+    sy_uplift_compute(e1, n1, e0, n0, &want);
     assert_true(fabs(u.ci_low - want.ci_low) < 1e-12);
     /* the report carries it */
-    sy_report rep;
-    assert_int_equal(sy_report_days(f->c, "t1", cp, at("2026-12-05T00:00:00+08:00"), &rep), SY_OK);
-    json_t *j = sy_report_json(cp, &rep, "buy_fund", &u);
+    sy_campaign_report rep;
+    assert_int_equal(sy_campaign_report_days(f->c, "t1", cp, at("2026-12-05T00:00:00+08:00"), &rep),
+                     SY_OK);
+    json_t *j = sy_campaign_report_json(cp, &rep, "buy_fund", &u);
     json_t *up = json_object_get(j, "uplift");
     assert_string_equal(json_string_value(json_object_get(up, "goal")), "buy_fund");
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(up, "holdout"), "customers")), n0);
     assert_int_equal(json_array_size(json_object_get(up, "ci95")), 2);
     json_decref(j);
-    char *csv = sy_report_csv(cp, &rep, "buy_fund", &u);
+    char *csv = sy_campaign_report_csv(cp, &rep, "buy_fund", &u);
     assert_non_null(strstr(csv, "goal,group,customers,converted,rate\r\n"));
     assert_non_null(strstr(csv, "goal,difference,ci95_low,ci95_high\r\n"));
     free(csv);
-    sy_report_free(&rep);
+    sy_campaign_report_free(&rep);
     /* a goal nobody did */
     sy_index_rdlock(ix);
-    assert_true(sy_report_groups(ix, NULL, "t1", cp, "nothing", first, last, 0, &u));
+    assert_true(sy_campaign_report_groups(ix, NULL, "t1", cp, "nothing", first, last, 0, &u));
     sy_index_unlock(ix);
     assert_int_equal(u.x1 + u.x0, 0);
     sy_index_free(ix);
