@@ -64,14 +64,23 @@ int sy_store_migrate(sy_store *s, int *applied, char *err, size_t errlen)
             snprintf(err, errlen, "begin: %s", sy_conn_errmsg(c));
             return rc;
         }
-        /* Checked inside the transaction so two processes cannot both apply. */
-        int current;
-        if ((rc = sy_store_schema_version(c, &current)) != SY_OK) {
+        /* Checked inside the transaction so two processes cannot both apply.
+         * Every migration not recorded is applied, in order — also one
+         * numbered below others already applied (work merged from a branch
+         * after a later migration landed). */
+        static const char sql_done[] = "SELECT 1 FROM schema_version WHERE version = $1";
+        sy_stmt *q = sy_conn_prepare(c, sql_done);
+        if (q)
+            sy_stmt_bind_i64(q, 1, m->version);
+        int done = q ? sy_stmt_step(q) : SY_ERR;
+        if (q)
+            sy_stmt_reset(q);
+        if (done != SY_ROW && done != SY_DONE) {
             snprintf(err, errlen, "read schema_version: %s", sy_conn_errmsg(c));
             sy_conn_rollback(c);
-            return rc;
+            return done;
         }
-        if (m->version <= current) {
+        if (done == SY_ROW) {
             sy_conn_rollback(c);
             continue;
         }

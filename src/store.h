@@ -50,8 +50,9 @@ int sy_store_open(const sy_store_opts *o, sy_store **out, char *err, size_t errl
 /* Closes every connection.  All connections must have been released. */
 void sy_store_close(sy_store *s);
 
-/* Applies pending migrations (embedded from src/migrations/) in order, each
- * in its own transaction, and records them in schema_version.  *applied
+/* Applies every migration (embedded from src/migrations/) not yet recorded
+ * in schema_version — also one numbered below a newer one already applied —
+ * in order, each in its own transaction, and records them there.  *applied
  * receives how many were applied now. */
 int sy_store_migrate(sy_store *s, int *applied, char *err, size_t errlen);
 /* The version recorded in the store and the newest one this binary knows. */
