@@ -236,15 +236,21 @@ void sy_api_reports_retention(sy_req *r)
         until = a.to;
     uint64_t t0 = sy_mono_ns();
     sy_report_days cd, rd;
+    /* The same events make cohorts and returns (the usual case): one
+     * collection over [from, until] serves both. */
+    bool same = (!cohort_event && !return_event) ||
+                (cohort_event && return_event && !strcmp(cohort_event, return_event));
     sy_index_rdlock(a.ix);
-    sy_report_days_collect(a.ix, cohort_event ? &cohort_event : NULL, cohort_event ? 1 : 0, a.from,
-                           a.to, a.among, &cd);
+    if (!same)
+        sy_report_days_collect(a.ix, cohort_event ? &cohort_event : NULL, cohort_event ? 1 : 0,
+                               a.from, a.to, a.among, &cd);
     sy_report_days_collect(a.ix, return_event ? &return_event : NULL, return_event ? 1 : 0, a.from,
                            until, a.among, &rd);
     sy_index_unlock(a.ix);
     sy_retention ret;
-    sy_report_retention(&cd, &rd, a.from, a.to, (size_t)periods, &ret);
-    sy_report_days_free(&cd);
+    sy_report_retention(same ? &rd : &cd, &rd, a.from, a.to, (size_t)periods, &ret);
+    if (!same)
+        sy_report_days_free(&cd);
     sy_report_days_free(&rd);
     double ms = (double)(sy_mono_ns() - t0) / 1e6;
     size_t np = ret.nperiods;

@@ -70,7 +70,9 @@ typedef struct sy_retention {
     uint64_t *on_or_after; /* [ncohorts * nperiods] */
 } sy_retention;
 
-/* cohort must cover [from, to]; ret must start at from.  Returns a filled
+/* cohort must start at from and cover to (it may cover more: the same days
+ * as ret when the cohort and return events are the same); ret must start
+ * at from.  Returns a filled
  * sy_retention (free with sy_retention_free). */
 void sy_report_retention(const sy_report_days *cohort, const sy_report_days *ret, int64_t from,
                          int64_t to, size_t nperiods, sy_retention *out);

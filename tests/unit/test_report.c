@@ -154,6 +154,16 @@ static void check_retention(const fixture *f, int64_t from, int64_t to, int64_t 
     sy_index_unlock(f->ix);
     sy_retention r;
     sy_report_retention(&cd, &rd, f->day0 + from, f->day0 + to, periods, &r);
+    if (cmask == rmask) { /* the returns' days, which go further, serve as cohorts too */
+        sy_retention same;
+        sy_report_retention(&rd, &rd, f->day0 + from, f->day0 + to, periods, &same);
+        assert_int_equal(same.ncohorts, r.ncohorts);
+        assert_memory_equal(same.size, r.size, r.ncohorts * sizeof *r.size);
+        assert_memory_equal(same.exact, r.exact, r.ncohorts * periods * sizeof *r.exact);
+        assert_memory_equal(same.on_or_after, r.on_or_after,
+                            r.ncohorts * periods * sizeof *r.on_or_after);
+        sy_retention_free(&same);
+    }
     assert_int_equal(r.ncohorts, to >= from ? (size_t)(to - from + 1) : 0);
     for (int64_t day = from; day <= to; day++) {
         size_t ci = (size_t)(day - from);
