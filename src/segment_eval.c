@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <roaring/containers/containers.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,7 +468,9 @@ bool sy_seg_fuse = true;
 typedef struct fused_term {
     const roaring_bitmap_t **b; /* the union of these (n may be 0: nobody) */
     size_t n;
-    uint64_t size; /* the sum of their cardinalities */
+    bool negate;   /* the customers in none of b instead (b: the other values of an
+                    * attribute every customer has a value of) */
+    uint64_t size; /* the members: the sum of b's cardinalities, or the rest */
     int32_t *cur;  /* per bitmap: its container index, as chunks advance */
     bool own_b;    /* b was allocated here */
 } fused_term;
@@ -540,6 +543,10 @@ static void words_or(uint64_t *w, const void *c, uint8_t type)
 static bool words_and(uint64_t *w, const void *c, uint8_t type, uint64_t *tmp)
 {
     uint64_t any = 0;
+    if (type == RUN_CONTAINER_TYPE_CODE && ((const run_container_t *)c)->n_runs == 1 &&
+        ((const run_container_t *)c)->runs[0].value == 0 &&
+        ((const run_container_t *)c)->runs[0].length == 0xffff)
+        return true; /* the whole chunk (everyone has a value, a half's range) */
     if (type == BITSET_CONTAINER_TYPE_CODE) {
         const uint64_t *a = ((const bitset_container_t *)c)->array;
         for (int i = 0; i < CHUNK_WORDS; i++)
@@ -568,24 +575,48 @@ static bool words_and(uint64_t *w, const void *c, uint8_t type, uint64_t *tmp)
 static bool fused_and_term(fused_term *t, uint16_t key, uint64_t *acc, uint64_t *tmp, uint64_t *un)
 {
     uint8_t type;
-    if (t->n == 1) {
+    if (t->n == 1 && !t->negate) {
         const void *c = fused_chunk(t->b[0], &t->cur[0], key, &type);
         return c && words_and(acc, c, type, tmp);
     }
-    bool found = false;
-    memset(un, 0, CHUNK_WORDS * sizeof *un);
+    /* Up to three bitset containers are read in the loop that ANDs; other
+     * containers, or more of them, are ORed into un first. */
+    const uint64_t *w[3];
+    int nw = 0;
+    bool found = false, other = false;
     for (size_t i = 0; i < t->n; i++) {
         const void *c = fused_chunk(t->b[i], &t->cur[i], key, &type);
-        if (c) {
+        if (!c)
+            continue;
+        if (!found)
+            memset(un, 0, CHUNK_WORDS * sizeof *un);
+        found = true;
+        if (type == BITSET_CONTAINER_TYPE_CODE && nw < 3) {
+            w[nw++] = ((const bitset_container_t *)c)->array;
+        } else {
             words_or(un, c, type);
-            found = true;
+            other = true;
         }
     }
     if (!found)
-        return false;
-    uint64_t any = 0;
-    for (int i = 0; i < CHUNK_WORDS; i++)
-        any |= (acc[i] &= un[i]);
+        return t->negate; /* none of them here: all (negate) or nothing is left */
+    uint64_t flip = t->negate ? ~0ULL : 0, any = 0;
+    if (other)
+        for (int j = 0; j < nw; j++)
+            for (int i = 0; i < CHUNK_WORDS; i++)
+                un[i] |= w[j][i];
+    if (other || nw == 0)
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (acc[i] &= un[i] ^ flip);
+    else if (nw == 1)
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (acc[i] &= w[0][i] ^ flip);
+    else if (nw == 2)
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (acc[i] &= (w[0][i] | w[1][i]) ^ flip);
+    else
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (acc[i] &= (w[0][i] | w[1][i] | w[2][i]) ^ flip);
     return any != 0;
 }
 
@@ -600,10 +631,13 @@ static int fused_term_cmp(const void *x, const void *y)
 static roaring_bitmap_t *fused_eval(const sy_seg_ctx *cx, fused *f, const roaring_bitmap_t *cand)
 {
     roaring_bitmap_t *out = roaring_bitmap_create();
+    uint64_t everyone = roaring_bitmap_get_cardinality(sy_index_all(cx->ix));
     for (int i = 0; i < f->nt; i++) {
         f->t[i].size = 0;
         for (size_t j = 0; j < f->t[i].n; j++)
             f->t[i].size += roaring_bitmap_get_cardinality(f->t[i].b[j]);
+        if (f->t[i].negate)
+            f->t[i].size = everyone - f->t[i].size;
         if (f->t[i].size == 0)
             return out;
     }
@@ -844,6 +878,31 @@ static bool fused_add(const sy_seg_ctx *cx, fused *f, const sy_seg_node *n)
     t->b = b;
     t->n = nb;
     t->own_b = true;
+    if (d->type != SY_ATTR_BOOL && nb > 1) {
+        /* When every customer has a value, fewer values not taken are read
+         * instead: risk_level >= R2 is "not R1". */
+        cat_scan every = {.d = d};
+        sy_index_values(cx->ix, d->name, all_visit, &every);
+        uint64_t sum = 0;
+        size_t nother = 0;
+        for (size_t i = 0; i < every.n; i++) {
+            sum += roaring_bitmap_get_cardinality(every.match[i]);
+            bool taken = false;
+            for (size_t j = 0; j < nb && !taken; j++)
+                taken = every.match[i] == b[j];
+            if (!taken)
+                every.match[nother++] = every.match[i];
+        }
+        if (sum == roaring_bitmap_get_cardinality(sy_index_all(cx->ix)) && nother > 0 &&
+            nother < every.n - nother) {
+            free(b);
+            t->b = every.match;
+            t->n = nother;
+            t->negate = true;
+        } else {
+            free(every.match);
+        }
+    }
     return true;
 }
 
@@ -1286,12 +1345,14 @@ typedef struct half {
     const void *ud;
     roaring_bitmap_t *among, *out;
     sy_seg_error err;
+    atomic_bool taken; /* by the thread that evaluates it */
 } half;
 
 static void *eval_half(void *arg)
 {
     half *h = arg;
-    h->out = h->fn(h->ud, h->among, &h->err);
+    if (!atomic_exchange(&h->taken, true))
+        h->out = h->fn(h->ud, h->among, &h->err);
     return NULL;
 }
 
@@ -1299,7 +1360,10 @@ static void *eval_half(void *arg)
  * evaluated at once, on this thread and another, and the two answers put
  * side by side.  Every operation works on one half's containers, so each
  * half costs about half.  The halves meet at a container boundary (a
- * multiple of 65,536) when the tenant is big enough. */
+ * multiple of 65,536) when the tenant is big enough.  The upper half goes
+ * to whichever thread takes it first: when the machine is busy and the
+ * other thread has not started by the time the lower half is done, this
+ * thread evaluates it too rather than wait for a core. */
 static roaring_bitmap_t *in_halves(uint32_t size, among_fn fn, const void *ud, sy_seg_error *err)
 {
     if (size < 2 || size < sy_seg_parallel_min)
@@ -1310,16 +1374,16 @@ static roaring_bitmap_t *in_halves(uint32_t size, among_fn fn, const void *ud, s
     half h[2];
     for (int i = 0; i < 2; i++) {
         h[i] = (half){.fn = fn, .ud = ud};
+        atomic_init(&h[i].taken, false);
         h[i].among = roaring_bitmap_from_range(i ? mid : 0, i ? size : mid, 1);
         roaring_bitmap_run_optimize(h[i].among);
     }
     pthread_t th;
     bool apart = pthread_create(&th, NULL, eval_half, &h[1]) == 0;
     eval_half(&h[0]);
+    eval_half(&h[1]); /* unless the other thread has taken it */
     if (apart)
         pthread_join(th, NULL);
-    else
-        eval_half(&h[1]);
     roaring_bitmap_t *out = h[0].out;
     if (!h[0].out || !h[1].out) {
         *err = h[0].out ? h[1].err : h[0].err; /* an error is the same in both */
