@@ -16,9 +16,9 @@
  *       -lsqlite3 -lsodium -lcurl -lroaring -lcsv -pthread -lm
  *   /tmp/segments_eval [customers (10000000)] [runs (21)] [expression]
  *
- * With STEPS=1 it times instead the steps of q3's term-by-term plan with
- * plain CRoaring calls on the index's bitmaps (the union of R3..R5, each
- * intersection, the aum scan over what is left). */
+ * WAY=0..3 runs one of the four ways only (for perf).  With STEPS=1 it times instead the steps of
+ * q3's term-by-term plan with plain CRoaring calls on the index's bitmaps (the union of R3..R5,
+ * each intersection, the aum scan over what is left). */
 #include "attr.h"
 #include "index.h"
 #include "segment_eval.h"
@@ -221,6 +221,7 @@ int main(int argc, char **argv)
     double *t = sy_xmalloc(4 * (size_t)runs * sizeof *t);
     static const char *const way[4] = {"one pass, halves", "one pass, 1 thread",
                                        "term by term, halves", "term by term, 1 thread"};
+    int only = getenv("WAY") ? atoi(getenv("WAY")) : -1; /* 0..3: that way only */
     bool fuse0 = sy_seg_fuse;
     uint32_t min0 = sy_seg_parallel_min;
     for (int q = 0; q < nq; q++) {
@@ -233,6 +234,8 @@ int main(int argc, char **argv)
         uint64_t count[4] = {0};
         for (int r = -1; r < runs; r++) /* run -1: warm-up */
             for (int w = 0; w < 4; w++) {
+                if (only >= 0 && w != only)
+                    continue;
                 sy_seg_fuse = w < 2;
                 sy_seg_parallel_min = w & 1 ? UINT32_MAX : min0;
                 double a = now_ms();
@@ -251,11 +254,13 @@ int main(int argc, char **argv)
         sy_seg_parallel_min = min0;
         printf("%s\n", qs[q]);
         for (int w = 0; w < 4; w++) {
+            if (only >= 0 && w != only)
+                continue;
             double *tw = t + w * runs;
             qsort(tw, (size_t)runs, sizeof *tw, dcmp);
             printf("  %-24s count %8llu  p50 %7.3f  min %7.3f  max %7.3f ms%s\n", way[w],
                    (unsigned long long)count[w], tw[(runs - 1) / 2], tw[0], tw[runs - 1],
-                   count[w] != count[0] ? "  COUNTS DIFFER" : "");
+                   count[w] != count[only >= 0 ? only : 0] ? "  COUNTS DIFFER" : "");
         }
         sy_seg_free(ast);
     }
