@@ -471,6 +471,7 @@ typedef struct fused_term {
     bool negate;   /* the customers in none of b instead (b: the other values of an
                     * attribute every customer has a value of) */
     uint64_t size; /* the members: the sum of b's cardinalities, or the rest */
+    bool sized;    /* size is known (fused_add counted it) */
     int32_t *cur;  /* per bitmap: its container index, as chunks advance */
     bool own_b;    /* b was allocated here */
 } fused_term;
@@ -663,13 +664,12 @@ static int fused_term_cmp(const void *x, const void *y)
 static roaring_bitmap_t *fused_eval(const sy_seg_ctx *cx, fused *f, const roaring_bitmap_t *cand)
 {
     roaring_bitmap_t *out = roaring_bitmap_create();
-    uint64_t everyone = roaring_bitmap_get_cardinality(sy_index_all(cx->ix));
     for (int i = 0; i < f->nt; i++) {
-        f->t[i].size = 0;
-        for (size_t j = 0; j < f->t[i].n; j++)
-            f->t[i].size += roaring_bitmap_get_cardinality(f->t[i].b[j]);
-        if (f->t[i].negate)
-            f->t[i].size = everyone - f->t[i].size;
+        if (!f->t[i].sized) {
+            f->t[i].size = 0;
+            for (size_t j = 0; j < f->t[i].n; j++)
+                f->t[i].size += roaring_bitmap_get_cardinality(f->t[i].b[j]);
+        }
         if (f->t[i].size == 0)
             return out;
     }
@@ -915,18 +915,21 @@ static bool fused_add(const sy_seg_ctx *cx, fused *f, const sy_seg_node *n)
          * instead: risk_level >= R2 is "not R1". */
         cat_scan every = {.d = d};
         sy_index_values(cx->ix, d->name, all_visit, &every);
-        uint64_t sum = 0;
+        uint64_t sum = 0, taken_sum = 0;
         size_t nother = 0;
         for (size_t i = 0; i < every.n; i++) {
-            sum += roaring_bitmap_get_cardinality(every.match[i]);
+            uint64_t card = roaring_bitmap_get_cardinality(every.match[i]);
+            sum += card;
             bool taken = false;
             for (size_t j = 0; j < nb && !taken; j++)
                 taken = every.match[i] == b[j];
             if (!taken)
                 every.match[nother++] = every.match[i];
+            else
+                taken_sum += card;
         }
-        if (sum == roaring_bitmap_get_cardinality(sy_index_all(cx->ix)) && nother > 0 &&
-            nother < every.n - nother) {
+        if (nother > 0 && nother < every.n - nother &&
+            sum == roaring_bitmap_get_cardinality(sy_index_all(cx->ix))) {
             free(b);
             t->b = every.match;
             t->n = nother;
@@ -934,6 +937,8 @@ static bool fused_add(const sy_seg_ctx *cx, fused *f, const sy_seg_node *n)
         } else {
             free(every.match);
         }
+        t->size = taken_sum; /* the members either way (values are distinct) */
+        t->sized = true;
     }
     return true;
 }
@@ -1034,13 +1039,20 @@ static void and_terms(const sy_seg_ctx *cx, const sy_seg_node *n, term *t, int *
         and_terms(cx, n->b, t, nt);
         return;
     }
-    int c = cost(cx, n);
-    uint64_t size = c == 0 ? single_size(cx, n) : UINT64_MAX;
-    if (c == 1 && (size = values_size(cx, n)) != UINT64_MAX && size < sy_index_size(cx->ix) / 16)
+    t[(*nt)++] = (term){n, 0, UINT64_MAX, 0};
+}
+
+/* A term's cost class and size, for the order of evaluation. */
+static void term_size(const sy_seg_ctx *cx, term *t)
+{
+    int c = cost(cx, t->n);
+    uint64_t size = c == 0 ? single_size(cx, t->n) : UINT64_MAX;
+    if (c == 1 && (size = values_size(cx, t->n)) != UINT64_MAX && size < sy_index_size(cx->ix) / 16)
         size = UINT64_MAX; /* a sparse union: among the others of its class */
     else if (c == 1 && size != UINT64_MAX)
         c = 0; /* a dense union: with the dense bitmaps, before any gets sparse */
-    t[(*nt)++] = (term){n, c, size, 0};
+    t->cost = c;
+    t->size = size;
 }
 
 static roaring_bitmap_t *eval(const sy_seg_ctx *cx, const sy_seg_node *n,
@@ -1056,28 +1068,7 @@ static roaring_bitmap_t *eval_and(const sy_seg_ctx *cx, const sy_seg_node *n,
     term t[MAX_AND_TERMS];
     int nt = 0;
     and_terms(cx, n, t, &nt);
-    /* Single value bitmaps: the dense ones (a sixteenth of the tenant or
-     * more, whose containers are mostly bitsets) first, largest first, so
-     * their intersections stay word-by-word ANDs of bitsets until the last
-     * of them; then the sparse ones, smallest first, so every later step
-     * works on as few candidates as possible.  The result is the same in
-     * any order; only its cost differs. */
     uint64_t all = sy_index_size(cx->ix), dense = all / 16;
-    for (int i = 0; i < nt; i++)
-        if (t[i].size == UINT64_MAX)
-            t[i].rank = UINT64_MAX;
-        else if (t[i].size >= dense && t[i].size <= all)
-            t[i].rank = all - t[i].size; /* dense: 0 .. all, largest first */
-        else
-            t[i].rank = all + 1 + t[i].size; /* sparse: after, smallest first */
-    for (int i = 1; i < nt; i++)             /* stable insertion sort by cost, then rank */
-        for (int j = i; j > 0 && (t[j - 1].cost > t[j].cost ||
-                                  (t[j - 1].cost == t[j].cost && t[j - 1].rank > t[j].rank));
-             j--) {
-            term x = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = x;
-        }
     roaring_bitmap_t *r = NULL;
     bool failed = false;
     /* The terms one pass takes (fused_add), when they are worth it: a
@@ -1095,6 +1086,33 @@ static roaring_bitmap_t *eval_and(const sy_seg_ctx *cx, const sy_seg_node *n,
             memset(in_pass, 0, sizeof in_pass);
         fused_free(&f);
     }
+    for (int i = 0; i < nt; i++)
+        if (!in_pass[i])
+            term_size(cx, &t[i]);
+    /* Single value bitmaps: the dense ones (a sixteenth of the tenant or
+     * more, whose containers are mostly bitsets) first, largest first, so
+     * their intersections stay word-by-word ANDs of bitsets until the last
+     * of them; then the sparse ones, smallest first, so every later step
+     * works on as few candidates as possible.  The result is the same in
+     * any order; only its cost differs. */
+    for (int i = 0; i < nt; i++)
+        if (t[i].size == UINT64_MAX)
+            t[i].rank = UINT64_MAX;
+        else if (t[i].size >= dense && t[i].size <= all)
+            t[i].rank = all - t[i].size; /* dense: 0 .. all, largest first */
+        else
+            t[i].rank = all + 1 + t[i].size; /* sparse: after, smallest first */
+    for (int i = 1; i < nt; i++)             /* stable insertion sort by cost, then rank */
+        for (int j = i; j > 0 && (t[j - 1].cost > t[j].cost ||
+                                  (t[j - 1].cost == t[j].cost && t[j - 1].rank > t[j].rank));
+             j--) {
+            term x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+            bool p = in_pass[j];
+            in_pass[j] = in_pass[j - 1];
+            in_pass[j - 1] = p;
+        }
     for (int i = 0; i < nt; i++) {
         if (in_pass[i])
             continue;
@@ -1380,11 +1398,45 @@ typedef struct half {
     atomic_bool taken; /* by the thread that evaluates it */
 } half;
 
-static void *eval_half(void *arg)
+/* The upper half, shared with the thread started for it.  That thread is
+ * detached: when it starts after the calling thread has taken the half,
+ * it finds the half taken and only drops its reference, so the calling
+ * thread never waits for a thread that has not run yet. */
+typedef struct upper {
+    half h;
+    atomic_int refs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done; /* under mu: the other thread has evaluated h */
+} upper;
+
+static bool take_half(half *h)
 {
-    half *h = arg;
-    if (!atomic_exchange(&h->taken, true))
-        h->out = h->fn(h->ud, h->among, &h->err);
+    if (atomic_exchange(&h->taken, true))
+        return false;
+    h->out = h->fn(h->ud, h->among, &h->err);
+    return true;
+}
+
+static void upper_release(upper *u)
+{
+    if (atomic_fetch_sub(&u->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&u->mu);
+    pthread_cond_destroy(&u->cv);
+    free(u);
+}
+
+static void *eval_upper(void *arg)
+{
+    upper *u = arg;
+    if (take_half(&u->h)) {
+        pthread_mutex_lock(&u->mu);
+        u->done = true;
+        pthread_cond_signal(&u->cv);
+        pthread_mutex_unlock(&u->mu);
+    }
+    upper_release(u);
     return NULL;
 }
 
@@ -1403,32 +1455,47 @@ static roaring_bitmap_t *in_halves(uint32_t size, among_fn fn, const void *ud, s
     uint32_t mid = size / 2;
     if (size >= (1u << 20))
         mid = (mid + 0xffffu) & ~0xffffu;
-    half h[2];
-    for (int i = 0; i < 2; i++) {
-        h[i] = (half){.fn = fn, .ud = ud};
-        atomic_init(&h[i].taken, false);
-        h[i].among = roaring_bitmap_from_range(i ? mid : 0, i ? size : mid, 1);
-        roaring_bitmap_run_optimize(h[i].among);
-    }
+    half lower = {.fn = fn, .ud = ud};
+    atomic_init(&lower.taken, false);
+    lower.among = roaring_bitmap_from_range(0, mid, 1);
+    roaring_bitmap_run_optimize(lower.among);
+    upper *u = sy_xcalloc(1, sizeof *u);
+    u->h.fn = fn;
+    u->h.ud = ud;
+    atomic_init(&u->h.taken, false);
+    u->h.among = roaring_bitmap_from_range(mid, size, 1);
+    roaring_bitmap_run_optimize(u->h.among);
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    atomic_init(&u->refs, 2);
     pthread_t th;
-    bool apart = pthread_create(&th, NULL, eval_half, &h[1]) == 0;
-    eval_half(&h[0]);
-    eval_half(&h[1]); /* unless the other thread has taken it */
-    if (apart)
-        pthread_join(th, NULL);
-    roaring_bitmap_t *out = h[0].out;
-    if (!h[0].out || !h[1].out) {
-        *err = h[0].out ? h[1].err : h[0].err; /* an error is the same in both */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, eval_upper, u) != 0)
+        atomic_store(&u->refs, 1); /* no other thread: this one does both */
+    pthread_attr_destroy(&attr);
+    take_half(&lower);
+    if (!take_half(&u->h)) { /* the other thread has it: wait for its answer */
+        pthread_mutex_lock(&u->mu);
+        while (!u->done)
+            pthread_cond_wait(&u->cv, &u->mu);
+        pthread_mutex_unlock(&u->mu);
+    }
+    roaring_bitmap_t *out = lower.out, *up = u->h.out;
+    if (!lower.out || !up) {
+        *err = lower.out ? u->h.err : lower.err; /* an error is the same in both */
         if (out)
             roaring_bitmap_free(out);
         out = NULL;
     } else {
-        roaring_bitmap_or_inplace(out, h[1].out);
+        roaring_bitmap_or_inplace(out, up);
     }
-    if (h[1].out)
-        roaring_bitmap_free(h[1].out);
-    roaring_bitmap_free(h[0].among);
-    roaring_bitmap_free(h[1].among);
+    if (up)
+        roaring_bitmap_free(up);
+    roaring_bitmap_free(lower.among);
+    roaring_bitmap_free(u->h.among);
+    upper_release(u);
     return out;
 }
 
