@@ -59,10 +59,11 @@
 # marked in the table (MISMATCH) and makes the script exit 1.
 #
 #   bench/segments.sh                          SIZES="100000 1000000"
-#   SIZES=10000000 bench/segments.sh           the target size: not run so far;
-#                                              extrapolating from 1M, about 30 min of
-#                                              `siyu demo`, 10+ min of SQL loading and
-#                                              some 50 GB of disk (store, copy, PostgreSQL)
+#   SIZES=10000000 bench/segments.sh           the target size: on the 2-core VM
+#                                              (2026-12-06) `siyu demo` took 36 min for a
+#                                              33 GB store, SQL loading 15-23 min, siyu's
+#                                              start 4 min, the queries 12 min; about 60 GB
+#                                              of disk (store 33, SQL copies 27)
 #   SIZES=20000 RUNS=5 bench/segments.sh       a quick check
 #   STORE_DIR=/tmp/siyu-stores bench/segments.sh
 #                                              keep the demo stores there and reuse them

@@ -1364,6 +1364,32 @@ static void compact_bitmap(roaring_bitmap_t *b)
     roaring_bitmap_shrink_to_fit(b);
 }
 
+/* Bitmaps built one id at a time keep the slack of their growth (array
+ * containers double); give it back, and use runs where they are smaller.
+ * The caller holds the write lock. */
+static void compact_locked(sy_index *ix)
+{
+    for (uint32_t a = 0; a < ix->nattrs; a++) {
+        attr_ix *x = ix->attrs[a];
+        for (uint32_t v = 0; v < x->nvalues; v++)
+            compact_bitmap(x->bitmaps[v]);
+        if (x->present)
+            compact_bitmap(x->present);
+    }
+    for (size_t t = 0; t < ix->ntags; t++)
+        if (ix->tags[t].members)
+            compact_bitmap(ix->tags[t].members);
+    compact_bitmap(ix->all);
+    malloc_trim(0);
+}
+
+void sy_index_compact(sy_index *ix)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    compact_locked(ix);
+    pthread_rwlock_unlock(&ix->lock);
+}
+
 int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
                      const sy_attr_set *schema, sy_index_load *load)
 {
@@ -1453,21 +1479,7 @@ events_done:
     for (uint32_t e = 0; e < ix->nevents; e++)
         for (size_t d = 0; d < ix->events[e]->n; d++)
             day_finish_load(ix->events[e]->days[d]);
-    /* Bitmaps built one id at a time keep the slack of their growth
-     * (array containers double); give it back, and use runs where they
-     * are smaller. */
-    for (uint32_t a = 0; a < ix->nattrs; a++) {
-        attr_ix *x = ix->attrs[a];
-        for (uint32_t v = 0; v < x->nvalues; v++)
-            compact_bitmap(x->bitmaps[v]);
-        if (x->present)
-            compact_bitmap(x->present);
-    }
-    for (size_t t = 0; t < ix->ntags; t++)
-        if (ix->tags[t].members)
-            compact_bitmap(ix->tags[t].members);
-    compact_bitmap(ix->all);
-    malloc_trim(0);
+    compact_locked(ix);
     pthread_rwlock_unlock(&ix->lock);
     if (load)
         *load = l;
@@ -1615,6 +1627,64 @@ roaring_bitmap_t *sy_index_range(const sy_index *ix, const char *attr,
     if (owned)
         roaring_bitmap_free(owned);
     return out;
+}
+
+/* One pass over an array of ids, a loop per column width: the kept ids move
+ * to the front, in order. */
+#define KEEP_SCAN(STRIDE, LOAD, DECODE)                                                            \
+    do {                                                                                           \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            if (i + PREFETCH_AHEAD < n)                                                            \
+                __builtin_prefetch(data + (size_t)ids[i + PREFETCH_AHEAD] * (STRIDE));             \
+            uint32_t id = ids[i];                                                                  \
+            int64_t v = DECODE(LOAD(data, id));                                                    \
+            ids[k] = id;                                                                           \
+            k += v >= lo && v <= hi;                                                               \
+        }                                                                                          \
+    } while (0)
+
+size_t sy_index_keep_range(const sy_index *ix, const char *attr, uint32_t *ids, size_t n,
+                           int64_t lo, int64_t hi)
+{
+    const attr_ix *x = attr_find(ix, attr);
+    if (!x || !is_numeric(x->type) || lo > hi || !x->col.width)
+        return 0;
+    const column *c = &x->col;
+    const uint8_t *data = c->data;
+    int64_t anchor = c->anchor;
+    size_t k = 0;
+#define ANCHORED(u) (anchor + unzigzag(u))
+#define RAW(u) (u)
+#define L1(d, i) ((d)[i])
+#define L2(d, i) (((const uint16_t *)(const void *)(d))[i])
+#define L4(d, i) (((const uint32_t *)(const void *)(d))[i])
+#define L5(d, i) load40((d) + (size_t)(i)*5)
+#define L8(d, i) (((const int64_t *)(const void *)(d))[i])
+    switch (c->width) {
+    case 1:
+        KEEP_SCAN(1, L1, ANCHORED);
+        break;
+    case 2:
+        KEEP_SCAN(2, L2, ANCHORED);
+        break;
+    case 4:
+        KEEP_SCAN(4, L4, ANCHORED);
+        break;
+    case 5:
+        KEEP_SCAN(5, L5, ANCHORED);
+        break;
+    default:
+        KEEP_SCAN(8, L8, RAW);
+        break;
+    }
+#undef ANCHORED
+#undef L1
+#undef L2
+#undef L4
+#undef L5
+#undef L8
+#undef RAW
+    return k;
 }
 
 void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,

@@ -51,6 +51,11 @@ typedef struct sy_index_load {
 int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
                      const sy_attr_set *schema, sy_index_load *load);
 
+/* Gives back the growth slack of the bitmaps and run-encodes them where
+ * that is smaller, as the end of a rebuild does: for an index built through
+ * the update calls below (tests, benchmarks).  Takes the exclusive lock. */
+void sy_index_compact(sy_index *ix);
+
 /* ---- updates (exclusive lock taken inside) ---- */
 /* Registers a customer's dense id (new customers). */
 void sy_index_add_customer(sy_index *ix, const char *customer_no, uint32_t dense);
@@ -96,6 +101,12 @@ const roaring_bitmap_t *sy_index_present(const sy_index *ix, const char *attr);
 bool sy_index_numeric(const sy_index *ix, const char *attr, uint32_t dense, int64_t *v);
 roaring_bitmap_t *sy_index_range(const sy_index *ix, const char *attr,
                                  const roaring_bitmap_t *among, int64_t lo, int64_t hi);
+/* Keeps, of the n dense ids in ids (ascending, each with a value of attr:
+ * the caller has intersected them with sy_index_present), those whose value
+ * lies in [lo, hi]; they move to the front, in order, and their number is
+ * returned.  One pass over the column's entries of those ids, prefetched. */
+size_t sy_index_keep_range(const sy_index *ix, const char *attr, uint32_t *ids, size_t n,
+                           int64_t lo, int64_t hi);
 /* Behaviour: for each day in [from_day, to_day] with events named name,
  * fn is called with the day's actors and per-actor counts and dwell sums. */
 typedef struct sy_day_events sy_day_events;

@@ -16,7 +16,9 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <roaring/containers/containers.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -437,6 +439,510 @@ static roaring_bitmap_t *behaviour(const sy_seg_ctx *cx, const sy_seg_node *n,
     return out;
 }
 
+/* ---- conjunctions in one pass over the containers ----
+ *
+ * An and-chain of terms that are each a union of bitmaps (categorical
+ * values, tags and segments, `is not null`, `did(e, W)`) and of numeric
+ * ranges is evaluated chunk by chunk of 65,536 ids: per chunk, the words of
+ * every term are ANDed into one bitset (a union of several values ORs their
+ * containers first), its ids are read out, the numeric ranges keep those
+ * whose column entry lies in range, and the survivors are appended to the
+ * answer.  Nothing in between is made into a bitmap: no union of values, no
+ * intersection that the next one replaces, no candidate set for the column
+ * scan.  The terms go smallest first, so a chunk is done as soon as nothing
+ * is left in it.
+ *
+ * This reads the containers of CRoaring 0.2 (roaring_array_t, the bitset,
+ * array and run containers of its installed headers); the assertion below
+ * stops a build against another layout. */
+_Static_assert(ROARING_VERSION_MAJOR == 0 && ROARING_VERSION_MINOR == 2,
+               "segment_eval.c reads CRoaring 0.2's containers: check fused_* against the new "
+               "layout");
+
+/* Use the one-pass evaluation (tests compare both ways). */
+bool sy_seg_fuse = true;
+
+#define CHUNK_WORDS 1024 /* 65,536 bits */
+#define MAX_FUSED 64
+
+typedef struct fused_term {
+    const roaring_bitmap_t **b; /* the union of these (n may be 0: nobody) */
+    size_t n;
+    bool negate;   /* the customers in none of b instead (b: the other values of an
+                    * attribute every customer has a value of) */
+    uint64_t size; /* the members: the sum of b's cardinalities, or the rest */
+    bool sized;    /* size is known (fused_add counted it) */
+    int32_t *cur;  /* per bitmap: its container index, as chunks advance */
+    bool own_b;    /* b was allocated here */
+} fused_term;
+
+typedef struct fused_range {
+    const char *attr;
+    int64_t lo, hi;
+} fused_range;
+
+typedef struct fused {
+    fused_term t[MAX_FUSED];
+    int nt;
+    fused_range r[MAX_FUSED];
+    int nr;
+} fused;
+
+/* The container of b for chunk key (and its type), or NULL; *cur only moves
+ * forward, as keys are asked in ascending order. */
+static const void *fused_chunk(const roaring_bitmap_t *b, int32_t *cur, uint16_t key, uint8_t *type)
+{
+    const roaring_array_t *ra = &b->high_low_container;
+    while (*cur < ra->size && ra->keys[*cur] < key)
+        (*cur)++;
+    if (*cur >= ra->size || ra->keys[*cur] != key)
+        return NULL;
+    const void *c = ra->containers[*cur];
+    uint8_t t = ra->typecodes[*cur];
+    if (t == SHARED_CONTAINER_TYPE_CODE) {
+        const shared_container_t *sc = c;
+        t = sc->typecode;
+        c = sc->container;
+    }
+    *type = t;
+    return c;
+}
+
+static void words_set_range(uint64_t *w, uint32_t start, uint32_t end) /* end inclusive */
+{
+    uint32_t a = start >> 6, z = end >> 6;
+    uint64_t first = ~0ULL << (start & 63), last = ~0ULL >> (63 - (end & 63));
+    if (a == z) {
+        w[a] |= first & last;
+        return;
+    }
+    w[a] |= first;
+    for (uint32_t i = a + 1; i < z; i++)
+        w[i] = ~0ULL;
+    w[z] |= last;
+}
+
+/* w |= the container's bits. */
+static void words_or(uint64_t *w, const void *c, uint8_t type)
+{
+    if (type == BITSET_CONTAINER_TYPE_CODE) {
+        const uint64_t *a = ((const bitset_container_t *)c)->array;
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            w[i] |= a[i];
+    } else if (type == ARRAY_CONTAINER_TYPE_CODE) {
+        const array_container_t *ac = c;
+        for (int32_t i = 0; i < ac->cardinality; i++)
+            w[ac->array[i] >> 6] |= 1ULL << (ac->array[i] & 63);
+    } else {
+        const run_container_t *rc = c;
+        for (int32_t i = 0; i < rc->n_runs; i++)
+            words_set_range(w, rc->runs[i].value, (uint32_t)rc->runs[i].value + rc->runs[i].length);
+    }
+}
+
+/* w &= the container's bits; false when nothing is left. */
+static bool words_and(uint64_t *w, const void *c, uint8_t type, uint64_t *tmp)
+{
+    uint64_t any = 0;
+    if (type == RUN_CONTAINER_TYPE_CODE && ((const run_container_t *)c)->n_runs == 1 &&
+        ((const run_container_t *)c)->runs[0].value == 0 &&
+        ((const run_container_t *)c)->runs[0].length == 0xffff)
+        return true; /* the whole chunk (everyone has a value, a half's range) */
+    if (type == BITSET_CONTAINER_TYPE_CODE) {
+        const uint64_t *a = ((const bitset_container_t *)c)->array;
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (w[i] &= a[i]);
+        return any != 0;
+    }
+    memset(tmp, 0, CHUNK_WORDS * sizeof *tmp);
+    if (type == ARRAY_CONTAINER_TYPE_CODE) {
+        const array_container_t *ac = c;
+        for (int32_t i = 0; i < ac->cardinality; i++) {
+            uint16_t v = ac->array[i];
+            uint64_t bit = w[v >> 6] & (1ULL << (v & 63));
+            tmp[v >> 6] |= bit;
+            any |= bit;
+        }
+    } else {
+        words_or(tmp, c, type);
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (tmp[i] &= w[i]);
+    }
+    memcpy(w, tmp, CHUNK_WORDS * sizeof *w);
+    return any != 0;
+}
+
+/* acc &= the term's bits in chunk key; false when nothing is left. */
+static bool fused_and_term(fused_term *t, uint16_t key, uint64_t *acc, uint64_t *tmp, uint64_t *un)
+{
+    uint8_t type;
+    if (t->n == 1 && !t->negate) {
+        const void *c = fused_chunk(t->b[0], &t->cur[0], key, &type);
+        return c && words_and(acc, c, type, tmp);
+    }
+    /* Up to three bitset containers are read in the loop that ANDs; other
+     * containers, or more of them, are ORed into un first. */
+    const uint64_t *w[3];
+    int nw = 0;
+    bool found = false, other = false;
+    for (size_t i = 0; i < t->n; i++) {
+        const void *c = fused_chunk(t->b[i], &t->cur[i], key, &type);
+        if (!c)
+            continue;
+        if (!found)
+            memset(un, 0, CHUNK_WORDS * sizeof *un);
+        found = true;
+        if (type == BITSET_CONTAINER_TYPE_CODE && nw < 3) {
+            w[nw++] = ((const bitset_container_t *)c)->array;
+        } else {
+            words_or(un, c, type);
+            other = true;
+        }
+    }
+    if (!found)
+        return t->negate; /* none of them here: all (negate) or nothing is left */
+    uint64_t flip = t->negate ? ~0ULL : 0, any = 0;
+    if (other)
+        for (int j = 0; j < nw; j++)
+            for (int i = 0; i < CHUNK_WORDS; i++)
+                un[i] |= w[j][i];
+    if (other || nw == 0)
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (acc[i] &= un[i] ^ flip);
+    else if (nw == 1)
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (acc[i] &= w[0][i] ^ flip);
+    else if (nw == 2)
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (acc[i] &= (w[0][i] | w[1][i]) ^ flip);
+    else
+        for (int i = 0; i < CHUNK_WORDS; i++)
+            any |= (acc[i] &= (w[0][i] | w[1][i] | w[2][i]) ^ flip);
+    return any != 0;
+}
+
+/* Appends chunk key's n ids (ascending; their words too, or NULL) to out,
+ * as the container roaring_bitmap_add_many would end with: an array up to
+ * 4,096 ids, a bitset above; built whole rather than one id at a time. */
+static void fused_append(roaring_bitmap_t *out, uint16_t key, const uint32_t *ids, size_t n,
+                         const uint64_t *words)
+{
+    if (n <= DEFAULT_MAX_SIZE) {
+        array_container_t *a = array_container_create_given_capacity((int32_t)n);
+        if (!a) {
+            roaring_bitmap_add_many(out, n, ids);
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            a->array[i] = (uint16_t)ids[i];
+        a->cardinality = (int32_t)n;
+        ra_append(&out->high_low_container, key, a, ARRAY_CONTAINER_TYPE_CODE);
+        return;
+    }
+    bitset_container_t *b = bitset_container_create();
+    if (!b) {
+        roaring_bitmap_add_many(out, n, ids);
+        return;
+    }
+    if (words)
+        memcpy(b->array, words, CHUNK_WORDS * sizeof *words);
+    else
+        for (size_t i = 0; i < n; i++)
+            b->array[(ids[i] & 0xffff) >> 6] |= 1ULL << (ids[i] & 63);
+    b->cardinality = (int32_t)n;
+    ra_append(&out->high_low_container, key, b, BITSET_CONTAINER_TYPE_CODE);
+}
+
+static int fused_term_cmp(const void *x, const void *y)
+{
+    const fused_term *a = x, *b = y;
+    return (a->size > b->size) - (a->size < b->size);
+}
+
+/* The customers among cand (NULL: everyone in the terms) in every term and
+ * every range.  f has at least one term. */
+static roaring_bitmap_t *fused_eval(const sy_seg_ctx *cx, fused *f, const roaring_bitmap_t *cand)
+{
+    roaring_bitmap_t *out = roaring_bitmap_create();
+    for (int i = 0; i < f->nt; i++) {
+        if (!f->t[i].sized) {
+            f->t[i].size = 0;
+            for (size_t j = 0; j < f->t[i].n; j++)
+                f->t[i].size += roaring_bitmap_get_cardinality(f->t[i].b[j]);
+        }
+        if (f->t[i].size == 0)
+            return out;
+    }
+    qsort(f->t, (size_t)f->nt, sizeof f->t[0], fused_term_cmp);
+    size_t ncur = 0;
+    for (int i = 0; i < f->nt; i++)
+        ncur += f->t[i].n;
+    int32_t *cur = sy_xcalloc(ncur, sizeof *cur);
+    for (int i = 0, o = 0; i < f->nt; o += (int)f->t[i].n, i++)
+        f->t[i].cur = cur + o;
+    uint64_t *acc = sy_xmalloc(3 * CHUNK_WORDS * sizeof *acc);
+    uint64_t *tmp = acc + CHUNK_WORDS, *un = tmp + CHUNK_WORDS;
+    uint32_t *ids = sy_xmalloc(65536 * sizeof *ids);
+    /* the chunks of the candidates (everyone: the tenant's customers) */
+    const roaring_array_t *drive = &(cand ? cand : sy_index_all(cx->ix))->high_low_container;
+    for (int32_t ki = 0; ki < drive->size; ki++) {
+        uint16_t key = drive->keys[ki];
+        const void *c = drive->containers[ki];
+        uint8_t type = drive->typecodes[ki];
+        if (type == SHARED_CONTAINER_TYPE_CODE) {
+            type = ((const shared_container_t *)c)->typecode;
+            c = ((const shared_container_t *)c)->container;
+        }
+        if (type == BITSET_CONTAINER_TYPE_CODE) {
+            memcpy(acc, ((const bitset_container_t *)c)->array, CHUNK_WORDS * sizeof *acc);
+        } else {
+            memset(acc, 0, CHUNK_WORDS * sizeof *acc);
+            words_or(acc, c, type);
+        }
+        bool left = true;
+        for (int i = 0; i < f->nt && left; i++)
+            left = fused_and_term(&f->t[i], key, acc, tmp, un);
+        if (!left)
+            continue;
+        size_t n = 0;
+        uint32_t base = (uint32_t)key << 16;
+        for (uint32_t w = 0; w < CHUNK_WORDS; w++) {
+            uint64_t word = acc[w];
+            while (word) {
+                ids[n++] = base | (w << 6) | (uint32_t)__builtin_ctzll(word);
+                word &= word - 1;
+            }
+        }
+        for (int i = 0; i < f->nr && n; i++)
+            n = sy_index_keep_range(cx->ix, f->r[i].attr, ids, n, f->r[i].lo, f->r[i].hi);
+        if (n)
+            fused_append(out, key, ids, n, f->nr ? NULL : acc);
+    }
+    free(ids);
+    free(acc);
+    free(cur);
+    return out;
+}
+
+static void all_visit(const char *value, const roaring_bitmap_t *b, void *ud)
+{
+    cat_scan *s = ud;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 8;
+        s->match = sy_xrealloc(s->match, s->cap * sizeof *s->match);
+    }
+    s->match[s->n++] = b;
+}
+
+static fused_term *fused_new_term(fused *f)
+{
+    fused_term *t = &f->t[f->nt++];
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+static void fused_free(fused *f)
+{
+    for (int i = 0; i < f->nt; i++)
+        if (f->t[i].own_b)
+            free(f->t[i].b);
+}
+
+/* Adds node n to f when it is a term the one-pass evaluation takes and
+ * checks (its literals fit the schema, its tag exists...); false, with f
+ * unchanged, otherwise: then it is evaluated the usual way, which reports
+ * its error. */
+static bool fused_add(const sy_seg_ctx *cx, fused *f, const sy_seg_node *n)
+{
+    if (f->nt >= MAX_FUSED || f->nr >= MAX_FUSED)
+        return false;
+    sy_seg_error e;
+    if (n->kind == SY_SEG_TAG || n->kind == SY_SEG_SEGMENT) {
+        bool tag = n->kind == SY_SEG_TAG;
+        const roaring_bitmap_t *b = NULL;
+        if (tag ? cx->tag != NULL : cx->segment != NULL)
+            b = (tag ? cx->tag : cx->segment)(cx->ud, n->name);
+        if (!b)
+            return false;
+        fused_term *t = fused_new_term(f);
+        t->b = sy_xmalloc(sizeof *t->b);
+        t->b[0] = b;
+        t->n = 1;
+        t->own_b = true;
+        return true;
+    }
+    if (n->kind == SY_SEG_DID) {
+        if (n->op != SY_OP_GE || n->count != 1 || n->window_ms % DAY_MS != 0)
+            return false;
+        int64_t today = sy_index_day(cx->ix, cx->now_ms);
+        window_days w = {0};
+        sy_index_days(cx->ix, n->name, today - n->window_ms / DAY_MS + 1, today, window_visit, &w);
+        free(w.day);
+        fused_term *t = fused_new_term(f);
+        t->b = w.actors;
+        t->n = w.n;
+        t->own_b = true;
+        return true;
+    }
+    if (n->kind != SY_SEG_CMP && n->kind != SY_SEG_IN && n->kind != SY_SEG_BETWEEN &&
+        n->kind != SY_SEG_IS_NULL && n->kind != SY_SEG_WITHIN)
+        return false;
+    const sy_attr_def *d = sy_attr_find(cx->schema, n->name);
+    if (!d)
+        return false;
+    bool numeric =
+        d->type == SY_ATTR_INTEGER || d->type == SY_ATTR_NUMBER || d->type == SY_ATTR_DATE;
+    if (n->kind == SY_SEG_IS_NULL) {
+        if (!n->negated)
+            return false;
+        fused_term *t = fused_new_term(f);
+        if (numeric) {
+            const roaring_bitmap_t *p = sy_index_present(cx->ix, d->name);
+            t->b = sy_xmalloc(sizeof *t->b);
+            t->own_b = true;
+            t->n = p ? 1 : 0;
+            if (p)
+                t->b[0] = p;
+        } else {
+            cat_scan s = {.d = d};
+            sy_index_values(cx->ix, d->name, all_visit, &s);
+            t->b = s.match;
+            t->n = s.n;
+            t->own_b = true;
+        }
+        return true;
+    }
+    if (numeric) {
+        int64_t lo = INT64_MIN, hi = INT64_MAX;
+        if (n->kind == SY_SEG_CMP) {
+            int64_t v;
+            if (n->op == SY_OP_NE || !numeric_literal(d, &n->lits[0], &v, &e))
+                return false;
+            switch (n->op) {
+            case SY_OP_EQ:
+                lo = hi = v;
+                break;
+            case SY_OP_LT:
+                if (v == INT64_MIN)
+                    lo = 1, hi = 0;
+                else
+                    hi = v - 1;
+                break;
+            case SY_OP_LE:
+                hi = v;
+                break;
+            case SY_OP_GT:
+                if (v == INT64_MAX)
+                    lo = 1, hi = 0;
+                else
+                    lo = v + 1;
+                break;
+            case SY_OP_GE:
+                lo = v;
+                break;
+            default:
+                return false;
+            }
+        } else if (n->kind == SY_SEG_BETWEEN) {
+            if (!numeric_literal(d, &n->lits[0], &lo, &e) ||
+                !numeric_literal(d, &n->lits[1], &hi, &e))
+                return false;
+        } else if (n->kind == SY_SEG_WITHIN) {
+            if (d->type != SY_ATTR_DATE || n->window_ms % DAY_MS != 0)
+                return false;
+            hi = sy_index_day(cx->ix, cx->now_ms);
+            lo = hi - n->window_ms / DAY_MS + 1;
+        } else {
+            return false;
+        }
+        const roaring_bitmap_t *p = sy_index_present(cx->ix, d->name);
+        fused_term *t = fused_new_term(f);
+        t->b = sy_xmalloc(sizeof *t->b);
+        t->own_b = true;
+        t->n = p && lo <= hi ? 1 : 0; /* an empty range: nobody */
+        if (t->n)
+            t->b[0] = p;
+        f->r[f->nr++] = (fused_range){d->name, lo, hi};
+        return true;
+    }
+    /* categorical: =, !=, <, ... or in (...) */
+    if (n->kind == SY_SEG_BETWEEN || n->kind == SY_SEG_WITHIN ||
+        (n->kind == SY_SEG_IN && n->negated))
+        return false;
+    const roaring_bitmap_t **b = NULL;
+    size_t nb = 0, cap = 0;
+    int nlits = n->kind == SY_SEG_IN ? n->nlits : 1;
+    for (int i = 0; i < nlits; i++) {
+        const sy_seg_lit *l = &n->lits[i];
+        sy_seg_op op = n->kind == SY_SEG_IN ? SY_OP_EQ : n->op;
+        if (d->type == SY_ATTR_BOOL) {
+            if (l->kind != SY_LIT_BOOL || (op != SY_OP_EQ && op != SY_OP_NE)) {
+                free(b);
+                return false;
+            }
+            bool want = (l->i != 0) == (op == SY_OP_EQ);
+            const roaring_bitmap_t *v = sy_index_value(cx->ix, d->name, want ? "true" : "false");
+            if (v) {
+                b = sy_xrealloc(b, (nb + 1) * sizeof *b);
+                b[nb++] = v;
+            }
+            continue;
+        }
+        if (l->kind != SY_LIT_STRING) {
+            free(b);
+            return false;
+        }
+        cat_scan s = {.d = d, .op = op, .lit = l->s};
+        if (d->type == SY_ATTR_ENUM && (s.lit_index = sy_attr_enum_index(d, l->s)) < 0) {
+            free(b);
+            return false;
+        }
+        sy_index_values(cx->ix, d->name, cat_visit, &s);
+        if (nb + s.n > cap) {
+            cap = nb + s.n;
+            b = sy_xrealloc(b, cap * sizeof *b);
+        }
+        for (size_t j = 0; j < s.n; j++)
+            b[nb++] = s.match[j];
+        free(s.match);
+    }
+    fused_term *t = fused_new_term(f);
+    t->b = b;
+    t->n = nb;
+    t->own_b = true;
+    if (d->type != SY_ATTR_BOOL && nb > 1) {
+        /* When every customer has a value, fewer values not taken are read
+         * instead: risk_level >= R2 is "not R1". */
+        cat_scan every = {.d = d};
+        sy_index_values(cx->ix, d->name, all_visit, &every);
+        uint64_t sum = 0, taken_sum = 0;
+        size_t nother = 0;
+        for (size_t i = 0; i < every.n; i++) {
+            uint64_t card = roaring_bitmap_get_cardinality(every.match[i]);
+            sum += card;
+            bool taken = false;
+            for (size_t j = 0; j < nb && !taken; j++)
+                taken = every.match[i] == b[j];
+            if (!taken)
+                every.match[nother++] = every.match[i];
+            else
+                taken_sum += card;
+        }
+        if (nother > 0 && nother < every.n - nother &&
+            sum == roaring_bitmap_get_cardinality(sy_index_all(cx->ix))) {
+            free(b);
+            t->b = every.match;
+            t->n = nother;
+            t->negate = true;
+        } else {
+            free(every.match);
+        }
+        t->size = taken_sum; /* the members either way (values are distinct) */
+        t->sized = true;
+    }
+    return true;
+}
+
 /* ---- the tree ---- */
 
 /* How expensive a node is to evaluate, in classes: bitmap lookups first,
@@ -533,13 +1039,20 @@ static void and_terms(const sy_seg_ctx *cx, const sy_seg_node *n, term *t, int *
         and_terms(cx, n->b, t, nt);
         return;
     }
-    int c = cost(cx, n);
-    uint64_t size = c == 0 ? single_size(cx, n) : UINT64_MAX;
-    if (c == 1 && (size = values_size(cx, n)) != UINT64_MAX && size < sy_index_size(cx->ix) / 16)
+    t[(*nt)++] = (term){n, 0, UINT64_MAX, 0};
+}
+
+/* A term's cost class and size, for the order of evaluation. */
+static void term_size(const sy_seg_ctx *cx, term *t)
+{
+    int c = cost(cx, t->n);
+    uint64_t size = c == 0 ? single_size(cx, t->n) : UINT64_MAX;
+    if (c == 1 && (size = values_size(cx, t->n)) != UINT64_MAX && size < sy_index_size(cx->ix) / 16)
         size = UINT64_MAX; /* a sparse union: among the others of its class */
     else if (c == 1 && size != UINT64_MAX)
         c = 0; /* a dense union: with the dense bitmaps, before any gets sparse */
-    t[(*nt)++] = (term){n, c, size, 0};
+    t->cost = c;
+    t->size = size;
 }
 
 static roaring_bitmap_t *eval(const sy_seg_ctx *cx, const sy_seg_node *n,
@@ -555,13 +1068,33 @@ static roaring_bitmap_t *eval_and(const sy_seg_ctx *cx, const sy_seg_node *n,
     term t[MAX_AND_TERMS];
     int nt = 0;
     and_terms(cx, n, t, &nt);
+    uint64_t all = sy_index_size(cx->ix), dense = all / 16;
+    roaring_bitmap_t *r = NULL;
+    bool failed = false;
+    /* The terms one pass takes (fused_add), when they are worth it: a
+     * numeric range among bitmaps, or three bitmaps or more, among many
+     * candidates.  The others are then evaluated among its answer. */
+    bool in_pass[MAX_AND_TERMS] = {false};
+    if (sy_seg_fuse && (!cand || roaring_bitmap_get_cardinality(cand) >= all / 64)) {
+        fused f;
+        f.nt = f.nr = 0;
+        for (int i = 0; i < nt; i++)
+            in_pass[i] = fused_add(cx, &f, t[i].n);
+        if ((f.nr >= 1 && f.nt >= 1) || f.nt >= 3)
+            r = fused_eval(cx, &f, cand);
+        else
+            memset(in_pass, 0, sizeof in_pass);
+        fused_free(&f);
+    }
+    for (int i = 0; i < nt; i++)
+        if (!in_pass[i])
+            term_size(cx, &t[i]);
     /* Single value bitmaps: the dense ones (a sixteenth of the tenant or
      * more, whose containers are mostly bitsets) first, largest first, so
      * their intersections stay word-by-word ANDs of bitsets until the last
      * of them; then the sparse ones, smallest first, so every later step
      * works on as few candidates as possible.  The result is the same in
      * any order; only its cost differs. */
-    uint64_t all = sy_index_size(cx->ix), dense = all / 16;
     for (int i = 0; i < nt; i++)
         if (t[i].size == UINT64_MAX)
             t[i].rank = UINT64_MAX;
@@ -576,10 +1109,13 @@ static roaring_bitmap_t *eval_and(const sy_seg_ctx *cx, const sy_seg_node *n,
             term x = t[j];
             t[j] = t[j - 1];
             t[j - 1] = x;
+            bool p = in_pass[j];
+            in_pass[j] = in_pass[j - 1];
+            in_pass[j - 1] = p;
         }
-    roaring_bitmap_t *r = NULL;
-    bool failed = false;
     for (int i = 0; i < nt; i++) {
+        if (in_pass[i])
+            continue;
         sy_seg_error e;
         roaring_bitmap_t *b = eval(cx, t[i].n, r ? r : cand, &e);
         if (!b) {
@@ -859,12 +1395,48 @@ typedef struct half {
     const void *ud;
     roaring_bitmap_t *among, *out;
     sy_seg_error err;
+    atomic_bool taken; /* by the thread that evaluates it */
 } half;
 
-static void *eval_half(void *arg)
+/* The upper half, shared with the thread started for it.  That thread is
+ * detached: when it starts after the calling thread has taken the half,
+ * it finds the half taken and only drops its reference, so the calling
+ * thread never waits for a thread that has not run yet. */
+typedef struct upper {
+    half h;
+    atomic_int refs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done; /* under mu: the other thread has evaluated h */
+} upper;
+
+static bool take_half(half *h)
 {
-    half *h = arg;
+    if (atomic_exchange(&h->taken, true))
+        return false;
     h->out = h->fn(h->ud, h->among, &h->err);
+    return true;
+}
+
+static void upper_release(upper *u)
+{
+    if (atomic_fetch_sub(&u->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&u->mu);
+    pthread_cond_destroy(&u->cv);
+    free(u);
+}
+
+static void *eval_upper(void *arg)
+{
+    upper *u = arg;
+    if (take_half(&u->h)) {
+        pthread_mutex_lock(&u->mu);
+        u->done = true;
+        pthread_cond_signal(&u->cv);
+        pthread_mutex_unlock(&u->mu);
+    }
+    upper_release(u);
     return NULL;
 }
 
@@ -872,7 +1444,10 @@ static void *eval_half(void *arg)
  * evaluated at once, on this thread and another, and the two answers put
  * side by side.  Every operation works on one half's containers, so each
  * half costs about half.  The halves meet at a container boundary (a
- * multiple of 65,536) when the tenant is big enough. */
+ * multiple of 65,536) when the tenant is big enough.  The upper half goes
+ * to whichever thread takes it first: when the machine is busy and the
+ * other thread has not started by the time the lower half is done, this
+ * thread evaluates it too rather than wait for a core. */
 static roaring_bitmap_t *in_halves(uint32_t size, among_fn fn, const void *ud, sy_seg_error *err)
 {
     if (size < 2 || size < sy_seg_parallel_min)
@@ -880,32 +1455,47 @@ static roaring_bitmap_t *in_halves(uint32_t size, among_fn fn, const void *ud, s
     uint32_t mid = size / 2;
     if (size >= (1u << 20))
         mid = (mid + 0xffffu) & ~0xffffu;
-    half h[2];
-    for (int i = 0; i < 2; i++) {
-        h[i] = (half){.fn = fn, .ud = ud};
-        h[i].among = roaring_bitmap_from_range(i ? mid : 0, i ? size : mid, 1);
-        roaring_bitmap_run_optimize(h[i].among);
-    }
+    half lower = {.fn = fn, .ud = ud};
+    atomic_init(&lower.taken, false);
+    lower.among = roaring_bitmap_from_range(0, mid, 1);
+    roaring_bitmap_run_optimize(lower.among);
+    upper *u = sy_xcalloc(1, sizeof *u);
+    u->h.fn = fn;
+    u->h.ud = ud;
+    atomic_init(&u->h.taken, false);
+    u->h.among = roaring_bitmap_from_range(mid, size, 1);
+    roaring_bitmap_run_optimize(u->h.among);
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    atomic_init(&u->refs, 2);
     pthread_t th;
-    bool apart = pthread_create(&th, NULL, eval_half, &h[1]) == 0;
-    eval_half(&h[0]);
-    if (apart)
-        pthread_join(th, NULL);
-    else
-        eval_half(&h[1]);
-    roaring_bitmap_t *out = h[0].out;
-    if (!h[0].out || !h[1].out) {
-        *err = h[0].out ? h[1].err : h[0].err; /* an error is the same in both */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, eval_upper, u) != 0)
+        atomic_store(&u->refs, 1); /* no other thread: this one does both */
+    pthread_attr_destroy(&attr);
+    take_half(&lower);
+    if (!take_half(&u->h)) { /* the other thread has it: wait for its answer */
+        pthread_mutex_lock(&u->mu);
+        while (!u->done)
+            pthread_cond_wait(&u->cv, &u->mu);
+        pthread_mutex_unlock(&u->mu);
+    }
+    roaring_bitmap_t *out = lower.out, *up = u->h.out;
+    if (!lower.out || !up) {
+        *err = lower.out ? u->h.err : lower.err; /* an error is the same in both */
         if (out)
             roaring_bitmap_free(out);
         out = NULL;
     } else {
-        roaring_bitmap_or_inplace(out, h[1].out);
+        roaring_bitmap_or_inplace(out, up);
     }
-    if (h[1].out)
-        roaring_bitmap_free(h[1].out);
-    roaring_bitmap_free(h[0].among);
-    roaring_bitmap_free(h[1].among);
+    if (up)
+        roaring_bitmap_free(up);
+    roaring_bitmap_free(lower.among);
+    roaring_bitmap_free(u->h.among);
+    upper_release(u);
     return out;
 }
 

@@ -51,6 +51,10 @@ roaring_bitmap_t *sy_seg_eval_index_among(const sy_index *ix, const sy_attr_set 
  * lower it. */
 extern uint32_t sy_seg_parallel_min;
 
+/* Evaluate an and-chain of bitmaps and numeric ranges in one pass over the
+ * bitmaps' containers (default true; tests compare both ways). */
+extern bool sy_seg_fuse;
+
 /* sy_seg_eval among the customers of `among` (NULL: everyone); the answer
  * is a subset of it. */
 roaring_bitmap_t *sy_seg_eval_among(const sy_seg_ctx *cx, const sy_seg_node *n,

@@ -1011,6 +1011,18 @@ static bool check_one(const fixture *fx, int index, const char *text, stats *s, 
         free(ev);
         goto out;
     }
+    /* and-chains in one pass over the containers or term by term: the same */
+    sy_seg_fuse = !sy_seg_fuse;
+    roaring_bitmap_t *other = sy_seg_eval(cxp, n, &err);
+    sy_seg_fuse = !sy_seg_fuse;
+    if (!other || !roaring_bitmap_equals(got, other)) {
+        report("equiv seed=0x%" PRIx64 " #%d: with sy_seg_fuse %s, the answer differs\n"
+               "  expression: %s\n",
+               fx->seed, index, sy_seg_fuse ? "off" : "on", text);
+        ok = false;
+    }
+    if (other)
+        roaring_bitmap_free(other);
     /* in two halves on two threads, the same answer */
     uint32_t saved = sy_seg_parallel_min;
     sy_seg_parallel_min = 2;

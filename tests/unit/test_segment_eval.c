@@ -437,9 +437,8 @@ static void run_case(fixture *fx, int line, const char *expr, const char *expect
     free(got);
 }
 
-static void test_data_file(void **state)
+static void data_file(void)
 {
-    (void)state;
     fixture fxs = {0};
     fixture *fx = &fxs;
     char *path = data_path();
@@ -537,10 +536,188 @@ static void test_data_file(void **state)
     assert_int_equal(st.failed, 0);
 }
 
+/* Every case, with and-chains in one pass over the containers (the
+ * default) and term by term: the same answers and errors. */
+static void test_data_file(void **state)
+{
+    (void)state;
+    bool saved = sy_seg_fuse;
+    for (int fuse = 1; fuse >= 0; fuse--) {
+        sy_seg_fuse = fuse;
+        print_message("segment_eval: and-chains %s\n", fuse ? "in one pass" : "term by term");
+        data_file();
+    }
+    sy_seg_fuse = saved;
+}
+
+/* ---- many containers ----
+ *
+ * The data file's tenant fits one container of each bitmap, all arrays.
+ * This tenant spreads 200,000 customers over 1.1M dense ids: the first
+ * 140,000 ids are all customers (value bitmaps with bitset containers),
+ * then one id in 16 (arrays); `zone` follows ranges of ids (run containers
+ * once compacted), and some customers lack some attributes.  Each
+ * and-chain below is evaluated in one pass and term by term, among
+ * candidates, in two halves that meet mid-container and at a container
+ * boundary: the answers must agree. */
+
+#define MC_CUSTOMERS 200000
+#define MC_NOW 1764979200000LL /* 2025-12-06T00:00:00Z */
+
+typedef struct mc_ctx {
+    roaring_bitmap_t *tag;
+} mc_ctx;
+
+static const roaring_bitmap_t *mc_tag(void *ud, const char *name)
+{
+    const mc_ctx *m = ud;
+    return strcmp(name, "t") ? NULL : m->tag;
+}
+
+static uint64_t mc_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void test_many_containers(void **state)
+{
+    (void)state;
+    static const char *const defs[] = {
+        "{\"name\":\"tier\",\"type\":\"enum\",\"values\":[\"A\",\"B\",\"C\",\"D\"]}",
+        "{\"name\":\"city\",\"type\":\"string\"}",
+        "{\"name\":\"zone\",\"type\":\"string\"}",
+        "{\"name\":\"flag\",\"type\":\"bool\"}",
+        "{\"name\":\"aum\",\"type\":\"integer\",\"unit\":\"fen\"}",
+        "{\"name\":\"age\",\"type\":\"integer\"}",
+        "{\"name\":\"since\",\"type\":\"date\"}",
+    };
+    sy_attr_set *schema = sy_xcalloc(1, sizeof *schema);
+    atomic_init(&schema->refs, 1);
+    schema->defs = sy_xcalloc(SY_TEST_LEN(defs), sizeof *schema->defs);
+    for (size_t i = 0; i < SY_TEST_LEN(defs); i++) {
+        json_t *b = json_loads(defs[i], 0, NULL);
+        const char *field;
+        char err[256];
+        assert_true(sy_attr_def_parse(b, &schema->defs[schema->n], &field, err, sizeof err));
+        schema->defs[schema->n].ordinal = schema->n;
+        schema->n++;
+        json_decref(b);
+    }
+    sy_index *ix = sy_index_new(8 * 3600000LL);
+    mc_ctx m = {.tag = roaring_bitmap_create()};
+    uint64_t seed = 42;
+    int64_t today = (MC_NOW + 8 * 3600000LL) / DAY_MS;
+    for (uint32_t i = 0; i < MC_CUSTOMERS; i++) {
+        uint32_t dense = i < 140000 ? i : 140000 + (i - 140000) * 16;
+        char no[16], buf[16];
+        snprintf(no, sizeof no, "M%06u", i);
+        sy_index_add_customer(ix, no, dense);
+        uint64_t r = mc_next(&seed);
+        json_t *o = json_object();
+        if (r % 20) {
+            unsigned t = (unsigned)(r >> 8) % 100;
+            json_object_set_new(o, "tier",
+                                json_string(t < 45   ? "A"
+                                            : t < 75 ? "B"
+                                            : t < 95 ? "C"
+                                                     : "D"));
+        }
+        snprintf(buf, sizeof buf, "c%u", (unsigned)(r >> 16) % 30);
+        json_object_set_new(o, "city", json_string(buf));
+        snprintf(buf, sizeof buf, "z%u", (dense / 7000) % 4);
+        json_object_set_new(o, "zone", json_string(buf));
+        json_object_set_new(o, "flag", json_boolean((r >> 24) & 1));
+        if ((r >> 25) % 10)
+            json_object_set_new(o, "aum",
+                                json_integer((int64_t)((r >> 28) % 40000000000ULL) - 1000000));
+        json_object_set_new(o, "age", json_integer(18 + (int)((r >> 40) % 63)));
+        char date[16];
+        sy_format_date(today - (int64_t)((r >> 48) % 400), date);
+        json_object_set_new(o, "since", json_string(date));
+        sy_index_update_attrs(ix, dense, schema, NULL, o);
+        json_decref(o);
+        if ((r >> 56) % 4 == 0 || (dense >= 20000 && dense < 90000 && (r >> 58) % 4))
+            roaring_bitmap_add(m.tag, dense);
+        if ((r >> 60) % 5 == 0)
+            for (int e = 0; e <= (int)((r >> 62) & 1); e++)
+                sy_index_add_event(ix, dense, "login", MC_NOW - (int64_t)e * 3 * DAY_MS, -1);
+    }
+    sy_index_compact(ix);
+    roaring_bitmap_run_optimize(m.tag);
+
+    static const char *const exprs[] = {
+        "tier >= C and flag = true and city = 'c3' and aum >= 1000000",
+        "tier in (A, D) and zone = 'z1' and age between 30 and 50",
+        "zone != 'z2' and city in ('c1', 'c2', 'c3') and flag = false and tier < C and aum < 0",
+        "tag(t) and tier = D and age >= 60",
+        "tag(t) and tier != A and zone in ('z0', 'z3') and flag = true",
+        "did(login, 7d) and city = 'c5' and flag = true and aum is not null and since within 30d",
+        "tier is not null and zone = 'z3' and flag = true",
+        "flag = true and aum between -5000 and 5000000 and age < 40 and not city = 'c1'",
+        "tier >= B and flag = true and city != 'c4' and did(login, 7d) >= 2",
+        "tier = A and tier = B and flag = true",
+        "aum >= 0 and age >= 18",
+        "tier >= A and flag = true and zone = 'z0'",
+        "city = 'nope' and flag = true and aum > 0",
+        "aum > 9223372036854775807 and flag = true",
+        "tier >= B and age = 40 and aum <= 100000000 and since within 90d and flag = false",
+        "(tier = A or city = 'c1') and flag = true and age > 30 and zone = 'z2'",
+    };
+    sy_seg_ctx cx = {.ix = ix, .schema = schema, .now_ms = MC_NOW, .tag = mc_tag, .ud = &m};
+    bool saved_fuse = sy_seg_fuse;
+    uint32_t saved_min = sy_seg_parallel_min;
+    int nonempty = 0;
+    sy_index_rdlock(ix);
+    assert_true(sy_index_size(ix) >= (1u << 20));
+    for (size_t i = 0; i < SY_TEST_LEN(exprs); i++) {
+        sy_seg_error err = {0};
+        sy_seg_node *n = sy_seg_parse(exprs[i], strlen(exprs[i]), &err);
+        assert_non_null(n);
+        sy_seg_fuse = false;
+        roaring_bitmap_t *want = sy_seg_eval(&cx, n, &err);
+        assert_non_null(want);
+        nonempty += !roaring_bitmap_is_empty(want);
+        sy_seg_fuse = true;
+        roaring_bitmap_t *got = sy_seg_eval(&cx, n, &err);
+        assert_non_null(got);
+        if (!roaring_bitmap_equals(got, want))
+            fail_msg("many-%zu: '%s': %llu in one pass, %llu term by term", i, exprs[i],
+                     (unsigned long long)roaring_bitmap_get_cardinality(got),
+                     (unsigned long long)roaring_bitmap_get_cardinality(want));
+        roaring_bitmap_free(got);
+        for (int fuse = 0; fuse < 2; fuse++) {
+            sy_seg_fuse = fuse;
+            if (!same_among_and_in_halves(&cx, n, want))
+                fail_msg("many-%zu: '%s': among candidates or in halves (one pass: %d)", i,
+                         exprs[i], fuse);
+            /* halves at a container boundary (the tenant is past 2^20 ids) */
+            sy_seg_parallel_min = 2;
+            roaring_bitmap_t *par = sy_seg_eval_parallel(&cx, n, &err);
+            sy_seg_parallel_min = saved_min;
+            assert_non_null(par);
+            if (!roaring_bitmap_equals(par, want))
+                fail_msg("many-%zu: '%s': in halves (one pass: %d)", i, exprs[i], fuse);
+            roaring_bitmap_free(par);
+        }
+        roaring_bitmap_free(want);
+        sy_seg_free(n);
+    }
+    sy_index_unlock(ix);
+    sy_seg_fuse = saved_fuse;
+    assert_true(nonempty >= 12);
+    roaring_bitmap_free(m.tag);
+    sy_index_free(ix);
+    sy_attr_set_release(schema);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_file),
+        cmocka_unit_test(test_many_containers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
