@@ -130,10 +130,10 @@ static void render_head(sy_offer *o)
                                   "name", o->name, "priority", o->priority, "items", o->lines));
     } else {
         json_t *j =
-            json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:s, s:I, s:I}", "kind", "listing", "code",
+            json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:s, s:I}", "kind", "listing", "code",
                       o->code, "title", o->name, "priority", o->priority, "item", o->item, "price",
                       (json_int_t)o->price, "point_type", o->point_type, "face_value",
-                      (json_int_t)o->face_value, "stock", (json_int_t)o->remaining);
+                      (json_int_t)o->face_value); /* the live stock is appended per request */
         json_object_set_new(j, "ends_at",
                             o->ends_at == SY_OFFER_NO_END ? json_null() : sy_json_time(o->ends_at));
         o->head = open_object(j);

@@ -354,8 +354,14 @@ static inline h_resp h_req_on(CURL *c, h_server *s, const char *method, const ch
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
         curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &r.connects);
-        if (r.body)
-            r.json = json_loadb(r.body, r.len, 0, NULL);
+        if (r.body) {
+            /* A reply with a key twice is a broken reply: it must not parse. */
+            json_error_t je;
+            r.json = json_loadb(r.body, r.len, JSON_REJECT_DUPLICATES, &je);
+            if (!r.json && strstr(je.text, "duplicate"))
+                fail_msg("%s %s: the reply has a duplicate key: %s\n%.*s", method, path, je.text,
+                         (int)(r.len > 600 ? 600 : r.len), r.body);
+        }
     } else {
         r.status = -(long)rc; /* transport failure */
     }
