@@ -20,6 +20,11 @@
 #   bench/offers.sh                                  100,000 customers, 10 s per run
 #   DEMO_CUSTOMERS=10000000 bench/offers.sh          the 10M-customer bank (long to generate)
 #   CONNS="1 16 64" DURATION=30 bench/offers.sh
+#   DATA_DIR=/tmp/sy-stores/n10000000 DEMO_CUSTOMERS=10000000 bench/offers.sh
+#                                                    an existing demo store (made by
+#                                                    `siyu demo` with its own data.key,
+#                                                    e.g. bench/segments.sh's); it keeps
+#                                                    the segments and campaigns added
 #
 # The demo bank is generated at nice 10 (it is not measured).
 #
@@ -52,19 +57,29 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-export SIYU_DATA_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-echo "==> demo bank of $DEMO_CUSTOMERS customers" >&2
-T0=$(date +%s)
-nice -n 10 "$SIYU" demo --data "$T/data" --tenant demo --customers "$DEMO_CUSTOMERS" --days 1 >/dev/null 2>&1 ||
-    die "siyu demo failed"
-echo "    generated in $(( $(date +%s) - T0 )) s" >&2
+DATA_DIR=${DATA_DIR:-}
+SERVE_DEMO=()
+if [ -n "$DATA_DIR" ]; then
+    # an existing demo store, sealed with its own data.key
+    unset SIYU_DATA_KEY
+    rm -rf "$T/data"; ln -s "$DATA_DIR" "$T/data"
+    SERVE_DEMO=(--demo)
+    echo "==> the demo bank in $DATA_DIR ($DEMO_CUSTOMERS customers)" >&2
+else
+    export SIYU_DATA_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    echo "==> demo bank of $DEMO_CUSTOMERS customers" >&2
+    T0=$(date +%s)
+    nice -n 10 "$SIYU" demo --data "$T/data" --tenant demo --customers "$DEMO_CUSTOMERS" --days 1 >/dev/null 2>&1 ||
+        die "siyu demo failed"
+    echo "    generated in $(( $(date +%s) - T0 )) s" >&2
+fi
 KEY=$("$SIYU" key create --data "$T/data" --tenant demo --role admin --name bench 2>/dev/null | awk '{print $1}')
 KEY2=$("$SIYU" key create --data "$T/data" --tenant demo --role admin --name checker 2>/dev/null | awk '{print $1}')
 APP=$("$SIYU" key create --data "$T/data" --tenant demo --role app --name bench-app 2>/dev/null | awk '{print $1}')
 PORT=$(free_port)
 T0=$(date +%s)
 "$SIYU" serve --data "$T/data" --listen "127.0.0.1:$PORT" --port-file "$T/port" \
-    --log-level warn >"$T/siyu.log" 2>&1 &
+    --log-level warn "${SERVE_DEMO[@]}" >"$T/siyu.log" 2>&1 &
 SIYU_PID=$!
 for _ in $(seq 1 30000); do [ -s "$T/port" ] && break; sleep 0.02; done
 [ -s "$T/port" ] || die "siyu did not start: $(tail -3 "$T/siyu.log")"
