@@ -178,8 +178,13 @@ static void print_examples(FILE *f, const char *addr, const char *token)
         "  # products 3+ times in 7 days but bought no fund in 30 days\n"
         "  curl -s -X POST http://%s:%s/v1/segments:preview -H 'Authorization: Bearer %s' \\\n"
         "       -d '{\"expression\": \"payroll = true and aum >= 50000000 and risk_level >= R3 "
-        "and did(view_wealth, 7d) >= 3 and not did(buy_fund, 30d)\", \"breakdown\": \"city\"}'\n\n",
-        host, port, token, host, port, token, host, port, token);
+        "and did(view_wealth, 7d) >= 3 and not did(buy_fund, 30d)\", \"breakdown\": \"city\"}'\n\n"
+        "  # DAU, WAU, MAU, new and returning customers of the last 30 days\n"
+        "  curl -s http://%s:%s/v1/reports/activity -H 'Authorization: Bearer %s'\n\n"
+        "  # what customer C00000001 can use right now: campaigns, packages, mall items\n"
+        "  curl -s http://%s:%s/v1/customers/C00000001/offers -H 'Authorization: Bearer %s'\n\n",
+        host, port, token, host, port, token, host, port, token, host, port, token, host, port,
+        token);
 }
 
 /* ------------------------------------------------------------------ */
