@@ -401,6 +401,13 @@ static void test_fraud_holds_and_review(void **state)
     h_resp_free(&r);
     assert_int_equal(balance_of(a), 200);
     assert_int_equal(balance_of("C25"), 50);
+    /* every invariant holds with referral rewards paid: the campaigns'
+     * budgets count them */
+    char *out = NULL;
+    int rc = h_cli(S, &out, "check --tenant demo");
+    if (rc != 0 || !strstr(out, "every invariant holds"))
+        fail_msg("siyu check exited %d:\n%s", rc, out);
+    free(out);
 }
 
 static void test_existing_customers_refused(void **state)
