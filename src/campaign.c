@@ -96,26 +96,13 @@ bool sy_campaign_id_valid(const char *s)
 /* An event name: [a-z][a-z0-9_]* of at most 64 (as POST /v1/events). */
 static bool event_name_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 64 || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
+    return sy_ident_valid(s, 64);
 }
 
 /* ------------------------------------------------------------------ */
 /* the rules: parse, check, encode                                     */
 
-typedef struct perr {
-    char *field, *msg;
-    size_t fieldlen, msglen;
-} perr;
-
-static bool fail(perr *e, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static bool fail(perr *e, const char *field, const char *fmt, ...)
+bool sy_perr_fail(sy_perr *e, const char *field, const char *fmt, ...)
 {
     snprintf(e->field, e->fieldlen, "%s", field);
     va_list ap;
@@ -125,8 +112,7 @@ static bool fail(perr *e, const char *field, const char *fmt, ...)
     return false;
 }
 
-/* o may hold only the listed members. */
-static bool only(perr *e, json_t *o, const char *ptr, const char *const *fields)
+bool sy_perr_only(sy_perr *e, json_t *o, const char *ptr, const char *const *fields)
 {
     const char *key;
     json_t *v;
@@ -137,71 +123,69 @@ static bool only(perr *e, json_t *o, const char *ptr, const char *const *fields)
         if (!known) {
             char p[160];
             snprintf(p, sizeof p, "%s/%.60s", ptr, key);
-            return fail(e, p, "unknown field '%.60s'", key);
+            return sy_perr_fail(e, p, "unknown field '%.60s'", key);
         }
     }
     return true;
 }
 
-/* An integer member in [min, max]; absent or null leaves *out (and fails
- * when required). */
-static bool int_member(perr *e, json_t *o, const char *ptr, const char *name, bool required,
-                       int64_t min, int64_t max, int64_t *out)
+bool sy_perr_int(sy_perr *e, json_t *o, const char *ptr, const char *name, bool required,
+                 int64_t min, int64_t max, int64_t *out)
 {
     char p[160];
     snprintf(p, sizeof p, "%s/%s", ptr, name);
     json_t *v = json_object_get(o, name);
     if (!v || json_is_null(v))
-        return required ? fail(e, p, "'%s' is required", name) : true;
+        return required ? sy_perr_fail(e, p, "'%s' is required", name) : true;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return fail(e, p, "'%s' must be an integer from %lld to %lld", name, (long long)min,
-                    (long long)max);
+        return sy_perr_fail(e, p, "'%s' must be an integer from %lld to %lld", name, (long long)min,
+                            (long long)max);
     *out = json_integer_value(v);
     return true;
 }
 
 /* A string member that passes valid(); absent leaves *out. */
-static bool code_member(perr *e, json_t *o, const char *ptr, const char *name, bool required,
+static bool code_member(sy_perr *e, json_t *o, const char *ptr, const char *name, bool required,
                         bool (*valid)(const char *), const char *what, char *out, size_t outlen)
 {
     char p[160];
     snprintf(p, sizeof p, "%s/%s", ptr, name);
     json_t *v = json_object_get(o, name);
     if (!v || json_is_null(v))
-        return required ? fail(e, p, "'%s' is required", name) : true;
+        return required ? sy_perr_fail(e, p, "'%s' is required", name) : true;
     const char *s = json_string_value(v);
     if (!s || strlen(s) >= outlen || !valid(s))
-        return fail(e, p, "'%s' must be %s", name, what);
+        return sy_perr_fail(e, p, "'%s' must be %s", name, what);
     snprintf(out, outlen, "%s", s);
     return true;
 }
 
-static bool reward_parse(perr *e, json_t *o, const char *ptr, const char *default_type,
+static bool reward_parse(sy_perr *e, json_t *o, const char *ptr, const char *default_type,
                          bool with_day, sy_campaign_reward *out)
 {
     static const char *const fields[] = {"points", "point_type", "item", NULL};
     static const char *const fields_day[] = {"day", "points", "point_type", "item", NULL};
     memset(out, 0, sizeof *out);
     if (!json_is_object(o))
-        return fail(e, ptr,
-                    "a reward must be an object with 'points' (and 'point_type') or"
-                    " 'item'");
-    if (!only(e, o, ptr, with_day ? fields_day : fields))
+        return sy_perr_fail(e, ptr,
+                            "a reward must be an object with 'points' (and 'point_type') or"
+                            " 'item'");
+    if (!sy_perr_only(e, o, ptr, with_day ? fields_day : fields))
         return false;
     bool has_points = json_object_get(o, "points") != NULL;
     bool has_item = json_object_get(o, "item") != NULL;
     if (has_points == has_item) {
         char p[160];
         snprintf(p, sizeof p, "%s/points", ptr);
-        return fail(e, p, "a reward gives 'points' or an 'item' (one of them)");
+        return sy_perr_fail(e, p, "a reward gives 'points' or an 'item' (one of them)");
     }
     if (has_item)
         return code_member(e, o, ptr, "item", true, sy_benefit_code_valid,
                            "a benefit item code (see GET /v1/benefits/items)", out->item,
                            sizeof out->item) &&
                (json_object_get(o, "point_type") == NULL ||
-                fail(e, ptr, "an item reward takes no 'point_type'"));
-    if (!int_member(e, o, ptr, "points", true, 1, SY_CAMPAIGN_POINTS_MAX, &out->points))
+                sy_perr_fail(e, ptr, "an item reward takes no 'point_type'"));
+    if (!sy_perr_int(e, o, ptr, "points", true, 1, SY_CAMPAIGN_POINTS_MAX, &out->points))
         return false;
     snprintf(out->point_type, sizeof out->point_type, "%s", default_type);
     if (!code_member(e, o, ptr, "point_type", false, sy_point_type_code_valid,
@@ -211,28 +195,30 @@ static bool reward_parse(perr *e, json_t *o, const char *ptr, const char *defaul
     if (!out->point_type[0]) {
         char p[160];
         snprintf(p, sizeof p, "%s/point_type", ptr);
-        return fail(e, p, "'point_type' is required here, or as the campaign's 'point_type'");
+        return sy_perr_fail(e, p,
+                            "'point_type' is required here, or as the campaign's 'point_type'");
     }
     return true;
 }
 
-static bool checkin_parse(perr *e, sy_campaign *cp, json_t *s)
+static bool checkin_parse(sy_perr *e, sy_campaign *cp, json_t *s)
 {
     static const char *const fields[] = {"rewards", "cycle", "makeup", NULL};
     static const char *const mfields[] = {"cost", "point_type", "max_days_back", NULL};
     if (!s || json_is_null(s))
-        return fail(e, "/checkin", "a check-in campaign needs 'checkin' with its 'rewards'");
+        return sy_perr_fail(e, "/checkin",
+                            "a check-in campaign needs 'checkin' with its 'rewards'");
     if (!json_is_object(s))
-        return fail(e, "/checkin", "'checkin' must be an object");
-    if (!only(e, s, "/checkin", fields))
+        return sy_perr_fail(e, "/checkin", "'checkin' must be an object");
+    if (!sy_perr_only(e, s, "/checkin", fields))
         return false;
     json_t *rw = json_object_get(s, "rewards");
     if (!json_is_array(rw) || json_array_size(rw) < 1 ||
         json_array_size(rw) > SY_CAMPAIGN_STREAK_DAYS_MAX)
-        return fail(e, "/checkin/rewards",
-                    "'rewards' must be an array of 1 to %d rewards by streak day, e.g."
-                    " [{\"day\": 1, \"points\": 5}]",
-                    SY_CAMPAIGN_STREAK_DAYS_MAX);
+        return sy_perr_fail(e, "/checkin/rewards",
+                            "'rewards' must be an array of 1 to %d rewards by streak day, e.g."
+                            " [{\"day\": 1, \"points\": 5}]",
+                            SY_CAMPAIGN_STREAK_DAYS_MAX);
     memset(cp->streak, 0, sizeof cp->streak);
     cp->streak_days = 0;
     size_t i;
@@ -242,14 +228,14 @@ static bool checkin_parse(perr *e, sy_campaign *cp, json_t *s)
         snprintf(ptr, sizeof ptr, "/checkin/rewards/%zu", i);
         int64_t day = 0;
         if (!json_is_object(v))
-            return fail(e, ptr, "a reward must be an object with 'day'");
-        if (!int_member(e, v, ptr, "day", true, 1, SY_CAMPAIGN_STREAK_DAYS_MAX, &day))
+            return sy_perr_fail(e, ptr, "a reward must be an object with 'day'");
+        if (!sy_perr_int(e, v, ptr, "day", true, 1, SY_CAMPAIGN_STREAK_DAYS_MAX, &day))
             return false;
         sy_campaign_reward *r = &cp->streak[day - 1];
         if (r->points || r->item[0]) {
             char p[80];
             snprintf(p, sizeof p, "%s/day", ptr);
-            return fail(e, p, "streak day %lld has a reward already", (long long)day);
+            return sy_perr_fail(e, p, "streak day %lld has a reward already", (long long)day);
         }
         if (!reward_parse(e, v, ptr, cp->point_type, true, r))
             return false;
@@ -260,7 +246,7 @@ static bool checkin_parse(perr *e, sy_campaign *cp, json_t *s)
     cp->cycle = false;
     if (cy && !json_is_null(cy)) {
         if (!json_is_boolean(cy))
-            return fail(e, "/checkin/cycle", "'cycle' must be true or false");
+            return sy_perr_fail(e, "/checkin/cycle", "'cycle' must be true or false");
         cp->cycle = json_is_true(cy);
     }
     cp->makeup_cost = SY_CAMPAIGN_UNSET;
@@ -269,14 +255,15 @@ static bool checkin_parse(perr *e, sy_campaign *cp, json_t *s)
     json_t *mk = json_object_get(s, "makeup");
     if (mk && !json_is_null(mk)) {
         if (!json_is_object(mk))
-            return fail(e, "/checkin/makeup",
-                        "'makeup' must be an object with 'cost' (points) and 'max_days_back'");
+            return sy_perr_fail(
+                e, "/checkin/makeup",
+                "'makeup' must be an object with 'cost' (points) and 'max_days_back'");
         int64_t back = 7;
-        if (!only(e, mk, "/checkin/makeup", mfields) ||
-            !int_member(e, mk, "/checkin/makeup", "cost", true, 1, SY_CAMPAIGN_POINTS_MAX,
-                        &cp->makeup_cost) ||
-            !int_member(e, mk, "/checkin/makeup", "max_days_back", false, 1,
-                        SY_CAMPAIGN_MAKEUP_DAYS_MAX, &back))
+        if (!sy_perr_only(e, mk, "/checkin/makeup", mfields) ||
+            !sy_perr_int(e, mk, "/checkin/makeup", "cost", true, 1, SY_CAMPAIGN_POINTS_MAX,
+                         &cp->makeup_cost) ||
+            !sy_perr_int(e, mk, "/checkin/makeup", "max_days_back", false, 1,
+                         SY_CAMPAIGN_MAKEUP_DAYS_MAX, &back))
             return false;
         cp->makeup_days = (int)back;
         snprintf(cp->makeup_type, sizeof cp->makeup_type, "%s", cp->point_type);
@@ -284,8 +271,8 @@ static bool checkin_parse(perr *e, sy_campaign *cp, json_t *s)
                          "a point type code", cp->makeup_type, sizeof cp->makeup_type))
             return false;
         if (!cp->makeup_type[0])
-            return fail(e, "/checkin/makeup/point_type",
-                        "'point_type' is required here, or as the campaign's 'point_type'");
+            return sy_perr_fail(e, "/checkin/makeup/point_type",
+                                "'point_type' is required here, or as the campaign's 'point_type'");
     }
     return true;
 }
@@ -295,12 +282,12 @@ static bool task_code_valid(const char *s)
     return sy_benefit_code_valid(s);
 }
 
-static bool tasks_parse(perr *e, sy_campaign *cp, json_t *s)
+static bool tasks_parse(sy_perr *e, sy_campaign *cp, json_t *s)
 {
     static const char *const fields[] = {"code", "event", "min_dwell_ms", "period", "reward", NULL};
     if (!json_is_array(s) || json_array_size(s) < 1 || json_array_size(s) > SY_CAMPAIGN_TASKS_MAX)
-        return fail(e, "/tasks", "a task campaign needs 'tasks': an array of 1 to %d tasks",
-                    SY_CAMPAIGN_TASKS_MAX);
+        return sy_perr_fail(e, "/tasks", "a task campaign needs 'tasks': an array of 1 to %d tasks",
+                            SY_CAMPAIGN_TASKS_MAX);
     cp->ntasks = 0;
     size_t i;
     json_t *v;
@@ -311,31 +298,32 @@ static bool tasks_parse(perr *e, sy_campaign *cp, json_t *s)
         memset(t, 0, sizeof *t);
         t->min_dwell_ms = SY_CAMPAIGN_UNSET;
         if (!json_is_object(v))
-            return fail(e, ptr, "a task must be an object with code, event, period and reward");
-        if (!only(e, v, ptr, fields) ||
+            return sy_perr_fail(e, ptr,
+                                "a task must be an object with code, event, period and reward");
+        if (!sy_perr_only(e, v, ptr, fields) ||
             !code_member(e, v, ptr, "code", true, task_code_valid,
                          "1 to 64 characters of a-z 0-9 _ -", t->code, sizeof t->code) ||
             !code_member(e, v, ptr, "event", true, event_name_valid,
                          "an event name matching [a-z][a-z0-9_]*", t->event, sizeof t->event) ||
-            !int_member(e, v, ptr, "min_dwell_ms", false, 0, MAX_DWELL_MS, &t->min_dwell_ms))
+            !sy_perr_int(e, v, ptr, "min_dwell_ms", false, 0, MAX_DWELL_MS, &t->min_dwell_ms))
             return false;
         for (size_t k = 0; k < i; k++)
             if (!strcmp(cp->tasks[k].code, t->code)) {
                 char p[80];
                 snprintf(p, sizeof p, "%s/code", ptr);
-                return fail(e, p, "task code '%s' appears twice", t->code);
+                return sy_perr_fail(e, p, "task code '%s' appears twice", t->code);
             }
         int period;
         char p[80];
         snprintf(p, sizeof p, "%s/period", ptr);
         if (!parse_name(k_periods, SY_ARRAY_LEN(k_periods),
                         json_string_value(json_object_get(v, "period")), &period))
-            return fail(e, p, "'period' must be day, week or campaign");
+            return sy_perr_fail(e, p, "'period' must be day, week or campaign");
         t->period = (sy_campaign_period)period;
         snprintf(p, sizeof p, "%s/reward", ptr);
         json_t *rw = json_object_get(v, "reward");
         if (!rw)
-            return fail(e, p, "'reward' is required");
+            return sy_perr_fail(e, p, "'reward' is required");
         if (!reward_parse(e, rw, p, cp->point_type, false, &t->reward))
             return false;
         cp->ntasks++;
@@ -346,7 +334,7 @@ static bool tasks_parse(perr *e, sy_campaign *cp, json_t *s)
 bool sy_campaign_rules_parse(sy_campaign *cp, json_t *in, char *field, size_t fieldlen, char *msg,
                              size_t msglen)
 {
-    perr e = {field, msg, fieldlen, msglen};
+    sy_perr e = {field, msg, fieldlen, msglen};
     json_decref(cp->extra);
     cp->extra = NULL;
     cp->streak_days = 0;
@@ -358,8 +346,8 @@ bool sy_campaign_rules_parse(sy_campaign *cp, json_t *in, char *field, size_t fi
         if (i != (size_t)cp->type && json_object_get(in, sec)) {
             char p[40];
             snprintf(p, sizeof p, "/%s", sec);
-            return fail(&e, p, "'%s' belongs to campaigns of type %s, not %s", sec, k_types[i],
-                        k_types[cp->type]);
+            return sy_perr_fail(&e, p, "'%s' belongs to campaigns of type %s, not %s", sec,
+                                k_types[i], k_types[cp->type]);
         }
     }
     switch (cp->type) {
@@ -374,7 +362,7 @@ bool sy_campaign_rules_parse(sy_campaign *cp, json_t *in, char *field, size_t fi
             if (!json_is_object(s)) {
                 char p[40];
                 snprintf(p, sizeof p, "/%s", sec);
-                return fail(&e, p, "'%s' must be an object", sec);
+                return sy_perr_fail(&e, p, "'%s' must be an object", sec);
             }
             cp->extra = json_deep_copy(s);
         }
@@ -1588,7 +1576,7 @@ bool sy_campaign_reward_parse(json_t *o, const char *ptr, const char *default_ty
                               sy_campaign_reward *out, char *field, size_t fieldlen, char *msg,
                               size_t msglen)
 {
-    perr e = {field, msg, fieldlen, msglen};
+    sy_perr e = {field, msg, fieldlen, msglen};
     return reward_parse(&e, o, ptr, default_type, false, out);
 }
 

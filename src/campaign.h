@@ -326,4 +326,21 @@ bool sy_campaign_reward_parse(json_t *o, const char *ptr, const char *default_ty
                               size_t msglen);
 json_t *sy_campaign_reward_json(const sy_campaign_reward *r);
 
+/* Errors found while parsing a JSON definition (a campaign, a prize table,
+ * a referral section): the member (a JSON pointer) and a message, written
+ * into the caller's buffers.  Each returns false on an error, so checks
+ * chain with &&. */
+typedef struct sy_perr {
+    char *field, *msg;
+    size_t fieldlen, msglen;
+} sy_perr;
+bool sy_perr_fail(sy_perr *e, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* o may hold only the listed members (fields: NULL-terminated). */
+bool sy_perr_only(sy_perr *e, json_t *o, const char *ptr, const char *const *fields);
+/* An integer member in [min, max]; absent or null leaves *out (and fails
+ * when required). */
+bool sy_perr_int(sy_perr *e, json_t *o, const char *ptr, const char *name, bool required,
+                 int64_t min, int64_t max, int64_t *out);
+
 #endif

@@ -61,113 +61,65 @@ void sy_lottery_metrics_render(sy_buf *o)
 /* ------------------------------------------------------------------ */
 /* the prize table: parse, encode                                      */
 
-typedef struct perr {
-    char *field, *msg;
-    size_t fieldlen, msglen;
-} perr;
-
-static bool fail(perr *e, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static bool fail(perr *e, const char *field, const char *fmt, ...)
-{
-    snprintf(e->field, e->fieldlen, "%s", field);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, e->msglen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-static bool only(perr *e, json_t *o, const char *ptr, const char *const *fields)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach (o, key, v) {
-        bool known = false;
-        for (const char *const *f = fields; *f && !known; f++)
-            known = !strcmp(*f, key);
-        if (!known) {
-            char p[160];
-            snprintf(p, sizeof p, "%s/%.60s", ptr, key);
-            return fail(e, p, "unknown field '%.60s'", key);
-        }
-    }
-    return true;
-}
-
-static bool int_member(perr *e, json_t *o, const char *ptr, const char *name, bool required,
-                       int64_t min, int64_t max, int64_t *out)
-{
-    char p[160];
-    snprintf(p, sizeof p, "%s/%s", ptr, name);
-    json_t *v = json_object_get(o, name);
-    if (!v || json_is_null(v))
-        return required ? fail(e, p, "'%s' is required", name) : true;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return fail(e, p, "'%s' must be an integer from %lld to %lld", name, (long long)min,
-                    (long long)max);
-    *out = json_integer_value(v);
-    return true;
-}
-
-static bool name_member(perr *e, json_t *o, const char *ptr, const char *name, bool required,
+static bool name_member(sy_perr *e, json_t *o, const char *ptr, const char *name, bool required,
                         char *out, size_t outlen)
 {
     char p[160];
     snprintf(p, sizeof p, "%s/%s", ptr, name);
     json_t *v = json_object_get(o, name);
     if (!v || json_is_null(v))
-        return required ? fail(e, p, "'%s' is required", name) : true;
+        return required ? sy_perr_fail(e, p, "'%s' is required", name) : true;
     const char *s = json_string_value(v);
     if (!s || !s[0] || strlen(s) >= outlen || !json_is_string(v))
-        return fail(e, p, "'%s' must be a text of 1 to %d characters", name, SY_CAMPAIGN_NAME_MAX);
+        return sy_perr_fail(e, p, "'%s' must be a text of 1 to %d characters", name,
+                            SY_CAMPAIGN_NAME_MAX);
     snprintf(out, outlen, "%s", s);
     return true;
 }
 
-static bool code_member(perr *e, json_t *o, const char *ptr, const char *name, bool required,
+static bool code_member(sy_perr *e, json_t *o, const char *ptr, const char *name, bool required,
                         bool (*valid)(const char *), const char *what, char *out, size_t outlen)
 {
     char p[160];
     snprintf(p, sizeof p, "%s/%s", ptr, name);
     json_t *v = json_object_get(o, name);
     if (!v || json_is_null(v))
-        return required ? fail(e, p, "'%s' is required", name) : true;
+        return required ? sy_perr_fail(e, p, "'%s' is required", name) : true;
     const char *s = json_string_value(v);
     if (!s || strlen(s) >= outlen || !valid(s))
-        return fail(e, p, "'%s' must be %s", name, what);
+        return sy_perr_fail(e, p, "'%s' must be %s", name, what);
     snprintf(out, outlen, "%s", s);
     return true;
 }
 
-static bool reward_parse(perr *e, json_t *o, const char *ptr, const char *default_type,
+static bool reward_parse(sy_perr *e, json_t *o, const char *ptr, const char *default_type,
                          sy_campaign_reward *out)
 {
     static const char *const fields[] = {"points", "point_type", "item", NULL};
     memset(out, 0, sizeof *out);
     if (!json_is_object(o))
-        return fail(e, ptr,
-                    "'reward' must be an object with 'points' (and 'point_type') or 'item'");
-    if (!only(e, o, ptr, fields))
+        return sy_perr_fail(
+            e, ptr, "'reward' must be an object with 'points' (and 'point_type') or 'item'");
+    if (!sy_perr_only(e, o, ptr, fields))
         return false;
     bool has_points = json_object_get(o, "points") != NULL;
     bool has_item = json_object_get(o, "item") != NULL;
     if (has_points == has_item) {
         char p[160];
         snprintf(p, sizeof p, "%s/points", ptr);
-        return fail(e, p, "a prize gives 'points' or an 'item' (one of them)");
+        return sy_perr_fail(e, p, "a prize gives 'points' or an 'item' (one of them)");
     }
     if (has_item) {
         if (json_object_get(o, "point_type")) {
             char p[160];
             snprintf(p, sizeof p, "%s/point_type", ptr);
-            return fail(e, p, "an item prize takes no 'point_type'");
+            return sy_perr_fail(e, p, "an item prize takes no 'point_type'");
         }
         return code_member(e, o, ptr, "item", true, sy_benefit_code_valid,
                            "a benefit item code (see GET /v1/benefits/items)", out->item,
                            sizeof out->item);
     }
-    if (!int_member(e, o, ptr, "points", true, 1, SY_CAMPAIGN_POINTS_MAX, &out->points))
+    if (!sy_perr_int(e, o, ptr, "points", true, 1, SY_CAMPAIGN_POINTS_MAX, &out->points))
         return false;
     snprintf(out->point_type, sizeof out->point_type, "%s", default_type);
     if (!code_member(e, o, ptr, "point_type", false, sy_point_type_code_valid,
@@ -177,7 +129,8 @@ static bool reward_parse(perr *e, json_t *o, const char *ptr, const char *defaul
     if (!out->point_type[0]) {
         char p[160];
         snprintf(p, sizeof p, "%s/point_type", ptr);
-        return fail(e, p, "'point_type' is required here, or as the campaign's 'point_type'");
+        return sy_perr_fail(e, p,
+                            "'point_type' is required here, or as the campaign's 'point_type'");
     }
     return true;
 }
@@ -191,20 +144,20 @@ bool sy_lottery_parse(json_t *in, const char *default_type, sy_lottery_table *t,
     static const char *const tfields[] = {"weight", "name", NULL};
     static const char *const cfields[] = {"points", "point_type", NULL};
     static const char *const gfields[] = {"after", "prize", NULL};
-    perr e = {field, msg, fieldlen, msglen};
+    sy_perr e = {field, msg, fieldlen, msglen};
     memset(t, 0, sizeof *t);
     t->draws_per_day = SY_CAMPAIGN_UNSET;
     t->guarantee_after = SY_CAMPAIGN_UNSET;
     snprintf(t->thanks_name, sizeof t->thanks_name, "谢谢参与");
     if (!json_is_object(in))
-        return fail(&e, "", "the prize table must be a JSON object");
-    if (!only(&e, in, "", fields))
+        return sy_perr_fail(&e, "", "the prize table must be a JSON object");
+    if (!sy_perr_only(&e, in, "", fields))
         return false;
     json_t *ps = json_object_get(in, "prizes");
     if (!json_is_array(ps) || json_array_size(ps) < 1 ||
         json_array_size(ps) > SY_LOTTERY_PRIZES_MAX)
-        return fail(&e, "/prizes", "'prizes' must be an array of 1 to %d prizes",
-                    SY_LOTTERY_PRIZES_MAX);
+        return sy_perr_fail(&e, "/prizes", "'prizes' must be an array of 1 to %d prizes",
+                            SY_LOTTERY_PRIZES_MAX);
     size_t i;
     json_t *v;
     json_array_foreach (ps, i, v) {
@@ -212,25 +165,25 @@ bool sy_lottery_parse(json_t *in, const char *default_type, sy_lottery_table *t,
         snprintf(ptr, sizeof ptr, "/prizes/%zu", i);
         sy_lottery_prize *pz = &t->prizes[i];
         if (!json_is_object(v))
-            return fail(&e, ptr,
-                        "a prize must be an object with code, name, weight, stock and"
-                        " reward");
-        if (!only(&e, v, ptr, pfields) ||
+            return sy_perr_fail(&e, ptr,
+                                "a prize must be an object with code, name, weight, stock and"
+                                " reward");
+        if (!sy_perr_only(&e, v, ptr, pfields) ||
             !code_member(&e, v, ptr, "code", true, sy_benefit_code_valid,
                          "1 to 64 characters of a-z 0-9 _ -", pz->code, sizeof pz->code) ||
             !name_member(&e, v, ptr, "name", true, pz->name, sizeof pz->name) ||
-            !int_member(&e, v, ptr, "weight", true, 1, SY_LOTTERY_WEIGHT_MAX, &pz->weight) ||
-            !int_member(&e, v, ptr, "stock", true, 0, SY_LOTTERY_STOCK_MAX, &pz->stock))
+            !sy_perr_int(&e, v, ptr, "weight", true, 1, SY_LOTTERY_WEIGHT_MAX, &pz->weight) ||
+            !sy_perr_int(&e, v, ptr, "stock", true, 0, SY_LOTTERY_STOCK_MAX, &pz->stock))
             return false;
         for (size_t k = 0; k < i; k++)
             if (!strcmp(t->prizes[k].code, pz->code)) {
                 snprintf(p, sizeof p, "%s/code", ptr);
-                return fail(&e, p, "prize code '%s' appears twice", pz->code);
+                return sy_perr_fail(&e, p, "prize code '%s' appears twice", pz->code);
             }
         snprintf(p, sizeof p, "%s/reward", ptr);
         json_t *rw = json_object_get(v, "reward");
         if (!rw)
-            return fail(&e, p, "'reward' is required");
+            return sy_perr_fail(&e, p, "'reward' is required");
         if (!reward_parse(&e, rw, p, default_type, &pz->reward))
             return false;
         t->nprizes++;
@@ -238,49 +191,52 @@ bool sy_lottery_parse(json_t *in, const char *default_type, sy_lottery_table *t,
     json_t *th = json_object_get(in, "thanks");
     if (th && !json_is_null(th)) {
         if (!json_is_object(th))
-            return fail(&e, "/thanks", "'thanks' must be an object with 'weight' (and 'name')");
-        if (!only(&e, th, "/thanks", tfields) ||
-            !int_member(&e, th, "/thanks", "weight", true, 0, SY_LOTTERY_WEIGHT_MAX,
-                        &t->thanks_weight) ||
+            return sy_perr_fail(&e, "/thanks",
+                                "'thanks' must be an object with 'weight' (and 'name')");
+        if (!sy_perr_only(&e, th, "/thanks", tfields) ||
+            !sy_perr_int(&e, th, "/thanks", "weight", true, 0, SY_LOTTERY_WEIGHT_MAX,
+                         &t->thanks_weight) ||
             !name_member(&e, th, "/thanks", "name", false, t->thanks_name, sizeof t->thanks_name))
             return false;
     }
     json_t *co = json_object_get(in, "cost");
     if (co && !json_is_null(co)) {
         if (!json_is_object(co))
-            return fail(&e, "/cost", "'cost' must be an object with 'points' (and 'point_type')");
+            return sy_perr_fail(&e, "/cost",
+                                "'cost' must be an object with 'points' (and 'point_type')");
         snprintf(t->cost_type, sizeof t->cost_type, "%s", default_type);
-        if (!only(&e, co, "/cost", cfields) ||
-            !int_member(&e, co, "/cost", "points", true, 1, SY_CAMPAIGN_POINTS_MAX,
-                        &t->cost_points) ||
+        if (!sy_perr_only(&e, co, "/cost", cfields) ||
+            !sy_perr_int(&e, co, "/cost", "points", true, 1, SY_CAMPAIGN_POINTS_MAX,
+                         &t->cost_points) ||
             !code_member(&e, co, "/cost", "point_type", false, sy_point_type_code_valid,
                          "a point type code (see GET /v1/point-types)", t->cost_type,
                          sizeof t->cost_type))
             return false;
         if (!t->cost_type[0])
-            return fail(&e, "/cost/point_type",
-                        "'point_type' is required here, or as the campaign's 'point_type'");
+            return sy_perr_fail(&e, "/cost/point_type",
+                                "'point_type' is required here, or as the campaign's 'point_type'");
     }
-    if (!int_member(&e, in, "", "free_per_day", false, 0, SY_LOTTERY_DAY_MAX, &t->free_per_day) ||
-        !int_member(&e, in, "", "draws_per_day", false, 1, SY_LOTTERY_DAY_MAX, &t->draws_per_day))
+    if (!sy_perr_int(&e, in, "", "free_per_day", false, 0, SY_LOTTERY_DAY_MAX, &t->free_per_day) ||
+        !sy_perr_int(&e, in, "", "draws_per_day", false, 1, SY_LOTTERY_DAY_MAX, &t->draws_per_day))
         return false;
     if (!t->cost_points && !t->free_per_day)
-        return fail(&e, "/cost",
-                    "a lottery needs a 'cost' per draw in points, or 'free_per_day' chances");
+        return sy_perr_fail(
+            &e, "/cost", "a lottery needs a 'cost' per draw in points, or 'free_per_day' chances");
     json_t *pa = json_object_get(in, "pacing");
     if (pa && !json_is_null(pa)) {
         if (!json_is_boolean(pa))
-            return fail(&e, "/pacing", "'pacing' must be true or false");
+            return sy_perr_fail(&e, "/pacing", "'pacing' must be true or false");
         t->pacing = json_is_true(pa);
     }
     json_t *g = json_object_get(in, "guarantee");
     if (g && !json_is_null(g)) {
         if (!json_is_object(g))
-            return fail(&e, "/guarantee",
-                        "'guarantee' must be an object with 'after' (losing draws) and 'prize'");
-        if (!only(&e, g, "/guarantee", gfields) ||
-            !int_member(&e, g, "/guarantee", "after", true, 1, SY_LOTTERY_GUARANTEE_MAX,
-                        &t->guarantee_after) ||
+            return sy_perr_fail(
+                &e, "/guarantee",
+                "'guarantee' must be an object with 'after' (losing draws) and 'prize'");
+        if (!sy_perr_only(&e, g, "/guarantee", gfields) ||
+            !sy_perr_int(&e, g, "/guarantee", "after", true, 1, SY_LOTTERY_GUARANTEE_MAX,
+                         &t->guarantee_after) ||
             !code_member(&e, g, "/guarantee", "prize", true, sy_benefit_code_valid,
                          "the code of one of the prizes", t->guarantee_prize,
                          sizeof t->guarantee_prize))
@@ -289,7 +245,8 @@ bool sy_lottery_parse(json_t *in, const char *default_type, sy_lottery_table *t,
         for (int k = 0; k < t->nprizes; k++)
             known |= !strcmp(t->prizes[k].code, t->guarantee_prize);
         if (!known)
-            return fail(&e, "/guarantee/prize", "'prize' must be the code of one of the prizes");
+            return sy_perr_fail(&e, "/guarantee/prize",
+                                "'prize' must be the code of one of the prizes");
     }
     return true;
 }

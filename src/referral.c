@@ -18,36 +18,13 @@
 /* ------------------------------------------------------------------ */
 /* the rules                                                           */
 
-typedef struct perr {
-    char *field, *msg;
-    size_t fieldlen, msglen;
-} perr;
-
-static bool fail(perr *e, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static bool fail(perr *e, const char *field, const char *fmt, ...)
-{
-    snprintf(e->field, e->fieldlen, "%s", field);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, e->msglen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static bool event_name_valid(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 64 || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
+    return sy_ident_valid(s, 64);
 }
 
-static bool int_in(perr *e, json_t *o, const char *ptr, const char *name, int64_t min, int64_t max,
-                   int64_t *out)
+static bool int_in(sy_perr *e, json_t *o, const char *ptr, const char *name, int64_t min,
+                   int64_t max, int64_t *out)
 {
     json_t *v = json_object_get(o, name);
     if (!v || json_is_null(v))
@@ -55,14 +32,14 @@ static bool int_in(perr *e, json_t *o, const char *ptr, const char *name, int64_
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
         char p[96];
         snprintf(p, sizeof p, "%s/%s", ptr, name);
-        return fail(e, p, "'%s' must be an integer from %lld to %lld", name, (long long)min,
-                    (long long)max);
+        return sy_perr_fail(e, p, "'%s' must be an integer from %lld to %lld", name, (long long)min,
+                            (long long)max);
     }
     *out = json_integer_value(v);
     return true;
 }
 
-static bool bool_in(perr *e, json_t *o, const char *ptr, const char *name, bool *out)
+static bool bool_in(sy_perr *e, json_t *o, const char *ptr, const char *name, bool *out)
 {
     json_t *v = json_object_get(o, name);
     if (!v || json_is_null(v))
@@ -70,26 +47,9 @@ static bool bool_in(perr *e, json_t *o, const char *ptr, const char *name, bool 
     if (!json_is_boolean(v)) {
         char p[96];
         snprintf(p, sizeof p, "%s/%s", ptr, name);
-        return fail(e, p, "'%s' must be true or false", name);
+        return sy_perr_fail(e, p, "'%s' must be true or false", name);
     }
     *out = json_is_true(v);
-    return true;
-}
-
-static bool only(perr *e, json_t *o, const char *ptr, const char *const *fields)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach (o, key, v) {
-        bool known = false;
-        for (const char *const *f = fields; *f && !known; f++)
-            known = !strcmp(*f, key);
-        if (!known) {
-            char p[128];
-            snprintf(p, sizeof p, "%s/%.60s", ptr, key);
-            return fail(e, p, "unknown field '%.60s'", key);
-        }
-    }
     return true;
 }
 
@@ -102,7 +62,7 @@ bool sy_referral_rules_parse(json_t *sec, const char *default_type, sy_referral_
     static const char *const fraud_f[] = {"same_device",         "window_minutes",
                                           "max_per_ip",          "max_per_phone_prefix",
                                           "phone_prefix_digits", NULL};
-    perr e = {field, msg, fieldlen, msglen};
+    sy_perr e = {field, msg, fieldlen, msglen};
     memset(out, 0, sizeof *out);
     out->window_days = SY_REFERRAL_DEFAULT_WINDOW_DAYS;
     out->max_per_inviter = SY_CAMPAIGN_UNSET;
@@ -112,16 +72,17 @@ bool sy_referral_rules_parse(json_t *sec, const char *default_type, sy_referral_
     out->max_per_phone_prefix = SY_CAMPAIGN_UNSET;
     out->phone_prefix_digits = 7;
     if (!sec || !json_is_object(sec))
-        return fail(&e, "/referral",
-                    "a referral campaign needs a 'referral' object (qualifying_events, rewards)");
-    if (!only(&e, sec, "/referral", fields))
+        return sy_perr_fail(
+            &e, "/referral",
+            "a referral campaign needs a 'referral' object (qualifying_events, rewards)");
+    if (!sy_perr_only(&e, sec, "/referral", fields))
         return false;
     json_t *evs = json_object_get(sec, "qualifying_events");
     if (!json_is_array(evs) || json_array_size(evs) < 1 ||
         json_array_size(evs) > SY_REFERRAL_EVENTS_MAX)
-        return fail(&e, "/referral/qualifying_events",
-                    "'qualifying_events' must be an array of 1 to %d event names",
-                    SY_REFERRAL_EVENTS_MAX);
+        return sy_perr_fail(&e, "/referral/qualifying_events",
+                            "'qualifying_events' must be an array of 1 to %d event names",
+                            SY_REFERRAL_EVENTS_MAX);
     size_t i;
     json_t *v;
     json_array_foreach (evs, i, v) {
@@ -129,7 +90,7 @@ bool sy_referral_rules_parse(json_t *sec, const char *default_type, sy_referral_
         if (!s || !event_name_valid(s)) {
             char p[64];
             snprintf(p, sizeof p, "/referral/qualifying_events/%zu", i);
-            return fail(&e, p, "an event name: a-z, then a-z 0-9 _, at most 64");
+            return sy_perr_fail(&e, p, "an event name: a-z, then a-z 0-9 _, at most 64");
         }
         snprintf(out->events[out->nevents++], sizeof out->events[0], "%s", s);
     }
@@ -142,8 +103,8 @@ bool sy_referral_rules_parse(json_t *sec, const char *default_type, sy_referral_
     json_t *ir = json_object_get(sec, "inviter_reward"),
            *ee = json_object_get(sec, "invitee_reward");
     if ((!ir || json_is_null(ir)) && (!ee || json_is_null(ee)))
-        return fail(&e, "/referral/inviter_reward",
-                    "a referral campaign rewards the inviter, the invitee or both");
+        return sy_perr_fail(&e, "/referral/inviter_reward",
+                            "a referral campaign rewards the inviter, the invitee or both");
     if (ir && !json_is_null(ir) &&
         !sy_campaign_reward_parse(ir, "/referral/inviter_reward", default_type, &out->inviter,
                                   field, fieldlen, msg, msglen))
@@ -155,9 +116,9 @@ bool sy_referral_rules_parse(json_t *sec, const char *default_type, sy_referral_
     json_t *fr = json_object_get(sec, "fraud");
     if (fr && !json_is_null(fr)) {
         if (!json_is_object(fr))
-            return fail(&e, "/referral/fraud", "'fraud' must be an object");
+            return sy_perr_fail(&e, "/referral/fraud", "'fraud' must be an object");
         int64_t digits = out->phone_prefix_digits;
-        if (!only(&e, fr, "/referral/fraud", fraud_f) ||
+        if (!sy_perr_only(&e, fr, "/referral/fraud", fraud_f) ||
             !bool_in(&e, fr, "/referral/fraud", "same_device", &out->same_device) ||
             !int_in(&e, fr, "/referral/fraud", "window_minutes", 1, 7 * 24 * 60,
                     &out->fraud_window_minutes) ||
