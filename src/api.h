@@ -143,6 +143,11 @@ roaring_bitmap_t *sy_api_saved_segment_members(sy_req *r, const char *id);
 void sy_api_reports_activity(sy_req *r);
 void sy_api_reports_retention(sy_req *r);
 void sy_api_reports_kpis(sy_req *r);
+void sy_api_reports_funnel(sy_req *r);
+void sy_api_reports_dwell(sy_req *r);
+/* GET and PUT /v1/reports/settings: the tenant's timed event names */
+void sy_api_reports_settings_get(sy_req *r);
+void sy_api_reports_settings_put(sy_req *r);
 /* api_benefits.c: issued, redeemed, expired and revoked by day, supplier and item */
 void sy_api_reports_benefits(sy_req *r);
 

@@ -7,6 +7,7 @@
 #include "report.h"
 #include "tenant.h"
 #include "util.h"
+#include "validate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -485,4 +486,436 @@ void sy_api_reports_kpis(sy_req *r)
         sy_reply_json(r, 200, o);
     }
     report_args_free(&a);
+}
+
+/* ---- funnels and dwell ---- */
+
+/* A duration: a positive integer with a unit s, m, h or d; in ms. */
+static bool parse_duration(const char *s, int64_t max_ms, int64_t *ms)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > 12)
+        return false;
+    int64_t unit = s[n - 1] == 's'   ? 1000
+                   : s[n - 1] == 'm' ? 60000
+                   : s[n - 1] == 'h' ? 3600000
+                   : s[n - 1] == 'd' ? SY_DAY_MS
+                                     : 0;
+    char num[16];
+    memcpy(num, s, n - 1);
+    num[n - 1] = '\0';
+    int64_t v;
+    if (!unit || !sy_parse_i64(num, 1, max_ms / unit, &v))
+        return false;
+    *ms = v * unit;
+    return true;
+}
+
+/* Every name of a->names must be timed; otherwise a 400 naming param. */
+static bool names_timed(sy_req *r, report_args *a, const char *param)
+{
+    sy_index_rdlock(a->ix);
+    const char *untimed = NULL;
+    for (size_t i = 0; i < a->nnames && !untimed; i++)
+        if (!sy_index_timed(a->ix, a->names[i]))
+            untimed = a->names[i];
+    sy_index_unlock(a->ix);
+    if (untimed)
+        sy_reply_problem(r, 400, "validation", param,
+                         "the index keeps no event times of '%s': add it to the tenant's"
+                         " timed_events (PUT /v1/reports/settings)",
+                         untimed);
+    return !untimed;
+}
+
+static json_t *median_json(int64_t ms)
+{
+    return ms < 0 ? json_null() : json_integer(ms);
+}
+
+static json_t *funnel_steps_json(const report_args *a, const sy_funnel_group *g)
+{
+    json_t *l = json_array();
+    for (size_t k = 0; k < a->nnames; k++)
+        json_array_append_new(
+            l, json_pack("{s:s, s:I, s:f, s:f, s:o}", "name", a->names[k], "customers",
+                         (json_int_t)g->customers[k], "conversion_from_previous",
+                         k ? rate(g->customers[k], g->customers[k - 1]) : 1.0,
+                         "conversion_from_first", rate(g->customers[k], g->customers[0]),
+                         "median_ms_from_previous", median_json(g->median_ms[k])));
+    return l;
+}
+
+static void funnel_csv_rows(sy_buf *b, const report_args *a, const char *group,
+                            const sy_funnel_group *g)
+{
+    for (size_t k = 0; k < a->nnames; k++) {
+        sy_buf_printf(b, "%s,%zu,%s,%llu,%.6f,%.6f,", group, k + 1, a->names[k],
+                      (unsigned long long)g->customers[k],
+                      k ? rate(g->customers[k], g->customers[k - 1]) : 1.0,
+                      rate(g->customers[k], g->customers[0]));
+        if (g->median_ms[k] >= 0)
+            sy_buf_printf(b, "%lld", (long long)g->median_ms[k]);
+        sy_buf_puts(b, "\r\n");
+    }
+}
+
+/* A CSV field: quoted, with quotes doubled, when it needs to be. */
+static void csv_field(sy_buf *b, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        sy_buf_puts(b, s);
+        return;
+    }
+    sy_buf_puts(b, "\"");
+    for (; *s; s++)
+        sy_buf_append(b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
+    sy_buf_puts(b, "\"");
+}
+
+void sy_api_reports_funnel(sy_req *r)
+{
+    report_args a;
+    if (!report_args_read(r, &a, "steps")) {
+        report_args_free(&a);
+        return;
+    }
+    const char *window_s = sy_req_query(r, "window"), *breakdown = sy_req_query(r, "breakdown");
+    int64_t window_ms = 7 * SY_DAY_MS;
+    if (a.nnames < 2 || a.nnames > SY_FUNNEL_MAX_STEPS) {
+        sy_reply_problem(r, 400, "validation", "steps",
+                         "'steps' must name 2 to %d events, separated by commas",
+                         SY_FUNNEL_MAX_STEPS);
+        goto out;
+    }
+    if (window_s && !parse_duration(window_s, 90 * SY_DAY_MS, &window_ms)) {
+        sy_reply_problem(r, 400, "validation", "window",
+                         "'window' must be a duration such as 30m, 12h or 7d, at most 90d");
+        goto out;
+    }
+    if (breakdown) {
+        sy_attr_set *schema = sy_schemas_get(sy_req_app(r)->schemas, sy_req_principal(r)->tenant);
+        const sy_attr_def *d = schema ? sy_attr_find(schema, breakdown) : NULL;
+        bool ok = d && (d->type == SY_ATTR_ENUM || d->type == SY_ATTR_BOOL ||
+                        d->type == SY_ATTR_STRING);
+        sy_attr_set_release(schema);
+        if (!ok) {
+            sy_reply_problem(r, 400, "validation", "breakdown",
+                             "'breakdown' must name an enum, bool or string attribute");
+            goto out;
+        }
+    }
+    if (!names_timed(r, &a, "steps"))
+        goto out;
+    uint64_t t0 = sy_mono_ns();
+    sy_funnel_query q = {.steps = a.names,
+                         .nsteps = a.nnames,
+                         .from = a.from,
+                         .to = a.to,
+                         .window_ms = window_ms,
+                         .among = a.among,
+                         .breakdown = breakdown};
+    sy_funnel f;
+    sy_index_rdlock(a.ix);
+    bool ok = sy_report_funnel(a.ix, &q, &f);
+    sy_index_unlock(a.ix);
+    if (!ok) {
+        sy_reply_problem(r, 400, "validation", "breakdown",
+                         "'%s' has more than %d values: too many to break a funnel down by",
+                         breakdown, SY_FUNNEL_MAX_GROUPS);
+        goto out;
+    }
+    double ms = (double)(sy_mono_ns() - t0) / 1e6;
+    if (a.csv) {
+        sy_buf b = {0};
+        sy_buf_puts(&b, "group,step,event,customers,conversion_from_previous,"
+                        "conversion_from_first,median_ms_from_previous\r\n");
+        funnel_csv_rows(&b, &a, "all", &f.all);
+        for (size_t g = 0; g < f.ngroups; g++) {
+            /* the group as breakdown=value, or breakdown is null */
+            sy_buf v = {0}, field = {0};
+            sy_buf_printf(&v, "%s%s%s", breakdown, f.groups[g].value ? "=" : " is null",
+                          f.groups[g].value ? f.groups[g].value : "");
+            csv_field(&field, v.data);
+            funnel_csv_rows(&b, &a, field.data, &f.groups[g]);
+            free(v.data);
+            free(field.data);
+        }
+        reply_csv(r, &b);
+    } else {
+        json_t *o = common_json(&a, ms);
+        json_object_set_new(o, "window_ms", json_integer(window_ms));
+        json_object_set_new(o, "steps", funnel_steps_json(&a, &f.all));
+        if (breakdown) {
+            json_t *groups = json_array();
+            for (size_t g = 0; g < f.ngroups; g++)
+                json_array_append_new(
+                    groups, json_pack("{s:o, s:o}", "value",
+                                      f.groups[g].value ? json_string(f.groups[g].value)
+                                                        : json_null(),
+                                      "steps", funnel_steps_json(&a, &f.groups[g])));
+            json_object_set_new(o, "breakdown",
+                                json_pack("{s:s, s:o}", "attribute", breakdown, "groups", groups));
+        } else {
+            json_object_set_new(o, "breakdown", json_null());
+        }
+        sy_reply_json(r, 200, o);
+    }
+    sy_funnel_free(&f);
+out:
+    report_args_free(&a);
+}
+
+static json_t *dwell_json(const sy_dwell_row *d, bool with_day)
+{
+    json_t *o = json_object();
+    if (with_day)
+        json_object_set_new(o, "day", day_json(d->day));
+    json_t *figures = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "events", (json_int_t)d->events,
+                          "p50_ms", median_json(d->p50), "p90_ms", median_json(d->p90), "p99_ms",
+                          median_json(d->p99), "max_ms", median_json(d->max), "mean_ms",
+                          d->events ? json_real(d->mean) : json_null());
+    json_object_update(o, figures);
+    json_decref(figures);
+    return o;
+}
+
+static void dwell_csv_row(sy_buf *b, const char *day, const sy_dwell_row *d)
+{
+    sy_buf_printf(b, "%s,%llu", day, (unsigned long long)d->events);
+    if (d->events)
+        sy_buf_printf(b, ",%lld,%lld,%lld,%lld,%.3f\r\n", (long long)d->p50, (long long)d->p90,
+                      (long long)d->p99, (long long)d->max, d->mean);
+    else
+        sy_buf_puts(b, ",,,,,\r\n");
+}
+
+void sy_api_reports_dwell(sy_req *r)
+{
+    report_args a;
+    if (!report_args_read(r, &a, "event")) {
+        report_args_free(&a);
+        return;
+    }
+    if (a.nnames != 1) {
+        sy_reply_problem(r, 400, "validation", "event",
+                         "'event' must name one event (the dwell times of its events)");
+        report_args_free(&a);
+        return;
+    }
+    if (!names_timed(r, &a, "event")) {
+        report_args_free(&a);
+        return;
+    }
+    uint64_t t0 = sy_mono_ns();
+    size_t n = (size_t)(a.to - a.from + 1);
+    sy_dwell_row *rows = sy_xcalloc(n, sizeof *rows), total;
+    sy_index_rdlock(a.ix);
+    sy_report_dwell(a.ix, a.names[0], a.from, a.to, a.among, rows, &total);
+    sy_index_unlock(a.ix);
+    double ms = (double)(sy_mono_ns() - t0) / 1e6;
+    if (a.csv) {
+        sy_buf b = {0};
+        sy_buf_puts(&b, "day,events,p50_ms,p90_ms,p99_ms,max_ms,mean_ms\r\n");
+        for (size_t i = 0; i < n; i++) {
+            char day[11];
+            sy_format_date(rows[i].day, day);
+            dwell_csv_row(&b, day, &rows[i]);
+        }
+        dwell_csv_row(&b, "total", &total);
+        reply_csv(r, &b);
+    } else {
+        json_t *days = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(days, dwell_json(&rows[i], true));
+        json_t *o = common_json(&a, ms);
+        json_object_set_new(o, "event", json_string(a.names[0]));
+        json_object_set_new(o, "days", days);
+        json_object_set_new(o, "total", dwell_json(&total, false));
+        sy_reply_json(r, 200, o);
+    }
+    free(rows);
+    report_args_free(&a);
+}
+
+/* ---- settings: the timed event names ---- */
+
+static void add_event_state(const char *name, void *ud)
+{
+    json_t **pair = ud;
+    json_array_append_new(pair[0], json_pack("{s:s, s:b}", "name", name, "timed",
+                                             sy_index_timed((const sy_index *)pair[1], name)));
+}
+
+static int cmp_event_name(const void *x, const void *y)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)x, "name")),
+                  json_string_value(json_object_get(*(json_t *const *)y, "name")));
+}
+
+/* The reply of GET and PUT: the setting and what the index holds. */
+static json_t *settings_json(sy_index *ix, json_t *spec)
+{
+    json_t *events = json_array();
+    json_t *pair[2] = {events, (json_t *)ix};
+    sy_index_mem m;
+    sy_index_rdlock(ix);
+    sy_index_event_names(ix, add_event_state, pair);
+    sy_index_memory_parts(ix, &m);
+    sy_index_unlock(ix);
+    /* by name, for a stable answer */
+    size_t n = json_array_size(events);
+    json_t **v = sy_xmalloc((n ? n : 1) * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(events, i));
+    qsort(v, n, sizeof *v, cmp_event_name);
+    json_array_clear(events);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(events, v[i]);
+    free(v);
+    return json_pack("{s:o, s:o, s:I}", "timed_events", spec, "events", events,
+                     "times_memory_bytes", (json_int_t)m.times);
+}
+
+static int read_timed_spec(sy_conn *c, const char *tenant, json_t **spec)
+{
+    static const char sql[] = "SELECT timed_events FROM tenants WHERE id = $1";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    int rc = sy_stmt_step(st);
+    *spec = rc == SY_ROW ? json_loads(sy_stmt_text(st, 0), 0, NULL) : NULL;
+    sy_stmt_reset(st);
+    if (rc == SY_ROW && !*spec)
+        *spec = json_pack("[s]", "*");
+    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+}
+
+void sy_api_reports_settings_get(sy_req *r)
+{
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_index *ix = sy_indexes_get(app->indexes, tenant);
+    if (!ix) {
+        sy_reply_problem(r, 500, "internal", NULL, "the tenant's index is not available");
+        return;
+    }
+    sy_conn *c = sy_store_acquire(app->store);
+    json_t *spec = NULL;
+    int rc = read_timed_spec(c, tenant, &spec);
+    if (rc != SY_OK)
+        sy_api_store_error(r, c);
+    sy_store_release(app->store, c);
+    if (rc != SY_OK)
+        return;
+    if (!spec) {
+        sy_reply_problem(r, 404, "not-found", NULL, "the tenant no longer exists");
+        return;
+    }
+    sy_reply_json(r, 200, settings_json(ix, spec));
+}
+
+typedef struct settings_put {
+    json_t *spec;
+    char *text;
+    int64_t max_rowid;
+} settings_put;
+
+/* SQLite's rowids (scripts/pg-compat.sh skips names ending in _sqlite). */
+static const char sql_events_max_rowid_sqlite[] = "SELECT max(rowid) FROM events";
+
+static int apply_settings(sy_conn *c, sy_req *r, void *ctx)
+{
+    static const char sql[] = "UPDATE tenants SET timed_events = $2, updated_at = $3 WHERE id = $1";
+    settings_put *w = ctx;
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, w->text);
+    sy_stmt_bind_i64(st, 3, sy_now_ms());
+    int rc = sy_stmt_exec(st);
+    if (rc != SY_OK)
+        return rc;
+    /* The events up to here are read by the change after the commit; the
+     * later ones reach the index through their own commits. */
+    if (!(st = sy_conn_prepare(c, sql_events_max_rowid_sqlite)))
+        return SY_ERR;
+    rc = sy_stmt_step(st);
+    w->max_rowid = rc == SY_ROW && !sy_stmt_is_null(st, 0) ? sy_stmt_i64(st, 0) : 0;
+    sy_stmt_reset(st);
+    if (rc != SY_ROW)
+        return SY_ERR;
+    sy_req_audit_target(r, tenant);
+    return 0;
+}
+
+static void settings_committed(sy_req *r, void *ctx)
+{
+    settings_put *w = ctx;
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_index *ix = sy_indexes_get(app->indexes, tenant);
+    if (!ix)
+        return;
+    uint64_t t0 = sy_mono_ns();
+    sy_conn *c = sy_store_acquire(app->store);
+    int rc = sy_index_retime(ix, c, tenant, w->spec, w->max_rowid);
+    sy_store_release(app->store, c);
+    if (rc != SY_OK)
+        sy_error("index of tenant %s: the timed events could not be read; the index keeps its"
+                 " previous ones until the next start",
+                 tenant);
+    else
+        sy_info("index of tenant %s: timed events now %s (%.0f ms)", tenant, w->text,
+                (double)(sy_mono_ns() - t0) / 1e6);
+}
+
+/* The reply, once the change is durable (and, but for a request with an
+ * Idempotency-Key, once the index has it). */
+static int settings_reply(sy_conn *c, sy_req *r, void *ctx)
+{
+    (void)c;
+    settings_put *w = ctx;
+    sy_index *ix = sy_indexes_get(sy_req_app(r)->indexes, sy_req_principal(r)->tenant);
+    if (!ix)
+        return SY_ERR;
+    sy_reply_json(r, 200, settings_json(ix, json_incref(w->spec)));
+    return SY_OK;
+}
+
+static void settings_put_free(void *p)
+{
+    settings_put *w = p;
+    json_decref(w->spec);
+    free(w->text);
+}
+
+void sy_api_reports_settings_put(sy_req *r)
+{
+    json_t *body = sy_req_json_object(r);
+    static const char *const fields[] = {"timed_events", NULL};
+    if (!body || !sy_v_only(r, body, fields))
+        return;
+    json_t *spec = json_object_get(body, "timed_events");
+    if (!spec) {
+        sy_reply_problem(r, 400, "validation", "/timed_events", "'timed_events' is required");
+        return;
+    }
+    if (!sy_timed_spec_valid(spec)) {
+        sy_reply_problem(r, 400, "validation", "/timed_events",
+                         "'timed_events' must be [\"*\"] (every event) or an array of at most %d"
+                         " distinct event names matching [a-z][a-z0-9_]*",
+                         SY_TIMED_MAX);
+        return;
+    }
+    settings_put *w = sy_req_alloc(r, sizeof *w);
+    w->spec = json_incref(spec);
+    w->text = json_dumps(spec, JSON_COMPACT);
+    w->max_rowid = 0;
+    sy_req_on_free(r, settings_put_free, w);
+    sy_req_write(r, apply_settings, settings_committed, w);
+    sy_req_write_reply(r, settings_reply);
 }

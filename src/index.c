@@ -356,6 +356,82 @@ typedef struct stat_slot {
 
 #define LOAD_THREADS 2 /* threads reading events during a rebuild */
 
+/* ---- per (event, day) of a timed event: each event's time and dwell ----
+ *
+ * For the event names the tenant times (sy_index_set_timed), a day also
+ * keeps one record per event, unordered: the customer, the time as ms since
+ * the business day's start, and the dwell time (SY_NO_DWELL: none; the
+ * array is allocated at the day's first dwell time).  8 bytes an event, 12
+ * with dwell times: what funnels and dwell percentiles are computed from. */
+typedef struct timed_log {
+    uint32_t *dense, *ms, *dwell;
+    size_t n, cap;
+} timed_log;
+
+static void tlog_push(timed_log *t, uint32_t dense, uint32_t ms, uint32_t dwell)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->dense = sy_xrealloc(t->dense, t->cap * sizeof *t->dense);
+        t->ms = sy_xrealloc(t->ms, t->cap * sizeof *t->ms);
+        if (t->dwell)
+            t->dwell = sy_xrealloc(t->dwell, t->cap * sizeof *t->dwell);
+    }
+    if (dwell != SY_NO_DWELL && !t->dwell) {
+        t->dwell = sy_xmalloc(t->cap * sizeof *t->dwell);
+        for (size_t i = 0; i < t->n; i++)
+            t->dwell[i] = SY_NO_DWELL;
+    }
+    t->dense[t->n] = dense;
+    t->ms[t->n] = ms;
+    if (t->dwell)
+        t->dwell[t->n] = dwell;
+    t->n++;
+}
+
+/* Appends b's records to a and empties b. */
+static void tlog_append(timed_log *a, timed_log *b)
+{
+    if (!a->cap) {
+        *a = *b;
+        memset(b, 0, sizeof *b);
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        tlog_push(a, b->dense[i], b->ms[i], b->dwell ? b->dwell[i] : SY_NO_DWELL);
+    free(b->dense);
+    free(b->ms);
+    free(b->dwell);
+    memset(b, 0, sizeof *b);
+}
+
+/* Gives back the growth slack. */
+static void tlog_shrink(timed_log *t)
+{
+    if (t->n == t->cap || !t->n)
+        return;
+    t->cap = t->n;
+    t->dense = sy_xrealloc(t->dense, t->cap * sizeof *t->dense);
+    t->ms = sy_xrealloc(t->ms, t->cap * sizeof *t->ms);
+    if (t->dwell)
+        t->dwell = sy_xrealloc(t->dwell, t->cap * sizeof *t->dwell);
+}
+
+static void tlog_free(timed_log *t)
+{
+    if (!t)
+        return;
+    free(t->dense);
+    free(t->ms);
+    free(t->dwell);
+    free(t);
+}
+
+static size_t tlog_memory(const timed_log *t)
+{
+    return t ? t->cap * (2 + (t->dwell ? 1 : 0)) * sizeof(uint32_t) + sizeof *t : 0;
+}
+
 struct sy_day_events {
     int64_t day;
     roaring_bitmap_t *actors; /* everyone with a count (merged customers leave) */
@@ -365,6 +441,7 @@ struct sy_day_events {
     size_t nsealed;
     stat_slot *slots; /* the delta */
     size_t cap, n;
+    timed_log *times; /* a timed event's records; NULL: not timed */
     /* While the index is rebuilt: one (dense << 32 | dwell) per event, in
      * the order read, sorted and summed into the sealed part at the end;
      * one buffer for each of the threads that read events. */
@@ -372,6 +449,7 @@ struct sy_day_events {
         uint64_t *a;
         size_t n, cap;
     } load[LOAD_THREADS];
+    timed_log tload[LOAD_THREADS]; /* the same for the records of a timed event */
 };
 
 #define DELTA_MIN 1024
@@ -545,10 +623,26 @@ static void day_load(struct sy_day_events *d, int slot, uint32_t dense, uint64_t
     l->a[l->n++] = (uint64_t)dense << 32 | (dwell_ms > UINT32_MAX ? UINT32_MAX : dwell_ms);
 }
 
+/* Buffers one record of a timed event for the loading thread `slot`. */
+static void day_load_time(struct sy_day_events *d, int slot, uint32_t dense, uint32_t ms,
+                          uint32_t dwell)
+{
+    tlog_push(&d->tload[slot], dense, ms, dwell);
+}
+
 /* Sorts the loaded events by customer (LSD radix, 11 bits a pass) and
- * turns each run into one entry: the sealed part, built in one pass. */
+ * turns each run into one entry: the sealed part, built in one pass.  The
+ * records of a timed event join the day's log. */
 static void day_finish_load(struct sy_day_events *d)
 {
+    for (int t = 0; t < LOAD_THREADS; t++)
+        if (d->tload[t].n) {
+            if (!d->times)
+                d->times = sy_xcalloc(1, sizeof *d->times);
+            tlog_append(d->times, &d->tload[t]);
+        }
+    if (d->times)
+        tlog_shrink(d->times);
     /* the threads' buffers, end to end in the first */
     for (int t = 1; t < LOAD_THREADS; t++) {
         if (!d->load[t].n)
@@ -619,8 +713,13 @@ static void day_finish_load(struct sy_day_events *d)
 
 static void day_free(struct sy_day_events *d)
 {
-    for (int t = 0; t < LOAD_THREADS; t++)
+    for (int t = 0; t < LOAD_THREADS; t++) {
         free(d->load[t].a);
+        free(d->tload[t].dense);
+        free(d->tload[t].ms);
+        free(d->tload[t].dwell);
+    }
+    tlog_free(d->times);
     roaring_bitmap_free(d->actors);
     if (d->sealed)
         roaring_bitmap_free(d->sealed);
@@ -692,9 +791,11 @@ size_t sy_day_size(const sy_day_events *d)
 typedef struct event_ix {
     sy_day_events **days; /* sorted by day */
     size_t n, cap;
+    bool timed; /* its days keep every event's time */
 } event_ix;
 
-static sy_day_events *event_day(event_ix *e, int64_t day)
+/* The position of the first day >= day. */
+static size_t event_day_pos(const event_ix *e, int64_t day)
 {
     size_t lo = 0, hi = e->n;
     while (lo < hi) {
@@ -704,6 +805,13 @@ static sy_day_events *event_day(event_ix *e, int64_t day)
         else
             hi = mid;
     }
+    return lo;
+}
+
+/* The event's day, created when it has none. */
+static sy_day_events *event_day(event_ix *e, int64_t day)
+{
+    size_t lo = event_day_pos(e, day);
     if (lo < e->n && e->days[lo]->day == day)
         return e->days[lo];
     if (e->n == e->cap) {
@@ -762,6 +870,10 @@ struct sy_index {
     strmap event_names;
     event_ix **events;
     uint32_t nevents;
+    /* the timed event names: all, or these */
+    bool timed_all;
+    char **timed;
+    size_t ntimed;
 };
 
 sy_index *sy_index_new(int64_t tz_offset_ms)
@@ -804,6 +916,9 @@ void sy_index_free(sy_index *ix)
     }
     free(ix->events);
     strmap_free(&ix->event_names);
+    for (size_t i = 0; i < ix->ntimed; i++)
+        free(ix->timed[i]);
+    free(ix->timed);
     for (size_t i = 0; i < ix->ntags; i++) {
         free(ix->tags[i].name);
         free(ix->tags[i].category);
@@ -966,6 +1081,14 @@ static void add_customer_locked(sy_index *ix, const char *no, uint32_t dense)
     roaring_bitmap_add(ix->all, dense);
 }
 
+static bool name_timed(const sy_index *ix, const char *name)
+{
+    for (size_t i = 0; i < ix->ntimed && !ix->timed_all; i++)
+        if (!strcmp(ix->timed[i], name))
+            return true;
+    return ix->timed_all;
+}
+
 /* The event's index, created on first sight. */
 static event_ix *event_of(sy_index *ix, const char *name)
 {
@@ -973,17 +1096,36 @@ static event_ix *event_of(sy_index *ix, const char *name)
     if (!strmap_get(&ix->event_names, name, &e)) {
         ix->events = sy_xrealloc(ix->events, (ix->nevents + 1) * sizeof *ix->events);
         ix->events[ix->nevents] = sy_xcalloc(1, sizeof **ix->events);
+        ix->events[ix->nevents]->timed = name_timed(ix, name);
         e = ix->nevents++;
         strmap_put(&ix->event_names, name, e);
     }
     return ix->events[e];
 }
 
+/* The time of ts in its business day, in ms. */
+static uint32_t ms_of_day(const sy_index *ix, int64_t ts, int64_t day)
+{
+    return (uint32_t)(ts + ix->tz_offset_ms - day * SY_DAY_MS);
+}
+
+static uint32_t dwell_of(int64_t dwell_ms)
+{
+    return dwell_ms < 0 ? SY_NO_DWELL : dwell_ms >= SY_NO_DWELL ? SY_NO_DWELL - 1 : (uint32_t)dwell_ms;
+}
+
 static void add_event_locked(sy_index *ix, uint32_t dense, const char *name, int64_t ts,
                              int64_t dwell_ms)
 {
-    sy_day_events *d = event_day(event_of(ix, name), sy_index_day(ix, ts));
+    event_ix *ev = event_of(ix, name);
+    int64_t day = sy_index_day(ix, ts);
+    sy_day_events *d = event_day(ev, day);
     day_add(d, dense, 1, dwell_ms > 0 ? (uint64_t)dwell_ms : 0);
+    if (ev->timed) {
+        if (!d->times)
+            d->times = sy_xcalloc(1, sizeof *d->times);
+        tlog_push(d->times, dense, ms_of_day(ix, ts, day), dwell_of(dwell_ms));
+    }
 }
 
 void sy_index_add_customer(sy_index *ix, const char *customer_no, uint32_t dense)
@@ -1025,6 +1167,9 @@ void sy_index_merge(sy_index *ix, const sy_attr_set *schema, uint32_t from,
             sy_day_events *de = ix->events[e]->days[d];
             if (!roaring_bitmap_contains(de->actors, from))
                 continue;
+            for (size_t i = 0; de->times && i < de->times->n; i++)
+                if (de->times->dense[i] == from)
+                    de->times->dense[i] = into;
             uint32_t count;
             uint64_t dwell;
             day_take(de, from, &count, &dwell);
@@ -1185,6 +1330,8 @@ const sy_seg_node *sy_index_segment(const sy_index *ix, const char *id)
     return NULL;
 }
 
+static void read_timed_setting(sy_index *ix, sy_conn *c, const char *tenant);
+
 /* Loads tag definitions, manual members and saved segments. */
 static int load_catalog_locked(sy_index *ix, sy_conn *c, const char *tenant)
 {
@@ -1306,8 +1453,11 @@ static int load_event_range(events_job *j, sy_stmt *st, const custdict *dict, st
             pthread_mutex_unlock(&L->mu);
             x->day = day;
         }
-        int64_t dwell = sy_stmt_is_null(st, 3) ? 0 : sy_stmt_i64(st, 3);
+        int64_t dwell = sy_stmt_is_null(st, 3) ? -1 : sy_stmt_i64(st, 3);
         day_load(x->d, j->slot, dense, dwell > 0 ? (uint64_t)dwell : 0);
+        if (x->ev->timed)
+            day_load_time(x->d, j->slot, dense, ms_of_day(L->ix, sy_stmt_i64(st, 2), day),
+                          dwell_of(dwell));
         j->events++;
     }
     sy_stmt_reset(st);
@@ -1398,6 +1548,7 @@ int sy_index_rebuild(sy_index *ix, sy_conn *c, sy_conn *c2, const char *tenant,
     pthread_rwlock_wrlock(&ix->lock);
     /* The events: the second connection's thread starts on them at once
      * (with a dictionary of its own), this one joins it after the customers. */
+    read_timed_setting(ix, c, tenant);
     events_load L = {.ix = ix, .tenant = tenant, .next = 1, .last = 0};
     pthread_mutex_init(&L.mu, NULL);
     int rc = SY_ERR;
@@ -1521,7 +1672,7 @@ const char *sy_index_customer_no(const sy_index *ix, uint32_t dense)
 int64_t sy_index_day(const sy_index *ix, int64_t ts_ms)
 {
     int64_t local = ts_ms + ix->tz_offset_ms;
-    return local >= 0 ? local / 86400000 : -((-local + 86399999) / 86400000);
+    return local >= 0 ? local / SY_DAY_MS : -((-local + SY_DAY_MS - 1) / SY_DAY_MS);
 }
 
 const roaring_bitmap_t *sy_index_value(const sy_index *ix, const char *attr, const char *value)
@@ -1699,6 +1850,189 @@ void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64
             fn(ev->days[i]->day, ev->days[i], ud);
 }
 
+/* ---- timed events ---- */
+
+bool sy_timed_spec_valid(const json_t *spec)
+{
+    if (!json_is_array(spec) || json_array_size(spec) > SY_TIMED_MAX)
+        return false;
+    size_t n = json_array_size(spec);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(spec, i));
+        if (!s)
+            return false;
+        if (!strcmp(s, "*")) {
+            if (n != 1)
+                return false;
+            continue;
+        }
+        if (!sy_ident_valid(s, 64))
+            return false;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(s, json_string_value(json_array_get(spec, j))))
+                return false;
+    }
+    return true;
+}
+
+/* Replaces the timed names (the caller holds the write lock or owns ix). */
+static void set_timed_names(sy_index *ix, const json_t *spec)
+{
+    for (size_t i = 0; i < ix->ntimed; i++)
+        free(ix->timed[i]);
+    free(ix->timed);
+    ix->timed = NULL;
+    ix->ntimed = 0;
+    ix->timed_all = false;
+    size_t n = json_array_size(spec);
+    if (n == 1 && !strcmp(json_string_value(json_array_get(spec, 0)), "*")) {
+        ix->timed_all = true;
+        return;
+    }
+    ix->timed = sy_xcalloc(n ? n : 1, sizeof *ix->timed);
+    for (size_t i = 0; i < n; i++)
+        ix->timed[ix->ntimed++] = sy_xstrdup(json_string_value(json_array_get(spec, i)));
+}
+
+void sy_index_set_timed(sy_index *ix, const json_t *spec)
+{
+    pthread_rwlock_wrlock(&ix->lock);
+    set_timed_names(ix, spec);
+    /* a name with days already has no records: it stays untimed */
+    for (size_t i = 0; i < ix->event_names.cap; i++)
+        if (ix->event_names.keys[i])
+            ix->events[ix->event_names.vals[i]]->timed =
+                ix->events[ix->event_names.vals[i]]->n == 0 &&
+                name_timed(ix, ix->event_names.keys[i]);
+    pthread_rwlock_unlock(&ix->lock);
+}
+
+/* The timed_events setting as stored (migration 0015); every name when
+ * the tenant's row is missing or its setting is not valid. */
+static void read_timed_setting(sy_index *ix, sy_conn *c, const char *tenant)
+{
+    static const char sql[] = "SELECT timed_events FROM tenants WHERE id = $1";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    json_t *spec = NULL;
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        if (sy_stmt_step(st) == SY_ROW)
+            spec = json_loads(sy_stmt_text(st, 0), 0, NULL);
+        sy_stmt_reset(st);
+    }
+    if (!spec || !sy_timed_spec_valid(spec)) {
+        json_decref(spec);
+        spec = json_pack("[s]", "*");
+    }
+    set_timed_names(ix, spec);
+    json_decref(spec);
+}
+
+static const char sql_retime_sqlite[] = "SELECT customer_no, name, ts, dwell_ms FROM events"
+                                        " WHERE rowid <= $2 AND tenant_id || '' = $1";
+
+int sy_index_retime(sy_index *ix, sy_conn *c, const char *tenant, const json_t *spec,
+                    int64_t max_rowid)
+{
+    /* What each known event becomes, judged by the new setting. */
+    sy_index probe = {.timed_all = false};
+    set_timed_names(&probe, spec);
+    pthread_rwlock_rdlock(&ix->lock);
+    uint32_t ne = ix->nevents;
+    bool *want = sy_xcalloc(ne ? ne : 1, sizeof *want), scan = false;
+    for (size_t i = 0; i < ix->event_names.cap; i++)
+        if (ix->event_names.keys[i]) {
+            uint32_t e = ix->event_names.vals[i];
+            want[e] = name_timed(&probe, ix->event_names.keys[i]);
+            scan |= want[e] && !ix->events[e]->timed;
+        }
+    /* The newly timed events' records, by event and position of the day. */
+    timed_log ***pending = sy_xcalloc(ne ? ne : 1, sizeof *pending);
+    for (uint32_t e = 0; e < ne; e++)
+        if (want[e] && !ix->events[e]->timed)
+            pending[e] = sy_xcalloc(ix->events[e]->n ? ix->events[e]->n : 1, sizeof **pending);
+    int rc = SY_DONE;
+    sy_stmt *st = scan ? sy_conn_prepare(c, sql_retime_sqlite) : NULL;
+    if (scan && !st)
+        rc = SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_i64(st, 2, max_rowid);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            uint32_t e, dense;
+            if (!strmap_get(&ix->event_names, sy_stmt_text(st, 1), &e) || !pending[e] ||
+                !dict_get(&ix->customers, sy_stmt_text(st, 0), &dense) ||
+                !roaring_bitmap_contains(ix->all, dense))
+                continue;
+            int64_t ts = sy_stmt_i64(st, 2), day = sy_index_day(ix, ts);
+            const event_ix *ev = ix->events[e];
+            size_t at = event_day_pos(ev, day);
+            if (at == ev->n || ev->days[at]->day != day)
+                continue; /* the index skipped it (a customer merged away then) */
+            if (!pending[e][at])
+                pending[e][at] = sy_xcalloc(1, sizeof ***pending);
+            tlog_push(pending[e][at], dense, ms_of_day(ix, ts, day),
+                      dwell_of(sy_stmt_is_null(st, 3) ? -1 : sy_stmt_i64(st, 3)));
+        }
+        sy_stmt_reset(st);
+    }
+    pthread_rwlock_unlock(&ix->lock);
+    if (rc == SY_DONE) {
+        pthread_rwlock_wrlock(&ix->lock);
+        set_timed_names(ix, spec);
+        for (uint32_t e = 0; e < ne; e++) {
+            event_ix *ev = ix->events[e];
+            if (want[e] == ev->timed)
+                continue;
+            for (size_t d = 0; d < ev->n; d++) {
+                tlog_free(ev->days[d]->times);
+                ev->days[d]->times = want[e] ? pending[e][d] : NULL;
+                if (want[e] && pending[e][d]) {
+                    tlog_shrink(pending[e][d]);
+                    pending[e][d] = NULL;
+                }
+            }
+            ev->timed = want[e];
+        }
+        pthread_rwlock_unlock(&ix->lock);
+    }
+    for (uint32_t e = 0; e < ne; e++) {
+        for (size_t d = 0; pending[e] && d < ix->events[e]->n; d++)
+            tlog_free(pending[e][d]);
+        free(pending[e]);
+    }
+    free(pending);
+    free(want);
+    for (size_t i = 0; i < probe.ntimed; i++)
+        free(probe.timed[i]);
+    free(probe.timed);
+    return rc == SY_DONE ? SY_OK : rc;
+}
+
+bool sy_index_timed(const sy_index *ix, const char *name)
+{
+    uint32_t e;
+    if (strmap_get(&ix->event_names, name, &e))
+        return ix->events[e]->timed;
+    return name_timed(ix, name);
+}
+
+void sy_index_timed_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
+                         sy_timed_fn fn, void *ud)
+{
+    uint32_t e;
+    if (!strmap_get(&ix->event_names, name, &e))
+        return;
+    const event_ix *ev = ix->events[e];
+    for (size_t i = event_day_pos(ev, from_day); i < ev->n && ev->days[i]->day <= to_day; i++) {
+        const timed_log *t = ev->days[i]->times;
+        if (!t || !t->n)
+            continue;
+        sy_timed_day td = {ev->days[i]->day, t->n, t->dense, t->ms, t->dwell};
+        fn(&td, ud);
+    }
+}
+
 void sy_index_event_names(const sy_index *ix, void (*fn)(const char *name, void *ud), void *ud)
 {
     for (size_t i = 0; i < ix->event_names.cap; i++)
@@ -1724,6 +2058,7 @@ void sy_index_memory_parts(const sy_index *ix, sy_index_mem *m)
             size_t all = day_memory(day), actors = roaring_bitmap_size_in_bytes(day->actors);
             m->actors += actors;
             m->entries += all - actors;
+            m->times += tlog_memory(day->times);
         }
     for (size_t t = 0; t < ix->ntags; t++)
         if (ix->tags[t].members)
@@ -1734,5 +2069,5 @@ size_t sy_index_memory(const sy_index *ix)
 {
     sy_index_mem m;
     sy_index_memory_parts(ix, &m);
-    return m.customers + m.values + m.columns + m.actors + m.entries + m.tags;
+    return m.customers + m.values + m.columns + m.actors + m.entries + m.times + m.tags;
 }

@@ -14,6 +14,11 @@
  *                 who did it, and per customer the count and the dwell sum
  *                 (compact arrays in the bitmap's order, plus a small table
  *                 of the day's newest actors).
+ *   times         for the event names the tenant times (its timed_events
+ *                 setting, all by default): per (event name, business day)
+ *                 each event's customer, time of day and dwell time, for
+ *                 funnels and dwell percentiles (8 bytes an event, 12 with a
+ *                 dwell time).
  *
  * Business days are in the tenant's time zone (its UTC offset, taken when
  * the index is built).  Each index has one reader-writer lock: queries take
@@ -31,6 +36,10 @@
 #include <stdint.h>
 
 typedef struct sy_index sy_index;
+
+#define SY_DAY_MS 86400000LL
+/* A timed event's dwell time when it has none. */
+#define SY_NO_DWELL UINT32_MAX
 
 /* An empty index.  tz_offset_ms: the tenant's offset from UTC. */
 sy_index *sy_index_new(int64_t tz_offset_ms);
@@ -121,6 +130,41 @@ size_t sy_day_size(const sy_day_events *d);
 typedef void (*sy_index_day_fn)(int64_t day, const sy_day_events *d, void *ud);
 void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
                    sy_index_day_fn fn, void *ud);
+
+/* ---- timed events: each event's time, for funnels and dwell ---- */
+/* Whether spec, the tenant's timed_events setting, is valid: a JSON array
+ * of distinct event names (at most SY_TIMED_MAX), or ["*"] for all. */
+#define SY_TIMED_MAX 200
+bool sy_timed_spec_valid(const json_t *spec);
+/* Sets which event names are timed, before the index is filled (a rebuild
+ * reads the setting from the store itself; tests call this).  spec must be
+ * valid. */
+void sy_index_set_timed(sy_index *ix, const json_t *spec);
+/* Changes the timed names of a filled index: the names no longer timed
+ * drop their records; the names newly timed get theirs from the tenant's
+ * events in the store with rowid <= max_rowid, read on c (one scan of the
+ * events table).  Call it from the thread that updates the index (the
+ * writer), with max_rowid the events' largest rowid when the change was
+ * made in that thread's order of changes, so that no event is recorded
+ * twice or missed.  Returns SY_OK or a store error (the index is then
+ * unchanged). */
+int sy_index_retime(sy_index *ix, sy_conn *c, const char *tenant, const json_t *spec,
+                    int64_t max_rowid);
+/* Under the read lock: whether name's events are timed. */
+bool sy_index_timed(const sy_index *ix, const char *name);
+/* One day's records of a timed event: n events, each by dense[i] at ms[i]
+ * after the business day's start, with dwell[i] (SY_NO_DWELL: none; dwell
+ * NULL: no event of the day has one).  Unordered. */
+typedef struct sy_timed_day {
+    int64_t day;
+    size_t n;
+    const uint32_t *dense, *ms, *dwell;
+} sy_timed_day;
+typedef void (*sy_timed_fn)(const sy_timed_day *td, void *ud);
+/* For each day in [from_day, to_day] with records of name, in day order. */
+void sy_index_timed_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
+                         sy_timed_fn fn, void *ud);
+
 /* Every event name the index has seen, in no particular order. */
 void sy_index_event_names(const sy_index *ix, void (*fn)(const char *name, void *ud), void *ud);
 
@@ -157,6 +201,7 @@ typedef struct sy_index_mem {
     size_t columns;   /* numeric attributes' columns and presence bitmaps */
     size_t actors;    /* behaviour: who did what on which day */
     size_t entries;   /* behaviour: their counts and dwell sums */
+    size_t times;     /* timed events: each event's time and dwell */
     size_t tags;
 } sy_index_mem;
 void sy_index_memory_parts(const sy_index *ix, sy_index_mem *m);

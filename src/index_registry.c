@@ -72,12 +72,12 @@ static sy_index *build(sy_indexes *r, const char *tenant)
     sy_index_mem m;
     sy_index_memory_parts(ix, &m);
     sy_info("indexed tenant %s: %u customers, %.1f MiB (customers %.1f, values %.1f, columns %.1f,"
-            " behaviour %.1f + %.1f, tags %.1f), in %.0f ms (customers %lld done at %.0f ms,"
+            " behaviour %.1f + %.1f, times %.1f, tags %.1f), in %.0f ms (customers %lld done at %.0f ms,"
             " events %lld at %.0f ms)",
             tenant, sy_index_size(ix), (double)sy_index_memory(ix) / 1048576.0,
             (double)m.customers / 1048576.0, (double)m.values / 1048576.0,
             (double)m.columns / 1048576.0, (double)m.actors / 1048576.0,
-            (double)m.entries / 1048576.0, (double)m.tags / 1048576.0,
+            (double)m.entries / 1048576.0, (double)m.times / 1048576.0, (double)m.tags / 1048576.0,
             (double)(sy_mono_ns() - t0) / 1e6, (long long)load.customers, load.customers_ms,
             (long long)load.events, load.events_ms);
     sy_index_unlock(ix);

@@ -234,3 +234,383 @@ void sy_retention_free(sy_retention *r)
     free(r->on_or_after);
     memset(r, 0, sizeof *r);
 }
+
+/* ---- helpers: a population as a plain bitset; selection ---- */
+
+typedef struct bitset {
+    uint64_t *w;
+    size_t n; /* bits */
+} bitset;
+
+/* The customers of the index among `among` (NULL: all of them). */
+static bitset population_bits(const sy_index *ix, const roaring_bitmap_t *among)
+{
+    bitset b = {.n = (size_t)sy_index_size(ix) + 1};
+    b.w = sy_xcalloc((b.n + 63) / 64, sizeof *b.w);
+    roaring_bitmap_t *pop = roaring_bitmap_copy(sy_index_all(ix));
+    if (among)
+        roaring_bitmap_and_inplace(pop, among);
+    roaring_uint32_iterator_t *it = roaring_create_iterator(pop);
+    uint32_t buf[1024], got;
+    while ((got = roaring_read_uint32_iterator(it, buf, 1024)) > 0)
+        for (uint32_t i = 0; i < got; i++)
+            b.w[buf[i] / 64] |= 1ull << (buf[i] % 64);
+    roaring_free_uint32_iterator(it);
+    roaring_bitmap_free(pop);
+    return b;
+}
+
+static bool bit_on(const bitset *b, uint32_t i)
+{
+    return i < b->n && (b->w[i / 64] >> (i % 64)) & 1;
+}
+
+/* Moves the k-th smallest of a[0 .. n-1] to a[k], smaller ones before it
+ * and larger ones after (Hoare's selection, median-of-three pivots). */
+static int64_t select_kth(int64_t *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < a[lo]) {
+            int64_t t = a[mid];
+            a[mid] = a[lo];
+            a[lo] = t;
+        }
+        if (a[hi] < a[lo]) {
+            int64_t t = a[hi];
+            a[hi] = a[lo];
+            a[lo] = t;
+        }
+        if (a[hi] < a[mid]) {
+            int64_t t = a[hi];
+            a[hi] = a[mid];
+            a[mid] = t;
+        }
+        int64_t pivot = a[mid];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i <= j) {
+                int64_t t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return a[k];
+}
+
+/* The nearest-rank p-th percentile of a[0 .. n-1] (n > 0), partially
+ * reordering a; successive calls must come with rising p (the part below
+ * the previous rank is left alone). */
+static int64_t percentile(int64_t *a, size_t n, unsigned p, size_t *done)
+{
+    size_t rank = ((size_t)p * n + 99) / 100; /* 1-based */
+    size_t k = rank ? rank - 1 : 0;
+    int64_t v = select_kth(a + *done, n - *done, k - *done);
+    *done = k;
+    return v;
+}
+
+static int64_t median_of(int64_t *a, size_t n)
+{
+    size_t done = 0;
+    return n ? percentile(a, n, 50, &done) : -1;
+}
+
+/* ---- funnels ---- */
+
+typedef struct funnel_pass {
+    const bitset *pop;
+    uint8_t *level;          /* steps reached */
+    int64_t *start, *prev;   /* entry time; time of the last step reached */
+    int64_t *cand;           /* the step's earliest qualifying time so far */
+    uint8_t step;            /* the step looked for (0-based) */
+    bool strict;             /* the same event as the step before */
+    int64_t window_ms;
+    uint32_t *entered;       /* step 0: who entered, in order of entry */
+    size_t nentered;
+} funnel_pass;
+
+static void funnel_day(const sy_timed_day *td, void *ud)
+{
+    funnel_pass *f = ud;
+    int64_t base = td->day * SY_DAY_MS;
+    if (f->step == 0) {
+        for (size_t i = 0; i < td->n; i++) {
+            uint32_t d = td->dense[i];
+            if (!bit_on(f->pop, d))
+                continue;
+            int64_t t = base + td->ms[i];
+            if (!f->level[d]) {
+                f->level[d] = 1;
+                f->start[d] = t;
+                f->entered[f->nentered++] = d;
+            } else if (t < f->start[d]) {
+                f->start[d] = t;
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < td->n; i++) {
+        uint32_t d = td->dense[i];
+        if (d >= f->pop->n || f->level[d] != f->step)
+            continue;
+        int64_t t = base + td->ms[i];
+        if ((f->strict ? t <= f->prev[d] : t < f->prev[d]) || t > f->start[d] + f->window_ms)
+            continue;
+        if (t < f->cand[d])
+            f->cand[d] = t;
+    }
+}
+
+/* The value groups of the breakdown attribute: group_of[dense] (the
+ * no-value group for the rest). */
+typedef struct group_fill {
+    uint16_t *group_of;
+    size_t n;
+    sy_funnel *out;
+    bool too_many;
+} group_fill;
+
+static void fill_group(const char *value, const roaring_bitmap_t *b, void *ud)
+{
+    group_fill *g = ud;
+    if (g->out->ngroups >= SY_FUNNEL_MAX_GROUPS) {
+        g->too_many = true;
+        return;
+    }
+    size_t k = g->out->ngroups++;
+    g->out->groups = sy_xrealloc(g->out->groups, g->out->ngroups * sizeof *g->out->groups);
+    memset(&g->out->groups[k], 0, sizeof g->out->groups[k]);
+    g->out->groups[k].value = sy_xstrdup(value);
+    roaring_uint32_iterator_t *it = roaring_create_iterator(b);
+    uint32_t buf[1024], got;
+    while ((got = roaring_read_uint32_iterator(it, buf, 1024)) > 0)
+        for (uint32_t i = 0; i < got; i++)
+            if (buf[i] < g->n)
+                g->group_of[buf[i]] = (uint16_t)k;
+    roaring_free_uint32_iterator(it);
+}
+
+static int cmp_group(const void *x, const void *y)
+{
+    return strcmp(((const sy_funnel_group *)x)->value, ((const sy_funnel_group *)y)->value);
+}
+
+/* Sorts out's groups by value; order[old position] = new position. */
+static void sort_groups(sy_funnel *out, uint16_t *order)
+{
+    for (size_t g = 0; g < out->ngroups; g++)
+        out->groups[g].median_ms[0] = (int64_t)g; /* the old position, for a moment */
+    qsort(out->groups, out->ngroups, sizeof *out->groups, cmp_group);
+    for (size_t g = 0; g < out->ngroups; g++)
+        order[out->groups[g].median_ms[0]] = (uint16_t)g;
+}
+
+bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *out)
+{
+    memset(out, 0, sizeof *out);
+    out->nsteps = q->nsteps;
+    bitset pop = population_bits(ix, q->among);
+    size_t n = pop.n;
+    uint16_t *group_of = NULL;
+    if (q->breakdown) {
+        group_of = sy_xmalloc(n * sizeof *group_of);
+        for (size_t i = 0; i < n; i++)
+            group_of[i] = UINT16_MAX;
+        group_fill g = {.group_of = group_of, .n = n, .out = out};
+        sy_index_values(ix, q->breakdown, fill_group, &g);
+        if (g.too_many) {
+            free(group_of);
+            free(pop.w);
+            sy_funnel_free(out);
+            return false;
+        }
+        /* by value; the no-value group last */
+        uint16_t *order = sy_xmalloc((out->ngroups ? out->ngroups : 1) * sizeof *order);
+        sort_groups(out, order);
+        for (size_t i = 0; i < n; i++)
+            if (group_of[i] != UINT16_MAX)
+                group_of[i] = order[group_of[i]];
+        free(order);
+        size_t none = out->ngroups++;
+        out->groups = sy_xrealloc(out->groups, out->ngroups * sizeof *out->groups);
+        memset(&out->groups[none], 0, sizeof out->groups[none]);
+        for (size_t i = 0; i < n; i++)
+            if (group_of[i] == UINT16_MAX)
+                group_of[i] = (uint16_t)none;
+    }
+    funnel_pass f = {.pop = &pop, .window_ms = q->window_ms};
+    f.level = sy_xcalloc(n, sizeof *f.level);
+    f.start = sy_xmalloc(n * sizeof *f.start);
+    f.prev = sy_xmalloc(n * sizeof *f.prev);
+    f.cand = sy_xmalloc(n * sizeof *f.cand);
+    f.entered = sy_xmalloc(n * sizeof *f.entered);
+    /* step 1: the first entry of each customer */
+    sy_index_timed_days(ix, q->steps[0], q->from, q->to, funnel_day, &f);
+    /* the customers still in the funnel, and the times between steps */
+    uint32_t *alive = f.entered;
+    size_t nalive = f.nentered;
+    int64_t *delta = sy_xmalloc((nalive ? nalive : 1) * sizeof *delta);
+    size_t *gcount = group_of ? sy_xcalloc(out->ngroups + 1, sizeof *gcount) : NULL;
+    int64_t *gdelta = group_of ? sy_xmalloc((nalive ? nalive : 1) * sizeof *gdelta) : NULL;
+    out->all.customers[0] = nalive;
+    out->all.median_ms[0] = -1;
+    for (size_t i = 0; i < nalive; i++) {
+        f.prev[alive[i]] = f.start[alive[i]];
+        if (group_of)
+            out->groups[group_of[alive[i]]].customers[0]++;
+    }
+    for (size_t g = 0; g < out->ngroups; g++)
+        out->groups[g].median_ms[0] = -1;
+    /* later steps may happen after `to`, within the window */
+    int64_t last_day = q->to + q->window_ms / SY_DAY_MS + 1;
+    for (size_t k = 1; k < q->nsteps; k++) {
+        for (size_t i = 0; i < nalive; i++)
+            f.cand[alive[i]] = INT64_MAX;
+        f.step = (uint8_t)k;
+        f.strict = !strcmp(q->steps[k], q->steps[k - 1]);
+        sy_index_timed_days(ix, q->steps[k], q->from, last_day, funnel_day, &f);
+        size_t kept = 0;
+        for (size_t i = 0; i < nalive; i++) {
+            uint32_t d = alive[i];
+            if (f.cand[d] == INT64_MAX)
+                continue;
+            f.level[d] = (uint8_t)(k + 1);
+            delta[kept] = f.cand[d] - f.prev[d];
+            f.prev[d] = f.cand[d];
+            alive[kept++] = d;
+        }
+        nalive = kept;
+        out->all.customers[k] = nalive;
+        if (group_of) {
+            /* the deltas by group: counted, placed, then each group's median */
+            memset(gcount, 0, (out->ngroups + 1) * sizeof *gcount);
+            for (size_t i = 0; i < nalive; i++)
+                gcount[group_of[alive[i]] + 1]++;
+            for (size_t g = 0; g < out->ngroups; g++)
+                gcount[g + 1] += gcount[g];
+            for (size_t i = 0; i < nalive; i++)
+                gdelta[gcount[group_of[alive[i]]]++] = delta[i];
+            /* gcount[g] now ends group g */
+            for (size_t g = 0; g < out->ngroups; g++) {
+                size_t lo = g ? gcount[g - 1] : 0;
+                out->groups[g].customers[k] = gcount[g] - lo;
+                out->groups[g].median_ms[k] = median_of(gdelta + lo, gcount[g] - lo);
+            }
+        }
+        out->all.median_ms[k] = median_of(delta, nalive);
+    }
+    free(gcount);
+    free(gdelta);
+    free(delta);
+    free(f.level);
+    free(f.start);
+    free(f.prev);
+    free(f.cand);
+    free(f.entered);
+    free(group_of);
+    free(pop.w);
+    return true;
+}
+
+void sy_funnel_free(sy_funnel *f)
+{
+    for (size_t g = 0; g < f->ngroups; g++)
+        free(f->groups[g].value);
+    free(f->groups);
+    memset(f, 0, sizeof *f);
+}
+
+/* ---- dwell ---- */
+
+typedef struct dwell_collect {
+    const bitset *pop;
+    int64_t from;
+    int64_t **vals; /* per day */
+    size_t *n, *cap;
+} dwell_collect;
+
+static void dwell_day(const sy_timed_day *td, void *ud)
+{
+    dwell_collect *c = ud;
+    if (!td->dwell)
+        return;
+    size_t i = (size_t)(td->day - c->from);
+    for (size_t e = 0; e < td->n; e++) {
+        if (td->dwell[e] == SY_NO_DWELL || !bit_on(c->pop, td->dense[e]))
+            continue;
+        if (c->n[i] == c->cap[i]) {
+            c->cap[i] = c->cap[i] ? c->cap[i] * 2 : 256;
+            c->vals[i] = sy_xrealloc(c->vals[i], c->cap[i] * sizeof *c->vals[i]);
+        }
+        c->vals[i][c->n[i]++] = td->dwell[e];
+    }
+}
+
+static void dwell_stats(int64_t *a, size_t n, sy_dwell_row *r)
+{
+    r->events = n;
+    r->p50 = r->p90 = r->p99 = r->max = -1;
+    r->mean = 0;
+    if (!n)
+        return;
+    int64_t sum = 0, max = a[0];
+    for (size_t i = 0; i < n; i++) {
+        sum += a[i];
+        if (a[i] > max)
+            max = a[i];
+    }
+    r->mean = (double)sum / (double)n;
+    r->max = max;
+    size_t done = 0;
+    r->p50 = percentile(a, n, 50, &done);
+    r->p90 = percentile(a, n, 90, &done);
+    r->p99 = percentile(a, n, 99, &done);
+}
+
+void sy_report_dwell(const sy_index *ix, const char *name, int64_t from, int64_t to,
+                     const roaring_bitmap_t *among, sy_dwell_row *rows, sy_dwell_row *total)
+{
+    size_t nd = (size_t)(to - from + 1);
+    bitset pop = population_bits(ix, among);
+    dwell_collect c = {.pop = &pop, .from = from};
+    c.vals = sy_xcalloc(nd, sizeof *c.vals);
+    c.n = sy_xcalloc(nd, sizeof *c.n);
+    c.cap = sy_xcalloc(nd, sizeof *c.cap);
+    sy_index_timed_days(ix, name, from, to, dwell_day, &c);
+    size_t all = 0;
+    for (size_t i = 0; i < nd; i++)
+        all += c.n[i];
+    int64_t *every = sy_xmalloc((all ? all : 1) * sizeof *every);
+    size_t at = 0;
+    for (size_t i = 0; i < nd; i++) {
+        memcpy(every + at, c.vals[i], c.n[i] * sizeof *every);
+        at += c.n[i];
+        rows[i].day = from + (int64_t)i;
+        dwell_stats(c.vals[i], c.n[i], &rows[i]);
+        free(c.vals[i]);
+    }
+    total->day = from;
+    dwell_stats(every, all, total);
+    free(every);
+    free(c.vals);
+    free(c.n);
+    free(c.cap);
+    free(pop.w);
+}

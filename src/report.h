@@ -17,6 +17,7 @@
 #include "index.h"
 
 #include <roaring/roaring.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,5 +96,58 @@ typedef struct sy_kpis {
 void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npurchase, int64_t from,
                     int64_t to, const roaring_bitmap_t *among, sy_kpis *out,
                     roaring_bitmap_t **population, roaring_bitmap_t **active);
+
+/* ---- funnels (docs/reports.md, "Funnels") ----
+ *
+ * A customer enters at their first step-1 event on a day in [from, to]
+ * (only the first counts).  They reach step k + 1 with the earliest event
+ * of that step at or after the time they reached step k (strictly after
+ * when both steps name the same event) and at most window_ms after they
+ * entered.  Every step must be a timed event (sy_index_timed). */
+#define SY_FUNNEL_MAX_STEPS 10
+#define SY_FUNNEL_MAX_GROUPS 1000
+
+typedef struct sy_funnel_query {
+    const char *const *steps;
+    size_t nsteps;      /* 1 .. SY_FUNNEL_MAX_STEPS */
+    int64_t from, to;   /* business days of the entries */
+    int64_t window_ms;  /* > 0 */
+    const roaring_bitmap_t *among; /* NULL: every customer */
+    const char *breakdown;         /* a categorical attribute, or NULL */
+} sy_funnel_query;
+
+typedef struct sy_funnel_group {
+    char *value;                                /* NULL: customers with no value */
+    uint64_t customers[SY_FUNNEL_MAX_STEPS];    /* who reached each step */
+    int64_t median_ms[SY_FUNNEL_MAX_STEPS];     /* from the step before; -1: none */
+} sy_funnel_group;
+
+typedef struct sy_funnel {
+    size_t nsteps;
+    sy_funnel_group all;
+    sy_funnel_group *groups; /* by breakdown value, in the index's order; the no-value group last */
+    size_t ngroups;
+} sy_funnel;
+
+/* Under the index's read lock.  Returns false (and fills nothing) when the
+ * breakdown attribute has more than SY_FUNNEL_MAX_GROUPS values. */
+bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *out);
+void sy_funnel_free(sy_funnel *f);
+
+/* ---- dwell percentiles (docs/reports.md, "Dwell") ----
+ * Over the events of a timed event name that carry a dwell time: their
+ * number, and nearest-rank percentiles (the smallest value with at least p%
+ * of the values at or below it), mean and maximum, in ms. */
+typedef struct sy_dwell_row {
+    int64_t day;
+    uint64_t events;
+    int64_t p50, p90, p99, max; /* -1 when there are no events */
+    double mean;
+} sy_dwell_row;
+
+/* Under the index's read lock.  rows[0 .. to - from] for each day, and
+ * *total for the whole range. */
+void sy_report_dwell(const sy_index *ix, const char *name, int64_t from, int64_t to,
+                     const roaring_bitmap_t *among, sy_dwell_row *rows, sy_dwell_row *total);
 
 #endif

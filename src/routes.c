@@ -104,6 +104,10 @@ sy_route sy_routes[] = {
     {"GET", "/v1/reports/activity", sy_api_reports_activity, ADMIN | SY_ROLE_ANALYST, 0, NULL},
     {"GET", "/v1/reports/retention", sy_api_reports_retention, ADMIN | SY_ROLE_ANALYST, 0, NULL},
     {"GET", "/v1/reports/kpis", sy_api_reports_kpis, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"GET", "/v1/reports/funnel", sy_api_reports_funnel, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"GET", "/v1/reports/dwell", sy_api_reports_dwell, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"GET", "/v1/reports/settings", sy_api_reports_settings_get, ADMIN | SY_ROLE_ANALYST, 0, NULL},
+    {"PUT", "/v1/reports/settings", sy_api_reports_settings_put, ADMIN, SY_ROUTE_IDEMPOTENT, NULL},
     {"GET", "/v1/reports/benefits", sy_api_reports_benefits, ADMIN | SY_ROLE_ANALYST, 0, NULL},
 
     {"GET", "/v1/campaigns", sy_api_campaigns_list, SY_ROLES_ALL, 0, NULL},
