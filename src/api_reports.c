@@ -596,8 +596,8 @@ void sy_api_reports_funnel(sy_req *r)
     if (breakdown) {
         sy_attr_set *schema = sy_schemas_get(sy_req_app(r)->schemas, sy_req_principal(r)->tenant);
         const sy_attr_def *d = schema ? sy_attr_find(schema, breakdown) : NULL;
-        bool ok = d && (d->type == SY_ATTR_ENUM || d->type == SY_ATTR_BOOL ||
-                        d->type == SY_ATTR_STRING);
+        bool ok =
+            d && (d->type == SY_ATTR_ENUM || d->type == SY_ATTR_BOOL || d->type == SY_ATTR_STRING);
         sy_attr_set_release(schema);
         if (!ok) {
             sy_reply_problem(r, 400, "validation", "breakdown",
@@ -650,10 +650,10 @@ void sy_api_reports_funnel(sy_req *r)
             json_t *groups = json_array();
             for (size_t g = 0; g < f.ngroups; g++)
                 json_array_append_new(
-                    groups, json_pack("{s:o, s:o}", "value",
-                                      f.groups[g].value ? json_string(f.groups[g].value)
-                                                        : json_null(),
-                                      "steps", funnel_steps_json(&a, &f.groups[g])));
+                    groups,
+                    json_pack("{s:o, s:o}", "value",
+                              f.groups[g].value ? json_string(f.groups[g].value) : json_null(),
+                              "steps", funnel_steps_json(&a, &f.groups[g])));
             json_object_set_new(o, "breakdown",
                                 json_pack("{s:s, s:o}", "attribute", breakdown, "groups", groups));
         } else {
@@ -672,9 +672,9 @@ static json_t *dwell_json(const sy_dwell_row *d, bool with_day)
     if (with_day)
         json_object_set_new(o, "day", day_json(d->day));
     json_t *figures = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "events", (json_int_t)d->events,
-                          "p50_ms", median_json(d->p50), "p90_ms", median_json(d->p90), "p99_ms",
-                          median_json(d->p99), "max_ms", median_json(d->max), "mean_ms",
-                          d->events ? json_real(d->mean) : json_null());
+                                "p50_ms", median_json(d->p50), "p90_ms", median_json(d->p90),
+                                "p99_ms", median_json(d->p99), "max_ms", median_json(d->max),
+                                "mean_ms", d->events ? json_real(d->mean) : json_null());
     json_object_update(o, figures);
     json_decref(figures);
     return o;

@@ -882,6 +882,7 @@ sy_index *sy_index_new(int64_t tz_offset_ms)
     pthread_rwlock_init(&ix->lock, NULL);
     ix->tz_offset_ms = tz_offset_ms;
     ix->all = roaring_bitmap_create();
+    ix->timed_all = true; /* as the setting's default */
     return ix;
 }
 
@@ -1111,7 +1112,9 @@ static uint32_t ms_of_day(const sy_index *ix, int64_t ts, int64_t day)
 
 static uint32_t dwell_of(int64_t dwell_ms)
 {
-    return dwell_ms < 0 ? SY_NO_DWELL : dwell_ms >= SY_NO_DWELL ? SY_NO_DWELL - 1 : (uint32_t)dwell_ms;
+    return dwell_ms < 0              ? SY_NO_DWELL
+           : dwell_ms >= SY_NO_DWELL ? SY_NO_DWELL - 1
+                                     : (uint32_t)dwell_ms;
 }
 
 static void add_event_locked(sy_index *ix, uint32_t dense, const char *name, int64_t ts,

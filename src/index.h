@@ -41,7 +41,8 @@ typedef struct sy_index sy_index;
 /* A timed event's dwell time when it has none. */
 #define SY_NO_DWELL UINT32_MAX
 
-/* An empty index.  tz_offset_ms: the tenant's offset from UTC. */
+/* An empty index, timing every event name (sy_index_set_timed).
+ * tz_offset_ms: the tenant's offset from UTC. */
 sy_index *sy_index_new(int64_t tz_offset_ms);
 void sy_index_free(sy_index *ix);
 

@@ -336,13 +336,13 @@ static int64_t median_of(int64_t *a, size_t n)
 
 typedef struct funnel_pass {
     const bitset *pop;
-    uint8_t *level;          /* steps reached */
-    int64_t *start, *prev;   /* entry time; time of the last step reached */
-    int64_t *cand;           /* the step's earliest qualifying time so far */
-    uint8_t step;            /* the step looked for (0-based) */
-    bool strict;             /* the same event as the step before */
+    uint8_t *level;        /* steps reached */
+    int64_t *start, *prev; /* entry time; time of the last step reached */
+    int64_t *cand;         /* the step's earliest qualifying time so far */
+    uint8_t step;          /* the step looked for (0-based) */
+    bool strict;           /* the same event as the step before */
     int64_t window_ms;
-    uint32_t *entered;       /* step 0: who entered, in order of entry */
+    uint32_t *entered; /* step 0: who entered, in order of entry */
     size_t nentered;
 } funnel_pass;
 

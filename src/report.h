@@ -109,17 +109,17 @@ void sy_report_kpis(const sy_index *ix, const char *const *purchase, size_t npur
 
 typedef struct sy_funnel_query {
     const char *const *steps;
-    size_t nsteps;      /* 1 .. SY_FUNNEL_MAX_STEPS */
-    int64_t from, to;   /* business days of the entries */
-    int64_t window_ms;  /* > 0 */
+    size_t nsteps;                 /* 1 .. SY_FUNNEL_MAX_STEPS */
+    int64_t from, to;              /* business days of the entries */
+    int64_t window_ms;             /* > 0 */
     const roaring_bitmap_t *among; /* NULL: every customer */
     const char *breakdown;         /* a categorical attribute, or NULL */
 } sy_funnel_query;
 
 typedef struct sy_funnel_group {
-    char *value;                                /* NULL: customers with no value */
-    uint64_t customers[SY_FUNNEL_MAX_STEPS];    /* who reached each step */
-    int64_t median_ms[SY_FUNNEL_MAX_STEPS];     /* from the step before; -1: none */
+    char *value;                             /* NULL: customers with no value */
+    uint64_t customers[SY_FUNNEL_MAX_STEPS]; /* who reached each step */
+    int64_t median_ms[SY_FUNNEL_MAX_STEPS];  /* from the step before; -1: none */
 } sy_funnel_group;
 
 typedef struct sy_funnel {
