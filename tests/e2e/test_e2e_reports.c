@@ -1,8 +1,9 @@
-/* test_e2e_reports.c — GET /v1/reports/activity and /v1/reports/retention on
- * the real binary: figures against counts worked out by hand from the
- * events posted, day boundaries in two time zones (the same instants fall
- * on other days in Asia/Shanghai and in UTC), a segment filter, a segment
- * with no members, CSV, and every bad parameter. */
+/* test_e2e_reports.c — the reports on the real binary: figures against
+ * counts worked out by hand from the events posted, day boundaries in two
+ * time zones (the same instants fall on other days in Asia/Shanghai and in
+ * UTC), a segment filter, a segment with no members, CSV, every bad
+ * parameter; funnels (window, breakdown), dwell percentiles, and the timed
+ * events setting across a kill -9. */
 #include "e2e/harness.h"
 
 static h_server *S;
@@ -349,6 +350,21 @@ static void test_bad_parameters(void **state)
         {"/v1/reports/retention?cohort_event=a-b", "cohort_event"},
         {"/v1/reports/retention?return_event=", "return_event"},
         {"/v1/reports/retention?from=2026-02-30", "from"},
+        {"/v1/reports/funnel", "steps"},
+        {"/v1/reports/funnel?steps=login", "steps"},
+        {"/v1/reports/funnel?steps=a,b,c,d,e,f,g,h,i,j,k", "steps"},
+        {"/v1/reports/funnel?steps=login,Buy", "steps"},
+        {"/v1/reports/funnel?steps=login,buy_fund&window=0d", "window"},
+        {"/v1/reports/funnel?steps=login,buy_fund&window=91d", "window"},
+        {"/v1/reports/funnel?steps=login,buy_fund&window=7w", "window"},
+        {"/v1/reports/funnel?steps=login,buy_fund&window=d", "window"},
+        {"/v1/reports/funnel?steps=login,buy_fund&breakdown=aum", "breakdown"},
+        {"/v1/reports/funnel?steps=login,buy_fund&breakdown=no_such", "breakdown"},
+        {"/v1/reports/funnel?steps=login,buy_fund&segment=no_such", "segment"},
+        {"/v1/reports/funnel?steps=login,buy_fund&from=2026-10-02&to=2026-10-01", "to"},
+        {"/v1/reports/dwell", "event"},
+        {"/v1/reports/dwell?event=a,b", "event"},
+        {"/v1/reports/dwell?event=view_wealth&format=pdf", "format"},
     };
     for (size_t i = 0; i < SY_TEST_LEN(bad); i++) {
         h_resp r = h_req(S, "GET", bad[i].path, S->admin_key, NULL);
@@ -366,6 +382,243 @@ static void test_bad_parameters(void **state)
     h_resp_free(&r);
 }
 
+/* ---- funnels, dwell and the timed events, on a tenant of their own ----
+ *
+ * 2026-10-10 in Shanghai (UTC+8).  F1: login 10:00, view_wealth 10:05
+ * (dwell 30 s), buy_fund 10:20.  F2: login 10:00, view_wealth 11:30 (90 s).
+ * F3: login 10:00, buy_fund 10:10.  F4: view_wealth 09:00 (10 s) only. */
+static char FB_KEY[80];
+
+static void funnel_bank(void)
+{
+    if (FB_KEY[0])
+        return;
+    assert_int_equal(h_cli(S, NULL, "tenant create funnelbank --timezone Asia/Shanghai"), 0);
+    char *out = NULL;
+    assert_int_equal(h_cli(S, &out, "key create --tenant funnelbank --role admin"), 0);
+    sscanf(out, "%79s", FB_KEY);
+    free(out);
+    const char *cust[][2] = {{"F1", "{\"attributes\":{\"risk_level\":\"R3\"}}"},
+                             {"F2", "{\"attributes\":{\"risk_level\":\"R2\"}}"},
+                             {"F3", "{\"attributes\":{}}"},
+                             {"F4", "{\"attributes\":{\"risk_level\":\"R2\"}}"}};
+    for (int i = 0; i < 4; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/customers/%s", cust[i][0]);
+        h_resp r = h_req(S, "PUT", path, FB_KEY, cust[i][1]);
+        assert_int_equal(r.status, 201);
+        h_resp_free(&r);
+    }
+    static const char *const evs[] = {
+        "\"event_id\":\"1\",\"customer_no\":\"F1\",\"name\":\"login\",\"ts\":\"2026-10-10T10:00:00+"
+        "08:00\"",
+        "\"event_id\":\"2\",\"customer_no\":\"F1\",\"name\":\"view_wealth\",\"ts\":\"2026-10-10T10:"
+        "05:00+08:00\","
+        "\"dwell_ms\":30000",
+        "\"event_id\":\"3\",\"customer_no\":\"F1\",\"name\":\"buy_fund\",\"ts\":\"2026-10-10T10:20:"
+        "00+08:00\"",
+        "\"event_id\":\"4\",\"customer_no\":\"F2\",\"name\":\"login\",\"ts\":\"2026-10-10T10:00:00+"
+        "08:00\"",
+        "\"event_id\":\"5\",\"customer_no\":\"F2\",\"name\":\"view_wealth\",\"ts\":\"2026-10-10T11:"
+        "30:00+08:00\","
+        "\"dwell_ms\":90000",
+        "\"event_id\":\"6\",\"customer_no\":\"F3\",\"name\":\"login\",\"ts\":\"2026-10-10T10:00:00+"
+        "08:00\"",
+        "\"event_id\":\"7\",\"customer_no\":\"F3\",\"name\":\"buy_fund\",\"ts\":\"2026-10-10T10:10:"
+        "00+08:00\"",
+        "\"event_id\":\"8\",\"customer_no\":\"F4\",\"name\":\"view_wealth\",\"ts\":\"2026-10-10T09:"
+        "00:00+08:00\","
+        "\"dwell_ms\":10000",
+    };
+    char body[2048] = "[";
+    for (size_t i = 0; i < SY_TEST_LEN(evs); i++) {
+        strcat(body, i ? ",{" : "{");
+        strcat(body, evs[i]);
+        strcat(body, "}");
+    }
+    strcat(body, "]");
+    h_resp r = h_req(S, "POST", "/v1/events", FB_KEY, body);
+    if (r.status != 200)
+        fail_msg("events: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+}
+
+/* steps[k] of a funnel reply: customers and median as given (-1: null). */
+static void expect_step(json_t *steps, size_t k, const char *name, int customers, int median)
+{
+    json_t *st = json_array_get(steps, k);
+    assert_non_null(st);
+    assert_string_equal(h_str(st, "name"), name);
+    assert_int_equal(field(st, "customers"), customers);
+    json_t *m = json_object_get(st, "median_ms_from_previous");
+    if (median < 0)
+        assert_true(json_is_null(m));
+    else
+        assert_int_equal(json_integer_value(m), median);
+}
+
+static void test_funnel(void **state)
+{
+    (void)state;
+    funnel_bank();
+    const char *base = "/v1/reports/funnel?steps=login,view_wealth,buy_fund&from=2026-10-10"
+                       "&to=2026-10-10";
+    char path[256];
+    /* within an hour: F2's view (90 min) is too late */
+    snprintf(path, sizeof path, "%s&window=1h", base);
+    h_resp r = h_req(S, "GET", path, FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(field(r.json, "window_ms"), 3600000);
+    json_t *steps = json_object_get(r.json, "steps");
+    expect_step(steps, 0, "login", 3, -1);
+    expect_step(steps, 1, "view_wealth", 1, 300000);
+    expect_step(steps, 2, "buy_fund", 1, 900000);
+    assert_true(json_is_null(json_object_get(r.json, "breakdown")));
+    h_resp_free(&r);
+    /* within a day (the default is 7 days: the same here), by risk level */
+    snprintf(path, sizeof path, "%s&window=1d&breakdown=risk_level", base);
+    r = h_req(S, "GET", path, FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    steps = json_object_get(r.json, "steps");
+    expect_step(steps, 0, "login", 3, -1);
+    expect_step(steps, 1, "view_wealth", 2, 300000); /* nearest rank of 5 and 90 minutes */
+    expect_step(steps, 2, "buy_fund", 1, 900000);
+    assert_true(json_real_value(json_object_get(json_array_get(steps, 1),
+                                                "conversion_from_previous")) == 2.0 / 3.0);
+    json_t *groups = json_object_get(json_object_get(r.json, "breakdown"), "groups");
+    assert_int_equal(json_array_size(groups), 3); /* R2, R3, no value */
+    assert_string_equal(h_str(json_array_get(groups, 0), "value"), "R2");
+    expect_step(json_object_get(json_array_get(groups, 0), "steps"), 1, "view_wealth", 1, 5400000);
+    assert_string_equal(h_str(json_array_get(groups, 1), "value"), "R3");
+    expect_step(json_object_get(json_array_get(groups, 1), "steps"), 2, "buy_fund", 1, 900000);
+    assert_true(json_is_null(json_object_get(json_array_get(groups, 2), "value")));
+    expect_step(json_object_get(json_array_get(groups, 2), "steps"), 0, "login", 1, -1);
+    expect_step(json_object_get(json_array_get(groups, 2), "steps"), 1, "view_wealth", 0, -1);
+    h_resp_free(&r);
+    /* CSV */
+    snprintf(path, sizeof path, "%s&window=1h&format=csv", base);
+    r = h_req(S, "GET", path, FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "group,step,event,customers,conversion_from_previous,"
+                                "conversion_from_first,median_ms_from_previous\r\n"
+                                "all,1,login,3,1.000000,1.000000,\r\n"
+                                "all,2,view_wealth,1,0.333333,0.333333,300000\r\n"
+                                "all,3,buy_fund,1,1.000000,0.333333,900000\r\n");
+    h_resp_free(&r);
+    /* the day before: no entries */
+    r = h_req(S, "GET", "/v1/reports/funnel?steps=login,buy_fund&from=2026-10-09&to=2026-10-09",
+              FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    expect_step(json_object_get(r.json, "steps"), 0, "login", 0, -1);
+    assert_true(json_real_value(json_object_get(json_array_get(json_object_get(r.json, "steps"), 1),
+                                                "conversion_from_first")) == 0.0);
+    h_resp_free(&r);
+}
+
+static void test_dwell(void **state)
+{
+    (void)state;
+    funnel_bank();
+    h_resp r = h_req(S, "GET", "/v1/reports/dwell?event=view_wealth&from=2026-10-09&to=2026-10-10",
+                     FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *days = json_object_get(r.json, "days");
+    assert_int_equal(json_array_size(days), 2);
+    json_t *d0 = json_array_get(days, 0), *d1 = json_array_get(days, 1);
+    assert_int_equal(field(d0, "events"), 0);
+    assert_true(json_is_null(json_object_get(d0, "p50_ms")));
+    assert_string_equal(h_str(d1, "day"), "2026-10-10");
+    assert_int_equal(field(d1, "events"), 3);
+    assert_int_equal(field(d1, "p50_ms"), 30000); /* of 10, 30 and 90 s */
+    assert_int_equal(field(d1, "p90_ms"), 90000);
+    assert_int_equal(field(d1, "p99_ms"), 90000);
+    assert_int_equal(field(d1, "max_ms"), 90000);
+    assert_int_equal(field(json_object_get(r.json, "total"), "events"), 3);
+    h_resp_free(&r);
+    r = h_req(S, "GET",
+              "/v1/reports/dwell?event=view_wealth&from=2026-10-10&to=2026-10-10&format=csv",
+              FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "day,events,p50_ms,p90_ms,p99_ms,max_ms,mean_ms\r\n"
+                                "2026-10-10,3,30000,90000,90000,90000,43333.333\r\n"
+                                "total,3,30000,90000,90000,90000,43333.333\r\n");
+    h_resp_free(&r);
+}
+
+/* Timing fewer names takes effect at once and survives kill -9; timing
+ * them again reads their times back from the store. */
+static void test_timed_events_setting(void **state)
+{
+    (void)state;
+    funnel_bank();
+    const char *f = "/v1/reports/funnel?steps=login,view_wealth,buy_fund&from=2026-10-10"
+                    "&to=2026-10-10&window=1d";
+    h_resp r = h_req(S, "GET", "/v1/reports/settings", FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(r.json, "timed_events"), 0)), "*");
+    assert_true(field(r.json, "times_memory_bytes") > 0);
+    h_resp_free(&r);
+    r = h_req(S, "PUT", "/v1/reports/settings", FB_KEY, "{\"timed_events\":[\"view_wealth\"]}");
+    assert_int_equal(r.status, 200);
+    json_t *events = json_object_get(r.json, "events");
+    assert_int_equal(json_array_size(events), 3); /* buy_fund, login, view_wealth */
+    assert_string_equal(h_str(json_array_get(events, 1), "name"), "login");
+    assert_false(json_is_true(json_object_get(json_array_get(events, 1), "timed")));
+    assert_true(json_is_true(json_object_get(json_array_get(events, 2), "timed")));
+    h_resp_free(&r);
+    r = h_req(S, "GET", f, FB_KEY, NULL);
+    h_assert_problem(r, 400, "validation", "steps");
+    h_resp_free(&r);
+    /* kill -9 and start again: the setting holds */
+    assert_int_equal(h_signal_wait(S, SIGKILL), 128 + SIGKILL);
+    h_launch(S);
+    r = h_req(S, "GET", f, FB_KEY, NULL);
+    h_assert_problem(r, 400, "validation", "steps");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/reports/dwell?event=view_wealth&from=2026-10-10&to=2026-10-10", FB_KEY,
+              NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(field(json_object_get(r.json, "total"), "events"), 3);
+    h_resp_free(&r);
+    r = h_req(S, "PUT", "/v1/reports/settings", FB_KEY, "{\"timed_events\":[\"*\"]}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_req(S, "GET", f, FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    expect_step(json_object_get(r.json, "steps"), 0, "login", 3, -1);
+    expect_step(json_object_get(r.json, "steps"), 2, "buy_fund", 1, 900000);
+    h_resp_free(&r);
+    /* bad settings write nothing */
+    static const char *const bad[] = {"{}",
+                                      "{\"timed_events\":\"*\"}",
+                                      "{\"timed_events\":[\"*\",\"login\"]}",
+                                      "{\"timed_events\":[\"Login\"]}",
+                                      "{\"timed_events\":[\"a\",\"a\"]}",
+                                      "{\"timed_events\":[],\"x\":1}"};
+    for (size_t i = 0; i < SY_TEST_LEN(bad); i++) {
+        r = h_req(S, "PUT", "/v1/reports/settings", FB_KEY, bad[i]);
+        assert_int_equal(r.status, 400);
+        h_resp_free(&r);
+    }
+    r = h_req(S, "GET", "/v1/reports/settings", FB_KEY, NULL);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(r.json, "timed_events"), 0)), "*");
+    h_resp_free(&r);
+    /* an analyst reads the setting but may not change it */
+    char *out = NULL;
+    assert_int_equal(h_cli(S, &out, "key create --tenant funnelbank --role analyst"), 0);
+    char analyst[80] = "";
+    sscanf(out, "%79s", analyst);
+    free(out);
+    r = h_req(S, "GET", "/v1/reports/settings", analyst, NULL);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_req(S, "PUT", "/v1/reports/settings", analyst, "{\"timed_events\":[]}");
+    h_assert_problem(r, 403, "forbidden", NULL);
+    h_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +628,9 @@ int main(void)
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_kpis),
         cmocka_unit_test(test_bad_parameters),
+        cmocka_unit_test(test_funnel),
+        cmocka_unit_test(test_dwell),
+        cmocka_unit_test(test_timed_events_setting),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
