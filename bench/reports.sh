@@ -16,19 +16,27 @@
 #              siyu: GET /v1/reports/retention?periods=30
 #              SQL:  first day per customer, distinct (customer, day) pairs,
 #                    joined and counted by (cohort, period)
-#   funnel     a 4-step funnel: not built in siyu yet (docs/reports.md); not
-#              measured
+#   funnel     a 4-step funnel login -> view_wealth -> click_wealth ->
+#              buy_fund, 1-day window, entries on the 30 days
+#              siyu: GET /v1/reports/funnel (from the index's event times;
+#              it also computes the median time between steps)
+#              SQL:  each customer's first login in the range, then for each
+#                    step the earliest event of it at or after the step
+#                    before and within the window (a correlated min(ts)
+#                    per customer and step), counted per step
 #
 # The relational copy is one table events (customer_no, name, ts, day), day
 # being the business day in Asia/Shanghai (UTC+8, no DST) like siyu's, with
-# the indexes (day, customer_no) and (customer_no, day), built by sqlite3
+# the indexes (day, customer_no), (customer_no, day) and, for the funnel,
+# (name, day, customer_no, ts) and (customer_no, name, ts), built by sqlite3
 # next to the store (ATTACHing siyu.db) and copied into PostgreSQL with
 # COPY, then ANALYZE (PostgreSQL: VACUUM ANALYZE).
 #
 # Each query: one warm-up run per system, then RUNS timed runs; p50 is the
 # median, max the slowest.  siyu's in-process time is the report's took_ms,
 # its HTTP time curl's time_total.  The answers must agree (the sum of the 30
-# DAUs; the sum of every retention cell) or the script exits 1.
+# DAUs; the sum of every retention cell; the sum of the funnel's step
+# counts) or the script exits 1.
 #
 #   bench/reports.sh                             N=1000000 SESSIONS=4
 #   N=20000 SESSIONS=2 RUNS=3 bench/reports.sh   a quick check
@@ -106,6 +114,8 @@ INSERT INTO events SELECT customer_no, name, ts, (ts + $TZ_OFFSET_MS) / $DAY_MS 
 DETACH s;
 CREATE INDEX events_day ON events (day, customer_no);
 CREATE INDEX events_customer ON events (customer_no, day);
+CREATE INDEX events_name_day ON events (name, day, customer_no, ts);
+CREATE INDEX events_step ON events (customer_no, name, ts);
 ANALYZE;
 SQL
 SQLITE_PREP=$(secs_since "$t0")
@@ -125,6 +135,8 @@ sqlite3 -csv "$S" "SELECT * FROM events" | "${PSQL[@]}" -d bench -c "\\copy even
 "${PSQL[@]}" -d bench >/dev/null <<'SQL'
 CREATE INDEX events_day ON events (day, customer_no);
 CREATE INDEX events_customer ON events (customer_no, day);
+CREATE INDEX events_name_day ON events (name, day, customer_no, ts);
+CREATE INDEX events_step ON events (customer_no, name, ts);
 VACUUM ANALYZE events;
 SQL
 PG_PREP=$(secs_since "$t0")
@@ -166,6 +178,11 @@ q "dau (30 days)" "/v1/reports/activity?from=$FROM&to=$TO" '[.days[].dau] | add'
   "SELECT day, count(DISTINCT customer_no) FROM events WHERE day BETWEEN $FIRST AND $LAST GROUP BY day"
 q "retention (30 cohorts x 30)" "/v1/reports/retention?from=$FROM&to=$TO&periods=30" '[.cohorts[].retained[]] | add' \
   "WITH f AS (SELECT customer_no, min(day) AS d0 FROM events GROUP BY customer_no), a AS (SELECT DISTINCT customer_no, day FROM events WHERE day BETWEEN $FIRST AND $LAST) SELECT f.d0, a.day - f.d0, count(*) FROM f JOIN a ON a.customer_no = f.customer_no WHERE f.d0 BETWEEN $FIRST AND $LAST AND a.day - f.d0 < 30 GROUP BY f.d0, a.day - f.d0"
+step() { # the earliest $1 event of each customer of $2 at or after its time t, within the window
+    echo "SELECT p.customer_no, p.t0, (SELECT min(e.ts) FROM events e WHERE e.customer_no = p.customer_no AND e.name = '$1' AND e.ts >= p.t AND e.ts <= p.t0 + $DAY_MS) AS t FROM $2 p WHERE p.t IS NOT NULL"
+}
+q "funnel (4 steps, 1-day window)" "/v1/reports/funnel?steps=login,view_wealth,click_wealth,buy_fund&window=1d&from=$FROM&to=$TO" '[.steps[].customers] | add' \
+  "WITH s1 AS (SELECT customer_no, min(ts) AS t0, min(ts) AS t FROM events WHERE name = 'login' AND day BETWEEN $FIRST AND $LAST GROUP BY customer_no), s2 AS ($(step view_wealth s1)), s3 AS ($(step click_wealth s2)), s4 AS ($(step buy_fund s3)) SELECT 1 AS step, count(*) AS count FROM s1 UNION ALL SELECT 2, count(t) FROM s2 UNION ALL SELECT 3, count(t) FROM s3 UNION ALL SELECT 4, count(t) FROM s4"
 
 echo "# bench/reports.sh — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), RUNS=$RUNS"
 echo "# source $(git -C "$ROOT" describe --always --dirty 2>/dev/null), SQLite $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)') (python3), PostgreSQL $PGVER (jit off, shared_buffers 2GB, work_mem 256MB)"
@@ -209,7 +226,6 @@ for i in "${!QN[@]}"; do
     fi
     echo "| ${QN[$i]} (sum $SUM)$MARK | $SP50 / $SMAX | $HP50 / $HMAX | $LP50 / $LMAX | $PP50 / $PMAX | $(ratio "$PP50" "$SP50")× | $(ratio "$LP50" "$SP50")× |"
 done
-echo "| funnel (4 steps) | not built | | | | | |"
 RSS=$(ps -o rss= -p "$SIYU_PID" | awk '{printf "%.1f", $1 / 1024}')
 echo ""
 echo "siyu resident memory after the reports: $RSS MiB"
