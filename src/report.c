@@ -2,6 +2,7 @@
 #include "report.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -334,48 +335,137 @@ static int64_t median_of(int64_t *a, size_t n)
 
 /* ---- funnels ---- */
 
+/* One customer's way through the funnel: when they reached the last step
+ * they reached, and the end of their window (entry time + window). */
+typedef struct funnel_state {
+    int64_t prev, deadline;
+} funnel_state;
+
+/* A pass over one step's records, day by day.  Only the customers whose
+ * bit is on in `look` are looked at: for the first step, the population
+ * not entered yet; for a later one, those who reached the step before and
+ * have no qualifying event of this one on an earlier day (an event of a
+ * later day cannot be earlier).  A customer found on a day stays looked at
+ * until the day ends (a later record of that day may be earlier), then
+ * leaves `look`.  The records are unordered: each pass is a minimum. */
 typedef struct funnel_pass {
-    const bitset *pop;
-    uint8_t *level;        /* steps reached */
-    int64_t *start, *prev; /* entry time; time of the last step reached */
-    int64_t *cand;         /* the step's earliest qualifying time so far */
-    uint8_t step;          /* the step looked for (0-based) */
-    bool strict;           /* the same event as the step before */
+    bitset look;      /* who is looked at */
+    bitset today;     /* who has a time on the current day */
+    size_t nlook;     /* bits on in look */
+    funnel_state *st; /* by dense id */
+    int64_t *cand;    /* by dense id: the earliest qualifying time yet on the current step */
+    uint8_t step;     /* the step looked for (0-based) */
+    bool strict;      /* the same event as the step before */
     int64_t window_ms;
-    uint32_t *entered; /* step 0: who entered, in order of entry */
-    size_t nentered;
+    uint32_t *found; /* found on the current day */
+    size_t nfound;
+    uint32_t *reached; /* found on any day, in order: who reached the step */
+    size_t nreached;
 } funnel_pass;
+
+static void bit_set(bitset *b, uint32_t i)
+{
+    b->w[i / 64] |= 1ull << (i % 64);
+}
+
+static void bit_clear(bitset *b, uint32_t i)
+{
+    b->w[i / 64] &= ~(1ull << (i % 64));
+}
 
 static void funnel_day(const sy_timed_day *td, void *ud)
 {
     funnel_pass *f = ud;
-    int64_t base = td->day * SY_DAY_MS;
-    if (f->step == 0) {
-        for (size_t i = 0; i < td->n; i++) {
-            uint32_t d = td->dense[i];
-            if (!bit_on(f->pop, d))
-                continue;
-            int64_t t = base + td->ms[i];
-            if (!f->level[d]) {
-                f->level[d] = 1;
-                f->start[d] = t;
-                f->entered[f->nentered++] = d;
-            } else if (t < f->start[d]) {
-                f->start[d] = t;
-            }
-        }
+    if (!f->nlook)
         return;
-    }
+    int64_t base = td->day * SY_DAY_MS;
+    const uint32_t *dense = td->dense;
     for (size_t i = 0; i < td->n; i++) {
-        uint32_t d = td->dense[i];
-        if (d >= f->pop->n || f->level[d] != f->step)
+        uint32_t d = dense[i];
+        if (!bit_on(&f->look, d))
             continue;
         int64_t t = base + td->ms[i];
-        if ((f->strict ? t <= f->prev[d] : t < f->prev[d]) || t > f->start[d] + f->window_ms)
-            continue;
-        if (t < f->cand[d])
+        if (f->step) {
+            const funnel_state *s = &f->st[d];
+            if ((f->strict ? t <= s->prev : t < s->prev) || t > s->deadline)
+                continue;
+        }
+        if (!bit_on(&f->today, d)) {
+            bit_set(&f->today, d);
             f->cand[d] = t;
+            f->found[f->nfound++] = d;
+        } else if (t < f->cand[d]) {
+            f->cand[d] = t;
+        }
     }
+    for (size_t i = 0; i < f->nfound; i++) {
+        uint32_t d = f->found[i];
+        bit_clear(&f->look, d);
+        bit_clear(&f->today, d);
+        f->reached[f->nreached++] = d;
+    }
+    f->nlook -= f->nfound;
+    f->nfound = 0;
+}
+
+/* Dense ids from which a funnel is computed by two threads. */
+#define FUNNEL_SPLIT 4096
+
+/* One thread's share of a funnel: the customers lo .. hi - 1.  ids[k]:
+ * who reached step k, in the order found; delta[k] (k > 0): the time each
+ * took from the step before. */
+typedef struct funnel_part {
+    const sy_index *ix;
+    const sy_funnel_query *q;
+    funnel_pass f;
+    size_t lo, hi;
+    uint32_t *ids[SY_FUNNEL_MAX_STEPS];
+    size_t nids[SY_FUNNEL_MAX_STEPS];
+    int64_t *delta[SY_FUNNEL_MAX_STEPS];
+} funnel_part;
+
+static void *funnel_run(void *arg)
+{
+    funnel_part *p = arg;
+    funnel_pass *f = &p->f;
+    const sy_funnel_query *q = p->q;
+    size_t range = p->hi - p->lo;
+    for (size_t w = p->lo / 64; w < (p->hi + 63) / 64; w++)
+        f->nlook += (size_t)__builtin_popcountll(f->look.w[w]);
+    f->found = sy_xmalloc((range ? range : 1) * sizeof *f->found);
+    /* step 1: the first entry of each customer */
+    f->reached = p->ids[0] = sy_xmalloc((range ? range : 1) * sizeof *f->reached);
+    sy_index_timed_days(p->ix, q->steps[0], q->from, q->to, funnel_day, f);
+    p->nids[0] = f->nreached;
+    for (size_t i = 0; i < p->nids[0]; i++) {
+        uint32_t d = p->ids[0][i];
+        f->st[d].prev = f->cand[d];
+        f->st[d].deadline = f->cand[d] + q->window_ms;
+    }
+    /* later steps may happen after `to`, within the window */
+    int64_t last_day = q->to + q->window_ms / SY_DAY_MS + 1;
+    for (size_t k = 1; k < q->nsteps; k++) {
+        const uint32_t *alive = p->ids[k - 1];
+        size_t nalive = p->nids[k - 1];
+        memset(f->look.w + p->lo / 64, 0, ((p->hi + 63) / 64 - p->lo / 64) * sizeof(uint64_t));
+        for (size_t i = 0; i < nalive; i++)
+            bit_set(&f->look, alive[i]);
+        f->nlook = nalive;
+        f->reached = p->ids[k] = sy_xmalloc((nalive ? nalive : 1) * sizeof *f->reached);
+        f->nreached = 0;
+        f->step = (uint8_t)k;
+        f->strict = !strcmp(q->steps[k], q->steps[k - 1]);
+        sy_index_timed_days(p->ix, q->steps[k], q->from, last_day, funnel_day, f);
+        p->nids[k] = f->nreached;
+        p->delta[k] = sy_xmalloc((f->nreached ? f->nreached : 1) * sizeof *p->delta[k]);
+        for (size_t i = 0; i < p->nids[k]; i++) {
+            uint32_t d = p->ids[k][i];
+            p->delta[k][i] = f->cand[d] - f->st[d].prev;
+            f->st[d].prev = f->cand[d];
+        }
+    }
+    free(f->found);
+    return NULL;
 }
 
 /* The value groups of the breakdown attribute: group_of[dense] (the
@@ -455,75 +545,90 @@ bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *o
             if (group_of[i] == UINT16_MAX)
                 group_of[i] = (uint16_t)none;
     }
-    funnel_pass f = {.pop = &pop, .window_ms = q->window_ms};
-    f.level = sy_xcalloc(n, sizeof *f.level);
-    f.start = sy_xmalloc(n * sizeof *f.start);
-    f.prev = sy_xmalloc(n * sizeof *f.prev);
-    f.cand = sy_xmalloc(n * sizeof *f.cand);
-    f.entered = sy_xmalloc(n * sizeof *f.entered);
-    /* step 1: the first entry of each customer */
-    sy_index_timed_days(ix, q->steps[0], q->from, q->to, funnel_day, &f);
-    /* the customers still in the funnel, and the times between steps */
-    uint32_t *alive = f.entered;
-    size_t nalive = f.nentered;
-    int64_t *delta = sy_xmalloc((nalive ? nalive : 1) * sizeof *delta);
-    size_t *gcount = group_of ? sy_xcalloc(out->ngroups + 1, sizeof *gcount) : NULL;
-    int64_t *gdelta = group_of ? sy_xmalloc((nalive ? nalive : 1) * sizeof *gdelta) : NULL;
-    out->all.customers[0] = nalive;
-    out->all.median_ms[0] = -1;
-    for (size_t i = 0; i < nalive; i++) {
-        f.prev[alive[i]] = f.start[alive[i]];
-        if (group_of)
-            out->groups[group_of[alive[i]]].customers[0]++;
+    /* Customers are independent: two threads take a half of the dense ids
+     * each (at a word boundary) through every step, each looking at its
+     * own customers' records only. */
+    size_t words = (n + 63) / 64;
+    funnel_state *st = sy_xmalloc(n * sizeof *st);
+    int64_t *cand = sy_xmalloc(n * sizeof *cand);
+    bitset today = {sy_xcalloc(words, sizeof(uint64_t)), n};
+    size_t nparts = n >= FUNNEL_SPLIT ? 2 : 1, mid = (words / 2) * 64;
+    funnel_part parts[2];
+    for (size_t p = 0; p < nparts; p++) {
+        funnel_part *fp = &parts[p];
+        memset(fp, 0, sizeof *fp);
+        fp->ix = ix;
+        fp->q = q;
+        fp->lo = nparts == 1 || p == 0 ? 0 : mid;
+        fp->hi = nparts == 1 || p == 1 ? n : mid;
+        fp->f.st = st;
+        fp->f.cand = cand;
+        fp->f.today = today;
+        fp->f.window_ms = q->window_ms;
+        fp->f.look.n = n;
+        fp->f.look.w = sy_xcalloc(words, sizeof(uint64_t));
+        memcpy(fp->f.look.w + fp->lo / 64, pop.w + fp->lo / 64,
+               ((fp->hi + 63) / 64 - fp->lo / 64) * sizeof(uint64_t));
     }
+    pthread_t th;
+    bool threaded = nparts == 2 && pthread_create(&th, NULL, funnel_run, &parts[1]) == 0;
+    funnel_run(&parts[0]);
+    if (threaded)
+        pthread_join(th, NULL);
+    else if (nparts == 2)
+        funnel_run(&parts[1]);
+    /* the parts' figures together */
+    size_t most = 0;
+    for (size_t p = 0; p < nparts; p++)
+        most += parts[p].nids[0];
+    uint32_t *ids = sy_xmalloc((most ? most : 1) * sizeof *ids);
+    int64_t *delta = sy_xmalloc((most ? most : 1) * sizeof *delta);
+    size_t *gcount = group_of ? sy_xcalloc(out->ngroups + 1, sizeof *gcount) : NULL;
+    int64_t *gdelta = group_of ? sy_xmalloc((most ? most : 1) * sizeof *gdelta) : NULL;
     for (size_t g = 0; g < out->ngroups; g++)
         out->groups[g].median_ms[0] = -1;
-    /* later steps may happen after `to`, within the window */
-    int64_t last_day = q->to + q->window_ms / SY_DAY_MS + 1;
-    for (size_t k = 1; k < q->nsteps; k++) {
-        for (size_t i = 0; i < nalive; i++)
-            f.cand[alive[i]] = INT64_MAX;
-        f.step = (uint8_t)k;
-        f.strict = !strcmp(q->steps[k], q->steps[k - 1]);
-        sy_index_timed_days(ix, q->steps[k], q->from, last_day, funnel_day, &f);
-        size_t kept = 0;
-        for (size_t i = 0; i < nalive; i++) {
-            uint32_t d = alive[i];
-            if (f.cand[d] == INT64_MAX)
-                continue;
-            f.level[d] = (uint8_t)(k + 1);
-            delta[kept] = f.cand[d] - f.prev[d];
-            f.prev[d] = f.cand[d];
-            alive[kept++] = d;
+    for (size_t k = 0; k < q->nsteps; k++) {
+        size_t m = 0;
+        for (size_t p = 0; p < nparts; p++) {
+            memcpy(ids + m, parts[p].ids[k], parts[p].nids[k] * sizeof *ids);
+            if (k)
+                memcpy(delta + m, parts[p].delta[k], parts[p].nids[k] * sizeof *delta);
+            m += parts[p].nids[k];
         }
-        nalive = kept;
-        out->all.customers[k] = nalive;
+        out->all.customers[k] = m;
         if (group_of) {
-            /* the deltas by group: counted, placed, then each group's median */
+            /* by group: counted, the deltas placed, then each group's median */
             memset(gcount, 0, (out->ngroups + 1) * sizeof *gcount);
-            for (size_t i = 0; i < nalive; i++)
-                gcount[group_of[alive[i]] + 1]++;
+            for (size_t i = 0; i < m; i++)
+                gcount[group_of[ids[i]] + 1]++;
             for (size_t g = 0; g < out->ngroups; g++)
                 gcount[g + 1] += gcount[g];
-            for (size_t i = 0; i < nalive; i++)
-                gdelta[gcount[group_of[alive[i]]]++] = delta[i];
+            for (size_t i = 0; i < m; i++)
+                gdelta[gcount[group_of[ids[i]]]++] = k ? delta[i] : 0;
             /* gcount[g] now ends group g */
             for (size_t g = 0; g < out->ngroups; g++) {
                 size_t lo = g ? gcount[g - 1] : 0;
                 out->groups[g].customers[k] = gcount[g] - lo;
-                out->groups[g].median_ms[k] = median_of(gdelta + lo, gcount[g] - lo);
+                if (k)
+                    out->groups[g].median_ms[k] = median_of(gdelta + lo, gcount[g] - lo);
             }
         }
-        out->all.median_ms[k] = median_of(delta, nalive);
+        out->all.median_ms[k] = k ? median_of(delta, m) : -1;
     }
+    for (size_t p = 0; p < nparts; p++) {
+        for (size_t k = 0; k < q->nsteps; k++) {
+            free(parts[p].ids[k]);
+            free(parts[p].delta[k]);
+        }
+        free(parts[p].f.look.w);
+    }
+    free(ids);
+    free(delta);
     free(gcount);
     free(gdelta);
-    free(delta);
-    free(f.level);
-    free(f.start);
-    free(f.prev);
-    free(f.cand);
-    free(f.entered);
+    free(today.w);
+    free(st);
+    free(cand);
     free(group_of);
     free(pop.w);
     return true;

@@ -13,7 +13,7 @@
 #include "tenant.h"
 #include "util.h"
 
-#define NCUST 400
+#define NCUST 5000 /* past FUNNEL_SPLIT (report.c): two threads share each funnel */
 #define NDAYS 20
 #define HOUR_MS 3600000LL
 
@@ -31,7 +31,8 @@ typedef struct fixture {
     int64_t t0;
     ev *evs;
     size_t nev;
-    int risk[NCUST]; /* 0: no value, 1..3: R1..R3 */
+    size_t first[NCUST + 1]; /* customer c's events: evs[first[c] .. first[c + 1]) */
+    int risk[NCUST];         /* 0: no value, 1..3: R1..R3 */
     roaring_bitmap_t *population;
 } fixture;
 
@@ -73,6 +74,7 @@ static void make_events(fixture *f, uint64_t seed)
     size_t cap = 64;
     f->evs = malloc(cap * sizeof *f->evs);
     for (int c = 0; c < NCUST; c++) {
+        f->first[c] = f->nev;
         int sessions = (int)(rnd(&s) % 12);
         for (int k = 0; k < sessions; k++) {
             int64_t ts = f->t0 + (int64_t)(rnd(&s) % (uint64_t)((NDAYS - 2) * SY_DAY_MS));
@@ -93,6 +95,7 @@ static void make_events(fixture *f, uint64_t seed)
             }
         }
     }
+    f->first[NCUST] = f->nev;
 }
 
 static fixture *make(int64_t offset_ms, uint64_t seed)
@@ -169,7 +172,7 @@ static void brute(const fixture *f, const int *steps, size_t nsteps, int64_t fro
         if (group >= 0 && f->risk[c] != group)
             continue;
         int64_t start = INT64_MAX;
-        for (size_t i = 0; i < f->nev; i++) {
+        for (size_t i = f->first[c]; i < f->first[c + 1]; i++) {
             const ev *e = &f->evs[i];
             int64_t day = sy_index_day(f->ix, e->ts);
             if (e->c == c && e->name == steps[0] && day >= from && day <= to && e->ts < start)
@@ -182,7 +185,7 @@ static void brute(const fixture *f, const int *steps, size_t nsteps, int64_t fro
         for (size_t k = 1; k < nsteps; k++) {
             bool strict = steps[k] == steps[k - 1];
             int64_t best = INT64_MAX;
-            for (size_t i = 0; i < f->nev; i++) {
+            for (size_t i = f->first[c]; i < f->first[c + 1]; i++) {
                 const ev *e = &f->evs[i];
                 if (e->c != c || e->name != steps[k] || e->ts > start + window)
                     continue;
