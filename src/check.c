@@ -3,6 +3,7 @@
 #include "benefits.h"
 #include "customer.h"
 #include "ledger.h"
+#include "coupon.h"
 #include "lottery.h"
 #include "util.h"
 
@@ -19,6 +20,7 @@ static const check_part k_parts[] = {
     {"ledger", sy_ledger_check, "accounts, lots and entries"},
     {"benefits", sy_benefit_check, "items, voucher codes and grants"},
     {"campaigns", sy_lottery_check, "campaign budgets, lottery prizes and draws"},
+    {"coupons", sy_coupon_check, "coupon drop waves and claims"},
 };
 
 typedef struct printer {
