@@ -637,9 +637,10 @@ void sy_abuse_count(sy_abuse_reason why, sy_abuse_action a, sy_abuse_scope s)
 
 void sy_abuse_metrics_render(sy_buf *o)
 {
-    sy_buf_puts(o, "# HELP siyu_abuse_refusals_total Check-ins, draws and coupon claims refused by the"
-                   " anti-abuse rules, by reason, action and the scope that matched.\n"
-                   "# TYPE siyu_abuse_refusals_total counter\n");
+    sy_buf_puts(o,
+                "# HELP siyu_abuse_refusals_total Check-ins, draws and coupon claims refused by the"
+                " anti-abuse rules, by reason, action and the scope that matched.\n"
+                "# TYPE siyu_abuse_refusals_total counter\n");
     for (int w = 1; w < 4; w++)
         for (int a = 0; a < 3; a++)
             for (int s = 0; s < 3; s++)

@@ -109,6 +109,9 @@ void sy_api_reconciliation(sy_req *r);
 /* Expires every tenant's grants past their expiry, in batches through the
  * writer (run by the server's periodic maintenance). */
 void sy_api_grants_expire_job(sy_app *app);
+/* The maintenance loop's expiry of held referral rewards past their review
+ * deadline (api_referral.c), every tenant, in batches through the writer. */
+void sy_api_referral_expire_job(sy_app *app);
 
 /* api_campaigns.c */
 void sy_api_campaigns_list(sy_req *r);
@@ -192,6 +195,7 @@ void sy_api_referrals_bind(sy_req *r);
 void sy_api_referrals_list(sy_req *r);
 void sy_api_referrals_approve(sy_req *r);
 void sy_api_referrals_reject(sy_req *r);
+void sy_api_referrals_expire(sy_req *r);
 typedef struct sy_referral_plan sy_referral_plan;
 /* The referral campaigns running now (NULL when none; *failed: a 500 was
  * recorded). */

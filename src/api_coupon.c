@@ -37,15 +37,14 @@ static void reply_refusal(sy_req *r, int rc, const sy_coupon_outcome *o, const c
 {
     switch (rc) {
     case SY_COUPON_NOT_STARTED:
-        sy_reply_problem(r, 409, "not-started", NULL,
-                         "no wave of coupon drop '%s' has opened yet%s", id,
-                         o->when.next_at == SY_CAMPAIGN_UNSET ? ", and none will"
-                                                              : "; see next_wave_at");
+        sy_reply_problem(
+            r, 409, "not-started", NULL, "no wave of coupon drop '%s' has opened yet%s", id,
+            o->when.next_at == SY_CAMPAIGN_UNSET ? ", and none will" : "; see next_wave_at");
         next_wave_member(r, o->when.next_at);
         break;
     case SY_COUPON_SOLD_OUT:
         sy_reply_problem(r, 409, "wave-sold-out", NULL,
-                         "all %lld coupons of the current wave of '%s' are claimed", 
+                         "all %lld coupons of the current wave of '%s' are claimed",
                          (long long)o->released, id);
         sy_reply_extend(r, "wave", json_integer(o->when.wave));
         sy_reply_extend(r, "released", json_integer(o->released));
@@ -67,13 +66,12 @@ static json_t *claim_json(const claim_req *q)
     const sy_coupon_outcome *o = &q->out;
     char day[11];
     sy_format_date(o->when.day, day);
-    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s, s:s, s:I, s:I, s:I, s:I}", "claim",
-                          o->claim_id, "campaign", q->id, "customer_no", q->no, "day", day, "wave",
-                          o->when.wave, "wave_opened_at", sy_json_time(o->when.wave_at), "item",
-                          o->item, "grant", o->grant_code, "cost", (json_int_t)o->cost,
-                          "wave_released", (json_int_t)o->released, "wave_remaining",
-                          (json_int_t)(o->released - o->claimed), "claims_left_in_wave",
-                          (json_int_t)o->claims_left);
+    json_t *b = json_pack(
+        "{s:s, s:s, s:s, s:s, s:i, s:o, s:s, s:s, s:I, s:I, s:I, s:I}", "claim", o->claim_id,
+        "campaign", q->id, "customer_no", q->no, "day", day, "wave", o->when.wave, "wave_opened_at",
+        sy_json_time(o->when.wave_at), "item", o->item, "grant", o->grant_code, "cost",
+        (json_int_t)o->cost, "wave_released", (json_int_t)o->released, "wave_remaining",
+        (json_int_t)(o->released - o->claimed), "claims_left_in_wave", (json_int_t)o->claims_left);
     json_object_set_new(b, "next_wave_at",
                         o->when.next_at == SY_CAMPAIGN_UNSET ? json_null()
                                                              : sy_json_time(o->when.next_at));

@@ -45,7 +45,7 @@ void sy_uplift_compute(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift
 typedef struct sy_campaign_day_figures {
     int64_t day; /* business day (days since 1970-01-01) */
     int64_t participants, checkins, draws, rewards, points, cost;
-    int64_t claims; /* coupon drop claims */
+    int64_t claims;                 /* coupon drop claims */
     int64_t points_left, cost_left; /* SY_CAMPAIGN_UNSET: no budget of that kind */
 } sy_campaign_day_figures;
 

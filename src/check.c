@@ -1,9 +1,9 @@
 /* check.c — the table of invariant checks behind `siyu check` (check.h). */
 #include "check.h"
 #include "benefits.h"
+#include "coupon.h"
 #include "customer.h"
 #include "ledger.h"
-#include "coupon.h"
 #include "lottery.h"
 #include "util.h"
 

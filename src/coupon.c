@@ -65,14 +65,13 @@ bool sy_coupon_rules_parse(json_t *sec, sy_coupon_rules *out, char *field, size_
                             "'item' must be a benefit item code (see GET /v1/benefits/items)");
     snprintf(out->item, sizeof out->item, "%s", item);
     int64_t qpw = SY_CAMPAIGN_UNSET;
-    if (!sy_perr_int(&e, sec, "/coupon_drop", "quantity_per_wave", false, 1,
-                     SY_COUPON_QUANTITY_MAX, &qpw) ||
+    if (!sy_perr_int(&e, sec, "/coupon_drop", "quantity_per_wave", false, 1, SY_COUPON_QUANTITY_MAX,
+                     &qpw) ||
         !sy_perr_int(&e, sec, "/coupon_drop", "per_wave", false, 1, SY_COUPON_PER_WAVE_MAX,
                      &out->per_wave))
         return false;
     json_t *ws = json_object_get(sec, "waves");
-    if (!json_is_array(ws) || json_array_size(ws) < 1 ||
-        json_array_size(ws) > SY_COUPON_WAVES_MAX)
+    if (!json_is_array(ws) || json_array_size(ws) < 1 || json_array_size(ws) > SY_COUPON_WAVES_MAX)
         return sy_perr_fail(&e, "/coupon_drop/waves",
                             "'waves' must be an array of 1 to %d waves, e.g. [{\"at\": \"10:00\"}]",
                             SY_COUPON_WAVES_MAX);
@@ -93,8 +92,9 @@ bool sy_coupon_rules_parse(json_t *sec, sy_coupon_rules *out, char *field, size_
                                 "'at' must be a local time HH:MM (00:00 to 23:59) in the"
                                 " tenant's time zone");
         if (out->nwaves > 0 && w->at <= out->waves[out->nwaves - 1].at)
-            return sy_perr_fail(&e, pm, "waves must be in time order, each later than the one"
-                                        " before");
+            return sy_perr_fail(&e, pm,
+                                "waves must be in time order, each later than the one"
+                                " before");
         w->quantity = qpw;
         if (!sy_perr_int(&e, v, p, "quantity", false, 1, SY_COUPON_QUANTITY_MAX, &w->quantity))
             return false;
@@ -423,8 +423,7 @@ int sy_coupon_waves_json(sy_conn *c, const char *tenant, const char *campaign, i
     json_t *ws = json_array();
     for (int i = 0; i < rules.nwaves && rc == SY_OK; i++) {
         int64_t released, claimed;
-        rc = wave_get(c, tenant, cp->id, when.day, i, rules.waves[i].quantity, &released,
-                      &claimed);
+        rc = wave_get(c, tenant, cp->id, when.day, i, rules.waves[i].quantity, &released, &claimed);
         char hhmm[24];
         snprintf(hhmm, sizeof hhmm, "%02d:%02d", rules.waves[i].at / 60, rules.waves[i].at % 60);
         int64_t opens = sy_coupon_local_ms(zone, when.day, rules.waves[i].at);
@@ -432,8 +431,8 @@ int sy_coupon_waves_json(sy_conn *c, const char *tenant, const char *campaign, i
         json_array_append_new(ws, json_pack("{s:i, s:s, s:o, s:I, s:I, s:I, s:s}", "wave", i, "at",
                                             hhmm, "opens_at", sy_json_time(opens), "released",
                                             (json_int_t)released, "claimed", (json_int_t)claimed,
-                                            "remaining", (json_int_t)(released - claimed),
-                                            "state", state));
+                                            "remaining", (json_int_t)(released - claimed), "state",
+                                            state));
     }
     char day[11];
     sy_format_date(when.day, day);
@@ -442,8 +441,7 @@ int sy_coupon_waves_json(sy_conn *c, const char *tenant, const char *campaign, i
                      sy_campaign_status_name(sy_campaign_effective(cp, now_ms)), "per_wave",
                      (json_int_t)rules.per_wave, "waves", ws, "current_wave",
                      when.wave >= 0 ? json_integer(when.wave) : json_null(), "next_wave_at",
-                     when.next_at != SY_CAMPAIGN_UNSET ? sy_json_time(when.next_at)
-                                                       : json_null());
+                     when.next_at != SY_CAMPAIGN_UNSET ? sy_json_time(when.next_at) : json_null());
     if (rc != SY_OK) {
         json_decref(*out);
         *out = NULL;

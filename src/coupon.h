@@ -78,11 +78,11 @@ typedef struct sy_coupon_outcome {
     sy_coupon_when when;
     char item[SY_BENEFIT_CODE_MAX + 1];
     char grant_code[SY_BENEFIT_GRANT_CODE_MAX + 1];
-    int64_t cost;            /* the item's cost price, counted in the budget */
-    int64_t released;        /* the wave's units */
-    int64_t claimed;         /* taken from the wave, this claim included */
-    int64_t claims_left;     /* this customer's claims left in the wave */
-    sy_campaign_result why;  /* refusals */
+    int64_t cost;           /* the item's cost price, counted in the budget */
+    int64_t released;       /* the wave's units */
+    int64_t claimed;        /* taken from the wave, this claim included */
+    int64_t claims_left;    /* this customer's claims left in the wave */
+    sy_campaign_result why; /* refusals */
 } sy_coupon_outcome;
 
 /* One claim for w->customer_no at w->now_ms.  Checks in order: the

@@ -662,7 +662,8 @@ static void render_coupon(sy_buf *b, const sy_offer *o, const sy_offer_use *u)
     if (u->wave >= 0) {
         sy_buf_printf(b, ",\"wave\":%d", u->wave);
         put_time(b, ",\"wave_opened_at\":", u->wave_at);
-        sy_buf_printf(b, ",\"wave_remaining\":%lld", (long long)(u->wave_left > 0 ? u->wave_left : 0));
+        sy_buf_printf(b, ",\"wave_remaining\":%lld",
+                      (long long)(u->wave_left > 0 ? u->wave_left : 0));
     } else {
         sy_buf_puts(b, ",\"wave\":null,\"wave_opened_at\":null,\"wave_remaining\":null");
     }

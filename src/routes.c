@@ -132,6 +132,8 @@ sy_route sy_routes[] = {
      SY_ROUTE_IDEMPOTENT, NULL},
     {"GET", "/v1/campaigns/{id}/referrals", sy_api_referrals_list, ADMIN | SY_ROLE_ANALYST, 0,
      NULL},
+    {"POST", "/v1/campaigns/{id}/referrals:expire", sy_api_referrals_expire, ADMIN,
+     SY_ROUTE_IDEMPOTENT, NULL},
     {"POST", "/v1/campaigns/{id}/referrals/{invitee}:approve", sy_api_referrals_approve, ADMIN,
      SY_ROUTE_IDEMPOTENT, NULL},
     {"POST", "/v1/campaigns/{id}/referrals/{invitee}:reject", sy_api_referrals_reject, ADMIN,

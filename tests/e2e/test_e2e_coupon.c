@@ -248,9 +248,8 @@ static void test_claim_flow(void **state)
     assert_int_equal(json_integer_value(json_object_get(totals, "claims")), 4);
     assert_int_equal(json_integer_value(json_object_get(totals, "rewards")), 4);
     assert_int_equal(json_integer_value(json_object_get(totals, "cost")), 2000);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "budget"),
-                                                        "spent_cost")),
-                     2000);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r.json, "budget"), "spent_cost")), 2000);
     h_resp_free(&r);
     assert_int_equal(count_sql("SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
                                " c.grant_code = g.code WHERE c.campaign_id = 'drop'"),
@@ -326,13 +325,14 @@ static void test_concurrent_wave_and_budget(void **state)
     /* a 100-unit wave: 256 claims by 256 customers at once, exactly 100 win */
     launch("rush", "",
            "{\"item\":\"cp5\",\"quantity_per_wave\":100,\"waves\":[{\"at\":\"10:00\"}]}");
-    race a = {.campaign = "rush", .now = "2026-12-05T10:00:00+08:00", .refusal = "wave-sold-out",
+    race a = {.campaign = "rush",
+              .now = "2026-12-05T10:00:00+08:00",
+              .refusal = "wave-sold-out",
               .first = 1};
     run_race(&a);
     assert_int_equal(a.ok, 100);
     assert_int_equal(a.refused, 156);
-    assert_int_equal(count_sql("SELECT claimed FROM coupon_waves WHERE campaign_id = 'rush'"),
-                     100);
+    assert_int_equal(count_sql("SELECT claimed FROM coupon_waves WHERE campaign_id = 'rush'"), 100);
     assert_int_equal(count_sql("SELECT COUNT(*) FROM coupon_claims WHERE campaign_id = 'rush'"),
                      100);
     assert_int_equal(count_sql("SELECT COUNT(DISTINCT customer_no) FROM coupon_claims"
@@ -344,8 +344,10 @@ static void test_concurrent_wave_and_budget(void **state)
     /* a budget for 10 coupons runs out in the middle of a burst */
     launch("thin", "\"budget\":{\"cost\":5000}",
            "{\"item\":\"cp5\",\"quantity_per_wave\":1000,\"waves\":[{\"at\":\"10:00\"}]}");
-    race b = {.campaign = "thin", .now = "2026-12-05T10:00:00+08:00",
-              .refusal = "budget-exhausted", .first = 1};
+    race b = {.campaign = "thin",
+              .now = "2026-12-05T10:00:00+08:00",
+              .refusal = "budget-exhausted",
+              .first = 1};
     run_race(&b);
     assert_int_equal(b.ok, 10);
     assert_int_equal(count_sql("SELECT spent_cost FROM campaigns WHERE id = 'thin'"), 5000);
@@ -363,42 +365,52 @@ typedef struct bad_case {
 static void test_bad_input_writes_nothing(void **state)
 {
 #define DEF(sec)                                                                                   \
-    "{\"id\":\"bad\",\"name\":\"b\",\"type\":\"coupon_drop\",\"starts_at\":"                      \
+    "{\"id\":\"bad\",\"name\":\"b\",\"type\":\"coupon_drop\",\"starts_at\":"                       \
     "\"2026-12-01T00:00:00+08:00\",\"ends_at\":\"2027-01-01T00:00:00+08:00\"" sec "}"
     static const bad_case cases[] = {
         {"/v1/campaigns", DEF(""), "/coupon_drop", 400},
         {"/v1/campaigns", DEF(",\"coupon_drop\":[]"), "/coupon_drop", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"quantity_per_wave\":1,\"waves\":[{\"at\":"
-                              "\"10:00\"}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"quantity_per_wave\":1,\"waves\":[{\"at\":"
+             "\"10:00\"}]}"),
          "/coupon_drop/item", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"a b\",\"quantity_per_wave\":1,"
-                              "\"waves\":[{\"at\":\"10:00\"}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"a b\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\"}]}"),
          "/coupon_drop/item", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":0,"
-                              "\"waves\":[{\"at\":\"10:00\"}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":0,"
+             "\"waves\":[{\"at\":\"10:00\"}]}"),
          "/coupon_drop/quantity_per_wave", 400},
         {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1}"),
          "/coupon_drop/waves", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
-                              "\"waves\":[{\"at\":\"24:00\"}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"24:00\"}]}"),
          "/coupon_drop/waves/0/at", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
-                              "\"waves\":[{\"at\":\"10:00\"},{\"at\":\"09:00\"}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\"},{\"at\":\"09:00\"}]}"),
          "/coupon_drop/waves/1/at", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\","
-                              "\"waves\":[{\"at\":\"10:00\"}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\","
+             "\"waves\":[{\"at\":\"10:00\"}]}"),
          "/coupon_drop/waves/0/quantity", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
-                              "\"waves\":[{\"at\":\"10:00\",\"size\":1}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\",\"size\":1}]}"),
          "/coupon_drop/waves/0/size", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
-                              "\"per_wave\":0,\"waves\":[{\"at\":\"10:00\"}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"per_wave\":0,\"waves\":[{\"at\":\"10:00\"}]}"),
          "/coupon_drop/per_wave", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
-                              "\"waves\":[{\"at\":\"10:00\"}],\"x\":1}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\"}],\"x\":1}"),
          "/coupon_drop/x", 400},
-        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"nope\",\"quantity_per_wave\":1,"
-                              "\"waves\":[{\"at\":\"10:00\"}]}"),
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"nope\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\"}]}"),
          "/coupon_drop/item", 400},
         {"/v1/campaigns/drop/claim", "{}", "/customer_no", 400},
         {"/v1/campaigns/drop/claim", "{\"customer_no\":\"a b\"}", "/customer_no", 400},
