@@ -2,7 +2,8 @@
  * (--test-clock): a drop in two daily waves (not started before the first
  * wave, a claim and its idempotent replay, the per-wave and per-campaign
  * limits, a sold-out wave and the next one, the blocklist), the customer's
- * offers, today's waves, the campaign report and `siyu check`; 64
+ * offers, today's waves, the campaign report and `siyu check`; the
+ * not-eligible cases, a wrong type and the rate limit of claims; 64
  * concurrent clients against a 100-unit wave (exactly 100 grants) and
  * against a budget running out mid-burst; bad definitions and claims (400
  * naming the field, nothing written). */
@@ -257,6 +258,45 @@ static void test_claim_flow(void **state)
     assert_check_passes();
 }
 
+/* The not-eligible cases and the rate limit of claims. */
+static void test_refusals(void **state)
+{
+    /* suitability: an R3 product reaches only assessed customers of R3 and up */
+    launch("suit", "\"suitability\":{\"product_risk\":\"R3\",\"validity_days\":365}",
+           "{\"item\":\"cp5\",\"quantity_per_wave\":10,\"waves\":[{\"at\":\"10:00\"}]}");
+    h_resp r = claim("2026-12-05T10:00:00+08:00", "suit", "C6", NULL);
+    expect(r, 403, "unsuitable");
+    h_resp_free(&r);
+    /* a claim at a lottery is the wrong type */
+    must_at(DEC5, S->admin_key, "POST", "/v1/campaigns",
+            "{\"id\":\"lot\",\"name\":\"l\",\"type\":\"lottery\",\"starts_at\":"
+            "\"2026-12-01T00:00:00+08:00\",\"ends_at\":\"2027-01-01T00:00:00+08:00\"}",
+            201);
+    r = claim("2026-12-05T10:00:00+08:00", "lot", "C6", NULL);
+    expect(r, 409, "wrong-type");
+    h_resp_free(&r);
+    /* one claim a minute per device */
+    h_resp p = at(DEC5, S->admin_key, "PUT", "/v1/abuse/rules",
+                  "{\"rate_limits\":[{\"scope\":\"device\",\"action\":\"claim\",\"max\":1,"
+                  "\"per_seconds\":60}]}",
+                  NULL, NULL);
+    expect(p, 200, NULL);
+    h_resp_free(&p);
+    launch("fast", "",
+           "{\"item\":\"cp5\",\"quantity_per_wave\":10,\"waves\":[{\"at\":\"10:00\"}]}");
+    r = claim("2026-12-05T10:00:00+08:00", "fast", "C6", "X-Device-Id: phone-6");
+    expect(r, 201, NULL);
+    h_resp_free(&r);
+    r = claim("2026-12-05T10:00:01+08:00", "fast", "C7", "X-Device-Id: phone-6");
+    expect(r, 429, "rate-limited");
+    char retry[16];
+    assert_true(h_header(&r, "Retry-After", retry, sizeof retry));
+    h_resp_free(&r);
+    p = at(DEC5, S->admin_key, "PUT", "/v1/abuse/rules", "{}", NULL, NULL);
+    expect(p, 200, NULL);
+    h_resp_free(&p);
+}
+
 /* ---- 64 concurrent clients ---- */
 
 typedef struct race {
@@ -448,6 +488,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claim_flow),
+        cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_concurrent_wave_and_budget),
         cmocka_unit_test(test_bad_input_writes_nothing),
     };
