@@ -50,6 +50,6 @@ CREATE INDEX coupon_claims_customer ON coupon_claims (tenant_id, customer_no, ca
 -- referral section) after they were held; the maintenance loop, POST
 -- /v1/campaigns/{id}/referrals:expire and the review itself then expire
 -- them (status 'expired', refusal 'review-expired').  review_by: that
--- deadline, set when a binding is held.
+-- deadline, set when a binding is held.  The expiry reads a campaign's held
+-- bindings through referral_bindings_status (0012).
 ALTER TABLE referral_bindings ADD COLUMN review_by BIGINT;
-CREATE INDEX referral_bindings_review ON referral_bindings (tenant_id, status, review_by);
