@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static const char *const k_actions[] = {"checkin", "draw", "any"};
+static const char *const k_actions[] = {"checkin", "draw", "claim", "any"};
 static const char *const k_scopes[] = {"customer", "device", "ip"};
 static const char *const k_reasons[] = {"ok", "blocked", "rate-limited", "velocity"};
 
@@ -145,8 +145,10 @@ static bool rule_list(json_t *arr, const char *name, bool velocity, sy_abuse_rul
                 r->action = SY_ABUSE_CHECKIN;
             else if (as && !strcmp(as, "draw"))
                 r->action = SY_ABUSE_DRAW;
+            else if (as && !strcmp(as, "claim"))
+                r->action = SY_ABUSE_CLAIM;
             else if (!as || strcmp(as, "any") != 0)
-                return fail(field, fl, msg, ml, p, "'action' must be checkin, draw or any");
+                return fail(field, fl, msg, ml, p, "'action' must be checkin, draw, claim or any");
         }
         snprintf(p, sizeof p, "%s/max", ptr);
         json_t *m = json_object_get(v, "max");
@@ -625,21 +627,22 @@ int sy_abuse_blocked(sy_conn *c, const sy_abuse_subject *s, int64_t now_ms, bool
 /* ------------------------------------------------------------------ */
 /* metrics                                                             */
 
-static _Atomic uint64_t g_refusals[4][2][3]; /* reason, action, scope */
+static _Atomic uint64_t g_refusals[4][3][3]; /* reason, action, scope */
 
 void sy_abuse_count(sy_abuse_reason why, sy_abuse_action a, sy_abuse_scope s)
 {
-    if ((unsigned)why < 4 && (unsigned)a < 2 && (unsigned)s < 3)
+    if ((unsigned)why < 4 && (unsigned)a < 3 && (unsigned)s < 3)
         atomic_fetch_add_explicit(&g_refusals[why][a][s], 1, memory_order_relaxed);
 }
 
 void sy_abuse_metrics_render(sy_buf *o)
 {
-    sy_buf_puts(o, "# HELP siyu_abuse_refusals_total Check-ins and draws refused by the"
-                   " anti-abuse rules, by reason, action and the scope that matched.\n"
-                   "# TYPE siyu_abuse_refusals_total counter\n");
+    sy_buf_puts(o,
+                "# HELP siyu_abuse_refusals_total Check-ins, draws and coupon claims refused by the"
+                " anti-abuse rules, by reason, action and the scope that matched.\n"
+                "# TYPE siyu_abuse_refusals_total counter\n");
     for (int w = 1; w < 4; w++)
-        for (int a = 0; a < 2; a++)
+        for (int a = 0; a < 3; a++)
             for (int s = 0; s < 3; s++)
                 sy_buf_printf(
                     o, "siyu_abuse_refusals_total{reason=\"%s\",action=\"%s\",scope=\"%s\"} %llu\n",

@@ -29,7 +29,12 @@
 #define SY_ABUSE_REASON_MAX 500
 #define SY_ABUSE_WINDOW_MAX_MS (7LL * 86400 * 1000)
 
-typedef enum sy_abuse_action { SY_ABUSE_CHECKIN, SY_ABUSE_DRAW, SY_ABUSE_ANY } sy_abuse_action;
+typedef enum sy_abuse_action {
+    SY_ABUSE_CHECKIN,
+    SY_ABUSE_DRAW,
+    SY_ABUSE_CLAIM, /* coupon drops */
+    SY_ABUSE_ANY
+} sy_abuse_action;
 typedef enum sy_abuse_scope { SY_ABUSE_CUSTOMER, SY_ABUSE_DEVICE, SY_ABUSE_IP } sy_abuse_scope;
 typedef enum sy_abuse_reason {
     SY_ABUSE_OK = 0,

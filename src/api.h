@@ -109,6 +109,9 @@ void sy_api_reconciliation(sy_req *r);
 /* Expires every tenant's grants past their expiry, in batches through the
  * writer (run by the server's periodic maintenance). */
 void sy_api_grants_expire_job(sy_app *app);
+/* The maintenance loop's expiry of held referral rewards past their review
+ * deadline (api_referral.c), every tenant, in batches through the writer. */
+void sy_api_referral_expire_job(sy_app *app);
 
 /* api_campaigns.c */
 void sy_api_campaigns_list(sy_req *r);
@@ -170,13 +173,19 @@ void sy_api_abuse_rules_put(sy_req *r);
 void sy_api_abuse_block(sy_req *r);
 void sy_api_abuse_unblock(sy_req *r);
 void sy_api_abuse_blocklist(sy_req *r);
-/* The anti-abuse gate of check-in (action 0) and draws (1), in the request
+/* The anti-abuse gate of check-in (action 0), draws (1) and coupon claims (2), in the request
  * thread before the write: the X-Device-Id header, the blocklist, rate
  * limits and velocity rules.  false: the refusal (or a 400) is recorded.
  * After an accepted participation commits, sy_api_abuse_accepted(state)
  * counts it for the velocity rules. */
 bool sy_api_abuse_gate(sy_req *r, int action, const char *customer_no, void **state);
 void sy_api_abuse_accepted(sy_req *r, void *state);
+/* The device id and client address the gate saw (either may be NULL). */
+void sy_api_abuse_subject(void *state, const char **device, const char **ip);
+
+/* api_coupon.c: coupon drops (claims, today's waves) */
+void sy_api_coupon_claim(sy_req *r);
+void sy_api_coupon_waves(sy_req *r);
 
 /* A campaign read for the other campaign handlers (404/500 recorded when
  * NULL; free with sy_campaign_free). */
@@ -191,6 +200,7 @@ void sy_api_referrals_bind(sy_req *r);
 void sy_api_referrals_list(sy_req *r);
 void sy_api_referrals_approve(sy_req *r);
 void sy_api_referrals_reject(sy_req *r);
+void sy_api_referrals_expire(sy_req *r);
 typedef struct sy_referral_plan sy_referral_plan;
 /* The referral campaigns running now (NULL when none; *failed: a 500 was
  * recorded). */

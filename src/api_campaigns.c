@@ -18,6 +18,7 @@
 #include "api.h"
 #include "app.h"
 #include "campaign.h"
+#include "coupon.h"
 #include "customer.h"
 #include "ledger.h"
 #include "referral.h"
@@ -382,6 +383,12 @@ static bool v_definition(sy_req *r, json_t *body, sy_campaign *cp)
         sy_reply_problem(r, 400, "validation", field, "%s", msg);
         return false;
     }
+    sy_coupon_rules cr;
+    if (cp->type == SY_CAMPAIGN_COUPON_DROP &&
+        !sy_coupon_rules_parse(cp->extra, &cr, field, sizeof field, msg, sizeof msg)) {
+        sy_reply_problem(r, 400, "validation", field, "%s", msg);
+        return false;
+    }
     json_t *rules = sy_campaign_rules_json(cp);
     char *text = json_dumps(rules, JSON_COMPACT);
     size_t len = text ? strlen(text) : 0;
@@ -539,6 +546,10 @@ static int apply_definition(sy_conn *c, sy_req *r, void *ctx)
         sy_referral_rules_parse(d->cp->extra, d->cp->point_type, &rr, field, sizeof field, msg,
                                 sizeof msg))
         rc = sy_referral_check_refs(c, tenant, &rr, &res);
+    sy_coupon_rules cr;
+    if (rc == SY_OK && d->cp->type == SY_CAMPAIGN_COUPON_DROP &&
+        sy_coupon_rules_parse(d->cp->extra, &cr, field, sizeof field, msg, sizeof msg))
+        rc = sy_coupon_check_refs(c, tenant, &cr, &res);
     if (rc > 0) {
         reply_refusal(r, rc, &res, d->cp->id, NULL);
         return 1;

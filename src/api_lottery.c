@@ -57,7 +57,7 @@ bool sy_api_abuse_gate(sy_req *r, int action, const char *customer_no, void **st
     abuse_gate *g = sy_req_alloc(r, sizeof *g);
     memset(g, 0, sizeof *g);
     *state = g;
-    g->action = action == 1 ? SY_ABUSE_DRAW : SY_ABUSE_CHECKIN;
+    g->action = action == 2 ? SY_ABUSE_CLAIM : action == 1 ? SY_ABUSE_DRAW : SY_ABUSE_CHECKIN;
     const char *dev = sy_req_header(r, "X-Device-Id");
     if (dev && !device_valid(dev)) {
         sy_reply_problem(r, 400, "validation", "X-Device-Id",
@@ -123,6 +123,13 @@ void sy_api_abuse_accepted(sy_req *r, void *state)
     abuse_gate *g = state;
     if (g)
         sy_abuse_note(&g->rules, g->action, &g->subj, sy_req_now_ms(r));
+}
+
+void sy_api_abuse_subject(void *state, const char **device, const char **ip)
+{
+    abuse_gate *g = state;
+    *device = g ? g->subj.device : NULL;
+    *ip = g ? g->subj.ip : NULL;
 }
 
 /* ------------------------------------------------------------------ */

@@ -338,6 +338,15 @@ static int apply_review(sy_conn *c, sy_req *r, void *ctx)
     if (rc != SY_OK)
         return rc;
     sy_req_audit_target(r, q->id);
+    if (!strcmp(o.status, "expired")) {
+        /* past the review deadline: the expiry commits, the review is refused */
+        sy_reply_problem(r, 409, "review-expired", NULL,
+                         "the held rewards of '%s' passed their review deadline (hold_days) and"
+                         " expired unpaid",
+                         q->invitee);
+        sy_reply_extend(r, "referral_status", json_string("expired"));
+        return 0;
+    }
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o}", "campaign", q->id, "invitee",
                              q->invitee, "inviter", o.inviter, "status", o.status, "flags",
                              flags_json(o.flags), "inviter_reward", paid_json(&o.inviter_paid),
@@ -379,13 +388,111 @@ void sy_api_referrals_reject(sy_req *r)
 }
 
 /* ------------------------------------------------------------------ */
+/* expiry of held rewards                                              */
+
+#define EXPIRY_BATCH 5000
+
+typedef struct expire_req {
+    const char *tenant, *id, *actor;
+    int64_t now, n;
+    bool more;
+} expire_req;
+
+static int apply_expire(sy_conn *c, sy_req *r, void *ctx)
+{
+    expire_req *q = ctx;
+    int rc = sy_referral_expire_held(c, q->tenant, q->id, q->now, q->actor, EXPIRY_BATCH, &q->n,
+                                     &q->more);
+    if (rc != SY_OK)
+        return rc;
+    sy_req_audit_target(r, q->id);
+    sy_reply_json(r, 200,
+                  json_pack("{s:s, s:I, s:b, s:o}", "campaign", q->id, "expired", (json_int_t)q->n,
+                            "more", q->more, "as_of", sy_json_time(q->now)));
+    return 0;
+}
+
+/* POST /v1/campaigns/{id}/referrals:expire: expires the campaign's held
+ * rewards past their review deadline now (the maintenance loop does the
+ * same every ten minutes). */
+void sy_api_referrals_expire(sy_req *r)
+{
+    static const char *const fields[] = {NULL};
+    size_t len;
+    sy_req_body(r, &len);
+    json_t *body = len ? sy_req_json_object(r) : NULL;
+    if (len && (!body || !sy_v_only(r, body, fields)))
+        return;
+    expire_req *q = sy_req_alloc(r, sizeof *q);
+    memset(q, 0, sizeof *q);
+    q->id = sy_req_param(r, "id");
+    if (!valid_id(r, q->id))
+        return;
+    sy_campaign *cp = sy_api_campaign_read(r, q->id);
+    if (!cp)
+        return;
+    bool referral = cp->type == SY_CAMPAIGN_REFERRAL;
+    sy_campaign_free(cp);
+    if (!referral) {
+        sy_reply_problem(r, 409, "wrong-type", NULL, "campaign '%s' is not a referral campaign",
+                         q->id);
+        return;
+    }
+    q->tenant = sy_req_principal(r)->tenant;
+    q->actor = sy_req_principal(r)->key_id;
+    q->now = sy_req_now_ms(r);
+    sy_req_write(r, apply_expire, NULL, q);
+}
+
+static int apply_expire_job(sy_conn *c, void *ctx)
+{
+    expire_req *q = ctx;
+    return sy_referral_expire_held(c, q->tenant, NULL, q->now, "system:expiry", EXPIRY_BATCH, &q->n,
+                                   &q->more);
+}
+
+void sy_api_referral_expire_job(sy_app *app)
+{
+    static const char sql[] = "SELECT id FROM tenants ORDER BY id";
+    char **tenants = NULL;
+    size_t n = 0;
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    while (st && sy_stmt_step(st) == SY_ROW) {
+        tenants = sy_xrealloc(tenants, (n + 1) * sizeof *tenants);
+        tenants[n++] = sy_xstrdup(sy_stmt_text(st, 0));
+    }
+    if (st)
+        sy_stmt_reset(st);
+    sy_store_release(app->store, c);
+    for (size_t i = 0; i < n; i++) {
+        expire_req q = {.tenant = tenants[i], .now = sy_now_ms()};
+        int64_t total = 0;
+        do {
+            sy_mutation m = {.apply = apply_expire_job, .ctx = &q};
+            if (sy_writer_run(app->writer, &m) != 0) {
+                sy_warn("referral hold expiry for tenant %s failed", tenants[i]);
+                break;
+            }
+            total += q.n;
+        } while (q.more);
+        if (total)
+            sy_info("referral hold expiry: tenant %s: %lld held referrals expired", tenants[i],
+                    (long long)total);
+        free(tenants[i]);
+    }
+    free(tenants);
+}
+
+/* ------------------------------------------------------------------ */
 /* the list                                                            */
 
 void sy_api_referrals_list(sy_req *r)
 {
     static const char sql[] =
         "SELECT invitee, inviter, code, status, flags, bound_at, qualify_by, qualified_at,"
-        " event_id, refusal, reviewed_by, reviewed_at FROM referral_bindings WHERE tenant_id = $1"
+        " event_id, refusal, reviewed_by, reviewed_at, review_by FROM referral_bindings"
+        " WHERE tenant_id = $1"
         " AND campaign_id = $2 AND ($3 = '' OR status = $3) AND ($4 = '' OR inviter = $4)"
         " ORDER BY bound_at, invitee LIMIT $5";
     static const char *const statuses[] = {"bound",   "held",     "rewarded",
@@ -445,6 +552,9 @@ void sy_api_referrals_list(sy_req *r)
             json_object_set_new(o, "reviewed_by",
                                 sy_stmt_is_null(st, 10) ? json_null()
                                                         : json_string(sy_stmt_text(st, 10)));
+            json_object_set_new(o, "review_by",
+                                sy_stmt_is_null(st, 12) ? json_null()
+                                                        : sy_json_time(sy_stmt_i64(st, 12)));
             json_array_append_new(items, o);
         }
         sy_stmt_reset(st);

@@ -40,25 +40,31 @@ void sy_uplift_compute(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift
 static const char k_days_sql[] =
     "SELECT day, COUNT(DISTINCT customer_no),"
     " SUM(CASE WHEN kind IN ('checkin', 'makeup') THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN kind = 'draw' THEN 1 ELSE 0 END), SUM(rewarded), SUM(points), SUM(cost)"
+    " SUM(CASE WHEN kind = 'draw' THEN 1 ELSE 0 END), SUM(rewarded), SUM(points), SUM(cost),"
+    " SUM(CASE WHEN kind = 'claim' THEN 1 ELSE 0 END)"
     " FROM ("
     "SELECT day, customer_no, kind, points, cost, CASE WHEN points > 0 OR item IS NOT NULL THEN"
     " 1 ELSE 0 END AS rewarded FROM campaign_actions WHERE tenant_id = $1 AND campaign_id = $2"
     " UNION ALL SELECT day, customer_no, 'referral', points, cost, 1 FROM referral_rewards"
     " WHERE tenant_id = $1 AND campaign_id = $2"
     " UNION ALL SELECT bound_day, invitee, 'binding', 0, 0, 0 FROM referral_bindings"
+    " WHERE tenant_id = $1 AND campaign_id = $2"
+    " UNION ALL SELECT day, customer_no, 'claim', 0, cost, 1 FROM coupon_claims"
     " WHERE tenant_id = $1 AND campaign_id = $2"
     ") u WHERE day >= $3 AND day <= $4 GROUP BY day ORDER BY day";
 static const char k_days_draws_sql[] =
     "SELECT day, COUNT(DISTINCT customer_no),"
     " SUM(CASE WHEN kind IN ('checkin', 'makeup') THEN 1 ELSE 0 END),"
-    " SUM(CASE WHEN kind = 'draw' THEN 1 ELSE 0 END), SUM(rewarded), SUM(points), SUM(cost)"
+    " SUM(CASE WHEN kind = 'draw' THEN 1 ELSE 0 END), SUM(rewarded), SUM(points), SUM(cost),"
+    " SUM(CASE WHEN kind = 'claim' THEN 1 ELSE 0 END)"
     " FROM ("
     "SELECT day, customer_no, kind, points, cost, CASE WHEN points > 0 OR item IS NOT NULL THEN"
     " 1 ELSE 0 END AS rewarded FROM campaign_actions WHERE tenant_id = $1 AND campaign_id = $2"
     " UNION ALL SELECT day, customer_no, 'referral', points, cost, 1 FROM referral_rewards"
     " WHERE tenant_id = $1 AND campaign_id = $2"
     " UNION ALL SELECT bound_day, invitee, 'binding', 0, 0, 0 FROM referral_bindings"
+    " WHERE tenant_id = $1 AND campaign_id = $2"
+    " UNION ALL SELECT day, customer_no, 'claim', 0, cost, 1 FROM coupon_claims"
     " WHERE tenant_id = $1 AND campaign_id = $2"
     " UNION ALL SELECT day, customer_no, 'draw', points, budget_cost, CASE WHEN outcome ="
     " 'prize' THEN 1 ELSE 0 END FROM lottery_draws"
@@ -70,6 +76,11 @@ int sy_campaign_report_days(sy_conn *c, const char *tenant, const sy_campaign *c
 {
     static const char sql_holdouts[] =
         "SELECT COUNT(*) FROM campaign_holdouts WHERE tenant_id = $1 AND campaign_id = $2";
+    static const char sql_review[] =
+        "SELECT COALESCE(SUM(CASE WHEN status = 'held' THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN status = 'expired' AND refusal = 'review-expired' THEN 1 ELSE 0"
+        " END), 0), COALESCE(SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END), 0)"
+        " FROM referral_bindings WHERE tenant_id = $1 AND campaign_id = $2";
     memset(out, 0, sizeof *out);
     int rc = sy_campaign_zone(c, tenant, out->zone);
     if (rc != SY_OK)
@@ -104,6 +115,7 @@ int sy_campaign_report_days(sy_conn *c, const char *tenant, const sy_campaign *c
         x->rewards = sy_stmt_i64(st, 4);
         x->points = sy_stmt_i64(st, 5);
         x->cost = sy_stmt_i64(st, 6);
+        x->claims = sy_stmt_i64(st, 7);
     }
     sy_stmt_reset(st);
     if (rc != SY_DONE)
@@ -123,6 +135,7 @@ int sy_campaign_report_days(sy_conn *c, const char *tenant, const sy_campaign *c
         out->totals.checkins += x->checkins;
         out->totals.draws += x->draws;
         out->totals.rewards += x->rewards;
+        out->totals.claims += x->claims;
     }
     out->totals.points = points;
     out->totals.cost = cost;
@@ -138,6 +151,23 @@ int sy_campaign_report_days(sy_conn *c, const char *tenant, const sy_campaign *c
     sy_stmt_bind_text(st, 2, cp->id);
     rc = sy_stmt_step(st);
     out->holdout_recorded = rc == SY_ROW ? sy_stmt_i64(st, 0) : 0;
+    sy_stmt_reset(st);
+    if (rc != SY_ROW)
+        return rc;
+    if (cp->type != SY_CAMPAIGN_REFERRAL)
+        return SY_OK;
+    /* referral reviews: held now, and held rewards that expired unreviewed */
+    if (!(st = sy_conn_prepare(c, sql_review)))
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, cp->id);
+    rc = sy_stmt_step(st);
+    out->referral = rc == SY_ROW;
+    if (rc == SY_ROW) {
+        out->held = sy_stmt_i64(st, 0);
+        out->review_expired = sy_stmt_i64(st, 1);
+        out->rejected = sy_stmt_i64(st, 2);
+    }
     sy_stmt_reset(st);
     return rc == SY_ROW ? SY_OK : rc;
 }
@@ -247,6 +277,7 @@ json_t *sy_campaign_report_json(const sy_campaign *cp, const sy_campaign_report 
                               (json_int_t)x->participants, "checkins", (json_int_t)x->checkins,
                               "draws", (json_int_t)x->draws, "rewards", (json_int_t)x->rewards,
                               "points", (json_int_t)x->points, "cost", (json_int_t)x->cost);
+        json_object_set_new(o, "claims", json_integer(x->claims));
         json_object_set_new(o, "budget_points_left", int_or_null(x->points_left));
         json_object_set_new(o, "budget_cost_left", int_or_null(x->cost_left));
         json_array_append_new(days, o);
@@ -255,6 +286,7 @@ json_t *sy_campaign_report_json(const sy_campaign *cp, const sy_campaign_report 
     json_t *totals = json_pack("{s:I, s:I, s:I, s:I, s:I}", "checkins", (json_int_t)t->checkins,
                                "draws", (json_int_t)t->draws, "rewards", (json_int_t)t->rewards,
                                "points", (json_int_t)t->points, "cost", (json_int_t)t->cost);
+    json_object_set_new(totals, "claims", json_integer(t->claims));
     json_t *budget = json_pack("{s:o, s:o, s:I, s:I, s:o, s:o}", "points",
                                int_or_null(cp->budget_points), "cost", int_or_null(cp->budget_cost),
                                "spent_points", (json_int_t)cp->spent_points, "spent_cost",
@@ -268,6 +300,11 @@ json_t *sy_campaign_report_json(const sy_campaign *cp, const sy_campaign_report 
         o, "draws_note",
         rep->draws_recorded ? json_null() : json_string("no lottery draws table yet: draws are 0"));
     json_object_set_new(o, "uplift", u ? uplift_json(goal, rep, u) : json_null());
+    if (rep->referral)
+        json_object_set_new(o, "referral_review",
+                            json_pack("{s:I, s:I, s:I}", "held", (json_int_t)rep->held,
+                                      "expired_in_review", (json_int_t)rep->review_expired,
+                                      "rejected", (json_int_t)rep->rejected));
     return o;
 }
 

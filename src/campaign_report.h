@@ -45,6 +45,7 @@ void sy_uplift_compute(int64_t x1, int64_t n1, int64_t x0, int64_t n0, sy_uplift
 typedef struct sy_campaign_day_figures {
     int64_t day; /* business day (days since 1970-01-01) */
     int64_t participants, checkins, draws, rewards, points, cost;
+    int64_t claims;                 /* coupon drop claims */
     int64_t points_left, cost_left; /* SY_CAMPAIGN_UNSET: no budget of that kind */
 } sy_campaign_day_figures;
 
@@ -56,6 +57,10 @@ typedef struct sy_campaign_report {
     bool draws_recorded; /* a lottery draws table was found */
     int64_t holdout_recorded;
     sy_campaign_day_figures totals;
+    /* referral campaigns: bindings held for review now, held ones that
+     * expired unreviewed (refusal review-expired), and rejected ones */
+    bool referral;
+    int64_t held, review_expired, rejected;
 } sy_campaign_report;
 
 /* The daily table from the campaign's start to today (or its end). */

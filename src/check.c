@@ -1,6 +1,7 @@
 /* check.c — the table of invariant checks behind `siyu check` (check.h). */
 #include "check.h"
 #include "benefits.h"
+#include "coupon.h"
 #include "customer.h"
 #include "ledger.h"
 #include "lottery.h"
@@ -19,6 +20,7 @@ static const check_part k_parts[] = {
     {"ledger", sy_ledger_check, "accounts, lots and entries"},
     {"benefits", sy_benefit_check, "items, voucher codes and grants"},
     {"campaigns", sy_lottery_check, "campaign budgets, lottery prizes and draws"},
+    {"coupons", sy_coupon_check, "coupon drop waves and claims"},
 };
 
 typedef struct printer {

@@ -919,7 +919,8 @@ static void report_f(void (*report)(void *, const char *), void *ud, int64_t *vi
 int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, const char *line),
                      void *ud, int64_t *violations, int64_t *checked)
 {
-    /* the budget: spent = what check-ins, tasks, draws and referral rewards issued */
+    /* the budget: spent = what check-ins, tasks, draws, referral rewards and coupon
+     * claims issued */
     static const char sql_budget[] =
         "SELECT cp.id, cp.spent_points, cp.spent_cost,"
         " COALESCE((SELECT SUM(points) FROM campaign_actions a WHERE a.tenant_id = cp.tenant_id"
@@ -931,7 +932,9 @@ int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, co
         "   AND a.campaign_id = cp.id), 0) + COALESCE((SELECT SUM(budget_cost) FROM"
         "   lottery_draws d WHERE d.tenant_id = cp.tenant_id AND d.campaign_id = cp.id), 0)"
         " + COALESCE((SELECT SUM(cost) FROM referral_rewards rr WHERE rr.tenant_id ="
-        "   cp.tenant_id AND rr.campaign_id = cp.id), 0),"
+        "   cp.tenant_id AND rr.campaign_id = cp.id), 0)"
+        " + COALESCE((SELECT SUM(cost) FROM coupon_claims cc WHERE cc.tenant_id ="
+        "   cp.tenant_id AND cc.campaign_id = cp.id), 0),"
         " cp.budget_points, cp.budget_cost"
         " FROM campaigns cp WHERE cp.tenant_id = $1 ORDER BY cp.id";
     /* the stock: used = draws that won the prize, and used <= stock */

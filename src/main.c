@@ -766,6 +766,7 @@ static int cmd_serve(int argc, char **argv)
             sy_api_segment_sizes_job(&app);
             sy_api_points_expire_job(&app);
             sy_api_grants_expire_job(&app);
+            sy_api_referral_expire_job(&app);
             next_maintenance = now + MAINTENANCE_EVERY_S * 1000;
         }
     }

@@ -1,6 +1,7 @@
 /* offers.c — the offers catalogue, one customer's standing in it, and the
  * ranked answer (offers.h). */
 #include "offers.h"
+#include "coupon.h"
 
 #include "ledger.h"
 #include "util.h"
@@ -140,6 +141,12 @@ static void render_head(sy_offer *o)
     }
 }
 
+/* A coupon drop's current wave: units claimed, and this customer's claims. */
+static const char k_wave_sql[] =
+    "SELECT COALESCE((SELECT claimed FROM coupon_waves WHERE tenant_id = $1 AND campaign_id = $2"
+    " AND day = $4 AND wave = $5), 0), (SELECT COUNT(*) FROM coupon_claims WHERE tenant_id = $1"
+    " AND campaign_id = $2 AND customer_no = $3 AND day = $4 AND wave = $5)";
+
 static const char k_draws_sql[] =
     "SELECT COUNT(*) FROM lottery_draws WHERE tenant_id = $1 AND campaign_id = $2"
     " AND customer_no = $3 AND day = $4";
@@ -212,6 +219,14 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
                           : NULL;
         if (json_is_integer(mpi))
             o->max_per_inviter = json_integer_value(mpi);
+        if (cp->type == SY_CAMPAIGN_COUPON_DROP) {
+            char field[96], msg[200];
+            sy_coupon_rules *cr = sy_xmalloc(sizeof *cr);
+            if (sy_coupon_rules_parse(cp->extra, cr, field, sizeof field, msg, sizeof msg))
+                o->coupon = cr;
+            else
+                free(cr);
+        }
     }
     free(ids);
     /* packages and their lines */
@@ -346,6 +361,7 @@ void sy_offers_catalog_free(sy_offers_catalog *cat)
         free(o->task_heads);
         free(o->head);
         sy_campaign_free(o->cp);
+        free(o->coupon);
         json_decref(o->lines);
     }
     for (size_t i = 0; i < cat->naudiences; i++) {
@@ -380,7 +396,11 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
         " FROM campaign_actions WHERE tenant_id = $1 AND customer_no = $2"
         " GROUP BY campaign_id, kind, task"
         " UNION ALL SELECT campaign_id, 'referral', '', COUNT(*), 0, 0, 0 FROM referral_rewards"
-        " WHERE tenant_id = $1 AND customer_no = $2 AND role = 'inviter' GROUP BY campaign_id";
+        " WHERE tenant_id = $1 AND customer_no = $2 AND role = 'inviter' GROUP BY campaign_id"
+        " UNION ALL SELECT campaign_id, 'claim', '', COUNT(*),"
+        " COALESCE(SUM(CASE WHEN day = $3 THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN week = $4 THEN 1 ELSE 0 END), 0), 0 FROM coupon_claims"
+        " WHERE tenant_id = $1 AND customer_no = $2 GROUP BY campaign_id";
     static const char sql_grants[] =
         "SELECT item, COALESCE(listing, ''), COUNT(*),"
         " COALESCE(SUM(CASE WHEN month = $3 THEN 1 ELSE 0 END), 0),"
@@ -400,8 +420,11 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
     st->item_day = counts + 3 * n;
     st->item_month = counts + 4 * n;
     st->item_total = counts + 5 * n;
-    for (size_t i = 0; i < cat->n; i++)
+    for (size_t i = 0; i < cat->n; i++) {
         st->use[i].draws_today = -1;
+        st->use[i].wave = -1;
+        st->use[i].next_wave_at = SY_CAMPAIGN_UNSET;
+    }
     bool any_campaign = false, any_listing = false;
     for (size_t i = 0; i < cat->n; i++) {
         any_campaign |= cat->offers[i].kind == SY_OFFER_CAMPAIGN;
@@ -499,6 +522,35 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
             st->use[i].draws_today = sy_stmt_i64(q, 0);
         sy_stmt_reset(q);
     }
+    for (size_t i = 0; i < cat->n && rc == SY_OK; i++) {
+        const sy_offer *o = &cat->offers[i];
+        if (o->kind != SY_OFFER_CAMPAIGN || !o->coupon)
+            continue;
+        sy_offer_use *u = &st->use[i];
+        sy_coupon_when when;
+        sy_coupon_locate(o->coupon, o->cp, cat->zone, now_ms, &when);
+        u->next_wave_at = when.next_at;
+        if (when.wave < 0)
+            continue;
+        u->wave = when.wave;
+        u->wave_at = when.wave_at;
+        if (!(q = sy_conn_prepare(c, k_wave_sql)))
+            return SY_ERR;
+        sy_stmt_bind_text(q, 1, cat->tenant);
+        sy_stmt_bind_text(q, 2, o->code);
+        sy_stmt_bind_text(q, 3, no);
+        sy_stmt_bind_i64(q, 4, when.day);
+        sy_stmt_bind_i64(q, 5, when.wave);
+        int qrc = sy_stmt_step(q);
+        if (qrc == SY_ROW) {
+            int64_t released = o->coupon->waves[when.wave].quantity;
+            u->wave_left = released - sy_stmt_i64(q, 0);
+            u->wave_mine = sy_stmt_i64(q, 1);
+        }
+        sy_stmt_reset(q);
+        if (qrc != SY_ROW)
+            return qrc;
+    }
     return rc;
 }
 
@@ -578,6 +630,48 @@ static void put_left(sy_buf *b, const char *member, int64_t limit, int64_t used)
         put_i64(b, limit > used ? limit - used : 0);
 }
 
+static void put_time(sy_buf *b, const char *member, int64_t ms)
+{
+    sy_buf_puts(b, member);
+    if (ms == SY_CAMPAIGN_UNSET) {
+        sy_buf_puts(b, "null");
+        return;
+    }
+    char t[40];
+    sy_format_time(ms, t, sizeof t);
+    sy_buf_printf(b, "\"%s\"", t);
+}
+
+/* A coupon drop: the wave open now and what is left of it, this customer's
+ * claims left (the wave's, within the campaign's limits) and the next
+ * wave. */
+static void render_coupon(sy_buf *b, const sy_offer *o, const sy_offer_use *u)
+{
+    const sy_campaign *cp = o->cp;
+    const struct sy_coupon_rules *cr = o->coupon;
+    int64_t left = 0;
+    if (u->wave >= 0 && u->wave_left > 0) {
+        left = cr->per_wave > u->wave_mine ? cr->per_wave - u->wave_mine : 0;
+        left = left_min(left, cp->limit_day, u->today);
+        left = left_min(left, cp->limit_week, u->week);
+        left = left_min(left, cp->limit_total, u->total);
+    }
+    sy_buf_puts(b, ",\"coupon_drop\":{\"item\":\"");
+    sy_buf_puts(b, cr->item); /* a benefit code: nothing to escape */
+    sy_buf_printf(b, "\",\"per_wave\":%lld", (long long)cr->per_wave);
+    if (u->wave >= 0) {
+        sy_buf_printf(b, ",\"wave\":%d", u->wave);
+        put_time(b, ",\"wave_opened_at\":", u->wave_at);
+        sy_buf_printf(b, ",\"wave_remaining\":%lld",
+                      (long long)(u->wave_left > 0 ? u->wave_left : 0));
+    } else {
+        sy_buf_puts(b, ",\"wave\":null,\"wave_opened_at\":null,\"wave_remaining\":null");
+    }
+    sy_buf_printf(b, ",\"claims_left\":%lld", (long long)left);
+    put_time(b, ",\"next_wave_at\":", u->next_wave_at);
+    sy_buf_puts(b, "}");
+}
+
 static void render_campaign(sy_buf *b, const sy_offers_catalog *cat, const sy_offer *o,
                             const sy_offer_use *u)
 {
@@ -632,6 +726,8 @@ static void render_campaign(sy_buf *b, const sy_offers_catalog *cat, const sy_of
                                           ? o->max_per_inviter - u->invites_rewarded
                                           : 0));
         sy_buf_puts(b, "}");
+    } else if (cp->type == SY_CAMPAIGN_COUPON_DROP && o->coupon) {
+        render_coupon(b, o, u);
     }
     sy_buf_puts(b, "}");
 }

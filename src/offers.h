@@ -68,6 +68,7 @@ typedef struct sy_offer {
     int64_t item_day, item_month, item_total; /* the item's */
     json_t *lines;                            /* packages: [{"item", "quantity"}] */
     int64_t max_per_inviter;                  /* referral campaigns: -1: no cap */
+    struct sy_coupon_rules *coupon;           /* coupon drops: the parsed section */
     /* the offer's JSON members that do not depend on the customer, rendered
      * once with the catalogue (an object without its closing brace), and
      * each task's likewise: answers are assembled from them as text */
@@ -107,6 +108,11 @@ typedef struct sy_offer_use {
     json_t *tasks_done; /* {"task code": true} done in their period */
     int64_t invites_rewarded;
     int64_t draws_today; /* -1: unknown */
+    /* coupon drops: the wave open now (-1: none), when it opened, how many
+     * of its units are left and how many this customer claimed from it,
+     * and when the next wave opens (SY_CAMPAIGN_UNSET: none) */
+    int wave;
+    int64_t wave_at, wave_left, wave_mine, next_wave_at;
 } sy_offer_use;
 
 typedef struct sy_offers_state {
@@ -117,7 +123,8 @@ typedef struct sy_offers_state {
 } sy_offers_state;
 
 /* Reads the customer's participations in the catalogue's campaigns and
- * their grants: two indexed queries (three with a lottery draws table). */
+ * their grants: two indexed queries (three with a lottery draws table),
+ * and one more per coupon drop for its current wave. */
 int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *customer_no,
                          int64_t now_ms, sy_offers_state *st);
 void sy_offers_state_free(const sy_offers_catalog *cat, sy_offers_state *st);

@@ -56,9 +56,15 @@ static bool bool_in(sy_perr *e, json_t *o, const char *ptr, const char *name, bo
 bool sy_referral_rules_parse(json_t *sec, const char *default_type, sy_referral_rules *out,
                              char *field, size_t fieldlen, char *msg, size_t msglen)
 {
-    static const char *const fields[] = {
-        "qualifying_events", "window_days",        "inviter_reward", "invitee_reward",
-        "max_per_inviter",   "new_customers_only", "fraud",          NULL};
+    static const char *const fields[] = {"qualifying_events",
+                                         "window_days",
+                                         "inviter_reward",
+                                         "invitee_reward",
+                                         "max_per_inviter",
+                                         "new_customers_only",
+                                         "fraud",
+                                         "hold_days",
+                                         NULL};
     static const char *const fraud_f[] = {"same_device",         "window_minutes",
                                           "max_per_ip",          "max_per_phone_prefix",
                                           "phone_prefix_digits", NULL};
@@ -71,6 +77,7 @@ bool sy_referral_rules_parse(json_t *sec, const char *default_type, sy_referral_
     out->max_per_ip = SY_CAMPAIGN_UNSET;
     out->max_per_phone_prefix = SY_CAMPAIGN_UNSET;
     out->phone_prefix_digits = 7;
+    out->hold_days = SY_REFERRAL_DEFAULT_HOLD_DAYS;
     if (!sec || !json_is_object(sec))
         return sy_perr_fail(
             &e, "/referral",
@@ -98,6 +105,7 @@ bool sy_referral_rules_parse(json_t *sec, const char *default_type, sy_referral_
                 &out->window_days) ||
         !int_in(&e, sec, "/referral", "max_per_inviter", 1, SY_CAMPAIGN_LIMIT_MAX,
                 &out->max_per_inviter) ||
+        !int_in(&e, sec, "/referral", "hold_days", 1, SY_REFERRAL_HOLD_DAYS_MAX, &out->hold_days) ||
         !bool_in(&e, sec, "/referral", "new_customers_only", &out->new_customers_only))
         return false;
     json_t *ir = json_object_get(sec, "inviter_reward"),
@@ -448,14 +456,16 @@ done:
 typedef struct binding {
     char inviter[65], status[16], flags[64];
     int64_t bound_at, qualify_by;
+    int64_t review_by; /* held: the review deadline (UNSET: from qualified_at) */
+    int64_t qualified_at;
 } binding;
 
 static int binding_get(sy_conn *c, const char *tenant, const char *campaign, const char *invitee,
                        binding *bd)
 {
-    static const char sql[] = "SELECT inviter, status, flags, bound_at, qualify_by"
-                              " FROM referral_bindings WHERE tenant_id = $1 AND campaign_id = $2"
-                              " AND invitee = $3";
+    static const char sql[] =
+        "SELECT inviter, status, flags, bound_at, qualify_by, review_by, qualified_at"
+        " FROM referral_bindings WHERE tenant_id = $1 AND campaign_id = $2 AND invitee = $3";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -469,6 +479,8 @@ static int binding_get(sy_conn *c, const char *tenant, const char *campaign, con
         snprintf(bd->flags, sizeof bd->flags, "%s", sy_stmt_text(st, 2));
         bd->bound_at = sy_stmt_i64(st, 3);
         bd->qualify_by = sy_stmt_i64(st, 4);
+        bd->review_by = sy_stmt_is_null(st, 5) ? SY_CAMPAIGN_UNSET : sy_stmt_i64(st, 5);
+        bd->qualified_at = sy_stmt_is_null(st, 6) ? SY_CAMPAIGN_UNSET : sy_stmt_i64(st, 6);
     }
     sy_stmt_reset(st);
     return rc == SY_ROW ? SY_OK : rc == SY_DONE ? SY_REFERRAL_NO_BINDING : rc;
@@ -621,6 +633,50 @@ static int pay(sy_conn *c, const sy_campaign *cp, const sy_referral_rules *rules
                        w->now_ms);
 }
 
+/* A held binding's review deadline. */
+static int set_review_by(sy_conn *c, const char *tenant, const char *campaign, const char *invitee,
+                         int64_t review_by)
+{
+    static const char sql[] = "UPDATE referral_bindings SET review_by = $4 WHERE tenant_id = $1"
+                              " AND campaign_id = $2 AND invitee = $3";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, campaign);
+    sy_stmt_bind_text(st, 3, invitee);
+    sy_stmt_bind_i64(st, 4, review_by);
+    return sy_stmt_exec(st);
+}
+
+/* Expires held bindings of one campaign whose deadline is at or before
+ * now_ms (invitee: only that one; NULL: any, at most max). */
+static int expire_held(sy_conn *c, const char *tenant, const char *campaign, const char *invitee,
+                       int64_t hold_ms, int64_t now_ms, const char *actor, int max, int64_t *n)
+{
+    static const char sql[] =
+        "UPDATE referral_bindings SET status = 'expired', refusal = 'review-expired',"
+        " reviewed_by = $5, reviewed_at = $4, review_note = 'review deadline passed'"
+        " WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'held'"
+        " AND COALESCE(review_by, qualified_at + $3) <= $4 AND invitee IN (SELECT invitee FROM"
+        " referral_bindings WHERE tenant_id = $1 AND campaign_id = $2 AND status = 'held'"
+        " AND COALESCE(review_by, qualified_at + $3) <= $4 AND ($6 = '' OR invitee = $6)"
+        " ORDER BY invitee LIMIT $7)";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, campaign);
+    sy_stmt_bind_i64(st, 3, hold_ms);
+    sy_stmt_bind_i64(st, 4, now_ms);
+    sy_stmt_bind_text(st, 5, actor);
+    sy_stmt_bind_text(st, 6, invitee ? invitee : "");
+    sy_stmt_bind_i64(st, 7, max);
+    int rc = sy_stmt_exec(st);
+    *n = rc == SY_OK ? sy_conn_changes(c) : 0;
+    return rc;
+}
+
 int sy_referral_event(sy_conn *c, const sy_campaign *cp, const sy_referral_rules *rules,
                       const sy_campaign_who *w, const char *event_name, const char *event_id,
                       int64_t ts_ms, sy_referral_out *out)
@@ -651,7 +707,10 @@ int sy_referral_event(sy_conn *c, const sy_campaign *cp, const sy_referral_rules
         return SY_REFERRAL_NO_BINDING; /* the binding waits (its window still holds) */
     if (bd.flags[0]) {
         snprintf(out->status, sizeof out->status, "held");
-        return binding_set(c, w->tenant, cp->id, w->customer_no, "held", event_id, NULL, w->now_ms);
+        rc = binding_set(c, w->tenant, cp->id, w->customer_no, "held", event_id, NULL, w->now_ms);
+        return rc == SY_OK ? set_review_by(c, w->tenant, cp->id, w->customer_no,
+                                           w->now_ms + rules->hold_days * DAY_MS)
+                           : rc;
     }
     return pay(c, cp, rules, w, w->customer_no, &bd, event_id, out);
 }
@@ -682,6 +741,20 @@ int sy_referral_review(sy_conn *c, const sy_campaign_who *w, const char *campaig
         rc = SY_CAMPAIGN_MAKER_CHECKER;
         goto done;
     }
+    int64_t deadline =
+        bd.review_by != SY_CAMPAIGN_UNSET
+            ? bd.review_by
+            : (bd.qualified_at != SY_CAMPAIGN_UNSET ? bd.qualified_at : bd.bound_at) +
+                  rules.hold_days * DAY_MS;
+    if (w->now_ms >= deadline) {
+        /* too late to review: the rewards expire, unpaid */
+        int64_t n;
+        snprintf(out->status, sizeof out->status, "expired");
+        snprintf(out->refusal, sizeof out->refusal, "review-expired");
+        rc = expire_held(c, w->tenant, campaign, invitee, rules.hold_days * DAY_MS, w->now_ms,
+                         w->operator_id, 1, &n);
+        goto done;
+    }
     if (approve) {
         rc = pay(c, cp, &rules, w, invitee, &bd, NULL, out);
     } else {
@@ -704,6 +777,48 @@ int sy_referral_review(sy_conn *c, const sy_campaign_who *w, const char *campaig
     }
 done:
     sy_campaign_free(cp);
+    return rc;
+}
+
+int sy_referral_expire_held(sy_conn *c, const char *tenant, const char *campaign, int64_t now_ms,
+                            const char *actor, int max, int64_t *n, bool *more)
+{
+    static const char sql[] =
+        "SELECT id FROM campaigns WHERE tenant_id = $1 AND type = 'referral' AND ($2 = '' OR"
+        " id = $2) ORDER BY id";
+    *n = 0;
+    *more = false;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, campaign ? campaign : "");
+    char(*ids)[SY_CAMPAIGN_ID_MAX + 1] = NULL;
+    size_t nids = 0, cap = 0;
+    int rc;
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        if (nids == cap)
+            ids = sy_xrealloc(ids, (cap = cap ? cap * 2 : 16) * sizeof *ids);
+        snprintf(ids[nids++], sizeof ids[0], "%s", sy_stmt_text(st, 0));
+    }
+    sy_stmt_reset(st);
+    rc = rc == SY_DONE ? SY_OK : rc;
+    for (size_t i = 0; i < nids && rc == SY_OK && *n < max; i++) {
+        sy_campaign *cp = NULL;
+        sy_referral_rules rules;
+        sy_referral_out o;
+        memset(&o, 0, sizeof o);
+        rc = load(c, tenant, ids[i], &cp, &rules, &o);
+        if (rc == SY_OK) {
+            int64_t k;
+            rc = expire_held(c, tenant, ids[i], NULL, rules.hold_days * DAY_MS, now_ms, actor,
+                             (int)(max - *n), &k);
+            *n += k;
+        }
+        sy_campaign_free(cp);
+    }
+    *more = rc == SY_OK && *n >= max;
+    free(ids);
     return rc;
 }
 

@@ -11,7 +11,7 @@
  * The campaign's `referral` section (docs/campaigns.md):
  *   {"qualifying_events": ["account_opened"], "window_days": 30,
  *    "inviter_reward": {"points": 100}, "invitee_reward": {"item": "cp5"},
- *    "max_per_inviter": 10, "new_customers_only": true,
+ *    "max_per_inviter": 10, "new_customers_only": true, "hold_days": 14,
  *    "fraud": {"same_device": true, "window_minutes": 60, "max_per_ip": 5,
  *              "max_per_phone_prefix": 5, "phone_prefix_digits": 7}}
  */
@@ -31,6 +31,9 @@
 #define SY_REFERRAL_IP_MAX 45
 #define SY_REFERRAL_WINDOW_DAYS_MAX 365
 #define SY_REFERRAL_DEFAULT_WINDOW_DAYS 30
+/* Held rewards wait this many days for review (hold_days), then expire. */
+#define SY_REFERRAL_DEFAULT_HOLD_DAYS 14
+#define SY_REFERRAL_HOLD_DAYS_MAX 365
 /* A qualifying event may carry a time up to this much before the binding
  * (the clocks of the bank's systems differ; the event that opened the
  * account may be stamped just before the binding request arrived). */
@@ -58,6 +61,7 @@ typedef struct sy_referral_rules {
     int64_t max_per_ip;           /* bindings per IP in the window (UNSET: no rule) */
     int64_t max_per_phone_prefix; /* likewise per phone prefix */
     int phone_prefix_digits;      /* default 7 (e.g. 1380013) */
+    int64_t hold_days;            /* a held binding's review deadline (default 14) */
 } sy_referral_rules;
 
 /* Parses a campaign's `referral` section (sec may be NULL: it is required)
@@ -120,9 +124,19 @@ int sy_referral_event(sy_conn *c, const sy_campaign *cp, const sy_referral_rules
  * have), reject refuses them.  Maker-checker: the reviewer (actor) must be
  * another key than the one that created or last changed the campaign
  * (SY_CAMPAIGN_MAKER_CHECKER).  Refusals: NOT_FOUND, WRONG_TYPE,
- * NO_BINDING, NOT_HELD (out->status). */
+ * NO_BINDING, NOT_HELD (out->status).  A held binding past its review
+ * deadline (review_by) is not reviewed: it expires (SY_OK with out->status
+ * "expired" and out->refusal "review-expired"; the caller commits that and
+ * answers the review as refused). */
 int sy_referral_review(sy_conn *c, const sy_campaign_who *w, const char *campaign,
                        const char *invitee, bool approve, const char *note, sy_referral_out *out);
+
+/* Expires the held bindings past their review deadline at now_ms — of one
+ * campaign, or (campaign NULL) of every referral campaign of the tenant —
+ * at most `max` of them: status expired, refusal review-expired, nothing
+ * paid, reviewed_by actor.  *n counts them; *more: there may be more. */
+int sy_referral_expire_held(sy_conn *c, const char *tenant, const char *campaign, int64_t now_ms,
+                            const char *actor, int max, int64_t *n, bool *more);
 
 /* The ids of the tenant's referral campaigns that run at now_ms. */
 int sy_referral_running(sy_conn *c, const char *tenant, int64_t now_ms,

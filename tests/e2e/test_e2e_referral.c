@@ -618,6 +618,101 @@ static void test_bad_input_writes_nothing(void **state)
     }
 }
 
+/* Held rewards wait hold_days for review, then expire unpaid: through the
+ * review itself (409 review-expired, the expiry committed) and through
+ * POST …/referrals:expire (what the maintenance loop runs), with the clock
+ * moved by X-Siyu-Now; the report counts them and nothing was paid. */
+static void test_held_rewards_expire(void **state)
+{
+    char f[2048];
+    snprintf(f, sizeof f,
+             "\"name\":\"待审过期\",\"type\":\"referral\",%s,\"budget\":{\"points\":10000},"
+             "\"referral\":{\"qualifying_events\":[\"account_opened\"],\"hold_days\":2,"
+             "\"inviter_reward\":{\"points\":100},\"invitee_reward\":{\"points\":50}}",
+             SCHEDULE);
+    launch("hold", f);
+    h_resp r = call(APP_KEY, "POST", "/v1/campaigns/hold/invites/C27", "{\"device_id\":\"d27\"}",
+                    NULL, NULL);
+    assert_int_equal(r.status, 201);
+    char code[32], body[256];
+    snprintf(code, sizeof code, "%s", h_str(r.json, "code"));
+    h_resp_free(&r);
+    /* two invitees on the inviter's device: held when they qualify */
+    for (int i = 0; i < 2; i++) {
+        char key[32];
+        snprintf(body, sizeof body, "{\"code\":\"%s\",\"invitee\":\"C%d\",\"device_id\":\"d27\"}",
+                 code, 28 + i);
+        snprintf(key, sizeof key, "hold-bind-%d", i);
+        r = call(APP_KEY, "POST", "/v1/campaigns/hold/referrals", body, NULL, key);
+        assert_int_equal(r.status, 201);
+        h_resp_free(&r);
+    }
+    r = events2("h-28", "C28", "h-29", "C29");
+    assert_int_equal(r.status, 200);
+    json_t *x = NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach (json_object_get(r.json, "referrals"), i, v)
+        if (!strcmp(h_str(v, "campaign"), "hold"))
+            assert_string_equal(h_str(v, "status"), "held");
+    h_resp_free(&r);
+    long long now = atoll(TS_EVENT_S);
+    char day1[64], day3[64];
+    snprintf(day1, sizeof day1, "X-Siyu-Now: %lld", now + 86400000LL);
+    snprintf(day3, sizeof day3, "X-Siyu-Now: %lld", now + 3 * 86400000LL);
+    /* the deadline is shown, and a day later nothing has expired */
+    r = call(S->admin_key, "GET", "/v1/campaigns/hold/referrals?status=held", NULL, NULL, NULL);
+    x = json_array_get(json_object_get(r.json, "items"), 0);
+    assert_non_null(x);
+    assert_true(json_is_string(json_object_get(x, "review_by")));
+    h_resp_free(&r);
+    r = call(S->admin_key, "POST", "/v1/campaigns/hold/referrals:expire", NULL, day1, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "expired")), 0);
+    h_resp_free(&r);
+    /* three days later: a review comes too late, and expires the binding */
+    r = call(ADMIN2, "POST", "/v1/campaigns/hold/referrals/C29:approve", NULL, day3, NULL);
+    h_assert_problem(r, 409, "review-expired", NULL);
+    h_resp_free(&r);
+    assert_int_equal(count_on("SELECT COUNT(*) FROM referral_bindings WHERE campaign_id = 'hold'"
+                              " AND invitee = 'C29' AND status = 'expired' AND refusal ="
+                              " 'review-expired'"),
+                     1);
+    /* the other one expires through the endpoint (the maintenance loop's job) */
+    r = call(S->admin_key, "POST", "/v1/campaigns/hold/referrals:expire", NULL, day3, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "expired")), 1);
+    h_resp_free(&r);
+    r = call(S->admin_key, "POST", "/v1/campaigns/hold/referrals:expire", NULL, day3, NULL);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "expired")), 0);
+    h_resp_free(&r);
+    r = call(S->admin_key, "GET", "/v1/campaigns/hold/referrals?status=expired", NULL, NULL, NULL);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 2);
+    json_array_foreach (json_object_get(r.json, "items"), i, v)
+        assert_string_equal(h_str(v, "refusal"), "review-expired");
+    h_resp_free(&r);
+    /* nothing was paid; the report counts them */
+    assert_int_equal(count_on("SELECT COUNT(*) FROM referral_rewards WHERE campaign_id = 'hold'"),
+                     0);
+    assert_int_equal(balance_of("C28"), 0);
+    assert_int_equal(balance_of("C27"), 0);
+    r = call(S->admin_key, "GET", "/v1/campaigns/hold/report", NULL, day3, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *rv = json_object_get(r.json, "referral_review");
+    assert_int_equal(json_integer_value(json_object_get(rv, "expired_in_review")), 2);
+    assert_int_equal(json_integer_value(json_object_get(rv, "held")), 0);
+    h_resp_free(&r);
+    /* an unknown campaign */
+    r = call(S->admin_key, "POST", "/v1/campaigns/nope/referrals:expire", NULL, NULL, NULL);
+    assert_int_equal(r.status, 404);
+    h_resp_free(&r);
+    char *out = NULL;
+    int rc = h_cli(S, &out, "check --tenant demo");
+    if (rc != 0 || !strstr(out, "every invariant holds"))
+        fail_msg("siyu check exited %d:\n%s", rc, out);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_existing_customers_refused),
         cmocka_unit_test(test_report_json_and_csv),
         cmocka_unit_test(test_bad_input_writes_nothing),
+        cmocka_unit_test(test_held_rewards_expire),
     };
     return cmocka_run_group_tests_name("e2e-referral", tests, group_setup, group_teardown);
 }

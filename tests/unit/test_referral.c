@@ -239,6 +239,12 @@ static void test_rules_validation(void **state)
     expect_bad("{\"qualifying_events\": [\"a\"], \"invitee_reward\": {\"points\": 1},"
                " \"extra\": 1}",
                "/referral/extra");
+    expect_bad("{\"qualifying_events\": [\"a\"], \"invitee_reward\": {\"points\": 1},"
+               " \"hold_days\": 0}",
+               "/referral/hold_days");
+    expect_bad("{\"qualifying_events\": [\"a\"], \"invitee_reward\": {\"points\": 1},"
+               " \"hold_days\": 366}",
+               "/referral/hold_days");
     sy_referral_rules r;
     char field[96], msg[256];
     json_t *j = json_loads(k_basic, 0, NULL);
@@ -248,7 +254,8 @@ static void test_rules_validation(void **state)
     assert_int_equal(r.window_days, 7);
     assert_int_equal(r.inviter.points, 100);
     assert_string_equal(r.invitee.point_type, "sun");
-    assert_true(r.same_device); /* on by default */
+    assert_true(r.same_device);        /* on by default */
+    assert_int_equal(r.hold_days, 14); /* the default review deadline */
     char p[16];
     assert_true(sy_referral_phone_prefix("+86 138-0013-8000", 7, p, sizeof p));
     assert_string_equal(p, "8613800");
@@ -462,6 +469,86 @@ static void test_fraud_holds_and_review(void **state)
         q1(f, "SELECT COUNT(*) FROM referral_bindings WHERE reviewed_by = $1", "key_checker"), 2);
 }
 
+/* Held rewards expire unpaid after hold_days (14 by default): not a
+ * moment before, through sy_referral_expire_held (the maintenance loop's
+ * and the endpoint's) over every referral campaign, in batches; a review
+ * after the deadline expires the binding instead of paying it. */
+static void test_held_rewards_expire(void **state)
+{
+    fx *f = *state;
+    launch(f, "h14",
+           "{\"qualifying_events\": [\"account_opened\"], \"inviter_reward\": {\"points\": 100},"
+           " \"invitee_reward\": {\"points\": 50}}",
+           SY_CAMPAIGN_UNSET);
+    launch(f, "h3",
+           "{\"qualifying_events\": [\"account_opened\"], \"invitee_reward\": {\"points\": 50},"
+           " \"hold_days\": 3}",
+           SY_CAMPAIGN_UNSET);
+    int64_t now = at("2026-12-05T10:00:00+08:00"), held = now + 60 * MIN;
+    sy_referral_out c14, c3, o;
+    assert_int_equal(invite(f, "h14", "C1", "dev-1", now, &c14), SY_OK);
+    assert_int_equal(invite(f, "h3", "C1", "dev-1", now, &c3), SY_OK);
+    const char *inv14[] = {"C2", "C3", "C4"}, *inv3[] = {"C5", "C6"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bind(f, "h14", c14.code, inv14[i], "dev-1", NULL, NULL, now, &o), SY_OK);
+        assert_int_equal(event(f, "h14", inv14[i], "account_opened", held, &o), SY_OK);
+        assert_string_equal(o.status, "held");
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(bind(f, "h3", c3.code, inv3[i], "dev-1", NULL, NULL, now, &o), SY_OK);
+        assert_int_equal(event(f, "h3", inv3[i], "account_opened", held, &o), SY_OK);
+    }
+    assert_int_equal(q1(f,
+                        "SELECT review_by - qualified_at FROM referral_bindings WHERE invitee"
+                        " = $1",
+                        "C2"),
+                     14 * DAY);
+    int64_t n;
+    bool more;
+    /* just before the 3-day deadline: nothing; at it: h3's two */
+    assert_int_equal(TX(f, sy_referral_expire_held(f->c, "t1", NULL, held + 3 * DAY - 1,
+                                                   "system:expiry", 100, &n, &more)),
+                     SY_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(TX(f, sy_referral_expire_held(f->c, "t1", NULL, held + 3 * DAY,
+                                                   "system:expiry", 100, &n, &more)),
+                     SY_OK);
+    assert_int_equal(n, 2);
+    assert_false(more);
+    assert_string_equal(status_of(f, "C5"), "expired");
+    assert_string_equal(status_of(f, "C2"), "held");
+    /* a review before the deadline still pays */
+    sy_campaign_who checker = who("C2", held + 13 * DAY);
+    checker.operator_id = "key_checker";
+    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "h14", "C2", true, NULL, &o)), SY_OK);
+    assert_string_equal(o.status, "rewarded");
+    /* after it, a review expires the binding, unpaid */
+    checker.now_ms = held + 14 * DAY;
+    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "h14", "C3", true, NULL, &o)), SY_OK);
+    assert_string_equal(o.status, "expired");
+    assert_string_equal(o.refusal, "review-expired");
+    assert_string_equal(status_of(f, "C3"), "expired");
+    assert_int_equal(balance(f, "C3"), 0);
+    /* one campaign, in batches of one */
+    assert_int_equal(TX(f, sy_referral_expire_held(f->c, "t1", "h14", held + 14 * DAY,
+                                                   "system:expiry", 1, &n, &more)),
+                     SY_OK);
+    assert_int_equal(n, 1);
+    assert_true(more);
+    assert_int_equal(TX(f, sy_referral_expire_held(f->c, "t1", "h14", held + 14 * DAY,
+                                                   "system:expiry", 1, &n, &more)),
+                     SY_OK);
+    assert_int_equal(n, 0);
+    assert_string_equal(status_of(f, "C4"), "expired");
+    assert_int_equal(balance(f, "C4"), 0);
+    assert_int_equal(balance(f, "C1"), 100); /* C2's approval only */
+    assert_int_equal(q1(f,
+                        "SELECT COUNT(*) FROM referral_bindings WHERE refusal ="
+                        " 'review-expired' AND reviewed_by = $1",
+                        "system:expiry"),
+                     3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +558,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qualifying_event_pays_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap_per_inviter_and_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fraud_holds_and_review, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_rewards_expire, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,643 @@
+/* test_e2e_coupon.c — coupon drops (限时抢券) end to end on the real binary
+ * (--test-clock): a drop in two daily waves (not started before the first
+ * wave, a claim and its idempotent replay, the per-wave and per-campaign
+ * limits, a sold-out wave and the next one, the blocklist), the customer's
+ * offers, today's waves, the campaign report and `siyu check`; the
+ * not-eligible cases, a wrong type and the rate limit of claims; 64
+ * concurrent clients against a 100-unit wave (exactly 100 grants) and
+ * against a budget running out mid-burst; bad definitions and claims (400
+ * naming the field, nothing written); and kill -9 during a run of claims
+ * (every acknowledged claim there after the restart, `siyu check`
+ * passing). */
+#include "e2e/harness.h"
+
+static h_server *S;
+static char APP_KEY[128], ADMIN2[128];
+
+#define CLIENTS 64
+#define CUSTOMERS 300
+
+static void make_key(h_server *s, const char *role, char *out)
+{
+    char *txt = NULL;
+    assert_int_equal(h_cli(s, &txt, "key create --tenant demo --role %s", role), 0);
+    sscanf(txt, "%127s", out);
+    free(txt);
+}
+
+static h_resp at(const char *now, const char *key, const char *method, const char *path,
+                 const char *body, const char *idem, const char *extra)
+{
+    char hnow[96], hkey[160];
+    snprintf(hnow, sizeof hnow, "X-Siyu-Now: %s", now);
+    snprintf(hkey, sizeof hkey, "Idempotency-Key: %s", idem ? idem : "");
+    const char *hs[] = {hnow, idem ? hkey : extra, idem ? extra : NULL, NULL};
+    return h_req_h(S, method, path, key, body, hs);
+}
+
+static void must_at(const char *now, const char *key, const char *method, const char *path,
+                    const char *body, long want)
+{
+    h_resp r = at(now, key, method, path, body, NULL, NULL);
+    if (r.status != want)
+        fail_msg("%s %s %s: %ld %s", method, path, body ? body : "", r.status, r.body);
+    h_resp_free(&r);
+}
+
+#define DEC5 "2026-12-05T12:00:00+08:00"
+
+static long count_sql(const char *sql)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", S->data, sql);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    long n = -1;
+    if (fscanf(p, "%ld", &n) != 1)
+        n = -1;
+    pclose(p);
+    return n;
+}
+
+static void assert_check_passes(void)
+{
+    char *out = NULL;
+    int rc = h_cli(S, &out, "check --tenant demo");
+    if (rc != 0 || !strstr(out, "coupons:") || !strstr(out, "every invariant holds"))
+        fail_msg("siyu check exited %d:\n%s", rc, out ? out : "");
+    free(out);
+}
+
+/* A coupon drop with the given extra members and section, approved. */
+static void launch(const char *id, const char *fields, const char *section)
+{
+    char body[4096], path[160];
+    snprintf(body, sizeof body,
+             "{\"id\":\"%s\",\"name\":\"限时抢券\",\"type\":\"coupon_drop\",\"starts_at\":"
+             "\"2026-12-01T00:00:00+08:00\",\"ends_at\":\"2027-01-01T00:00:00+08:00\"%s%s,"
+             "\"coupon_drop\":%s}",
+             id, fields[0] ? "," : "", fields, section);
+    must_at(DEC5, S->admin_key, "POST", "/v1/campaigns", body, 201);
+    snprintf(path, sizeof path, "/v1/campaigns/%s:submit", id);
+    must_at(DEC5, S->admin_key, "POST", path, NULL, 200);
+    snprintf(path, sizeof path, "/v1/campaigns/%s:approve", id);
+    must_at(DEC5, ADMIN2, "POST", path, NULL, 200);
+}
+
+static h_resp claim_on(CURL *c, const char *now, const char *id, const char *no, const char *idem,
+                       const char *extra)
+{
+    char path[128], body[160], hnow[96], hkey[160];
+    snprintf(path, sizeof path, "/v1/campaigns/%s/claim", id);
+    snprintf(body, sizeof body, "{\"customer_no\":\"%s\"}", no);
+    snprintf(hnow, sizeof hnow, "X-Siyu-Now: %s", now);
+    snprintf(hkey, sizeof hkey, "Idempotency-Key: %s", idem);
+    const char *hs[] = {hnow, hkey, extra, NULL};
+    return h_req_on(c, S, "POST", path, APP_KEY, body, strlen(body), hs);
+}
+
+static h_resp claim(const char *now, const char *id, const char *no, const char *extra)
+{
+    static int seq;
+    char idem[64];
+    snprintf(idem, sizeof idem, "c-%d-%ld", ++seq, (long)getpid());
+    CURL *c = curl_easy_init();
+    h_resp r = claim_on(c, now, id, no, idem, extra);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static void expect(h_resp r, long status, const char *type)
+{
+    if (r.status != status || (type && (!r.json || strcmp(h_str(r.json, "type"), type) != 0)))
+        fail_msg("want %ld %s, got %ld %s", status, type ? type : "", r.status, r.body);
+}
+
+static int group_setup(void **state)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    S = h_start("--test-clock", NULL);
+    make_key(S, "app", APP_KEY);
+    make_key(S, "admin", ADMIN2);
+    must_at(DEC5, S->admin_key, "POST", "/v1/benefits/suppliers",
+            "{\"code\":\"wx\",\"name\":\"微信支付\"}", 201);
+    must_at(DEC5, S->admin_key, "POST", "/v1/benefits/items",
+            "{\"code\":\"cp5\",\"name\":\"5元立减金\",\"kind\":\"coupon\",\"supplier\":\"wx\","
+            "\"face_value\":500,\"cost_price\":500,\"params\":{\"threshold\":0},"
+            "\"stock\":100000,\"validity_days\":7}",
+            201);
+    for (int i = 1; i <= CUSTOMERS; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/customers/C%d", i);
+        must_at(DEC5, S->admin_key, "PUT", path, "{}", 201);
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    h_stop(S);
+    curl_global_cleanup();
+    return 0;
+}
+
+/* ---- the flow ---- */
+
+static void test_claim_flow(void **state)
+{
+    launch("drop", "\"limits\":{\"per_campaign\":2},\"budget\":{\"cost\":1000000}",
+           "{\"item\":\"cp5\",\"quantity_per_wave\":3,\"waves\":[{\"at\":\"10:00\"},"
+           "{\"at\":\"20:00\",\"quantity\":2}]}");
+    /* before the first wave of the day */
+    h_resp r = claim("2026-12-05T09:59:00+08:00", "drop", "C1", NULL);
+    expect(r, 409, "not-started");
+    assert_string_equal(h_str(r.json, "next_wave_at"), "2026-12-05T02:00:00.000Z");
+    h_resp_free(&r);
+    /* the first claim of the 10:00 wave, and its replay */
+    CURL *c = curl_easy_init();
+    r = claim_on(c, "2026-12-05T10:00:00+08:00", "drop", "C1", "flow-1", NULL);
+    expect(r, 201, NULL);
+    char id[64];
+    snprintf(id, sizeof id, "%s", h_str(r.json, "claim"));
+    assert_string_equal(h_str(r.json, "item"), "cp5");
+    assert_int_equal(json_integer_value(json_object_get(r.json, "wave")), 0);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "wave_remaining")), 2);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "claims_left_in_wave")), 0);
+    assert_string_equal(h_str(r.json, "next_wave_at"), "2026-12-05T12:00:00.000Z");
+    assert_true(strlen(h_str(r.json, "grant")) > 0);
+    h_resp_free(&r);
+    r = claim_on(c, "2026-12-05T10:00:00+08:00", "drop", "C1", "flow-1", NULL);
+    expect(r, 201, NULL);
+    char replayed[16];
+    assert_true(h_header(&r, "Idempotent-Replayed", replayed, sizeof replayed));
+    assert_string_equal(h_str(r.json, "claim"), id);
+    h_resp_free(&r);
+    curl_easy_cleanup(c);
+    /* one per customer and wave */
+    r = claim("2026-12-05T10:01:00+08:00", "drop", "C1", NULL);
+    expect(r, 409, "limit-reached");
+    assert_string_equal(h_str(r.json, "limit"), "wave");
+    h_resp_free(&r);
+    /* the wave's three units go, then it is sold out until 20:00 */
+    r = claim("2026-12-05T10:02:00+08:00", "drop", "C2", NULL);
+    expect(r, 201, NULL);
+    h_resp_free(&r);
+    r = claim("2026-12-05T10:03:00+08:00", "drop", "C3", NULL);
+    expect(r, 201, NULL);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "wave_remaining")), 0);
+    h_resp_free(&r);
+    r = claim("2026-12-05T19:59:00+08:00", "drop", "C4", NULL);
+    expect(r, 409, "wave-sold-out");
+    assert_string_equal(h_str(r.json, "next_wave_at"), "2026-12-05T12:00:00.000Z");
+    h_resp_free(&r);
+    /* the 20:00 wave: C1's second claim in the campaign is its last */
+    r = claim("2026-12-05T20:00:00+08:00", "drop", "C1", NULL);
+    expect(r, 201, NULL);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "wave")), 1);
+    assert_string_equal(h_str(r.json, "next_wave_at"), "2026-12-06T02:00:00.000Z");
+    h_resp_free(&r);
+    r = claim("2026-12-06T10:00:00+08:00", "drop", "C1", NULL);
+    expect(r, 409, "limit-reached");
+    assert_string_equal(h_str(r.json, "limit"), "campaign");
+    h_resp_free(&r);
+    /* a blocked device is refused before anything else */
+    must_at(DEC5, S->admin_key, "POST", "/v1/abuse/blocklist",
+            "{\"kind\":\"device\",\"value\":\"farm-1\",\"reason\":\"t\"}", 201);
+    r = claim("2026-12-05T20:01:00+08:00", "drop", "C5", "X-Device-Id: farm-1");
+    expect(r, 403, "blocked");
+    h_resp_free(&r);
+    /* C2's offers at 20:30: the drop with one claim left in the 20:00 wave */
+    r = at("2026-12-05T20:30:00+08:00", APP_KEY, "GET", "/v1/customers/C2/offers", NULL, NULL,
+           NULL);
+    expect(r, 200, NULL);
+    json_t *items = json_object_get(r.json, "items"), *v, *drop = NULL;
+    size_t i;
+    json_array_foreach (items, i, v)
+        if (!strcmp(h_str(v, "id"), "drop"))
+            drop = json_object_get(v, "coupon_drop");
+    if (!drop)
+        fail_msg("no coupon drop among the offers: %s", r.body);
+    assert_int_equal(json_integer_value(json_object_get(drop, "wave")), 1);
+    assert_int_equal(json_integer_value(json_object_get(drop, "wave_remaining")), 1);
+    assert_int_equal(json_integer_value(json_object_get(drop, "claims_left")), 1);
+    assert_string_equal(h_str(drop, "next_wave_at"), "2026-12-06T02:00:00.000Z");
+    h_resp_free(&r);
+    /* C1 has used its campaign limit: nothing left */
+    r = at("2026-12-05T20:30:00+08:00", APP_KEY, "GET", "/v1/customers/C1/offers", NULL, NULL,
+           NULL);
+    drop = NULL;
+    json_array_foreach (json_object_get(r.json, "items"), i, v)
+        if (!strcmp(h_str(v, "id"), "drop"))
+            drop = json_object_get(v, "coupon_drop");
+    assert_non_null(drop);
+    assert_int_equal(json_integer_value(json_object_get(drop, "claims_left")), 0);
+    h_resp_free(&r);
+    /* today's waves */
+    r = at("2026-12-05T20:30:00+08:00", APP_KEY, "GET", "/v1/campaigns/drop/waves", NULL, NULL,
+           NULL);
+    expect(r, 200, NULL);
+    json_t *w0 = json_array_get(json_object_get(r.json, "waves"), 0),
+           *w1 = json_array_get(json_object_get(r.json, "waves"), 1);
+    assert_int_equal(json_integer_value(json_object_get(w0, "claimed")), 3);
+    assert_string_equal(h_str(w0, "state"), "closed");
+    assert_int_equal(json_integer_value(json_object_get(w1, "remaining")), 1);
+    assert_string_equal(h_str(w1, "state"), "open");
+    h_resp_free(&r);
+    /* the report: four claims on the 5th at 500 fen each */
+    r = at("2026-12-06T12:00:00+08:00", S->admin_key, "GET", "/v1/campaigns/drop/report", NULL,
+           NULL, NULL);
+    expect(r, 200, NULL);
+    json_t *totals = json_object_get(r.json, "totals");
+    assert_int_equal(json_integer_value(json_object_get(totals, "claims")), 4);
+    assert_int_equal(json_integer_value(json_object_get(totals, "rewards")), 4);
+    assert_int_equal(json_integer_value(json_object_get(totals, "cost")), 2000);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r.json, "budget"), "spent_cost")), 2000);
+    h_resp_free(&r);
+    assert_int_equal(count_sql("SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
+                               " c.grant_code = g.code WHERE c.campaign_id = 'drop'"),
+                     4);
+    assert_check_passes();
+}
+
+/* The not-eligible cases and the rate limit of claims. */
+static void test_refusals(void **state)
+{
+    /* suitability: an R3 product reaches only assessed customers of R3 and up */
+    launch("suit", "\"suitability\":{\"product_risk\":\"R3\",\"validity_days\":365}",
+           "{\"item\":\"cp5\",\"quantity_per_wave\":10,\"waves\":[{\"at\":\"10:00\"}]}");
+    h_resp r = claim("2026-12-05T10:00:00+08:00", "suit", "C6", NULL);
+    expect(r, 403, "unsuitable");
+    h_resp_free(&r);
+    /* a claim at a lottery is the wrong type */
+    must_at(DEC5, S->admin_key, "POST", "/v1/campaigns",
+            "{\"id\":\"lot\",\"name\":\"l\",\"type\":\"lottery\",\"starts_at\":"
+            "\"2026-12-01T00:00:00+08:00\",\"ends_at\":\"2027-01-01T00:00:00+08:00\"}",
+            201);
+    r = claim("2026-12-05T10:00:00+08:00", "lot", "C6", NULL);
+    expect(r, 409, "wrong-type");
+    h_resp_free(&r);
+    /* one claim a minute per device */
+    h_resp p = at(DEC5, S->admin_key, "PUT", "/v1/abuse/rules",
+                  "{\"rate_limits\":[{\"scope\":\"device\",\"action\":\"claim\",\"max\":1,"
+                  "\"per_seconds\":60}]}",
+                  NULL, NULL);
+    expect(p, 200, NULL);
+    h_resp_free(&p);
+    launch("fast", "",
+           "{\"item\":\"cp5\",\"quantity_per_wave\":10,\"waves\":[{\"at\":\"10:00\"}]}");
+    r = claim("2026-12-05T10:00:00+08:00", "fast", "C6", "X-Device-Id: phone-6");
+    expect(r, 201, NULL);
+    h_resp_free(&r);
+    r = claim("2026-12-05T10:00:01+08:00", "fast", "C7", "X-Device-Id: phone-6");
+    expect(r, 429, "rate-limited");
+    char retry[16];
+    assert_true(h_header(&r, "Retry-After", retry, sizeof retry));
+    h_resp_free(&r);
+    p = at(DEC5, S->admin_key, "PUT", "/v1/abuse/rules", "{}", NULL, NULL);
+    expect(p, 200, NULL);
+    h_resp_free(&p);
+}
+
+/* ---- 64 concurrent clients ---- */
+
+typedef struct race {
+    const char *campaign, *now, *refusal;
+    int first; /* customers first .. first + 255 */
+    volatile int go;
+    pthread_mutex_t mu;
+    int ok, refused, other;
+    char last_other[512];
+} race;
+
+typedef struct client {
+    race *rc;
+    int n;
+} client;
+
+static void *racer(void *p)
+{
+    client *cl = p;
+    race *rc = cl->rc;
+    CURL *c = curl_easy_init();
+    while (!rc->go)
+        ;
+    for (int i = 0; i < 4; i++) {
+        int k = cl->n * 4 + i;
+        char no[16], key[64];
+        snprintf(no, sizeof no, "C%d", rc->first + k % 256);
+        snprintf(key, sizeof key, "%s-%d", rc->campaign, k);
+        h_resp r = claim_on(c, rc->now, rc->campaign, no, key, NULL);
+        pthread_mutex_lock(&rc->mu);
+        if (r.status == 201) {
+            rc->ok++;
+        } else if (r.status == 409 && r.json && !strcmp(h_str(r.json, "type"), rc->refusal)) {
+            rc->refused++;
+        } else {
+            rc->other++;
+            snprintf(rc->last_other, sizeof rc->last_other, "%ld %s", r.status,
+                     r.body ? r.body : "");
+        }
+        pthread_mutex_unlock(&rc->mu);
+        h_resp_free(&r);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void run_race(race *rc)
+{
+    pthread_mutex_init(&rc->mu, NULL);
+    pthread_t t[CLIENTS];
+    client cl[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        cl[i] = (client){rc, i};
+        pthread_create(&t[i], NULL, racer, &cl[i]);
+    }
+    rc->go = 1;
+    for (int i = 0; i < CLIENTS; i++)
+        pthread_join(t[i], NULL);
+    if (rc->other)
+        fail_msg("%d unexpected answers, e.g. %s", rc->other, rc->last_other);
+    assert_int_equal(rc->ok + rc->refused, CLIENTS * 4);
+}
+
+static void test_concurrent_wave_and_budget(void **state)
+{
+    /* a 100-unit wave: 256 claims by 256 customers at once, exactly 100 win */
+    launch("rush", "",
+           "{\"item\":\"cp5\",\"quantity_per_wave\":100,\"waves\":[{\"at\":\"10:00\"}]}");
+    race a = {.campaign = "rush",
+              .now = "2026-12-05T10:00:00+08:00",
+              .refusal = "wave-sold-out",
+              .first = 1};
+    run_race(&a);
+    assert_int_equal(a.ok, 100);
+    assert_int_equal(a.refused, 156);
+    assert_int_equal(count_sql("SELECT claimed FROM coupon_waves WHERE campaign_id = 'rush'"), 100);
+    assert_int_equal(count_sql("SELECT COUNT(*) FROM coupon_claims WHERE campaign_id = 'rush'"),
+                     100);
+    assert_int_equal(count_sql("SELECT COUNT(DISTINCT customer_no) FROM coupon_claims"
+                               " WHERE campaign_id = 'rush'"),
+                     100);
+    assert_int_equal(count_sql("SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
+                               " c.grant_code = g.code WHERE c.campaign_id = 'rush'"),
+                     100);
+    /* a budget for 10 coupons runs out in the middle of a burst */
+    launch("thin", "\"budget\":{\"cost\":5000}",
+           "{\"item\":\"cp5\",\"quantity_per_wave\":1000,\"waves\":[{\"at\":\"10:00\"}]}");
+    race b = {.campaign = "thin",
+              .now = "2026-12-05T10:00:00+08:00",
+              .refusal = "budget-exhausted",
+              .first = 1};
+    run_race(&b);
+    assert_int_equal(b.ok, 10);
+    assert_int_equal(count_sql("SELECT spent_cost FROM campaigns WHERE id = 'thin'"), 5000);
+    assert_int_equal(count_sql("SELECT claimed FROM coupon_waves WHERE campaign_id = 'thin'"), 10);
+    assert_check_passes();
+}
+
+/* ---- bad input ---- */
+
+typedef struct bad_case {
+    const char *path, *body, *field;
+    long status;
+} bad_case;
+
+static void test_bad_input_writes_nothing(void **state)
+{
+#define DEF(sec)                                                                                   \
+    "{\"id\":\"bad\",\"name\":\"b\",\"type\":\"coupon_drop\",\"starts_at\":"                       \
+    "\"2026-12-01T00:00:00+08:00\",\"ends_at\":\"2027-01-01T00:00:00+08:00\"" sec "}"
+    static const bad_case cases[] = {
+        {"/v1/campaigns", DEF(""), "/coupon_drop", 400},
+        {"/v1/campaigns", DEF(",\"coupon_drop\":[]"), "/coupon_drop", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"quantity_per_wave\":1,\"waves\":[{\"at\":"
+             "\"10:00\"}]}"),
+         "/coupon_drop/item", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"a b\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\"}]}"),
+         "/coupon_drop/item", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":0,"
+             "\"waves\":[{\"at\":\"10:00\"}]}"),
+         "/coupon_drop/quantity_per_wave", 400},
+        {"/v1/campaigns", DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1}"),
+         "/coupon_drop/waves", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"24:00\"}]}"),
+         "/coupon_drop/waves/0/at", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\"},{\"at\":\"09:00\"}]}"),
+         "/coupon_drop/waves/1/at", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\","
+             "\"waves\":[{\"at\":\"10:00\"}]}"),
+         "/coupon_drop/waves/0/quantity", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\",\"size\":1}]}"),
+         "/coupon_drop/waves/0/size", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"per_wave\":0,\"waves\":[{\"at\":\"10:00\"}]}"),
+         "/coupon_drop/per_wave", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\"}],\"x\":1}"),
+         "/coupon_drop/x", 400},
+        {"/v1/campaigns",
+         DEF(",\"coupon_drop\":{\"item\":\"nope\",\"quantity_per_wave\":1,"
+             "\"waves\":[{\"at\":\"10:00\"}]}"),
+         "/coupon_drop/item", 400},
+        {"/v1/campaigns/drop/claim", "{}", "/customer_no", 400},
+        {"/v1/campaigns/drop/claim", "{\"customer_no\":\"a b\"}", "/customer_no", 400},
+        {"/v1/campaigns/drop/claim", "{\"customer_no\":\"C1\",\"x\":1}", "/x", 400},
+    };
+#undef DEF
+    const char *snapshot = "SELECT (SELECT COUNT(*) FROM campaigns) * 1000000 + (SELECT COUNT(*)"
+                           " FROM coupon_claims) * 1000 + (SELECT COUNT(*) FROM coupon_waves)";
+    long before = count_sql(snapshot);
+    for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
+        const bad_case *c = &cases[i];
+        bool is_claim = strstr(c->path, "/claim") != NULL;
+        h_resp r = at("2026-12-05T10:00:00+08:00", is_claim ? APP_KEY : S->admin_key, "POST",
+                      c->path, c->body, is_claim ? "bad-1" : NULL, NULL);
+        if (r.status != c->status || !r.json || strcmp(h_str(r.json, "type"), "validation") ||
+            strcmp(h_str(r.json, "field"), c->field))
+            fail_msg("case %zu (%s): want %ld at %s, got %ld %s", i, c->body, c->status, c->field,
+                     r.status, r.body);
+        h_resp_free(&r);
+    }
+    /* a claim without an Idempotency-Key */
+    h_resp r = at("2026-12-05T10:00:00+08:00", APP_KEY, "POST", "/v1/campaigns/drop/claim",
+                  "{\"customer_no\":\"C9\"}", NULL, NULL);
+    expect(r, 400, "validation");
+    assert_string_equal(h_str(r.json, "field"), "Idempotency-Key");
+    h_resp_free(&r);
+    /* a claim at a campaign of another type */
+    r = claim("2026-12-05T10:00:00+08:00", "nothing-here", "C9", NULL);
+    expect(r, 404, NULL);
+    h_resp_free(&r);
+    assert_int_equal(count_sql(snapshot), before);
+}
+
+/* ---- kill -9 during claims ---- */
+
+#define MAX_ACKED 20000
+#define KILL_CUSTOMERS 64
+
+typedef struct kill_run {
+    h_server *s;
+    char app[128];
+    volatile int stop;
+    pthread_mutex_t mu;
+    char (*acked)[48];
+    int nacked, bad;
+    char last_bad[256];
+} kill_run;
+
+static void *kill_claimer(void *p)
+{
+    kill_run *k = p;
+    CURL *c = curl_easy_init();
+    unsigned seed = (unsigned)(uintptr_t)pthread_self();
+    for (int i = 0; !k->stop; i++) {
+        char path[64], body[64], idem[96];
+        snprintf(path, sizeof path, "/v1/campaigns/kill/claim");
+        snprintf(body, sizeof body, "{\"customer_no\":\"K%u\"}",
+                 (unsigned)(rand_r(&seed) % KILL_CUSTOMERS));
+        snprintf(idem, sizeof idem, "Idempotency-Key: k-%u-%d", (unsigned)(uintptr_t)pthread_self(),
+                 i);
+        const char *hs[] = {"X-Siyu-Now: 2026-12-05T10:00:00+08:00", idem, NULL};
+        h_resp r = h_req_on(c, k->s, "POST", path, k->app, body, strlen(body), hs);
+        pthread_mutex_lock(&k->mu);
+        if (r.status == 201 && k->nacked < MAX_ACKED) {
+            snprintf(k->acked[k->nacked++], 48, "%s", h_str(r.json, "claim"));
+        } else if (r.status > 0 && r.status != 201) {
+            k->bad++;
+            snprintf(k->last_bad, sizeof k->last_bad, "%ld %s", r.status, r.body ? r.body : "");
+        }
+        pthread_mutex_unlock(&k->mu);
+        bool gone = r.status < 0;
+        h_resp_free(&r);
+        while (gone && !k->stop)
+            h_sleep_ms(5);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static long count_in(h_server *s, const char *sql)
+{
+    char *cmd = malloc(strlen(sql) + 512);
+    sprintf(cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", s->data, sql);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    long n = -1;
+    if (fscanf(p, "%ld", &n) != 1)
+        n = -1;
+    pclose(p);
+    free(cmd);
+    return n;
+}
+
+/* kill -9 in the middle of a run of claims: after the restart every
+ * acknowledged claim is there, the wave's count equals its claims and
+ * `siyu check` passes. */
+static void test_kill9_during_claims(void **state)
+{
+    kill_run k = {.s = h_start("--test-clock", NULL)};
+    pthread_mutex_init(&k.mu, NULL);
+    k.acked = calloc(MAX_ACKED, sizeof *k.acked);
+    char admin2[128];
+    make_key(k.s, "app", k.app);
+    make_key(k.s, "admin", admin2);
+    const char *hs[] = {"X-Siyu-Now: " DEC5, NULL};
+    struct {
+        const char *key, *method, *path, *body;
+    } steps[] = {
+        {k.s->admin_key, "POST", "/v1/benefits/suppliers", "{\"code\":\"wx\",\"name\":\"wx\"}"},
+        {k.s->admin_key, "POST", "/v1/benefits/items",
+         "{\"code\":\"cp5\",\"name\":\"5元立减金\",\"kind\":\"coupon\",\"supplier\":\"wx\","
+         "\"face_value\":500,\"cost_price\":500,\"params\":{\"threshold\":0},\"stock\":100000,"
+         "\"validity_days\":7}"},
+        {k.s->admin_key, "POST", "/v1/campaigns",
+         "{\"id\":\"kill\",\"name\":\"k\",\"type\":\"coupon_drop\",\"starts_at\":"
+         "\"2026-12-01T00:00:00+08:00\",\"ends_at\":\"2027-01-01T00:00:00+08:00\","
+         "\"coupon_drop\":{\"item\":\"cp5\",\"quantity_per_wave\":100000,\"per_wave\":100,"
+         "\"waves\":[{\"at\":\"10:00\"}]}}"},
+        {k.s->admin_key, "POST", "/v1/campaigns/kill:submit", NULL},
+        {admin2, "POST", "/v1/campaigns/kill:approve", NULL},
+    };
+    for (size_t i = 0; i < SY_TEST_LEN(steps); i++) {
+        h_resp r = h_req_h(k.s, steps[i].method, steps[i].path, steps[i].key, steps[i].body, hs);
+        if (r.status != 200 && r.status != 201)
+            fail_msg("%s %s: %ld %s", steps[i].method, steps[i].path, r.status, r.body);
+        h_resp_free(&r);
+    }
+    for (int i = 0; i < KILL_CUSTOMERS; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/customers/K%d", i);
+        h_resp r = h_req_h(k.s, "PUT", path, k.s->admin_key, "{}", hs);
+        assert_int_equal(r.status, 201);
+        h_resp_free(&r);
+    }
+    pthread_t t[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        pthread_create(&t[i], NULL, kill_claimer, &k);
+    for (int waited = 0; waited < 60000; waited += 5) {
+        pthread_mutex_lock(&k.mu);
+        int n = k.nacked;
+        pthread_mutex_unlock(&k.mu);
+        if (n >= 300)
+            break;
+        h_sleep_ms(5);
+    }
+    assert_int_equal(h_signal_wait(k.s, SIGKILL), 128 + SIGKILL);
+    k.stop = 1;
+    for (int i = 0; i < CLIENTS; i++)
+        pthread_join(t[i], NULL);
+    if (k.bad)
+        fail_msg("%d claims got an unexpected answer, e.g. %s", k.bad, k.last_bad);
+    assert_true(k.nacked >= 300);
+    h_launch(k.s);
+    /* every acknowledged claim is there (checked in chunks of 50) */
+    for (int i = 0; i < k.nacked; i += 50) {
+        char sql[4096] = "SELECT COUNT(*) FROM coupon_claims WHERE id IN (";
+        int m = 0;
+        for (int j = i; j < k.nacked && j < i + 50; j++, m++) {
+            strcat(sql, j > i ? ",'" : "'");
+            strcat(sql, k.acked[j]);
+            strcat(sql, "'");
+        }
+        strcat(sql, ")");
+        assert_int_equal(count_in(k.s, sql), m);
+    }
+    assert_int_equal(count_in(k.s, "SELECT claimed - (SELECT COUNT(*) FROM coupon_claims) FROM"
+                                   " coupon_waves WHERE campaign_id = 'kill'"),
+                     0);
+    char *out = NULL;
+    int rc = h_cli(k.s, &out, "check --tenant demo");
+    if (rc != 0 || !strstr(out, "coupons:") || !strstr(out, "every invariant holds"))
+        fail_msg("siyu check exited %d:\n%s", rc, out ? out : "");
+    free(out);
+    h_stop(k.s);
+    free(k.acked);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_claim_flow),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_concurrent_wave_and_budget),
+        cmocka_unit_test(test_bad_input_writes_nothing),
+        cmocka_unit_test(test_kill9_during_claims),
+    };
+    return cmocka_run_group_tests_name("e2e-coupon", tests, group_setup, group_teardown);
+}
