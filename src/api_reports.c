@@ -1,5 +1,6 @@
-/* api_reports.c — GET /v1/reports/activity and /v1/reports/retention
- * (report.h computes them; docs/reports.md defines every figure). */
+/* api_reports.c — GET /v1/reports/activity, /retention, /funnel, /dwell and
+ * /kpis, and GET|PUT /v1/reports/settings (the timed event names).  report.h
+ * computes the figures; docs/reports.md defines every one. */
 #include "api.h"
 #include "app.h"
 #include "customer.h"

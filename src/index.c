@@ -359,10 +359,15 @@ typedef struct stat_slot {
 /* ---- per (event, day) of a timed event: each event's time and dwell ----
  *
  * For the event names the tenant times (sy_index_set_timed), a day also
- * keeps one record per event, unordered: the customer, the time as ms since
- * the business day's start, and the dwell time (SY_NO_DWELL: none; the
- * array is allocated at the day's first dwell time).  8 bytes an event, 12
- * with dwell times: what funnels and dwell percentiles are computed from. */
+ * keeps each event's time (ms since the business day's start) and dwell
+ * time (SY_NO_DWELL: none; that array is allocated at the first dwell
+ * time), what funnels and dwell percentiles are computed from.  Like the
+ * counts, in two parts: the sealed part is aligned with the day's sealed
+ * entries — the times of the i-th sealed customer are ms[off[i] ..
+ * off[i + 1]), ascending — 4 bytes an event (8 with dwell) and 4 an entry;
+ * newer events go to the tail, unordered records of (customer, time,
+ * dwell).  Both are merged into a new sealed part when the counts' are,
+ * and when the tail grows past half the sealed part. */
 typedef struct timed_log {
     uint32_t *dense, *ms, *dwell;
     size_t n, cap;
@@ -417,19 +422,39 @@ static void tlog_shrink(timed_log *t)
         t->dwell = sy_xrealloc(t->dwell, t->cap * sizeof *t->dwell);
 }
 
-static void tlog_free(timed_log *t)
+static void tlog_clear(timed_log *t)
 {
-    if (!t)
-        return;
     free(t->dense);
     free(t->ms);
     free(t->dwell);
+    memset(t, 0, sizeof *t);
+}
+
+typedef struct day_times {
+    uint32_t *off;        /* nsealed + 1; NULL: nothing sealed */
+    uint32_t *ms, *dwell; /* the sealed records; dwell NULL: none has one */
+    size_t nsealed, nms;  /* entries that off covers; records */
+    timed_log tail;
+} day_times;
+
+static void times_free(day_times *t)
+{
+    if (!t)
+        return;
+    free(t->off);
+    free(t->ms);
+    free(t->dwell);
+    tlog_clear(&t->tail);
     free(t);
 }
 
-static size_t tlog_memory(const timed_log *t)
+static size_t times_memory(const day_times *t)
 {
-    return t ? t->cap * (2 + (t->dwell ? 1 : 0)) * sizeof(uint32_t) + sizeof *t : 0;
+    if (!t)
+        return 0;
+    return sizeof *t + (t->off ? (t->nsealed + 1) * sizeof *t->off : 0) +
+           t->nms * (t->dwell ? 2 : 1) * sizeof(uint32_t) +
+           t->tail.cap * (2 + (t->tail.dwell ? 1 : 0)) * sizeof(uint32_t);
 }
 
 struct sy_day_events {
@@ -441,7 +466,7 @@ struct sy_day_events {
     size_t nsealed;
     stat_slot *slots; /* the delta */
     size_t cap, n;
-    timed_log *times; /* a timed event's records; NULL: not timed */
+    day_times *times; /* a timed event's times; NULL: not timed */
     /* While the index is rebuilt: one (dense << 32 | dwell) per event, in
      * the order read, sorted and summed into the sealed part at the end;
      * one buffer for each of the threads that read events. */
@@ -457,6 +482,118 @@ struct sy_day_events {
 static const roaring_bitmap_t *day_sealed(const struct sy_day_events *d)
 {
     return d->sealed ? d->sealed : d->actors;
+}
+
+/* The sealed times back into the tail, as records (before the sealed
+ * entries change). */
+static void times_unseal(struct sy_day_events *d)
+{
+    day_times *t = d->times;
+    if (!t->off)
+        return;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(day_sealed(d));
+    uint32_t buf[256], got;
+    size_t i = 0;
+    while (i < t->nsealed && (got = roaring_read_uint32_iterator(it, buf, 256)) > 0)
+        for (uint32_t k = 0; k < got && i < t->nsealed; k++, i++)
+            for (uint32_t j = t->off[i]; j < t->off[i + 1]; j++)
+                tlog_push(&t->tail, buf[k], t->ms[j], t->dwell ? t->dwell[j] : SY_NO_DWELL);
+    roaring_free_uint32_iterator(it);
+    free(t->off);
+    free(t->ms);
+    free(t->dwell);
+    t->off = t->ms = t->dwell = NULL;
+    t->nsealed = t->nms = 0;
+}
+
+/* The tail's records sorted by customer, then time (LSD radix, 16 bits a
+ * pass, over the bits in use): idx[] gives their order. */
+static uint32_t *tail_order(const timed_log *l)
+{
+    size_t n = l->n;
+    uint32_t *idx = sy_xmalloc((n ? n : 1) * sizeof *idx),
+             *tmp = sy_xmalloc((n ? n : 1) * sizeof *tmp);
+    size_t *count = sy_xmalloc(65537 * sizeof *count);
+    uint32_t maxd = 0, maxm = 0;
+    for (size_t i = 0; i < n; i++) {
+        idx[i] = (uint32_t)i;
+        maxd |= l->dense[i];
+        maxm |= l->ms[i];
+    }
+    for (int pass = 0; pass < 4; pass++) {
+        const uint32_t *key = pass < 2 ? l->ms : l->dense;
+        int shift = (pass % 2) * 16;
+        if (((pass < 2 ? maxm : maxd) >> shift) == 0)
+            continue; /* all zero: already in order */
+        memset(count, 0, 65537 * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[((key[idx[i]] >> shift) & 0xffff) + 1]++;
+        for (size_t k = 0; k < 65536; k++)
+            count[k + 1] += count[k];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(key[idx[i]] >> shift) & 0xffff]++] = idx[i];
+        uint32_t *x = idx;
+        idx = tmp;
+        tmp = x;
+    }
+    free(count);
+    free(tmp);
+    return idx;
+}
+
+/* Seals the tail (the sealed part is empty): the records of the day's
+ * sealed entries become their aligned runs; records of other actors (in
+ * the delta) stay in the tail; records of customers no longer among the
+ * actors (merged away: their records were copied to the survivor) go. */
+static void times_seal_into(const struct sy_day_events *d, day_times *t)
+{
+    timed_log old = t->tail;
+    memset(&t->tail, 0, sizeof t->tail);
+    if (!d->nsealed) {
+        t->tail = old;
+        return;
+    }
+    uint32_t *idx = tail_order(&old);
+    t->nsealed = d->nsealed;
+    t->off = sy_xmalloc((t->nsealed + 1) * sizeof *t->off);
+    t->ms = sy_xmalloc((old.n ? old.n : 1) * sizeof *t->ms);
+    t->dwell = old.dwell ? sy_xmalloc((old.n ? old.n : 1) * sizeof *t->dwell) : NULL;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(day_sealed(d));
+    size_t r = 0, i = 0;
+    for (; it->has_value && i < t->nsealed; i++, roaring_advance_uint32_iterator(it)) {
+        uint32_t id = it->current_value;
+        for (; r < old.n && old.dense[idx[r]] < id; r++)
+            if (roaring_bitmap_contains(d->actors, old.dense[idx[r]]))
+                tlog_push(&t->tail, old.dense[idx[r]], old.ms[idx[r]],
+                          old.dwell ? old.dwell[idx[r]] : SY_NO_DWELL);
+        t->off[i] = (uint32_t)t->nms;
+        for (; r < old.n && old.dense[idx[r]] == id; r++) {
+            t->ms[t->nms] = old.ms[idx[r]];
+            if (t->dwell)
+                t->dwell[t->nms] = old.dwell[idx[r]];
+            t->nms++;
+        }
+    }
+    for (; i <= t->nsealed; i++)
+        t->off[i] = (uint32_t)t->nms;
+    for (; r < old.n; r++)
+        if (roaring_bitmap_contains(d->actors, old.dense[idx[r]]))
+            tlog_push(&t->tail, old.dense[idx[r]], old.ms[idx[r]],
+                      old.dwell ? old.dwell[idx[r]] : SY_NO_DWELL);
+    roaring_free_uint32_iterator(it);
+    free(idx);
+    tlog_clear(&old);
+    if (t->nms) {
+        t->ms = sy_xrealloc(t->ms, t->nms * sizeof *t->ms);
+        if (t->dwell)
+            t->dwell = sy_xrealloc(t->dwell, t->nms * sizeof *t->dwell);
+    }
+    tlog_shrink(&t->tail);
+}
+
+static void times_seal(struct sy_day_events *d)
+{
+    times_seal_into(d, d->times);
 }
 
 /* The sealed index of dense, or -1. */
@@ -511,8 +648,13 @@ static void day_own_sealed(struct sy_day_events *d)
  * (entries of customers merged away are dropped). */
 static void day_compact(struct sy_day_events *d)
 {
-    if (!d->n && !d->sealed)
+    if (d->times)
+        times_unseal(d);
+    if (!d->n && !d->sealed) {
+        if (d->times)
+            times_seal(d);
         return;
+    }
     size_t n = roaring_bitmap_get_cardinality(d->actors);
     uint32_t *count = sy_xmalloc((n ? n : 1) * sizeof *count);
     bool any_dwell = d->dwell != NULL;
@@ -554,6 +696,8 @@ static void day_compact(struct sy_day_events *d)
     d->cap = d->n = 0;
     roaring_bitmap_run_optimize(d->actors);
     roaring_bitmap_shrink_to_fit(d->actors);
+    if (d->times)
+        times_seal(d);
 }
 
 /* Adds to dense's entry on that day, creating it. */
@@ -630,19 +774,29 @@ static void day_load_time(struct sy_day_events *d, int slot, uint32_t dense, uin
     tlog_push(&d->tload[slot], dense, ms, dwell);
 }
 
-/* Sorts the loaded events by customer (LSD radix, 11 bits a pass) and
- * turns each run into one entry: the sealed part, built in one pass.  The
- * records of a timed event join the day's log. */
+static void day_finish_counts(struct sy_day_events *d);
+
+/* The end of a rebuild for one day: the counts' sealed part, then the
+ * times of a timed event sealed along. */
 static void day_finish_load(struct sy_day_events *d)
 {
     for (int t = 0; t < LOAD_THREADS; t++)
         if (d->tload[t].n) {
             if (!d->times)
                 d->times = sy_xcalloc(1, sizeof *d->times);
-            tlog_append(d->times, &d->tload[t]);
+            tlog_append(&d->times->tail, &d->tload[t]);
         }
-    if (d->times)
-        tlog_shrink(d->times);
+    day_finish_counts(d);
+    if (d->times) {
+        times_unseal(d);
+        times_seal(d);
+    }
+}
+
+/* Sorts the loaded events by customer (LSD radix, 11 bits a pass) and
+ * turns each run into one entry: the sealed part, built in one pass. */
+static void day_finish_counts(struct sy_day_events *d)
+{
     /* the threads' buffers, end to end in the first */
     for (int t = 1; t < LOAD_THREADS; t++) {
         if (!d->load[t].n)
@@ -719,7 +873,7 @@ static void day_free(struct sy_day_events *d)
         free(d->tload[t].ms);
         free(d->tload[t].dwell);
     }
-    tlog_free(d->times);
+    times_free(d->times);
     roaring_bitmap_free(d->actors);
     if (d->sealed)
         roaring_bitmap_free(d->sealed);
@@ -1127,7 +1281,10 @@ static void add_event_locked(sy_index *ix, uint32_t dense, const char *name, int
     if (ev->timed) {
         if (!d->times)
             d->times = sy_xcalloc(1, sizeof *d->times);
-        tlog_push(d->times, dense, ms_of_day(ix, ts, day), dwell_of(dwell_ms));
+        day_times *t = d->times;
+        tlog_push(&t->tail, dense, ms_of_day(ix, ts, day), dwell_of(dwell_ms));
+        if (t->tail.n > DELTA_MIN && t->tail.n * 2 > t->nms)
+            day_compact(d); /* seals the tail along */
     }
 }
 
@@ -1170,9 +1327,17 @@ void sy_index_merge(sy_index *ix, const sy_attr_set *schema, uint32_t from,
             sy_day_events *de = ix->events[e]->days[d];
             if (!roaring_bitmap_contains(de->actors, from))
                 continue;
-            for (size_t i = 0; de->times && i < de->times->n; i++)
-                if (de->times->dense[i] == from)
-                    de->times->dense[i] = into;
+            if (de->times) {
+                /* from's times become into's: its sealed run is copied to
+                 * the tail (the run stays, under an id no longer counted) */
+                day_times *t = de->times;
+                int64_t k = t->off && t->nsealed == de->nsealed ? sealed_index(de, from) : -1;
+                for (uint32_t j = k >= 0 ? t->off[k] : 0; k >= 0 && j < t->off[k + 1]; j++)
+                    tlog_push(&t->tail, into, t->ms[j], t->dwell ? t->dwell[j] : SY_NO_DWELL);
+                for (size_t i = 0; i < t->tail.n; i++)
+                    if (t->tail.dense[i] == from)
+                        t->tail.dense[i] = into;
+            }
             uint32_t count;
             uint64_t dwell;
             day_take(de, from, &count, &dwell);
@@ -1949,8 +2114,8 @@ int sy_index_retime(sy_index *ix, sy_conn *c, const char *tenant, const json_t *
             want[e] = name_timed(&probe, ix->event_names.keys[i]);
             scan |= want[e] && !ix->events[e]->timed;
         }
-    /* The newly timed events' records, by event and position of the day. */
-    timed_log ***pending = sy_xcalloc(ne ? ne : 1, sizeof *pending);
+    /* The newly timed events' times, by event and position of the day. */
+    day_times ***pending = sy_xcalloc(ne ? ne : 1, sizeof *pending);
     for (uint32_t e = 0; e < ne; e++)
         if (want[e] && !ix->events[e]->timed)
             pending[e] = sy_xcalloc(ix->events[e]->n ? ix->events[e]->n : 1, sizeof **pending);
@@ -1974,11 +2139,16 @@ int sy_index_retime(sy_index *ix, sy_conn *c, const char *tenant, const json_t *
                 continue; /* the index skipped it (a customer merged away then) */
             if (!pending[e][at])
                 pending[e][at] = sy_xcalloc(1, sizeof ***pending);
-            tlog_push(pending[e][at], dense, ms_of_day(ix, ts, day),
+            tlog_push(&pending[e][at]->tail, dense, ms_of_day(ix, ts, day),
                       dwell_of(sy_stmt_is_null(st, 3) ? -1 : sy_stmt_i64(st, 3)));
         }
         sy_stmt_reset(st);
     }
+    /* sealed against the days' entries, before anyone waits for it */
+    for (uint32_t e = 0; rc == SY_DONE && e < ne; e++)
+        for (size_t d = 0; pending[e] && d < ix->events[e]->n; d++)
+            if (pending[e][d])
+                times_seal_into(ix->events[e]->days[d], pending[e][d]);
     pthread_rwlock_unlock(&ix->lock);
     if (rc == SY_DONE) {
         pthread_rwlock_wrlock(&ix->lock);
@@ -1988,12 +2158,10 @@ int sy_index_retime(sy_index *ix, sy_conn *c, const char *tenant, const json_t *
             if (want[e] == ev->timed)
                 continue;
             for (size_t d = 0; d < ev->n; d++) {
-                tlog_free(ev->days[d]->times);
+                times_free(ev->days[d]->times);
                 ev->days[d]->times = want[e] ? pending[e][d] : NULL;
-                if (want[e] && pending[e][d]) {
-                    tlog_shrink(pending[e][d]);
+                if (want[e])
                     pending[e][d] = NULL;
-                }
             }
             ev->timed = want[e];
         }
@@ -2001,7 +2169,7 @@ int sy_index_retime(sy_index *ix, sy_conn *c, const char *tenant, const json_t *
     }
     for (uint32_t e = 0; e < ne; e++) {
         for (size_t d = 0; pending[e] && d < ix->events[e]->n; d++)
-            tlog_free(pending[e][d]);
+            times_free(pending[e][d]);
         free(pending[e]);
     }
     free(pending);
@@ -2028,10 +2196,20 @@ void sy_index_timed_days(const sy_index *ix, const char *name, int64_t from_day,
         return;
     const event_ix *ev = ix->events[e];
     for (size_t i = event_day_pos(ev, from_day); i < ev->n && ev->days[i]->day <= to_day; i++) {
-        const timed_log *t = ev->days[i]->times;
-        if (!t || !t->n)
+        const struct sy_day_events *d = ev->days[i];
+        const day_times *t = d->times;
+        if (!t || (!t->nms && !t->tail.n))
             continue;
-        sy_timed_day td = {ev->days[i]->day, t->n, t->dense, t->ms, t->dwell};
+        sy_timed_day td = {.day = d->day,
+                           .sealed_ids = t->off ? day_sealed(d) : NULL,
+                           .nsealed = t->off ? t->nsealed : 0,
+                           .off = t->off,
+                           .sealed_ms = t->ms,
+                           .sealed_dwell = t->dwell,
+                           .n = t->tail.n,
+                           .dense = t->tail.dense,
+                           .ms = t->tail.ms,
+                           .dwell = t->tail.dwell};
         fn(&td, ud);
     }
 }
@@ -2061,7 +2239,7 @@ void sy_index_memory_parts(const sy_index *ix, sy_index_mem *m)
             size_t all = day_memory(day), actors = roaring_bitmap_size_in_bytes(day->actors);
             m->actors += actors;
             m->entries += all - actors;
-            m->times += tlog_memory(day->times);
+            m->times += times_memory(day->times);
         }
     for (size_t t = 0; t < ix->ntags; t++)
         if (ix->tags[t].members)

@@ -16,9 +16,10 @@
  *                 of the day's newest actors).
  *   times         for the event names the tenant times (its timed_events
  *                 setting, all by default): per (event name, business day)
- *                 each event's customer, time of day and dwell time, for
- *                 funnels and dwell percentiles (8 bytes an event, 12 with a
- *                 dwell time).
+ *                 each event's time of day and dwell time, runs aligned
+ *                 with the sealed entries plus a tail of newer events, for
+ *                 funnels and dwell percentiles (about 4 bytes an event, 8
+ *                 with a dwell time, and 4 an entry).
  *
  * Business days are in the tenant's time zone (its UTC offset, taken when
  * the index is built).  Each index has one reader-writer lock: queries take
@@ -153,11 +154,19 @@ int sy_index_retime(sy_index *ix, sy_conn *c, const char *tenant, const json_t *
                     int64_t max_rowid);
 /* Under the read lock: whether name's events are timed. */
 bool sy_index_timed(const sy_index *ix, const char *name);
-/* One day's records of a timed event: n events, each by dense[i] at ms[i]
- * after the business day's start, with dwell[i] (SY_NO_DWELL: none; dwell
- * NULL: no event of the day has one).  Unordered. */
+/* One day's times of a timed event, in two parts.  Sealed: the i-th
+ * customer of sealed_ids (i < nsealed, in ascending id order) did it at
+ * sealed_ms[off[i] .. off[i + 1]) after the business day's start,
+ * ascending, with sealed_dwell[] alongside (SY_NO_DWELL: none; NULL: no
+ * event has one).  A sealed customer no longer in sy_index_all (merged
+ * away) has a run that is also in the survivor's.  Tail: n newer events,
+ * unordered, by dense[k] at ms[k] with dwell[k] (dwell NULL: none has
+ * one); a customer may have events in both parts. */
 typedef struct sy_timed_day {
     int64_t day;
+    const roaring_bitmap_t *sealed_ids; /* NULL: nothing sealed */
+    size_t nsealed;
+    const uint32_t *off, *sealed_ms, *sealed_dwell;
     size_t n;
     const uint32_t *dense, *ms, *dwell;
 } sy_timed_day;

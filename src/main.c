@@ -181,10 +181,13 @@ static void print_examples(FILE *f, const char *addr, const char *token)
         "and did(view_wealth, 7d) >= 3 and not did(buy_fund, 30d)\", \"breakdown\": \"city\"}'\n\n"
         "  # DAU, WAU, MAU, new and returning customers of the last 30 days\n"
         "  curl -s http://%s:%s/v1/reports/activity -H 'Authorization: Bearer %s'\n\n"
+        "  # the wealth funnel: login -> view -> click -> buy within a day, by risk level\n"
+        "  curl -s 'http://%s:%s/v1/reports/funnel?steps=login,view_wealth,click_wealth,buy_fund"
+        "&window=1d&breakdown=risk_level' -H 'Authorization: Bearer %s'\n\n"
         "  # what customer C00000001 can use right now: campaigns, packages, mall items\n"
         "  curl -s http://%s:%s/v1/customers/C00000001/offers -H 'Authorization: Bearer %s'\n\n",
         host, port, token, host, port, token, host, port, token, host, port, token, host, port,
-        token);
+        token, host, port, token);
 }
 
 /* ------------------------------------------------------------------ */

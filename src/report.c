@@ -361,6 +361,7 @@ typedef struct funnel_pass {
     size_t nfound;
     uint32_t *reached; /* found on any day, in order: who reached the step */
     size_t nreached;
+    uint32_t lo, hi; /* the customers of this pass: ids lo .. hi - 1 */
 } funnel_pass;
 
 static void bit_set(bitset *b, uint32_t i)
@@ -373,15 +374,66 @@ static void bit_clear(bitset *b, uint32_t i)
     b->w[i / 64] &= ~(1ull << (i % 64));
 }
 
+/* t qualifies customer d for the step looked for: the earliest wins. */
+static void funnel_candidate(funnel_pass *f, uint32_t d, int64_t t)
+{
+    if (!bit_on(&f->today, d)) {
+        bit_set(&f->today, d);
+        f->cand[d] = t;
+        f->found[f->nfound++] = d;
+    } else if (t < f->cand[d]) {
+        f->cand[d] = t;
+    }
+}
+
 static void funnel_day(const sy_timed_day *td, void *ud)
 {
     funnel_pass *f = ud;
     if (!f->nlook)
         return;
     int64_t base = td->day * SY_DAY_MS;
-    const uint32_t *dense = td->dense;
+    /* the sealed runs of this pass's customers (ids lo .. hi - 1), each
+     * ascending: its first qualifying time is the run's candidate */
+    if (td->sealed_ids) {
+        roaring_uint32_iterator_t *it = roaring_create_iterator(td->sealed_ids);
+        size_t i = 0;
+        if (f->lo) {
+            i = (size_t)roaring_bitmap_rank(td->sealed_ids, f->lo - 1);
+            roaring_move_uint32_iterator_equalorlarger(it, f->lo);
+        }
+        uint32_t buf[1024], got;
+        bool more = true;
+        while (more && i < td->nsealed && (got = roaring_read_uint32_iterator(it, buf, 1024)) > 0)
+            for (uint32_t k = 0; k < got && i < td->nsealed; k++, i++) {
+                uint32_t d = buf[k];
+                if (d >= f->hi) {
+                    more = false;
+                    break;
+                }
+                if (!bit_on(&f->look, d))
+                    continue;
+                uint32_t j = td->off[i], end = td->off[i + 1];
+                if (j == end)
+                    continue;
+                if (!f->step) {
+                    funnel_candidate(f, d, base + td->sealed_ms[j]);
+                    continue;
+                }
+                const funnel_state *s = &f->st[d];
+                for (; j < end; j++) {
+                    int64_t t = base + td->sealed_ms[j];
+                    if (f->strict ? t <= s->prev : t < s->prev)
+                        continue;
+                    if (t <= s->deadline)
+                        funnel_candidate(f, d, t);
+                    break;
+                }
+            }
+        roaring_free_uint32_iterator(it);
+    }
+    /* the tail's records, unordered */
     for (size_t i = 0; i < td->n; i++) {
-        uint32_t d = dense[i];
+        uint32_t d = td->dense[i];
         if (!bit_on(&f->look, d))
             continue;
         int64_t t = base + td->ms[i];
@@ -390,13 +442,7 @@ static void funnel_day(const sy_timed_day *td, void *ud)
             if ((f->strict ? t <= s->prev : t < s->prev) || t > s->deadline)
                 continue;
         }
-        if (!bit_on(&f->today, d)) {
-            bit_set(&f->today, d);
-            f->cand[d] = t;
-            f->found[f->nfound++] = d;
-        } else if (t < f->cand[d]) {
-            f->cand[d] = t;
-        }
+        funnel_candidate(f, d, t);
     }
     for (size_t i = 0; i < f->nfound; i++) {
         uint32_t d = f->found[i];
@@ -507,7 +553,8 @@ static void sort_groups(sy_funnel *out, uint16_t *order)
 {
     for (size_t g = 0; g < out->ngroups; g++)
         out->groups[g].median_ms[0] = (int64_t)g; /* the old position, for a moment */
-    qsort(out->groups, out->ngroups, sizeof *out->groups, cmp_group);
+    if (out->ngroups > 1)
+        qsort(out->groups, out->ngroups, sizeof *out->groups, cmp_group);
     for (size_t g = 0; g < out->ngroups; g++)
         order[out->groups[g].median_ms[0]] = (uint16_t)g;
 }
@@ -566,6 +613,8 @@ bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *o
         fp->f.today = today;
         fp->f.window_ms = q->window_ms;
         fp->f.look.n = n;
+        fp->f.lo = (uint32_t)fp->lo;
+        fp->f.hi = (uint32_t)fp->hi;
         fp->f.look.w = sy_xcalloc(words, sizeof(uint64_t));
         memcpy(fp->f.look.w + fp->lo / 64, pop.w + fp->lo / 64,
                ((fp->hi + 63) / 64 - fp->lo / 64) * sizeof(uint64_t));
@@ -651,21 +700,35 @@ typedef struct dwell_collect {
     size_t *n, *cap;
 } dwell_collect;
 
+static void dwell_add(dwell_collect *c, size_t i, uint32_t v)
+{
+    if (v == SY_NO_DWELL)
+        return;
+    if (c->n[i] == c->cap[i]) {
+        c->cap[i] = c->cap[i] ? c->cap[i] * 2 : 256;
+        c->vals[i] = sy_xrealloc(c->vals[i], c->cap[i] * sizeof *c->vals[i]);
+    }
+    c->vals[i][c->n[i]++] = v;
+}
+
 static void dwell_day(const sy_timed_day *td, void *ud)
 {
     dwell_collect *c = ud;
-    if (!td->dwell)
-        return;
     size_t i = (size_t)(td->day - c->from);
-    for (size_t e = 0; e < td->n; e++) {
-        if (td->dwell[e] == SY_NO_DWELL || !bit_on(c->pop, td->dense[e]))
-            continue;
-        if (c->n[i] == c->cap[i]) {
-            c->cap[i] = c->cap[i] ? c->cap[i] * 2 : 256;
-            c->vals[i] = sy_xrealloc(c->vals[i], c->cap[i] * sizeof *c->vals[i]);
-        }
-        c->vals[i][c->n[i]++] = td->dwell[e];
+    if (td->sealed_ids && td->sealed_dwell) {
+        roaring_uint32_iterator_t *it = roaring_create_iterator(td->sealed_ids);
+        uint32_t buf[1024], got;
+        size_t e = 0;
+        while (e < td->nsealed && (got = roaring_read_uint32_iterator(it, buf, 1024)) > 0)
+            for (uint32_t k = 0; k < got && e < td->nsealed; k++, e++)
+                if (bit_on(c->pop, buf[k]))
+                    for (uint32_t j = td->off[e]; j < td->off[e + 1]; j++)
+                        dwell_add(c, i, td->sealed_dwell[j]);
+        roaring_free_uint32_iterator(it);
     }
+    for (size_t e = 0; td->dwell && e < td->n; e++)
+        if (bit_on(c->pop, td->dense[e]))
+            dwell_add(c, i, td->dwell[e]);
 }
 
 static void dwell_stats(int64_t *a, size_t n, sy_dwell_row *r)
@@ -705,7 +768,8 @@ void sy_report_dwell(const sy_index *ix, const char *name, int64_t from, int64_t
     int64_t *every = sy_xmalloc((all ? all : 1) * sizeof *every);
     size_t at = 0;
     for (size_t i = 0; i < nd; i++) {
-        memcpy(every + at, c.vals[i], c.n[i] * sizeof *every);
+        if (c.n[i])
+            memcpy(every + at, c.vals[i], c.n[i] * sizeof *every);
         at += c.n[i];
         rows[i].day = from + (int64_t)i;
         dwell_stats(c.vals[i], c.n[i], &rows[i]);

@@ -386,38 +386,50 @@ static void test_breakdown_limit(void **state)
 }
 
 /* A merged customer's times become the survivor's: a funnel whose steps
- * were done under two customer numbers converts once they are merged. */
+ * were done under two customer numbers converts once they are merged;
+ * with the times still in the tail, and sealed (many more events that day
+ * seal the tail into runs). */
 static void test_merge_moves_times(void **state)
 {
     (void)state;
-    sy_attr_set *s = schema();
-    sy_index *ix = sy_index_new(0);
-    sy_index_add_customer(ix, "A", 0);
-    sy_index_add_customer(ix, "B", 1);
-    int64_t t = 1767225600000LL;
-    sy_index_add_event(ix, 0, "open", t, -1);
-    sy_index_add_event(ix, 1, "buy", t + 1000, -1);
-    const char *steps[] = {"open", "buy"};
-    int64_t day = t / SY_DAY_MS;
-    sy_funnel_query q = {
-        .steps = steps, .nsteps = 2, .from = day, .to = day, .window_ms = SY_DAY_MS};
-    sy_funnel out;
-    sy_index_rdlock(ix);
-    assert_true(sy_report_funnel(ix, &q, &out));
-    sy_index_unlock(ix);
-    assert_int_equal(out.all.customers[0], 1);
-    assert_int_equal(out.all.customers[1], 0);
-    sy_funnel_free(&out);
-    sy_index_merge(ix, s, 0, NULL, 1);
-    sy_index_rdlock(ix);
-    assert_true(sy_report_funnel(ix, &q, &out));
-    sy_index_unlock(ix);
-    assert_int_equal(out.all.customers[0], 1);
-    assert_int_equal(out.all.customers[1], 1);
-    assert_int_equal(out.all.median_ms[1], 1000);
-    sy_funnel_free(&out);
-    sy_index_free(ix);
-    sy_attr_set_release(s);
+    for (int sealed = 0; sealed < 2; sealed++) {
+        sy_attr_set *s = schema();
+        sy_index *ix = sy_index_new(0);
+        sy_index_add_customer(ix, "A", 0);
+        sy_index_add_customer(ix, "B", 1);
+        int64_t t = 1767225600000LL;
+        sy_index_add_event(ix, 0, "open", t, -1);
+        sy_index_add_event(ix, 1, "buy", t + 1000, -1);
+        for (uint32_t c = 2; sealed && c < 3002; c++) {
+            char no[16];
+            snprintf(no, sizeof no, "F%u", c);
+            sy_index_add_customer(ix, no, c);
+            sy_index_add_event(ix, c, "open", t + 5000, -1);
+            sy_index_add_event(ix, c, "buy", t + 5000, -1);
+        }
+        const char *steps[] = {"open", "buy"};
+        int64_t day = t / SY_DAY_MS;
+        sy_funnel_query q = {
+            .steps = steps, .nsteps = 2, .from = day, .to = day, .window_ms = SY_DAY_MS};
+        sy_funnel out;
+        sy_index_rdlock(ix);
+        assert_true(sy_report_funnel(ix, &q, &out));
+        sy_index_unlock(ix);
+        assert_int_equal(out.all.customers[0], sealed ? 3001 : 1);
+        assert_int_equal(out.all.customers[1], sealed ? 3000 : 0);
+        sy_funnel_free(&out);
+        sy_index_merge(ix, s, 0, NULL, 1);
+        sy_index_rdlock(ix);
+        assert_true(sy_report_funnel(ix, &q, &out));
+        sy_index_unlock(ix);
+        assert_int_equal(out.all.customers[0], sealed ? 3001 : 1);
+        assert_int_equal(out.all.customers[1], sealed ? 3001 : 1);
+        if (!sealed)
+            assert_int_equal(out.all.median_ms[1], 1000);
+        sy_funnel_free(&out);
+        sy_index_free(ix);
+        sy_attr_set_release(s);
+    }
 }
 
 /* The edges of the definition, by hand: the window's last millisecond is
