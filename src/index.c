@@ -1876,10 +1876,44 @@ bool sy_index_numeric(const sy_index *ix, const char *attr, uint32_t dense, int6
     return true;
 }
 
-/* One pass over the tested customers, a loop per column width. */
-/* The candidates come in order, a few per page of the column: each read
- * is a cache miss, so the reads PREFETCH_AHEAD entries on are started
- * early to overlap them. */
+/* A packed column's i-th value by width (1, 2, 4 and 5 bytes: zigzag
+ * offsets from the column's anchor, which the caller has in `anchor`; 8:
+ * raw), and a scan expanded once per width: SCAN(stride, load, decode).
+ * Width 0 (no value yet) scans nothing. */
+#define COL_ANCHORED(u) (anchor + unzigzag(u))
+#define COL_RAW(u) (u)
+#define COL_L1(d, i) ((d)[i])
+#define COL_L2(d, i) (((const uint16_t *)(const void *)(d))[i])
+#define COL_L4(d, i) (((const uint32_t *)(const void *)(d))[i])
+#define COL_L5(d, i) load40((d) + (size_t)(i)*5)
+#define COL_L8(d, i) (((const int64_t *)(const void *)(d))[i])
+#define COL_BY_WIDTH(width, SCAN)                                                                  \
+    do {                                                                                           \
+        switch (width) {                                                                           \
+        case 1:                                                                                    \
+            SCAN(1, COL_L1, COL_ANCHORED);                                                         \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            SCAN(2, COL_L2, COL_ANCHORED);                                                         \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            SCAN(4, COL_L4, COL_ANCHORED);                                                         \
+            break;                                                                                 \
+        case 5:                                                                                    \
+            SCAN(5, COL_L5, COL_ANCHORED);                                                         \
+            break;                                                                                 \
+        case 8:                                                                                    \
+            SCAN(8, COL_L8, COL_RAW);                                                              \
+            break;                                                                                 \
+        default:                                                                                   \
+            break;                                                                                 \
+        }                                                                                          \
+    } while (0)
+
+/* One pass over the tested customers, a loop per column width.  The
+ * candidates come in order, a few per page of the column: each read is a
+ * cache miss, so the reads PREFETCH_AHEAD entries on are started early to
+ * overlap them. */
 #define PREFETCH_AHEAD 16
 #define RANGE_SCAN(STRIDE, LOAD, DECODE)                                                           \
     do {                                                                                           \
@@ -1909,39 +1943,7 @@ roaring_bitmap_t *sy_index_range(const sy_index *ix, const char *attr,
     const column *c = &x->col;
     int64_t anchor = c->anchor;
     uint32_t buf[1024], keep[1024], n;
-#define ANCHORED(u) (anchor + unzigzag(u))
-#define RAW(u) (u)
-#define L1(d, i) ((d)[i])
-#define L2(d, i) (((const uint16_t *)(const void *)(d))[i])
-#define L4(d, i) (((const uint32_t *)(const void *)(d))[i])
-#define L5(d, i) load40((d) + (size_t)(i)*5)
-#define L8(d, i) (((const int64_t *)(const void *)(d))[i])
-    switch (c->width) {
-    case 1:
-        RANGE_SCAN(1, L1, ANCHORED);
-        break;
-    case 2:
-        RANGE_SCAN(2, L2, ANCHORED);
-        break;
-    case 4:
-        RANGE_SCAN(4, L4, ANCHORED);
-        break;
-    case 5:
-        RANGE_SCAN(5, L5, ANCHORED);
-        break;
-    case 8:
-        RANGE_SCAN(8, L8, RAW);
-        break;
-    default: /* no value yet */
-        break;
-    }
-#undef ANCHORED
-#undef L1
-#undef L2
-#undef L4
-#undef L5
-#undef L8
-#undef RAW
+    COL_BY_WIDTH(c->width, RANGE_SCAN);
     roaring_free_uint32_iterator(it);
     if (owned)
         roaring_bitmap_free(owned);
@@ -1972,37 +1974,7 @@ size_t sy_index_keep_range(const sy_index *ix, const char *attr, uint32_t *ids, 
     const uint8_t *data = c->data;
     int64_t anchor = c->anchor;
     size_t k = 0;
-#define ANCHORED(u) (anchor + unzigzag(u))
-#define RAW(u) (u)
-#define L1(d, i) ((d)[i])
-#define L2(d, i) (((const uint16_t *)(const void *)(d))[i])
-#define L4(d, i) (((const uint32_t *)(const void *)(d))[i])
-#define L5(d, i) load40((d) + (size_t)(i)*5)
-#define L8(d, i) (((const int64_t *)(const void *)(d))[i])
-    switch (c->width) {
-    case 1:
-        KEEP_SCAN(1, L1, ANCHORED);
-        break;
-    case 2:
-        KEEP_SCAN(2, L2, ANCHORED);
-        break;
-    case 4:
-        KEEP_SCAN(4, L4, ANCHORED);
-        break;
-    case 5:
-        KEEP_SCAN(5, L5, ANCHORED);
-        break;
-    default:
-        KEEP_SCAN(8, L8, RAW);
-        break;
-    }
-#undef ANCHORED
-#undef L1
-#undef L2
-#undef L4
-#undef L5
-#undef L8
-#undef RAW
+    COL_BY_WIDTH(c->width, KEEP_SCAN);
     return k;
 }
 
