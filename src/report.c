@@ -361,6 +361,7 @@ typedef struct funnel_pass {
     size_t nfound;
     uint32_t *reached; /* found on any day, in order: who reached the step */
     size_t nreached;
+    int64_t *delta;  /* later steps: for each of reached, the time from the step before */
     uint32_t lo, hi; /* the customers of this pass: ids lo .. hi - 1 */
 } funnel_pass;
 
@@ -444,10 +445,19 @@ static void funnel_day(const sy_timed_day *td, void *ud)
         }
         funnel_candidate(f, d, t);
     }
+    /* the day's finds are final: their state moves on to this step while
+     * it is still in the cache */
     for (size_t i = 0; i < f->nfound; i++) {
         uint32_t d = f->found[i];
+        int64_t t = f->cand[d];
         bit_clear(&f->look, d);
         bit_clear(&f->today, d);
+        if (!f->step) {
+            f->st[d].deadline = t + f->window_ms;
+        } else {
+            f->delta[f->nreached] = t - f->st[d].prev;
+        }
+        f->st[d].prev = t;
         f->reached[f->nreached++] = d;
     }
     f->nlook -= f->nfound;
@@ -483,11 +493,6 @@ static void *funnel_run(void *arg)
     f->reached = p->ids[0] = sy_xmalloc((range ? range : 1) * sizeof *f->reached);
     sy_index_timed_days(p->ix, q->steps[0], q->from, q->to, funnel_day, f);
     p->nids[0] = f->nreached;
-    for (size_t i = 0; i < p->nids[0]; i++) {
-        uint32_t d = p->ids[0][i];
-        f->st[d].prev = f->cand[d];
-        f->st[d].deadline = f->cand[d] + q->window_ms;
-    }
     /* later steps may happen after `to`, within the window */
     int64_t last_day = q->to + q->window_ms / SY_DAY_MS + 1;
     for (size_t k = 1; k < q->nsteps; k++) {
@@ -498,17 +503,12 @@ static void *funnel_run(void *arg)
             bit_set(&f->look, alive[i]);
         f->nlook = nalive;
         f->reached = p->ids[k] = sy_xmalloc((nalive ? nalive : 1) * sizeof *f->reached);
+        f->delta = p->delta[k] = sy_xmalloc((nalive ? nalive : 1) * sizeof *f->delta);
         f->nreached = 0;
         f->step = (uint8_t)k;
         f->strict = !strcmp(q->steps[k], q->steps[k - 1]);
         sy_index_timed_days(p->ix, q->steps[k], q->from, last_day, funnel_day, f);
         p->nids[k] = f->nreached;
-        p->delta[k] = sy_xmalloc((f->nreached ? f->nreached : 1) * sizeof *p->delta[k]);
-        for (size_t i = 0; i < p->nids[k]; i++) {
-            uint32_t d = p->ids[k][i];
-            p->delta[k][i] = f->cand[d] - f->st[d].prev;
-            f->st[d].prev = f->cand[d];
-        }
     }
     free(f->found);
     return NULL;
@@ -639,7 +639,8 @@ bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *o
     for (size_t k = 0; k < q->nsteps; k++) {
         size_t m = 0;
         for (size_t p = 0; p < nparts; p++) {
-            memcpy(ids + m, parts[p].ids[k], parts[p].nids[k] * sizeof *ids);
+            if (group_of)
+                memcpy(ids + m, parts[p].ids[k], parts[p].nids[k] * sizeof *ids);
             if (k)
                 memcpy(delta + m, parts[p].delta[k], parts[p].nids[k] * sizeof *delta);
             m += parts[p].nids[k];
