@@ -529,7 +529,8 @@ static bool names_timed(sy_req *r, report_args *a, const char *param)
     return !untimed;
 }
 
-static json_t *median_json(int64_t ms)
+/* A figure in ms, null when there is none (-1). */
+static json_t *ms_or_null(int64_t ms)
 {
     return ms < 0 ? json_null() : json_integer(ms);
 }
@@ -543,7 +544,7 @@ static json_t *funnel_steps_json(const report_args *a, const sy_funnel_group *g)
                          (json_int_t)g->customers[k], "conversion_from_previous",
                          k ? rate(g->customers[k], g->customers[k - 1]) : 1.0,
                          "conversion_from_first", rate(g->customers[k], g->customers[0]),
-                         "median_ms_from_previous", median_json(g->median_ms[k])));
+                         "median_ms_from_previous", ms_or_null(g->median_ms[k])));
     return l;
 }
 
@@ -673,8 +674,8 @@ static json_t *dwell_json(const sy_dwell_row *d, bool with_day)
     if (with_day)
         json_object_set_new(o, "day", day_json(d->day));
     json_t *figures = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "events", (json_int_t)d->events,
-                                "p50_ms", median_json(d->p50), "p90_ms", median_json(d->p90),
-                                "p99_ms", median_json(d->p99), "max_ms", median_json(d->max),
+                                "p50_ms", ms_or_null(d->p50), "p90_ms", ms_or_null(d->p90),
+                                "p99_ms", ms_or_null(d->p99), "max_ms", ms_or_null(d->max),
                                 "mean_ms", d->events ? json_real(d->mean) : json_null());
     json_object_update(o, figures);
     json_decref(figures);
@@ -778,21 +779,6 @@ static json_t *settings_json(sy_index *ix, json_t *spec)
                      "times_memory_bytes", (json_int_t)m.times);
 }
 
-static int read_timed_spec(sy_conn *c, const char *tenant, json_t **spec)
-{
-    static const char sql[] = "SELECT timed_events FROM tenants WHERE id = $1";
-    sy_stmt *st = sy_conn_prepare(c, sql);
-    if (!st)
-        return SY_ERR;
-    sy_stmt_bind_text(st, 1, tenant);
-    int rc = sy_stmt_step(st);
-    *spec = rc == SY_ROW ? json_loads(sy_stmt_text(st, 0), 0, NULL) : NULL;
-    sy_stmt_reset(st);
-    if (rc == SY_ROW && !*spec)
-        *spec = json_pack("[s]", "*");
-    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
-}
-
 void sy_api_reports_settings_get(sy_req *r)
 {
     sy_app *app = sy_req_app(r);
@@ -804,7 +790,7 @@ void sy_api_reports_settings_get(sy_req *r)
     }
     sy_conn *c = sy_store_acquire(app->store);
     json_t *spec = NULL;
-    int rc = read_timed_spec(c, tenant, &spec);
+    int rc = sy_timed_spec_read(c, tenant, &spec);
     if (rc != SY_OK)
         sy_api_store_error(r, c);
     sy_store_release(app->store, c);

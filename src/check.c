@@ -7,6 +7,9 @@
 #include "lottery.h"
 #include "util.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 typedef struct check_part {
     const char *name;
     /* Reports each violation through report(); see sy_ledger_check. */
@@ -53,4 +56,16 @@ int sy_check_tenant(sy_store *s, const char *tenant, FILE *out, int64_t *violati
     sy_conn_exec(c, "ROLLBACK");
     sy_store_release(s, c);
     return rc;
+}
+
+void sy_check_violation(void (*report)(void *ud, const char *line), void *ud, int64_t *violations,
+                        const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    report(ud, line);
+    (*violations)++;
 }

@@ -19,4 +19,9 @@
  * them all.  Returns SY_OK or a store error. */
 int sy_check_tenant(sy_store *s, const char *tenant, FILE *out, int64_t *violations);
 
+/* For a part's check function: formats one violation, hands it to
+ * report(ud, line) and counts it in *violations. */
+void sy_check_violation(void (*report)(void *ud, const char *line), void *ud, int64_t *violations,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif

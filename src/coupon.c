@@ -10,11 +10,11 @@
  * or not at all.  The wave's count is taken with an UPDATE that repeats
  * the condition (claimed < released) and the schema's CHECK backs it. */
 #include "coupon.h"
+#include "check.h"
 #include "ledger.h"
 #include "util.h"
 #include "validate.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,20 +454,6 @@ done:
 /* ------------------------------------------------------------------ */
 /* siyu check                                                          */
 
-static void report_f(void (*report)(void *, const char *), void *ud, int64_t *violations,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void report_f(void (*report)(void *, const char *), void *ud, int64_t *violations,
-                     const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    report(ud, line);
-    (*violations)++;
-}
-
 int sy_coupon_check(sy_conn *c, const char *tenant, void (*report)(void *ud, const char *line),
                     void *ud, int64_t *violations, int64_t *checked)
 {
@@ -498,10 +484,11 @@ int sy_coupon_check(sy_conn *c, const char *tenant, void (*report)(void *ud, con
         if (claimed != claims || claimed > released) {
             char day[11];
             sy_format_date(sy_stmt_i64(st, 1), day);
-            report_f(report, ud, violations,
-                     "coupon drop %s %s wave %lld: released %lld, claimed %lld, claims %lld",
-                     sy_stmt_text(st, 0), day, (long long)sy_stmt_i64(st, 2), (long long)released,
-                     (long long)claimed, (long long)claims);
+            sy_check_violation(
+                report, ud, violations,
+                "coupon drop %s %s wave %lld: released %lld, claimed %lld, claims %lld",
+                sy_stmt_text(st, 0), day, (long long)sy_stmt_i64(st, 2), (long long)released,
+                (long long)claimed, (long long)claims);
         }
     }
     sy_stmt_reset(st);
@@ -514,12 +501,13 @@ int sy_coupon_check(sy_conn *c, const char *tenant, void (*report)(void *ud, con
         (*checked)++;
         const char *want = sy_stmt_text(st, 2);
         if (sy_stmt_is_null(st, 3) || strcmp(sy_stmt_text(st, 3), want) != 0)
-            report_f(report, ud, violations,
-                     "coupon claim %s (campaign %s): no matching grant (%s) for %s",
-                     sy_stmt_text(st, 1), sy_stmt_text(st, 0), sy_stmt_text(st, 5), want);
+            sy_check_violation(report, ud, violations,
+                               "coupon claim %s (campaign %s): no matching grant (%s) for %s",
+                               sy_stmt_text(st, 1), sy_stmt_text(st, 0), sy_stmt_text(st, 5), want);
         if (sy_stmt_i64(st, 4) != 1)
-            report_f(report, ud, violations, "coupon claim %s (campaign %s): no such wave",
-                     sy_stmt_text(st, 1), sy_stmt_text(st, 0));
+            sy_check_violation(report, ud, violations,
+                               "coupon claim %s (campaign %s): no such wave", sy_stmt_text(st, 1),
+                               sy_stmt_text(st, 0));
     }
     sy_stmt_reset(st);
     return rc == SY_DONE ? SY_OK : rc;

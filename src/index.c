@@ -358,7 +358,7 @@ typedef struct stat_slot {
 
 /* ---- per (event, day) of a timed event: each event's time and dwell ----
  *
- * For the event names the tenant times (sy_index_set_timed), a day also
+ * For the event names the tenant times, a day also
  * keeps each event's time (ms since the business day's start) and dwell
  * time (SY_NO_DWELL: none; that array is allocated at the first dwell
  * time), what funnels and dwell percentiles are computed from.  Like the
@@ -2034,33 +2034,34 @@ static void set_timed_names(sy_index *ix, const json_t *spec)
         ix->timed[ix->ntimed++] = sy_xstrdup(json_string_value(json_array_get(spec, i)));
 }
 
-void sy_index_set_timed(sy_index *ix, const json_t *spec)
-{
-    pthread_rwlock_wrlock(&ix->lock);
-    set_timed_names(ix, spec);
-    /* a name with days already has no records: it stays untimed */
-    for (size_t i = 0; i < ix->event_names.cap; i++)
-        if (ix->event_names.keys[i])
-            ix->events[ix->event_names.vals[i]]->timed =
-                ix->events[ix->event_names.vals[i]]->n == 0 &&
-                name_timed(ix, ix->event_names.keys[i]);
-    pthread_rwlock_unlock(&ix->lock);
-}
-
-/* The timed_events setting as stored (migration 0015); every name when
- * the tenant's row is missing or its setting is not valid. */
-static void read_timed_setting(sy_index *ix, sy_conn *c, const char *tenant)
+int sy_timed_spec_read(sy_conn *c, const char *tenant, json_t **spec)
 {
     static const char sql[] = "SELECT timed_events FROM tenants WHERE id = $1";
+    *spec = NULL;
     sy_stmt *st = sy_conn_prepare(c, sql);
-    json_t *spec = NULL;
-    if (st) {
-        sy_stmt_bind_text(st, 1, tenant);
-        if (sy_stmt_step(st) == SY_ROW)
-            spec = json_loads(sy_stmt_text(st, 0), 0, NULL);
-        sy_stmt_reset(st);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW) {
+        *spec = json_loads(sy_stmt_text(st, 0), 0, NULL);
+        if (*spec && !sy_timed_spec_valid(*spec)) {
+            json_decref(*spec);
+            *spec = NULL;
+        }
+        if (!*spec)
+            *spec = json_pack("[s]", "*");
     }
-    if (!spec || !sy_timed_spec_valid(spec)) {
+    sy_stmt_reset(st);
+    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+}
+
+/* The stored setting; every name when the tenant's row is missing or
+ * cannot be read. */
+static void read_timed_setting(sy_index *ix, sy_conn *c, const char *tenant)
+{
+    json_t *spec = NULL;
+    if (sy_timed_spec_read(c, tenant, &spec) != SY_OK || !spec) {
         json_decref(spec);
         spec = json_pack("[s]", "*");
     }

@@ -42,7 +42,8 @@ typedef struct sy_index sy_index;
 /* A timed event's dwell time when it has none. */
 #define SY_NO_DWELL UINT32_MAX
 
-/* An empty index, timing every event name (sy_index_set_timed).
+/* An empty index, timing every event name (a rebuild reads the tenant's
+ * timed_events setting).
  * tz_offset_ms: the tenant's offset from UTC. */
 sy_index *sy_index_new(int64_t tz_offset_ms);
 void sy_index_free(sy_index *ix);
@@ -138,10 +139,10 @@ void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64
  * of distinct event names (at most SY_TIMED_MAX), or ["*"] for all. */
 #define SY_TIMED_MAX 200
 bool sy_timed_spec_valid(const json_t *spec);
-/* Sets which event names are timed, before the index is filled (a rebuild
- * reads the setting from the store itself; tests call this).  spec must be
- * valid. */
-void sy_index_set_timed(sy_index *ix, const json_t *spec);
+/* Reads the tenant's setting as stored (migration 0015) into *spec, a new
+ * reference: NULL when there is no such tenant, ["*"] when the stored value
+ * is not valid.  Returns SY_OK or a store error. */
+int sy_timed_spec_read(sy_conn *c, const char *tenant, json_t **spec);
 /* Changes the timed names of a filled index: the names no longer timed
  * drop their records; the names newly timed get theirs from the tenant's
  * events in the store with rowid <= max_rowid, read on c (one scan of the

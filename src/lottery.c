@@ -9,12 +9,12 @@
  * at all. */
 #include "lottery.h"
 #include "benefits.h"
+#include "check.h"
 #include "ledger.h"
 #include "util.h"
 #include "validate.h"
 
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -902,20 +902,6 @@ int sy_lottery_draw_get(sy_conn *c, const char *tenant, const char *campaign, co
 /* ------------------------------------------------------------------ */
 /* siyu check                                                          */
 
-static void report_f(void (*report)(void *, const char *), void *ud, int64_t *violations,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void report_f(void (*report)(void *, const char *), void *ud, int64_t *violations,
-                     const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    report(ud, line);
-    (*violations)++;
-}
-
 int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, const char *line),
                      void *ud, int64_t *violations, int64_t *checked)
 {
@@ -966,17 +952,19 @@ int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, co
         int64_t sp = sy_stmt_i64(st, 1), sc = sy_stmt_i64(st, 2), ip = sy_stmt_i64(st, 3),
                 ic = sy_stmt_i64(st, 4);
         if (sp != ip)
-            report_f(report, ud, violations,
-                     "campaign %s: spent_points %lld, but its participations issued %lld", id,
-                     (long long)sp, (long long)ip);
+            sy_check_violation(report, ud, violations,
+                               "campaign %s: spent_points %lld, but its participations issued %lld",
+                               id, (long long)sp, (long long)ip);
         if (sc != ic)
-            report_f(report, ud, violations,
-                     "campaign %s: spent_cost %lld, but its participations issued %lld", id,
-                     (long long)sc, (long long)ic);
+            sy_check_violation(report, ud, violations,
+                               "campaign %s: spent_cost %lld, but its participations issued %lld",
+                               id, (long long)sc, (long long)ic);
         if (!sy_stmt_is_null(st, 5) && sp > sy_stmt_i64(st, 5))
-            report_f(report, ud, violations, "campaign %s: spent_points over its budget", id);
+            sy_check_violation(report, ud, violations, "campaign %s: spent_points over its budget",
+                               id);
         if (!sy_stmt_is_null(st, 6) && sc > sy_stmt_i64(st, 6))
-            report_f(report, ud, violations, "campaign %s: spent_cost over its budget", id);
+            sy_check_violation(report, ud, violations, "campaign %s: spent_cost over its budget",
+                               id);
     }
     sy_stmt_reset(st);
     if (rc != SY_DONE)
@@ -988,10 +976,11 @@ int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, co
         (*checked)++;
         int64_t stock = sy_stmt_i64(st, 3), used = sy_stmt_i64(st, 4), won = sy_stmt_i64(st, 5);
         if (used != won || used > stock)
-            report_f(report, ud, violations,
-                     "lottery %s version %lld prize %s: stock %lld, used %lld, draws won %lld",
-                     sy_stmt_text(st, 0), (long long)sy_stmt_i64(st, 1), sy_stmt_text(st, 2),
-                     (long long)stock, (long long)used, (long long)won);
+            sy_check_violation(
+                report, ud, violations,
+                "lottery %s version %lld prize %s: stock %lld, used %lld, draws won %lld",
+                sy_stmt_text(st, 0), (long long)sy_stmt_i64(st, 1), sy_stmt_text(st, 2),
+                (long long)stock, (long long)used, (long long)won);
     }
     sy_stmt_reset(st);
     if (rc != SY_DONE)
@@ -1009,25 +998,28 @@ int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, co
             snprintf(want, sizeof want, "spend:%s:%lld:sink:campaign:%s", no, (long long)cost,
                      camp);
             if (sy_stmt_is_null(st, 6) || strcmp(sy_stmt_text(st, 6), want) != 0)
-                report_f(report, ud, violations,
-                         "draw %s (campaign %s): its cost of %lld has no matching spend entry"
-                         " (%s)",
-                         id, camp, (long long)cost, sy_stmt_text(st, 9));
+                sy_check_violation(
+                    report, ud, violations,
+                    "draw %s (campaign %s): its cost of %lld has no matching spend entry"
+                    " (%s)",
+                    id, camp, (long long)cost, sy_stmt_text(st, 9));
         }
         if (pts) {
             snprintf(want, sizeof want, "earn:%s:%lld", no, (long long)pts);
             if (sy_stmt_is_null(st, 7) || strcmp(sy_stmt_text(st, 7), want) != 0)
-                report_f(report, ud, violations,
-                         "draw %s (campaign %s): its prize of %lld points has no matching earn"
-                         " entry (%s)",
-                         id, camp, (long long)pts, sy_stmt_text(st, 10));
+                sy_check_violation(
+                    report, ud, violations,
+                    "draw %s (campaign %s): its prize of %lld points has no matching earn"
+                    " entry (%s)",
+                    id, camp, (long long)pts, sy_stmt_text(st, 10));
         }
         if (!sy_stmt_is_null(st, 5)) {
             snprintf(want, sizeof want, "%s:%s", no, sy_stmt_text(st, 5));
             if (sy_stmt_is_null(st, 8) || strcmp(sy_stmt_text(st, 8), want) != 0)
-                report_f(report, ud, violations,
-                         "draw %s (campaign %s): its prize item has no matching grant (%s)", id,
-                         camp, sy_stmt_text(st, 11));
+                sy_check_violation(
+                    report, ud, violations,
+                    "draw %s (campaign %s): its prize item has no matching grant (%s)", id, camp,
+                    sy_stmt_text(st, 11));
         }
     }
     sy_stmt_reset(st);
