@@ -1,5 +1,6 @@
 /* report.c — activity and retention from the index's day bitmaps. */
 #include "report.h"
+#include "chunk.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -315,22 +316,52 @@ static int64_t select_kth(int64_t *a, size_t n, size_t k)
     return a[k];
 }
 
-/* The nearest-rank p-th percentile of a[0 .. n-1] (n > 0), partially
- * reordering a; successive calls must come with rising p (the part below
- * the previous rank is left alone). */
-static int64_t percentile(int64_t *a, size_t n, unsigned p, size_t *done)
+/* The k-th smallest (0-based) of a[0 .. n-1].  a may be reordered.  Past
+ * a few thousand values >= 0, a histogram of the values' top 16
+ * significant bits finds the bucket that holds it, and only that bucket's
+ * values are selected from: three sequential passes instead of the
+ * selection's scattered swaps. */
+#define KTH_BUCKETS 65536
+static int64_t kth_smallest(int64_t *a, size_t n, size_t k)
+{
+    if (n < 4 * KTH_BUCKETS)
+        return select_kth(a, n, k);
+    int64_t min = a[0], max = a[0];
+    for (size_t i = 1; i < n; i++) {
+        min = a[i] < min ? a[i] : min;
+        max = a[i] > max ? a[i] : max;
+    }
+    if (min < 0)
+        return select_kth(a, n, k);
+    int bits = 64 - __builtin_clzll((uint64_t)max | 1);
+    int shift = bits > 16 ? bits - 16 : 0;
+    uint32_t *h = sy_xcalloc(KTH_BUCKETS, sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        h[a[i] >> shift]++;
+    size_t below = 0, b = 0;
+    while (below + h[b] <= k)
+        below += h[b++];
+    size_t m = 0;
+    int64_t *in = sy_xmalloc(h[b] * sizeof *in);
+    for (size_t i = 0; i < n; i++)
+        if ((size_t)(a[i] >> shift) == b)
+            in[m++] = a[i];
+    int64_t v = select_kth(in, m, k - below);
+    free(in);
+    free(h);
+    return v;
+}
+
+/* The nearest-rank p-th percentile of a[0 .. n-1] (n > 0), reordering a. */
+static int64_t percentile(int64_t *a, size_t n, unsigned p)
 {
     size_t rank = ((size_t)p * n + 99) / 100; /* 1-based */
-    size_t k = rank ? rank - 1 : 0;
-    int64_t v = select_kth(a + *done, n - *done, k - *done);
-    *done = k;
-    return v;
+    return kth_smallest(a, n, rank ? rank - 1 : 0);
 }
 
 static int64_t median_of(int64_t *a, size_t n)
 {
-    size_t done = 0;
-    return n ? percentile(a, n, 50, &done) : -1;
+    return n ? percentile(a, n, 50) : -1;
 }
 
 /* ---- funnels ---- */
@@ -341,13 +372,97 @@ typedef struct funnel_state {
     int64_t prev, deadline;
 } funnel_state;
 
-/* A pass over one step's records, day by day.  Only the customers whose
- * bit is on in `look` are looked at: for the first step, the population
- * not entered yet; for a later one, those who reached the step before and
- * have no qualifying event of this one on an earlier day (an event of a
- * later day cannot be earlier).  A customer found on a day stays looked at
- * until the day ends (a later record of that day may be earlier), then
- * leaves `look`.  The records are unordered: each pass is a minimum. */
+/* Customers are independent, so a funnel goes block by block of dense ids
+ * (each through every step, day by day) rather than step by step over all
+ * of them: a block's state stays in the core's cache while its days'
+ * records stream by.  A power of two, a multiple of 64; tests lower it. */
+static size_t funnel_block = 65536;
+
+void sy_report_funnel_block(size_t ids)
+{
+    funnel_block = ids ? (ids + 63) / 64 * 64 : 65536;
+}
+
+/* One day of a step's event, with the tail's records of one thread's
+ * customers grouped by block: block b's are tdense/tms[tstart[b] ..
+ * tstart[b + 1] - 1]. */
+typedef struct funnel_day_recs {
+    sy_timed_day td;
+    uint32_t *tdense, *tms, *tstart;
+    int32_t cur;   /* the sealed ids' chunk reached (blocks come in order) */
+    size_t before; /* sealed entries in the chunks before cur */
+} funnel_day_recs;
+
+/* The days of one step's event in a range. */
+typedef struct funnel_days {
+    funnel_day_recs *d;
+    size_t n, cap;
+} funnel_days;
+
+static void collect_timed_day(const sy_timed_day *td, void *ud)
+{
+    funnel_days *fd = ud;
+    if (fd->n == fd->cap) {
+        fd->cap = fd->cap ? 2 * fd->cap : 32;
+        fd->d = sy_xrealloc(fd->d, fd->cap * sizeof *fd->d);
+    }
+    memset(&fd->d[fd->n], 0, sizeof fd->d[fd->n]);
+    fd->d[fd->n++].td = *td;
+}
+
+/* Groups each day's tail records of the customers lo .. hi - 1 by block
+ * (a counting sort on the block number). */
+static void bucket_tails(funnel_days *fd, size_t lo, size_t hi, size_t nblocks)
+{
+    for (size_t i = 0; i < fd->n; i++) {
+        funnel_day_recs *r = &fd->d[i];
+        r->tstart = sy_xcalloc(nblocks + 1, sizeof *r->tstart);
+        size_t m = 0;
+        for (size_t k = 0; k < r->td.n; k++) {
+            uint32_t d = r->td.dense[k];
+            if (d >= lo && d < hi) {
+                r->tstart[(d - lo) / funnel_block + 1]++;
+                m++;
+            }
+        }
+        if (!m)
+            continue;
+        for (size_t b = 0; b < nblocks; b++)
+            r->tstart[b + 1] += r->tstart[b];
+        uint32_t *at = sy_xmalloc(nblocks * sizeof *at);
+        memcpy(at, r->tstart, nblocks * sizeof *at);
+        r->tdense = sy_xmalloc(m * sizeof *r->tdense);
+        r->tms = sy_xmalloc(m * sizeof *r->tms);
+        for (size_t k = 0; k < r->td.n; k++) {
+            uint32_t d = r->td.dense[k];
+            if (d >= lo && d < hi) {
+                uint32_t to = at[(d - lo) / funnel_block]++;
+                r->tdense[to] = d;
+                r->tms[to] = r->td.ms[k];
+            }
+        }
+        free(at);
+    }
+}
+
+static void funnel_days_free(funnel_days *fd)
+{
+    for (size_t i = 0; i < fd->n; i++) {
+        free(fd->d[i].tdense);
+        free(fd->d[i].tms);
+        free(fd->d[i].tstart);
+    }
+    free(fd->d);
+}
+
+/* A pass over one step's records in one block, day by day.  Only the
+ * customers whose bit is on in `look` are looked at: for the first step,
+ * the population not entered yet; for a later one, those who reached the
+ * step before and have no qualifying event of this one on an earlier day
+ * (an event of a later day cannot be earlier).  A customer found on a day
+ * stays looked at until the day ends (a later record of that day may be
+ * earlier), then leaves `look`.  The records are unordered: each pass is a
+ * minimum. */
 typedef struct funnel_pass {
     bitset look;      /* who is looked at */
     bitset today;     /* who has a time on the current day */
@@ -362,7 +477,7 @@ typedef struct funnel_pass {
     uint32_t *reached; /* found on any day, in order: who reached the step */
     size_t nreached;
     int64_t *delta;  /* later steps: for each of reached, the time from the step before */
-    uint32_t lo, hi; /* the customers of this pass: ids lo .. hi - 1 */
+    uint32_t lo, hi; /* the customers of the block: ids lo .. hi - 1 */
 } funnel_pass;
 
 static void bit_set(bitset *b, uint32_t i)
@@ -387,57 +502,118 @@ static void funnel_candidate(funnel_pass *f, uint32_t d, int64_t t)
     }
 }
 
-static void funnel_day(const sy_timed_day *td, void *ud)
+/* Customer d's sealed run on the day (the day's entry i), ascending in
+ * time: its first qualifying time is a candidate. */
+static inline void funnel_sealed(funnel_pass *f, const sy_timed_day *td, int64_t base, uint32_t d,
+                                 size_t i)
 {
-    funnel_pass *f = ud;
-    if (!f->nlook)
+    if (i >= td->nsealed)
         return;
-    int64_t base = td->day * SY_DAY_MS;
-    /* the sealed runs of this pass's customers (ids lo .. hi - 1), each
-     * ascending: its first qualifying time is the run's candidate */
-    if (td->sealed_ids) {
-        roaring_uint32_iterator_t *it = roaring_create_iterator(td->sealed_ids);
-        size_t i = 0;
-        if (f->lo) {
-            i = (size_t)roaring_bitmap_rank(td->sealed_ids, f->lo - 1);
-            roaring_move_uint32_iterator_equalorlarger(it, f->lo);
-        }
-        uint32_t buf[1024], got;
-        bool more = true;
-        while (more && i < td->nsealed && (got = roaring_read_uint32_iterator(it, buf, 1024)) > 0)
-            for (uint32_t k = 0; k < got && i < td->nsealed; k++, i++) {
-                uint32_t d = buf[k];
-                if (d >= f->hi) {
-                    more = false;
-                    break;
-                }
-                if (!bit_on(&f->look, d))
-                    continue;
-                uint32_t j = td->off[i], end = td->off[i + 1];
-                if (j == end)
-                    continue;
-                if (!f->step) {
-                    funnel_candidate(f, d, base + td->sealed_ms[j]);
-                    continue;
-                }
-                const funnel_state *s = &f->st[d];
-                for (; j < end; j++) {
-                    int64_t t = base + td->sealed_ms[j];
-                    if (f->strict ? t <= s->prev : t < s->prev)
-                        continue;
-                    if (t <= s->deadline)
-                        funnel_candidate(f, d, t);
-                    break;
-                }
-            }
-        roaring_free_uint32_iterator(it);
+    uint32_t j = td->off[i], end = td->off[i + 1];
+    if (j == end)
+        return;
+    if (!f->step) {
+        funnel_candidate(f, d, base + td->sealed_ms[j]);
+        return;
     }
-    /* the tail's records, unordered */
-    for (size_t i = 0; i < td->n; i++) {
-        uint32_t d = td->dense[i];
+    const funnel_state *s = &f->st[d];
+    for (; j < end; j++) {
+        int64_t t = base + td->sealed_ms[j];
+        if (f->strict ? t <= s->prev : t < s->prev)
+            continue;
+        if (t <= s->deadline)
+            funnel_candidate(f, d, t);
+        return;
+    }
+}
+
+/* The sealed entries of the block's looked-at customers in chunk `key`
+ * (values lo16 .. hi16 of it), read from the day's container without
+ * decoding the others: a bitset container's words are ANDed with look's,
+ * and an entry's position (its rank) is counted from the words (with the
+ * CPU's popcnt instruction where it has one). */
+SY_POPCNT_CLONES
+static void funnel_chunk(funnel_pass *f, funnel_day_recs *r, int64_t base, uint32_t key,
+                         uint32_t lo16, uint32_t hi16)
+{
+    const sy_timed_day *td = &r->td;
+    const roaring_array_t *ra = &td->sealed_ids->high_low_container;
+    uint8_t type;
+    while (r->cur < ra->size && ra->keys[r->cur] < key) {
+        const void *c = sy_chunk_at(td->sealed_ids, r->cur++, &type);
+        r->before += (size_t)container_get_cardinality(c, type);
+    }
+    if (r->cur >= ra->size || ra->keys[r->cur] != key)
+        return;
+    const void *c = sy_chunk_at(td->sealed_ids, r->cur, &type);
+    uint32_t high = key << 16;
+    size_t rank = r->before;
+    if (type == BITSET_CONTAINER_TYPE_CODE) {
+        const uint64_t *cw = ((const bitset_container_t *)c)->array;
+        const uint64_t *lw = f->look.w + (size_t)key * SY_CHUNK_WORDS;
+        uint32_t wa = lo16 / 64, wz = hi16 / 64;
+        for (uint32_t w = 0; w < wa; w++)
+            rank += (size_t)__builtin_popcountll(cw[w]);
+        for (uint32_t w = wa; w <= wz; w++) {
+            uint64_t m = cw[w] & lw[w];
+            if (w == wa)
+                m &= ~0ull << (lo16 % 64);
+            if (w == wz)
+                m &= ~0ull >> (63 - hi16 % 64);
+            while (m) {
+                unsigned b = (unsigned)__builtin_ctzll(m);
+                m &= m - 1;
+                size_t i = rank + (size_t)__builtin_popcountll(cw[w] & ((1ull << b) - 1));
+                funnel_sealed(f, td, base, high | w << 6 | b, i);
+            }
+            rank += (size_t)__builtin_popcountll(cw[w]);
+        }
+    } else if (type == ARRAY_CONTAINER_TYPE_CODE) {
+        const array_container_t *ac = c;
+        int32_t a = 0, z = ac->cardinality; /* the first value >= lo16 */
+        while (a < z) {
+            int32_t m = a + (z - a) / 2;
+            if (ac->array[m] < lo16)
+                a = m + 1;
+            else
+                z = m;
+        }
+        for (; a < ac->cardinality && ac->array[a] <= hi16; a++)
+            if (bit_on(&f->look, high | ac->array[a]))
+                funnel_sealed(f, td, base, high | ac->array[a], rank + (size_t)a);
+    } else {
+        const run_container_t *rc = c;
+        for (int32_t k = 0; k < rc->n_runs; k++) {
+            uint32_t v = rc->runs[k].value, e = v + rc->runs[k].length;
+            if (v > hi16)
+                break;
+            if (v < lo16) {
+                uint32_t skip = (e < lo16 ? e + 1 : lo16) - v;
+                rank += skip;
+                v += skip;
+            }
+            for (; v <= e && v <= hi16; v++, rank++)
+                if (bit_on(&f->look, high | v))
+                    funnel_sealed(f, td, base, high | v, rank);
+        }
+    }
+}
+
+/* Block b's records of day r. */
+static void funnel_day(funnel_pass *f, funnel_day_recs *r, size_t b)
+{
+    const sy_timed_day *td = &r->td;
+    int64_t base = td->day * SY_DAY_MS;
+    if (td->sealed_ids)
+        for (uint32_t key = f->lo >> 16; key <= (f->hi - 1) >> 16; key++)
+            funnel_chunk(f, r, base, key, key == f->lo >> 16 ? f->lo & 0xffff : 0,
+                         key == (f->hi - 1) >> 16 ? (f->hi - 1) & 0xffff : 0xffff);
+    /* the block's tail records, unordered */
+    for (size_t i = r->tstart[b]; i < r->tstart[b + 1]; i++) {
+        uint32_t d = r->tdense[i];
         if (!bit_on(&f->look, d))
             continue;
-        int64_t t = base + td->ms[i];
+        int64_t t = base + r->tms[i];
         if (f->step) {
             const funnel_state *s = &f->st[d];
             if ((f->strict ? t <= s->prev : t < s->prev) || t > s->deadline)
@@ -445,8 +621,7 @@ static void funnel_day(const sy_timed_day *td, void *ud)
         }
         funnel_candidate(f, d, t);
     }
-    /* the day's finds are final: their state moves on to this step while
-     * it is still in the cache */
+    /* the day's finds are final: their state moves on to this step */
     for (size_t i = 0; i < f->nfound; i++) {
         uint32_t d = f->found[i];
         int64_t t = f->cand[d];
@@ -468,11 +643,12 @@ static void funnel_day(const sy_timed_day *td, void *ud)
 #define FUNNEL_SPLIT 4096
 
 /* One thread's share of a funnel: the customers lo .. hi - 1.  ids[k]:
- * who reached step k, in the order found; delta[k] (k > 0): the time each
- * took from the step before. */
+ * who reached step k, block by block in the order found; delta[k]
+ * (k > 0): the time each took from the step before. */
 typedef struct funnel_part {
     const sy_index *ix;
     const sy_funnel_query *q;
+    const uint64_t *pop; /* the population's bits */
     funnel_pass f;
     size_t lo, hi;
     uint32_t *ids[SY_FUNNEL_MAX_STEPS];
@@ -485,32 +661,63 @@ static void *funnel_run(void *arg)
     funnel_part *p = arg;
     funnel_pass *f = &p->f;
     const sy_funnel_query *q = p->q;
-    size_t range = p->hi - p->lo;
-    for (size_t w = p->lo / 64; w < (p->hi + 63) / 64; w++)
-        f->nlook += (size_t)__builtin_popcountll(f->look.w[w]);
-    f->found = sy_xmalloc((range ? range : 1) * sizeof *f->found);
-    /* step 1: the first entry of each customer */
-    f->reached = p->ids[0] = sy_xmalloc((range ? range : 1) * sizeof *f->reached);
-    sy_index_timed_days(p->ix, q->steps[0], q->from, q->to, funnel_day, f);
-    p->nids[0] = f->nreached;
-    /* later steps may happen after `to`, within the window */
+    size_t range = p->hi - p->lo, cap = range ? range : 1;
+    size_t nblocks = (range + funnel_block - 1) / funnel_block;
+    /* entries on days from .. to; later steps may happen after `to`,
+     * within the window */
     int64_t last_day = q->to + q->window_ms / SY_DAY_MS + 1;
-    for (size_t k = 1; k < q->nsteps; k++) {
-        const uint32_t *alive = p->ids[k - 1];
-        size_t nalive = p->nids[k - 1];
-        memset(f->look.w + p->lo / 64, 0, ((p->hi + 63) / 64 - p->lo / 64) * sizeof(uint64_t));
-        for (size_t i = 0; i < nalive; i++)
-            bit_set(&f->look, alive[i]);
-        f->nlook = nalive;
-        f->reached = p->ids[k] = sy_xmalloc((nalive ? nalive : 1) * sizeof *f->reached);
-        f->delta = p->delta[k] = sy_xmalloc((nalive ? nalive : 1) * sizeof *f->delta);
-        f->nreached = 0;
-        f->step = (uint8_t)k;
-        f->strict = !strcmp(q->steps[k], q->steps[k - 1]);
-        sy_index_timed_days(p->ix, q->steps[k], q->from, last_day, funnel_day, f);
-        p->nids[k] = f->nreached;
+    funnel_days days[SY_FUNNEL_MAX_STEPS];
+    bool strict[SY_FUNNEL_MAX_STEPS];
+    for (size_t k = 0; k < q->nsteps; k++) {
+        memset(&days[k], 0, sizeof days[k]);
+        sy_index_timed_days(p->ix, q->steps[k], q->from, k ? last_day : q->to, collect_timed_day,
+                            &days[k]);
+        bucket_tails(&days[k], p->lo, p->hi, nblocks);
+        strict[k] = k && !strcmp(q->steps[k], q->steps[k - 1]);
+        p->ids[k] = sy_xmalloc(cap * sizeof *p->ids[k]);
+        if (k)
+            p->delta[k] = sy_xmalloc(cap * sizeof *p->delta[k]);
+    }
+    f->found = sy_xmalloc((range < funnel_block ? cap : funnel_block) * sizeof *f->found);
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t blo = p->lo + b * funnel_block,
+               bhi = blo + funnel_block < p->hi ? blo + funnel_block : p->hi;
+        size_t w0 = blo / 64, nw = (bhi + 63) / 64 - w0;
+        f->lo = (uint32_t)blo;
+        f->hi = (uint32_t)bhi;
+        /* step 1: the block's population */
+        memcpy(f->look.w + w0, p->pop + w0, nw * sizeof(uint64_t));
+        f->nlook = 0;
+        for (size_t w = w0; w < w0 + nw; w++)
+            f->nlook += (size_t)__builtin_popcountll(f->look.w[w]);
+        size_t prev_start = 0;
+        for (size_t k = 0; k < q->nsteps; k++) {
+            size_t start = p->nids[k];
+            if (k) {
+                if (p->nids[k - 1] == prev_start)
+                    break;
+                /* the block's customers who reached the step before */
+                memset(f->look.w + w0, 0, nw * sizeof(uint64_t));
+                for (size_t i = prev_start; i < p->nids[k - 1]; i++)
+                    bit_set(&f->look, p->ids[k - 1][i]);
+                f->nlook = p->nids[k - 1] - prev_start;
+            }
+            f->reached = p->ids[k];
+            f->nreached = p->nids[k];
+            f->delta = p->delta[k];
+            f->step = (uint8_t)k;
+            f->strict = strict[k];
+            if (!f->nlook)
+                break;
+            for (size_t i = 0; i < days[k].n && f->nlook; i++)
+                funnel_day(f, &days[k].d[i], b);
+            p->nids[k] = f->nreached;
+            prev_start = start;
+        }
     }
     free(f->found);
+    for (size_t k = 0; k < q->nsteps; k++)
+        funnel_days_free(&days[k]);
     return NULL;
 }
 
@@ -593,12 +800,13 @@ bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *o
                 group_of[i] = (uint16_t)none;
     }
     /* Customers are independent: two threads take a half of the dense ids
-     * each (at a word boundary) through every step, each looking at its
-     * own customers' records only. */
+     * each (at a word boundary), block by block, each looking at its own
+     * customers' records only and at its own words of the bitsets. */
     size_t words = (n + 63) / 64;
     funnel_state *st = sy_xmalloc(n * sizeof *st);
     int64_t *cand = sy_xmalloc(n * sizeof *cand);
     bitset today = {sy_xcalloc(words, sizeof(uint64_t)), n};
+    bitset look = {sy_xcalloc(words, sizeof(uint64_t)), n};
     size_t nparts = n >= FUNNEL_SPLIT ? 2 : 1, mid = (words / 2) * 64;
     funnel_part parts[2];
     for (size_t p = 0; p < nparts; p++) {
@@ -612,12 +820,8 @@ bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *o
         fp->f.cand = cand;
         fp->f.today = today;
         fp->f.window_ms = q->window_ms;
-        fp->f.look.n = n;
-        fp->f.lo = (uint32_t)fp->lo;
-        fp->f.hi = (uint32_t)fp->hi;
-        fp->f.look.w = sy_xcalloc(words, sizeof(uint64_t));
-        memcpy(fp->f.look.w + fp->lo / 64, pop.w + fp->lo / 64,
-               ((fp->hi + 63) / 64 - fp->lo / 64) * sizeof(uint64_t));
+        fp->f.look = look;
+        fp->pop = pop.w;
     }
     pthread_t th;
     bool threaded = nparts == 2 && pthread_create(&th, NULL, funnel_run, &parts[1]) == 0;
@@ -670,13 +874,13 @@ bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *o
             free(parts[p].ids[k]);
             free(parts[p].delta[k]);
         }
-        free(parts[p].f.look.w);
     }
     free(ids);
     free(delta);
     free(gcount);
     free(gdelta);
     free(today.w);
+    free(look.w);
     free(st);
     free(cand);
     free(group_of);
@@ -747,10 +951,9 @@ static void dwell_stats(int64_t *a, size_t n, sy_dwell_row *r)
     }
     r->mean = (double)sum / (double)n;
     r->max = max;
-    size_t done = 0;
-    r->p50 = percentile(a, n, 50, &done);
-    r->p90 = percentile(a, n, 90, &done);
-    r->p99 = percentile(a, n, 99, &done);
+    r->p50 = percentile(a, n, 50);
+    r->p90 = percentile(a, n, 90);
+    r->p99 = percentile(a, n, 99);
 }
 
 void sy_report_dwell(const sy_index *ix, const char *name, int64_t from, int64_t to,

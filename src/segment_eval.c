@@ -13,10 +13,10 @@
  * customers' rows.  So `payroll = true and aum >= 50000000` scans the aum
  * of payroll customers only. */
 #include "segment_eval.h"
+#include "chunk.h"
 #include "util.h"
 
 #include <pthread.h>
-#include <roaring/containers/containers.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -462,7 +462,7 @@ _Static_assert(ROARING_VERSION_MAJOR == 0 && ROARING_VERSION_MINOR == 2,
 /* Use the one-pass evaluation (tests compare both ways). */
 bool sy_seg_fuse = true;
 
-#define CHUNK_WORDS 1024 /* 65,536 bits */
+#define CHUNK_WORDS SY_CHUNK_WORDS
 #define MAX_FUSED 64
 
 typedef struct fused_term {
@@ -497,15 +497,7 @@ static const void *fused_chunk(const roaring_bitmap_t *b, int32_t *cur, uint16_t
         (*cur)++;
     if (*cur >= ra->size || ra->keys[*cur] != key)
         return NULL;
-    const void *c = ra->containers[*cur];
-    uint8_t t = ra->typecodes[*cur];
-    if (t == SHARED_CONTAINER_TYPE_CODE) {
-        const shared_container_t *sc = c;
-        t = sc->typecode;
-        c = sc->container;
-    }
-    *type = t;
-    return c;
+    return sy_chunk_at(b, *cur, type);
 }
 
 static void words_set_range(uint64_t *w, uint32_t start, uint32_t end) /* end inclusive */

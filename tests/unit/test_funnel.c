@@ -31,8 +31,9 @@ typedef struct fixture {
     int64_t t0;
     ev *evs;
     size_t nev;
-    size_t first[NCUST + 1]; /* customer c's events: evs[first[c] .. first[c + 1]) */
-    int risk[NCUST];         /* 0: no value, 1..3: R1..R3 */
+    int ncust;
+    size_t *first; /* customer c's events: evs[first[c] .. first[c + 1]) */
+    int *risk;     /* 0: no value, 1..3: R1..R3 */
     roaring_bitmap_t *population;
 } fixture;
 
@@ -67,45 +68,81 @@ static sy_attr_set *schema(void)
 
 /* Random sessions: each a few events in order minutes apart, at any time
  * of day, so steps fall on both sides of midnight and of the windows. */
+static void push_event(fixture *f, size_t *cap, ev e)
+{
+    if (f->nev == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        f->evs = realloc(f->evs, *cap * sizeof *f->evs);
+    }
+    f->evs[f->nev++] = e;
+}
+
 static void make_events(fixture *f, uint64_t seed)
 {
     uint64_t s = seed;
-    f->t0 = 1767225600000LL; /* 2026-01-01T00:00:00Z */
-    size_t cap = 64;
-    f->evs = malloc(cap * sizeof *f->evs);
-    for (int c = 0; c < NCUST; c++) {
+    size_t cap = 0;
+    for (int c = 0; c < f->ncust; c++) {
         f->first[c] = f->nev;
         int sessions = (int)(rnd(&s) % 12);
         for (int k = 0; k < sessions; k++) {
             int64_t ts = f->t0 + (int64_t)(rnd(&s) % (uint64_t)((NDAYS - 2) * SY_DAY_MS));
             int len = 1 + (int)(rnd(&s) % 6);
             for (int e = 0; e < len; e++) {
-                if (f->nev == cap) {
-                    cap *= 2;
-                    f->evs = realloc(f->evs, cap * sizeof *f->evs);
-                }
                 int name = (int)(rnd(&s) % NNAMES);
                 /* dwell on view always, on click sometimes (0 included) */
                 int64_t dwell = name == 1   ? (int64_t)(rnd(&s) % 600000)
                                 : name == 2 ? (rnd(&s) % 3 ? -1 : (int64_t)(rnd(&s) % 5))
                                             : -1;
-                f->evs[f->nev++] = (ev){c, name, ts, dwell};
+                push_event(f, &cap, (ev){c, name, ts, dwell});
                 /* the same millisecond now and then */
                 ts += rnd(&s) % 5 ? (int64_t)(rnd(&s) % (3 * HOUR_MS)) : 0;
             }
         }
     }
-    f->first[NCUST] = f->nev;
+    f->first[f->ncust] = f->nev;
 }
 
-static fixture *make(int64_t offset_ms, uint64_t seed)
+/* Many customers (three chunks of dense ids) whose days of each event
+ * make every kind of container: everyone in a range opening the app on
+ * day 1 (runs), a third of them viewing each day (bitsets), a few clicking
+ * and buying (arrays), times at random. */
+static void make_wide_events(fixture *f, uint64_t seed)
+{
+    uint64_t s = seed;
+    size_t cap = 0;
+    for (int c = 0; c < f->ncust; c++) {
+        f->first[c] = f->nev;
+        for (int64_t day = 0; day < 6; day++) {
+            int64_t t = f->t0 + day * SY_DAY_MS;
+            if ((day == 1 && c < 70000 && c % 1000 != 999) || rnd(&s) % 5 == 0)
+                push_event(f, &cap, (ev){c, 0, t + (int64_t)(rnd(&s) % SY_DAY_MS), -1});
+            int views = c < 131072 ? (rnd(&s) % 3 == 0) + (rnd(&s) % 9 == 0) : rnd(&s) % 40 == 0;
+            for (int k = 0; k < views; k++)
+                push_event(
+                    f, &cap,
+                    (ev){c, 1, t + (int64_t)(rnd(&s) % SY_DAY_MS), (int64_t)(rnd(&s) % 100000)});
+            if (rnd(&s) % 50 == 0)
+                push_event(f, &cap, (ev){c, 2, t + (int64_t)(rnd(&s) % SY_DAY_MS), -1});
+            if (rnd(&s) % 60 == 0)
+                push_event(f, &cap, (ev){c, 3, t + (int64_t)(rnd(&s) % SY_DAY_MS), -1});
+        }
+    }
+    f->first[f->ncust] = f->nev;
+}
+
+static fixture *make_n(int64_t offset_ms, uint64_t seed, int ncust,
+                       void (*gen)(fixture *f, uint64_t seed))
 {
     fixture *f = calloc(1, sizeof *f);
+    f->ncust = ncust;
+    f->first = calloc((size_t)ncust + 1, sizeof *f->first);
+    f->risk = calloc((size_t)ncust, sizeof *f->risk);
+    f->t0 = 1767225600000LL; /* 2026-01-01T00:00:00Z */
     f->ix = sy_index_new(offset_ms);
     f->schema = schema();
     char no[16];
     uint64_t s = seed * 7 + 1;
-    for (int c = 0; c < NCUST; c++) {
+    for (int c = 0; c < ncust; c++) {
         snprintf(no, sizeof no, "C%04d", c);
         sy_index_add_customer(f->ix, no, (uint32_t)c);
         f->risk[c] = (int)(rnd(&s) % 4);
@@ -116,14 +153,19 @@ static fixture *make(int64_t offset_ms, uint64_t seed)
             json_decref(a);
         }
     }
-    make_events(f, seed);
+    gen(f, seed);
     for (size_t i = 0; i < f->nev; i++)
         sy_index_add_event(f->ix, (uint32_t)f->evs[i].c, k_names[f->evs[i].name], f->evs[i].ts,
                            f->evs[i].dwell);
     f->population = roaring_bitmap_create();
-    for (uint32_t c = 0; c < NCUST; c += 3)
+    for (uint32_t c = 0; c < (uint32_t)ncust; c += 3)
         roaring_bitmap_add(f->population, c);
     return f;
+}
+
+static fixture *make(int64_t offset_ms, uint64_t seed)
+{
+    return make_n(offset_ms, seed, NCUST, make_events);
 }
 
 static void drop(fixture *f)
@@ -132,6 +174,8 @@ static void drop(fixture *f)
     sy_attr_set_release(f->schema);
     roaring_bitmap_free(f->population);
     free(f->evs);
+    free(f->first);
+    free(f->risk);
     free(f);
 }
 
@@ -165,8 +209,8 @@ static void brute(const fixture *f, const int *steps, size_t nsteps, int64_t fro
     memset(out, 0, sizeof *out);
     int64_t *delta[SY_FUNNEL_MAX_STEPS];
     for (size_t k = 0; k < nsteps; k++)
-        delta[k] = malloc(NCUST * sizeof **delta);
-    for (int c = 0; c < NCUST; c++) {
+        delta[k] = malloc((size_t)f->ncust * sizeof **delta);
+    for (int c = 0; c < f->ncust; c++) {
         if (pop && !roaring_bitmap_contains(f->population, (uint32_t)c))
             continue;
         if (group >= 0 && f->risk[c] != group)
@@ -322,8 +366,39 @@ static void test_funnel_matches_brute_force(void **state)
     for (int z = 0; z < 2; z++) {
         fixture *f = make(offsets[z], 11 + (uint64_t)z);
         funnels_of(f);
+        /* many blocks per thread, the last one short, each with its share
+         * of the tail */
+        sy_report_funnel_block(192);
+        funnels_of(f);
+        sy_report_funnel_block(64);
+        funnels_of(f);
+        sy_report_funnel_block(0);
         drop(f);
     }
+}
+
+/* Dense ids across three chunks, days whose ids are runs, bitsets and
+ * arrays, the threads' halves and the blocks not aligned to chunks. */
+static void test_funnel_wide(void **state)
+{
+    (void)state;
+    fixture *f = make_n(8 * HOUR_MS, 3, 140000, make_wide_events);
+    int64_t d0 = sy_index_day(f->ix, f->t0);
+    static const int s_plain[] = {0, 1, 2, 3}, s_views[] = {1, 1}, s_back[] = {1, 0, 1};
+    const size_t blocks[] = {0, 4096, 192};
+    for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++) {
+        sy_report_funnel_block(blocks[b]);
+        check_funnel(f, s_plain, 4, d0, d0 + 5, SY_DAY_MS, false, b == 0);
+        check_funnel(f, s_plain, 3, d0 + 1, d0 + 1, 3 * HOUR_MS, true, false);
+        check_funnel(f, s_views, 2, d0, d0 + 5, 2 * SY_DAY_MS, false, false);
+        check_funnel(f, s_back, 3, d0 + 1, d0 + 3, SY_DAY_MS, true, false);
+    }
+    sy_report_funnel_block(0);
+    /* past 262,144 dwell times over the range: their percentiles come from
+     * a histogram (report.c, kth_smallest) */
+    check_dwell(f, 1, d0, d0 + 5, false);
+    check_dwell(f, 1, d0, d0 + 5, true);
+    drop(f);
 }
 
 static void test_dwell_matches_brute_force(void **state)
@@ -544,7 +619,7 @@ static void test_times_from_store(void **state)
     sy_conn *w = sy_store_write_conn(st);
     assert_int_equal(sy_conn_begin(w), SY_OK);
     assert_int_equal(sy_tenant_create(w, "t", "T", "Asia/Shanghai", 0), SY_OK);
-    for (int c = 0; c < NCUST; c++) {
+    for (int c = 0; c < f->ncust; c++) {
         char sql[256];
         snprintf(sql, sizeof sql,
                  "INSERT INTO customers (tenant_id, customer_no, dense_id, attrs, created_at,"
@@ -674,6 +749,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_funnel_matches_brute_force),
+        cmocka_unit_test(test_funnel_wide),
         cmocka_unit_test(test_dwell_matches_brute_force),
         cmocka_unit_test(test_breakdown_limit),
         cmocka_unit_test(test_merge_moves_times),
