@@ -374,13 +374,16 @@ typedef struct funnel_state {
 
 /* Customers are independent, so a funnel goes block by block of dense ids
  * (each through every step, day by day) rather than step by step over all
- * of them: a block's state stays in the core's cache while its days'
- * records stream by.  A power of two, a multiple of 64; tests lower it. */
-static size_t funnel_block = 65536;
+ * of them: a block's state (20 bytes a customer) stays in the core's cache
+ * while its days' records stream by.  16,384 was faster than 4,096 and
+ * 65,536 on the benchmark bank (docs/benchmarks.md).  A multiple of 64;
+ * tests lower it. */
+#define FUNNEL_BLOCK 16384
+static size_t funnel_block = FUNNEL_BLOCK;
 
 void sy_report_funnel_block(size_t ids)
 {
-    funnel_block = ids ? (ids + 63) / 64 * 64 : 65536;
+    funnel_block = ids ? (ids + 63) / 64 * 64 : FUNNEL_BLOCK;
 }
 
 /* One day of a step's event, with the tail's records of one thread's
@@ -468,9 +471,10 @@ typedef struct funnel_pass {
     bitset today;     /* who has a time on the current day */
     size_t nlook;     /* bits on in look */
     funnel_state *st; /* by dense id */
-    int64_t *cand;    /* by dense id: the earliest qualifying time yet on the current step */
-    uint8_t step;     /* the step looked for (0-based) */
-    bool strict;      /* the same event as the step before */
+    uint32_t
+        *cand;    /* by dense id: the earliest qualifying time yet on the current day (ms of it) */
+    uint8_t step; /* the step looked for (0-based) */
+    bool strict;  /* the same event as the step before */
     int64_t window_ms;
     uint32_t *found; /* found on the current day */
     size_t nfound;
@@ -490,15 +494,16 @@ static void bit_clear(bitset *b, uint32_t i)
     b->w[i / 64] &= ~(1ull << (i % 64));
 }
 
-/* t qualifies customer d for the step looked for: the earliest wins. */
-static void funnel_candidate(funnel_pass *f, uint32_t d, int64_t t)
+/* ms (of the current day) qualifies customer d for the step looked for:
+ * the earliest wins. */
+static void funnel_candidate(funnel_pass *f, uint32_t d, uint32_t ms)
 {
     if (!bit_on(&f->today, d)) {
         bit_set(&f->today, d);
-        f->cand[d] = t;
+        f->cand[d] = ms;
         f->found[f->nfound++] = d;
-    } else if (t < f->cand[d]) {
-        f->cand[d] = t;
+    } else if (ms < f->cand[d]) {
+        f->cand[d] = ms;
     }
 }
 
@@ -513,7 +518,7 @@ static inline void funnel_sealed(funnel_pass *f, const sy_timed_day *td, int64_t
     if (j == end)
         return;
     if (!f->step) {
-        funnel_candidate(f, d, base + td->sealed_ms[j]);
+        funnel_candidate(f, d, td->sealed_ms[j]);
         return;
     }
     const funnel_state *s = &f->st[d];
@@ -522,7 +527,7 @@ static inline void funnel_sealed(funnel_pass *f, const sy_timed_day *td, int64_t
         if (f->strict ? t <= s->prev : t < s->prev)
             continue;
         if (t <= s->deadline)
-            funnel_candidate(f, d, t);
+            funnel_candidate(f, d, td->sealed_ms[j]);
         return;
     }
 }
@@ -619,12 +624,12 @@ static void funnel_day(funnel_pass *f, funnel_day_recs *r, size_t b)
             if ((f->strict ? t <= s->prev : t < s->prev) || t > s->deadline)
                 continue;
         }
-        funnel_candidate(f, d, t);
+        funnel_candidate(f, d, r->tms[i]);
     }
     /* the day's finds are final: their state moves on to this step */
     for (size_t i = 0; i < f->nfound; i++) {
         uint32_t d = f->found[i];
-        int64_t t = f->cand[d];
+        int64_t t = base + f->cand[d];
         bit_clear(&f->look, d);
         bit_clear(&f->today, d);
         if (!f->step) {
@@ -804,7 +809,7 @@ bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *o
      * customers' records only and at its own words of the bitsets. */
     size_t words = (n + 63) / 64;
     funnel_state *st = sy_xmalloc(n * sizeof *st);
-    int64_t *cand = sy_xmalloc(n * sizeof *cand);
+    uint32_t *cand = sy_xmalloc(n * sizeof *cand);
     bitset today = {sy_xcalloc(words, sizeof(uint64_t)), n};
     bitset look = {sy_xcalloc(words, sizeof(uint64_t)), n};
     size_t nparts = n >= FUNNEL_SPLIT ? 2 : 1, mid = (words / 2) * 64;

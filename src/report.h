@@ -133,7 +133,7 @@ typedef struct sy_funnel {
  * breakdown attribute has more than SY_FUNNEL_MAX_GROUPS values. */
 bool sy_report_funnel(const sy_index *ix, const sy_funnel_query *q, sy_funnel *out);
 /* The customers a funnel goes through at a time (rounded up to a multiple
- * of 64; 0: the default of 65,536).  For tests, which lower it to cross
+ * of 64; 0: the default of 16,384).  For tests, which lower it to cross
  * many blocks with few customers. */
 void sy_report_funnel_block(size_t ids);
 void sy_funnel_free(sy_funnel *f);
