@@ -14,6 +14,7 @@
  * connection (static SQL text), every lookup goes through a primary key or
  * an index, and nothing is read twice. */
 #include "benefits.h"
+#include "check.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -927,11 +928,6 @@ int sy_benefit_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max, i
 /* ------------------------------------------------------------------ */
 /* invariants                                                          */
 
-typedef struct benefit_check {
-    const char *sql;
-    void (*say)(sy_stmt *st, char *line, size_t n);
-} benefit_check;
-
 static const char chk_stock[] =
     "SELECT code, total, remaining, units_out, journal FROM (SELECT i.code AS code,"
     " i.total_stock AS total, i.remaining AS remaining, (SELECT COUNT(*) FROM benefit_grants g"
@@ -1106,7 +1102,7 @@ static void say_mall_orphans(sy_stmt *st, char *line, size_t n)
              sy_stmt_text(st, 2));
 }
 
-static const benefit_check k_checks[] = {
+static const sy_check_query k_checks[] = {
     {chk_stock, say_stock},
     {chk_pool, say_pool},
     {chk_code_twice, say_code_twice},
@@ -1121,34 +1117,9 @@ int sy_benefit_check(sy_conn *c, const char *tenant, void (*report)(void *ud, co
                      void *ud, int64_t *violations, int64_t *checked)
 {
     static const char sql_count[] =
-        "SELECT (SELECT COUNT(*) FROM benefit_items WHERE tenant_id = $1),"
-        " (SELECT COUNT(*) FROM benefit_codes WHERE tenant_id = $1),"
-        " (SELECT COUNT(*) FROM benefit_grants WHERE tenant_id = $1)";
-    *violations = 0;
-    *checked = 0;
-    sy_stmt *st = sy_conn_prepare(c, sql_count);
-    if (!st)
-        return SY_ERR;
-    sy_stmt_bind_text(st, 1, tenant);
-    int rc = sy_stmt_step(st);
-    if (rc == SY_ROW)
-        *checked = sy_stmt_i64(st, 0) + sy_stmt_i64(st, 1) + sy_stmt_i64(st, 2);
-    sy_stmt_reset(st);
-    if (rc != SY_ROW)
-        return rc == SY_DONE ? SY_ERR : rc;
-    for (size_t i = 0; i < SY_ARRAY_LEN(k_checks); i++) {
-        if (!(st = sy_conn_prepare(c, k_checks[i].sql)))
-            return SY_ERR;
-        sy_stmt_bind_text(st, 1, tenant);
-        while ((rc = sy_stmt_step(st)) == SY_ROW) {
-            char line[512];
-            k_checks[i].say(st, line, sizeof line);
-            report(ud, line);
-            (*violations)++;
-        }
-        sy_stmt_reset(st);
-        if (rc != SY_DONE)
-            return rc;
-    }
-    return SY_OK;
+        "SELECT (SELECT COUNT(*) FROM benefit_items WHERE tenant_id = $1)"
+        " + (SELECT COUNT(*) FROM benefit_codes WHERE tenant_id = $1)"
+        " + (SELECT COUNT(*) FROM benefit_grants WHERE tenant_id = $1)";
+    return sy_check_queries(c, tenant, sql_count, k_checks, SY_ARRAY_LEN(k_checks), report, ud,
+                            violations, checked);
 }

@@ -69,3 +69,36 @@ void sy_check_violation(void (*report)(void *ud, const char *line), void *ud, in
     report(ud, line);
     (*violations)++;
 }
+
+int sy_check_queries(sy_conn *c, const char *tenant, const char *count_sql, const sy_check_query *q,
+                     size_t n, void (*report)(void *ud, const char *line), void *ud,
+                     int64_t *violations, int64_t *checked)
+{
+    *violations = 0;
+    *checked = 0;
+    sy_stmt *st = sy_conn_prepare(c, count_sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW)
+        *checked = sy_stmt_i64(st, 0);
+    sy_stmt_reset(st);
+    if (rc != SY_ROW)
+        return rc == SY_DONE ? SY_ERR : rc;
+    for (size_t i = 0; i < n; i++) {
+        if (!(st = sy_conn_prepare(c, q[i].sql)))
+            return SY_ERR;
+        sy_stmt_bind_text(st, 1, tenant);
+        while ((rc = sy_stmt_step(st)) == SY_ROW) {
+            char line[512];
+            q[i].say(st, line, sizeof line);
+            report(ud, line);
+            (*violations)++;
+        }
+        sy_stmt_reset(st);
+        if (rc != SY_DONE)
+            return rc;
+    }
+    return SY_OK;
+}

@@ -24,4 +24,19 @@ int sy_check_tenant(sy_store *s, const char *tenant, FILE *out, int64_t *violati
 void sy_check_violation(void (*report)(void *ud, const char *line), void *ud, int64_t *violations,
                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* A check that is one query: with the tenant as $1, every row it returns
+ * is a violation, and say() words it. */
+typedef struct sy_check_query {
+    const char *sql;
+    void (*say)(sy_stmt *st, char *line, size_t n);
+} sy_check_query;
+
+/* For a part made of such queries: count_sql (one number, with the tenant
+ * as $1: the rows the part looks at) sets *checked; then each query's rows
+ * are reported and counted in *violations.  Returns SY_OK or a store
+ * error. */
+int sy_check_queries(sy_conn *c, const char *tenant, const char *count_sql, const sy_check_query *q,
+                     size_t n, void (*report)(void *ud, const char *line), void *ud,
+                     int64_t *violations, int64_t *checked);
+
 #endif

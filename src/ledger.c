@@ -11,6 +11,7 @@
  * conditions and the schema has the same CHECKs), so a broken rule shows as
  * a store error that rolls the change back, never as a wrong balance. */
 #include "ledger.h"
+#include "check.h"
 #include "tenant.h"
 #include "util.h"
 
@@ -883,13 +884,6 @@ int sy_ledger_reverse(sy_conn *c, const sy_ledger_reversal *rv, sy_ledger_result
 /* ------------------------------------------------------------------ */
 /* invariants                                                          */
 
-/* One check: a query with the tenant as $1 whose every row is a violation,
- * and how to say it. */
-typedef struct ledger_check {
-    const char *sql;
-    void (*say)(sy_stmt *st, char *line, size_t n);
-} ledger_check;
-
 static const char chk_accounts[] =
     "SELECT customer_no, point_type, SUM(b), SUM(l), SUM(j) FROM ("
     " SELECT customer_no, point_type, balance AS b, 0 AS l, 0 AS j FROM point_accounts"
@@ -1087,7 +1081,7 @@ static void say_restored(sy_stmt *st, char *line, size_t n)
              (long long)sy_stmt_i64(st, 4), sy_stmt_text(st, 3));
 }
 
-static const ledger_check k_checks[] = {
+static const sy_check_query k_checks[] = {
     {chk_accounts, say_accounts},
     {chk_negative, say_negative},
     {chk_lot_range, say_lot_range},
@@ -1106,34 +1100,9 @@ int sy_ledger_check(sy_conn *c, const char *tenant, void (*report)(void *ud, con
                     void *ud, int64_t *violations, int64_t *checked)
 {
     static const char sql_count[] =
-        "SELECT (SELECT COUNT(*) FROM point_accounts WHERE tenant_id = $1),"
-        " (SELECT COUNT(*) FROM point_lots WHERE tenant_id = $1),"
-        " (SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = $1)";
-    *violations = 0;
-    *checked = 0;
-    sy_stmt *st = sy_conn_prepare(c, sql_count);
-    if (!st)
-        return SY_ERR;
-    sy_stmt_bind_text(st, 1, tenant);
-    int rc = sy_stmt_step(st);
-    if (rc == SY_ROW)
-        *checked = sy_stmt_i64(st, 0) + sy_stmt_i64(st, 1) + sy_stmt_i64(st, 2);
-    sy_stmt_reset(st);
-    if (rc != SY_ROW)
-        return rc == SY_DONE ? SY_ERR : rc;
-    for (size_t i = 0; i < SY_ARRAY_LEN(k_checks); i++) {
-        if (!(st = sy_conn_prepare(c, k_checks[i].sql)))
-            return SY_ERR;
-        sy_stmt_bind_text(st, 1, tenant);
-        while ((rc = sy_stmt_step(st)) == SY_ROW) {
-            char line[512];
-            k_checks[i].say(st, line, sizeof line);
-            report(ud, line);
-            (*violations)++;
-        }
-        sy_stmt_reset(st);
-        if (rc != SY_DONE)
-            return rc;
-    }
-    return SY_OK;
+        "SELECT (SELECT COUNT(*) FROM point_accounts WHERE tenant_id = $1)"
+        " + (SELECT COUNT(*) FROM point_lots WHERE tenant_id = $1)"
+        " + (SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = $1)";
+    return sy_check_queries(c, tenant, sql_count, k_checks, SY_ARRAY_LEN(k_checks), report, ud,
+                            violations, checked);
 }
