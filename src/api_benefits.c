@@ -1953,45 +1953,67 @@ static void recon_moment(void *ud, const char *item, const char *supplier, int k
     }
 }
 
+/* The parameters of the two benefit reports: from and to (the tenant's
+ * days, the span at most max_days), format (json or csv), supplier; and the
+ * tenant, whose time zone makes the days.  On a bad one, replies (400, or
+ * 500 when the tenant cannot be read) and returns false. */
+typedef struct benefit_period {
+    const char *supplier, *from_s, *to_s, *format;
+    int64_t from_day, to_day;
+    sy_tenant_info ti;
+} benefit_period;
+
+static bool benefit_period_parse(sy_req *r, int64_t max_days, const char *max_text,
+                                 benefit_period *q)
+{
+    q->supplier = sy_req_query(r, "supplier");
+    q->from_s = sy_req_query(r, "from");
+    q->to_s = sy_req_query(r, "to");
+    q->format = sy_req_query(r, "format");
+    if (!q->from_s || !sy_parse_date(q->from_s, &q->from_day)) {
+        sy_reply_problem(r, 400, "validation", "from",
+                         "'from' is required: the first day, YYYY-MM-DD (the tenant's days)");
+        return false;
+    }
+    if (!q->to_s || !sy_parse_date(q->to_s, &q->to_day)) {
+        sy_reply_problem(r, 400, "validation", "to",
+                         "'to' is required: the last day (included), YYYY-MM-DD");
+        return false;
+    }
+    if (q->to_day < q->from_day || q->to_day - q->from_day >= max_days) {
+        sy_reply_problem(r, 400, "validation", "to",
+                         "'to' must be on or after 'from', at most %s later", max_text);
+        return false;
+    }
+    if (q->format && strcmp(q->format, "json") != 0 && strcmp(q->format, "csv") != 0) {
+        sy_reply_problem(r, 400, "validation", "format", "'format' must be json or csv");
+        return false;
+    }
+    if (q->supplier && !sy_benefit_code_valid(q->supplier)) {
+        sy_reply_problem(r, 400, "validation", "supplier", "not a supplier code");
+        return false;
+    }
+    if (sy_tenants_get(sy_req_app(r)->tenants, sy_req_principal(r)->tenant, &q->ti) != SY_OK) {
+        sy_reply_problem(r, 500, "internal", NULL, "the tenant could not be read");
+        return false;
+    }
+    return true;
+}
+
 void sy_api_reconciliation(sy_req *r)
 {
     static const char sql[] =
         "SELECT code, name, supplier, kind FROM benefit_items"
         " WHERE tenant_id = $1 AND (CAST($2 AS TEXT) IS NULL OR supplier = $2)"
         " ORDER BY supplier, code";
-    const char *supplier = sy_req_query(r, "supplier"), *from_s = sy_req_query(r, "from"),
-               *to_s = sy_req_query(r, "to"), *format = sy_req_query(r, "format");
-    int64_t from_day, to_day;
-    if (!from_s || !sy_parse_date(from_s, &from_day)) {
-        sy_reply_problem(r, 400, "validation", "from",
-                         "'from' is required: the first day, YYYY-MM-DD (the tenant's days)");
+    benefit_period q;
+    if (!benefit_period_parse(r, 3661, "ten years", &q))
         return;
-    }
-    if (!to_s || !sy_parse_date(to_s, &to_day)) {
-        sy_reply_problem(r, 400, "validation", "to",
-                         "'to' is required: the last day (included), YYYY-MM-DD");
-        return;
-    }
-    if (to_day < from_day || to_day - from_day > 3660) {
-        sy_reply_problem(r, 400, "validation", "to",
-                         "'to' must be on or after 'from', at most ten years later");
-        return;
-    }
-    if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
-        sy_reply_problem(r, 400, "validation", "format", "'format' must be json or csv");
-        return;
-    }
-    if (supplier && !sy_benefit_code_valid(supplier)) {
-        sy_reply_problem(r, 400, "validation", "supplier", "not a supplier code");
-        return;
-    }
+    const char *supplier = q.supplier, *from_s = q.from_s, *to_s = q.to_s, *format = q.format;
+    int64_t from_day = q.from_day, to_day = q.to_day;
     sy_app *app = sy_req_app(r);
     const char *tenant = sy_req_principal(r)->tenant;
-    sy_tenant_info ti;
-    if (sy_tenants_get(app->tenants, tenant, &ti) != SY_OK) {
-        sy_reply_problem(r, 500, "internal", NULL, "the tenant could not be read");
-        return;
-    }
+    const sy_tenant_info ti = q.ti;
     int64_t from = local_midnight(ti.timezone, from_day),
             to = local_midnight(ti.timezone, to_day + 1);
     static const char sql_supplier[] =
@@ -2157,39 +2179,14 @@ void sy_api_reports_benefits(sy_req *r)
 {
     static const char sql[] = "SELECT code, supplier FROM benefit_items WHERE tenant_id = $1"
                               " AND (CAST($2 AS TEXT) IS NULL OR supplier = $2)";
-    const char *supplier = sy_req_query(r, "supplier"), *from_s = sy_req_query(r, "from"),
-               *to_s = sy_req_query(r, "to"), *format = sy_req_query(r, "format");
-    int64_t from_day, to_day;
-    if (!from_s || !sy_parse_date(from_s, &from_day)) {
-        sy_reply_problem(r, 400, "validation", "from",
-                         "'from' is required: the first day, YYYY-MM-DD (the tenant's days)");
+    benefit_period q;
+    if (!benefit_period_parse(r, 400, "400 days", &q))
         return;
-    }
-    if (!to_s || !sy_parse_date(to_s, &to_day)) {
-        sy_reply_problem(r, 400, "validation", "to",
-                         "'to' is required: the last day (included), YYYY-MM-DD");
-        return;
-    }
-    if (to_day < from_day || to_day - from_day >= 400) {
-        sy_reply_problem(r, 400, "validation", "to",
-                         "'to' must be on or after 'from', at most 400 days later");
-        return;
-    }
-    if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
-        sy_reply_problem(r, 400, "validation", "format", "'format' must be json or csv");
-        return;
-    }
-    if (supplier && !sy_benefit_code_valid(supplier)) {
-        sy_reply_problem(r, 400, "validation", "supplier", "not a supplier code");
-        return;
-    }
+    const char *supplier = q.supplier, *from_s = q.from_s, *to_s = q.to_s, *format = q.format;
+    int64_t from_day = q.from_day, to_day = q.to_day;
     sy_app *app = sy_req_app(r);
     const char *tenant = sy_req_principal(r)->tenant;
-    sy_tenant_info ti;
-    if (sy_tenants_get(app->tenants, tenant, &ti) != SY_OK) {
-        sy_reply_problem(r, 500, "internal", NULL, "the tenant could not be read");
-        return;
-    }
+    const sy_tenant_info ti = q.ti;
     uint64_t t0 = sy_mono_ns();
     size_t ndays = (size_t)(to_day - from_day + 1);
     int64_t *bounds = sy_xmalloc((ndays + 1) * sizeof *bounds);
