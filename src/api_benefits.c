@@ -2009,25 +2009,22 @@ void sy_api_reconciliation(sy_req *r)
     benefit_period q;
     if (!benefit_period_parse(r, 3661, "ten years", &q))
         return;
-    const char *supplier = q.supplier, *from_s = q.from_s, *to_s = q.to_s, *format = q.format;
-    int64_t from_day = q.from_day, to_day = q.to_day;
     sy_app *app = sy_req_app(r);
     const char *tenant = sy_req_principal(r)->tenant;
-    const sy_tenant_info ti = q.ti;
-    int64_t from = local_midnight(ti.timezone, from_day),
-            to = local_midnight(ti.timezone, to_day + 1);
+    int64_t from = local_midnight(q.ti.timezone, q.from_day),
+            to = local_midnight(q.ti.timezone, q.to_day + 1);
     static const char sql_supplier[] =
         "SELECT name FROM benefit_suppliers WHERE tenant_id = $1 AND code = $2";
     sy_conn *c = sy_store_acquire(app->store);
     int rc = sy_conn_exec(c, "BEGIN");
     bool known = true;
     sy_stmt *st = NULL;
-    if (rc == SY_OK && supplier) {
+    if (rc == SY_OK && q.supplier) {
         if (!(st = sy_conn_prepare(c, sql_supplier))) {
             rc = SY_ERR;
         } else {
             sy_stmt_bind_text(st, 1, tenant);
-            sy_stmt_bind_text(st, 2, supplier);
+            sy_stmt_bind_text(st, 2, q.supplier);
             rc = sy_stmt_step(st);
             known = rc == SY_ROW;
             sy_stmt_reset(st);
@@ -2042,7 +2039,7 @@ void sy_api_reconciliation(sy_req *r)
             rc = SY_ERR;
         } else {
             sy_stmt_bind_text(st, 1, tenant);
-            sy_stmt_bind_text(st, 2, supplier);
+            sy_stmt_bind_text(st, 2, q.supplier);
             while ((rc = sy_stmt_step(st)) == SY_ROW) {
                 json_array_append_new(items,
                                       json_pack("{s:s, s:s, s:s, s:s}", "item", sy_stmt_text(st, 0),
@@ -2059,7 +2056,7 @@ void sy_api_reconciliation(sy_req *r)
         if (rc == SY_OK) {
             if (rec.n)
                 qsort(rec.items, rec.n, sizeof *rec.items, recon_cmp);
-            rc = sy_benefit_moments(c, tenant, supplier, from, to, recon_moment, &rec);
+            rc = sy_benefit_moments(c, tenant, q.supplier, from, to, recon_moment, &rec);
         }
         size_t i;
         json_t *o;
@@ -2081,9 +2078,9 @@ void sy_api_reconciliation(sy_req *r)
         sy_api_store_error(r, c);
         json_decref(items);
     } else if (!known) {
-        sy_reply_problem(r, 404, "not-found", "supplier", "no supplier '%s'", supplier);
+        sy_reply_problem(r, 404, "not-found", "supplier", "no supplier '%s'", q.supplier);
         json_decref(items);
-    } else if (format && !strcmp(format, "csv")) {
+    } else if (q.format && !strcmp(q.format, "csv")) {
         sy_buf b = {0};
         sy_buf_puts(&b, "supplier,item,name,kind");
         for (int k = 0; k < 8; k++)
@@ -2114,8 +2111,8 @@ void sy_api_reconciliation(sy_req *r)
             json_object_set_new(tot, k_recon_names[k], json_integer(totals[k]));
         json_t *o =
             json_pack("{s:o, s:s, s:s, s:s, s:o, s:o, s:o}", "supplier",
-                      supplier ? json_string(supplier) : json_null(), "from", from_s, "to", to_s,
-                      "timezone", ti.timezone, "period",
+                      q.supplier ? json_string(q.supplier) : json_null(), "from", q.from_s, "to",
+                      q.to_s, "timezone", q.ti.timezone, "period",
                       json_pack("{s:o, s:o}", "start", sy_json_time(from), "end", sy_json_time(to)),
                       "items", items, "totals", tot);
         sy_reply_json(r, 200, o);
@@ -2182,16 +2179,13 @@ void sy_api_reports_benefits(sy_req *r)
     benefit_period q;
     if (!benefit_period_parse(r, 400, "400 days", &q))
         return;
-    const char *supplier = q.supplier, *from_s = q.from_s, *to_s = q.to_s, *format = q.format;
-    int64_t from_day = q.from_day, to_day = q.to_day;
     sy_app *app = sy_req_app(r);
     const char *tenant = sy_req_principal(r)->tenant;
-    const sy_tenant_info ti = q.ti;
     uint64_t t0 = sy_mono_ns();
-    size_t ndays = (size_t)(to_day - from_day + 1);
+    size_t ndays = (size_t)(q.to_day - q.from_day + 1);
     int64_t *bounds = sy_xmalloc((ndays + 1) * sizeof *bounds);
     for (size_t i = 0; i <= ndays; i++)
-        bounds[i] = local_midnight(ti.timezone, from_day + (int64_t)i);
+        bounds[i] = local_midnight(q.ti.timezone, q.from_day + (int64_t)i);
     bcollect b = {.bounds = bounds, .ndays = ndays};
     sy_conn *c = sy_store_acquire(app->store);
     int rc = sy_conn_exec(c, "BEGIN");
@@ -2200,7 +2194,7 @@ void sy_api_reports_benefits(sy_req *r)
         rc = SY_ERR;
     if (st) {
         sy_stmt_bind_text(st, 1, tenant);
-        sy_stmt_bind_text(st, 2, supplier);
+        sy_stmt_bind_text(st, 2, q.supplier);
         while ((rc = sy_stmt_step(st)) == SY_ROW) {
             b.rec.items = sy_xrealloc(b.rec.items, (b.rec.n + 1) * sizeof *b.rec.items);
             memset(&b.rec.items[b.rec.n], 0, sizeof *b.rec.items);
@@ -2214,14 +2208,15 @@ void sy_api_reports_benefits(sy_req *r)
     if (rc == SY_OK) {
         if (b.rec.n)
             qsort(b.rec.items, b.rec.n, sizeof *b.rec.items, recon_cmp);
-        rc = sy_benefit_moments(c, tenant, supplier, bounds[0], bounds[ndays], bcollect_moment, &b);
+        rc = sy_benefit_moments(c, tenant, q.supplier, bounds[0], bounds[ndays], bcollect_moment,
+                                &b);
     }
     /* each item's supplier, in the sorted order */
     b.suppliers = sy_xcalloc(b.rec.n + 1, sizeof *b.suppliers);
     json_t *sup = json_object();
     if (rc == SY_OK && st) {
         sy_stmt_bind_text(st, 1, tenant);
-        sy_stmt_bind_text(st, 2, supplier);
+        sy_stmt_bind_text(st, 2, q.supplier);
         while ((rc = sy_stmt_step(st)) == SY_ROW)
             json_object_set_new(sup, sy_stmt_text(st, 0), json_string(sy_stmt_text(st, 1)));
         sy_stmt_reset(st);
@@ -2241,7 +2236,7 @@ void sy_api_reports_benefits(sy_req *r)
     json_t *rows = json_array(), *by_supplier = json_object();
     int64_t totals[8] = {0};
     sy_buf csv = {0};
-    bool want_csv = format && !strcmp(format, "csv");
+    bool want_csv = q.format && !strcmp(q.format, "csv");
     if (want_csv) {
         sy_buf_puts(&csv, "day,supplier,item");
         for (int k = 0; k < 8; k++)
@@ -2256,7 +2251,7 @@ void sy_api_reports_benefits(sy_req *r)
             f[2 * b.m[j].kind + 1] += b.m[j].cost;
         }
         char day[11];
-        sy_format_date(from_day + b.m[i].day, day);
+        sy_format_date(q.from_day + b.m[i].day, day);
         const char *item = b.rec.items[b.m[i].item].code, *s = b.suppliers[b.m[i].item];
         json_t *row =
             json_pack("{s:s, s:s, s:s}", "day", day, "supplier", s ? s : "", "item", item);
@@ -2295,9 +2290,9 @@ void sy_api_reports_benefits(sy_req *r)
             json_object_set_new(tot, k_recon_names[k], json_integer(totals[k]));
         sy_reply_json(r, 200,
                       json_pack("{s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:f}", "supplier",
-                                supplier ? json_string(supplier) : json_null(), "from", from_s,
-                                "to", to_s, "timezone", ti.timezone, "rows", rows, "by_supplier",
-                                by_supplier, "totals", tot, "took_ms", ms));
+                                q.supplier ? json_string(q.supplier) : json_null(), "from",
+                                q.from_s, "to", q.to_s, "timezone", q.ti.timezone, "rows", rows,
+                                "by_supplier", by_supplier, "totals", tot, "took_ms", ms));
     }
 out:
     json_decref(sup);
