@@ -253,6 +253,14 @@ static void test_claim_flow(void **state)
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(r.json, "budget"), "spent_cost")), 2000);
     h_resp_free(&r);
+    /* the CSV has the claims too, after cost as in the JSON: C1 twice, C2 and C3 on the 5th */
+    r = at("2026-12-06T12:00:00+08:00", S->admin_key, "GET", "/v1/campaigns/drop/report?format=csv",
+           NULL, NULL, NULL);
+    expect(r, 200, NULL);
+    assert_non_null(strstr(r.body, "day,participants,checkins,draws,rewards,points,cost,claims,"
+                                   "budget_points_left,budget_cost_left\r\n"));
+    assert_non_null(strstr(r.body, "\r\n2026-12-05,3,0,0,4,0,2000,4,,998000\r\n"));
+    h_resp_free(&r);
     assert_int_equal(count_sql("SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
                                " c.grant_code = g.code WHERE c.campaign_id = 'drop'"),
                      4);

@@ -2,13 +2,15 @@
  * (src/campaign_report.c): the uplift and its 95% interval against a
  * hand-computed example; an empty group; the daily table (participants,
  * check-ins, rewards, points, the budget left by day, draws 0 without a
- * lottery table) from check-ins on several Shanghai business days; the
- * audience split by the holdout hash and the goal's conversions from the
- * index, inside the window only; and the CSV encoding. */
+ * lottery table) from check-ins on several Shanghai business days; a coupon
+ * drop's claims by day, in the JSON and in the CSV; the audience split by
+ * the holdout hash and the goal's conversions from the index, inside the
+ * window only; and the CSV encoding. */
 #include "unit/store_fixture.h"
 
 #include "campaign.h"
 #include "campaign_report.h"
+#include "coupon.h"
 #include "index.h"
 #include "ledger.h"
 #include "tenant.h"
@@ -63,6 +65,10 @@ static void launch(tu_fx *f, const char *id, int holdout, int64_t budget)
     tu_campaign_launch(f, "t1", cp);
 }
 
+/* The CSV's daily table: its header line. */
+static const char k_csv_days[] = "day,participants,checkins,draws,rewards,points,cost,claims,"
+                                 "budget_points_left,budget_cost_left\r\n";
+
 static int checkin(tu_fx *f, const char *no, int64_t now)
 {
     sy_campaign_who w = tu_who("t1", no, now);
@@ -111,16 +117,62 @@ static void test_daily_table(void **state)
     assert_int_equal(json_is_string(json_object_get(j, "draws_note")), !rep.draws_recorded);
     json_decref(j);
     char *csv = sy_campaign_report_csv(cp, &rep, NULL, NULL);
-    assert_non_null(strstr(csv, "day,participants,checkins,draws,rewards,points,cost,"
-                                "budget_points_left,budget_cost_left\r\n"));
-    assert_non_null(strstr(csv, "2026-12-01,2,2,0,2,10,0,90,\r\n"));
-    assert_non_null(strstr(csv, "2026-12-02,2,2,0,2,12,0,78,\r\n"));
+    assert_non_null(strstr(csv, k_csv_days));
+    assert_non_null(strstr(csv, "2026-12-01,2,2,0,2,10,0,0,90,\r\n"));
+    assert_non_null(strstr(csv, "2026-12-02,2,2,0,2,12,0,0,78,\r\n"));
     free(csv);
     sy_campaign_report_free(&rep);
     /* before the start: no days */
     assert_int_equal(
         sy_campaign_report_days(f->c, "t1", cp, tu_at("2026-11-25T12:00:00+08:00"), &rep), SY_OK);
     assert_int_equal(rep.ndays, 0);
+    sy_campaign_report_free(&rep);
+    sy_campaign_free(cp);
+}
+
+static int claim(tu_fx *f, const char *no, int64_t now)
+{
+    sy_campaign_who w = tu_who("t1", no, now);
+    sy_coupon_outcome o;
+    return TU_TX(f, sy_coupon_claim(f->c, &w, "drop", "dev", "10.0.0.1", &o));
+}
+
+static void test_claims_by_day(void **state)
+{
+    tu_fx *f = *state;
+    tu_acme_coupon(f->c, "t1", "cp5", 10);
+    sy_campaign *cp =
+        tu_campaign_def("drop", SY_CAMPAIGN_COUPON_DROP,
+                        "{\"coupon_drop\": {\"item\": \"cp5\", \"quantity_per_wave\": 5,"
+                        " \"waves\": [{\"at\": \"10:00\"}]}}");
+    cp->point_type[0] = '\0'; /* a coupon drop pays no points */
+    cp->budget_cost = 5000;
+    tu_campaign_launch(f, "t1", cp);
+    /* Dec 2 (Shanghai): C1, C2; Dec 3: C3; each coupon costs 300 fen */
+    assert_int_equal(claim(f, "C1", tu_at("2026-12-02T10:05:00+08:00")), SY_OK);
+    assert_int_equal(claim(f, "C2", tu_at("2026-12-02T10:06:00+08:00")), SY_OK);
+    assert_int_equal(claim(f, "C3", tu_at("2026-12-03T10:05:00+08:00")), SY_OK);
+    assert_int_equal(sy_campaign_load(f->c, "t1", "drop", &cp), SY_OK);
+    sy_campaign_report rep;
+    assert_int_equal(
+        sy_campaign_report_days(f->c, "t1", cp, tu_at("2026-12-03T12:00:00+08:00"), &rep), SY_OK);
+    assert_int_equal(rep.ndays, 3);
+    assert_int_equal(rep.days[0].claims, 0);
+    assert_int_equal(rep.days[1].claims, 2);
+    assert_int_equal(rep.days[1].cost, 600);
+    assert_int_equal(rep.days[2].claims, 1);
+    assert_int_equal(rep.totals.claims, 3);
+    json_t *j = sy_campaign_report_json(cp, &rep, NULL, NULL);
+    json_t *d2 = json_array_get(json_object_get(j, "days"), 1);
+    assert_int_equal(json_integer_value(json_object_get(d2, "claims")), 2);
+    json_decref(j);
+    /* the CSV carries them where the JSON has them: after cost, before the budget left */
+    char *csv = sy_campaign_report_csv(cp, &rep, NULL, NULL);
+    assert_non_null(strstr(csv, k_csv_days));
+    assert_non_null(strstr(csv, "2026-12-01,0,0,0,0,0,0,0,,5000\r\n"));
+    assert_non_null(strstr(csv, "2026-12-02,2,0,0,2,0,600,2,,4400\r\n"));
+    assert_non_null(strstr(csv, "2026-12-03,1,0,0,1,0,300,1,,4100\r\n"));
+    free(csv);
     sy_campaign_report_free(&rep);
     sy_campaign_free(cp);
 }
@@ -198,6 +250,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uplift_hand_computed),
         cmocka_unit_test_setup_teardown(test_daily_table, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_claims_by_day, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_groups_from_index, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
