@@ -312,8 +312,8 @@ char *sy_campaign_report_csv(const sy_campaign *cp, const sy_campaign_report *re
                              const sy_uplift *u)
 {
     sy_buf b = {0};
-    sy_buf_printf(&b, "day,participants,checkins,draws,rewards,points,cost,budget_points_left,"
-                      "budget_cost_left\r\n");
+    sy_buf_printf(&b, "day,participants,checkins,draws,rewards,points,cost,claims,"
+                      "budget_points_left,budget_cost_left\r\n");
     for (size_t i = 0; i < rep->ndays; i++) {
         const sy_campaign_day_figures *x = &rep->days[i];
         char d[11], pl[24] = "", cl[24] = "";
@@ -322,9 +322,10 @@ char *sy_campaign_report_csv(const sy_campaign *cp, const sy_campaign_report *re
             snprintf(pl, sizeof pl, "%lld", (long long)x->points_left);
         if (x->cost_left != SY_CAMPAIGN_UNSET)
             snprintf(cl, sizeof cl, "%lld", (long long)x->cost_left);
-        sy_buf_printf(&b, "%s,%lld,%lld,%lld,%lld,%lld,%lld,%s,%s\r\n", d,
+        sy_buf_printf(&b, "%s,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%s,%s\r\n", d,
                       (long long)x->participants, (long long)x->checkins, (long long)x->draws,
-                      (long long)x->rewards, (long long)x->points, (long long)x->cost, pl, cl);
+                      (long long)x->rewards, (long long)x->points, (long long)x->cost,
+                      (long long)x->claims, pl, cl);
     }
     if (u) {
         sy_buf_printf(&b, "\r\ngoal,group,customers,converted,rate\r\n");

@@ -409,4 +409,151 @@ static inline const char *h_str(const json_t *o, const char *k)
             assert_string_equal(h_str((r).json, "field"), (const char *)(fld));                    \
     } while (0)
 
+/* ---- a burst of concurrent clients ---- */
+
+#define H_BURST_CLIENTS 64 /* clients a burst (and a kill -9 run) starts at once */
+#define H_BURST_EACH 4     /* requests each client of a burst sends */
+
+/* A burst (h_burst_run): send is called for k = 0 .. H_BURST_CLIENTS * H_BURST_EACH - 1, each
+ * client on its own handle c; a 201 counts in ok (and in marked when mark says so), a 409 of
+ * problem type refusal in refused, anything else fails the test. */
+typedef struct h_burst {
+    h_resp (*send)(CURL *c, int k, const void *ud);
+    const void *ud;
+    const char *refusal;
+    bool (*mark)(const h_resp *r); /* may be NULL */
+    int ok, refused, marked, other;
+    char last_other[512];
+    volatile int go;
+    pthread_mutex_t mu;
+} h_burst;
+
+typedef struct h_burst_client {
+    h_burst *b;
+    int n;
+} h_burst_client;
+
+static inline void *h_burst_client_run(void *p)
+{
+    h_burst_client *cl = p;
+    h_burst *b = cl->b;
+    CURL *c = curl_easy_init();
+    while (!b->go)
+        ;
+    for (int i = 0; i < H_BURST_EACH; i++) {
+        h_resp r = b->send(c, cl->n * H_BURST_EACH + i, b->ud);
+        pthread_mutex_lock(&b->mu);
+        if (r.status == 201) {
+            b->ok++;
+            b->marked += b->mark && b->mark(&r);
+        } else if (r.status == 409 && r.json && !strcmp(h_str(r.json, "type"), b->refusal)) {
+            b->refused++;
+        } else {
+            b->other++;
+            snprintf(b->last_other, sizeof b->last_other, "%ld %s", r.status, r.body ? r.body : "");
+        }
+        pthread_mutex_unlock(&b->mu);
+        h_resp_free(&r);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Starts the clients of b together and waits for them; fails the test on an unexpected answer. */
+static inline void h_burst_run(h_burst *b)
+{
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_t t[H_BURST_CLIENTS];
+    h_burst_client cl[H_BURST_CLIENTS];
+    for (int i = 0; i < H_BURST_CLIENTS; i++) {
+        cl[i] = (h_burst_client){b, i};
+        pthread_create(&t[i], NULL, h_burst_client_run, &cl[i]);
+    }
+    b->go = 1;
+    for (int i = 0; i < H_BURST_CLIENTS; i++)
+        pthread_join(t[i], NULL);
+    pthread_mutex_destroy(&b->mu);
+    if (b->other)
+        fail_msg("%d unexpected answers, e.g. %s", b->other, b->last_other);
+    assert_int_equal(b->ok + b->refused, H_BURST_CLIENTS * H_BURST_EACH);
+}
+
+/* ---- kill -9 in the middle of a run of writes ---- */
+
+#define H_KILL9_MAX_ACKED 20000 /* acknowledged writes a kill -9 run keeps */
+
+/* A kill -9 run (h_kill9_run): H_BURST_CLIENTS clients call send, on their own handle c, for a
+ * customer K0 .. K(customers - 1) picked at random with a fresh Idempotency-Key idem, until the
+ * server dies; a 201's member id_field goes into acked, a lost connection waits for the end,
+ * any other answer counts in bad. */
+typedef struct h_kill9 {
+    h_server *s;
+    char key[128]; /* the API key the clients send */
+    h_resp (*send)(CURL *c, const struct h_kill9 *k, const char *no, const char *idem);
+    int customers;
+    const char *id_field;
+    char (*acked)[48]; /* malloc'd by h_kill9_run; the caller frees it */
+    int nacked, bad;
+    char last_bad[256];
+    volatile int stop;
+    pthread_mutex_t mu;
+} h_kill9;
+
+static inline void *h_kill9_client_run(void *p)
+{
+    h_kill9 *k = p;
+    CURL *c = curl_easy_init();
+    unsigned seed = (unsigned)(uintptr_t)pthread_self();
+    for (int i = 0; !k->stop; i++) {
+        char no[16], idem[64];
+        snprintf(no, sizeof no, "K%u", (unsigned)(rand_r(&seed) % (unsigned)k->customers));
+        snprintf(idem, sizeof idem, "k-%u-%d", (unsigned)(uintptr_t)pthread_self(), i);
+        h_resp r = k->send(c, k, no, idem);
+        pthread_mutex_lock(&k->mu);
+        if (r.status == 201 && k->nacked < H_KILL9_MAX_ACKED) {
+            snprintf(k->acked[k->nacked++], sizeof k->acked[0], "%s", h_str(r.json, k->id_field));
+        } else if (r.status > 0 && r.status != 201) {
+            k->bad++;
+            snprintf(k->last_bad, sizeof k->last_bad, "%ld %s", r.status, r.body ? r.body : "");
+        }
+        pthread_mutex_unlock(&k->mu);
+        bool gone = r.status < 0;
+        h_resp_free(&r);
+        while (gone && !k->stop)
+            h_sleep_ms(5);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Runs the clients of k until want writes are acknowledged (60 s at most), kills the server
+ * with SIGKILL, stops the clients and restarts the server; fails the test on a bad answer or
+ * fewer than want acknowledged. */
+static inline void h_kill9_run(h_kill9 *k, int want)
+{
+    pthread_mutex_init(&k->mu, NULL);
+    k->acked = calloc(H_KILL9_MAX_ACKED, sizeof *k->acked);
+    assert_non_null(k->acked);
+    pthread_t t[H_BURST_CLIENTS];
+    for (int i = 0; i < H_BURST_CLIENTS; i++)
+        pthread_create(&t[i], NULL, h_kill9_client_run, k);
+    for (int waited = 0; waited < 60000; waited += 5) {
+        pthread_mutex_lock(&k->mu);
+        int n = k->nacked;
+        pthread_mutex_unlock(&k->mu);
+        if (n >= want)
+            break;
+        h_sleep_ms(5);
+    }
+    assert_int_equal(h_signal_wait(k->s, SIGKILL), 128 + SIGKILL);
+    k->stop = 1;
+    for (int i = 0; i < H_BURST_CLIENTS; i++)
+        pthread_join(t[i], NULL);
+    pthread_mutex_destroy(&k->mu);
+    if (k->bad)
+        fail_msg("%d writes got an unexpected answer, e.g. %s", k->bad, k->last_bad);
+    assert_true(k->nacked >= want);
+    h_launch(k->s);
+}
+
 #endif

@@ -14,7 +14,6 @@
 static h_server *S;
 static char APP_KEY[128], ADMIN2[128];
 
-#define CLIENTS 64
 #define CUSTOMERS 300
 
 static void make_key(h_server *s, const char *role, char *out)
@@ -254,6 +253,14 @@ static void test_claim_flow(void **state)
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(r.json, "budget"), "spent_cost")), 2000);
     h_resp_free(&r);
+    /* the CSV has the claims too, after cost as in the JSON: C1 twice, C2 and C3 on the 5th */
+    r = at("2026-12-06T12:00:00+08:00", S->admin_key, "GET", "/v1/campaigns/drop/report?format=csv",
+           NULL, NULL, NULL);
+    expect(r, 200, NULL);
+    assert_non_null(strstr(r.body, "day,participants,checkins,draws,rewards,points,cost,claims,"
+                                   "budget_points_left,budget_cost_left\r\n"));
+    assert_non_null(strstr(r.body, "\r\n2026-12-05,3,0,0,4,0,2000,4,,998000\r\n"));
+    h_resp_free(&r);
     assert_int_equal(count_sql("SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
                                " c.grant_code = g.code WHERE c.campaign_id = 'drop'"),
                      4);
@@ -301,65 +308,13 @@ static void test_refusals(void **state)
 
 /* ---- 64 concurrent clients ---- */
 
-typedef struct race {
-    const char *campaign, *now, *refusal;
-    int first; /* customers first .. first + 255 */
-    volatile int go;
-    pthread_mutex_t mu;
-    int ok, refused, other;
-    char last_other[512];
-} race;
-
-typedef struct client {
-    race *rc;
-    int n;
-} client;
-
-static void *racer(void *p)
+/* Claim k of a burst on campaign ud: customers C1 .. C256, one key a claim. */
+static h_resp burst_claim(CURL *c, int k, const void *ud)
 {
-    client *cl = p;
-    race *rc = cl->rc;
-    CURL *c = curl_easy_init();
-    while (!rc->go)
-        ;
-    for (int i = 0; i < 4; i++) {
-        int k = cl->n * 4 + i;
-        char no[16], key[64];
-        snprintf(no, sizeof no, "C%d", rc->first + k % 256);
-        snprintf(key, sizeof key, "%s-%d", rc->campaign, k);
-        h_resp r = claim_on(c, rc->now, rc->campaign, no, key, NULL);
-        pthread_mutex_lock(&rc->mu);
-        if (r.status == 201) {
-            rc->ok++;
-        } else if (r.status == 409 && r.json && !strcmp(h_str(r.json, "type"), rc->refusal)) {
-            rc->refused++;
-        } else {
-            rc->other++;
-            snprintf(rc->last_other, sizeof rc->last_other, "%ld %s", r.status,
-                     r.body ? r.body : "");
-        }
-        pthread_mutex_unlock(&rc->mu);
-        h_resp_free(&r);
-    }
-    curl_easy_cleanup(c);
-    return NULL;
-}
-
-static void run_race(race *rc)
-{
-    pthread_mutex_init(&rc->mu, NULL);
-    pthread_t t[CLIENTS];
-    client cl[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++) {
-        cl[i] = (client){rc, i};
-        pthread_create(&t[i], NULL, racer, &cl[i]);
-    }
-    rc->go = 1;
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_join(t[i], NULL);
-    if (rc->other)
-        fail_msg("%d unexpected answers, e.g. %s", rc->other, rc->last_other);
-    assert_int_equal(rc->ok + rc->refused, CLIENTS * 4);
+    char no[16], key[64];
+    snprintf(no, sizeof no, "C%d", 1 + k % 256);
+    snprintf(key, sizeof key, "%s-%d", (const char *)ud, k);
+    return claim_on(c, "2026-12-05T10:00:00+08:00", ud, no, key, NULL);
 }
 
 static void test_concurrent_wave_and_budget(void **state)
@@ -367,11 +322,8 @@ static void test_concurrent_wave_and_budget(void **state)
     /* a 100-unit wave: 256 claims by 256 customers at once, exactly 100 win */
     launch("rush", "",
            "{\"item\":\"cp5\",\"quantity_per_wave\":100,\"waves\":[{\"at\":\"10:00\"}]}");
-    race a = {.campaign = "rush",
-              .now = "2026-12-05T10:00:00+08:00",
-              .refusal = "wave-sold-out",
-              .first = 1};
-    run_race(&a);
+    h_burst a = {.send = burst_claim, .ud = "rush", .refusal = "wave-sold-out"};
+    h_burst_run(&a);
     assert_int_equal(a.ok, 100);
     assert_int_equal(a.refused, 156);
     assert_int_equal(count_sql("SELECT claimed FROM coupon_waves WHERE campaign_id = 'rush'"), 100);
@@ -386,11 +338,8 @@ static void test_concurrent_wave_and_budget(void **state)
     /* a budget for 10 coupons runs out in the middle of a burst */
     launch("thin", "\"budget\":{\"cost\":5000}",
            "{\"item\":\"cp5\",\"quantity_per_wave\":1000,\"waves\":[{\"at\":\"10:00\"}]}");
-    race b = {.campaign = "thin",
-              .now = "2026-12-05T10:00:00+08:00",
-              .refusal = "budget-exhausted",
-              .first = 1};
-    run_race(&b);
+    h_burst b = {.send = burst_claim, .ud = "thin", .refusal = "budget-exhausted"};
+    h_burst_run(&b);
     assert_int_equal(b.ok, 10);
     assert_int_equal(count_sql("SELECT spent_cost FROM campaigns WHERE id = 'thin'"), 5000);
     assert_int_equal(count_sql("SELECT claimed FROM coupon_waves WHERE campaign_id = 'thin'"), 10);
@@ -488,48 +437,15 @@ static void test_bad_input_writes_nothing(void **state)
 
 /* ---- kill -9 during claims ---- */
 
-#define MAX_ACKED 20000
 #define KILL_CUSTOMERS 64
 
-typedef struct kill_run {
-    h_server *s;
-    char app[128];
-    volatile int stop;
-    pthread_mutex_t mu;
-    char (*acked)[48];
-    int nacked, bad;
-    char last_bad[256];
-} kill_run;
-
-static void *kill_claimer(void *p)
+static h_resp kill_claim(CURL *c, const h_kill9 *k, const char *no, const char *idem)
 {
-    kill_run *k = p;
-    CURL *c = curl_easy_init();
-    unsigned seed = (unsigned)(uintptr_t)pthread_self();
-    for (int i = 0; !k->stop; i++) {
-        char path[64], body[64], idem[96];
-        snprintf(path, sizeof path, "/v1/campaigns/kill/claim");
-        snprintf(body, sizeof body, "{\"customer_no\":\"K%u\"}",
-                 (unsigned)(rand_r(&seed) % KILL_CUSTOMERS));
-        snprintf(idem, sizeof idem, "Idempotency-Key: k-%u-%d", (unsigned)(uintptr_t)pthread_self(),
-                 i);
-        const char *hs[] = {"X-Siyu-Now: 2026-12-05T10:00:00+08:00", idem, NULL};
-        h_resp r = h_req_on(c, k->s, "POST", path, k->app, body, strlen(body), hs);
-        pthread_mutex_lock(&k->mu);
-        if (r.status == 201 && k->nacked < MAX_ACKED) {
-            snprintf(k->acked[k->nacked++], 48, "%s", h_str(r.json, "claim"));
-        } else if (r.status > 0 && r.status != 201) {
-            k->bad++;
-            snprintf(k->last_bad, sizeof k->last_bad, "%ld %s", r.status, r.body ? r.body : "");
-        }
-        pthread_mutex_unlock(&k->mu);
-        bool gone = r.status < 0;
-        h_resp_free(&r);
-        while (gone && !k->stop)
-            h_sleep_ms(5);
-    }
-    curl_easy_cleanup(c);
-    return NULL;
+    char body[64], hkey[96];
+    snprintf(body, sizeof body, "{\"customer_no\":\"%s\"}", no);
+    snprintf(hkey, sizeof hkey, "Idempotency-Key: %s", idem);
+    const char *hs[] = {"X-Siyu-Now: 2026-12-05T10:00:00+08:00", hkey, NULL};
+    return h_req_on(c, k->s, "POST", "/v1/campaigns/kill/claim", k->key, body, strlen(body), hs);
 }
 
 static long count_in(h_server *s, const char *sql)
@@ -551,11 +467,12 @@ static long count_in(h_server *s, const char *sql)
  * `siyu check` passes. */
 static void test_kill9_during_claims(void **state)
 {
-    kill_run k = {.s = h_start("--test-clock", NULL)};
-    pthread_mutex_init(&k.mu, NULL);
-    k.acked = calloc(MAX_ACKED, sizeof *k.acked);
+    h_kill9 k = {.s = h_start("--test-clock", NULL),
+                 .send = kill_claim,
+                 .customers = KILL_CUSTOMERS,
+                 .id_field = "claim"};
     char admin2[128];
-    make_key(k.s, "app", k.app);
+    make_key(k.s, "app", k.key);
     make_key(k.s, "admin", admin2);
     const char *hs[] = {"X-Siyu-Now: " DEC5, NULL};
     struct {
@@ -587,25 +504,7 @@ static void test_kill9_during_claims(void **state)
         assert_int_equal(r.status, 201);
         h_resp_free(&r);
     }
-    pthread_t t[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_create(&t[i], NULL, kill_claimer, &k);
-    for (int waited = 0; waited < 60000; waited += 5) {
-        pthread_mutex_lock(&k.mu);
-        int n = k.nacked;
-        pthread_mutex_unlock(&k.mu);
-        if (n >= 300)
-            break;
-        h_sleep_ms(5);
-    }
-    assert_int_equal(h_signal_wait(k.s, SIGKILL), 128 + SIGKILL);
-    k.stop = 1;
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_join(t[i], NULL);
-    if (k.bad)
-        fail_msg("%d claims got an unexpected answer, e.g. %s", k.bad, k.last_bad);
-    assert_true(k.nacked >= 300);
-    h_launch(k.s);
+    h_kill9_run(&k, 300);
     /* every acknowledged claim is there (checked in chunks of 50) */
     for (int i = 0; i < k.nacked; i += 50) {
         char sql[4096] = "SELECT COUNT(*) FROM coupon_claims WHERE id IN (";

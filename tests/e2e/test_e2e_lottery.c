@@ -14,7 +14,6 @@ static h_server *S;
 static char APP_KEY[128], ADMIN2[128];
 
 #define NOW "2026-12-05T12:00:00+08:00"
-#define CLIENTS 64
 
 static void make_key(h_server *s, const char *role, char *out)
 {
@@ -261,66 +260,26 @@ static void test_same_key_concurrently(void **state)
 
 /* ---- 64 concurrent clients ---- */
 
-typedef struct race {
-    const char *campaign, *refusal;
-    bool one_customer;
-    volatile int go;
-    pthread_mutex_t mu;
-    int ok, won, refused, other;
-    char last_other[512];
-} race;
-
-typedef struct client {
-    race *rc;
-    int n;
-} client;
-
-static void *racer(void *p)
+/* Draw k of a burst on campaign ud: customers C1 .. C40, one key a draw. */
+static h_resp burst_draw(CURL *c, int k, const void *ud)
 {
-    client *cl = p;
-    race *rc = cl->rc;
-    CURL *c = curl_easy_init();
-    while (!rc->go)
-        ;
-    for (int i = 0; i < 4; i++) {
-        int k = cl->n * 4 + i;
-        char no[16], key[64];
-        snprintf(no, sizeof no, "C%d", rc->one_customer ? 40 : 1 + k % 40);
-        snprintf(key, sizeof key, "%s-%d", rc->campaign, k);
-        h_resp r = draw_on(c, S, APP_KEY, rc->campaign, no, key, NULL);
-        pthread_mutex_lock(&rc->mu);
-        if (r.status == 201) {
-            rc->ok++;
-            rc->won += !strcmp(h_str(r.json, "outcome"), "prize");
-        } else if (r.status == 409 && r.json && !strcmp(h_str(r.json, "type"), rc->refusal)) {
-            rc->refused++;
-        } else {
-            rc->other++;
-            snprintf(rc->last_other, sizeof rc->last_other, "%ld %s", r.status,
-                     r.body ? r.body : "");
-        }
-        pthread_mutex_unlock(&rc->mu);
-        h_resp_free(&r);
-    }
-    curl_easy_cleanup(c);
-    return NULL;
+    char no[16], key[64];
+    snprintf(no, sizeof no, "C%d", 1 + k % 40);
+    snprintf(key, sizeof key, "%s-%d", (const char *)ud, k);
+    return draw_on(c, S, APP_KEY, ud, no, key, NULL);
 }
 
-static void run_race(race *rc)
+/* The same, all by customer C40. */
+static h_resp burst_draw_c40(CURL *c, int k, const void *ud)
 {
-    pthread_mutex_init(&rc->mu, NULL);
-    pthread_t t[CLIENTS];
-    client cl[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++) {
-        cl[i] = (client){rc, i};
-        pthread_create(&t[i], NULL, racer, &cl[i]);
-    }
-    rc->go = 1;
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_join(t[i], NULL);
-    if (rc->other)
-        fail_msg("%d unexpected answers, e.g. %s", rc->other, rc->last_other);
-    assert_int_equal(rc->ok + rc->refused, CLIENTS * 4);
+    char key[64];
+    snprintf(key, sizeof key, "%s-%d", (const char *)ud, k);
+    return draw_on(c, S, APP_KEY, ud, "C40", key, NULL);
+}
+
+static bool won(const h_resp *r)
+{
+    return !strcmp(h_str(r->json, "outcome"), "prize");
 }
 
 static void test_concurrent_stock_budget_limits(void **state)
@@ -329,10 +288,10 @@ static void test_concurrent_stock_budget_limits(void **state)
     launch_on(S, ADMIN2, "stock", "",
               "{\"cost\":{\"points\":1},\"prizes\":[{\"code\":\"p\",\"name\":\"P\","
               "\"weight\":1,\"stock\":20,\"reward\":{\"item\":\"cp5\"}}]}");
-    race a = {.campaign = "stock", .refusal = "none"};
-    run_race(&a);
+    h_burst a = {.send = burst_draw, .ud = "stock", .refusal = "none", .mark = won};
+    h_burst_run(&a);
     assert_int_equal(a.ok, 256);
-    assert_int_equal(a.won, 20);
+    assert_int_equal(a.marked, 20);
     assert_int_equal(count_on(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'stock'"),
                      20);
     assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants g JOIN lottery_draws d ON"
@@ -342,8 +301,8 @@ static void test_concurrent_stock_budget_limits(void **state)
     launch_on(S, ADMIN2, "budget", "\"budget\":{\"points\":100}",
               "{\"cost\":{\"points\":1},\"prizes\":[{\"code\":\"p\",\"name\":\"P\","
               "\"weight\":1,\"stock\":1000,\"reward\":{\"points\":10}}]}");
-    race b = {.campaign = "budget", .refusal = "budget-exhausted"};
-    run_race(&b);
+    h_burst b = {.send = burst_draw, .ud = "budget", .refusal = "budget-exhausted"};
+    h_burst_run(&b);
     assert_int_equal(b.ok, 10);
     assert_int_equal(b.refused, 246);
     assert_int_equal(count_on(S, "SELECT spent_points FROM campaigns WHERE id = 'budget'"), 100);
@@ -356,8 +315,8 @@ static void test_concurrent_stock_budget_limits(void **state)
               "{\"cost\":{\"points\":1},\"draws_per_day\":3,\"thanks\":{\"weight\":1},"
               "\"prizes\":[{\"code\":\"p\",\"name\":\"P\",\"weight\":1,\"stock\":1000,"
               "\"reward\":{\"points\":1}}]}");
-    race c = {.campaign = "capped", .refusal = "limit-reached", .one_customer = true};
-    run_race(&c);
+    h_burst c = {.send = burst_draw_c40, .ud = "capped", .refusal = "limit-reached"};
+    h_burst_run(&c);
     assert_int_equal(c.ok, 3);
     assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id ="
                                  " 'capped'"),
@@ -612,52 +571,17 @@ static void test_bad_input_writes_nothing(void **state)
 
 /* ---- kill -9 during draws (64 clients) ---- */
 
-#define MAX_ACKED 20000
-
-typedef struct kill_run {
-    h_server *s;
-    char app[128];
-    volatile int stop;
-    pthread_mutex_t mu;
-    char (*acked)[48];
-    int nacked, bad;
-    char last_bad[256];
-} kill_run;
-
-static void *kill_drawer(void *p)
+static h_resp kill_draw(CURL *c, const h_kill9 *k, const char *no, const char *idem)
 {
-    kill_run *k = p;
-    CURL *c = curl_easy_init();
-    unsigned seed = (unsigned)(uintptr_t)pthread_self();
-    for (int i = 0; !k->stop; i++) {
-        char no[16], idem[64];
-        snprintf(no, sizeof no, "K%u", (unsigned)(rand_r(&seed) % 16));
-        snprintf(idem, sizeof idem, "k-%u-%d", (unsigned)(uintptr_t)pthread_self(), i);
-        h_resp r = draw_on(c, k->s, k->app, "kill", no, idem, NULL);
-        pthread_mutex_lock(&k->mu);
-        if (r.status == 201 && k->nacked < MAX_ACKED) {
-            snprintf(k->acked[k->nacked++], 48, "%s", h_str(r.json, "draw"));
-        } else if (r.status > 0 && r.status != 201) {
-            k->bad++;
-            snprintf(k->last_bad, sizeof k->last_bad, "%ld %s", r.status, r.body ? r.body : "");
-        }
-        pthread_mutex_unlock(&k->mu);
-        bool gone = r.status < 0;
-        h_resp_free(&r);
-        while (gone && !k->stop)
-            h_sleep_ms(5);
-    }
-    curl_easy_cleanup(c);
-    return NULL;
+    return draw_on(c, k->s, k->key, "kill", no, idem, NULL);
 }
 
 static void test_kill9_during_draws(void **state)
 {
-    kill_run k = {.s = h_start("--test-clock", NULL)};
-    pthread_mutex_init(&k.mu, NULL);
-    k.acked = calloc(MAX_ACKED, sizeof *k.acked);
+    h_kill9 k = {
+        .s = h_start("--test-clock", NULL), .send = kill_draw, .customers = 16, .id_field = "draw"};
     char admin2[128];
-    make_key(k.s, "app", k.app);
+    make_key(k.s, "app", k.key);
     make_key(k.s, "admin", admin2);
     must_on(k.s, k.s->admin_key, "POST", "/v1/point-types",
             "{\"code\":\"sun\",\"name\":\"阳光值\",\"expiry\":\"never\"}", 201);
@@ -681,30 +605,12 @@ static void test_kill9_during_draws(void **state)
               "\"name\":\"5元立减金\",\"weight\":1,\"stock\":100000,\"reward\":{\"item\":"
               "\"cp5\"}},{\"code\":\"pt\",\"name\":\"10\",\"weight\":1,\"stock\":100000,"
               "\"reward\":{\"points\":10}}]}");
-    pthread_t t[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_create(&t[i], NULL, kill_drawer, &k);
-    for (int waited = 0; waited < 60000; waited += 5) {
-        pthread_mutex_lock(&k.mu);
-        int n = k.nacked;
-        pthread_mutex_unlock(&k.mu);
-        if (n >= 300)
-            break;
-        h_sleep_ms(5);
-    }
-    assert_int_equal(h_signal_wait(k.s, SIGKILL), 128 + SIGKILL);
-    k.stop = 1;
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_join(t[i], NULL);
-    if (k.bad)
-        fail_msg("%d draws got an unexpected answer, e.g. %s", k.bad, k.last_bad);
-    assert_true(k.nacked >= 300);
-    h_launch(k.s);
+    h_kill9_run(&k, 300);
     /* every acknowledged draw is there, explained */
     for (int i = 0; i < k.nacked; i++) {
         char path[160];
         snprintf(path, sizeof path, "/v1/campaigns/kill/draws/%s", k.acked[i]);
-        h_resp r = h_req(k.s, "GET", path, k.app, NULL);
+        h_resp r = h_req(k.s, "GET", path, k.key, NULL);
         if (r.status != 200)
             fail_msg("acknowledged draw %s is missing after kill -9: %ld", k.acked[i], r.status);
         assert_non_null(json_object_get(r.json, "explain"));

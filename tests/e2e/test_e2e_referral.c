@@ -505,12 +505,12 @@ static void test_report_json_and_csv(void **state)
     char ct[128];
     assert_true(h_header(&r, "Content-Type", ct, sizeof ct));
     assert_non_null(strstr(ct, "text/csv"));
-    assert_non_null(strstr(r.body, "day,participants,checkins,draws,rewards,points,cost,"
+    assert_non_null(strstr(r.body, "day,participants,checkins,draws,rewards,points,cost,claims,"
                                    "budget_points_left,budget_cost_left\r\n"));
     char line[128];
-    snprintf(line, sizeof line, "%s,0,0,0,0,0,0,10000,\r\n", day5);
+    snprintf(line, sizeof line, "%s,0,0,0,0,0,0,0,10000,\r\n", day5);
     assert_non_null(strstr(r.body, line));
-    snprintf(line, sizeof line, "%s,7,0,0,5,350,0,9650,\r\n", day6);
+    snprintf(line, sizeof line, "%s,7,0,0,5,350,0,0,9650,\r\n", day6);
     assert_non_null(strstr(r.body, line));
     assert_non_null(strstr(r.body, "buy_fund,audience,"));
     h_resp_free(&r);

@@ -18,200 +18,44 @@
 #include "tenant.h"
 #include "util.h"
 
-#include <sodium.h>
-
 #define DAY 86400000LL
 
-typedef struct fx {
-    char *dir;
-    sy_store *s;
-    sy_conn *c;
-} fx;
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t ms;
-    if (!sy_parse_time(rfc3339, &ms))
-        fail_msg("bad time %s", rfc3339);
-    return ms;
-}
-
-static void add_customer(sy_conn *c, const char *tenant, const char *no, int64_t dense,
-                         const char *attrs)
-{
-    static const char sql[] = "INSERT INTO customers (tenant_id, customer_no, dense_id, attrs,"
-                              " created_at, updated_at) VALUES ($1, $2, $3, $4, 0, 0)";
-    sy_stmt *st = sy_conn_prepare(c, sql);
-    assert_non_null(st);
-    sy_stmt_bind_text(st, 1, tenant);
-    sy_stmt_bind_text(st, 2, no);
-    sy_stmt_bind_i64(st, 3, dense);
-    sy_stmt_bind_text(st, 4, attrs ? attrs : "{}");
-    assert_int_equal(sy_stmt_exec(st), SY_OK);
-}
-
-static void point_type(sy_conn *c, const char *tenant, const char *code)
-{
-    sy_point_type t = {.expiry = SY_EXPIRY_NEVER, .created_at = 0};
-    snprintf(t.code, sizeof t.code, "%s", code);
-    snprintf(t.name, sizeof t.name, "%s", code);
-    assert_int_equal(sy_ledger_type_create(c, tenant, &t), SY_OK);
-}
-
+/* t1 (Shanghai) and t2 (UTC), each with C1..C40 and sun; t1 has 2 coupons. */
 static int setup(void **state)
 {
-    assert_true(sodium_init() >= 0);
-    sy_log_set_level(SY_LOG_ERROR);
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_tempdir();
-    f->s = tu_store_open(f->dir, true);
-    f->c = sy_store_write_conn(f->s);
-    assert_int_equal(sy_tenant_create(f->c, "t1", "T1", "Asia/Shanghai", 0), SY_OK);
+    tu_fx *f = tu_fx_open(40, "sun");
     assert_int_equal(sy_tenant_create(f->c, "t2", "T2", "UTC", 0), SY_OK);
-    for (int i = 0; i < 40; i++) {
-        char no[16];
-        snprintf(no, sizeof no, "C%d", i + 1);
-        add_customer(f->c, "t1", no, i, NULL);
-        add_customer(f->c, "t2", no, i, NULL);
-    }
-    point_type(f->c, "t1", "sun");
-    point_type(f->c, "t2", "sun");
-    assert_int_equal(sy_benefit_supplier_create(f->c, "t1", "acme", "Acme", "", 0), SY_OK);
-    sy_benefit_item it = {.code = "coupon5",
-                          .name = "5 yuan off",
-                          .supplier = "acme",
-                          .kind = SY_BENEFIT_COUPON,
-                          .face_value = 500,
-                          .cost_price = 300,
-                          .params = "{}",
-                          .stock = 2,
-                          .limits = {SY_BENEFIT_UNSET, SY_BENEFIT_UNSET, SY_BENEFIT_UNSET},
-                          .available_from = SY_BENEFIT_UNSET,
-                          .available_until = SY_BENEFIT_UNSET,
-                          .validity_days = SY_BENEFIT_UNSET,
-                          .operator_id = "key_test",
-                          .now_ms = 0};
-    assert_int_equal(sy_benefit_item_create(f->c, "t1", &it), SY_OK);
+    tu_customers_add(f->c, "t2", 40);
+    tu_point_type(f->c, "t2", "sun");
+    tu_acme_coupon(f->c, "t1", "coupon5", 2);
     *state = f;
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sy_store_close(f->s);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Runs an operation as the writer would: SY_OK (and a holdout, which
- * records the customer) commits, anything else rolls back. */
-#define TX(f, expr)                                                                                \
-    ({                                                                                             \
-        assert_int_equal(sy_conn_begin((f)->c), SY_OK);                                            \
-        int rc_ = (expr);                                                                          \
-        if (rc_ == SY_OK || rc_ == SY_CAMPAIGN_HOLDOUT)                                            \
-            assert_int_equal(sy_conn_commit((f)->c), SY_OK);                                       \
-        else                                                                                       \
-            assert_int_equal(sy_conn_rollback((f)->c), SY_OK);                                     \
-        rc_;                                                                                       \
-    })
-
-static int64_t q1(fx *f, const char *sql, const char *a)
-{
-    sy_stmt *st = sy_conn_prepare(f->c, sql);
-    assert_non_null(st);
-    sy_stmt_bind_text(st, 1, a);
-    int rc = sy_stmt_step(st);
-    int64_t v = rc == SY_ROW ? sy_stmt_i64(st, 0) : -1;
-    sy_stmt_reset(st);
-    return v;
-}
-
-static int64_t balance(fx *f, const char *tenant, const char *no)
-{
-    static const char sql[] = "SELECT COALESCE(MAX(balance), 0) FROM point_accounts"
-                              " WHERE tenant_id || '/' || customer_no = $1";
-    char k[64];
-    snprintf(k, sizeof k, "%s/%s", tenant, no);
-    return q1(f, sql, k);
-}
-
-static int64_t count(fx *f, const char *sql, const char *a)
-{
-    return q1(f, sql, a);
-}
-
-/* A campaign of type t running through December 2026 (Shanghai), rules
- * from JSON, created by key_maker. */
-static sy_campaign *def(const char *id, sy_campaign_type t, const char *rules)
-{
-    sy_campaign *cp = calloc(1, sizeof *cp);
-    snprintf(cp->id, sizeof cp->id, "%s", id);
-    snprintf(cp->name, sizeof cp->name, "%s", id);
-    cp->type = t;
-    cp->starts_at = at("2026-12-01T00:00:00+08:00");
-    cp->ends_at = at("2027-01-01T00:00:00+08:00");
-    cp->open_from = cp->open_until = SY_CAMPAIGN_UNSET;
-    cp->budget_points = cp->budget_cost = SY_CAMPAIGN_UNSET;
-    cp->limit_day = cp->limit_week = cp->limit_total = SY_CAMPAIGN_UNSET;
-    snprintf(cp->point_type, sizeof cp->point_type, "sun");
-    json_t *j = json_loads(rules, 0, NULL);
-    assert_non_null(j);
-    char field[96], msg[256];
-    if (!sy_campaign_rules_parse(cp, j, field, sizeof field, msg, sizeof msg))
-        fail_msg("rules %s: %s %s", rules, field, msg);
-    json_decref(j);
-    return cp;
-}
-
-static void free_def(sy_campaign *cp)
-{
-    json_decref(cp->extra);
-    free(cp);
-}
-
-static int step(fx *f, const char *tenant, const char *id, sy_campaign_action a, const char *who,
+static int step(tu_fx *f, const char *tenant, const char *id, sy_campaign_action a, const char *who,
                 int64_t now)
 {
     sy_campaign_result res;
-    return TX(f, sy_campaign_transition(f->c, tenant, id, a, who, "", now, &res));
-}
-
-/* Creates, submits and approves (by another key): scheduled. */
-static void launch(fx *f, const char *tenant, sy_campaign *cp)
-{
-    sy_campaign_result res;
-    int64_t t = at("2026-11-20T00:00:00Z");
-    assert_int_equal(TX(f, sy_campaign_create(f->c, tenant, cp, "key_maker", t, &res)), SY_OK);
-    assert_int_equal(step(f, tenant, cp->id, SY_CACT_SUBMIT, "key_maker", t), SY_OK);
-    assert_int_equal(step(f, tenant, cp->id, SY_CACT_APPROVE, "key_checker", t), SY_OK);
-    free_def(cp);
+    return TU_TX(f, sy_campaign_transition(f->c, tenant, id, a, who, "", now, &res));
 }
 
 static const char k_daily5[] = "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 5}],"
                                " \"cycle\": true}}";
 
-static int checkin_in(fx *f, const char *tenant, const char *id, const char *no, int64_t now,
+static int checkin_in(tu_fx *f, const char *tenant, const char *id, const char *no, int64_t now,
                       int64_t makeup, sy_campaign_outcome *o)
 {
-    sy_campaign_who w = {.tenant = tenant,
-                         .customer_no = no,
-                         .in_audience = true,
-                         .operator_id = "key_app",
-                         .now_ms = now};
+    sy_campaign_who w = tu_who(tenant, no, now);
     sy_campaign_outcome tmp;
-    return TX(f, sy_campaign_checkin(f->c, &w, id, makeup, o ? o : &tmp));
+    return TU_TX(f, sy_campaign_checkin(f->c, &w, id, makeup, o ? o : &tmp));
 }
 
-static int checkin(fx *f, const char *id, const char *no, int64_t now, sy_campaign_outcome *o)
+static int checkin(tu_fx *f, const char *id, const char *no, int64_t now, sy_campaign_outcome *o)
 {
     return checkin_in(f, "t1", id, no, now, SY_CAMPAIGN_UNSET, o);
 }
 
-static sy_campaign_status status_of(fx *f, const char *tenant, const char *id, int64_t now)
+static sy_campaign_status status_of(tu_fx *f, const char *tenant, const char *id, int64_t now)
 {
     sy_campaign *cp;
     assert_int_equal(sy_campaign_load(f->c, tenant, id, &cp), SY_OK);
@@ -224,17 +68,17 @@ static sy_campaign_status status_of(fx *f, const char *tenant, const char *id, i
 
 static void test_lifecycle_and_maker_checker(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     sy_campaign_result res;
-    int64_t t = at("2026-11-20T00:00:00Z"), before = at("2026-11-30T00:00:00Z"),
-            during = at("2026-12-10T12:00:00+08:00"), after = at("2027-01-02T00:00:00+08:00");
-    sy_campaign *cp = def("ck", SY_CAMPAIGN_CHECKIN, k_daily5);
-    assert_int_equal(TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", t, &res)), SY_OK);
-    assert_int_equal(TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", t, &res)),
+    int64_t t = tu_at("2026-11-20T00:00:00Z"), before = tu_at("2026-11-30T00:00:00Z"),
+            during = tu_at("2026-12-10T12:00:00+08:00"), after = tu_at("2027-01-02T00:00:00+08:00");
+    sy_campaign *cp = tu_campaign_def("ck", SY_CAMPAIGN_CHECKIN, k_daily5);
+    assert_int_equal(TU_TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", t, &res)), SY_OK);
+    assert_int_equal(TU_TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", t, &res)),
                      SY_CAMPAIGN_EXISTS);
     /* a draft changes; any key may change it */
     cp->holdout_percent = 5;
-    assert_int_equal(TX(f, sy_campaign_update(f->c, "t1", cp, "key_maker", t, &res)), SY_OK);
+    assert_int_equal(TU_TX(f, sy_campaign_update(f->c, "t1", cp, "key_maker", t, &res)), SY_OK);
     assert_int_equal(status_of(f, "t1", "ck", during), SY_CST_DRAFT);
     /* a draft does not run, even inside its window */
     assert_int_equal(checkin(f, "ck", "C1", during, NULL), SY_CAMPAIGN_NOT_RUNNING);
@@ -244,7 +88,7 @@ static void test_lifecycle_and_maker_checker(void **state)
     assert_int_equal(step(f, "t1", "ck", SY_CACT_PAUSE, "key_maker", t),
                      SY_CAMPAIGN_BAD_TRANSITION);
     assert_int_equal(step(f, "t1", "ck", SY_CACT_SUBMIT, "key_maker", t), SY_OK);
-    assert_int_equal(TX(f, sy_campaign_update(f->c, "t1", cp, "key_maker", t, &res)),
+    assert_int_equal(TU_TX(f, sy_campaign_update(f->c, "t1", cp, "key_maker", t, &res)),
                      SY_CAMPAIGN_NOT_DRAFT);
     assert_string_equal(res.other, "pending_approval");
     /* reject goes back to draft; resubmitted by another key, neither the
@@ -289,9 +133,9 @@ static void test_lifecycle_and_maker_checker(void **state)
     assert_int_equal(checkin(f, "ck", "C3", during, NULL), SY_CAMPAIGN_NOT_RUNNING);
     /* every step is recorded with its actor */
     assert_int_equal(
-        count(f, "SELECT COUNT(*) FROM campaign_transitions WHERE campaign_id = $1", "ck"), 7);
+        tu_q1(f, "SELECT COUNT(*) FROM campaign_transitions WHERE campaign_id = $1", "ck"), 7);
     assert_int_equal(
-        count(f,
+        tu_q1(f,
               "SELECT COUNT(*) FROM campaign_transitions WHERE campaign_id = $1 AND"
               " action = 'approve' AND actor = 'key_checker' AND to_status = 'scheduled'",
               "ck"),
@@ -299,33 +143,33 @@ static void test_lifecycle_and_maker_checker(void **state)
     /* the schema refuses an approval by the author whatever the code says */
     assert_int_not_equal(sy_conn_exec(f->c, "UPDATE campaigns SET approved_by = created_by"),
                          SY_OK);
-    free_def(cp);
+    sy_campaign_free(cp);
 }
 
 static void test_open_hours_and_window(void **state)
 {
-    fx *f = *state;
-    sy_campaign *cp = def("oh", SY_CAMPAIGN_CHECKIN, k_daily5);
+    tu_fx *f = *state;
+    sy_campaign *cp = tu_campaign_def("oh", SY_CAMPAIGN_CHECKIN, k_daily5);
     cp->open_from = 8 * 60;
     cp->open_until = 22 * 60;
-    launch(f, "t1", cp);
+    tu_campaign_launch(f, "t1", cp);
     sy_campaign_outcome o;
-    assert_int_equal(checkin(f, "oh", "C1", at("2026-12-05T07:59:00+08:00"), &o),
+    assert_int_equal(checkin(f, "oh", "C1", tu_at("2026-12-05T07:59:00+08:00"), &o),
                      SY_CAMPAIGN_NOT_RUNNING);
     assert_string_equal(o.why.other, "closed");
-    assert_int_equal(checkin(f, "oh", "C1", at("2026-12-05T22:00:00+08:00"), &o),
+    assert_int_equal(checkin(f, "oh", "C1", tu_at("2026-12-05T22:00:00+08:00"), &o),
                      SY_CAMPAIGN_NOT_RUNNING);
     /* 08:00 local is 00:00 UTC: open hours are the tenant's */
-    assert_int_equal(checkin(f, "oh", "C1", at("2026-12-05T00:00:00Z"), &o), SY_OK);
+    assert_int_equal(checkin(f, "oh", "C1", tu_at("2026-12-05T00:00:00Z"), &o), SY_OK);
     assert_int_equal(o.streak, 1);
-    assert_int_equal(balance(f, "t1", "C1"), 5);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 5);
 }
 
 /* ---- holdout ---- */
 
 static void test_holdout_stable_and_recorded(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     /* stable: the same answer every time, and a function of its inputs */
     unsigned b = sy_campaign_bucket("t1", "spring", "C1");
     for (int i = 0; i < 100; i++)
@@ -344,27 +188,27 @@ static void test_holdout_stable_and_recorded(void **state)
     assert_in_range(n, 800, 1200);
     assert_in_range(both, 0, 120); /* independent: about 5% of 5% */
     /* a holdout customer is refused, recorded once, and given nothing */
-    sy_campaign *cp = def("hc", SY_CAMPAIGN_CHECKIN, k_daily5);
+    sy_campaign *cp = tu_campaign_def("hc", SY_CAMPAIGN_CHECKIN, k_daily5);
     cp->holdout_percent = 20;
-    launch(f, "t1", cp);
+    tu_campaign_launch(f, "t1", cp);
     int held = 0, in = 0;
     for (int i = 1; i <= 40; i++) {
         char no[16];
         snprintf(no, sizeof no, "C%d", i);
         bool h = sy_campaign_in_holdout("t1", "hc", no, 20);
-        int64_t now = at("2026-12-05T10:00:00+08:00");
+        int64_t now = tu_at("2026-12-05T10:00:00+08:00");
         int rc = checkin(f, "hc", no, now, NULL);
         assert_int_equal(rc, h ? SY_CAMPAIGN_HOLDOUT : SY_OK);
         /* again the next day: the same answer */
         assert_int_equal(checkin(f, "hc", no, now + DAY, NULL), h ? SY_CAMPAIGN_HOLDOUT : SY_OK);
-        assert_int_equal(balance(f, "t1", no), h ? 0 : 10);
+        assert_int_equal(tu_balance(f, "t1", no), h ? 0 : 10);
         held += h;
         in += !h;
     }
     assert_true(held > 0 && in > 0);
     assert_int_equal(
-        count(f, "SELECT COUNT(*) FROM campaign_holdouts WHERE campaign_id = $1", "hc"), held);
-    assert_int_equal(count(f,
+        tu_q1(f, "SELECT COUNT(*) FROM campaign_holdouts WHERE campaign_id = $1", "hc"), held);
+    assert_int_equal(tu_q1(f,
                            "SELECT COUNT(*) FROM campaign_actions a JOIN campaign_holdouts h ON"
                            " h.customer_no = a.customer_no AND h.campaign_id = a.campaign_id"
                            " WHERE a.campaign_id = $1",
@@ -376,7 +220,7 @@ static void test_holdout_stable_and_recorded(void **state)
 
 static void test_suitability_and_audience(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     assert_int_equal(
         sy_conn_exec(f->c,
                      "UPDATE customers SET attrs = CASE customer_no"
@@ -387,11 +231,11 @@ static void test_suitability_and_audience(void **state)
                      " WHEN 'C5' THEN '{\"risk_level\":\"R3\",\"risk_assessed_at\":\"2025-12-06\"}'"
                      " ELSE attrs END WHERE tenant_id = 't1'"),
         SY_OK);
-    sy_campaign *cp = def("wealth", SY_CAMPAIGN_CHECKIN, k_daily5);
+    sy_campaign *cp = tu_campaign_def("wealth", SY_CAMPAIGN_CHECKIN, k_daily5);
     cp->product_risk = 3;
     cp->risk_validity_days = 365;
-    launch(f, "t1", cp);
-    int64_t now = at("2026-12-06T10:00:00+08:00"); /* 2025-12-06 is 365 days before */
+    tu_campaign_launch(f, "t1", cp);
+    int64_t now = tu_at("2026-12-06T10:00:00+08:00"); /* 2025-12-06 is 365 days before */
     sy_campaign_outcome o;
     assert_int_equal(checkin(f, "wealth", "C1", now, &o), SY_OK);
     assert_int_equal(checkin(f, "wealth", "C2", now, &o), SY_CAMPAIGN_UNSUITABLE);
@@ -403,39 +247,33 @@ static void test_suitability_and_audience(void **state)
     assert_int_equal(checkin(f, "wealth", "C6", now, &o), SY_CAMPAIGN_UNSUITABLE);
     assert_int_equal(checkin(f, "wealth", "C404", now, &o), SY_CAMPAIGN_NO_CUSTOMER);
     /* the audience is the caller's answer */
-    sy_campaign_who w = {.tenant = "t1",
-                         .customer_no = "C1",
-                         .in_audience = false,
-                         .operator_id = "key_app",
-                         .now_ms = now + DAY};
-    assert_int_equal(TX(f, sy_campaign_checkin(f->c, &w, "wealth", SY_CAMPAIGN_UNSET, &o)),
+    sy_campaign_who w = tu_who("t1", "C1", now + DAY);
+    w.in_audience = false;
+    assert_int_equal(TU_TX(f, sy_campaign_checkin(f->c, &w, "wealth", SY_CAMPAIGN_UNSET, &o)),
                      SY_CAMPAIGN_NOT_IN_AUDIENCE);
-    assert_int_equal(balance(f, "t1", "C2") + balance(f, "t1", "C3") + balance(f, "t1", "C4"), 0);
     assert_int_equal(
-        count(f, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id = $1", "wealth"), 2);
+        tu_balance(f, "t1", "C2") + tu_balance(f, "t1", "C3") + tu_balance(f, "t1", "C4"), 0);
+    assert_int_equal(
+        tu_q1(f, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id = $1", "wealth"), 2);
 }
 
 /* ---- budget ---- */
 
 static void test_budget_runs_out_mid_burst(void **state)
 {
-    fx *f = *state;
-    sy_campaign *cp = def("bud", SY_CAMPAIGN_CHECKIN, k_daily5);
+    tu_fx *f = *state;
+    sy_campaign *cp = tu_campaign_def("bud", SY_CAMPAIGN_CHECKIN, k_daily5);
     cp->budget_points = 100;
-    launch(f, "t1", cp);
+    tu_campaign_launch(f, "t1", cp);
     /* 40 customers check in at once, in one transaction as the writer
      * batches them: 20 are paid, then the budget is spent */
-    int64_t now = at("2026-12-05T10:00:00+08:00");
+    int64_t now = tu_at("2026-12-05T10:00:00+08:00");
     assert_int_equal(sy_conn_begin(f->c), SY_OK);
     int ok = 0, out = 0;
     for (int i = 1; i <= 40; i++) {
         char no[16];
         snprintf(no, sizeof no, "C%d", i);
-        sy_campaign_who w = {.tenant = "t1",
-                             .customer_no = no,
-                             .in_audience = true,
-                             .operator_id = "key_app",
-                             .now_ms = now};
+        sy_campaign_who w = tu_who("t1", no, now);
         sy_campaign_outcome o;
         assert_int_equal(sy_conn_savepoint(f->c), SY_OK);
         int rc = sy_campaign_checkin(f->c, &w, "bud", SY_CAMPAIGN_UNSET, &o);
@@ -452,8 +290,8 @@ static void test_budget_runs_out_mid_burst(void **state)
     assert_int_equal(sy_conn_commit(f->c), SY_OK);
     assert_int_equal(ok, 20);
     assert_int_equal(out, 20);
-    assert_int_equal(count(f, "SELECT spent_points FROM campaigns WHERE id = $1", "bud"), 100);
-    assert_int_equal(count(f,
+    assert_int_equal(tu_q1(f, "SELECT spent_points FROM campaigns WHERE id = $1", "bud"), 100);
+    assert_int_equal(tu_q1(f,
                            "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE"
                            " debit_account = $1",
                            "source:campaign:bud"),
@@ -462,11 +300,12 @@ static void test_budget_runs_out_mid_burst(void **state)
     assert_int_not_equal(
         sy_conn_exec(f->c, "UPDATE campaigns SET spent_points = 101 WHERE id = 'bud'"), SY_OK);
     /* a cost budget in fen stops an item reward: 300 fen each, 500 fen */
-    sy_campaign *cc = def("costly", SY_CAMPAIGN_CHECKIN,
-                          "{\"checkin\": {\"rewards\": [{\"day\": 1, \"item\": \"coupon5\"}],"
-                          " \"cycle\": true}}");
+    sy_campaign *cc =
+        tu_campaign_def("costly", SY_CAMPAIGN_CHECKIN,
+                        "{\"checkin\": {\"rewards\": [{\"day\": 1, \"item\": \"coupon5\"}],"
+                        " \"cycle\": true}}");
     cc->budget_cost = 500;
-    launch(f, "t1", cc);
+    tu_campaign_launch(f, "t1", cc);
     sy_campaign_outcome o;
     assert_int_equal(checkin(f, "costly", "C1", now, &o), SY_OK);
     assert_string_equal(o.reward.item, "coupon5");
@@ -474,61 +313,59 @@ static void test_budget_runs_out_mid_burst(void **state)
     assert_int_equal(o.cost, 300);
     assert_int_equal(checkin(f, "costly", "C2", now, &o), SY_CAMPAIGN_BUDGET_EXHAUSTED);
     assert_string_equal(o.why.other, "cost");
-    assert_int_equal(count(f, "SELECT spent_cost FROM campaigns WHERE id = $1", "costly"), 300);
-    assert_int_equal(count(f, "SELECT remaining FROM benefit_items WHERE code = $1", "coupon5"), 1);
+    assert_int_equal(tu_q1(f, "SELECT spent_cost FROM campaigns WHERE id = $1", "costly"), 300);
+    assert_int_equal(tu_q1(f, "SELECT remaining FROM benefit_items WHERE code = $1", "coupon5"), 1);
 }
 
 /* ---- limits ---- */
 
 static void test_limits_by_day_week_campaign(void **state)
 {
-    fx *f = *state;
-    sy_campaign *cp = def("lim", SY_CAMPAIGN_CHECKIN, k_daily5);
+    tu_fx *f = *state;
+    sy_campaign *cp = tu_campaign_def("lim", SY_CAMPAIGN_CHECKIN, k_daily5);
     cp->limit_week = 2;
     cp->limit_total = 3;
-    launch(f, "t1", cp);
+    tu_campaign_launch(f, "t1", cp);
     /* Mon 7, Tue 8 December 2026; Wed 9 is the third in the week */
     sy_campaign_outcome o;
-    assert_int_equal(checkin(f, "lim", "C1", at("2026-12-07T10:00:00+08:00"), NULL), SY_OK);
-    assert_int_equal(checkin(f, "lim", "C1", at("2026-12-08T10:00:00+08:00"), NULL), SY_OK);
-    assert_int_equal(checkin(f, "lim", "C1", at("2026-12-09T10:00:00+08:00"), &o),
+    assert_int_equal(checkin(f, "lim", "C1", tu_at("2026-12-07T10:00:00+08:00"), NULL), SY_OK);
+    assert_int_equal(checkin(f, "lim", "C1", tu_at("2026-12-08T10:00:00+08:00"), NULL), SY_OK);
+    assert_int_equal(checkin(f, "lim", "C1", tu_at("2026-12-09T10:00:00+08:00"), &o),
                      SY_CAMPAIGN_LIMIT_REACHED);
     assert_string_equal(o.why.other, "week");
     assert_int_equal(o.why.limit, 2);
     /* Sunday 13 is still that week; Monday 14 a new one */
-    assert_int_equal(checkin(f, "lim", "C1", at("2026-12-13T23:00:00+08:00"), NULL),
+    assert_int_equal(checkin(f, "lim", "C1", tu_at("2026-12-13T23:00:00+08:00"), NULL),
                      SY_CAMPAIGN_LIMIT_REACHED);
-    assert_int_equal(checkin(f, "lim", "C1", at("2026-12-14T00:30:00+08:00"), NULL), SY_OK);
-    assert_int_equal(checkin(f, "lim", "C1", at("2026-12-15T10:00:00+08:00"), &o),
+    assert_int_equal(checkin(f, "lim", "C1", tu_at("2026-12-14T00:30:00+08:00"), NULL), SY_OK);
+    assert_int_equal(checkin(f, "lim", "C1", tu_at("2026-12-15T10:00:00+08:00"), &o),
                      SY_CAMPAIGN_LIMIT_REACHED);
     assert_string_equal(o.why.other, "campaign");
-    assert_int_equal(balance(f, "t1", "C1"), 15);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 15);
     /* tasks: two daily tasks, at most one reward a day */
-    sy_campaign *tk = def("tlim", SY_CAMPAIGN_TASK,
-                          "{\"tasks\": [{\"code\": \"a\", \"event\": \"pay_bill\", \"period\":"
-                          " \"day\", \"reward\": {\"points\": 1}}, {\"code\": \"b\", \"event\":"
-                          " \"bind_card\", \"period\": \"day\", \"reward\": {\"points\": 2}}]}");
+    sy_campaign *tk =
+        tu_campaign_def("tlim", SY_CAMPAIGN_TASK,
+                        "{\"tasks\": [{\"code\": \"a\", \"event\": \"pay_bill\", \"period\":"
+                        " \"day\", \"reward\": {\"points\": 1}}, {\"code\": \"b\", \"event\":"
+                        " \"bind_card\", \"period\": \"day\", \"reward\": {\"points\": 2}}]}");
     tk->limit_day = 1;
-    launch(f, "t1", tk);
+    tu_campaign_launch(f, "t1", tk);
     sy_campaign *loaded;
     assert_int_equal(sy_campaign_load(f->c, "t1", "tlim", &loaded), SY_OK);
-    int64_t now = at("2026-12-07T10:00:00+08:00");
-    sy_campaign_who w = {.tenant = "t1",
-                         .customer_no = "C2",
-                         .in_audience = true,
-                         .operator_id = "key_app",
-                         .now_ms = now};
+    int64_t now = tu_at("2026-12-07T10:00:00+08:00");
+    sy_campaign_who w = tu_who("t1", "C2", now);
     assert_int_equal(
-        TX(f, sy_campaign_task_event(f->c, loaded, 0, &w, "pay_bill", "e1", now, -1, &o)), SY_OK);
+        TU_TX(f, sy_campaign_task_event(f->c, loaded, 0, &w, "pay_bill", "e1", now, -1, &o)),
+        SY_OK);
     assert_int_equal(
-        TX(f, sy_campaign_task_event(f->c, loaded, 1, &w, "bind_card", "e2", now, -1, &o)),
+        TU_TX(f, sy_campaign_task_event(f->c, loaded, 1, &w, "bind_card", "e2", now, -1, &o)),
         SY_CAMPAIGN_LIMIT_REACHED);
     assert_string_equal(o.why.other, "day");
     w.now_ms = now + DAY;
     assert_int_equal(
-        TX(f, sy_campaign_task_event(f->c, loaded, 1, &w, "bind_card", "e3", now + DAY, -1, &o)),
+        TU_TX(f, sy_campaign_task_event(f->c, loaded, 1, &w, "bind_card", "e3", now + DAY, -1, &o)),
         SY_OK);
-    assert_int_equal(balance(f, "t1", "C2"), 3);
+    assert_int_equal(tu_balance(f, "t1", "C2"), 3);
     sy_campaign_free(loaded);
 }
 
@@ -536,52 +373,53 @@ static void test_limits_by_day_week_campaign(void **state)
 
 static void test_streaks_across_day_boundaries(void **state)
 {
-    fx *f = *state;
-    sy_campaign *cp = def("st", SY_CAMPAIGN_CHECKIN,
-                          "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 1}, {\"day\": 2,"
-                          " \"points\": 2}, {\"day\": 3, \"item\": \"coupon5\"}]}}");
-    launch(f, "t1", cp);
-    sy_campaign *cu = def("st", SY_CAMPAIGN_CHECKIN, k_daily5);
-    launch(f, "t2", cu);
+    tu_fx *f = *state;
+    sy_campaign *cp =
+        tu_campaign_def("st", SY_CAMPAIGN_CHECKIN,
+                        "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 1}, {\"day\": 2,"
+                        " \"points\": 2}, {\"day\": 3, \"item\": \"coupon5\"}]}}");
+    tu_campaign_launch(f, "t1", cp);
+    sy_campaign *cu = tu_campaign_def("st", SY_CAMPAIGN_CHECKIN, k_daily5);
+    tu_campaign_launch(f, "t2", cu);
     sy_campaign_outcome o;
     /* 23:59 and 00:01 in Shanghai: two business days, a streak of 2 —
      * though both are 5 December in UTC */
-    assert_int_equal(checkin(f, "st", "C1", at("2026-12-05T23:59:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "st", "C1", tu_at("2026-12-05T23:59:00+08:00"), &o), SY_OK);
     assert_int_equal(o.streak, 1);
     assert_int_equal(o.reward.points, 1);
-    assert_int_equal(checkin(f, "st", "C1", at("2026-12-06T00:01:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "st", "C1", tu_at("2026-12-06T00:01:00+08:00"), &o), SY_OK);
     assert_int_equal(o.streak, 2);
     assert_int_equal(o.reward.points, 2);
     /* the same two moments for a UTC tenant: one day */
     assert_int_equal(
-        checkin_in(f, "t2", "st", "C1", at("2026-12-05T23:59:00+08:00"), SY_CAMPAIGN_UNSET, &o),
+        checkin_in(f, "t2", "st", "C1", tu_at("2026-12-05T23:59:00+08:00"), SY_CAMPAIGN_UNSET, &o),
         SY_OK);
     assert_int_equal(
-        checkin_in(f, "t2", "st", "C1", at("2026-12-06T00:01:00+08:00"), SY_CAMPAIGN_UNSET, &o),
+        checkin_in(f, "t2", "st", "C1", tu_at("2026-12-06T00:01:00+08:00"), SY_CAMPAIGN_UNSET, &o),
         SY_CAMPAIGN_ALREADY_CHECKED_IN);
     /* 00:30 and 23:30 of one Shanghai day (two UTC dates): once */
-    assert_int_equal(checkin(f, "st", "C2", at("2026-12-06T00:30:00+08:00"), &o), SY_OK);
-    assert_int_equal(checkin(f, "st", "C2", at("2026-12-06T23:30:00+08:00"), &o),
+    assert_int_equal(checkin(f, "st", "C2", tu_at("2026-12-06T00:30:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "st", "C2", tu_at("2026-12-06T23:30:00+08:00"), &o),
                      SY_CAMPAIGN_ALREADY_CHECKED_IN);
     /* day 3 of the streak gives the coupon; day 4 is past the table
      * (no cycle): the last day's reward again, and the stock is out */
-    assert_int_equal(checkin(f, "st", "C1", at("2026-12-07T08:00:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "st", "C1", tu_at("2026-12-07T08:00:00+08:00"), &o), SY_OK);
     assert_int_equal(o.streak, 3);
     assert_string_equal(o.reward.item, "coupon5");
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM benefit_grants WHERE customer_no = $1", "C1"),
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM benefit_grants WHERE customer_no = $1", "C1"),
                      1);
-    assert_int_equal(checkin(f, "st", "C2", at("2026-12-07T08:00:00+08:00"), &o), SY_OK);
-    assert_int_equal(checkin(f, "st", "C2", at("2026-12-08T08:00:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "st", "C2", tu_at("2026-12-07T08:00:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "st", "C2", tu_at("2026-12-08T08:00:00+08:00"), &o), SY_OK);
     assert_int_equal(o.streak, 3); /* the second and last coupon */
-    assert_int_equal(checkin(f, "st", "C1", at("2026-12-08T08:00:00+08:00"), &o),
+    assert_int_equal(checkin(f, "st", "C1", tu_at("2026-12-08T08:00:00+08:00"), &o),
                      SY_CAMPAIGN_REWARD_REFUSED);
     assert_string_equal(o.why.other, "out-of-stock");
     /* a missed day breaks the streak */
-    assert_int_equal(checkin(f, "st", "C1", at("2026-12-10T08:00:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "st", "C1", tu_at("2026-12-10T08:00:00+08:00"), &o), SY_OK);
     assert_int_equal(o.streak, 1);
     int streak;
     bool today;
-    int64_t d10 = sy_campaign_day("Asia/Shanghai", at("2026-12-10T08:00:00+08:00"));
+    int64_t d10 = sy_campaign_day("Asia/Shanghai", tu_at("2026-12-10T08:00:00+08:00"));
     assert_int_equal(sy_campaign_streak(f->c, "t1", "st", "C1", d10, &streak, &today), SY_OK);
     assert_int_equal(streak, 1);
     assert_true(today);
@@ -591,57 +429,45 @@ static void test_streaks_across_day_boundaries(void **state)
     assert_int_equal(sy_campaign_streak(f->c, "t1", "st", "C1", d10 + 2, &streak, &today), SY_OK);
     assert_int_equal(streak, 0);
     /* the week is Monday-based: 2026-12-07 is a Monday */
-    int64_t mon = sy_campaign_day("UTC", at("2026-12-07T00:00:00Z"));
+    int64_t mon = sy_campaign_day("UTC", tu_at("2026-12-07T00:00:00Z"));
     assert_int_equal(sy_campaign_week(mon), sy_campaign_week(mon + 6));
     assert_int_equal(sy_campaign_week(mon) - 1, sy_campaign_week(mon - 1));
 }
 
 /* ---- make-up check-in ---- */
 
-static void earn(fx *f, const char *no, int64_t amount)
-{
-    sy_ledger_move m = {.tenant = "t1",
-                        .customer_no = no,
-                        .point_type = "sun",
-                        .amount = amount,
-                        .account = "test",
-                        .operator_id = "key_test",
-                        .now_ms = at("2026-12-01T00:00:00Z")};
-    sy_ledger_result res;
-    assert_int_equal(TX(f, sy_ledger_earn(f->c, &m, &res)), SY_OK);
-}
-
 static void test_makeup_checkin(void **state)
 {
-    fx *f = *state;
-    sy_campaign *cp = def("mk", SY_CAMPAIGN_CHECKIN,
-                          "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 1}], \"cycle\":"
-                          " true, \"makeup\": {\"cost\": 20, \"max_days_back\": 3}}}");
-    launch(f, "t1", cp);
-    sy_campaign *none = def("nomk", SY_CAMPAIGN_CHECKIN, k_daily5);
-    launch(f, "t1", none);
+    tu_fx *f = *state;
+    sy_campaign *cp =
+        tu_campaign_def("mk", SY_CAMPAIGN_CHECKIN,
+                        "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 1}], \"cycle\":"
+                        " true, \"makeup\": {\"cost\": 20, \"max_days_back\": 3}}}");
+    tu_campaign_launch(f, "t1", cp);
+    sy_campaign *none = tu_campaign_def("nomk", SY_CAMPAIGN_CHECKIN, k_daily5);
+    tu_campaign_launch(f, "t1", none);
     sy_campaign_outcome o;
-    int64_t d = sy_campaign_day("Asia/Shanghai", at("2026-12-05T12:00:00+08:00"));
+    int64_t d = sy_campaign_day("Asia/Shanghai", tu_at("2026-12-05T12:00:00+08:00"));
     /* checked in on the 4th and the 6th, missed the 5th */
-    assert_int_equal(checkin(f, "mk", "C1", at("2026-12-04T12:00:00+08:00"), NULL), SY_OK);
-    assert_int_equal(checkin(f, "mk", "C1", at("2026-12-06T12:00:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "mk", "C1", tu_at("2026-12-04T12:00:00+08:00"), NULL), SY_OK);
+    assert_int_equal(checkin(f, "mk", "C1", tu_at("2026-12-06T12:00:00+08:00"), &o), SY_OK);
     assert_int_equal(o.streak, 1);
-    assert_int_equal(checkin(f, "mk", "C1", at("2026-12-07T12:00:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "mk", "C1", tu_at("2026-12-07T12:00:00+08:00"), &o), SY_OK);
     assert_int_equal(o.streak, 2);
-    int64_t now = at("2026-12-07T13:00:00+08:00");
+    int64_t now = tu_at("2026-12-07T13:00:00+08:00");
     /* not enough points: refused, nothing written */
-    assert_int_equal(balance(f, "t1", "C1"), 3);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 3);
     assert_int_equal(checkin_in(f, "t1", "mk", "C1", now, d, &o), SY_CAMPAIGN_INSUFFICIENT);
     assert_int_equal(o.why.balance, 3);
-    assert_int_equal(balance(f, "t1", "C1"), 3);
-    earn(f, "C1", 30);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 3);
+    tu_earn(f, "C1", 30, tu_at("2026-12-01T00:00:00Z"));
     /* today, a day checked in, too far back, before the start: refused */
     assert_int_equal(checkin_in(f, "t1", "mk", "C1", now, d + 2, &o), SY_CAMPAIGN_BAD_MAKEUP_DAY);
     assert_int_equal(checkin_in(f, "t1", "mk", "C1", now, d + 1, &o),
                      SY_CAMPAIGN_ALREADY_CHECKED_IN);
     assert_int_equal(checkin_in(f, "t1", "mk", "C1", now, d - 4, &o), SY_CAMPAIGN_BAD_MAKEUP_DAY);
     assert_int_equal(checkin_in(f, "t1", "nomk", "C1", now, d, &o), SY_CAMPAIGN_NO_MAKEUP);
-    assert_int_equal(balance(f, "t1", "C1"), 33);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 33);
     /* the make-up: 20 points, the streak joins up (4th=1, 5th=2, 6th=3,
      * 7th=4) and tomorrow continues it */
     assert_int_equal(checkin_in(f, "t1", "mk", "C1", now, d, &o), SY_OK);
@@ -649,16 +475,16 @@ static void test_makeup_checkin(void **state)
     assert_int_equal(o.streak, 2);
     assert_int_equal(o.paid_points, 20);
     assert_int_equal(o.reward.points, 0);
-    assert_int_equal(balance(f, "t1", "C1"), 13);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 13);
     int streak;
     bool today;
     assert_int_equal(sy_campaign_streak(f->c, "t1", "mk", "C1", d + 2, &streak, &today), SY_OK);
     assert_int_equal(streak, 4);
-    assert_int_equal(checkin(f, "mk", "C1", at("2026-12-08T12:00:00+08:00"), &o), SY_OK);
+    assert_int_equal(checkin(f, "mk", "C1", tu_at("2026-12-08T12:00:00+08:00"), &o), SY_OK);
     assert_int_equal(o.streak, 5);
     assert_int_equal(checkin_in(f, "t1", "mk", "C1", now, d, &o), SY_CAMPAIGN_ALREADY_CHECKED_IN);
     /* the spend went into the campaign's sink */
-    assert_int_equal(count(f,
+    assert_int_equal(tu_q1(f,
                            "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE"
                            " credit_account = $1",
                            "sink:campaign:mk"),
@@ -669,29 +495,25 @@ static void test_makeup_checkin(void **state)
 
 static void test_tasks_once_per_period(void **state)
 {
-    fx *f = *state;
-    sy_campaign *cp =
-        def("tk", SY_CAMPAIGN_TASK,
-            "{\"tasks\": [{\"code\": \"view\", \"event\": \"view_wealth\","
-            " \"min_dwell_ms\": 30000, \"period\": \"day\", \"reward\": {\"points\":"
-            " 3}}, {\"code\": \"bill\", \"event\": \"pay_bill\", \"period\": \"week\","
-            " \"reward\": {\"points\": 10}}, {\"code\": \"card\", \"event\":"
-            " \"bind_card\", \"period\": \"campaign\", \"reward\": {\"points\": 50}}]}");
-    launch(f, "t1", cp);
+    tu_fx *f = *state;
+    sy_campaign *cp = tu_campaign_def(
+        "tk", SY_CAMPAIGN_TASK,
+        "{\"tasks\": [{\"code\": \"view\", \"event\": \"view_wealth\","
+        " \"min_dwell_ms\": 30000, \"period\": \"day\", \"reward\": {\"points\":"
+        " 3}}, {\"code\": \"bill\", \"event\": \"pay_bill\", \"period\": \"week\","
+        " \"reward\": {\"points\": 10}}, {\"code\": \"card\", \"event\":"
+        " \"bind_card\", \"period\": \"campaign\", \"reward\": {\"points\": 50}}]}");
+    tu_campaign_launch(f, "t1", cp);
     sy_campaign *k;
     assert_int_equal(sy_campaign_load(f->c, "t1", "tk", &k), SY_OK);
     assert_int_equal(k->ntasks, 3);
     sy_campaign_outcome o;
 #define EV(task, name, ts, dwell)                                                                  \
     ({                                                                                             \
-        sy_campaign_who w_ = {.tenant = "t1",                                                      \
-                              .customer_no = "C1",                                                 \
-                              .in_audience = true,                                                 \
-                              .operator_id = "key_app",                                            \
-                              .now_ms = (ts)};                                                     \
-        TX(f, sy_campaign_task_event(f->c, k, (task), &w_, (name), "e", (ts), (dwell), &o));       \
+        sy_campaign_who w_ = tu_who("t1", "C1", (ts));                                             \
+        TU_TX(f, sy_campaign_task_event(f->c, k, (task), &w_, (name), "e", (ts), (dwell), &o));    \
     })
-    int64_t mon = at("2026-12-07T10:00:00+08:00");
+    int64_t mon = tu_at("2026-12-07T10:00:00+08:00");
     assert_int_equal(EV(0, "view_wealth", mon, 29999), SY_CAMPAIGN_WRONG_TYPE); /* too short */
     assert_int_equal(EV(0, "view_wealth", mon, -1), SY_CAMPAIGN_WRONG_TYPE);
     assert_int_equal(EV(0, "view_wealth", mon, 30000), SY_OK);
@@ -703,10 +525,10 @@ static void test_tasks_once_per_period(void **state)
     assert_int_equal(EV(2, "bind_card", mon, -1), SY_OK);
     assert_int_equal(EV(2, "bind_card", mon + 10 * DAY, -1), SY_CAMPAIGN_ALREADY_DONE);
     /* an event from before the campaign earns nothing */
-    assert_int_equal(EV(0, "view_wealth", at("2026-11-30T10:00:00+08:00"), 60000),
+    assert_int_equal(EV(0, "view_wealth", tu_at("2026-11-30T10:00:00+08:00"), 60000),
                      SY_CAMPAIGN_NOT_RUNNING);
-    assert_int_equal(balance(f, "t1", "C1"), 3 + 3 + 10 + 10 + 50);
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id = $1", "tk"),
+    assert_int_equal(tu_balance(f, "t1", "C1"), 3 + 3 + 10 + 10 + 50);
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id = $1", "tk"),
                      5);
 #undef EV
     sy_campaign_free(k);
@@ -725,15 +547,12 @@ static void expect_bad(sy_campaign_type t, const char *rules, const char *field)
     bool ok = sy_campaign_rules_parse(&cp, j, f, sizeof f, msg, sizeof msg);
     json_decref(j);
     json_decref(cp.extra);
-    if (ok)
-        fail_msg("accepted %s", rules);
-    if (strcmp(f, field) != 0)
-        fail_msg("%s: field %s (%s), expected %s", rules, f, msg, field);
+    tu_refused(rules, ok, f, msg, field);
 }
 
 static void test_rules_validation(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     expect_bad(SY_CAMPAIGN_CHECKIN, "{}", "/checkin");
     expect_bad(SY_CAMPAIGN_CHECKIN, "{\"checkin\": {\"rewards\": []}}", "/checkin/rewards");
     expect_bad(SY_CAMPAIGN_CHECKIN, "{\"checkin\": {\"rewards\": [{\"day\": 0, \"points\": 1}]}}",
@@ -775,41 +594,43 @@ static void test_rules_validation(void **state)
     expect_bad(SY_CAMPAIGN_LOTTERY, "{\"lottery\": 5}", "/lottery");
     /* the store-side checks: unknown point types and items name their field */
     sy_campaign_result res;
-    sy_campaign *cp = def("refs", SY_CAMPAIGN_CHECKIN,
-                          "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 1}, {\"day\": 2,"
-                          " \"item\": \"nope\"}]}}");
-    assert_int_equal(TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", 0, &res)),
+    sy_campaign *cp =
+        tu_campaign_def("refs", SY_CAMPAIGN_CHECKIN,
+                        "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 1}, {\"day\": 2,"
+                        " \"item\": \"nope\"}]}}");
+    assert_int_equal(TU_TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", 0, &res)),
                      SY_CAMPAIGN_UNKNOWN_ITEM);
     assert_string_equal(res.other, "/checkin/rewards/1/item");
     snprintf(cp->point_type, sizeof cp->point_type, "moon");
-    assert_int_equal(TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", 0, &res)),
+    assert_int_equal(TU_TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", 0, &res)),
                      SY_CAMPAIGN_UNKNOWN_TYPE);
     assert_string_equal(res.other, "/point_type");
-    assert_int_equal(count(f, "SELECT COUNT(*) FROM campaigns WHERE tenant_id = $1", "t1"), 0);
-    free_def(cp);
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM campaigns WHERE tenant_id = $1", "t1"), 0);
+    sy_campaign_free(cp);
     /* a lottery validates and is kept, though nothing takes part in it yet */
-    sy_campaign *lo = def("lot", SY_CAMPAIGN_LOTTERY, "{\"lottery\": {\"prizes\": []}}");
-    launch(f, "t1", lo);
+    sy_campaign *lo =
+        tu_campaign_def("lot", SY_CAMPAIGN_LOTTERY, "{\"lottery\": {\"prizes\": []}}");
+    tu_campaign_launch(f, "t1", lo);
     sy_campaign_outcome o;
-    assert_int_equal(checkin(f, "lot", "C1", at("2026-12-05T10:00:00+08:00"), &o),
+    assert_int_equal(checkin(f, "lot", "C1", tu_at("2026-12-05T10:00:00+08:00"), &o),
                      SY_CAMPAIGN_WRONG_TYPE);
-    assert_int_equal(checkin(f, "nosuch", "C1", at("2026-12-05T10:00:00+08:00"), &o),
+    assert_int_equal(checkin(f, "nosuch", "C1", tu_at("2026-12-05T10:00:00+08:00"), &o),
                      SY_CAMPAIGN_NOT_FOUND);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lifecycle_and_maker_checker, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_hours_and_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_holdout_stable_and_recorded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_suitability_and_audience, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_budget_runs_out_mid_burst, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limits_by_day_week_campaign, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_streaks_across_day_boundaries, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_makeup_checkin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tasks_once_per_period, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rules_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle_and_maker_checker, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_open_hours_and_window, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_holdout_stable_and_recorded, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_suitability_and_audience, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_budget_runs_out_mid_burst, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_limits_by_day_week_campaign, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_streaks_across_day_boundaries, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_makeup_checkin, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tasks_once_per_period, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rules_validation, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

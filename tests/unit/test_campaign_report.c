@@ -2,72 +2,29 @@
  * (src/campaign_report.c): the uplift and its 95% interval against a
  * hand-computed example; an empty group; the daily table (participants,
  * check-ins, rewards, points, the budget left by day, draws 0 without a
- * lottery table) from check-ins on several Shanghai business days; the
- * audience split by the holdout hash and the goal's conversions from the
- * index, inside the window only; and the CSV encoding. */
+ * lottery table) from check-ins on several Shanghai business days; a coupon
+ * drop's claims by day, in the JSON and in the CSV; the audience split by
+ * the holdout hash and the goal's conversions from the index, inside the
+ * window only; and the CSV encoding. */
 #include "unit/store_fixture.h"
 
 #include "campaign.h"
 #include "campaign_report.h"
+#include "coupon.h"
 #include "index.h"
 #include "ledger.h"
 #include "tenant.h"
 #include "util.h"
 
 #include <math.h>
-#include <sodium.h>
 
 #define DAY 86400000LL
 #define HOUR 3600000LL
 
-typedef struct fx {
-    char *dir;
-    sy_store *s;
-    sy_conn *c;
-} fx;
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t ms;
-    if (!sy_parse_time(rfc3339, &ms))
-        fail_msg("bad time %s", rfc3339);
-    return ms;
-}
-
+/* t1 (Shanghai) with C1..C10 and sun. */
 static int setup(void **state)
 {
-    assert_true(sodium_init() >= 0);
-    sy_log_set_level(SY_LOG_ERROR);
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_tempdir();
-    f->s = tu_store_open(f->dir, true);
-    f->c = sy_store_write_conn(f->s);
-    assert_int_equal(sy_tenant_create(f->c, "t1", "T1", "Asia/Shanghai", 0), SY_OK);
-    for (int i = 0; i < 10; i++) {
-        sy_stmt *st = sy_conn_prepare(f->c, "INSERT INTO customers (tenant_id, customer_no,"
-                                            " dense_id, attrs, created_at, updated_at) VALUES"
-                                            " ('t1', $1, $2, '{}', 0, 0)");
-        char no[16];
-        snprintf(no, sizeof no, "C%d", i + 1);
-        sy_stmt_bind_text(st, 1, no);
-        sy_stmt_bind_i64(st, 2, i);
-        assert_int_equal(sy_stmt_exec(st), SY_OK);
-    }
-    sy_point_type t = {.expiry = SY_EXPIRY_NEVER, .created_at = 0};
-    snprintf(t.code, sizeof t.code, "sun");
-    snprintf(t.name, sizeof t.name, "sun");
-    assert_int_equal(sy_ledger_type_create(f->c, "t1", &t), SY_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sy_store_close(f->s);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
+    *state = tu_fx_open(10, "sun");
     return 0;
 }
 
@@ -97,60 +54,43 @@ static void test_uplift_hand_computed(void **state)
     assert_true(fabs(u.diff - 1.0) < 1e-12 && u.se == 0 && u.ci_low == u.ci_high);
 }
 
-static void launch(fx *f, const char *id, int holdout, int64_t budget)
+/* A check-in campaign (5 points on day 1, 7 on day 2) with a holdout and a points budget. */
+static void launch(tu_fx *f, const char *id, int holdout, int64_t budget)
 {
-    sy_campaign *cp = calloc(1, sizeof *cp);
-    snprintf(cp->id, sizeof cp->id, "%s", id);
-    snprintf(cp->name, sizeof cp->name, "%s", id);
-    cp->type = SY_CAMPAIGN_CHECKIN;
-    cp->starts_at = at("2026-12-01T00:00:00+08:00");
-    cp->ends_at = at("2027-01-01T00:00:00+08:00");
-    cp->open_from = cp->open_until = SY_CAMPAIGN_UNSET;
+    sy_campaign *cp = tu_campaign_def(id, SY_CAMPAIGN_CHECKIN,
+                                      "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 5},"
+                                      " {\"day\": 2, \"points\": 7}]}}");
     cp->budget_points = budget;
-    cp->budget_cost = SY_CAMPAIGN_UNSET;
-    cp->limit_day = cp->limit_week = cp->limit_total = SY_CAMPAIGN_UNSET;
     cp->holdout_percent = holdout;
-    snprintf(cp->point_type, sizeof cp->point_type, "sun");
-    json_t *j = json_loads("{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 5},"
-                           " {\"day\": 2, \"points\": 7}]}}",
-                           0, NULL);
-    char field[96], msg[256];
-    assert_true(sy_campaign_rules_parse(cp, j, field, sizeof field, msg, sizeof msg));
-    json_decref(j);
-    sy_campaign_result res;
-    int64_t t = at("2026-11-20T00:00:00Z");
-    assert_int_equal(sy_campaign_create(f->c, "t1", cp, "maker", t, &res), SY_OK);
-    assert_int_equal(sy_campaign_transition(f->c, "t1", id, SY_CACT_SUBMIT, "maker", "", t, &res),
-                     SY_OK);
-    assert_int_equal(
-        sy_campaign_transition(f->c, "t1", id, SY_CACT_APPROVE, "checker", "", t, &res), SY_OK);
-    json_decref(cp->extra);
-    free(cp);
+    tu_campaign_launch(f, "t1", cp);
 }
 
-static int checkin(fx *f, const char *no, int64_t now)
+/* The CSV's daily table: its header line. */
+static const char k_csv_days[] = "day,participants,checkins,draws,rewards,points,cost,claims,"
+                                 "budget_points_left,budget_cost_left\r\n";
+
+static int checkin(tu_fx *f, const char *no, int64_t now)
 {
-    sy_campaign_who w = {
-        .tenant = "t1", .customer_no = no, .in_audience = true, .operator_id = "k", .now_ms = now};
+    sy_campaign_who w = tu_who("t1", no, now);
     sy_campaign_outcome o;
     return sy_campaign_checkin(f->c, &w, "ck", SY_CAMPAIGN_UNSET, &o);
 }
 
 static void test_daily_table(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "ck", 0, 100);
     /* Dec 1 (Shanghai): C1, C2; Dec 2: C1 (streak 2: 7 points), C3; 23:30 Shanghai on Dec 2
      * is still Dec 2 although it is Dec 2 15:30 UTC */
-    assert_int_equal(checkin(f, "C1", at("2026-12-01T09:00:00+08:00")), SY_OK);
-    assert_int_equal(checkin(f, "C2", at("2026-12-01T10:00:00+08:00")), SY_OK);
-    assert_int_equal(checkin(f, "C1", at("2026-12-02T09:00:00+08:00")), SY_OK);
-    assert_int_equal(checkin(f, "C3", at("2026-12-02T23:30:00+08:00")), SY_OK);
+    assert_int_equal(checkin(f, "C1", tu_at("2026-12-01T09:00:00+08:00")), SY_OK);
+    assert_int_equal(checkin(f, "C2", tu_at("2026-12-01T10:00:00+08:00")), SY_OK);
+    assert_int_equal(checkin(f, "C1", tu_at("2026-12-02T09:00:00+08:00")), SY_OK);
+    assert_int_equal(checkin(f, "C3", tu_at("2026-12-02T23:30:00+08:00")), SY_OK);
     sy_campaign *cp;
     assert_int_equal(sy_campaign_load(f->c, "t1", "ck", &cp), SY_OK);
     sy_campaign_report rep;
-    assert_int_equal(sy_campaign_report_days(f->c, "t1", cp, at("2026-12-04T12:00:00+08:00"), &rep),
-                     SY_OK);
+    assert_int_equal(
+        sy_campaign_report_days(f->c, "t1", cp, tu_at("2026-12-04T12:00:00+08:00"), &rep), SY_OK);
     assert_string_equal(rep.zone, "Asia/Shanghai");
     assert_int_equal(rep.ndays, 4); /* Dec 1 .. Dec 4 */
     /* draws are counted once the lottery's table exists (0011 on main) */
@@ -177,23 +117,69 @@ static void test_daily_table(void **state)
     assert_int_equal(json_is_string(json_object_get(j, "draws_note")), !rep.draws_recorded);
     json_decref(j);
     char *csv = sy_campaign_report_csv(cp, &rep, NULL, NULL);
-    assert_non_null(strstr(csv, "day,participants,checkins,draws,rewards,points,cost,"
-                                "budget_points_left,budget_cost_left\r\n"));
-    assert_non_null(strstr(csv, "2026-12-01,2,2,0,2,10,0,90,\r\n"));
-    assert_non_null(strstr(csv, "2026-12-02,2,2,0,2,12,0,78,\r\n"));
+    assert_non_null(strstr(csv, k_csv_days));
+    assert_non_null(strstr(csv, "2026-12-01,2,2,0,2,10,0,0,90,\r\n"));
+    assert_non_null(strstr(csv, "2026-12-02,2,2,0,2,12,0,0,78,\r\n"));
     free(csv);
     sy_campaign_report_free(&rep);
     /* before the start: no days */
-    assert_int_equal(sy_campaign_report_days(f->c, "t1", cp, at("2026-11-25T12:00:00+08:00"), &rep),
-                     SY_OK);
+    assert_int_equal(
+        sy_campaign_report_days(f->c, "t1", cp, tu_at("2026-11-25T12:00:00+08:00"), &rep), SY_OK);
     assert_int_equal(rep.ndays, 0);
+    sy_campaign_report_free(&rep);
+    sy_campaign_free(cp);
+}
+
+static int claim(tu_fx *f, const char *no, int64_t now)
+{
+    sy_campaign_who w = tu_who("t1", no, now);
+    sy_coupon_outcome o;
+    return TU_TX(f, sy_coupon_claim(f->c, &w, "drop", "dev", "10.0.0.1", &o));
+}
+
+static void test_claims_by_day(void **state)
+{
+    tu_fx *f = *state;
+    tu_acme_coupon(f->c, "t1", "cp5", 10);
+    sy_campaign *cp =
+        tu_campaign_def("drop", SY_CAMPAIGN_COUPON_DROP,
+                        "{\"coupon_drop\": {\"item\": \"cp5\", \"quantity_per_wave\": 5,"
+                        " \"waves\": [{\"at\": \"10:00\"}]}}");
+    cp->point_type[0] = '\0'; /* a coupon drop pays no points */
+    cp->budget_cost = 5000;
+    tu_campaign_launch(f, "t1", cp);
+    /* Dec 2 (Shanghai): C1, C2; Dec 3: C3; each coupon costs 300 fen */
+    assert_int_equal(claim(f, "C1", tu_at("2026-12-02T10:05:00+08:00")), SY_OK);
+    assert_int_equal(claim(f, "C2", tu_at("2026-12-02T10:06:00+08:00")), SY_OK);
+    assert_int_equal(claim(f, "C3", tu_at("2026-12-03T10:05:00+08:00")), SY_OK);
+    assert_int_equal(sy_campaign_load(f->c, "t1", "drop", &cp), SY_OK);
+    sy_campaign_report rep;
+    assert_int_equal(
+        sy_campaign_report_days(f->c, "t1", cp, tu_at("2026-12-03T12:00:00+08:00"), &rep), SY_OK);
+    assert_int_equal(rep.ndays, 3);
+    assert_int_equal(rep.days[0].claims, 0);
+    assert_int_equal(rep.days[1].claims, 2);
+    assert_int_equal(rep.days[1].cost, 600);
+    assert_int_equal(rep.days[2].claims, 1);
+    assert_int_equal(rep.totals.claims, 3);
+    json_t *j = sy_campaign_report_json(cp, &rep, NULL, NULL);
+    json_t *d2 = json_array_get(json_object_get(j, "days"), 1);
+    assert_int_equal(json_integer_value(json_object_get(d2, "claims")), 2);
+    json_decref(j);
+    /* the CSV carries them where the JSON has them: after cost, before the budget left */
+    char *csv = sy_campaign_report_csv(cp, &rep, NULL, NULL);
+    assert_non_null(strstr(csv, k_csv_days));
+    assert_non_null(strstr(csv, "2026-12-01,0,0,0,0,0,0,0,,5000\r\n"));
+    assert_non_null(strstr(csv, "2026-12-02,2,0,0,2,0,600,2,,4400\r\n"));
+    assert_non_null(strstr(csv, "2026-12-03,1,0,0,1,0,300,1,,4100\r\n"));
+    free(csv);
     sy_campaign_report_free(&rep);
     sy_campaign_free(cp);
 }
 
 static void test_groups_from_index(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "ck", 30, SY_CAMPAIGN_UNSET);
     sy_campaign *cp;
     assert_int_equal(sy_campaign_load(f->c, "t1", "ck", &cp), SY_OK);
@@ -207,9 +193,9 @@ static void test_groups_from_index(void **state)
         bool buys = i % 3 == 0;
         /* every 3rd buys inside the window; every 5th only before it */
         if (buys)
-            sy_index_add_event(ix, i, "buy_fund", at("2026-12-03T10:00:00+08:00"), -1);
+            sy_index_add_event(ix, i, "buy_fund", tu_at("2026-12-03T10:00:00+08:00"), -1);
         if (i % 5 == 0)
-            sy_index_add_event(ix, i, "buy_fund", at("2026-11-28T10:00:00+08:00"), -1);
+            sy_index_add_event(ix, i, "buy_fund", tu_at("2026-11-28T10:00:00+08:00"), -1);
         if (hold) {
             n0++;
             e0 += buys;
@@ -221,10 +207,10 @@ static void test_groups_from_index(void **state)
     assert_true(n0 > 50 && n0 < 130); /* about 30% */
     sy_uplift u;
     int64_t first = sy_campaign_day("Asia/Shanghai", cp->starts_at);
-    int64_t last = sy_campaign_day("Asia/Shanghai", at("2026-12-05T00:00:00+08:00"));
+    int64_t last = sy_campaign_day("Asia/Shanghai", tu_at("2026-12-05T00:00:00+08:00"));
     sy_index_rdlock(ix);
     assert_true(sy_campaign_report_groups(ix, NULL, "t1", cp, "buy_fund", first, last,
-                                          at("2026-12-05T00:00:00+08:00"), &u));
+                                          tu_at("2026-12-05T00:00:00+08:00"), &u));
     sy_index_unlock(ix);
     assert_int_equal(u.n1, n1);
     assert_int_equal(u.x1, e1);
@@ -236,8 +222,8 @@ static void test_groups_from_index(void **state)
     assert_true(fabs(u.ci_low - want.ci_low) < 1e-12);
     /* the report carries it */
     sy_campaign_report rep;
-    assert_int_equal(sy_campaign_report_days(f->c, "t1", cp, at("2026-12-05T00:00:00+08:00"), &rep),
-                     SY_OK);
+    assert_int_equal(
+        sy_campaign_report_days(f->c, "t1", cp, tu_at("2026-12-05T00:00:00+08:00"), &rep), SY_OK);
     json_t *j = sy_campaign_report_json(cp, &rep, "buy_fund", &u);
     json_t *up = json_object_get(j, "uplift");
     assert_string_equal(json_string_value(json_object_get(up, "goal")), "buy_fund");
@@ -263,8 +249,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uplift_hand_computed),
-        cmocka_unit_test_setup_teardown(test_daily_table, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_groups_from_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daily_table, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_claims_by_day, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_groups_from_index, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,141 +14,35 @@
 #include "tenant.h"
 #include "util.h"
 
-#include <sodium.h>
-
 #define MIN 60000LL
 #define DAY 86400000LL
 
-typedef struct fx {
-    char *dir;
-    sy_store *s;
-    sy_conn *c;
-} fx;
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t ms;
-    if (!sy_parse_time(rfc3339, &ms))
-        fail_msg("bad time %s", rfc3339);
-    return ms;
-}
-
-static void exec_ok(sy_conn *c, const char *sql)
-{
-    assert_int_equal(sy_conn_exec(c, sql), SY_OK);
-}
-
+/* t1 (Shanghai) with C1..C20 and 6 coupons cp5. */
 static int setup(void **state)
 {
-    assert_true(sodium_init() >= 0);
-    sy_log_set_level(SY_LOG_ERROR);
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_tempdir();
-    f->s = tu_store_open(f->dir, true);
-    f->c = sy_store_write_conn(f->s);
-    assert_int_equal(sy_tenant_create(f->c, "t1", "T1", "Asia/Shanghai", 0), SY_OK);
-    for (int i = 0; i < 20; i++) {
-        char sql[256];
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO customers (tenant_id, customer_no, dense_id, attrs, created_at,"
-                 " updated_at) VALUES ('t1', 'C%d', %d, '{}', 0, 0)",
-                 i + 1, i);
-        exec_ok(f->c, sql);
-    }
-    assert_int_equal(sy_benefit_supplier_create(f->c, "t1", "acme", "Acme", "", 0), SY_OK);
-    sy_benefit_item it = {.code = "cp5",
-                          .name = "5 yuan off",
-                          .supplier = "acme",
-                          .kind = SY_BENEFIT_COUPON,
-                          .face_value = 500,
-                          .cost_price = 300,
-                          .params = "{}",
-                          .stock = 6,
-                          .limits = {SY_BENEFIT_UNSET, SY_BENEFIT_UNSET, SY_BENEFIT_UNSET},
-                          .available_from = SY_BENEFIT_UNSET,
-                          .available_until = SY_BENEFIT_UNSET,
-                          .validity_days = SY_BENEFIT_UNSET,
-                          .operator_id = "key_test",
-                          .now_ms = 0};
-    assert_int_equal(sy_benefit_item_create(f->c, "t1", &it), SY_OK);
+    tu_fx *f = tu_fx_open(20, NULL);
+    tu_acme_coupon(f->c, "t1", "cp5", 6);
     *state = f;
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sy_store_close(f->s);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-/* As the writer: SY_OK (and a holdout) commits, anything else rolls back. */
-#define TX(f, expr)                                                                                \
-    ({                                                                                             \
-        assert_int_equal(sy_conn_begin((f)->c), SY_OK);                                            \
-        int rc_ = (expr);                                                                          \
-        if (rc_ == SY_OK || rc_ == SY_CAMPAIGN_HOLDOUT)                                            \
-            assert_int_equal(sy_conn_commit((f)->c), SY_OK);                                       \
-        else                                                                                       \
-            assert_int_equal(sy_conn_rollback((f)->c), SY_OK);                                     \
-        rc_;                                                                                       \
-    })
-
-static int64_t q1(fx *f, const char *sql)
-{
-    sy_stmt *st = sy_conn_prepare(f->c, sql);
-    assert_non_null(st);
-    int rc = sy_stmt_step(st);
-    int64_t v = rc == SY_ROW ? sy_stmt_i64(st, 0) : -1;
-    sy_stmt_reset(st);
-    return v;
-}
-
 /* A coupon drop in December 2026 (Shanghai), approved. */
-static void launch(fx *f, const char *id, const char *section, int64_t limit_day,
+static void launch(tu_fx *f, const char *id, const char *section, int64_t limit_day,
                    int64_t budget_cost)
 {
-    sy_campaign *cp = calloc(1, sizeof *cp);
-    snprintf(cp->id, sizeof cp->id, "%s", id);
-    snprintf(cp->name, sizeof cp->name, "%s", id);
-    cp->type = SY_CAMPAIGN_COUPON_DROP;
-    cp->starts_at = at("2026-12-01T00:00:00+08:00");
-    cp->ends_at = at("2027-01-01T00:00:00+08:00");
-    cp->open_from = cp->open_until = SY_CAMPAIGN_UNSET;
-    cp->budget_points = SY_CAMPAIGN_UNSET;
+    char body[2048];
+    snprintf(body, sizeof body, "{\"coupon_drop\": %s}", section);
+    sy_campaign *cp = tu_campaign_def(id, SY_CAMPAIGN_COUPON_DROP, body);
+    cp->point_type[0] = '\0'; /* a coupon drop pays no points */
     cp->budget_cost = budget_cost;
     cp->limit_day = limit_day;
-    cp->limit_week = cp->limit_total = SY_CAMPAIGN_UNSET;
-    char body[2048], field[96], msg[256];
-    snprintf(body, sizeof body, "{\"coupon_drop\": %s}", section);
-    json_t *j = json_loads(body, 0, NULL);
-    assert_non_null(j);
-    assert_true(sy_campaign_rules_parse(cp, j, field, sizeof field, msg, sizeof msg));
-    json_decref(j);
-    sy_campaign_result res;
-    int64_t t = at("2026-11-20T00:00:00Z");
-    assert_int_equal(TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", t, &res)), SY_OK);
-    assert_int_equal(
-        TX(f, sy_campaign_transition(f->c, "t1", id, SY_CACT_SUBMIT, "key_maker", "", t, &res)),
-        SY_OK);
-    assert_int_equal(
-        TX(f, sy_campaign_transition(f->c, "t1", id, SY_CACT_APPROVE, "key_checker", "", t, &res)),
-        SY_OK);
-    json_decref(cp->extra);
-    free(cp);
+    tu_campaign_launch(f, "t1", cp);
 }
 
-static int claim(fx *f, const char *id, const char *no, int64_t now, sy_coupon_outcome *o)
+static int claim(tu_fx *f, const char *id, const char *no, int64_t now, sy_coupon_outcome *o)
 {
-    sy_campaign_who w = {.tenant = "t1",
-                         .customer_no = no,
-                         .in_audience = true,
-                         .operator_id = "key_app",
-                         .now_ms = now};
-    return TX(f, sy_coupon_claim(f->c, &w, id, "dev", "10.0.0.1", o));
+    sy_campaign_who w = tu_who("t1", no, now);
+    return TU_TX(f, sy_coupon_claim(f->c, &w, id, "dev", "10.0.0.1", o));
 }
 
 /* ---- the section ---- */
@@ -160,11 +54,9 @@ static void expect_bad(const char *section, const char *want_field)
     json_t *j = section ? json_loads(section, 0, NULL) : NULL;
     if (section)
         assert_non_null(j);
-    if (sy_coupon_rules_parse(j, &r, field, sizeof field, msg, sizeof msg))
-        fail_msg("accepted %s", section);
-    if (strcmp(field, want_field) != 0)
-        fail_msg("%s: field %s (%s), wanted %s", section, field, msg, want_field);
+    bool ok = sy_coupon_rules_parse(j, &r, field, sizeof field, msg, sizeof msg);
     json_decref(j);
+    tu_refused(section, ok, field, msg, want_field);
 }
 
 static void test_rules_validation(void **state)
@@ -220,30 +112,30 @@ static void test_locate(void **state)
                            0, NULL);
     assert_true(sy_coupon_rules_parse(j, &r, field, sizeof field, msg, sizeof msg));
     json_decref(j);
-    sy_campaign cp = {.starts_at = at("2026-12-01T12:00:00+08:00"),
-                      .ends_at = at("2026-12-03T15:00:00+08:00")};
+    sy_campaign cp = {.starts_at = tu_at("2026-12-01T12:00:00+08:00"),
+                      .ends_at = tu_at("2026-12-03T15:00:00+08:00")};
     sy_coupon_when w;
     /* Shanghai 09:59: none yet, the next at 10:00 (02:00Z) */
-    sy_coupon_locate(&r, &cp, "Asia/Shanghai", at("2026-12-02T09:59:00+08:00"), &w);
+    sy_coupon_locate(&r, &cp, "Asia/Shanghai", tu_at("2026-12-02T09:59:00+08:00"), &w);
     assert_int_equal(w.wave, -1);
-    assert_int_equal(w.next_at, at("2026-12-02T10:00:00+08:00"));
+    assert_int_equal(w.next_at, tu_at("2026-12-02T10:00:00+08:00"));
     /* 00:30 Shanghai is the previous UTC date but the same business day */
-    sy_coupon_locate(&r, &cp, "Asia/Shanghai", at("2026-12-02T00:30:00+08:00"), &w);
-    assert_int_equal(w.day, sy_campaign_day("Asia/Shanghai", at("2026-12-02T12:00:00+08:00")));
+    sy_coupon_locate(&r, &cp, "Asia/Shanghai", tu_at("2026-12-02T00:30:00+08:00"), &w);
+    assert_int_equal(w.day, sy_campaign_day("Asia/Shanghai", tu_at("2026-12-02T12:00:00+08:00")));
     assert_int_equal(w.wave, -1);
-    sy_coupon_locate(&r, &cp, "Asia/Shanghai", at("2026-12-02T10:00:00+08:00"), &w);
+    sy_coupon_locate(&r, &cp, "Asia/Shanghai", tu_at("2026-12-02T10:00:00+08:00"), &w);
     assert_int_equal(w.wave, 0);
-    assert_int_equal(w.wave_at, at("2026-12-02T10:00:00+08:00"));
-    assert_int_equal(w.next_at, at("2026-12-02T20:00:00+08:00"));
+    assert_int_equal(w.wave_at, tu_at("2026-12-02T10:00:00+08:00"));
+    assert_int_equal(w.next_at, tu_at("2026-12-02T20:00:00+08:00"));
     /* after the last wave of the day: it stays open, the next is tomorrow's first */
-    sy_coupon_locate(&r, &cp, "Asia/Shanghai", at("2026-12-02T23:59:00+08:00"), &w);
+    sy_coupon_locate(&r, &cp, "Asia/Shanghai", tu_at("2026-12-02T23:59:00+08:00"), &w);
     assert_int_equal(w.wave, 1);
-    assert_int_equal(w.next_at, at("2026-12-03T10:00:00+08:00"));
+    assert_int_equal(w.next_at, tu_at("2026-12-03T10:00:00+08:00"));
     /* on the last day the 20:00 wave is past the end: no next */
-    sy_coupon_locate(&r, &cp, "Asia/Shanghai", at("2026-12-03T11:00:00+08:00"), &w);
+    sy_coupon_locate(&r, &cp, "Asia/Shanghai", tu_at("2026-12-03T11:00:00+08:00"), &w);
     assert_int_equal(w.next_at, SY_CAMPAIGN_UNSET);
     /* before the start (12:00 on the 1st, inside the 10:00 wave): the start itself */
-    sy_coupon_locate(&r, &cp, "Asia/Shanghai", at("2026-11-30T12:00:00+08:00"), &w);
+    sy_coupon_locate(&r, &cp, "Asia/Shanghai", tu_at("2026-11-30T12:00:00+08:00"), &w);
     assert_int_equal(w.wave, -1);
     assert_int_equal(w.next_at, cp.starts_at);
 }
@@ -252,13 +144,13 @@ static void test_locate(void **state)
 
 static void test_claims(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "drop",
            "{\"item\": \"cp5\", \"quantity_per_wave\": 2,"
            " \"waves\": [{\"at\": \"10:00\"}, {\"at\": \"20:00\"}]}",
            1, 1500);
     sy_coupon_outcome o;
-    int64_t d5 = at("2026-12-05T00:00:00+08:00");
+    int64_t d5 = tu_at("2026-12-05T00:00:00+08:00");
     assert_int_equal(claim(f, "drop", "C1", d5 + 9 * 60 * MIN, &o), SY_COUPON_NOT_STARTED);
     assert_int_equal(o.when.next_at, d5 + 10 * 60 * MIN);
     assert_int_equal(claim(f, "drop", "C1", d5 + 10 * 60 * MIN, &o), SY_OK);
@@ -272,7 +164,7 @@ static void test_claims(void **state)
     assert_int_equal(claim(f, "drop", "C2", d5 + 11 * 60 * MIN, &o), SY_OK);
     assert_int_equal(claim(f, "drop", "C3", d5 + 11 * 60 * MIN, &o), SY_COUPON_SOLD_OUT);
     assert_int_equal(o.when.next_at, d5 + 20 * 60 * MIN);
-    assert_int_equal(q1(f, "SELECT COUNT(*) FROM coupon_claims"), 2);
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM coupon_claims", NULL), 2);
     /* the 20:00 wave releases afresh; C1's daily limit (1) counts claims */
     assert_int_equal(claim(f, "drop", "C1", d5 + 20 * 60 * MIN, &o), SY_CAMPAIGN_LIMIT_REACHED);
     assert_string_equal(o.why.other, "day");
@@ -283,7 +175,7 @@ static void test_claims(void **state)
     assert_int_equal(claim(f, "drop", "C5", d5 + DAY + 10 * 60 * MIN, &o), SY_OK);
     assert_int_equal(claim(f, "drop", "C6", d5 + DAY + 10 * 60 * MIN, &o),
                      SY_CAMPAIGN_BUDGET_EXHAUSTED);
-    assert_int_equal(q1(f, "SELECT spent_cost FROM campaigns WHERE id = 'drop'"), 1500);
+    assert_int_equal(tu_q1(f, "SELECT spent_cost FROM campaigns WHERE id = 'drop'", NULL), 1500);
     /* the item's own stock (6) runs out before a second drop's wave does */
     launch(f, "big",
            "{\"item\": \"cp5\", \"quantity_per_wave\": 100, \"waves\": [{\"at\": \"10:00\"}]}",
@@ -292,11 +184,12 @@ static void test_claims(void **state)
     assert_int_equal(claim(f, "big", "C8", d5 + DAY + 10 * 60 * MIN, &o),
                      SY_CAMPAIGN_REWARD_REFUSED);
     assert_string_equal(o.why.other, "out-of-stock");
-    assert_int_equal(q1(f, "SELECT COUNT(*) FROM coupon_claims WHERE campaign_id = 'big'"), 1);
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM coupon_claims WHERE campaign_id = 'big'", NULL),
+                     1);
     /* a claim at a campaign that does not exist */
     assert_int_equal(claim(f, "nope", "C1", d5 + 10 * 60 * MIN, &o), SY_CAMPAIGN_NOT_FOUND);
-    assert_int_equal(q1(f, "SELECT COUNT(*) FROM coupon_claims"), 6);
-    assert_int_equal(q1(f, "SELECT SUM(claimed) FROM coupon_waves"), 6);
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM coupon_claims", NULL), 6);
+    assert_int_equal(tu_q1(f, "SELECT SUM(claimed) FROM coupon_waves", NULL), 6);
 }
 
 static int g_lines;
@@ -309,12 +202,12 @@ static void count_line(void *ud, const char *line)
 
 static void test_check_finds_tampering(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "drop",
            "{\"item\": \"cp5\", \"quantity_per_wave\": 3, \"waves\": [{\"at\": \"10:00\"}]}",
            SY_CAMPAIGN_UNSET, SY_CAMPAIGN_UNSET);
     sy_coupon_outcome o;
-    int64_t t = at("2026-12-05T10:30:00+08:00");
+    int64_t t = tu_at("2026-12-05T10:30:00+08:00");
     assert_int_equal(claim(f, "drop", "C1", t, &o), SY_OK);
     assert_int_equal(claim(f, "drop", "C2", t, &o), SY_OK);
     int64_t v, n;
@@ -325,8 +218,8 @@ static void test_check_finds_tampering(void **state)
     assert_int_equal(sy_lottery_check(f->c, "t1", count_line, NULL, &v, &n), SY_OK);
     assert_int_equal(v, 0); /* the budget counts the claims' cost */
     /* a wave that counts one claim too few, and a claim without its grant */
-    exec_ok(f->c, "UPDATE coupon_waves SET claimed = 1");
-    exec_ok(f->c, "UPDATE coupon_claims SET grant_code = 'g_gone' WHERE customer_no = 'C2'");
+    tu_exec(f->c, "UPDATE coupon_waves SET claimed = 1");
+    tu_exec(f->c, "UPDATE coupon_claims SET grant_code = 'g_gone' WHERE customer_no = 'C2'");
     assert_int_equal(sy_coupon_check(f->c, "t1", count_line, NULL, &v, &n), SY_OK);
     assert_int_equal(v, 2);
     assert_int_equal(g_lines, 2);
@@ -341,8 +234,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_validation),
         cmocka_unit_test(test_locate),
-        cmocka_unit_test_setup_teardown(test_claims, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_finds_tampering, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claims, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_tampering, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

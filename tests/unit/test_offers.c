@@ -16,62 +16,16 @@
 #include "tenant.h"
 #include "util.h"
 
-#include <sodium.h>
-
 #define DAY 86400000LL
 
-typedef struct fx {
-    char *dir;
-    sy_store *s;
-    sy_conn *c;
-} fx;
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t ms;
-    if (!sy_parse_time(rfc3339, &ms))
-        fail_msg("bad time %s", rfc3339);
-    return ms;
-}
-
+/* t1 (Shanghai) with C1..C10 and sun; coupons cp5 (10, one a customer), empty (none) and
+ * cp10 (5, until December 20); their listings, one for vip, one inactive; a package. */
 static int setup(void **state)
 {
-    assert_true(sodium_init() >= 0);
-    sy_log_set_level(SY_LOG_ERROR);
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_tempdir();
-    f->s = tu_store_open(f->dir, true);
-    f->c = sy_store_write_conn(f->s);
-    assert_int_equal(sy_tenant_create(f->c, "t1", "T1", "Asia/Shanghai", 0), SY_OK);
-    for (int i = 0; i < 10; i++) {
-        sy_stmt *st = sy_conn_prepare(f->c, "INSERT INTO customers (tenant_id, customer_no,"
-                                            " dense_id, attrs, created_at, updated_at) VALUES"
-                                            " ('t1', $1, $2, '{}', 0, 0)");
-        char no[16];
-        snprintf(no, sizeof no, "C%d", i + 1);
-        sy_stmt_bind_text(st, 1, no);
-        sy_stmt_bind_i64(st, 2, i);
-        assert_int_equal(sy_stmt_exec(st), SY_OK);
-    }
-    sy_point_type t = {.expiry = SY_EXPIRY_NEVER, .created_at = 0};
-    snprintf(t.code, sizeof t.code, "sun");
-    snprintf(t.name, sizeof t.name, "sun");
-    assert_int_equal(sy_ledger_type_create(f->c, "t1", &t), SY_OK);
-    assert_int_equal(sy_benefit_supplier_create(f->c, "t1", "acme", "Acme", "", 0), SY_OK);
-    sy_benefit_item it = {.code = "cp5",
-                          .name = "5 off",
-                          .supplier = "acme",
-                          .kind = SY_BENEFIT_COUPON,
-                          .face_value = 500,
-                          .cost_price = 300,
-                          .params = "{}",
-                          .stock = 10,
-                          .limits = {SY_BENEFIT_UNSET, SY_BENEFIT_UNSET, 1},
-                          .available_from = SY_BENEFIT_UNSET,
-                          .available_until = SY_BENEFIT_UNSET,
-                          .validity_days = SY_BENEFIT_UNSET,
-                          .operator_id = "k",
-                          .now_ms = 0};
+    tu_fx *f = tu_fx_open(10, "sun");
+    tu_acme(f->c, "t1");
+    sy_benefit_item it = tu_coupon_item("cp5", 10);
+    it.limits.total = 1;
     assert_int_equal(sy_benefit_item_create(f->c, "t1", &it), SY_OK);
     it.code = "empty";
     it.stock = 0;
@@ -79,7 +33,7 @@ static int setup(void **state)
     assert_int_equal(sy_benefit_item_create(f->c, "t1", &it), SY_OK);
     it.code = "cp10";
     it.stock = 5;
-    it.available_until = at("2026-12-20T00:00:00+08:00");
+    it.available_until = tu_at("2026-12-20T00:00:00+08:00");
     assert_int_equal(sy_benefit_item_create(f->c, "t1", &it), SY_OK);
     sy_benefit_listing l = {.code = "l_cp5",
                             .item = "cp5",
@@ -110,48 +64,16 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sy_store_close(f->s);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
 /* Creates and approves a campaign; fields tweak the definition. */
-static void launch(fx *f, const char *id, sy_campaign_type type, const char *rules, int priority,
+static void launch(tu_fx *f, const char *id, sy_campaign_type type, const char *rules, int priority,
                    const char *ends, void (*tweak)(sy_campaign *cp))
 {
-    sy_campaign *cp = calloc(1, sizeof *cp);
-    snprintf(cp->id, sizeof cp->id, "%s", id);
-    snprintf(cp->name, sizeof cp->name, "%s", id);
-    cp->type = type;
+    sy_campaign *cp = tu_campaign_def(id, type, rules);
     cp->priority = priority;
-    cp->starts_at = at("2026-12-01T00:00:00+08:00");
-    cp->ends_at = at(ends);
-    cp->open_from = cp->open_until = SY_CAMPAIGN_UNSET;
-    cp->budget_points = cp->budget_cost = SY_CAMPAIGN_UNSET;
-    cp->limit_day = cp->limit_week = cp->limit_total = SY_CAMPAIGN_UNSET;
-    snprintf(cp->point_type, sizeof cp->point_type, "sun");
+    cp->ends_at = tu_at(ends);
     if (tweak)
         tweak(cp);
-    json_t *j = json_loads(rules, 0, NULL);
-    assert_non_null(j);
-    char field[96], msg[256];
-    if (!sy_campaign_rules_parse(cp, j, field, sizeof field, msg, sizeof msg))
-        fail_msg("%s: %s %s", rules, field, msg);
-    json_decref(j);
-    sy_campaign_result res;
-    int64_t t = at("2026-11-20T00:00:00Z");
-    assert_int_equal(sy_campaign_create(f->c, "t1", cp, "maker", t, &res), SY_OK);
-    assert_int_equal(sy_campaign_transition(f->c, "t1", id, SY_CACT_SUBMIT, "maker", "", t, &res),
-                     SY_OK);
-    assert_int_equal(
-        sy_campaign_transition(f->c, "t1", id, SY_CACT_APPROVE, "checker", "", t, &res), SY_OK);
-    json_decref(cp->extra);
-    free(cp);
+    tu_campaign_launch(f, "t1", cp);
 }
 
 static const char k_checkin[] = "{\"checkin\": {\"rewards\": [{\"day\": 1, \"points\": 5}]}}";
@@ -181,12 +103,12 @@ static void holdout_half(sy_campaign *cp)
 }
 static void later(sy_campaign *cp)
 {
-    cp->starts_at = at("2026-12-10T00:00:00+08:00");
+    cp->starts_at = tu_at("2026-12-10T00:00:00+08:00");
 }
 
 /* The offers of a customer as a JSON array, with audiences given by name
  * ("gold" and the expression "vip = true") and a risk profile. */
-static json_t *offers(fx *f, const char *no, int64_t now, bool gold, bool vip, int risk)
+static json_t *offers(tu_fx *f, const char *no, int64_t now, bool gold, bool vip, int risk)
 {
     sy_offers_catalog *cat;
     assert_int_equal(sy_offers_catalog_load(f->c, "t1", now, &cat), SY_OK);
@@ -241,7 +163,7 @@ static void order_is(json_t *items, const char *const *want, size_t n)
 
 static void test_ranking_and_eligibility(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "a_low", SY_CAMPAIGN_CHECKIN, k_checkin, 0, "2026-12-25T00:00:00+08:00", NULL);
     launch(f, "b_soon", SY_CAMPAIGN_CHECKIN, k_checkin, 0, "2026-12-15T00:00:00+08:00", NULL);
     launch(f, "c_top", SY_CAMPAIGN_CHECKIN, k_checkin, 9, "2027-01-01T00:00:00+08:00", NULL);
@@ -251,14 +173,14 @@ static void test_ranking_and_eligibility(void **state)
     launch(f, "f_evening", SY_CAMPAIGN_CHECKIN, k_checkin, 1, "2026-12-30T00:00:00+08:00", evening);
     launch(f, "g_later", SY_CAMPAIGN_CHECKIN, k_checkin, 1, "2026-12-30T00:00:00+08:00", later);
     launch(f, "h_ended", SY_CAMPAIGN_CHECKIN, k_checkin, 1, "2026-12-03T00:00:00+08:00", NULL);
-    int64_t noon = at("2026-12-05T12:00:00+08:00");
+    int64_t noon = tu_at("2026-12-05T12:00:00+08:00");
     /* C1: not gold, not vip, risk R2, at noon */
     json_t *it = offers(f, "C1", noon, false, false, 2);
     const char *want1[] = {"c_top", "b_soon", "a_low", "l_cp5"};
     order_is(it, want1, 4);
     json_decref(it);
     /* gold, vip, R4, in the evening: everything open now */
-    int64_t eve = at("2026-12-05T19:00:00+08:00");
+    int64_t eve = tu_at("2026-12-05T19:00:00+08:00");
     it = offers(f, "C1", eve, true, true, 4);
     const char *want2[] = {"c_top",  "f_evening", "e_r3", "d_gold", "b_soon",
                            "l_cp10", "a_low",     "pk",   "l_cp5"};
@@ -272,7 +194,7 @@ static void test_ranking_and_eligibility(void **state)
     assert_int_equal(json_integer_value(json_object_get(l, "stock")), 10);
     json_decref(it);
     /* after its end, a listing's item is gone; the later campaign has started */
-    it = offers(f, "C1", at("2026-12-21T12:00:00+08:00"), true, true, 4);
+    it = offers(f, "C1", tu_at("2026-12-21T12:00:00+08:00"), true, true, 4);
     assert_null(find(it, "l_cp10"));
     assert_non_null(find(it, "g_later"));
     assert_null(find(it, "b_soon"));
@@ -281,7 +203,7 @@ static void test_ranking_and_eligibility(void **state)
 
 static void test_limits_and_chances(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "ck", SY_CAMPAIGN_CHECKIN, k_checkin, 0, "2027-01-01T00:00:00+08:00", limits_1_3);
     launch(f, "tk", SY_CAMPAIGN_TASK,
            "{\"tasks\": [{\"code\": \"pay\", \"event\": \"pay_bill\", \"period\": \"day\","
@@ -292,12 +214,8 @@ static void test_limits_and_chances(void **state)
            "2027-01-01T00:00:00+08:00", NULL);
     launch(f, "lo2", SY_CAMPAIGN_LOTTERY, "{\"lottery\": {\"prizes\": \"whatever\"}}", 0,
            "2027-01-01T00:00:00+08:00", NULL);
-    int64_t now = at("2026-12-05T12:00:00+08:00");
-    sy_campaign_who w = {.tenant = "t1",
-                         .customer_no = "C2",
-                         .in_audience = true,
-                         .operator_id = "k",
-                         .now_ms = now};
+    int64_t now = tu_at("2026-12-05T12:00:00+08:00");
+    sy_campaign_who w = tu_who("t1", "C2", now);
     sy_campaign_outcome o;
     assert_int_equal(sy_campaign_checkin(f->c, &w, "ck", SY_CAMPAIGN_UNSET, &o), SY_OK);
     w.now_ms = now - DAY;
@@ -348,9 +266,9 @@ static void test_limits_and_chances(void **state)
 
 static void test_listing_limits_holdout_budget(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "half", SY_CAMPAIGN_CHECKIN, k_checkin, 0, "2027-01-01T00:00:00+08:00", holdout_half);
-    int64_t now = at("2026-12-05T12:00:00+08:00");
+    int64_t now = tu_at("2026-12-05T12:00:00+08:00");
     /* the holdout: exactly the customers the hash keeps out do not see it */
     int seen = 0, held = 0;
     for (int i = 1; i <= 10; i++) {
@@ -413,9 +331,9 @@ static void test_compare(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ranking_and_eligibility, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limits_and_chances, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_listing_limits_holdout_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ranking_and_eligibility, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_limits_and_chances, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_listing_limits_holdout_budget, setup, tu_fx_teardown),
         cmocka_unit_test(test_compare),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,104 +17,23 @@
 #include "tenant.h"
 #include "util.h"
 
-#include <sodium.h>
-
 #define MIN 60000LL
 #define DAY 86400000LL
 
-typedef struct fx {
-    char *dir;
-    sy_store *s;
-    sy_conn *c;
-} fx;
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t ms;
-    if (!sy_parse_time(rfc3339, &ms))
-        fail_msg("bad time %s", rfc3339);
-    return ms;
-}
-
-static void add_customer(sy_conn *c, const char *no, int64_t dense, int64_t created_at)
-{
-    static const char sql[] = "INSERT INTO customers (tenant_id, customer_no, dense_id, attrs,"
-                              " created_at, updated_at) VALUES ('t1', $1, $2, '{}', $3, $3)";
-    sy_stmt *st = sy_conn_prepare(c, sql);
-    assert_non_null(st);
-    sy_stmt_bind_text(st, 1, no);
-    sy_stmt_bind_i64(st, 2, dense);
-    sy_stmt_bind_i64(st, 3, created_at);
-    assert_int_equal(sy_stmt_exec(st), SY_OK);
-}
-
+/* t1 (Shanghai) with sun, C1..C20 from before December, N1..N20 new in December. */
 static int setup(void **state)
 {
-    assert_true(sodium_init() >= 0);
-    sy_log_set_level(SY_LOG_ERROR);
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_tempdir();
-    f->s = tu_store_open(f->dir, true);
-    f->c = sy_store_write_conn(f->s);
-    assert_int_equal(sy_tenant_create(f->c, "t1", "T1", "Asia/Shanghai", 0), SY_OK);
-    /* C1..C20 customers from before December; N1..N20 new in December */
+    tu_fx *f = tu_fx_open(20, "sun");
     for (int i = 0; i < 20; i++) {
         char no[16];
-        snprintf(no, sizeof no, "C%d", i + 1);
-        add_customer(f->c, no, i, 0);
         snprintf(no, sizeof no, "N%d", i + 1);
-        add_customer(f->c, no, 100 + i, at("2026-12-02T00:00:00+08:00"));
+        tu_customer_add(f->c, "t1", no, 100 + i, tu_at("2026-12-02T00:00:00+08:00"));
     }
-    sy_point_type t = {.expiry = SY_EXPIRY_NEVER, .created_at = 0};
-    snprintf(t.code, sizeof t.code, "sun");
-    snprintf(t.name, sizeof t.name, "sun");
-    assert_int_equal(sy_ledger_type_create(f->c, "t1", &t), SY_OK);
     *state = f;
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sy_store_close(f->s);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-/* As the writer: SY_OK (and a holdout) commits, anything else rolls back. */
-#define TX(f, expr)                                                                                \
-    ({                                                                                             \
-        assert_int_equal(sy_conn_begin((f)->c), SY_OK);                                            \
-        int rc_ = (expr);                                                                          \
-        if (rc_ == SY_OK || rc_ == SY_CAMPAIGN_HOLDOUT)                                            \
-            assert_int_equal(sy_conn_commit((f)->c), SY_OK);                                       \
-        else                                                                                       \
-            assert_int_equal(sy_conn_rollback((f)->c), SY_OK);                                     \
-        rc_;                                                                                       \
-    })
-
-static int64_t q1(fx *f, const char *sql, const char *a)
-{
-    sy_stmt *st = sy_conn_prepare(f->c, sql);
-    assert_non_null(st);
-    sy_stmt_bind_text(st, 1, a);
-    int rc = sy_stmt_step(st);
-    int64_t v = rc == SY_ROW ? sy_stmt_i64(st, 0) : -1;
-    sy_stmt_reset(st);
-    return v;
-}
-
-static int64_t balance(fx *f, const char *no)
-{
-    return q1(f,
-              "SELECT COALESCE(MAX(balance), 0) FROM point_accounts WHERE tenant_id = 't1'"
-              " AND customer_no = $1",
-              no);
-}
-
-static const char *status_of(fx *f, const char *invitee)
+static const char *status_of(tu_fx *f, const char *invitee)
 {
     static char s[16];
     sy_stmt *st = sy_conn_prepare(f->c, "SELECT status FROM referral_bindings WHERE invitee = $1");
@@ -126,63 +45,31 @@ static const char *status_of(fx *f, const char *invitee)
 }
 
 /* Creates and approves a referral campaign (December 2026, Shanghai). */
-static void launch(fx *f, const char *id, const char *section, int64_t budget_points)
+static void launch(tu_fx *f, const char *id, const char *section, int64_t budget_points)
 {
-    sy_campaign *cp = calloc(1, sizeof *cp);
-    snprintf(cp->id, sizeof cp->id, "%s", id);
-    snprintf(cp->name, sizeof cp->name, "%s", id);
-    cp->type = SY_CAMPAIGN_REFERRAL;
-    cp->starts_at = at("2026-12-01T00:00:00+08:00");
-    cp->ends_at = at("2027-01-01T00:00:00+08:00");
-    cp->open_from = cp->open_until = SY_CAMPAIGN_UNSET;
-    cp->budget_points = budget_points;
-    cp->budget_cost = SY_CAMPAIGN_UNSET;
-    cp->limit_day = cp->limit_week = cp->limit_total = SY_CAMPAIGN_UNSET;
-    snprintf(cp->point_type, sizeof cp->point_type, "sun");
-    char body[2048], field[96], msg[256];
+    char body[2048];
     snprintf(body, sizeof body, "{\"referral\": %s}", section);
-    json_t *j = json_loads(body, 0, NULL);
-    assert_non_null(j);
-    assert_true(sy_campaign_rules_parse(cp, j, field, sizeof field, msg, sizeof msg));
-    json_decref(j);
-    sy_campaign_result res;
-    int64_t t = at("2026-11-20T00:00:00Z");
-    assert_int_equal(TX(f, sy_campaign_create(f->c, "t1", cp, "key_maker", t, &res)), SY_OK);
-    assert_int_equal(
-        TX(f, sy_campaign_transition(f->c, "t1", id, SY_CACT_SUBMIT, "key_maker", "", t, &res)),
-        SY_OK);
-    assert_int_equal(
-        TX(f, sy_campaign_transition(f->c, "t1", id, SY_CACT_APPROVE, "key_checker", "", t, &res)),
-        SY_OK);
-    json_decref(cp->extra);
-    free(cp);
+    sy_campaign *cp = tu_campaign_def(id, SY_CAMPAIGN_REFERRAL, body);
+    cp->budget_points = budget_points;
+    tu_campaign_launch(f, "t1", cp);
 }
 
-static sy_campaign_who who(const char *no, int64_t now)
-{
-    return (sy_campaign_who){.tenant = "t1",
-                             .customer_no = no,
-                             .in_audience = true,
-                             .operator_id = "key_app",
-                             .now_ms = now};
-}
-
-static int invite(fx *f, const char *id, const char *no, const char *device, int64_t now,
+static int invite(tu_fx *f, const char *id, const char *no, const char *device, int64_t now,
                   sy_referral_out *o)
 {
-    sy_campaign_who w = who(no, now);
-    return TX(f, sy_referral_invite(f->c, &w, id, device, o));
+    sy_campaign_who w = tu_who("t1", no, now);
+    return TU_TX(f, sy_referral_invite(f->c, &w, id, device, o));
 }
 
-static int bind(fx *f, const char *id, const char *code, const char *invitee, const char *device,
+static int bind(tu_fx *f, const char *id, const char *code, const char *invitee, const char *device,
                 const char *ip, const char *phone, int64_t now, sy_referral_out *o)
 {
-    sy_campaign_who w = who(invitee, now);
+    sy_campaign_who w = tu_who("t1", invitee, now);
     sy_referral_bind b = {.code = code, .device_id = device, .ip = ip, .phone = phone};
-    return TX(f, sy_referral_bind_invitee(f->c, &w, id, &b, o));
+    return TU_TX(f, sy_referral_bind_invitee(f->c, &w, id, &b, o));
 }
 
-static int event(fx *f, const char *id, const char *no, const char *name, int64_t ts,
+static int event(tu_fx *f, const char *id, const char *no, const char *name, int64_t ts,
                  sy_referral_out *o)
 {
     sy_campaign *cp;
@@ -191,8 +78,8 @@ static int event(fx *f, const char *id, const char *no, const char *name, int64_
     char field[96], msg[256];
     assert_true(sy_referral_rules_parse(cp->extra, cp->point_type, &rules, field, sizeof field, msg,
                                         sizeof msg));
-    sy_campaign_who w = who(no, ts);
-    int rc = TX(f, sy_referral_event(f->c, cp, &rules, &w, name, "ev", ts, o));
+    sy_campaign_who w = tu_who("t1", no, ts);
+    int rc = TU_TX(f, sy_referral_event(f->c, cp, &rules, &w, name, "ev", ts, o));
     sy_campaign_free(cp);
     return rc;
 }
@@ -210,11 +97,9 @@ static void expect_bad(const char *section, const char *want_field)
     json_t *j = section ? json_loads(section, 0, NULL) : NULL;
     if (section)
         assert_non_null(j);
-    if (sy_referral_rules_parse(j, "sun", &r, field, sizeof field, msg, sizeof msg))
-        fail_msg("accepted %s", section);
-    if (strcmp(field, want_field) != 0)
-        fail_msg("%s: field %s (%s), wanted %s", section, field, msg, want_field);
+    bool ok = sy_referral_rules_parse(j, "sun", &r, field, sizeof field, msg, sizeof msg);
     json_decref(j);
+    tu_refused(section, ok, field, msg, want_field);
 }
 
 static void test_rules_validation(void **state)
@@ -266,9 +151,9 @@ static void test_rules_validation(void **state)
 
 static void test_invite_codes(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "inv", k_basic, SY_CAMPAIGN_UNSET);
-    int64_t now = at("2026-12-05T10:00:00+08:00");
+    int64_t now = tu_at("2026-12-05T10:00:00+08:00");
     sy_referral_out a, b, c2;
     assert_int_equal(invite(f, "inv", "C1", "dev-1", now, &a), SY_OK);
     assert_true(a.created);
@@ -281,23 +166,23 @@ static void test_invite_codes(void **state)
     assert_int_equal(invite(f, "inv", "C2", NULL, now, &c2), SY_OK);
     assert_string_not_equal(a.code, c2.code);
     /* not running: before the start, and a campaign of another type */
-    assert_int_equal(invite(f, "inv", "C3", NULL, at("2026-11-30T10:00:00+08:00"), &b),
+    assert_int_equal(invite(f, "inv", "C3", NULL, tu_at("2026-11-30T10:00:00+08:00"), &b),
                      SY_CAMPAIGN_NOT_RUNNING);
     assert_int_equal(invite(f, "inv", "NOPE", NULL, now, &b), SY_CAMPAIGN_NO_CUSTOMER);
-    assert_int_equal(q1(f, "SELECT COUNT(*) FROM referral_codes WHERE tenant_id = $1", "t1"), 2);
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM referral_codes WHERE tenant_id = $1", "t1"), 2);
 }
 
 /* ---- binding ---- */
 
 static void test_binding_rules(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "b1", k_basic, SY_CAMPAIGN_UNSET);
     launch(f, "newonly",
            "{\"qualifying_events\": [\"account_opened\"], \"invitee_reward\": {\"points\": 5},"
            " \"new_customers_only\": true}",
            SY_CAMPAIGN_UNSET);
-    int64_t now = at("2026-12-05T10:00:00+08:00");
+    int64_t now = tu_at("2026-12-05T10:00:00+08:00");
     sy_referral_out o, c1, c2;
     assert_int_equal(invite(f, "b1", "C1", NULL, now, &c1), SY_OK);
     assert_int_equal(invite(f, "b1", "C2", NULL, now, &c2), SY_OK);
@@ -325,10 +210,11 @@ static void test_binding_rules(void **state)
                      SY_REFERRAL_EXISTING_CUSTOMER);
     assert_int_equal(bind(f, "newonly", n.code, "N1", NULL, NULL, NULL, now, &o), SY_OK);
     /* nothing was written by the refusals */
-    assert_int_equal(q1(f, "SELECT COUNT(*) FROM referral_bindings WHERE tenant_id = $1", "t1"), 2);
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM referral_bindings WHERE tenant_id = $1", "t1"),
+                     2);
     /* after the end: not running */
     assert_int_equal(
-        bind(f, "b1", c1.code, "C5", NULL, NULL, NULL, at("2027-01-02T00:00:00+08:00"), &o),
+        bind(f, "b1", c1.code, "C5", NULL, NULL, NULL, tu_at("2027-01-02T00:00:00+08:00"), &o),
         SY_CAMPAIGN_NOT_RUNNING);
 }
 
@@ -336,9 +222,9 @@ static void test_binding_rules(void **state)
 
 static void test_qualifying_event_pays_once(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "q", k_basic, SY_CAMPAIGN_UNSET);
-    int64_t now = at("2026-12-05T10:00:00+08:00");
+    int64_t now = tu_at("2026-12-05T10:00:00+08:00");
     sy_referral_out c, o;
     assert_int_equal(invite(f, "q", "C1", NULL, now, &c), SY_OK);
     assert_int_equal(bind(f, "q", c.code, "C2", NULL, NULL, NULL, now, &o), SY_OK);
@@ -353,30 +239,31 @@ static void test_qualifying_event_pays_once(void **state)
     assert_int_equal(o.inviter_paid.reward.points, 100);
     assert_int_equal(o.invitee_paid.reward.points, 50);
     assert_true(o.inviter_paid.ledger_entry[0] && o.invitee_paid.ledger_entry[0]);
-    assert_int_equal(balance(f, "C1"), 100);
-    assert_int_equal(balance(f, "C2"), 50);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 100);
+    assert_int_equal(tu_balance(f, "t1", "C2"), 50);
     /* again: the binding is no longer waiting */
     assert_int_equal(event(f, "q", "C2", "account_opened", now + 3 * DAY, &o),
                      SY_REFERRAL_NO_BINDING);
-    assert_int_equal(balance(f, "C2"), 50);
+    assert_int_equal(tu_balance(f, "t1", "C2"), 50);
     /* past the window: expired, nothing paid */
     assert_int_equal(event(f, "q", "C3", "account_opened", now + 8 * DAY, &o), SY_OK);
     assert_string_equal(o.status, "expired");
     assert_string_equal(status_of(f, "C3"), "expired");
-    assert_int_equal(balance(f, "C3"), 0);
-    assert_int_equal(balance(f, "C1"), 100);
-    assert_int_equal(q1(f, "SELECT spent_points FROM campaigns WHERE id = $1", "q"), 150);
-    assert_int_equal(q1(f, "SELECT COUNT(*) FROM referral_rewards WHERE campaign_id = $1", "q"), 2);
+    assert_int_equal(tu_balance(f, "t1", "C3"), 0);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 100);
+    assert_int_equal(tu_q1(f, "SELECT spent_points FROM campaigns WHERE id = $1", "q"), 150);
+    assert_int_equal(tu_q1(f, "SELECT COUNT(*) FROM referral_rewards WHERE campaign_id = $1", "q"),
+                     2);
 }
 
 static void test_cap_per_inviter_and_budget(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "cap",
            "{\"qualifying_events\": [\"account_opened\"], \"inviter_reward\": {\"points\": 100},"
            " \"invitee_reward\": {\"points\": 50}, \"max_per_inviter\": 1}",
            200);
-    int64_t now = at("2026-12-05T10:00:00+08:00");
+    int64_t now = tu_at("2026-12-05T10:00:00+08:00");
     sy_referral_out c, o;
     assert_int_equal(invite(f, "cap", "C1", NULL, now, &c), SY_OK);
     for (int i = 2; i <= 4; i++) {
@@ -392,13 +279,13 @@ static void test_cap_per_inviter_and_budget(void **state)
     assert_int_equal(o.inviter_paid.reward.points, 0);
     assert_int_equal(o.invitee_paid.reward.points, 50);
     assert_non_null(strstr(o.refusal, "inviter-cap-reached"));
-    assert_int_equal(balance(f, "C1"), 100);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 100);
     /* the budget (200) is spent: 100 + 50 + 50; the next is refused */
     assert_int_equal(event(f, "cap", "C4", "account_opened", now + MIN, &o), SY_OK);
     assert_string_equal(o.status, "refused");
     assert_non_null(strstr(o.refusal, "invitee:budget-exhausted"));
-    assert_int_equal(balance(f, "C4"), 0);
-    assert_int_equal(q1(f, "SELECT spent_points FROM campaigns WHERE id = $1", "cap"), 200);
+    assert_int_equal(tu_balance(f, "t1", "C4"), 0);
+    assert_int_equal(tu_q1(f, "SELECT spent_points FROM campaigns WHERE id = $1", "cap"), 200);
     assert_string_equal(status_of(f, "C4"), "refused");
 }
 
@@ -406,13 +293,13 @@ static void test_cap_per_inviter_and_budget(void **state)
 
 static void test_fraud_holds_and_review(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "fr",
            "{\"qualifying_events\": [\"account_opened\"], \"inviter_reward\": {\"points\": 100},"
            " \"invitee_reward\": {\"points\": 50}, \"fraud\": {\"window_minutes\": 60,"
            " \"max_per_ip\": 2, \"max_per_phone_prefix\": 2}}",
            SY_CAMPAIGN_UNSET);
-    int64_t now = at("2026-12-05T10:00:00+08:00");
+    int64_t now = tu_at("2026-12-05T10:00:00+08:00");
     sy_referral_out c, o;
     assert_int_equal(invite(f, "fr", "C1", "dev-inviter", now, &c), SY_OK);
     /* the same device as the inviter's */
@@ -441,32 +328,34 @@ static void test_fraud_holds_and_review(void **state)
     assert_string_equal(o.status, "held");
     assert_int_equal(event(f, "fr", "C3", "account_opened", now + 3 * 60 * MIN, &o), SY_OK);
     assert_string_equal(o.status, "rewarded");
-    assert_int_equal(balance(f, "C2"), 0);
-    assert_int_equal(balance(f, "C1"), 100);
+    assert_int_equal(tu_balance(f, "t1", "C2"), 0);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 100);
     /* review: not by the campaign's author; only held ones */
-    sy_campaign_who maker = who("C2", now + DAY), checker = who("C2", now + DAY);
+    sy_campaign_who maker = tu_who("t1", "C2", now + DAY), checker = tu_who("t1", "C2", now + DAY);
     maker.operator_id = "key_maker";
     checker.operator_id = "key_checker";
-    assert_int_equal(TX(f, sy_referral_review(f->c, &maker, "fr", "C2", true, NULL, &o)),
+    assert_int_equal(TU_TX(f, sy_referral_review(f->c, &maker, "fr", "C2", true, NULL, &o)),
                      SY_CAMPAIGN_MAKER_CHECKER);
-    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "fr", "C3", true, NULL, &o)),
+    assert_int_equal(TU_TX(f, sy_referral_review(f->c, &checker, "fr", "C3", true, NULL, &o)),
                      SY_REFERRAL_NOT_HELD);
     assert_string_equal(o.status, "rewarded");
-    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "fr", "C99", true, NULL, &o)),
+    assert_int_equal(TU_TX(f, sy_referral_review(f->c, &checker, "fr", "C99", true, NULL, &o)),
                      SY_REFERRAL_NO_BINDING);
-    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "fr", "C2", true, "ok", &o)), SY_OK);
+    assert_int_equal(TU_TX(f, sy_referral_review(f->c, &checker, "fr", "C2", true, "ok", &o)),
+                     SY_OK);
     assert_string_equal(o.status, "rewarded");
-    assert_int_equal(balance(f, "C2"), 50);
-    assert_int_equal(balance(f, "C1"), 200);
-    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "fr", "C5", false, "farm", &o)),
+    assert_int_equal(tu_balance(f, "t1", "C2"), 50);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 200);
+    assert_int_equal(TU_TX(f, sy_referral_review(f->c, &checker, "fr", "C5", false, "farm", &o)),
                      SY_OK);
     assert_string_equal(o.status, "rejected");
     assert_string_equal(status_of(f, "C5"), "rejected");
-    assert_int_equal(balance(f, "C5"), 0);
-    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "fr", "C5", true, NULL, &o)),
+    assert_int_equal(tu_balance(f, "t1", "C5"), 0);
+    assert_int_equal(TU_TX(f, sy_referral_review(f->c, &checker, "fr", "C5", true, NULL, &o)),
                      SY_REFERRAL_NOT_HELD);
     assert_int_equal(
-        q1(f, "SELECT COUNT(*) FROM referral_bindings WHERE reviewed_by = $1", "key_checker"), 2);
+        tu_q1(f, "SELECT COUNT(*) FROM referral_bindings WHERE reviewed_by = $1", "key_checker"),
+        2);
 }
 
 /* Held rewards expire unpaid after hold_days (14 by default): not a
@@ -475,7 +364,7 @@ static void test_fraud_holds_and_review(void **state)
  * after the deadline expires the binding instead of paying it. */
 static void test_held_rewards_expire(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     launch(f, "h14",
            "{\"qualifying_events\": [\"account_opened\"], \"inviter_reward\": {\"points\": 100},"
            " \"invitee_reward\": {\"points\": 50}}",
@@ -484,7 +373,7 @@ static void test_held_rewards_expire(void **state)
            "{\"qualifying_events\": [\"account_opened\"], \"invitee_reward\": {\"points\": 50},"
            " \"hold_days\": 3}",
            SY_CAMPAIGN_UNSET);
-    int64_t now = at("2026-12-05T10:00:00+08:00"), held = now + 60 * MIN;
+    int64_t now = tu_at("2026-12-05T10:00:00+08:00"), held = now + 60 * MIN;
     sy_referral_out c14, c3, o;
     assert_int_equal(invite(f, "h14", "C1", "dev-1", now, &c14), SY_OK);
     assert_int_equal(invite(f, "h3", "C1", "dev-1", now, &c3), SY_OK);
@@ -498,54 +387,56 @@ static void test_held_rewards_expire(void **state)
         assert_int_equal(bind(f, "h3", c3.code, inv3[i], "dev-1", NULL, NULL, now, &o), SY_OK);
         assert_int_equal(event(f, "h3", inv3[i], "account_opened", held, &o), SY_OK);
     }
-    assert_int_equal(q1(f,
-                        "SELECT review_by - qualified_at FROM referral_bindings WHERE invitee"
-                        " = $1",
-                        "C2"),
+    assert_int_equal(tu_q1(f,
+                           "SELECT review_by - qualified_at FROM referral_bindings WHERE invitee"
+                           " = $1",
+                           "C2"),
                      14 * DAY);
     int64_t n;
     bool more;
     /* just before the 3-day deadline: nothing; at it: h3's two */
-    assert_int_equal(TX(f, sy_referral_expire_held(f->c, "t1", NULL, held + 3 * DAY - 1,
-                                                   "system:expiry", 100, &n, &more)),
+    assert_int_equal(TU_TX(f, sy_referral_expire_held(f->c, "t1", NULL, held + 3 * DAY - 1,
+                                                      "system:expiry", 100, &n, &more)),
                      SY_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(TX(f, sy_referral_expire_held(f->c, "t1", NULL, held + 3 * DAY,
-                                                   "system:expiry", 100, &n, &more)),
+    assert_int_equal(TU_TX(f, sy_referral_expire_held(f->c, "t1", NULL, held + 3 * DAY,
+                                                      "system:expiry", 100, &n, &more)),
                      SY_OK);
     assert_int_equal(n, 2);
     assert_false(more);
     assert_string_equal(status_of(f, "C5"), "expired");
     assert_string_equal(status_of(f, "C2"), "held");
     /* a review before the deadline still pays */
-    sy_campaign_who checker = who("C2", held + 13 * DAY);
+    sy_campaign_who checker = tu_who("t1", "C2", held + 13 * DAY);
     checker.operator_id = "key_checker";
-    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "h14", "C2", true, NULL, &o)), SY_OK);
+    assert_int_equal(TU_TX(f, sy_referral_review(f->c, &checker, "h14", "C2", true, NULL, &o)),
+                     SY_OK);
     assert_string_equal(o.status, "rewarded");
     /* after it, a review expires the binding, unpaid */
     checker.now_ms = held + 14 * DAY;
-    assert_int_equal(TX(f, sy_referral_review(f->c, &checker, "h14", "C3", true, NULL, &o)), SY_OK);
+    assert_int_equal(TU_TX(f, sy_referral_review(f->c, &checker, "h14", "C3", true, NULL, &o)),
+                     SY_OK);
     assert_string_equal(o.status, "expired");
     assert_string_equal(o.refusal, "review-expired");
     assert_string_equal(status_of(f, "C3"), "expired");
-    assert_int_equal(balance(f, "C3"), 0);
+    assert_int_equal(tu_balance(f, "t1", "C3"), 0);
     /* one campaign, in batches of one */
-    assert_int_equal(TX(f, sy_referral_expire_held(f->c, "t1", "h14", held + 14 * DAY,
-                                                   "system:expiry", 1, &n, &more)),
+    assert_int_equal(TU_TX(f, sy_referral_expire_held(f->c, "t1", "h14", held + 14 * DAY,
+                                                      "system:expiry", 1, &n, &more)),
                      SY_OK);
     assert_int_equal(n, 1);
     assert_true(more);
-    assert_int_equal(TX(f, sy_referral_expire_held(f->c, "t1", "h14", held + 14 * DAY,
-                                                   "system:expiry", 1, &n, &more)),
+    assert_int_equal(TU_TX(f, sy_referral_expire_held(f->c, "t1", "h14", held + 14 * DAY,
+                                                      "system:expiry", 1, &n, &more)),
                      SY_OK);
     assert_int_equal(n, 0);
     assert_string_equal(status_of(f, "C4"), "expired");
-    assert_int_equal(balance(f, "C4"), 0);
-    assert_int_equal(balance(f, "C1"), 100); /* C2's approval only */
-    assert_int_equal(q1(f,
-                        "SELECT COUNT(*) FROM referral_bindings WHERE refusal ="
-                        " 'review-expired' AND reviewed_by = $1",
-                        "system:expiry"),
+    assert_int_equal(tu_balance(f, "t1", "C4"), 0);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 100); /* C2's approval only */
+    assert_int_equal(tu_q1(f,
+                           "SELECT COUNT(*) FROM referral_bindings WHERE refusal ="
+                           " 'review-expired' AND reviewed_by = $1",
+                           "system:expiry"),
                      3);
 }
 
@@ -553,12 +444,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_validation),
-        cmocka_unit_test_setup_teardown(test_invite_codes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_binding_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_qualifying_event_pays_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cap_per_inviter_and_budget, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fraud_holds_and_review, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_held_rewards_expire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invite_codes, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_binding_rules, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_qualifying_event_pays_once, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cap_per_inviter_and_budget, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fraud_holds_and_review, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_held_rewards_expire, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
