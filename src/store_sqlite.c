@@ -87,6 +87,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
 static void *checkpointer(void *arg)
 {
     sy_store *s = arg;
+    pthread_setname_np(pthread_self(), "siyu-ckpt");
     pthread_mutex_lock(&s->ckpt_mu);
     for (;;) {
         while (!s->ckpt_due && !s->ckpt_stop)

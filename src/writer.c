@@ -53,6 +53,7 @@ static void answer(sy_mutation *list)
 static void *syncer_main(void *arg)
 {
     sy_writer *w = arg;
+    pthread_setname_np(pthread_self(), "siyu-syncer"); /* for top -H, perf, /proc */
     pthread_mutex_lock(&w->sync_mu);
     for (;;) {
         while (!w->sync_head && !w->sync_stopping)
@@ -135,6 +136,7 @@ static void run_batch(sy_writer *w, sy_mutation *batch, size_t n)
 static void *writer_main(void *arg)
 {
     sy_writer *w = arg;
+    pthread_setname_np(pthread_self(), "siyu-writer");
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->head && !w->stopping)
