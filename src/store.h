@@ -38,6 +38,13 @@ typedef enum {
     SY_SYNC_NORMAL, /* no fsync at commit: survives process crash, not power loss */
 } sy_sync_mode;
 
+/* The WAL's size, in pages, past which a commit wakes the checkpointer
+ * (store_sqlite.c).  8,000 (32 MiB): a page rewritten by many commits in a
+ * row (an account, a stock count) is copied back to the database once per
+ * checkpoint, so larger checkpoints write less; at 1,000 the checkpointer
+ * took about twice the CPU per mall exchange (docs/benchmarks.md). */
+#define SY_STORE_CKPT_FRAMES 8000
+
 typedef struct sy_store_opts {
     const char *path; /* database file */
     int readers;      /* size of the read-connection pool (>= 1) */

@@ -49,7 +49,7 @@ struct sy_conn {
  * copies the WAL back into the database file (PASSIVE: beside the writer
  * and the readers).  Should the WAL reach CKPT_INLINE pages all the same,
  * the writer checkpoints it itself, as SQLite's default would. */
-#define CKPT_FRAMES 1000
+#define CKPT_FRAMES SY_STORE_CKPT_FRAMES
 #define CKPT_INLINE 50000
 
 struct sy_store {

@@ -538,7 +538,9 @@ static void test_checkpoints_run_beside_the_writer(void **state)
     struct stat st0;
     assert_int_equal(stat(f->path, &st0), 0);
     assert_int_equal(sy_conn_exec(w, "CREATE TABLE filler (b BLOB)"), SY_OK);
-    for (int t = 0; t < 8; t++) { /* 8 commits of 1 MiB */
+    /* commits of 1 MiB (256 pages) past the checkpointer's threshold */
+    int commits = SY_STORE_CKPT_FRAMES / 256 + 4;
+    for (int t = 0; t < commits; t++) {
         assert_int_equal(sy_conn_begin(w), SY_OK);
         assert_int_equal(sy_conn_exec(w, "INSERT INTO filler SELECT randomblob(4096) FROM"
                                          " (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT"
@@ -550,7 +552,7 @@ static void test_checkpoints_run_beside_the_writer(void **state)
     bool grown = false;
     for (int i = 0; i < 500 && !grown; i++) { /* up to 5 s */
         assert_int_equal(stat(f->path, &st), 0);
-        grown = st.st_size >= st0.st_size + 4 * 1024 * 1024;
+        grown = st.st_size >= st0.st_size + (off_t)SY_STORE_CKPT_FRAMES * 4096 / 2;
         if (!grown)
             nanosleep(&(struct timespec){0, 10 * 1000000}, NULL);
     }
