@@ -209,8 +209,11 @@ bool sy_event_parse(const sy_pii_keys *k, const char *tenant, int64_t now, json_
             e->props = text;
         }
     }
-    if (!ok)
+    if (!ok) {
+        free(e->props); /* the caller keeps nothing of a refused event */
+        e->props = NULL;
         return false;
+    }
     e->event_id = sy_xstrdup(id);
     e->name = sy_xstrdup(name);
     e->customer_no = cno ? sy_xstrdup(json_string_value(cno)) : NULL;

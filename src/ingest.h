@@ -68,7 +68,8 @@ bool sy_events_load(const char *body, size_t len, bool ndjson, json_t **items, c
 /* Checks event o, at index i of its batch, into *e, with the tenant's data
  * keys k (for a phone identity's key) and the time now (ms; ts may be at
  * most a day later).  Each problem is appended to errors as {index, field,
- * detail}.  Returns false when the event is bad. */
+ * detail}.  Returns false when the event is bad; *e then holds nothing to
+ * free (the handler checks the next event into the same slot). */
 bool sy_event_parse(const sy_pii_keys *k, const char *tenant, int64_t now, json_t *o, size_t i,
                     sy_event_in *e, json_t *errors);
 void sy_event_in_clear(sy_event_in *e);
