@@ -40,6 +40,38 @@ bool sy_ndjson_next(sy_ndjson *it, const char **text, size_t *n, size_t *line)
     return false;
 }
 
+/* Writes prefix, then name cut to at most max bytes at a character
+ * boundary, into out (n bytes), so that what client input is quoted stays
+ * valid UTF-8.  As a JSON pointer token (pointer set), '~' is written "~0"
+ * and '/' "~1" (RFC 6901), counted in max, and never cut apart. */
+static void name_cut(char *out, size_t n, const char *prefix, const char *name, size_t max,
+                     bool pointer)
+{
+    size_t o = (size_t)snprintf(out, n, "%s", prefix), used = 0;
+    if (o >= n)
+        return;
+    for (const unsigned char *p = (const unsigned char *)name; *p;) {
+        size_t len = 1, need = 0;
+        while ((p[len] & 0xC0) == 0x80)
+            len++;
+        for (size_t j = 0; j < len; j++)
+            need += pointer && (p[j] == '~' || p[j] == '/') ? 2 : 1;
+        if (used + need > max || o + need >= n)
+            break;
+        for (size_t j = 0; j < len; j++) {
+            if (pointer && (p[j] == '~' || p[j] == '/')) {
+                out[o++] = '~';
+                out[o++] = p[j] == '~' ? '0' : '1';
+            } else {
+                out[o++] = (char)p[j];
+            }
+        }
+        used += need;
+        p += len;
+    }
+    out[o] = '\0';
+}
+
 /* ---- events ---- */
 
 bool sy_events_load(const char *body, size_t len, bool ndjson, json_t **items, const char **type,
@@ -137,7 +169,7 @@ bool sy_event_parse(const sy_pii_keys *k, const char *tenant, int64_t now, json_
             known_key = !strcmp(key, known[j]);
         if (!known_key) {
             char f[80];
-            snprintf(f, sizeof f, "/%.70s", key);
+            name_cut(f, sizeof f, "/", key, 70, true);
             sy_event_error_add(errors, i, f, "unknown field");
             ok = false;
         }
@@ -249,7 +281,7 @@ bool sy_customer_pii_parse(json_t *in, json_t *out, sy_customer_err *e)
     json_t *v;
     json_object_foreach (in, key, v) {
         char ptr[64];
-        snprintf(ptr, sizeof ptr, "/pii/%.50s", key);
+        name_cut(ptr, sizeof ptr, "/pii/", key, 50, true);
         bool known = !strcmp(key, "name") || !strcmp(key, "phone") || !strcmp(key, "id_number");
         if (!known) {
             sy_customer_err_set(e, 400, "validation", ptr,
@@ -319,8 +351,10 @@ bool sy_customer_parse(const sy_pii_keys *k, const sy_attr_set *schema, const ch
         if (strcmp(key, "attributes") && strcmp(key, "pii") && strcmp(key, "identities") &&
             !(extra && !strcmp(key, extra))) {
             char ptr[96];
-            snprintf(ptr, sizeof ptr, "/%.80s", key);
-            sy_customer_err_set(e, 400, "validation", ptr, "unknown field '%.80s'", key);
+            char quoted[84];
+            name_cut(ptr, sizeof ptr, "/", key, 80, true);
+            name_cut(quoted, sizeof quoted, "", key, 80, false);
+            sy_customer_err_set(e, 400, "validation", ptr, "unknown field '%s'", quoted);
             return false;
         }
     }
@@ -331,11 +365,13 @@ bool sy_customer_parse(const sy_pii_keys *k, const sy_attr_set *schema, const ch
     }
     json_object_foreach (attrs, key, v) {
         char ptr[96];
-        snprintf(ptr, sizeof ptr, "/attributes/%.80s", key);
+        name_cut(ptr, sizeof ptr, "/attributes/", key, 80, true);
         const sy_attr_def *d = sy_attr_find(schema, key);
         if (!d) {
+            char quoted[84];
+            name_cut(quoted, sizeof quoted, "", key, 80, false);
             sy_customer_err_set(e, 400, "validation", ptr,
-                                "unknown attribute '%.80s' (see GET /v1/attributes)", key);
+                                "unknown attribute '%s' (see GET /v1/attributes)", quoted);
             return false;
         }
         if (json_is_null(v)) {
