@@ -14,29 +14,20 @@
 #include "app.h"
 #include "customer.h"
 #include "index.h"
+#include "ingest.h"
 #include "segment_eval.h"
 #include "util.h"
 #include "validate.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_IDENTITIES 16
-
-typedef struct ident {
-    char type[32];
-    char key[SY_IDENTITY_VALUE_MAX + 1];
-} ident;
+typedef sy_identity_in ident;
+typedef sy_customer_err cust_err;
 
 typedef struct cust_put {
-    const char *customer_no;
-    json_t *set;   /* attribute name -> canonical value */
-    json_t *unset; /* attribute names */
-    json_t *pii;   /* personal data members to set (string) or remove (null) */
-    ident ids[MAX_IDENTITIES];
-    int nids;
+    sy_customer_in in; /* the record as checked (ingest.c) */
     /* for the index, filled by apply */
     json_t *old_attrs, *new_attrs;
     int64_t dense;
@@ -45,32 +36,9 @@ typedef struct cust_put {
         char no[SY_CUSTOMER_NO_MAX + 1];
         int64_t dense;
         json_t *attrs; /* its attributes before the merge */
-    } merged[MAX_IDENTITIES + 1];
+    } merged[SY_CUSTOMER_IDENTITIES_MAX + 1];
     int nmerged;
 } cust_put;
-
-/* A refusal of one customer record, before it becomes a reply (PUT) or one
- * line's error (import). */
-typedef struct cust_err {
-    int status;
-    const char *type;
-    char field[96];
-    char detail[300];
-} cust_err;
-
-static void cerr(cust_err *e, int status, const char *type, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void cerr(cust_err *e, int status, const char *type, const char *field, const char *fmt, ...)
-{
-    e->status = status;
-    e->type = type;
-    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->detail, sizeof e->detail, fmt, ap);
-    va_end(ap);
-}
 
 static void reply_cerr(sy_req *r, const cust_err *e)
 {
@@ -80,9 +48,7 @@ static void reply_cerr(sy_req *r, const cust_err *e)
 static void cust_put_free(void *p)
 {
     cust_put *w = p;
-    json_decref(w->set);
-    json_decref(w->unset);
-    json_decref(w->pii);
+    sy_customer_in_clear(&w->in);
     json_decref(w->old_attrs);
     json_decref(w->new_attrs);
     for (int i = 0; i < w->nmerged; i++)
@@ -335,7 +301,7 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *
         " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
     static const char sql_upd[] = "UPDATE customers SET attrs = $3, pii = $4, updated_at = $5"
                                   " WHERE tenant_id = $1 AND customer_no = $2";
-    const char *no = w->customer_no;
+    const char *no = w->in.customer_no;
     int rc;
     json_t *attrs = NULL, *pii = NULL;
     char *attrs_text = NULL, *sealed = NULL;
@@ -351,8 +317,9 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *
         exists = true;
         w->dense = sy_stmt_i64(st, 2);
         if (!sy_stmt_is_null(st, 3)) {
-            cerr(e, 409, "conflict", NULL, "customer '%s' was merged into '%s'; write to that one",
-                 no, sy_stmt_text(st, 3));
+            sy_customer_err_set(e, 409, "conflict", NULL,
+                                "customer '%s' was merged into '%s'; write to that one", no,
+                                sy_stmt_text(st, 3));
             sy_stmt_reset(st);
             return 1;
         }
@@ -373,17 +340,17 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *
     w->old_attrs = exists ? json_deep_copy(attrs) : NULL;
 
     /* Merge: given attributes are set, nulls unset, the rest kept. */
-    json_object_update(attrs, w->set);
+    json_object_update(attrs, w->in.set);
     size_t i;
     json_t *v;
-    json_array_foreach (w->unset, i, v)
+    json_array_foreach (w->in.unset, i, v)
         json_object_del(attrs, json_string_value(v));
     char old_phone_key[65] = "";
     const char *old_phone = json_string_value(json_object_get(pii, "phone"));
     if (old_phone)
         sy_phone_key(k, tenant, old_phone, old_phone_key);
     const char *key;
-    json_object_foreach (w->pii, key, v) {
+    json_object_foreach (w->in.pii, key, v) {
         if (json_is_null(v))
             json_object_del(pii, key);
         else
@@ -399,15 +366,15 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *
     if (old_phone_key[0] && strcmp(old_phone_key, new_phone_key) != 0 &&
         (rc = unlink_phone(c, tenant, no, old_phone_key)) != SY_OK)
         goto out;
-    ident all[MAX_IDENTITIES + 1];
+    ident all[SY_CUSTOMER_IDENTITIES_MAX + 1];
     int nall = 0;
     if (new_phone) {
         memset(&all[nall], 0, sizeof all[nall]);
         snprintf(all[nall].type, sizeof all[nall].type, "phone");
         snprintf(all[nall++].key, sizeof all[0].key, "%s", new_phone_key);
     }
-    for (int j = 0; j < w->nids; j++)
-        all[nall++] = w->ids[j];
+    for (int j = 0; j < w->in.nids; j++)
+        all[nall++] = w->in.ids[j];
     for (int j = 0; j < nall; j++) {
         char owner[SY_CUSTOMER_NO_MAX + 1];
         rc = link_identity(c, tenant, no, &all[j], now, owner, sizeof owner);
@@ -415,7 +382,8 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *
             /* The identity says both records are one customer: merge the
              * other into this one, then the identity is ours already. */
             if (w->nmerged >= (int)SY_ARRAY_LEN(w->merged)) {
-                cerr(e, 409, "conflict", "/identities", "too many merges in one change");
+                sy_customer_err_set(e, 409, "conflict", "/identities",
+                                    "too many merges in one change");
                 rc = 1;
                 goto out;
             }
@@ -445,7 +413,7 @@ static int upsert_customer(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *
         sy_stmt_reset(st);
         w->dense = dense;
         if (dense > UINT32_MAX) {
-            cerr(e, 409, "conflict", NULL, "the tenant has 2^32 customers already");
+            sy_customer_err_set(e, 409, "conflict", NULL, "the tenant has 2^32 customers already");
             rc = 1;
             goto out;
         }
@@ -500,14 +468,14 @@ static int apply_customer_put(sy_conn *c, sy_req *r, void *ctx)
     if (rc != 0)
         return rc;
     json_t *view = NULL;
-    if ((rc = customer_view(c, k, tenant, w->customer_no, false, &view)) != SY_OK || !view)
+    if ((rc = customer_view(c, k, tenant, w->in.customer_no, false, &view)) != SY_OK || !view)
         return rc ? rc : SY_ERR;
     if (w->created) {
         char loc[128];
-        snprintf(loc, sizeof loc, "/v1/customers/%s", w->customer_no);
+        snprintf(loc, sizeof loc, "/v1/customers/%s", w->in.customer_no);
         sy_reply_header(r, "Location", loc);
     }
-    sy_req_audit_target(r, w->customer_no);
+    sy_req_audit_target(r, w->in.customer_no);
     sy_reply_json(r, w->created ? 201 : 200, view);
     return 0;
 }
@@ -523,161 +491,15 @@ static void customer_committed(sy_req *r, void *ctx)
     sy_attr_set *schema = sy_schemas_get(app->schemas, tenant);
     if (ix && schema) {
         if (w->created)
-            sy_index_add_customer(ix, w->customer_no, (uint32_t)w->dense);
+            sy_index_add_customer(ix, w->in.customer_no, (uint32_t)w->dense);
         for (int i = 0; i < w->nmerged; i++)
             sy_index_merge(ix, schema, (uint32_t)w->merged[i].dense, w->merged[i].attrs,
                            (uint32_t)w->dense);
         sy_index_update_attrs(ix, (uint32_t)w->dense, schema, w->old_attrs, w->new_attrs);
     } else {
-        sy_error("index of tenant %s not updated for customer %s", tenant, w->customer_no);
+        sy_error("index of tenant %s not updated for customer %s", tenant, w->in.customer_no);
     }
     sy_attr_set_release(schema);
-}
-
-static bool parse_pii(json_t *in, json_t *out, cust_err *e)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach (in, key, v) {
-        char ptr[64];
-        snprintf(ptr, sizeof ptr, "/pii/%.50s", key);
-        bool known = !strcmp(key, "name") || !strcmp(key, "phone") || !strcmp(key, "id_number");
-        if (!known) {
-            cerr(e, 400, "validation", ptr, "personal data has name, phone and id_number only");
-            return false;
-        }
-        if (json_is_null(v)) {
-            json_object_set(out, key, v);
-            continue;
-        }
-        const char *s = json_string_value(v);
-        if (!s || strlen(s) != json_string_length(v)) {
-            cerr(e, 400, "validation", ptr, "'%s' must be a string or null", key);
-            return false;
-        }
-        if (!strcmp(key, "phone")) {
-            char phone[32];
-            if (!sy_phone_normalize(s, phone, sizeof phone)) {
-                cerr(e, 400, "validation", ptr, "'phone' must be a phone number of 6 to 20 digits");
-                return false;
-            }
-            json_object_set_new(out, key, json_string(phone));
-        } else if (!strcmp(key, "id_number")) {
-            if (!sy_id_number_valid(s)) {
-                cerr(e, 400, "validation", ptr,
-                     "'id_number' must be an 18-character resident ID number with a valid check "
-                     "digit (or the 15-digit form)");
-                return false;
-            }
-            json_object_set(out, key, v);
-        } else {
-            size_t chars = sy_utf8_len(s);
-            bool ok = chars >= 1 && chars <= 50;
-            for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
-                ok = *p >= 0x20 && *p != 0x7f;
-            if (!ok) {
-                cerr(e, 400, "validation", ptr,
-                     "'name' must be 1 to 50 characters without control characters");
-                return false;
-            }
-            json_object_set(out, key, v);
-        }
-    }
-    return true;
-}
-
-/* Checks one customer record (the body of a PUT, a line of an import)
- * into *w.  extra names a field the caller allows besides attributes, pii
- * and identities (NULL for none). */
-static bool parse_customer(const sy_pii_keys *k, const sy_attr_set *schema, const char *tenant,
-                           const char *no, json_t *body, const char *extra, cust_put *w,
-                           cust_err *e)
-{
-    memset(w, 0, sizeof *w);
-    w->customer_no = no;
-    w->set = json_object();
-    w->unset = json_array();
-    w->pii = json_object();
-    if (!sy_customer_no_valid(no)) {
-        cerr(e, 400, "validation", extra ? "/customer_no" : "customer_no",
-             "a customer number is 1 to %d characters of A-Z a-z 0-9 _ . : -", SY_CUSTOMER_NO_MAX);
-        return false;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach (body, key, v) {
-        if (strcmp(key, "attributes") && strcmp(key, "pii") && strcmp(key, "identities") &&
-            !(extra && !strcmp(key, extra))) {
-            char ptr[96];
-            snprintf(ptr, sizeof ptr, "/%.80s", key);
-            cerr(e, 400, "validation", ptr, "unknown field '%.80s'", key);
-            return false;
-        }
-    }
-    json_t *attrs = json_object_get(body, "attributes");
-    if (attrs && !json_is_object(attrs)) {
-        cerr(e, 400, "validation", "/attributes", "'attributes' must be an object");
-        return false;
-    }
-    json_object_foreach (attrs, key, v) {
-        char ptr[96];
-        snprintf(ptr, sizeof ptr, "/attributes/%.80s", key);
-        const sy_attr_def *d = sy_attr_find(schema, key);
-        if (!d) {
-            cerr(e, 400, "validation", ptr, "unknown attribute '%.80s' (see GET /v1/attributes)",
-                 key);
-            return false;
-        }
-        if (json_is_null(v)) {
-            json_array_append_new(w->unset, json_string(key));
-            continue;
-        }
-        json_t *canon;
-        char err[256];
-        if (!sy_attr_check(d, v, &canon, err, sizeof err)) {
-            cerr(e, 400, "validation", ptr, "%s", err);
-            return false;
-        }
-        json_object_set_new(w->set, key, canon);
-    }
-    json_t *pii = json_object_get(body, "pii");
-    if (pii && !json_is_object(pii)) {
-        cerr(e, 400, "validation", "/pii", "'pii' must be an object");
-        return false;
-    }
-    if (pii && !parse_pii(pii, w->pii, e))
-        return false;
-    json_t *ids = json_object_get(body, "identities");
-    if (ids && (!json_is_array(ids) || json_array_size(ids) > MAX_IDENTITIES)) {
-        cerr(e, 400, "validation", "/identities",
-             "'identities' must be an array of at most %d {type, value} objects", MAX_IDENTITIES);
-        return false;
-    }
-    size_t i;
-    json_t *id;
-    json_array_foreach (ids, i, id) {
-        char ptr[48];
-        snprintf(ptr, sizeof ptr, "/identities/%zu", i);
-        const char *type = json_string_value(json_object_get(id, "type"));
-        const char *value = json_string_value(json_object_get(id, "value"));
-        if (!json_is_object(id) || json_object_size(id) != 2 || !type || !value ||
-            !sy_identity_type_valid(type)) {
-            cerr(e, 400, "validation", ptr,
-                 "an identity is {\"type\": one of app_user_id, wechat_openid, wechat_unionid, "
-                 "wecom_external_userid, phone; \"value\": string}");
-            return false;
-        }
-        ident *d = &w->ids[w->nids];
-        snprintf(d->type, sizeof d->type, "%s", type);
-        if (!sy_identity_key(k, tenant, type, value, d->key, sizeof d->key)) {
-            cerr(e, 400, "validation", ptr,
-                 "the %s value must be 1 to %d visible characters (a phone: 6 to 20 digits)", type,
-                 SY_IDENTITY_VALUE_MAX);
-            return false;
-        }
-        w->nids++;
-    }
-    return true;
 }
 
 void sy_api_customers_put(sy_req *r)
@@ -693,9 +515,10 @@ void sy_api_customers_put(sy_req *r)
         return;
     }
     cust_put *w = sy_req_alloc(r, sizeof *w);
+    memset(w, 0, sizeof *w);
     cust_err e;
-    bool ok =
-        parse_customer(app->pii, schema, tenant, sy_req_param(r, "customer_no"), body, NULL, w, &e);
+    bool ok = sy_customer_parse(app->pii, schema, tenant, sy_req_param(r, "customer_no"), body,
+                                NULL, &w->in, &e);
     sy_req_on_free(r, cust_put_free, w);
     sy_attr_set_release(schema);
     if (!ok) {
@@ -752,7 +575,7 @@ static int import_row(sy_conn *c, const sy_pii_keys *k, const sy_attr_set *schem
         if ((rc = sy_conn_exec(c, "ROLLBACK TO import_row")) != SY_OK)
             return rc;
         import_error(b, b->lines[i], &e);
-        b->rows[i].customer_no = NULL; /* nothing for the index */
+        b->rows[i].in.customer_no = NULL; /* nothing for the index */
     } else if (b->rows[i].created) {
         b->created++;
     } else {
@@ -785,7 +608,7 @@ static void import_committed(sy_req *r, void *ctx)
 {
     import_batch *b = ctx;
     for (size_t i = 0; i < b->n; i++)
-        if (b->rows[i].customer_no)
+        if (b->rows[i].in.customer_no)
             customer_committed(r, &b->rows[i]);
 }
 
@@ -804,18 +627,11 @@ void sy_api_customers_import(sy_req *r)
     memset(b, 0, sizeof *b);
     b->errors = json_array();
     sy_req_on_free(r, import_free, b);
-    size_t cap = 0, line = 0;
-    for (const char *p = body, *end = body + len; p < end;) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        const char *text = p;
-        p += n + (nl ? 1 : 0);
-        line++;
-        bool blank = true;
-        for (size_t i = 0; i < n && blank; i++)
-            blank = text[i] == ' ' || text[i] == '\t' || text[i] == '\r';
-        if (blank)
-            continue;
+    size_t cap = 0, line, n;
+    const char *text;
+    sy_ndjson it;
+    sy_ndjson_init(&it, body, len);
+    while (sy_ndjson_next(&it, &text, &n, &line)) {
         if (b->n + b->failed >= MAX_IMPORT_LINES) {
             sy_attr_set_release(schema);
             sy_reply_problem(r, 413, "payload-too-large", NULL,
@@ -824,12 +640,9 @@ void sy_api_customers_import(sy_req *r)
             return;
         }
         cust_err e;
-        json_error_t je;
-        json_t *o = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
-        if (!json_is_object(o)) {
-            cerr(&e, 400, "invalid-json", "", "not a JSON object: %s", o ? "" : je.text);
+        json_t *o = sy_customer_line_load(text, n, &e);
+        if (!o) {
             import_error(b, line, &e);
-            json_decref(o);
             continue;
         }
         if (b->n == cap) {
@@ -840,8 +653,9 @@ void sy_api_customers_import(sy_req *r)
         const char *no = json_string_value(json_object_get(o, "customer_no"));
         cust_put *w = &b->rows[b->n];
         char *no_copy = no ? sy_req_strdup(r, no) : NULL;
-        if (parse_customer(app->pii, schema, tenant, no_copy ? no_copy : "", o, "customer_no", w,
-                           &e)) {
+        memset(w, 0, sizeof *w);
+        if (sy_customer_parse(app->pii, schema, tenant, no_copy ? no_copy : "", o, "customer_no",
+                              &w->in, &e)) {
             b->lines[b->n++] = line;
         } else {
             cust_put_free(w);

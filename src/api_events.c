@@ -13,31 +13,18 @@
 #include "api.h"
 #include "app.h"
 #include "customer.h"
+#include "ingest.h"
 #include "util.h"
 #include "validate.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_EVENTS 10000
-#define MAX_ERRORS_SHOWN 100
-#define MAX_PROPS_BYTES 4096
-#define MAX_DWELL_MS (24LL * 3600 * 1000)
-#define EARLIEST_TS 946684800000LL         /* 2000-01-01 */
-#define MAX_FUTURE_MS (24LL * 3600 * 1000) /* clocks drift; a day ahead at most */
-
 typedef struct event_in {
-    size_t index; /* position in the batch */
-    char *event_id;
-    char *name;
-    char *customer_no; /* given, or NULL when an identity is given */
-    char id_type[32];  /* identity, when customer_no is NULL */
-    char id_key[SY_IDENTITY_VALUE_MAX + 1];
-    int64_t ts;
-    int64_t dwell_ms; /* -1: none */
-    char *props;      /* compact JSON, or NULL */
-    bool stored;      /* inserted, not a duplicate */
-    bool resolved;    /* customer_no known to be a live customer */
+    sy_event_in in; /* the event as checked (ingest.c) */
+    size_t index;   /* position in the batch */
+    bool stored;    /* inserted, not a duplicate */
+    bool resolved;  /* in.customer_no known to be a live customer */
 } event_in;
 
 typedef struct event_batch {
@@ -55,12 +42,8 @@ typedef struct event_batch {
 static void batch_free(void *p)
 {
     event_batch *b = p;
-    for (size_t i = 0; i < b->n; i++) {
-        free(b->ev[i].event_id);
-        free(b->ev[i].name);
-        free(b->ev[i].customer_no);
-        free(b->ev[i].props);
-    }
+    for (size_t i = 0; i < b->n; i++)
+        sy_event_in_clear(&b->ev[i].in);
     free(b->ev);
     json_decref(b->errors);
     json_decref(b->duplicates);
@@ -70,127 +53,7 @@ static void batch_free(void *p)
     sy_api_referral_plan_free(b->referrals);
 }
 
-static void add_error(json_t *errors, size_t index, const char *field, const char *detail)
-{
-    if (json_array_size(errors) < MAX_ERRORS_SHOWN)
-        json_array_append_new(errors, json_pack("{s:I, s:s, s:s}", "index", (json_int_t)index,
-                                                "field", field, "detail", detail));
-}
-
-static bool event_name_valid(const char *s)
-{
-    return sy_ident_valid(s, 64);
-}
-
-static bool token_valid(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-            return false;
-    return true;
-}
-
-/* Validates one event into *e; records errors for index i.  Returns false
- * when the event is bad. */
-static bool parse_event(sy_req *r, json_t *o, size_t i, event_in *e, json_t *errors)
-{
-    static const char *const known[] = {"event_id", "customer_no", "identity", "name",
-                                        "ts",       "dwell_ms",    "props"};
-    memset(e, 0, sizeof *e);
-    e->dwell_ms = -1;
-    if (!json_is_object(o)) {
-        add_error(errors, i, "", "an event must be a JSON object");
-        return false;
-    }
-    bool ok = true;
-    const char *key;
-    json_t *v;
-    json_object_foreach (o, key, v) {
-        bool k = false;
-        for (size_t j = 0; j < SY_ARRAY_LEN(known) && !k; j++)
-            k = !strcmp(key, known[j]);
-        if (!k) {
-            char f[80];
-            snprintf(f, sizeof f, "/%.70s", key);
-            add_error(errors, i, f, "unknown field");
-            ok = false;
-        }
-    }
-    const char *id = json_string_value(json_object_get(o, "event_id"));
-    if (!id || !token_valid(id, 128)) {
-        add_error(errors, i, "/event_id", "'event_id' must be 1 to 128 visible ASCII characters");
-        ok = false;
-    }
-    const char *name = json_string_value(json_object_get(o, "name"));
-    if (!name || !event_name_valid(name)) {
-        add_error(errors, i, "/name", "'name' must match [a-z][a-z0-9_]* (at most 64)");
-        ok = false;
-    }
-    json_t *cno = json_object_get(o, "customer_no"), *ident = json_object_get(o, "identity");
-    if ((cno != NULL) == (ident != NULL)) {
-        add_error(errors, i, "/customer_no", "give exactly one of 'customer_no' and 'identity'");
-        ok = false;
-    } else if (cno && !(json_is_string(cno) && sy_customer_no_valid(json_string_value(cno)))) {
-        add_error(errors, i, "/customer_no", "'customer_no' is not a valid customer number");
-        ok = false;
-    } else if (ident) {
-        const char *t = json_string_value(json_object_get(ident, "type"));
-        const char *val = json_string_value(json_object_get(ident, "value"));
-        if (!json_is_object(ident) || json_object_size(ident) != 2 || !t || !val ||
-            !sy_identity_type_valid(t) ||
-            !sy_identity_key(sy_req_app(r)->pii, sy_req_principal(r)->tenant, t, val, e->id_key,
-                             sizeof e->id_key)) {
-            add_error(errors, i, "/identity", "'identity' must be {type, value} of a known type");
-            ok = false;
-        } else {
-            snprintf(e->id_type, sizeof e->id_type, "%s", t);
-        }
-    }
-    json_t *ts = json_object_get(o, "ts");
-    int64_t now = sy_now_ms();
-    if (json_is_integer(ts))
-        e->ts = json_integer_value(ts);
-    else if (!(json_is_string(ts) && sy_parse_time(json_string_value(ts), &e->ts)))
-        e->ts = INT64_MIN;
-    if (e->ts < EARLIEST_TS || e->ts > now + MAX_FUTURE_MS) {
-        add_error(errors, i, "/ts",
-                  "'ts' must be an RFC 3339 time with a zone or epoch milliseconds, from 2000 "
-                  "until a day from now");
-        ok = false;
-    }
-    json_t *dw = json_object_get(o, "dwell_ms");
-    if (dw && !json_is_null(dw)) {
-        if (!json_is_integer(dw) || json_integer_value(dw) < 0 ||
-            json_integer_value(dw) > MAX_DWELL_MS) {
-            add_error(errors, i, "/dwell_ms", "'dwell_ms' must be an integer from 0 to 86400000");
-            ok = false;
-        } else {
-            e->dwell_ms = json_integer_value(dw);
-        }
-    }
-    json_t *props = json_object_get(o, "props");
-    if (props && !json_is_null(props)) {
-        char *text = json_is_object(props) ? json_dumps(props, JSON_COMPACT) : NULL;
-        if (!text || strlen(text) > MAX_PROPS_BYTES) {
-            add_error(errors, i, "/props", "'props' must be an object of at most 4096 bytes");
-            free(text);
-            ok = false;
-        } else {
-            e->props = text;
-        }
-    }
-    if (!ok)
-        return false;
-    e->event_id = sy_xstrdup(id);
-    e->name = sy_xstrdup(name);
-    e->customer_no = cno ? sy_xstrdup(json_string_value(cno)) : NULL;
-    return true;
-}
-
-static int resolve_customer(sy_conn *c, const char *tenant, event_in *e, bool *found)
+static int resolve_customer(sy_conn *c, const char *tenant, sy_event_in *e, bool *found)
 {
     static const char sql_no[] = "SELECT COALESCE(merged_into, customer_no) FROM customers"
                                  " WHERE tenant_id = $1 AND customer_no = $2";
@@ -228,7 +91,8 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
     int rc;
     int64_t now = sy_now_ms();
     for (size_t i = 0; i < b->n; i++) {
-        event_in *e = &b->ev[i];
+        event_in *x = &b->ev[i];
+        sy_event_in *e = &x->in;
         sy_stmt *st = sy_conn_prepare(c, sql);
         if (!st)
             return SY_ERR;
@@ -245,20 +109,20 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
         sy_stmt_bind_i64(st, 8, now);
         if ((rc = sy_stmt_exec(st)) != SY_OK)
             return rc;
-        e->stored = sy_conn_changes(c) == 1;
-        if (e->stored)
+        x->stored = sy_conn_changes(c) == 1;
+        if (x->stored)
             b->accepted++;
         else
             json_array_append_new(b->duplicates, json_string(e->event_id));
         /* Tasks are rewarded in the same transaction as the event: an
          * event and the reward it earned commit together, and a repeated
          * event (a duplicate) earns nothing again. */
-        if (e->stored && b->tasks &&
+        if (x->stored && b->tasks &&
             (rc = sy_api_task_apply(c, r, b->tasks, i, e->customer_no, e->name, e->event_id, e->ts,
                                     e->dwell_ms, b->task_rewards)) != SY_OK)
             return rc;
         /* Likewise a referral's qualifying event (api_referral.c). */
-        if (e->stored && b->referrals &&
+        if (x->stored && b->referrals &&
             (rc = sy_api_referral_apply(c, r, b->referrals, e->customer_no, e->name, e->event_id,
                                         e->ts, b->referral_rewards)) != SY_OK)
             return rc;
@@ -288,10 +152,10 @@ static void events_committed(sy_req *r, void *ctx)
     for (size_t i = 0; i < b->n; i++) {
         if (!b->ev[i].stored)
             continue;
-        nos[k] = b->ev[i].customer_no;
-        names[k] = b->ev[i].name;
-        ts[k] = b->ev[i].ts;
-        dwell[k++] = b->ev[i].dwell_ms;
+        nos[k] = b->ev[i].in.customer_no;
+        names[k] = b->ev[i].in.name;
+        ts[k] = b->ev[i].in.ts;
+        dwell[k++] = b->ev[i].in.dwell_ms;
     }
     sy_index_add_events(ix, k, nos, names, ts, dwell);
     free(nos);
@@ -316,58 +180,14 @@ void sy_api_events_post(sy_req *r)
     const char *body = sy_req_body(r, &len);
     const char *ctype = sy_req_header(r, "Content-Type");
     bool ndjson = ctype && !strncmp(ctype, "application/x-ndjson", 20);
-    json_t *items = NULL;
-    if (ndjson) {
-        items = json_array();
-        size_t line = 0;
-        for (const char *p = body, *end = body + len; p < end; line++) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-            bool blank = true;
-            for (size_t k = 0; k < n && blank; k++)
-                blank = p[k] == ' ' || p[k] == '\t' || p[k] == '\r';
-            if (!blank) {
-                json_error_t e;
-                json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &e);
-                if (!o) {
-                    json_decref(items);
-                    sy_reply_problem(r, 400, "invalid-json", "",
-                                     "line %zu is not valid JSON (column %d): %s", line + 1,
-                                     e.column, e.text);
-                    return;
-                }
-                json_array_append_new(items, o);
-            }
-            p += n + (nl ? 1 : 0);
-        }
-    } else {
-        if (len == 0) {
-            sy_reply_problem(r, 400, "invalid-json", "",
-                             "the request needs a JSON array of events");
-            return;
-        }
-        json_error_t e;
-        items = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
-        if (!items) {
-            sy_reply_problem(r, 400, "invalid-json", "",
-                             "the body is not valid JSON (line %d, column %d): %s", e.line,
-                             e.column, e.text);
-            return;
-        }
-        if (!json_is_array(items)) {
-            json_decref(items);
-            sy_reply_problem(r, 400, "validation", "",
-                             "the body must be a JSON array of events (or NDJSON with "
-                             "Content-Type: application/x-ndjson)");
-            return;
-        }
-    }
-    size_t n = json_array_size(items);
-    if (n == 0 || n > MAX_EVENTS) {
-        json_decref(items);
-        sy_reply_problem(r, 400, "validation", "", "a batch holds 1 to %d events", MAX_EVENTS);
+    json_t *items;
+    const char *type;
+    char detail[512];
+    if (!sy_events_load(body, len, ndjson, &items, &type, detail, sizeof detail)) {
+        sy_reply_problem(r, 400, type, "", "%s", detail);
         return;
     }
+    size_t n = json_array_size(items);
     event_batch *b = sy_req_alloc(r, sizeof *b);
     memset(b, 0, sizeof *b);
     b->ev = sy_xcalloc(n, sizeof *b->ev);
@@ -376,7 +196,8 @@ void sy_api_events_post(sy_req *r)
     sy_req_on_free(r, batch_free, b);
     size_t nbad = 0;
     for (size_t i = 0; i < n; i++) {
-        if (parse_event(r, json_array_get(items, i), i, &b->ev[b->n], b->errors))
+        if (sy_event_parse(sy_req_app(r)->pii, sy_req_principal(r)->tenant, sy_now_ms(),
+                           json_array_get(items, i), i, &b->ev[b->n].in, b->errors))
             b->ev[b->n++].index = i;
         else
             nbad++;
@@ -394,8 +215,8 @@ void sy_api_events_post(sy_req *r)
         for (size_t i = 0; i < b->n; i++) {
             uint32_t dense;
             /* a merged customer keeps its dense id but left `all` */
-            b->ev[i].resolved = b->ev[i].customer_no &&
-                                sy_index_dense(ix, b->ev[i].customer_no, &dense) &&
+            b->ev[i].resolved = b->ev[i].in.customer_no &&
+                                sy_index_dense(ix, b->ev[i].in.customer_no, &dense) &&
                                 roaring_bitmap_contains(sy_index_all(ix), dense);
         }
         sy_index_unlock(ix);
@@ -405,14 +226,15 @@ void sy_api_events_post(sy_req *r)
         bool found;
         if (b->ev[i].resolved)
             continue;
-        if (resolve_customer(c, sy_req_principal(r)->tenant, &b->ev[i], &found) != SY_OK) {
+        if (resolve_customer(c, sy_req_principal(r)->tenant, &b->ev[i].in, &found) != SY_OK) {
             sy_api_store_error(r, c);
             sy_store_release(app->store, c);
             return;
         }
         if (!found) {
-            add_error(b->errors, b->ev[i].index,
-                      b->ev[i].customer_no ? "/customer_no" : "/identity", "no such customer");
+            sy_event_error_add(b->errors, b->ev[i].index,
+                               b->ev[i].in.customer_no ? "/customer_no" : "/identity",
+                               "no such customer");
             nbad++;
         }
     }
@@ -425,7 +247,7 @@ void sy_api_events_post(sy_req *r)
      * audience, is decided here, where the segment index is read. */
     const char **nos = sy_xmalloc(b->n * sizeof *nos);
     for (size_t i = 0; i < b->n; i++)
-        nos[i] = b->ev[i].customer_no;
+        nos[i] = b->ev[i].in.customer_no;
     bool failed;
     b->tasks = sy_api_task_plan(r, b->n, nos, &failed);
     free(nos);
