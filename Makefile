@@ -86,7 +86,7 @@ $(BUILD)/tests/%: tests/e2e/%.c tests/testutil.h tests/e2e/harness.h | $(BUILD)/
 	$(say) TEST $@
 	$(Q)$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard src/*.h) build/gen/migrations.c | build/fuzz
+build/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(LIB_SRCS) $(wildcard src/*.h) build/gen/migrations.c | build/fuzz
 	$(say) FUZZ $@
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) build/gen/migrations.c $(LDLIBS)
 

@@ -316,8 +316,9 @@ bool sy_customer_pii_parse(json_t *in, json_t *out, sy_customer_err *e)
         } else {
             size_t chars = sy_utf8_len(s);
             bool ok = chars >= 1 && chars <= 50;
+            /* C0 controls and DEL, and C1 controls (U+0080..U+009F: 0xC2 0x80..0x9F) */
             for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
-                ok = *p >= 0x20 && *p != 0x7f;
+                ok = *p >= 0x20 && *p != 0x7f && !(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
             if (!ok) {
                 sy_customer_err_set(e, 400, "validation", ptr,
                                     "'name' must be 1 to 50 characters without control "

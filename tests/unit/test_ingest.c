@@ -140,6 +140,36 @@ static void test_field_long_name_cut_whole_characters(void **state)
     }
 }
 
+/* A name is printable text: C0 and C1 control characters (U+0000..U+001F,
+ * U+007F..U+009F) are refused, other characters of any script kept. */
+static void test_name_refuses_control_characters(void **state)
+{
+    (void)state;
+    /* JSON escapes, decoded by jansson */
+    static const char *const bad[] = {"Li\\tLei", "Li\\u007fLei", "Li\\u0085Lei", "Li\\u009fLei"};
+    static const char *const good[] = {"Li Lei", "\\u674e\\u96f7", "Zo\\u00eb", "Li\\u00a0Lei"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"name\": \"%s\"}", bad[i]);
+        json_t *in = load(text), *out = json_object();
+        sy_customer_err e = {0};
+        assert_false(sy_customer_pii_parse(in, out, &e));
+        assert_int_equal(e.status, 400);
+        assert_string_equal(e.field, "/pii/name");
+        json_decref(in);
+        json_decref(out);
+    }
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"name\": \"%s\"}", good[i]);
+        json_t *in = load(text), *out = json_object();
+        sy_customer_err e = {0};
+        assert_true(sy_customer_pii_parse(in, out, &e));
+        json_decref(in);
+        json_decref(out);
+    }
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -148,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_event_refused_keeps_nothing),
         cmocka_unit_test(test_field_pointer_escapes),
         cmocka_unit_test(test_field_long_name_cut_whole_characters),
+        cmocka_unit_test(test_name_refuses_control_characters),
     };
     return cmocka_run_group_tests_name("ingest", tests, NULL, NULL);
 }
