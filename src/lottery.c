@@ -590,7 +590,7 @@ _Static_assert(sizeof k_def_types - 1 == DEF_VERSION + VERSION_NCOLUMNS,
 typedef struct def_entry {
     char *tenant, *id;  /* NULL: a free slot */
     uint64_t gen;       /* g_def_gen when parsed */
-    unsigned char *row; /* the compared values, encoded by def_encode */
+    unsigned char *row; /* the compared values (def_encode) */
     size_t rowlen;
     sy_campaign *cp; /* spent_points and spent_cost: as read by this draw */
     char zone[65];
@@ -601,8 +601,6 @@ typedef struct def_entry {
 static pthread_mutex_t g_def_mu = PTHREAD_MUTEX_INITIALIZER;
 static def_entry g_defs[DEF_CACHE_MAX];
 static uint64_t g_def_tick;
-static unsigned char *g_def_scratch;
-static size_t g_def_scratch_cap;
 
 /* Encodes the compared columns of st's row into out (NULL: only measure);
  * returns the length. */
@@ -637,6 +635,39 @@ static size_t def_encode(sy_stmt *st, unsigned char *out)
     return n;
 }
 
+/* Whether st's row holds the values encoded in row (def_encode's
+ * encoding), compared in place. */
+static bool def_same(sy_stmt *st, const unsigned char *row, size_t len)
+{
+    size_t n = 0;
+    for (int i = 0; k_def_types[i]; i++) {
+        if (k_def_types[i] == 'x')
+            continue;
+        if (n >= len)
+            return false;
+        if (sy_stmt_is_null(st, i)) {
+            if (row[n++] != 0)
+                return false;
+        } else if (k_def_types[i] == 'I') {
+            int64_t v = sy_stmt_i64(st, i);
+            if (row[n] != 1 || len - n < 1 + sizeof v || memcmp(row + n + 1, &v, sizeof v) != 0)
+                return false;
+            n += 1 + sizeof v;
+        } else {
+            const char *v = sy_stmt_text(st, i);
+            uint32_t vlen = (uint32_t)sy_stmt_len(st, i), was;
+            if (row[n] != 2 || len - n < 1 + sizeof was)
+                return false;
+            memcpy(&was, row + n + 1, sizeof was);
+            n += 1 + sizeof was;
+            if (was != vlen || len - n < vlen || memcmp(row + n, v, vlen) != 0)
+                return false;
+            n += vlen;
+        }
+    }
+    return n == len;
+}
+
 static void def_drop(def_entry *e)
 {
     free(e->tenant);
@@ -652,9 +683,6 @@ void sy_lottery_cache_clear(void)
     pthread_mutex_lock(&g_def_mu);
     for (int i = 0; i < DEF_CACHE_MAX; i++)
         def_drop(&g_defs[i]);
-    free(g_def_scratch);
-    g_def_scratch = NULL;
-    g_def_scratch_cap = 0;
     pthread_mutex_unlock(&g_def_mu);
 }
 
@@ -679,13 +707,6 @@ static int def_get(sy_conn *c, const char *tenant, const char *campaign, def_ent
         sy_stmt_reset(st);
         return rc == SY_DONE ? SY_CAMPAIGN_NOT_FOUND : rc;
     }
-    size_t n = def_encode(st, NULL);
-    if (n > g_def_scratch_cap) {
-        free(g_def_scratch);
-        g_def_scratch_cap = n * 2;
-        g_def_scratch = sy_xmalloc(g_def_scratch_cap);
-    }
-    def_encode(st, g_def_scratch);
     uint64_t gen = atomic_load_explicit(&g_def_gen, memory_order_acquire);
     def_entry *e = NULL, *victim = &g_defs[0];
     for (int i = 0; i < DEF_CACHE_MAX && !e; i++) {
@@ -695,7 +716,7 @@ static int def_get(sy_conn *c, const char *tenant, const char *campaign, def_ent
         else if (!x->tenant ? victim->tenant != NULL : victim->tenant && x->tick < victim->tick)
             victim = x;
     }
-    bool fresh = !(e && e->gen == gen && e->rowlen == n && !memcmp(e->row, g_def_scratch, n));
+    bool fresh = !(e && e->gen == gen && def_same(st, e->row, e->rowlen));
     if (!fresh) {
         atomic_fetch_add_explicit(&g_def_hits, 1, memory_order_relaxed);
     } else {
@@ -715,9 +736,9 @@ static int def_get(sy_conn *c, const char *tenant, const char *campaign, def_ent
         e->tenant = sy_xstrdup(tenant);
         e->id = sy_xstrdup(campaign);
         e->gen = gen;
-        e->row = sy_xmalloc(n);
-        memcpy(e->row, g_def_scratch, n);
-        e->rowlen = n;
+        e->rowlen = def_encode(st, NULL);
+        e->row = sy_xmalloc(e->rowlen);
+        def_encode(st, e->row);
     }
     e->cp->spent_points = sy_stmt_i64(st, SY_CAMPAIGN_COL_SPENT_POINTS);
     e->cp->spent_cost = sy_stmt_i64(st, SY_CAMPAIGN_COL_SPENT_COST);
