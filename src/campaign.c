@@ -982,11 +982,16 @@ static int admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, co
         sy_stmt_reset(st);
         return SY_CAMPAIGN_MERGED;
     }
-    char *attrs = sy_xstrdup(sy_stmt_text(st, 0));
-    sy_stmt_reset(st);
-    bool fit = !cp->product_risk ||
-               suitable(cp, attrs, sy_campaign_day(zone, w->now_ms), why->other, sizeof why->other);
-    free(attrs);
+    /* the attributes (about 1 KB of JSON) only for a suitability rule */
+    bool fit = true;
+    if (cp->product_risk) {
+        char *attrs = sy_xstrdup(sy_stmt_text(st, 0));
+        sy_stmt_reset(st);
+        fit = suitable(cp, attrs, sy_campaign_day(zone, w->now_ms), why->other, sizeof why->other);
+        free(attrs);
+    } else {
+        sy_stmt_reset(st);
+    }
     if (!w->in_audience)
         return SY_CAMPAIGN_NOT_IN_AUDIENCE;
     if (!fit)
