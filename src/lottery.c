@@ -524,9 +524,11 @@ static int load_prizes(sy_conn *c, const char *tenant, const char *campaign, sy_
 int sy_lottery_load(sy_conn *c, const char *tenant, const char *campaign, int version,
                     sy_lottery_table *t)
 {
-    static const char sql_version[] = "SELECT " VERSION_COLUMNS(
-        "") " FROM lottery_versions WHERE tenant_id = $1"
-            " AND campaign_id = $2 AND ($3 = 0 OR version = $3) ORDER BY version DESC LIMIT 1";
+    /* clang-format off */
+    static const char sql_version[] =
+        "SELECT " VERSION_COLUMNS("") " FROM lottery_versions WHERE tenant_id = $1"
+        " AND campaign_id = $2 AND ($3 = 0 OR version = $3) ORDER BY version DESC LIMIT 1";
+    /* clang-format on */
     memset(t, 0, sizeof *t);
     sy_stmt *st = sy_conn_prepare(c, sql_version);
     if (!st)
@@ -571,15 +573,16 @@ int sy_lottery_load(sy_conn *c, const char *tenant, const char *campaign, int ve
 static const char k_def_types[] = "TTTTIIIITIIIIIxxIIITTTTTTIIIII" /* the campaign */
                                   "T"                              /* the zone */
                                   "IITIIITIIIITTI";                /* the newest version */
-static const char k_def_sql[] = "SELECT " SY_CAMPAIGN_COLUMNS(
-    "cp.") ","
-           " CASE WHEN tn.id IS NULL THEN 'UTC' ELSE tn.timezone END, " VERSION_COLUMNS(
-               "v.") " FROM campaigns cp LEFT JOIN tenants tn ON tn.id = cp.tenant_id"
-                     " LEFT JOIN lottery_versions v ON v.tenant_id = cp.tenant_id AND "
-                     "v.campaign_id = cp.id"
-                     " AND v.version = (SELECT MAX(version) FROM lottery_versions"
-                     "   WHERE tenant_id = cp.tenant_id AND campaign_id = cp.id)"
-                     " WHERE cp.tenant_id = $1 AND cp.id = $2";
+/* clang-format off */
+static const char k_def_sql[] =
+    "SELECT " SY_CAMPAIGN_COLUMNS("cp.") ","
+    " CASE WHEN tn.id IS NULL THEN 'UTC' ELSE tn.timezone END, " VERSION_COLUMNS("v.")
+    " FROM campaigns cp LEFT JOIN tenants tn ON tn.id = cp.tenant_id"
+    " LEFT JOIN lottery_versions v ON v.tenant_id = cp.tenant_id AND v.campaign_id = cp.id"
+    " AND v.version = (SELECT MAX(version) FROM lottery_versions"
+    "   WHERE tenant_id = cp.tenant_id AND campaign_id = cp.id)"
+    " WHERE cp.tenant_id = $1 AND cp.id = $2";
+/* clang-format on */
 #define DEF_ZONE SY_CAMPAIGN_NCOLUMNS
 #define DEF_VERSION (DEF_ZONE + 1)
 #define DEF_CACHE_MAX 32
