@@ -24,7 +24,10 @@
 # (journal) under a new id, and the count — driven by redis-benchmark with
 # 64 clients over 100,000 customers who all hold points.
 #
-# Prints draws/s, p50 and p99 of both and the ratio siyu/Redis.  Every siyu
+# Prints draws/s, p50 and p99 of both and the ratio siyu/Redis, and from
+# siyu's /metrics and /proc: the writer's batches, the writer's time to
+# apply one draw (a batch's time less its COMMIT, per mutation; the
+# writer's own work per draw) and the whole server's CPU per draw.  Every siyu
 # answer must be 201, and `siyu check` must pass afterwards; otherwise the
 # script exits 1.
 #
@@ -128,6 +131,9 @@ wrk -t"$THREADS" -c"$CONNS" -d2s -s "$T/draw.lua" "$U" >/dev/null
 metric() { curl -s "$U/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 M0_N=$(metric siyu_store_commit_batch_size_sum); M0_C=$(metric siyu_store_commit_batch_size_count)
 M0_T=$(metric siyu_store_commit_duration_seconds_sum)
+M0_S=$(metric siyu_store_commit_statement_duration_seconds_sum)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SIYU_PID/stat"; }
+C0=$(cpu_ticks)
 PERF_PID=""
 if [ -n "${PERF_OUT:-}" ]; then
     perf record -q -F 499 ${PERF_ARGS:--g} -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
@@ -137,8 +143,13 @@ wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/draw.lua" "$U" >"$
 [ -n "$PERF_PID" ] && wait "$PERF_PID"
 M1_N=$(metric siyu_store_commit_batch_size_sum); M1_C=$(metric siyu_store_commit_batch_size_count)
 M1_T=$(metric siyu_store_commit_duration_seconds_sum)
-WRITER=$(awk -v n="$((M1_N - M0_N))" -v c="$((M1_C - M0_C))" -v t="$M1_T" -v t0="$M0_T" 'BEGIN {
-    printf "%d mutations in %d commits (%.1f per commit); a batch %.2f ms", n, c, n / c, (t - t0) * 1000 / c }')
+M1_S=$(metric siyu_store_commit_statement_duration_seconds_sum)
+C1=$(cpu_ticks)
+WRITER=$(awk -v n="$((M1_N - M0_N))" -v c="$((M1_C - M0_C))" -v t="$M1_T" -v t0="$M0_T" \
+    -v s="$M1_S" -v s0="$M0_S" -v cpu="$((C1 - C0))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    printf "%d mutations in %d commits (%.1f per commit); a batch %.2f ms", n, c, n / c, (t - t0) * 1000 / c
+    printf " (its COMMIT %.2f ms); applying a draw %.1f us in the writer; server CPU %.0f us per draw",
+        (s - s0) * 1000 / c, ((t - t0) - (s - s0)) * 1e6 / n, cpu / hz * 1e6 / n }')
 FAILED=0
 grep -q "Non-2xx" "$T/wrk.txt" && { echo "lottery.sh: siyu answered non-2xx:" >&2; grep Non-2xx "$T/wrk.txt" >&2; FAILED=1; }
 grep -q "Socket errors" "$T/wrk.txt" && { grep "Socket errors" "$T/wrk.txt" >&2; FAILED=1; }

@@ -356,6 +356,37 @@ static void draw_committed(sy_req *r, void *ctx)
         sy_api_abuse_accepted(r, q->gate);
 }
 
+/* What the request thread needs of a campaign before its draw: that it
+ * exists, and its audience segment ("" for everyone) — one column, not
+ * the whole campaign with its rules parsed; the writer reads the rest.
+ * False when answered (404, or a store error). */
+static bool campaign_segment(sy_req *r, const char *id, char segment[65])
+{
+    static const char sql[] = "SELECT segment_id FROM campaigns WHERE tenant_id = $1 AND id = $2";
+    if (!sy_campaign_id_valid(id)) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no campaign '%s'", id);
+        return false;
+    }
+    sy_app *app = sy_req_app(r);
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    int rc = SY_ERR;
+    if (st) {
+        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
+        sy_stmt_bind_text(st, 2, id);
+        rc = sy_stmt_step(st);
+        if (rc == SY_ROW)
+            snprintf(segment, 65, "%s", sy_stmt_text(st, 0));
+        sy_stmt_reset(st);
+    }
+    if (rc == SY_DONE)
+        sy_reply_problem(r, 404, "not-found", NULL, "no campaign '%s'", id);
+    else if (rc != SY_ROW)
+        sy_api_store_error(r, c);
+    sy_store_release(app->store, c);
+    return rc == SY_ROW;
+}
+
 /* POST /v1/campaigns/{id}/draw {"customer_no": "…"} with an Idempotency-Key. */
 void sy_api_lottery_draw(sy_req *r)
 {
@@ -381,14 +412,11 @@ void sy_api_lottery_draw(sy_req *r)
     if (!sy_api_abuse_gate(r, 1, q->no, &gate))
         return;
     q->gate = gate;
-    sy_campaign *cp = load_campaign(r, q->id);
-    if (!cp)
+    char segment[65];
+    if (!campaign_segment(r, q->id, segment))
         return;
     q->in_audience = true;
-    bool ok =
-        !cp->segment_id[0] || sy_api_campaign_audience(r, cp->segment_id, q->no, &q->in_audience);
-    sy_campaign_free(cp);
-    if (ok)
+    if (!segment[0] || sy_api_campaign_audience(r, segment, q->no, &q->in_audience))
         sy_req_write(r, apply_draw, draw_committed, q);
 }
 

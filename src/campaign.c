@@ -494,57 +494,41 @@ void sy_campaign_free(sy_campaign *cp)
     free(cp);
 }
 
-int sy_campaign_load(sy_conn *c, const char *tenant, const char *id, sy_campaign **out)
+int sy_campaign_from_row(sy_stmt *st, int col, const char *tenant, const char *id,
+                         sy_campaign **out)
 {
-    static const char sql[] =
-        "SELECT id, name, type, status, starts_at, ends_at, open_from, open_until, segment_id, "
-        "product_risk, risk_validity_days, holdout_percent, budget_points, budget_cost, "
-        "spent_points, spent_cost, limit_day, limit_week, limit_total, point_type, rules, "
-        "created_by, updated_by, submitted_by, approved_by, created_at, updated_at, submitted_at, "
-        "approved_at, priority FROM campaigns WHERE tenant_id = $1 AND id = $2";
     *out = NULL;
-    sy_stmt *st = sy_conn_prepare(c, sql);
-    if (!st)
-        return SY_ERR;
-    sy_stmt_bind_text(st, 1, tenant);
-    sy_stmt_bind_text(st, 2, id);
-    int rc = sy_stmt_step(st);
-    if (rc != SY_ROW) {
-        sy_stmt_reset(st);
-        return rc == SY_DONE ? SY_CAMPAIGN_NOT_FOUND : rc;
-    }
     sy_campaign *cp = sy_xcalloc(1, sizeof *cp);
-    snprintf(cp->id, sizeof cp->id, "%s", sy_stmt_text(st, 0));
-    snprintf(cp->name, sizeof cp->name, "%s", sy_stmt_text(st, 1));
-    bool ok = sy_campaign_type_parse(sy_stmt_text(st, 2), &cp->type) &&
-              sy_campaign_status_parse(sy_stmt_text(st, 3), &cp->status);
-    cp->starts_at = sy_stmt_i64(st, 4);
-    cp->ends_at = sy_stmt_i64(st, 5);
-    cp->open_from = (int)i64_or_unset(st, 6);
-    cp->open_until = (int)i64_or_unset(st, 7);
-    snprintf(cp->segment_id, sizeof cp->segment_id, "%s", sy_stmt_text(st, 8));
-    cp->product_risk = sy_stmt_is_null(st, 9) ? 0 : (int)sy_stmt_i64(st, 9);
-    cp->risk_validity_days = sy_stmt_is_null(st, 10) ? 0 : (int)sy_stmt_i64(st, 10);
-    cp->holdout_percent = (int)sy_stmt_i64(st, 11);
-    cp->budget_points = i64_or_unset(st, 12);
-    cp->budget_cost = i64_or_unset(st, 13);
-    cp->spent_points = sy_stmt_i64(st, 14);
-    cp->spent_cost = sy_stmt_i64(st, 15);
-    cp->limit_day = i64_or_unset(st, 16);
-    cp->limit_week = i64_or_unset(st, 17);
-    cp->limit_total = i64_or_unset(st, 18);
-    snprintf(cp->point_type, sizeof cp->point_type, "%s", sy_stmt_text(st, 19));
-    json_t *rules = json_loads(sy_stmt_text(st, 20), 0, NULL);
-    snprintf(cp->created_by, sizeof cp->created_by, "%s", sy_stmt_text(st, 21));
-    snprintf(cp->updated_by, sizeof cp->updated_by, "%s", sy_stmt_text(st, 22));
-    snprintf(cp->submitted_by, sizeof cp->submitted_by, "%s", sy_stmt_text(st, 23));
-    snprintf(cp->approved_by, sizeof cp->approved_by, "%s", sy_stmt_text(st, 24));
-    cp->created_at = sy_stmt_i64(st, 25);
-    cp->updated_at = sy_stmt_i64(st, 26);
-    cp->submitted_at = i64_or_unset(st, 27);
-    cp->approved_at = i64_or_unset(st, 28);
-    cp->priority = (int)sy_stmt_i64(st, 29);
-    sy_stmt_reset(st);
+    snprintf(cp->id, sizeof cp->id, "%s", sy_stmt_text(st, col + 0));
+    snprintf(cp->name, sizeof cp->name, "%s", sy_stmt_text(st, col + 1));
+    bool ok = sy_campaign_type_parse(sy_stmt_text(st, col + 2), &cp->type) &&
+              sy_campaign_status_parse(sy_stmt_text(st, col + 3), &cp->status);
+    cp->starts_at = sy_stmt_i64(st, col + 4);
+    cp->ends_at = sy_stmt_i64(st, col + 5);
+    cp->open_from = (int)i64_or_unset(st, col + 6);
+    cp->open_until = (int)i64_or_unset(st, col + 7);
+    snprintf(cp->segment_id, sizeof cp->segment_id, "%s", sy_stmt_text(st, col + 8));
+    cp->product_risk = sy_stmt_is_null(st, col + 9) ? 0 : (int)sy_stmt_i64(st, col + 9);
+    cp->risk_validity_days = sy_stmt_is_null(st, col + 10) ? 0 : (int)sy_stmt_i64(st, col + 10);
+    cp->holdout_percent = (int)sy_stmt_i64(st, col + 11);
+    cp->budget_points = i64_or_unset(st, col + 12);
+    cp->budget_cost = i64_or_unset(st, col + 13);
+    cp->spent_points = sy_stmt_i64(st, col + SY_CAMPAIGN_COL_SPENT_POINTS);
+    cp->spent_cost = sy_stmt_i64(st, col + SY_CAMPAIGN_COL_SPENT_COST);
+    cp->limit_day = i64_or_unset(st, col + 16);
+    cp->limit_week = i64_or_unset(st, col + 17);
+    cp->limit_total = i64_or_unset(st, col + 18);
+    snprintf(cp->point_type, sizeof cp->point_type, "%s", sy_stmt_text(st, col + 19));
+    json_t *rules = json_loads(sy_stmt_text(st, col + 20), 0, NULL);
+    snprintf(cp->created_by, sizeof cp->created_by, "%s", sy_stmt_text(st, col + 21));
+    snprintf(cp->updated_by, sizeof cp->updated_by, "%s", sy_stmt_text(st, col + 22));
+    snprintf(cp->submitted_by, sizeof cp->submitted_by, "%s", sy_stmt_text(st, col + 23));
+    snprintf(cp->approved_by, sizeof cp->approved_by, "%s", sy_stmt_text(st, col + 24));
+    cp->created_at = sy_stmt_i64(st, col + 25);
+    cp->updated_at = sy_stmt_i64(st, col + 26);
+    cp->submitted_at = i64_or_unset(st, col + 27);
+    cp->approved_at = i64_or_unset(st, col + 28);
+    cp->priority = (int)sy_stmt_i64(st, col + 29);
     char field[80], msg[200];
     if (ok && rules)
         ok = sy_campaign_rules_parse(cp, rules, field, sizeof field, msg, sizeof msg);
@@ -556,6 +540,26 @@ int sy_campaign_load(sy_conn *c, const char *tenant, const char *id, sy_campaign
     }
     *out = cp;
     return SY_OK;
+}
+
+int sy_campaign_load(sy_conn *c, const char *tenant, const char *id, sy_campaign **out)
+{
+    static const char sql[] =
+        "SELECT " SY_CAMPAIGN_COLUMNS("") " FROM campaigns WHERE tenant_id = $1 AND id = $2";
+    *out = NULL;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    int rc = sy_stmt_step(st);
+    if (rc != SY_ROW) {
+        sy_stmt_reset(st);
+        return rc == SY_DONE ? SY_CAMPAIGN_NOT_FOUND : rc;
+    }
+    rc = sy_campaign_from_row(st, 0, tenant, id, out);
+    sy_stmt_reset(st);
+    return rc;
 }
 
 static json_t *json_time(int64_t ms)
@@ -978,11 +982,16 @@ static int admit(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w, co
         sy_stmt_reset(st);
         return SY_CAMPAIGN_MERGED;
     }
-    char *attrs = sy_xstrdup(sy_stmt_text(st, 0));
-    sy_stmt_reset(st);
-    bool fit = !cp->product_risk ||
-               suitable(cp, attrs, sy_campaign_day(zone, w->now_ms), why->other, sizeof why->other);
-    free(attrs);
+    /* the attributes (about 1 KB of JSON) only for a suitability rule */
+    bool fit = true;
+    if (cp->product_risk) {
+        char *attrs = sy_xstrdup(sy_stmt_text(st, 0));
+        sy_stmt_reset(st);
+        fit = suitable(cp, attrs, sy_campaign_day(zone, w->now_ms), why->other, sizeof why->other);
+        free(attrs);
+    } else {
+        sy_stmt_reset(st);
+    }
     if (!w->in_audience)
         return SY_CAMPAIGN_NOT_IN_AUDIENCE;
     if (!fit)
@@ -1082,6 +1091,19 @@ static int check_budget(sy_conn *c, const char *tenant, const char *id, int64_t 
     bool cost_out = !sy_stmt_is_null(st, 1) && sy_stmt_i64(st, 3) + cost > sy_stmt_i64(st, 1);
     sy_stmt_reset(st);
     if (pts_out || cost_out) {
+        snprintf(why->other, sizeof why->other, "%s", pts_out ? "points" : "cost");
+        return SY_CAMPAIGN_BUDGET_EXHAUSTED;
+    }
+    return SY_OK;
+}
+
+int sy_campaign_budget_allows(const sy_campaign *cp, int64_t points, int64_t cost,
+                              sy_campaign_result *why)
+{
+    bool pts_out =
+        cp->budget_points != SY_CAMPAIGN_UNSET && cp->spent_points + points > cp->budget_points;
+    bool cost_out = cp->budget_cost != SY_CAMPAIGN_UNSET && cp->spent_cost + cost > cp->budget_cost;
+    if ((points || cost) && (pts_out || cost_out)) {
         snprintf(why->other, sizeof why->other, "%s", pts_out ? "points" : "cost");
         return SY_CAMPAIGN_BUDGET_EXHAUSTED;
     }

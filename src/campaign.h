@@ -193,6 +193,27 @@ int64_t sy_campaign_week(int64_t day);
 /* The business day of a moment in the tenant's zone. */
 int64_t sy_campaign_day(const char *zone, int64_t at_ms);
 
+/* The campaigns columns a campaign is read from, in the order
+ * sy_campaign_from_row expects; p prefixes each name (a table alias with
+ * its dot, or ""). */
+#define SY_CAMPAIGN_COLUMNS(p)                                                                     \
+    p "id, " p "name, " p "type, " p "status, " p "starts_at, " p "ends_at, " p "open_from, " p    \
+      "open_until, " p "segment_id, " p "product_risk, " p "risk_validity_days, " p                \
+      "holdout_percent, " p "budget_points, " p "budget_cost, " p "spent_points, " p               \
+      "spent_cost, " p "limit_day, " p "limit_week, " p "limit_total, " p "point_type, " p         \
+      "rules, " p "created_by, " p "updated_by, " p "submitted_by, " p "approved_by, " p           \
+      "created_at, " p "updated_at, " p "submitted_at, " p "approved_at, " p "priority"
+#define SY_CAMPAIGN_NCOLUMNS 30
+/* The two columns that move with every participation (the rest is the
+ * definition and the lifecycle). */
+#define SY_CAMPAIGN_COL_SPENT_POINTS 14
+#define SY_CAMPAIGN_COL_SPENT_COST 15
+/* Parses a campaign from the current row of st, whose columns col ..
+ * col + SY_CAMPAIGN_NCOLUMNS - 1 are SY_CAMPAIGN_COLUMNS (tenant and id:
+ * for the error log).  SY_OK or SY_ERR (stored rules that do not parse).
+ * Free with sy_campaign_free. */
+int sy_campaign_from_row(sy_stmt *st, int col, const char *tenant, const char *id,
+                         sy_campaign **out);
 /* Reads a campaign (SY_OK, SY_CAMPAIGN_NOT_FOUND or a store error).
  * Free with sy_campaign_free. */
 int sy_campaign_load(sy_conn *c, const char *tenant, const char *id, sy_campaign **out);
@@ -306,6 +327,11 @@ int sy_campaign_check_budget(sy_conn *c, const char *tenant, const char *id, int
                              int64_t cost, sy_campaign_result *why);
 int sy_campaign_spend_budget(sy_conn *c, const char *tenant, const char *id, int64_t points,
                              int64_t cost);
+/* The same decision from cp's budget and spent columns, which the caller
+ * read in this transaction after the last change to them (the draw reads
+ * its campaign row first, and nothing before the check moves the budget). */
+int sy_campaign_budget_allows(const sy_campaign *cp, int64_t points, int64_t cost,
+                              sy_campaign_result *why);
 /* What a reward costs the budget: its points, an item's cost price (fen). */
 int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
                             int64_t *points, int64_t *cost);

@@ -14,6 +14,7 @@
 #include "util.h"
 #include "validate.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,6 +42,10 @@ static uint32_t draw_random(uint32_t upper)
 /* metrics                                                             */
 
 static _Atomic uint64_t g_draws_won, g_draws_thanks, g_draws_guaranteed;
+/* bumped by every sy_lottery_define: the draw's remembered tables made
+ * before it are read again (see "the draw's definitions, remembered") */
+static _Atomic uint64_t g_def_gen = 1;
+static _Atomic uint64_t g_def_hits, g_def_misses;
 
 void sy_lottery_metrics_render(sy_buf *o)
 {
@@ -52,10 +57,17 @@ void sy_lottery_metrics_render(sy_buf *o)
         "siyu_lottery_draws_total{outcome=\"thanks\"} %llu\n"
         "# HELP siyu_lottery_guaranteed_total Draws won by the guarantee.\n"
         "# TYPE siyu_lottery_guaranteed_total counter\n"
-        "siyu_lottery_guaranteed_total %llu\n",
+        "siyu_lottery_guaranteed_total %llu\n"
+        "# HELP siyu_lottery_definitions_total Draws by whether their campaign, zone and prize"
+        " table were remembered (hit) or parsed (miss).\n"
+        "# TYPE siyu_lottery_definitions_total counter\n"
+        "siyu_lottery_definitions_total{result=\"hit\"} %llu\n"
+        "siyu_lottery_definitions_total{result=\"miss\"} %llu\n",
         (unsigned long long)atomic_load_explicit(&g_draws_won, memory_order_relaxed),
         (unsigned long long)atomic_load_explicit(&g_draws_thanks, memory_order_relaxed),
-        (unsigned long long)atomic_load_explicit(&g_draws_guaranteed, memory_order_relaxed));
+        (unsigned long long)atomic_load_explicit(&g_draws_guaranteed, memory_order_relaxed),
+        (unsigned long long)atomic_load_explicit(&g_def_hits, memory_order_relaxed),
+        (unsigned long long)atomic_load_explicit(&g_def_misses, memory_order_relaxed));
 }
 
 /* ------------------------------------------------------------------ */
@@ -352,6 +364,7 @@ int sy_lottery_define(sy_conn *c, const char *tenant, const char *campaign, sy_l
         " weight, stock, points, point_type, item) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
         " $10, $11)";
     memset(res, 0, sizeof *res);
+    atomic_fetch_add_explicit(&g_def_gen, 1, memory_order_release);
     sy_campaign *cp;
     int rc = sy_campaign_load(c, tenant, campaign, &cp);
     if (rc != SY_OK)
@@ -449,49 +462,50 @@ int sy_lottery_define(sy_conn *c, const char *tenant, const char *campaign, sy_l
     return SY_OK;
 }
 
-int sy_lottery_load(sy_conn *c, const char *tenant, const char *campaign, int version,
-                    sy_lottery_table *t)
+/* The lottery_versions columns a version is read from (table_from_row);
+ * p prefixes each name. */
+#define VERSION_COLUMNS(p)                                                                         \
+    p "version, " p "cost_points, " p "cost_type, " p "free_per_day, " p "draws_per_day, " p       \
+      "thanks_weight, " p "thanks_name, " p "pacing, " p "pace_from, " p "pace_until, " p          \
+      "guarantee_after, " p "guarantee_prize, " p "created_by, " p "created_at"
+#define VERSION_NCOLUMNS 14
+
+/* A version's own row (columns col.. of st, VERSION_COLUMNS) into t, whose
+ * prizes are left empty. */
+static void table_from_row(sy_stmt *st, int col, sy_lottery_table *t)
 {
-    static const char sql_version[] =
-        "SELECT version, cost_points, cost_type, free_per_day, draws_per_day, thanks_weight,"
-        " thanks_name, pacing, pace_from, pace_until, guarantee_after, guarantee_prize,"
-        " created_by, created_at FROM lottery_versions WHERE tenant_id = $1 AND campaign_id = $2"
-        " AND ($3 = 0 OR version = $3) ORDER BY version DESC LIMIT 1";
+    memset(t, 0, sizeof *t);
+    t->version = (int)sy_stmt_i64(st, col + 0);
+    t->cost_points = sy_stmt_i64(st, col + 1);
+    snprintf(t->cost_type, sizeof t->cost_type, "%s", sy_stmt_text(st, col + 2));
+    t->free_per_day = sy_stmt_i64(st, col + 3);
+    t->draws_per_day = sy_stmt_is_null(st, col + 4) ? SY_CAMPAIGN_UNSET : sy_stmt_i64(st, col + 4);
+    t->thanks_weight = sy_stmt_i64(st, col + 5);
+    snprintf(t->thanks_name, sizeof t->thanks_name, "%s", sy_stmt_text(st, col + 6));
+    t->pacing = sy_stmt_i64(st, col + 7) != 0;
+    t->pace_from = sy_stmt_i64(st, col + 8);
+    t->pace_until = sy_stmt_i64(st, col + 9);
+    t->guarantee_after =
+        sy_stmt_is_null(st, col + 10) ? SY_CAMPAIGN_UNSET : sy_stmt_i64(st, col + 10);
+    snprintf(t->guarantee_prize, sizeof t->guarantee_prize, "%s", sy_stmt_text(st, col + 11));
+    snprintf(t->created_by, sizeof t->created_by, "%s", sy_stmt_text(st, col + 12));
+    t->created_at = sy_stmt_i64(st, col + 13);
+}
+
+/* The prizes of version t->version, in table order. */
+static int load_prizes(sy_conn *c, const char *tenant, const char *campaign, sy_lottery_table *t)
+{
     static const char sql_prizes[] =
         "SELECT code, name, weight, stock, used, points, point_type, item FROM lottery_prizes"
         " WHERE tenant_id = $1 AND campaign_id = $2 AND version = $3 ORDER BY position";
-    memset(t, 0, sizeof *t);
-    sy_stmt *st = sy_conn_prepare(c, sql_version);
+    sy_stmt *st = sy_conn_prepare(c, sql_prizes);
     if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_text(st, 2, campaign);
-    sy_stmt_bind_i64(st, 3, version);
-    int rc = sy_stmt_step(st);
-    if (rc != SY_ROW) {
-        sy_stmt_reset(st);
-        return rc == SY_DONE ? SY_LOTTERY_NO_TABLE : rc;
-    }
-    t->version = (int)sy_stmt_i64(st, 0);
-    t->cost_points = sy_stmt_i64(st, 1);
-    snprintf(t->cost_type, sizeof t->cost_type, "%s", sy_stmt_text(st, 2));
-    t->free_per_day = sy_stmt_i64(st, 3);
-    t->draws_per_day = sy_stmt_is_null(st, 4) ? SY_CAMPAIGN_UNSET : sy_stmt_i64(st, 4);
-    t->thanks_weight = sy_stmt_i64(st, 5);
-    snprintf(t->thanks_name, sizeof t->thanks_name, "%s", sy_stmt_text(st, 6));
-    t->pacing = sy_stmt_i64(st, 7) != 0;
-    t->pace_from = sy_stmt_i64(st, 8);
-    t->pace_until = sy_stmt_i64(st, 9);
-    t->guarantee_after = sy_stmt_is_null(st, 10) ? SY_CAMPAIGN_UNSET : sy_stmt_i64(st, 10);
-    snprintf(t->guarantee_prize, sizeof t->guarantee_prize, "%s", sy_stmt_text(st, 11));
-    snprintf(t->created_by, sizeof t->created_by, "%s", sy_stmt_text(st, 12));
-    t->created_at = sy_stmt_i64(st, 13);
-    sy_stmt_reset(st);
-    if (!(st = sy_conn_prepare(c, sql_prizes)))
-        return SY_ERR;
-    sy_stmt_bind_text(st, 1, tenant);
-    sy_stmt_bind_text(st, 2, campaign);
     sy_stmt_bind_i64(st, 3, t->version);
+    int rc;
+    t->nprizes = 0;
     while ((rc = sy_stmt_step(st)) == SY_ROW && t->nprizes < SY_LOTTERY_PRIZES_MAX) {
         sy_lottery_prize *p = &t->prizes[t->nprizes++];
         snprintf(p->code, sizeof p->code, "%s", sy_stmt_text(st, 0));
@@ -505,6 +519,241 @@ int sy_lottery_load(sy_conn *c, const char *tenant, const char *campaign, int ve
     }
     sy_stmt_reset(st);
     return rc == SY_DONE || rc == SY_ROW ? SY_OK : rc;
+}
+
+int sy_lottery_load(sy_conn *c, const char *tenant, const char *campaign, int version,
+                    sy_lottery_table *t)
+{
+    /* clang-format off */
+    static const char sql_version[] =
+        "SELECT " VERSION_COLUMNS("") " FROM lottery_versions WHERE tenant_id = $1"
+        " AND campaign_id = $2 AND ($3 = 0 OR version = $3) ORDER BY version DESC LIMIT 1";
+    /* clang-format on */
+    memset(t, 0, sizeof *t);
+    sy_stmt *st = sy_conn_prepare(c, sql_version);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, campaign);
+    sy_stmt_bind_i64(st, 3, version);
+    int rc = sy_stmt_step(st);
+    if (rc != SY_ROW) {
+        sy_stmt_reset(st);
+        return rc == SY_DONE ? SY_LOTTERY_NO_TABLE : rc;
+    }
+    table_from_row(st, 0, t);
+    sy_stmt_reset(st);
+    return load_prizes(c, tenant, campaign, t);
+}
+
+/* ------------------------------------------------------------------ */
+/* the draw's definitions, remembered                                  */
+
+/* A draw needs its campaign (the row, with its rules as JSON), the
+ * tenant's zone and the newest prize table.  It reads all three in one
+ * statement (k_def_sql), and parses them only when those values differ
+ * from the ones its remembered parse was made from: the parse is a pure
+ * function of the values, so whatever changed them — a pause, an end, a
+ * new version, an edit made by SQL, a rolled-back batch — is seen by the
+ * very next draw, with no invalidation to forget.  Only the campaign's
+ * spent columns, which move with every prize, are left out of the
+ * comparison (and refreshed on every draw); the prize rows' stock and used
+ * are read at the draw for the prizes it touches.
+ *
+ * The one thing the comparison does not see is a version's prize rows
+ * (names, weights, rewards), which sy_lottery_define writes once with the
+ * version row: a version number used again after a failed commit could
+ * carry other prizes under an identical version row, so define bumps
+ * g_def_gen and every remembered table made before it is parsed again.
+ *
+ * The entries are the writer thread's in practice; a mutex (uncontended)
+ * keeps any other caller (tests, the command line) correct too. */
+
+/* one letter per k_def_sql column: T text, I integer, x not compared */
+static const char k_def_types[] = "TTTTIIIITIIIIIxxIIITTTTTTIIIII" /* the campaign */
+                                  "T"                              /* the zone */
+                                  "IITIIITIIIITTI";                /* the newest version */
+/* clang-format off */
+static const char k_def_sql[] =
+    "SELECT " SY_CAMPAIGN_COLUMNS("cp.") ","
+    " CASE WHEN tn.id IS NULL THEN 'UTC' ELSE tn.timezone END, " VERSION_COLUMNS("v.")
+    " FROM campaigns cp LEFT JOIN tenants tn ON tn.id = cp.tenant_id"
+    " LEFT JOIN lottery_versions v ON v.tenant_id = cp.tenant_id AND v.campaign_id = cp.id"
+    " AND v.version = (SELECT MAX(version) FROM lottery_versions"
+    "   WHERE tenant_id = cp.tenant_id AND campaign_id = cp.id)"
+    " WHERE cp.tenant_id = $1 AND cp.id = $2";
+/* clang-format on */
+#define DEF_ZONE SY_CAMPAIGN_NCOLUMNS
+#define DEF_VERSION (DEF_ZONE + 1)
+#define DEF_CACHE_MAX 32
+
+_Static_assert(sizeof k_def_types - 1 == DEF_VERSION + VERSION_NCOLUMNS,
+               "k_def_types names every column of k_def_sql");
+
+typedef struct def_entry {
+    char *tenant, *id;  /* NULL: a free slot */
+    uint64_t gen;       /* g_def_gen when parsed */
+    unsigned char *row; /* the compared values (def_encode) */
+    size_t rowlen;
+    sy_campaign *cp; /* spent_points and spent_cost: as read by this draw */
+    char zone[65];
+    sy_lottery_table *t; /* NULL: no prize table yet */
+    uint64_t tick;       /* last use, for eviction */
+} def_entry;
+
+static pthread_mutex_t g_def_mu = PTHREAD_MUTEX_INITIALIZER;
+static def_entry g_defs[DEF_CACHE_MAX];
+static uint64_t g_def_tick;
+
+/* Encodes the compared columns of st's row into out (NULL: only measure);
+ * returns the length. */
+static size_t def_encode(sy_stmt *st, unsigned char *out)
+{
+    size_t n = 0;
+    for (int i = 0; k_def_types[i]; i++) {
+        if (k_def_types[i] == 'x')
+            continue;
+        if (sy_stmt_is_null(st, i)) {
+            if (out)
+                out[n] = 0;
+            n += 1;
+        } else if (k_def_types[i] == 'I') {
+            int64_t v = sy_stmt_i64(st, i);
+            if (out) {
+                out[n] = 1;
+                memcpy(out + n + 1, &v, sizeof v);
+            }
+            n += 1 + sizeof v;
+        } else {
+            const char *v = sy_stmt_text(st, i);
+            uint32_t len = (uint32_t)sy_stmt_len(st, i);
+            if (out) {
+                out[n] = 2;
+                memcpy(out + n + 1, &len, sizeof len);
+                memcpy(out + n + 1 + sizeof len, v, len);
+            }
+            n += 1 + sizeof len + len;
+        }
+    }
+    return n;
+}
+
+/* Whether st's row holds the values encoded in row (def_encode's
+ * encoding), compared in place. */
+static bool def_same(sy_stmt *st, const unsigned char *row, size_t len)
+{
+    size_t n = 0;
+    for (int i = 0; k_def_types[i]; i++) {
+        if (k_def_types[i] == 'x')
+            continue;
+        if (n >= len)
+            return false;
+        if (sy_stmt_is_null(st, i)) {
+            if (row[n++] != 0)
+                return false;
+        } else if (k_def_types[i] == 'I') {
+            int64_t v = sy_stmt_i64(st, i);
+            if (row[n] != 1 || len - n < 1 + sizeof v || memcmp(row + n + 1, &v, sizeof v) != 0)
+                return false;
+            n += 1 + sizeof v;
+        } else {
+            const char *v = sy_stmt_text(st, i);
+            uint32_t vlen = (uint32_t)sy_stmt_len(st, i), was;
+            if (row[n] != 2 || len - n < 1 + sizeof was)
+                return false;
+            memcpy(&was, row + n + 1, sizeof was);
+            n += 1 + sizeof was;
+            if (was != vlen || len - n < vlen || memcmp(row + n, v, vlen) != 0)
+                return false;
+            n += vlen;
+        }
+    }
+    return n == len;
+}
+
+static void def_drop(def_entry *e)
+{
+    free(e->tenant);
+    free(e->id);
+    free(e->row);
+    sy_campaign_free(e->cp);
+    free(e->t);
+    memset(e, 0, sizeof *e);
+}
+
+void sy_lottery_cache_clear(void)
+{
+    pthread_mutex_lock(&g_def_mu);
+    for (int i = 0; i < DEF_CACHE_MAX; i++)
+        def_drop(&g_defs[i]);
+    pthread_mutex_unlock(&g_def_mu);
+}
+
+void sy_lottery_cache_stats(uint64_t *hits, uint64_t *misses)
+{
+    *hits = atomic_load_explicit(&g_def_hits, memory_order_relaxed);
+    *misses = atomic_load_explicit(&g_def_misses, memory_order_relaxed);
+}
+
+/* The draw's definitions of campaign, as of this transaction (g_def_mu
+ * held).  SY_OK with *out set, SY_CAMPAIGN_NOT_FOUND or a store error. */
+static int def_get(sy_conn *c, const char *tenant, const char *campaign, def_entry **out)
+{
+    *out = NULL;
+    sy_stmt *st = sy_conn_prepare(c, k_def_sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, campaign);
+    int rc = sy_stmt_step(st);
+    if (rc != SY_ROW) {
+        sy_stmt_reset(st);
+        return rc == SY_DONE ? SY_CAMPAIGN_NOT_FOUND : rc;
+    }
+    uint64_t gen = atomic_load_explicit(&g_def_gen, memory_order_acquire);
+    def_entry *e = NULL, *victim = &g_defs[0];
+    for (int i = 0; i < DEF_CACHE_MAX && !e; i++) {
+        def_entry *x = &g_defs[i];
+        if (x->tenant && !strcmp(x->tenant, tenant) && !strcmp(x->id, campaign))
+            e = x;
+        else if (!x->tenant ? victim->tenant != NULL : victim->tenant && x->tick < victim->tick)
+            victim = x;
+    }
+    bool fresh = !(e && e->gen == gen && def_same(st, e->row, e->rowlen));
+    if (!fresh) {
+        atomic_fetch_add_explicit(&g_def_hits, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&g_def_misses, 1, memory_order_relaxed);
+        if (!e)
+            e = victim;
+        def_drop(e);
+        if ((rc = sy_campaign_from_row(st, 0, tenant, campaign, &e->cp)) != SY_OK) {
+            sy_stmt_reset(st);
+            return rc;
+        }
+        snprintf(e->zone, sizeof e->zone, "%s", sy_stmt_text(st, DEF_ZONE));
+        if (!sy_stmt_is_null(st, DEF_VERSION)) {
+            e->t = sy_xmalloc(sizeof *e->t);
+            table_from_row(st, DEF_VERSION, e->t);
+        }
+        e->tenant = sy_xstrdup(tenant);
+        e->id = sy_xstrdup(campaign);
+        e->gen = gen;
+        e->rowlen = def_encode(st, NULL);
+        e->row = sy_xmalloc(e->rowlen);
+        def_encode(st, e->row);
+    }
+    e->cp->spent_points = sy_stmt_i64(st, SY_CAMPAIGN_COL_SPENT_POINTS);
+    e->cp->spent_cost = sy_stmt_i64(st, SY_CAMPAIGN_COL_SPENT_COST);
+    sy_stmt_reset(st);
+    /* a new entry's prize rows, once the statement is done with */
+    if (fresh && e->t && (rc = load_prizes(c, tenant, campaign, e->t)) != SY_OK) {
+        def_drop(e);
+        return rc;
+    }
+    e->tick = ++g_def_tick;
+    *out = e;
+    return SY_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -635,26 +884,62 @@ static bool available(const sy_lottery_table *t, const sy_lottery_prize *p, int6
     return true;
 }
 
+/* Prize p of t as it stands now: its stock and used read in this
+ * transaction (the remembered table's are those of when it was read). */
+static int prize_now(sy_conn *c, const char *tenant, const char *campaign,
+                     const sy_lottery_table *t, const sy_lottery_prize *p, sy_lottery_prize *now)
+{
+    static const char sql[] = "SELECT stock, used FROM lottery_prizes WHERE tenant_id = $1"
+                              " AND campaign_id = $2 AND version = $3 AND code = $4";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, campaign);
+    sy_stmt_bind_i64(st, 3, t->version);
+    sy_stmt_bind_text(st, 4, p->code);
+    int rc = sy_stmt_step(st);
+    *now = *p;
+    if (rc == SY_ROW) {
+        now->stock = sy_stmt_i64(st, 0);
+        now->used = sy_stmt_i64(st, 1);
+    }
+    sy_stmt_reset(st);
+    if (rc == SY_DONE) {
+        sy_error("lottery %s/%s: prize %s of version %d is gone", tenant, campaign, p->code,
+                 t->version);
+        return SY_ERR;
+    }
+    return rc == SY_ROW ? SY_OK : rc;
+}
+
 int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, const char *device,
                     const char *ip, sy_lottery_outcome *out)
 {
     memset(out, 0, sizeof *out);
     out->chances_left = SY_CAMPAIGN_UNSET;
-    sy_campaign *cp;
-    int rc = sy_campaign_load(c, w->tenant, campaign, &cp);
-    if (rc != SY_OK)
+    pthread_mutex_lock(&g_def_mu);
+    def_entry *def;
+    int rc = def_get(c, w->tenant, campaign, &def);
+    if (rc != SY_OK) {
+        pthread_mutex_unlock(&g_def_mu);
         return rc;
-    sy_lottery_table *t = sy_xmalloc(sizeof *t);
-    char zone[65], reason[160];
+    }
+    const sy_campaign *cp = def->cp;
+    const sy_lottery_table *t = def->t;
+    const char *zone = def->zone;
+    char reason[160];
     if (cp->type != SY_CAMPAIGN_LOTTERY) {
         snprintf(out->why.other, sizeof out->why.other, "%s", sy_campaign_type_name(cp->type));
         rc = SY_CAMPAIGN_WRONG_TYPE;
         goto done;
     }
-    if ((rc = sy_campaign_zone(c, w->tenant, zone)) != SY_OK ||
-        (rc = sy_campaign_admit(c, cp, w, zone, w->now_ms, &out->why)) != SY_OK ||
-        (rc = sy_lottery_load(c, w->tenant, cp->id, 0, t)) != SY_OK)
+    if ((rc = sy_campaign_admit(c, cp, w, zone, w->now_ms, &out->why)) != SY_OK)
         goto done;
+    if (!t) {
+        rc = SY_LOTTERY_NO_TABLE;
+        goto done;
+    }
     int64_t day = sy_campaign_day(zone, w->now_ms), today_n, last_day, last_day_n, prev_streak;
     out->day = day;
     out->version = t->version;
@@ -695,16 +980,22 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
         from += t->prizes[i].weight;
     }
     const char *why = NULL;
+    sy_lottery_prize now;
     if (pick) {
         snprintf(out->picked, sizeof out->picked, "%s", pick->code);
-        if (available(t, pick, day, &why))
+        if ((rc = prize_now(c, w->tenant, cp->id, t, pick, &now)) != SY_OK)
+            goto done;
+        if (available(t, &now, day, &why))
             win = pick;
     }
     if (!win && t->guarantee_after != SY_CAMPAIGN_UNSET && prev_streak >= t->guarantee_after) {
         for (int i = 0; i < t->nprizes; i++) {
             const char *gwhy;
-            if (!strcmp(t->prizes[i].code, t->guarantee_prize) &&
-                available(t, &t->prizes[i], day, &gwhy)) {
+            if (strcmp(t->prizes[i].code, t->guarantee_prize) != 0)
+                continue;
+            if ((rc = prize_now(c, w->tenant, cp->id, t, &t->prizes[i], &now)) != SY_OK)
+                goto done;
+            if (available(t, &now, day, &gwhy)) {
                 win = &t->prizes[i];
                 why = "guarantee";
             }
@@ -715,7 +1006,7 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
     int64_t points = 0, cost = 0;
     if (win &&
         ((rc = sy_campaign_reward_cost(c, w->tenant, &win->reward, &points, &cost)) != SY_OK ||
-         (rc = sy_campaign_check_budget(c, w->tenant, cp->id, points, cost, &out->why)) != SY_OK))
+         (rc = sy_campaign_budget_allows(cp, points, cost, &out->why)) != SY_OK))
         goto done;
     sy_ordered_id("ld_", w->now_ms, out->draw_id, sizeof out->draw_id);
     if (!out->free) {
@@ -789,8 +1080,7 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
     if (!strcmp(out->reason, "guarantee"))
         atomic_fetch_add_explicit(&g_draws_guaranteed, 1, memory_order_relaxed);
 done:
-    free(t);
-    sy_campaign_free(cp);
+    pthread_mutex_unlock(&g_def_mu);
     return rc;
 }
 

@@ -124,6 +124,15 @@ typedef struct sy_lottery_outcome {
 int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, const char *device,
                     const char *ip, sy_lottery_outcome *out);
 
+/* The draw remembers, per campaign, its parsed definition, the tenant's
+ * zone and the newest prize table, and reads them again only when the
+ * campaign's row, the zone or the newest version row differ from what they
+ * were parsed from (lottery.c, "the draw's definitions, remembered").
+ * clear forgets everything (tests; memory); stats: draws that found their
+ * definitions unchanged (hits) and that parsed them (misses). */
+void sy_lottery_cache_clear(void);
+void sy_lottery_cache_stats(uint64_t *hits, uint64_t *misses);
+
 /* A draw as the API shows it, with "explain": the version's ranges and
  * where the random value fell.  SY_OK, SY_LOTTERY_NO_DRAW or a store
  * error. */
