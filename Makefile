@@ -50,8 +50,11 @@ TEST_LIBS   := $(LDLIBS) $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# the library, instrumented once for every fuzz target (kept: not intermediates)
+FUZZ_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o) build/fuzz/obj/migrations.o
 
 .PHONY: all siyu run test deps fuzz bench clean
+.SECONDARY: $(FUZZ_OBJS)
 
 all: siyu
 
@@ -75,7 +78,7 @@ $(BUILD)/obj/migrations.o: build/gen/migrations.c | $(BUILD)/obj
 	$(say) CC $<
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj $(BUILD)/tests build/fuzz:
+$(BUILD)/obj $(BUILD)/tests build/fuzz build/fuzz/obj:
 	@mkdir -p $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/testutil.h tests/unit/store_fixture.h $(LIB_OBJS) | $(BUILD)/tests
@@ -86,9 +89,17 @@ $(BUILD)/tests/%: tests/e2e/%.c tests/testutil.h tests/e2e/harness.h | $(BUILD)/
 	$(say) TEST $@
 	$(Q)$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBS)
 
-build/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(LIB_SRCS) $(wildcard src/*.h) build/gen/migrations.c | build/fuzz
+build/fuzz/obj/%.o: src/%.c $(wildcard src/*.h) | build/fuzz/obj
+	$(say) CC-FUZZ $<
+	$(Q)clang $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) -c -o $@ $<
+
+build/fuzz/obj/migrations.o: build/gen/migrations.c | build/fuzz/obj
+	$(say) CC-FUZZ $<
+	$(Q)clang $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(FUZZ_OBJS) | build/fuzz
 	$(say) FUZZ $@
-	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) build/gen/migrations.c $(LDLIBS)
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 
 deps:
 	@scripts/deps.sh
