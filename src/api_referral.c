@@ -111,18 +111,6 @@ static bool valid_no(sy_req *r, const char *no, const char *field)
     return true;
 }
 
-/* A printable token of at most max characters (device ids, IPs, codes). */
-static bool token_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-            return false;
-    return true;
-}
-
 /* ------------------------------------------------------------------ */
 /* invite codes                                                        */
 
@@ -174,7 +162,7 @@ void sy_api_invites_create(sy_req *r)
         if (!body || !sy_v_only(r, body, fields) ||
             !sy_v_string(r, body, "device_id", false, SY_REFERRAL_DEVICE_MAX, &q->device))
             return;
-        if (q->device && !token_ok(q->device, SY_REFERRAL_DEVICE_MAX)) {
+        if (q->device && !sy_token_valid(q->device, SY_REFERRAL_DEVICE_MAX)) {
             sy_reply_problem(r, 400, "validation", "/device_id",
                              "'device_id' must be 1-128 visible ASCII characters");
             return;
@@ -273,18 +261,18 @@ void sy_api_referrals_bind(sy_req *r)
         !sy_v_string(r, body, "ip", false, SY_REFERRAL_IP_MAX, &q->b.ip) ||
         !sy_v_string(r, body, "phone", false, 32, &q->b.phone))
         return;
-    if (!token_ok(q->b.code, 32)) {
+    if (!sy_token_valid(q->b.code, 32)) {
         sy_reply_problem(r, 400, "validation", "/code", "'code' must be an invite code");
         return;
     }
     if (!valid_no(r, q->invitee, "/invitee"))
         return;
-    if (q->b.device_id && !token_ok(q->b.device_id, SY_REFERRAL_DEVICE_MAX)) {
+    if (q->b.device_id && !sy_token_valid(q->b.device_id, SY_REFERRAL_DEVICE_MAX)) {
         sy_reply_problem(r, 400, "validation", "/device_id",
                          "'device_id' must be 1-128 visible ASCII characters");
         return;
     }
-    if (q->b.ip && !token_ok(q->b.ip, SY_REFERRAL_IP_MAX)) {
+    if (q->b.ip && !sy_token_valid(q->b.ip, SY_REFERRAL_IP_MAX)) {
         sy_reply_problem(r, 400, "validation", "/ip", "'ip' must be an IPv4 or IPv6 address");
         return;
     }

@@ -138,17 +138,6 @@ void sy_event_error_add(json_t *errors, size_t index, const char *field, const c
                                                 "field", field, "detail", detail));
 }
 
-static bool token_valid(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-            return false;
-    return true;
-}
-
 bool sy_event_parse(const sy_pii_keys *k, const char *tenant, int64_t now, json_t *o, size_t i,
                     sy_event_in *e, json_t *errors)
 {
@@ -175,7 +164,7 @@ bool sy_event_parse(const sy_pii_keys *k, const char *tenant, int64_t now, json_
         }
     }
     const char *id = json_string_value(json_object_get(o, "event_id"));
-    if (!id || !token_valid(id, SY_EVENT_ID_MAX)) {
+    if (!id || !sy_token_valid(id, SY_EVENT_ID_MAX)) {
         sy_event_error_add(errors, i, "/event_id",
                            "'event_id' must be 1 to 128 visible ASCII characters");
         ok = false;

@@ -322,6 +322,17 @@ void sy_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+bool sy_token_valid(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
 bool sy_ident_valid(const char *s, size_t max)
 {
     size_t n = strlen(s);

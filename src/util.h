@@ -57,6 +57,9 @@ bool sy_parse_time(const char *s, int64_t *ms);
 /* A lowercase identifier: [a-z][a-z0-9_]*, 1 to max characters (event
  * names, segment ids). */
 bool sy_ident_valid(const char *s, size_t max);
+/* A token of 1 to max visible ASCII characters (0x21..0x7e): event ids,
+ * device ids, addresses, codes. */
+bool sy_token_valid(const char *s, size_t max);
 
 /* Lowercase hex encoding: out must hold 2*n+1 bytes. */
 void sy_hex(const unsigned char *in, size_t n, char *out);

@@ -1,5 +1,5 @@
 /* fuzz_json.h — checks shared by the fuzz targets of request bodies
- * (fuzz_events.c, fuzz_customers.c): valid UTF-8, and a refusal's field as
+ * (fuzz_events.c, fuzz_customers.c) and fuzz_segment.c: valid UTF-8, and a refusal's field as
  * a JSON pointer (RFC 6901) into the body refused. */
 #ifndef SY_FUZZ_JSON_H
 #define SY_FUZZ_JSON_H

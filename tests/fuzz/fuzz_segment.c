@@ -8,6 +8,7 @@
  * tree has the same number of nodes; walking visits every node.  Everything
  * is freed, so LeakSanitizer reports any leak.
  * Build: make fuzz; run: build/fuzz/fuzz_segment tests/fuzz/corpus/segment */
+#include "fuzz_json.h"
 #include "segment_parse.h"
 
 #include <assert.h>
@@ -23,33 +24,13 @@ static void count(const sy_seg_node *n, void *ud)
     (*(int *)ud)++;
 }
 
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int k = *p < 0x80             ? 0
-                : (*p & 0xE0) == 0xC0 ? 1
-                : (*p & 0xF0) == 0xE0 ? 2
-                : (*p & 0xF8) == 0xF0 ? 3
-                                      : -1;
-        if (k < 0)
-            return false;
-        p++;
-        for (int i = 0; i < k; i++, p++) {
-            if ((*p & 0xC0) != 0x80)
-                return false;
-        }
-    }
-    return true;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sy_seg_error err;
     sy_seg_node *n = sy_seg_parse((const char *)data, size, &err);
     if (!n) {
         assert(err.msg[0] != '\0');
-        assert(utf8_valid(err.msg));
+        assert(fz_utf8_valid(err.msg));
         assert(err.pos >= 0 && (size_t)err.pos <= size);
         assert(err.line >= 1 && err.col >= 1);
         return 0;
@@ -59,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(nodes >= 1);
 
     char *f1 = sy_seg_format(n);
-    assert(utf8_valid(f1));
+    assert(fz_utf8_valid(f1));
     sy_seg_error err2;
     sy_seg_node *n2 = sy_seg_parse(f1, strlen(f1), &err2);
     if (!n2) {

@@ -17,52 +17,15 @@
 
 #include <sodium.h>
 
-typedef struct fx {
-    char *dir;
-    sy_store *s;
-    sy_conn *c;
-} fx;
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t ms;
-    if (!sy_parse_time(rfc3339, &ms))
-        fail_msg("bad time %s", rfc3339);
-    return ms;
-}
-
 /* the random value 0: the first prize's range */
 static uint32_t first_value(uint32_t upper, void *ud)
 {
     return 0;
 }
 
-static void exec_ok(sy_conn *c, const char *sql)
-{
-    assert_int_equal(sy_conn_exec(c, sql), SY_OK);
-}
-
 static int setup(void **state)
 {
-    assert_true(sodium_init() >= 0);
-    sy_log_set_level(SY_LOG_ERROR);
-    fx *f = calloc(1, sizeof *f);
-    f->dir = tu_tempdir();
-    f->s = tu_store_open(f->dir, true);
-    f->c = sy_store_write_conn(f->s);
-    assert_int_equal(sy_tenant_create(f->c, "t1", "T1", "Asia/Shanghai", 0), SY_OK);
-    for (int i = 0; i < 5; i++) {
-        char sql[256];
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO customers (tenant_id, customer_no, dense_id, attrs, created_at,"
-                 " updated_at) VALUES ('t1', 'C%d', %d, '{}', 0, 0)",
-                 i + 1, i);
-        exec_ok(f->c, sql);
-    }
-    sy_point_type t = {.expiry = SY_EXPIRY_NEVER, .created_at = 0};
-    snprintf(t.code, sizeof t.code, "sun");
-    snprintf(t.name, sizeof t.name, "sun");
-    assert_int_equal(sy_ledger_type_create(f->c, "t1", &t), SY_OK);
+    tu_fx *f = tu_fx_open(5, "sun");
     sy_lottery_set_rng(first_value, NULL);
     *state = f;
     return 0;
@@ -70,38 +33,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    fx *f = *state;
     sy_lottery_set_rng(NULL, NULL);
     sy_lottery_cache_clear();
-    sy_store_close(f->s);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
-}
-
-#define TX(f, expr)                                                                                \
-    ({                                                                                             \
-        assert_int_equal(sy_conn_begin((f)->c), SY_OK);                                            \
-        int rc_ = (expr);                                                                          \
-        if (rc_ == SY_OK || rc_ == SY_CAMPAIGN_HOLDOUT)                                            \
-            assert_int_equal(sy_conn_commit((f)->c), SY_OK);                                       \
-        else                                                                                       \
-            assert_int_equal(sy_conn_rollback((f)->c), SY_OK);                                     \
-        rc_;                                                                                       \
-    })
-
-static void earn(fx *f, const char *no, int64_t amount)
-{
-    sy_ledger_move m = {.tenant = "t1",
-                        .customer_no = no,
-                        .point_type = "sun",
-                        .amount = amount,
-                        .account = "test",
-                        .operator_id = "key_test",
-                        .now_ms = at("2026-11-01T00:00:00Z")};
-    sy_ledger_result lr;
-    assert_int_equal(TX(f, sy_ledger_earn(f->c, &m, &lr)), SY_OK);
+    return tu_fx_teardown(state);
 }
 
 /* the prize table: "a" (10 points, the first range) and thanks, a draw
@@ -115,7 +49,7 @@ static void earn(fx *f, const char *no, int64_t amount)
 
 static const char *const k_maker = "key_maker", *const k_checker = "key_checker";
 
-static int define(fx *f, const char *id, const char *table, int64_t now, sy_lottery_table *lt)
+static int define(tu_fx *f, const char *id, const char *table, int64_t now, sy_lottery_table *lt)
 {
     json_t *j = json_loads(table, 0, NULL);
     assert_non_null(j);
@@ -127,7 +61,7 @@ static int define(fx *f, const char *id, const char *table, int64_t now, sy_lott
     return sy_lottery_define(f->c, "t1", id, lt, k_maker, now, &res);
 }
 
-static int move(fx *f, const char *id, sy_campaign_action a, int64_t now)
+static int move(tu_fx *f, const char *id, sy_campaign_action a, int64_t now)
 {
     sy_campaign_result res;
     return sy_campaign_transition(f->c, "t1", id, a, a == SY_CACT_APPROVE ? k_checker : k_maker, "",
@@ -136,40 +70,40 @@ static int move(fx *f, const char *id, sy_campaign_action a, int64_t now)
 
 /* A running lottery campaign (December 1-10, 2026, Shanghai), no budget
  * or limits, prize table TABLE_A (version 1). */
-static void lottery(fx *f, const char *id)
+static void lottery(tu_fx *f, const char *id)
 {
     sy_campaign cp;
     memset(&cp, 0, sizeof cp);
     snprintf(cp.id, sizeof cp.id, "%s", id);
     snprintf(cp.name, sizeof cp.name, "%s", id);
     cp.type = SY_CAMPAIGN_LOTTERY;
-    cp.starts_at = at("2026-12-01T00:00:00+08:00");
-    cp.ends_at = at("2026-12-11T00:00:00+08:00");
+    cp.starts_at = tu_at("2026-12-01T00:00:00+08:00");
+    cp.ends_at = tu_at("2026-12-11T00:00:00+08:00");
     cp.open_from = cp.open_until = SY_CAMPAIGN_UNSET;
     cp.budget_points = cp.budget_cost = SY_CAMPAIGN_UNSET;
     cp.limit_day = cp.limit_week = cp.limit_total = SY_CAMPAIGN_UNSET;
     cp.makeup_cost = SY_CAMPAIGN_UNSET;
     snprintf(cp.point_type, sizeof cp.point_type, "sun");
     sy_campaign_result res;
-    int64_t t = at("2026-11-20T00:00:00Z");
-    assert_int_equal(TX(f, sy_campaign_create(f->c, "t1", &cp, k_maker, t, &res)), SY_OK);
+    int64_t t = tu_at("2026-11-20T00:00:00Z");
+    assert_int_equal(TU_TX(f, sy_campaign_create(f->c, "t1", &cp, k_maker, t, &res)), SY_OK);
     sy_lottery_table lt;
-    assert_int_equal(TX(f, define(f, id, TABLE_A, t, &lt)), SY_OK);
+    assert_int_equal(TU_TX(f, define(f, id, TABLE_A, t, &lt)), SY_OK);
     assert_int_equal(lt.version, 1);
-    assert_int_equal(TX(f, move(f, id, SY_CACT_SUBMIT, t)), SY_OK);
-    assert_int_equal(TX(f, move(f, id, SY_CACT_APPROVE, t)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, id, SY_CACT_SUBMIT, t)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, id, SY_CACT_APPROVE, t)), SY_OK);
     for (int i = 1; i <= 5; i++) {
         char no[16];
         snprintf(no, sizeof no, "C%d", i);
-        earn(f, no, 1000);
+        tu_earn(f, no, 1000, tu_at("2026-11-01T00:00:00Z"));
     }
 }
 
 /* the moment of every draw and change: one millisecond, so that no
  * updated_at tells the versions of a row apart */
-#define NOW at("2026-12-05T10:00:00+08:00")
+#define NOW tu_at("2026-12-05T10:00:00+08:00")
 
-static int draw_raw(fx *f, const char *id, const char *no, sy_lottery_outcome *o)
+static int draw_raw(tu_fx *f, const char *id, const char *no, sy_lottery_outcome *o)
 {
     sy_campaign_who w = {.tenant = "t1",
                          .customer_no = no,
@@ -179,9 +113,9 @@ static int draw_raw(fx *f, const char *id, const char *no, sy_lottery_outcome *o
     return sy_lottery_draw(f->c, &w, id, NULL, NULL, o);
 }
 
-static int draw(fx *f, const char *id, const char *no, sy_lottery_outcome *o)
+static int draw(tu_fx *f, const char *id, const char *no, sy_lottery_outcome *o)
 {
-    return TX(f, draw_raw(f, id, no, o));
+    return TU_TX(f, draw_raw(f, id, no, o));
 }
 
 static uint64_t hits(void)
@@ -192,7 +126,7 @@ static uint64_t hits(void)
 }
 
 /* Two draws, the second of them through the remembered definitions. */
-static void warm(fx *f, const char *id)
+static void warm(tu_fx *f, const char *id)
 {
     sy_lottery_outcome o;
     assert_int_equal(draw(f, id, "C1", &o), SY_OK);
@@ -205,7 +139,7 @@ static void warm(fx *f, const char *id)
 
 static void test_unchanged_is_remembered(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     lottery(f, "c");
     warm(f, "c");
     uint64_t h = hits();
@@ -219,31 +153,31 @@ static void test_unchanged_is_remembered(void **state)
 
 static void test_pause_resume_end(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     lottery(f, "c");
     warm(f, "c");
     sy_lottery_outcome o;
-    assert_int_equal(TX(f, move(f, "c", SY_CACT_PAUSE, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_PAUSE, NOW)), SY_OK);
     assert_int_equal(draw(f, "c", "C1", &o), SY_CAMPAIGN_NOT_RUNNING);
     assert_string_equal(o.why.other, "paused");
-    assert_int_equal(TX(f, move(f, "c", SY_CACT_RESUME, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_RESUME, NOW)), SY_OK);
     assert_int_equal(draw(f, "c", "C1", &o), SY_OK);
-    assert_int_equal(TX(f, move(f, "c", SY_CACT_END, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_END, NOW)), SY_OK);
     assert_int_equal(draw(f, "c", "C1", &o), SY_CAMPAIGN_NOT_RUNNING);
     assert_string_equal(o.why.other, "ended");
 }
 
 static void test_new_version(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     lottery(f, "c");
     warm(f, "c");
     sy_lottery_outcome o;
     sy_lottery_table lt;
-    assert_int_equal(TX(f, move(f, "c", SY_CACT_PAUSE, NOW)), SY_OK);
-    assert_int_equal(TX(f, define(f, "c", TABLE_B, NOW, &lt)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_PAUSE, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, define(f, "c", TABLE_B, NOW, &lt)), SY_OK);
     assert_int_equal(lt.version, 2);
-    assert_int_equal(TX(f, move(f, "c", SY_CACT_RESUME, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_RESUME, NOW)), SY_OK);
     assert_int_equal(draw(f, "c", "C1", &o), SY_OK);
     assert_int_equal(o.version, 2);
     assert_string_equal(o.prize, "b");
@@ -255,26 +189,26 @@ static void test_new_version(void **state)
  * step, no updated_at, the same millisecond. */
 static void test_limits_and_budget_by_sql(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     lottery(f, "c");
     warm(f, "c"); /* C1: two draws today */
     sy_lottery_outcome o;
-    exec_ok(f->c, "UPDATE campaigns SET limit_day = 2 WHERE id = 'c'");
+    tu_exec(f->c, "UPDATE campaigns SET limit_day = 2 WHERE id = 'c'");
     assert_int_equal(draw(f, "c", "C1", &o), SY_CAMPAIGN_LIMIT_REACHED);
     assert_string_equal(o.why.other, "day");
     assert_int_equal(o.why.limit, 2);
     assert_int_equal(draw(f, "c", "C2", &o), SY_OK);
-    exec_ok(f->c, "UPDATE campaigns SET limit_day = NULL, limit_total = 3 WHERE id = 'c'");
+    tu_exec(f->c, "UPDATE campaigns SET limit_day = NULL, limit_total = 3 WHERE id = 'c'");
     assert_int_equal(draw(f, "c", "C1", &o), SY_OK);
     assert_int_equal(draw(f, "c", "C1", &o), SY_CAMPAIGN_LIMIT_REACHED);
     assert_string_equal(o.why.other, "campaign");
     /* four prizes of 10 points so far: a budget of 50 holds one more */
-    exec_ok(f->c, "UPDATE campaigns SET limit_total = NULL, budget_points = 50 WHERE id = 'c'");
+    tu_exec(f->c, "UPDATE campaigns SET limit_total = NULL, budget_points = 50 WHERE id = 'c'");
     assert_int_equal(draw(f, "c", "C3", &o), SY_OK);
     assert_true(o.won);
     assert_int_equal(draw(f, "c", "C3", &o), SY_CAMPAIGN_BUDGET_EXHAUSTED);
     assert_string_equal(o.why.other, "points");
-    exec_ok(f->c, "UPDATE campaigns SET budget_points = 60 WHERE id = 'c'");
+    tu_exec(f->c, "UPDATE campaigns SET budget_points = 60 WHERE id = 'c'");
     assert_int_equal(draw(f, "c", "C3", &o), SY_OK);
     assert_true(o.won);
 }
@@ -283,14 +217,14 @@ static void test_limits_and_budget_by_sql(void **state)
  * approved again, all in one millisecond. */
 static void test_limits_by_update(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     sy_campaign cp;
     memset(&cp, 0, sizeof cp);
     snprintf(cp.id, sizeof cp.id, "d");
     snprintf(cp.name, sizeof cp.name, "d");
     cp.type = SY_CAMPAIGN_LOTTERY;
-    cp.starts_at = at("2026-12-01T00:00:00+08:00");
-    cp.ends_at = at("2026-12-11T00:00:00+08:00");
+    cp.starts_at = tu_at("2026-12-01T00:00:00+08:00");
+    cp.ends_at = tu_at("2026-12-11T00:00:00+08:00");
     cp.open_from = cp.open_until = SY_CAMPAIGN_UNSET;
     cp.budget_points = cp.budget_cost = SY_CAMPAIGN_UNSET;
     cp.limit_day = cp.limit_week = cp.limit_total = SY_CAMPAIGN_UNSET;
@@ -299,18 +233,18 @@ static void test_limits_by_update(void **state)
     sy_campaign_result res;
     sy_lottery_table lt;
     sy_lottery_outcome o;
-    assert_int_equal(TX(f, sy_campaign_create(f->c, "t1", &cp, k_maker, NOW, &res)), SY_OK);
-    assert_int_equal(TX(f, define(f, "d", TABLE_A, NOW, &lt)), SY_OK);
-    earn(f, "C1", 100);
+    assert_int_equal(TU_TX(f, sy_campaign_create(f->c, "t1", &cp, k_maker, NOW, &res)), SY_OK);
+    assert_int_equal(TU_TX(f, define(f, "d", TABLE_A, NOW, &lt)), SY_OK);
+    tu_earn(f, "C1", 100, tu_at("2026-11-01T00:00:00Z"));
     uint64_t h = hits();
     assert_int_equal(draw(f, "d", "C1", &o), SY_CAMPAIGN_NOT_RUNNING);
     assert_int_equal(draw(f, "d", "C1", &o), SY_CAMPAIGN_NOT_RUNNING);
     assert_string_equal(o.why.other, "draft");
     assert_int_equal(hits(), h + 1);
     cp.limit_week = 1;
-    assert_int_equal(TX(f, sy_campaign_update(f->c, "t1", &cp, k_maker, NOW, &res)), SY_OK);
-    assert_int_equal(TX(f, move(f, "d", SY_CACT_SUBMIT, NOW)), SY_OK);
-    assert_int_equal(TX(f, move(f, "d", SY_CACT_APPROVE, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, sy_campaign_update(f->c, "t1", &cp, k_maker, NOW, &res)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "d", SY_CACT_SUBMIT, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "d", SY_CACT_APPROVE, NOW)), SY_OK);
     assert_int_equal(draw(f, "d", "C1", &o), SY_OK);
     assert_int_equal(draw(f, "d", "C1", &o), SY_CAMPAIGN_LIMIT_REACHED);
     assert_string_equal(o.why.other, "week");
@@ -319,18 +253,18 @@ static void test_limits_by_update(void **state)
 /* A prize's stock, and the tenant's zone (the business day), by SQL. */
 static void test_stock_and_zone(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     lottery(f, "c");
     warm(f, "c");
     sy_lottery_outcome o;
-    exec_ok(f->c, "UPDATE lottery_prizes SET stock = used WHERE campaign_id = 'c'");
+    tu_exec(f->c, "UPDATE lottery_prizes SET stock = used WHERE campaign_id = 'c'");
     assert_int_equal(draw(f, "c", "C2", &o), SY_OK);
     assert_false(o.won);
     assert_string_equal(o.picked, "a");
     assert_string_equal(o.reason, "out-of-stock");
     /* 10:00 in Shanghai is 18:00 the day before in Los Angeles */
     int64_t shanghai = o.day;
-    exec_ok(f->c, "UPDATE tenants SET timezone = 'America/Los_Angeles' WHERE id = 't1'");
+    tu_exec(f->c, "UPDATE tenants SET timezone = 'America/Los_Angeles' WHERE id = 't1'");
     assert_int_equal(draw(f, "c", "C2", &o), SY_OK);
     assert_int_equal(o.day, shanghai - 1);
 }
@@ -339,11 +273,11 @@ static void test_stock_and_zone(void **state)
  * ones of the next draw. */
 static void test_rollback(void **state)
 {
-    fx *f = *state;
+    tu_fx *f = *state;
     lottery(f, "c");
     warm(f, "c");
     sy_lottery_outcome o;
-    assert_int_equal(TX(f, move(f, "c", SY_CACT_PAUSE, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_PAUSE, NOW)), SY_OK);
     /* resumed, drawn, and undone */
     assert_int_equal(sy_conn_begin(f->c), SY_OK);
     assert_int_equal(move(f, "c", SY_CACT_RESUME, NOW), SY_OK);
@@ -361,14 +295,14 @@ static void test_rollback(void **state)
     assert_string_equal(o.prize, "b");
     assert_int_equal(sy_conn_rollback(f->c), SY_OK);
     assert_int_equal(
-        TX(f, define(f, "c",
-                     "{\"cost\": {\"points\": 2}, \"thanks\": {\"weight\": 1}, \"prizes\":"
-                     " [{\"code\": \"z\", \"name\": \"B\", \"weight\": 1, \"stock\": 100,"
-                     " \"reward\": {\"points\": 20}}]}",
-                     NOW, &lt)),
+        TU_TX(f, define(f, "c",
+                        "{\"cost\": {\"points\": 2}, \"thanks\": {\"weight\": 1}, \"prizes\":"
+                        " [{\"code\": \"z\", \"name\": \"B\", \"weight\": 1, \"stock\": 100,"
+                        " \"reward\": {\"points\": 20}}]}",
+                        NOW, &lt)),
         SY_OK);
     assert_int_equal(lt.version, 2);
-    assert_int_equal(TX(f, move(f, "c", SY_CACT_RESUME, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_RESUME, NOW)), SY_OK);
     assert_int_equal(draw(f, "c", "C1", &o), SY_OK);
     assert_int_equal(o.version, 2);
     assert_string_equal(o.prize, "z");

@@ -465,6 +465,21 @@ static void test_log_level_names(void **state)
     assert_false(sy_log_parse_level("warning", &l));
 }
 
+/* Tokens: 1 to max visible ASCII characters, nothing else. */
+static void test_token_valid(void **state)
+{
+    (void)state;
+    assert_true(sy_token_valid("ev-1", 4));
+    assert_true(sy_token_valid("!~", 2));
+    assert_true(sy_token_valid("192.168.0.1", 64));
+    assert_false(sy_token_valid("", 4));
+    assert_false(sy_token_valid("ev-12", 4));
+    assert_false(sy_token_valid("a b", 8));
+    assert_false(sy_token_valid("a\tb", 8));
+    assert_false(sy_token_valid("a\x7f", 8));
+    assert_false(sy_token_valid("\xe4\xb8\x8a", 8));
+}
+
 int main(void)
 {
     const struct CMUnitTest util_buffers_parsing_and_formatting[] = {
@@ -485,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_format_time_length_and_now),
         cmocka_unit_test(test_xasprintf_and_strdup),
         cmocka_unit_test(test_log_level_names),
+        cmocka_unit_test(test_token_valid),
     };
     return cmocka_run_group_tests(util_buffers_parsing_and_formatting, NULL, NULL);
 }
