@@ -81,7 +81,7 @@ $(BUILD)/obj/migrations.o: build/gen/migrations.c | $(BUILD)/obj
 $(BUILD)/obj $(BUILD)/tests build/fuzz build/fuzz/obj:
 	@mkdir -p $@
 
-$(BUILD)/tests/%: tests/unit/%.c tests/testutil.h tests/unit/store_fixture.h $(LIB_OBJS) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/unit/%.c tests/testutil.h tests/unit/store_fixture.h tests/fuzz/fuzz_json.h $(LIB_OBJS) | $(BUILD)/tests
 	$(say) TEST $@
 	$(Q)$(CC) $(TEST_CFLAGS) -o $@ $< $(LIB_OBJS) $(TEST_LIBS)
 

@@ -711,16 +711,18 @@ static int def_get(sy_conn *c, const char *tenant, const char *campaign, def_ent
         return rc == SY_DONE ? SY_CAMPAIGN_NOT_FOUND : rc;
     }
     uint64_t gen = atomic_load_explicit(&g_def_gen, memory_order_acquire);
+    /* the campaign's entry; else the slot it takes: a free one, or the
+     * least recently used */
     def_entry *e = NULL, *victim = &g_defs[0];
     for (int i = 0; i < DEF_CACHE_MAX && !e; i++) {
         def_entry *x = &g_defs[i];
         if (x->tenant && !strcmp(x->tenant, tenant) && !strcmp(x->id, campaign))
             e = x;
-        else if (!x->tenant ? victim->tenant != NULL : victim->tenant && x->tick < victim->tick)
+        else if (victim->tenant && (!x->tenant || x->tick < victim->tick))
             victim = x;
     }
-    bool fresh = !(e && e->gen == gen && def_same(st, e->row, e->rowlen));
-    if (!fresh) {
+    bool miss = !(e && e->gen == gen && def_same(st, e->row, e->rowlen));
+    if (!miss) {
         atomic_fetch_add_explicit(&g_def_hits, 1, memory_order_relaxed);
     } else {
         atomic_fetch_add_explicit(&g_def_misses, 1, memory_order_relaxed);
@@ -747,7 +749,7 @@ static int def_get(sy_conn *c, const char *tenant, const char *campaign, def_ent
     e->cp->spent_cost = sy_stmt_i64(st, SY_CAMPAIGN_COL_SPENT_COST);
     sy_stmt_reset(st);
     /* a new entry's prize rows, once the statement is done with */
-    if (fresh && e->t && (rc = load_prizes(c, tenant, campaign, e->t)) != SY_OK) {
+    if (miss && e->t && (rc = load_prizes(c, tenant, campaign, e->t)) != SY_OK) {
         def_drop(e);
         return rc;
     }

@@ -1,6 +1,7 @@
 /* fuzz_json.h — checks shared by the fuzz targets of request bodies
- * (fuzz_events.c, fuzz_customers.c) and fuzz_segment.c: valid UTF-8, and a refusal's field as
- * a JSON pointer (RFC 6901) into the body refused. */
+ * (fuzz_events.c, fuzz_customers.c), fuzz_segment.c and test_segment_parse.c:
+ * valid UTF-8, and a refusal's field as a JSON pointer (RFC 6901) into the
+ * body refused. */
 #ifndef SY_FUZZ_JSON_H
 #define SY_FUZZ_JSON_H
 

@@ -3,6 +3,7 @@
  * round trips of every valid case, node fields, walk order, error positions
  * and the limits (64 KiB, depth 64, 1000 conditions). */
 #include "testutil.h"
+#include "fuzz/fuzz_json.h" /* fz_utf8_valid */
 
 #include "segment_parse.h"
 #include "util.h"
@@ -296,27 +297,6 @@ static void parse_err(const char *s, size_t len, int line, int col, const char *
     assert_non_null(strstr(err.msg, sub));
 }
 
-/* Well-formed UTF-8 (structure only: lead bytes and continuation counts). */
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int k = *p < 0x80             ? 0
-                : (*p & 0xE0) == 0xC0 ? 1
-                : (*p & 0xF0) == 0xE0 ? 2
-                : (*p & 0xF8) == 0xF0 ? 3
-                                      : -1;
-        if (k < 0)
-            return false;
-        p++;
-        for (int i = 0; i < k; i++, p++) {
-            if ((*p & 0xC0) != 0x80)
-                return false;
-        }
-    }
-    return true;
-}
-
 static char *fmt(const char *s)
 {
     sy_seg_node *n = parse_ok(s);
@@ -575,7 +555,7 @@ static void test_error_positions_and_messages(void **state)
     assert_null(sy_seg_parse(buf, strlen(buf), &err));
     assert_non_null(strstr(err.msg, "found string '上上"));
     assert_non_null(strstr(err.msg, "..."));
-    assert_true(utf8_valid(err.msg));
+    assert_true(fz_utf8_valid(err.msg));
 
     /* NUL inside the input */
     parse_err("a = 1\0 or b = 2", 15, 1, 6, "unexpected NUL byte");
