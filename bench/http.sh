@@ -37,6 +37,7 @@ GOAL=0.6                    # siyu/nginx req/s for /v1/tenant
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+. bench/lib.sh
 
 scripts/deps.sh bench
 make -s siyu
@@ -205,13 +206,6 @@ keepalive_check() {
     fi
 }
 
-# to_ms VALUE_WITH_UNIT (wrk prints us, ms or s)
-to_ms() {
-    printf '%s\n' "$1" | awk '{
-        v = $1 + 0
-        if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v += 0; else if ($1 ~ /m$/) v *= 60000; else if ($1 ~ /s$/) v *= 1000
-        printf "%.2f", v }'
-}
 
 # ---------------------------------------------------------------- runs
 

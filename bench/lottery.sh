@@ -46,6 +46,7 @@ REDIS_N=${REDIS_N:-200000}
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+. bench/lib.sh
 scripts/deps.sh bench
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -132,8 +133,7 @@ metric() { curl -s "$U/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 M0_N=$(metric siyu_store_commit_batch_size_sum); M0_C=$(metric siyu_store_commit_batch_size_count)
 M0_T=$(metric siyu_store_commit_duration_seconds_sum)
 M0_S=$(metric siyu_store_commit_statement_duration_seconds_sum)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SIYU_PID/stat"; }
-C0=$(cpu_ticks)
+thread_cpu "$SIYU_PID" >"$T/cpu0"
 PERF_PID=""
 if [ -n "${PERF_OUT:-}" ]; then
     perf record -q -F 499 ${PERF_ARGS:--g} -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
@@ -144,17 +144,18 @@ wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/draw.lua" "$U" >"$
 M1_N=$(metric siyu_store_commit_batch_size_sum); M1_C=$(metric siyu_store_commit_batch_size_count)
 M1_T=$(metric siyu_store_commit_duration_seconds_sum)
 M1_S=$(metric siyu_store_commit_statement_duration_seconds_sum)
-C1=$(cpu_ticks)
+thread_cpu "$SIYU_PID" >"$T/cpu1"
 WRITER=$(awk -v n="$((M1_N - M0_N))" -v c="$((M1_C - M0_C))" -v t="$M1_T" -v t0="$M0_T" \
-    -v s="$M1_S" -v s0="$M0_S" -v cpu="$((C1 - C0))" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    -v s="$M1_S" -v s0="$M0_S" 'BEGIN {
     printf "%d mutations in %d commits (%.1f per commit); a batch %.2f ms", n, c, n / c, (t - t0) * 1000 / c
-    printf " (its COMMIT %.2f ms); applying a draw %.1f us in the writer; server CPU %.0f us per draw",
-        (s - s0) * 1000 / c, ((t - t0) - (s - s0)) * 1e6 / n, cpu / hz * 1e6 / n }')
+    printf " (its COMMIT %.2f ms); applying a draw %.1f us in the writer",
+        (s - s0) * 1000 / c, ((t - t0) - (s - s0)) * 1e6 / n }')
 FAILED=0
 grep -q "Non-2xx" "$T/wrk.txt" && { echo "lottery.sh: siyu answered non-2xx:" >&2; grep Non-2xx "$T/wrk.txt" >&2; FAILED=1; }
 grep -q "Socket errors" "$T/wrk.txt" && { grep "Socket errors" "$T/wrk.txt" >&2; FAILED=1; }
 S_RPS=$(awk '/Requests\/sec/ {print $2}' "$T/wrk.txt")
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.2f", v / 1000; else if (v ~ /ms$/) printf "%.2f", v + 0; else printf "%.2f", v * 1000 }'; }
+S_N=$(awk '/requests in/ {print $1}' "$T/wrk.txt")
+CPU=$(cpu_per_op "$T/cpu0" "$T/cpu1" "$S_N" draw)
 S_P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$T/wrk.txt")")
 S_P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$T/wrk.txt")")
 kill -TERM "$SIYU_PID"; wait "$SIYU_PID" 2>/dev/null || true; SIYU_PID=""
@@ -218,6 +219,7 @@ printf '%-44s %12.0f %9s %9s\n' "siyu (HTTP, SQLite, fsync per group commit)" "$
 printf '%-44s %12.0f %9s %9s\n' "Redis Lua (appendfsync always)" "$R_RPS" "$R_P50" "$R_P99"
 printf 'ratio siyu/Redis: %s   (goal >= 1.0 with siyu p99 <= 10 ms)\n' "$RATIO"
 printf 'siyu writer: %s\n' "$WRITER"
+printf 'siyu threads: %s\n' "$CPU"
 printf 'siyu: %s in %s s (plus warm-up); Redis: %s draws, %s won; siyu check: %s\n' "$DRAWS" "$DURATION" \
     "$R_DRAWS" "$R_WON" "$(tail -1 "$T/check.txt")"
 echo "machine load after: $(uptime)"

@@ -39,6 +39,7 @@ CAMPAIGNS=${CAMPAIGNS:-200}
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+. bench/lib.sh
 scripts/deps.sh bench
 make -s siyu
 SIYU="$ROOT/siyu"
@@ -142,7 +143,6 @@ request = function()
         {["Authorization"] = "Bearer $APP"})
 end
 EOF
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.2f", v / 1000; else if (v ~ /ms$/) printf "%.2f", v + 0; else printf "%.2f", v * 1000 }'; }
 echo "==> warm-up (3 s), then ${DURATION} s per connection count" >&2
 wrk -t"$THREADS" -c8 -d3s -s "$T/offers.lua" "$U" >/dev/null
 FAILED=0

@@ -39,6 +39,7 @@ REDIS_N=${REDIS_N:-200000}   # redis-benchmark requests (about DURATION seconds'
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+. bench/lib.sh
 scripts/deps.sh bench
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -116,14 +117,7 @@ io_written() { awk '/^write_bytes/ {print $2}' "/proc/$SIYU_PID/io"; }
 M0_N=$(metric siyu_store_commit_batch_size_sum); M0_C=$(metric siyu_store_commit_batch_size_count)
 M0_T=$(metric siyu_store_commit_duration_seconds_sum); M0_S=$(metric siyu_store_commit_statement_duration_seconds_sum)
 M0_W=$(io_written); M0_F=$(metric siyu_store_fsync_duration_seconds_count); M0_FS=$(metric siyu_store_fsync_duration_seconds_sum)
-# CPU time (clock ticks, user + system) of the server's threads by name: the
-# writer, the syncer, the checkpointer; the HTTP threads (MHD-worker) and
-# the rest as they are named.  Robust to the machine's noise, unlike rates.
-thread_ticks() {
-    for f in /proc/"$SIYU_PID"/task/*/stat; do cat "$f" 2>/dev/null; done |
-        sed 's/^[0-9]* (\(.*\)) /\1 /' | awk '{t[$1] += $14 + $15} END {for (n in t) print n, t[n]}' | sort
-}
-thread_ticks >"$T/ticks0"
+thread_cpu "$SIYU_PID" >"$T/cpu0"
 PERF_PID=""
 if [ -n "${PERF_OUT:-}" ]; then   # a CPU profile of the server during the measured run
     perf record -q -F 499 -g -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
@@ -134,7 +128,7 @@ wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/exchange.lua" "$U"
 M1_N=$(metric siyu_store_commit_batch_size_sum); M1_C=$(metric siyu_store_commit_batch_size_count)
 M1_T=$(metric siyu_store_commit_duration_seconds_sum); M1_S=$(metric siyu_store_commit_statement_duration_seconds_sum)
 M1_W=$(io_written); M1_F=$(metric siyu_store_fsync_duration_seconds_count); M1_FS=$(metric siyu_store_fsync_duration_seconds_sum)
-thread_ticks >"$T/ticks1"
+thread_cpu "$SIYU_PID" >"$T/cpu1"
 WRITER=$(awk -v n="$((M1_N - M0_N))" -v c="$((M1_C - M0_C))" -v t="$M1_T" -v t0="$M0_T" \
     -v s="$M1_S" -v s0="$M0_S" -v w="$((M1_W - M0_W))" -v f="$((M1_F - M0_F))" -v fs="$M1_FS" -v fs0="$M0_FS" 'BEGIN {
     printf "%d mutations in %d commits (%.1f per commit); a batch %.2f ms, of it COMMIT %.2f ms; %d fsyncs by the syncer, %.2f ms each; %.1f KiB written per mutation",
@@ -144,10 +138,7 @@ grep -q "Non-2xx" "$T/wrk.txt" && { echo "rewards.sh: siyu answered non-2xx:" >&
 grep -q "Socket errors" "$T/wrk.txt" && { grep "Socket errors" "$T/wrk.txt" >&2; FAILED=1; }
 S_RPS=$(awk '/Requests\/sec/ {print $2}' "$T/wrk.txt")
 S_N=$(awk '/requests in/ {print $1}' "$T/wrk.txt")
-CPU=$(join -a 2 -e 0 -o 2.1,1.2,2.2 "$T/ticks0" "$T/ticks1" | awk -v n="$S_N" -v hz="$(getconf CLK_TCK)" '
-    { us = ($3 - $2) * 1e6 / hz / n; total += us; if (us >= 0.5) parts = parts sprintf(", %s %.0f", $1, us) }
-    END { printf "%.0f us of CPU per exchange (%s)", total, substr(parts, 3) }')
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.2f", v / 1000; else if (v ~ /ms$/) printf "%.2f", v + 0; else printf "%.2f", v * 1000 }'; }
+CPU=$(cpu_per_op "$T/cpu0" "$T/cpu1" "$S_N" exchange)
 S_P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$T/wrk.txt")")
 S_P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$T/wrk.txt")")
 kill -TERM "$SIYU_PID"; wait "$SIYU_PID" 2>/dev/null || true; SIYU_PID=""
