@@ -16,13 +16,23 @@
  *       -lsqlite3 -lsodium -lcurl -lroaring -lcsv -pthread -lm
  *   /tmp/segments_eval [customers (10000000)] [runs (21)] [expression]
  *
+ * STORE=DIR evaluates over the index of a store's tenant demo instead (as
+ * the server builds it at start: DIR is a --data directory), to compare the
+ * real index with the synthetic one.
+ *
+ * COLD=1 evicts the caches before each run (by writing 64 MiB), as the
+ * processes a shell starts between two HTTP requests do.
+ *
  * WAY=0..3 runs one of the four ways only (for perf).  With STEPS=1 it times instead the steps of
  * q3's term-by-term plan with plain CRoaring calls on the index's bitmaps (the union of R3..R5,
  * each intersection, the aum scan over what is left). */
 #include "attr.h"
+#include "chunk.h"
 #include "index.h"
 #include "segment_eval.h"
 #include "segment_parse.h"
+#include "store.h"
+#include "tenant.h"
 #include "util.h"
 
 #include <math.h>
@@ -162,6 +172,31 @@ static sy_index *index_new(const sy_attr_set *schema, uint32_t n)
     return ix;
 }
 
+/* The container types of q3's bitmaps (CONTAINERS=1). */
+static void containers(const sy_index *ix)
+{
+    static const char *const bm[][2] = {{"risk_level", "R3"}, {"risk_level", "R4"},
+                                        {"risk_level", "R5"}, {"payroll", "true"},
+                                        {"gender", "F"},      {"city", "上海"}};
+    for (size_t i = 0; i <= sizeof bm / sizeof bm[0]; i++) {
+        const roaring_bitmap_t *b = i < sizeof bm / sizeof bm[0]
+                                        ? sy_index_value(ix, bm[i][0], bm[i][1])
+                                        : sy_index_all(ix);
+        if (!b)
+            continue;
+        const roaring_array_t *ra = &b->high_low_container;
+        int n[5] = {0};
+        for (int32_t k = 0; k < ra->size; k++)
+            n[ra->typecodes[k]]++;
+        printf("  %-10s %-6s %9llu members, %d chunks: %d bitset, %d array, %d run, %d shared\n",
+               i < sizeof bm / sizeof bm[0] ? bm[i][0] : "all",
+               i < sizeof bm / sizeof bm[0] ? bm[i][1] : "",
+               (unsigned long long)roaring_bitmap_get_cardinality(b), ra->size,
+               n[BITSET_CONTAINER_TYPE_CODE], n[ARRAY_CONTAINER_TYPE_CODE],
+               n[RUN_CONTAINER_TYPE_CODE], n[SHARED_CONTAINER_TYPE_CODE]);
+    }
+}
+
 /* q3's term-by-term plan, step by step, with CRoaring calls. */
 static void steps(sy_index *ix, int runs)
 {
@@ -206,12 +241,39 @@ int main(int argc, char **argv)
     int runs = argc > 2 ? atoi(argv[2]) : 21;
     if (runs < 1)
         runs = 1;
-    sy_attr_set *schema = schema_new();
+    sy_attr_set *schema;
+    sy_index *ix;
     double t0 = now_ms();
-    sy_index *ix = index_new(schema, n);
+    int64_t now = 1764979200000LL;
+    const char *dir = getenv("STORE");
+    if (dir) {
+        char path[4096], err[512];
+        snprintf(path, sizeof path, "%s/siyu.db", dir);
+        sy_store_opts so = {.path = path, .readers = 2, .sync = SY_SYNC_NORMAL};
+        sy_store *st;
+        if (sy_store_open(&so, &st, err, sizeof err) != SY_OK) {
+            fprintf(stderr, "%s: %s\n", path, err);
+            return 1;
+        }
+        sy_schemas *sc = sy_schemas_new(st);
+        sy_indexes *r = sy_indexes_new(st, sy_tenants_new(st), sc);
+        schema = sy_schemas_get(sc, "demo");
+        ix = schema ? sy_indexes_get(r, "demo") : NULL;
+        if (!ix) {
+            fprintf(stderr, "%s: no index of tenant demo\n", dir);
+            return 1;
+        }
+        n = sy_index_size(ix);
+        now = sy_now_ms();
+    } else {
+        schema = schema_new();
+        ix = index_new(schema, n);
+    }
     printf("# %u customers indexed in %.1f s, index %.1f MiB\n", n, (now_ms() - t0) / 1e3,
            (double)sy_index_memory(ix) / 1048576.0);
     sy_index_rdlock(ix);
+    if (getenv("CONTAINERS"))
+        containers(ix);
     if (getenv("STEPS")) {
         steps(ix, runs);
         return 0;
@@ -222,6 +284,8 @@ int main(int argc, char **argv)
     static const char *const way[4] = {"one pass, halves", "one pass, 1 thread",
                                        "term by term, halves", "term by term, 1 thread"};
     int only = getenv("WAY") ? atoi(getenv("WAY")) : -1; /* 0..3: that way only */
+    size_t cold = getenv("COLD") ? (size_t)64 << 20 : 0;
+    char *evict = cold ? sy_xmalloc(cold) : NULL;
     bool fuse0 = sy_seg_fuse;
     uint32_t min0 = sy_seg_parallel_min;
     for (int q = 0; q < nq; q++) {
@@ -238,8 +302,10 @@ int main(int argc, char **argv)
                     continue;
                 sy_seg_fuse = w < 2;
                 sy_seg_parallel_min = w & 1 ? UINT32_MAX : min0;
+                if (evict)
+                    memset(evict, r + w, cold);
                 double a = now_ms();
-                roaring_bitmap_t *b = sy_seg_eval_index(ix, schema, 1764979200000LL, ast, &e);
+                roaring_bitmap_t *b = sy_seg_eval_index(ix, schema, now, ast, &e);
                 if (!b) {
                     fprintf(stderr, "%s: %s\n", qs[q], e.msg);
                     return 1;
@@ -265,6 +331,7 @@ int main(int argc, char **argv)
         sy_seg_free(ast);
     }
     sy_index_unlock(ix);
+    free(evict);
     free(t);
     return 0;
 }

@@ -645,6 +645,41 @@ static void fused_append(roaring_bitmap_t *out, uint16_t key, const uint32_t *id
     ra_append(&out->high_low_container, key, b, BITSET_CONTAINER_TYPE_CODE);
 }
 
+/* Room words_ids may write past the last id. */
+#define IDS_SLACK 4
+
+/* The positions of the bits set in a chunk's words, as ids (base | position),
+ * ascending; returns how many.  A word's first four positions are written
+ * whatever its count (those past it are overwritten by the next word's), so
+ * the sparse words a selective AND leaves cost no mispredicted branch: the
+ * count comes from popcnt, and bit 63 ORed in keeps ctz defined on an
+ * emptied word.  Only words of more than four bits loop.  ids has room for
+ * 65,536 + IDS_SLACK. */
+SY_POPCNT_CLONES static size_t words_ids(const uint64_t *w, uint32_t base, uint32_t *ids)
+{
+    const uint64_t top = 1ULL << 63;
+    size_t n = 0;
+    for (uint32_t i = 0; i < CHUNK_WORDS; i++) {
+        uint64_t word = w[i];
+        uint32_t at = base | (i << 6);
+        size_t cnt = (size_t)__builtin_popcountll(word);
+        uint32_t *o = ids + n;
+        o[0] = at | (uint32_t)__builtin_ctzll(word | top);
+        word &= word - 1;
+        o[1] = at | (uint32_t)__builtin_ctzll(word | top);
+        word &= word - 1;
+        o[2] = at | (uint32_t)__builtin_ctzll(word | top);
+        word &= word - 1;
+        o[3] = at | (uint32_t)__builtin_ctzll(word | top);
+        word &= word - 1;
+        if (cnt > 4)
+            for (size_t k = 4; word; k++, word &= word - 1)
+                o[k] = at | (uint32_t)__builtin_ctzll(word);
+        n += cnt;
+    }
+    return n;
+}
+
 static int fused_term_cmp(const void *x, const void *y)
 {
     const fused_term *a = x, *b = y;
@@ -674,7 +709,7 @@ static roaring_bitmap_t *fused_eval(const sy_seg_ctx *cx, fused *f, const roarin
         f->t[i].cur = cur + o;
     uint64_t *acc = sy_xmalloc(3 * CHUNK_WORDS * sizeof *acc);
     uint64_t *tmp = acc + CHUNK_WORDS, *un = tmp + CHUNK_WORDS;
-    uint32_t *ids = sy_xmalloc(65536 * sizeof *ids);
+    uint32_t *ids = sy_xmalloc((65536 + IDS_SLACK) * sizeof *ids);
     /* the chunks of the candidates (everyone: the tenant's customers) */
     const roaring_array_t *drive = &(cand ? cand : sy_index_all(cx->ix))->high_low_container;
     for (int32_t ki = 0; ki < drive->size; ki++) {
@@ -696,15 +731,7 @@ static roaring_bitmap_t *fused_eval(const sy_seg_ctx *cx, fused *f, const roarin
             left = fused_and_term(&f->t[i], key, acc, tmp, un);
         if (!left)
             continue;
-        size_t n = 0;
-        uint32_t base = (uint32_t)key << 16;
-        for (uint32_t w = 0; w < CHUNK_WORDS; w++) {
-            uint64_t word = acc[w];
-            while (word) {
-                ids[n++] = base | (w << 6) | (uint32_t)__builtin_ctzll(word);
-                word &= word - 1;
-            }
-        }
+        size_t n = words_ids(acc, (uint32_t)key << 16, ids);
         for (int i = 0; i < f->nr && n; i++)
             n = sy_index_keep_range(cx->ix, f->r[i].attr, ids, n, f->r[i].lo, f->r[i].hi);
         if (n)
