@@ -1417,10 +1417,10 @@ typedef struct half {
     atomic_bool taken; /* by the thread that evaluates it */
 } half;
 
-/* The upper half, shared with the thread started for it.  That thread is
- * detached: when it starts after the calling thread has taken the half,
- * it finds the half taken and only drops its reference, so the calling
- * thread never waits for a thread that has not run yet. */
+/* The upper half, shared with the evaluation thread.  When that thread
+ * comes to it after the calling thread has taken the half, it finds the
+ * half taken and only drops its reference, so the calling thread never waits
+ * for a thread that has not run yet. */
 typedef struct upper {
     half h;
     atomic_int refs;
@@ -1446,9 +1446,8 @@ static void upper_release(upper *u)
     free(u);
 }
 
-static void *eval_upper(void *arg)
+static void eval_upper(upper *u)
 {
-    upper *u = arg;
     if (take_half(&u->h)) {
         pthread_mutex_lock(&u->mu);
         u->done = true;
@@ -1456,17 +1455,77 @@ static void *eval_upper(void *arg)
         pthread_mutex_unlock(&u->mu);
     }
     upper_release(u);
+}
+
+/* The evaluation thread: one for the process, started on first use, asleep
+ * until an upper half is handed to it.  A thread kept waiting is woken on a
+ * free core in tens of microseconds; one started per query was often placed
+ * on the caller's busy core, which then evaluated both halves. */
+#define HALVES_QUEUED 8
+
+static struct {
+    pthread_once_t once;
+    bool running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    upper *q[HALVES_QUEUED];
+    int n;
+} g_halves = {
+    .once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *halves_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "siyu-eval");
+    pthread_mutex_lock(&g_halves.mu);
+    for (;;) {
+        while (!g_halves.n)
+            pthread_cond_wait(&g_halves.cv, &g_halves.mu);
+        upper *u = g_halves.q[0];
+        memmove(g_halves.q, g_halves.q + 1, (size_t)--g_halves.n * sizeof g_halves.q[0]);
+        pthread_mutex_unlock(&g_halves.mu);
+        eval_upper(u);
+        pthread_mutex_lock(&g_halves.mu);
+    }
     return NULL;
 }
 
+static void halves_start(void)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    g_halves.running = pthread_create(&th, &attr, halves_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+}
+
+/* Hands u to the evaluation thread; false when it cannot take it (not
+ * running, or its queue is full): then the caller evaluates u itself. */
+static bool halves_hand(upper *u)
+{
+    pthread_once(&g_halves.once, halves_start);
+    if (!g_halves.running)
+        return false;
+    pthread_mutex_lock(&g_halves.mu);
+    bool queued = g_halves.n < HALVES_QUEUED;
+    if (queued) {
+        g_halves.q[g_halves.n++] = u;
+        pthread_cond_signal(&g_halves.cv);
+    }
+    pthread_mutex_unlock(&g_halves.mu);
+    return queued;
+}
+
 /* A large tenant: the lower and the upper half of the dense ids are
- * evaluated at once, on this thread and another, and the two answers put
- * side by side.  Every operation works on one half's containers, so each
- * half costs about half.  The halves meet at a container boundary (a
- * multiple of 65,536) when the tenant is big enough.  The upper half goes
- * to whichever thread takes it first: when the machine is busy and the
- * other thread has not started by the time the lower half is done, this
- * thread evaluates it too rather than wait for a core. */
+ * evaluated at once, on this thread and the evaluation thread, and the two
+ * answers put side by side.  Every operation works on one half's
+ * containers, so each half costs about half.  The halves meet at a
+ * container boundary (a multiple of 65,536) when the tenant is big enough.
+ * The upper half goes to whichever thread takes it first: when the machine
+ * is busy and the evaluation thread has not come to it by the time the
+ * lower half is done, this thread evaluates it too rather than wait for a
+ * core. */
 static roaring_bitmap_t *in_halves(uint32_t size, among_fn fn, const void *ud, sy_seg_error *err)
 {
     if (size < 2 || size < sy_seg_parallel_min)
@@ -1487,13 +1546,8 @@ static roaring_bitmap_t *in_halves(uint32_t size, among_fn fn, const void *ud, s
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);
     atomic_init(&u->refs, 2);
-    pthread_t th;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &attr, eval_upper, u) != 0)
+    if (!halves_hand(u))
         atomic_store(&u->refs, 1); /* no other thread: this one does both */
-    pthread_attr_destroy(&attr);
     take_half(&lower);
     if (!take_half(&u->h)) { /* the other thread has it: wait for its answer */
         pthread_mutex_lock(&u->mu);
