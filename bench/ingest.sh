@@ -42,6 +42,7 @@ GOAL=0.5
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+. bench/lib.sh
 
 die() {
     echo "ingest.sh: $*" >&2
@@ -230,6 +231,7 @@ echo "load:  wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $BATCH distinct e
 # ---------------------------------------------------------------- siyu run
 
 export ACK_FILE="$T/acked"
+thread_cpu "$SIYU_PID" >"$T/cpu0"
 PERF_PID=""
 if [ -n "${PERF_OUT:-}" ]; then   # a CPU profile of the server during the run
     perf record -q -F 499 -g -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
@@ -240,6 +242,7 @@ wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/ingest.lua" \
     { cat "$T/wrk.txt" >&2; die "wrk failed"; }
 [ -n "$PERF_PID" ] && wait "$PERF_PID"
 kill -0 "$SIYU_PID" 2>/dev/null || die "siyu died during the run"
+thread_cpu "$SIYU_PID" >"$T/cpu1"
 [ -f "$ACK_FILE.sum" ] || { cat "$T/wrk.txt" >&2; die "the wrk script wrote no summary"; }
 sum() { awk -v k="$1" '$1 == k { print $2 }' "$ACK_FILE.sum"; }
 SENT=$(sum sent) OK200=$(sum ok200) NON200=$(sum non200) BADACC=$(sum badacc) COMPLETED=$(sum completed)
@@ -289,6 +292,7 @@ SIYU_ROWS_PER_S=$(awk -v r="$OK200" -v b="$BATCH" -v s="$SECS" 'BEGIN {
     sub(/s$/, "", s); if (s ~ /m$/) { sub(/m$/, "", s); s *= 60 } printf "%.0f", r * b / s }')
 printf 'siyu: %s rows/s (%s x 200 x %d rows / %s), p50 %s ms, p99 %s ms per %d-event batch\n' \
     "$SIYU_ROWS_PER_S" "$OK200" "$BATCH" "$SECS" "$P50" "$P99" "$BATCH"
+echo "siyu: $(cpu_per_op "$T/cpu0" "$T/cpu1" "$(((OK200 + UNACKED) * BATCH / 1000))" "1,000 events")"
 
 # ---------------------------------------------------------------- PostgreSQL
 
