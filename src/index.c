@@ -983,6 +983,25 @@ static sy_day_events *event_day(event_ix *e, int64_t day)
 
 /* ---- attributes ---- */
 
+/* Range buckets (sy_index_range_cover): ge[i] holds the customers whose
+ * value is >= bound[i]; bounds ascend and differ. */
+#define BUCKET_BOUNDS 3
+
+typedef struct col_buckets {
+    int n;
+    int64_t bound[BUCKET_BOUNDS];
+    roaring_bitmap_t *ge[BUCKET_BOUNDS];
+} col_buckets;
+
+static void buckets_free(col_buckets *b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < b->n; i++)
+        roaring_bitmap_free(b->ge[i]);
+    free(b);
+}
+
 typedef struct attr_ix {
     sy_attr_type type;
     int scale;
@@ -994,6 +1013,7 @@ typedef struct attr_ix {
     /* numeric */
     column col;
     roaring_bitmap_t *present;
+    _Atomic(struct col_buckets *) buckets; /* range buckets, once built */
 } attr_ix;
 
 typedef struct tag_def {
@@ -1028,12 +1048,14 @@ struct sy_index {
     bool timed_all;
     char **timed;
     size_t ntimed;
+    pthread_mutex_t bucket_mu; /* serialises range-bucket builds (under the read lock) */
 };
 
 sy_index *sy_index_new(int64_t tz_offset_ms)
 {
     sy_index *ix = sy_xcalloc(1, sizeof *ix);
     pthread_rwlock_init(&ix->lock, NULL);
+    pthread_mutex_init(&ix->bucket_mu, NULL);
     ix->tz_offset_ms = tz_offset_ms;
     ix->all = roaring_bitmap_create();
     ix->timed_all = true; /* as the setting's default */
@@ -1058,6 +1080,7 @@ void sy_index_free(sy_index *ix)
         col_free(x->col.data, x->col.width ? col_bytes(x->col.cap, x->col.width) : 0);
         if (x->present)
             roaring_bitmap_free(x->present);
+        buckets_free(atomic_load(&x->buckets));
         free(x);
     }
     free(ix->attrs);
@@ -1191,17 +1214,40 @@ static void num_set(attr_ix *x, uint32_t dense, int64_t v)
     roaring_bitmap_add(x->present, dense);
 }
 
+/* A customer's value goes from *ov to *nv (NULL: none) in x's buckets. */
+static void buckets_move(attr_ix *x, uint32_t dense, const int64_t *ov, const int64_t *nv)
+{
+    col_buckets *b = atomic_load_explicit(&x->buckets, memory_order_relaxed);
+    if (!b)
+        return;
+    for (int i = 0; i < b->n; i++) {
+        bool was = ov && *ov >= b->bound[i], now = nv && *nv >= b->bound[i];
+        if (was != now) {
+            if (now)
+                roaring_bitmap_add(b->ge[i], dense);
+            else
+                roaring_bitmap_remove(b->ge[i], dense);
+        }
+    }
+}
+
 /* One attribute of one customer goes from ov to nv (either may be NULL);
  * the caller holds the write lock. */
 static void set_value_locked(attr_ix *x, uint32_t dense, const prim *ov, const prim *nv)
 {
     char b1[32], b2[32];
     if (is_numeric(x->type)) {
-        int64_t v;
-        if (nv && numeric_of(x, nv, &v))
+        int64_t v, old = 0;
+        bool had = atomic_load_explicit(&x->buckets, memory_order_relaxed) &&
+                   roaring_bitmap_contains(x->present, dense);
+        if (had)
+            old = col_get(&x->col, dense);
+        bool has = nv && numeric_of(x, nv, &v);
+        if (has)
             num_set(x, dense, v);
         else
             roaring_bitmap_remove(x->present, dense);
+        buckets_move(x, dense, had ? &old : NULL, has ? &v : NULL);
     } else {
         if (ov)
             cat_set(x, category_of(ov, b1, sizeof b1), dense, false);
@@ -1978,6 +2024,117 @@ size_t sy_index_keep_range(const sy_index *ix, const char *attr, uint32_t *ids, 
     return k;
 }
 
+/* ---- range buckets ---- */
+
+uint32_t sy_index_bucket_min = 1u << 20;
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Builds x's buckets: the quartiles of a sample of its values (up to 4,096
+ * customers at even ranks), then one pass over the customers with a value. */
+static col_buckets *buckets_build(const attr_ix *x)
+{
+    uint64_t n = roaring_bitmap_get_cardinality(x->present);
+    col_buckets *b = sy_xcalloc(1, sizeof *b);
+    if (n == 0)
+        return b;
+    size_t ns = n < 4096 ? (size_t)n : 4096;
+    int64_t *sample = sy_xmalloc(ns * sizeof *sample);
+    for (size_t i = 0; i < ns; i++) {
+        uint32_t id = 0;
+        roaring_bitmap_select(x->present, (uint32_t)(i * n / ns), &id);
+        sample[i] = col_get(&x->col, id);
+    }
+    qsort(sample, ns, sizeof *sample, cmp_i64);
+    for (int q = 1; q <= BUCKET_BOUNDS; q++) {
+        int64_t v = sample[ns * (size_t)q / (BUCKET_BOUNDS + 1)];
+        if (v > sample[0] && (b->n == 0 || v > b->bound[b->n - 1]))
+            b->bound[b->n++] = v; /* the smallest value would bound everyone */
+    }
+    free(sample);
+    for (int i = 0; i < b->n; i++)
+        b->ge[i] = roaring_bitmap_create();
+    enum { CHUNK = 4096 };
+    uint32_t *ids = sy_xmalloc(CHUNK * sizeof *ids), *keep = sy_xmalloc(CHUNK * sizeof *keep);
+    roaring_uint32_iterator_t *it = roaring_create_iterator(x->present);
+    uint32_t got;
+    while ((got = roaring_read_uint32_iterator(it, ids, CHUNK)) > 0)
+        for (int i = 0; i < b->n; i++) {
+            size_t k = 0;
+            for (uint32_t j = 0; j < got; j++) {
+                keep[k] = ids[j];
+                k += col_get(&x->col, ids[j]) >= b->bound[i];
+            }
+            roaring_bitmap_add_many(b->ge[i], k, keep);
+        }
+    roaring_free_uint32_iterator(it);
+    free(ids);
+    free(keep);
+    for (int i = 0; i < b->n; i++) {
+        roaring_bitmap_run_optimize(b->ge[i]);
+        roaring_bitmap_shrink_to_fit(b->ge[i]);
+    }
+    return b;
+}
+
+/* x's buckets, built now if need be (the caller holds the read lock, so no
+ * change runs meanwhile; other readers may be building too). */
+static const col_buckets *buckets_of(const sy_index *ix, const attr_ix *x)
+{
+    col_buckets *b = atomic_load_explicit(&((attr_ix *)x)->buckets, memory_order_acquire);
+    if (b)
+        return b;
+    pthread_mutex_lock(&((sy_index *)ix)->bucket_mu);
+    b = atomic_load_explicit(&((attr_ix *)x)->buckets, memory_order_acquire);
+    if (!b) {
+        b = buckets_build(x);
+        atomic_store_explicit(&((attr_ix *)x)->buckets, b, memory_order_release);
+    }
+    pthread_mutex_unlock(&((sy_index *)ix)->bucket_mu);
+    return b;
+}
+
+bool sy_index_range_cover(const sy_index *ix, const char *attr, int64_t lo, int64_t hi,
+                          sy_range_cover *out)
+{
+    const attr_ix *x = attr_find(ix, attr);
+    if (!x || !is_numeric(x->type) || ix->size < sy_index_bucket_min || lo > hi)
+        return false;
+    const col_buckets *b = buckets_of(ix, x);
+    const roaring_bitmap_t *const *ge = (const roaring_bitmap_t *const *)b->ge;
+    memset(out, 0, sizeof *out);
+    int in = -1, in_not = -1, may = -1, may_not = -1; /* -1: the present, or none */
+    for (int i = 0; i < b->n; i++) {
+        if (in < 0 && b->bound[i] >= lo)
+            in = i; /* the smallest bound >= lo: all of ge[in] are >= lo */
+        if (hi < INT64_MAX && b->bound[i] <= hi + 1)
+            in_not = i; /* the largest bound <= hi + 1: ge[in_not] holds all > hi */
+        if (b->bound[i] <= lo)
+            may = i; /* the largest bound <= lo: ge[may] holds all >= lo */
+        if (may_not < 0 && b->bound[i] > hi)
+            may_not = i; /* the smallest bound > hi: none of ge[may_not] is <= hi */
+    }
+    if (in >= 0)
+        out->in = ge[in];
+    else if (lo == INT64_MIN)
+        out->in = x->present;
+    if (hi < INT64_MAX) {
+        if (in_not >= 0)
+            out->in_not = ge[in_not];
+        else
+            out->in = NULL; /* only the present hold all > hi: nobody is certain */
+    }
+    if (!out->in || (in >= 0 && in_not >= 0 && in >= in_not))
+        out->in = out->in_not = NULL; /* nobody known, or in lies within in_not */
+    out->may = may >= 0 ? ge[may] : x->present;
+    out->may_not = may_not >= 0 ? ge[may_not] : NULL;
+    return true;
+}
+
 void sy_index_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
                    sy_index_day_fn fn, void *ud)
 {
@@ -2205,6 +2362,9 @@ void sy_index_memory_parts(const sy_index *ix, sy_index_mem *m)
         m->columns += x->col.used * (size_t)x->col.width;
         if (x->present)
             m->columns += roaring_bitmap_size_in_bytes(x->present);
+        const col_buckets *b = atomic_load(&((attr_ix *)x)->buckets);
+        for (int i = 0; b && i < b->n; i++)
+            m->columns += roaring_bitmap_size_in_bytes(b->ge[i]);
     }
     for (uint32_t e = 0; e < ix->nevents; e++)
         for (size_t d = 0; d < ix->events[e]->n; d++) {

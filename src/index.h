@@ -119,6 +119,24 @@ roaring_bitmap_t *sy_index_range(const sy_index *ix, const char *attr,
  * returned.  One pass over the column's entries of those ids, prefetched. */
 size_t sy_index_keep_range(const sy_index *ix, const char *attr, uint32_t *ids, size_t n,
                            int64_t lo, int64_t hi);
+/* Range buckets of a numeric attribute: bitmaps of the customers whose
+ * value is at least each of a few bounds (the quartiles of its values when
+ * first asked for), so that a range predicate over a large tenant reads a
+ * bitmap for most customers and gathers column entries only for those whose
+ * value lies between two bounds.  Built on first use for a tenant of
+ * sy_index_bucket_min customers or more (the caller holds the read lock;
+ * the build is serialised inside), kept up to date by every change.
+ * sy_index_range_cover describes [lo, hi] by them: every customer in
+ * `in` and not in `in_not` has a value in the range (in NULL: none known;
+ * in_not NULL: none to take out); every customer with a value in the range
+ * is in `may` and not in `may_not` (may_not NULL: none to take out).
+ * False when attr has no buckets (not numeric, or the tenant is smaller). */
+typedef struct sy_range_cover {
+    const roaring_bitmap_t *in, *in_not, *may, *may_not;
+} sy_range_cover;
+extern uint32_t sy_index_bucket_min;
+bool sy_index_range_cover(const sy_index *ix, const char *attr, int64_t lo, int64_t hi,
+                          sy_range_cover *out);
 /* Behaviour: for each day in [from_day, to_day] with events named name,
  * fn is called with the day's actors and per-actor counts and dwell sums. */
 typedef struct sy_day_events sy_day_events;

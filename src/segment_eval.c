@@ -680,6 +680,59 @@ SY_POPCNT_CLONES static size_t words_ids(const uint64_t *w, uint32_t base, uint3
     return n;
 }
 
+static const uint64_t k_zero_words[CHUNK_WORDS];
+
+/* The words of b's chunk key: a bitset container's own, another container's
+ * written into scratch, or zeros when b has none there. */
+static const uint64_t *chunk_words(const roaring_bitmap_t *b, int32_t *cur, uint16_t key,
+                                   uint64_t *scratch)
+{
+    uint8_t type;
+    const void *c = fused_chunk(b, cur, key, &type);
+    if (!c)
+        return k_zero_words;
+    if (type == BITSET_CONTAINER_TYPE_CODE)
+        return ((const bitset_container_t *)c)->array;
+    memset(scratch, 0, CHUNK_WORDS * sizeof *scratch);
+    words_or(scratch, c, type);
+    return scratch;
+}
+
+/* acc &= the customers of chunk key whose value lies in r's range, by the
+ * attribute's range buckets (c): those the buckets place in the range by
+ * words, only those between two bounds by their column entries.  sc has room
+ * for 6 chunks of words; false when nothing is left. */
+static bool cover_chunk(const sy_seg_ctx *cx, const fused_range *r, const sy_range_cover *c,
+                        int32_t *cur, uint16_t key, uint64_t *acc, uint64_t *sc, uint32_t *ids)
+{
+    uint64_t *sure = sc, *maybe = sc + CHUNK_WORDS;
+    const uint64_t *in =
+        c->in ? chunk_words(c->in, &cur[0], key, sc + 2 * CHUNK_WORDS) : k_zero_words;
+    const uint64_t *in_not =
+        c->in_not ? chunk_words(c->in_not, &cur[1], key, sc + 3 * CHUNK_WORDS) : k_zero_words;
+    const uint64_t *may = chunk_words(c->may, &cur[2], key, sc + 4 * CHUNK_WORDS);
+    const uint64_t *may_not =
+        c->may_not ? chunk_words(c->may_not, &cur[3], key, sc + 5 * CHUNK_WORDS) : k_zero_words;
+    uint64_t any_maybe = 0;
+    for (int i = 0; i < CHUNK_WORDS; i++) {
+        uint64_t s = acc[i] & in[i] & ~in_not[i];
+        uint64_t m = acc[i] & ~s & may[i] & ~may_not[i];
+        sure[i] = s;
+        maybe[i] = m;
+        any_maybe |= m;
+    }
+    if (any_maybe) {
+        size_t n = words_ids(maybe, (uint32_t)key << 16, ids);
+        n = sy_index_keep_range(cx->ix, r->attr, ids, n, r->lo, r->hi);
+        for (size_t k = 0; k < n; k++)
+            sure[(ids[k] & 0xffff) >> 6] |= 1ULL << (ids[k] & 63);
+    }
+    uint64_t any = 0;
+    for (int i = 0; i < CHUNK_WORDS; i++)
+        any |= (acc[i] = sure[i]);
+    return any != 0;
+}
+
 static int fused_term_cmp(const void *x, const void *y)
 {
     const fused_term *a = x, *b = y;
@@ -710,6 +763,18 @@ static roaring_bitmap_t *fused_eval(const sy_seg_ctx *cx, fused *f, const roarin
     uint64_t *acc = sy_xmalloc(3 * CHUNK_WORDS * sizeof *acc);
     uint64_t *tmp = acc + CHUNK_WORDS, *un = tmp + CHUNK_WORDS;
     uint32_t *ids = sy_xmalloc((65536 + IDS_SLACK) * sizeof *ids);
+    /* Ranges the attribute's buckets cover are applied word by word, with
+     * the terms; the others at the end, over the ids left. */
+    sy_range_cover cover[MAX_FUSED];
+    bool covered[MAX_FUSED];
+    int32_t cover_cur[MAX_FUSED][4];
+    int nplain = 0;
+    for (int i = 0; i < f->nr; i++) {
+        covered[i] = sy_index_range_cover(cx->ix, f->r[i].attr, f->r[i].lo, f->r[i].hi, &cover[i]);
+        nplain += !covered[i];
+        memset(cover_cur[i], 0, sizeof cover_cur[i]);
+    }
+    uint64_t *sc = nplain < f->nr ? sy_xmalloc(6 * CHUNK_WORDS * sizeof *sc) : NULL;
     /* the chunks of the candidates (everyone: the tenant's customers) */
     const roaring_array_t *drive = &(cand ? cand : sy_index_all(cx->ix))->high_low_container;
     for (int32_t ki = 0; ki < drive->size; ki++) {
@@ -729,14 +794,19 @@ static roaring_bitmap_t *fused_eval(const sy_seg_ctx *cx, fused *f, const roarin
         bool left = true;
         for (int i = 0; i < f->nt && left; i++)
             left = fused_and_term(&f->t[i], key, acc, tmp, un);
+        for (int i = 0; i < f->nr && left; i++)
+            if (covered[i])
+                left = cover_chunk(cx, &f->r[i], &cover[i], cover_cur[i], key, acc, sc, ids);
         if (!left)
             continue;
         size_t n = words_ids(acc, (uint32_t)key << 16, ids);
         for (int i = 0; i < f->nr && n; i++)
-            n = sy_index_keep_range(cx->ix, f->r[i].attr, ids, n, f->r[i].lo, f->r[i].hi);
+            if (!covered[i])
+                n = sy_index_keep_range(cx->ix, f->r[i].attr, ids, n, f->r[i].lo, f->r[i].hi);
         if (n)
-            fused_append(out, key, ids, n, f->nr ? NULL : acc);
+            fused_append(out, key, ids, n, nplain ? NULL : acc);
     }
+    free(sc);
     free(ids);
     free(acc);
     free(cur);

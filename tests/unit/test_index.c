@@ -547,6 +547,113 @@ static void test_rebuild_matches_live_updates(void **state)
     free(dir);
 }
 
+static json_t *aum_json(const int64_t *v)
+{
+    char js[64];
+    if (v)
+        snprintf(js, sizeof js, "{\"aum\":%lld}", (long long)*v);
+    else
+        snprintf(js, sizeof js, "{}");
+    return json_loads(js, 0, NULL);
+}
+
+/* Customer i's aum goes from ov to nv (NULL: none). */
+static void set_aum(sy_index *ix, const sy_attr_set *s, int i, const int64_t *ov, const int64_t *nv)
+{
+    json_t *o = aum_json(ov), *a = aum_json(nv);
+    sy_index_update_attrs(ix, (uint32_t)i, s, o, a);
+    json_decref(o);
+    json_decref(a);
+}
+
+/* Checks the cover of every range over [-2, 62] against the values: each
+ * customer in in \ in_not is in the range, each customer in the range is in
+ * may \ may_not. */
+static void check_covers(sy_index *ix, const int64_t *val, const bool *has, int n)
+{
+    int64_t ends[67];
+    size_t nends = 0;
+    ends[nends++] = INT64_MIN;
+    for (int64_t v = -2; v <= 62; v++)
+        ends[nends++] = v;
+    ends[nends++] = INT64_MAX;
+    for (size_t a = 0; a < nends; a++)
+        for (size_t b = a; b < nends; b++) {
+            int64_t lo = ends[a], hi = ends[b];
+            sy_range_cover c;
+            assert_true(sy_index_range_cover(ix, "aum", lo, hi, &c));
+            assert_non_null(c.may);
+            for (int i = 0; i < n; i++) {
+                bool in_range = has[i] && val[i] >= lo && val[i] <= hi;
+                bool sure = c.in && roaring_bitmap_contains(c.in, (uint32_t)i) &&
+                            !(c.in_not && roaring_bitmap_contains(c.in_not, (uint32_t)i));
+                bool may = roaring_bitmap_contains(c.may, (uint32_t)i) &&
+                           !(c.may_not && roaring_bitmap_contains(c.may_not, (uint32_t)i));
+                if ((sure && !in_range) || (in_range && !may))
+                    fail_msg("[%lld, %lld]: customer %d (value %lld, %s): sure %d, may %d",
+                             (long long)lo, (long long)hi, i, (long long)val[i],
+                             has[i] ? "set" : "none", sure, may);
+            }
+        }
+}
+
+/* Range buckets: their covers hold for every range, the certain part is not
+ * empty where the buckets allow it, and they follow changes made after they
+ * were built (new customers, new values, removed values). */
+static void test_range_buckets(void **state)
+{
+    (void)state;
+    sy_attr_set *s = schema();
+    sy_index *ix = sy_index_new(0);
+    enum { N = 400 };
+    static int64_t val[N];
+    static bool has[N];
+    uint32_t saved = sy_index_bucket_min;
+    sy_index_bucket_min = 0;
+    for (int i = 0; i < N / 2; i++) {
+        char no[16];
+        snprintf(no, sizeof no, "C%d", i);
+        sy_index_add_customer(ix, no, (uint32_t)i);
+        has[i] = i % 7 != 0;
+        val[i] = (i * 37) % 61; /* 0 .. 60, ties */
+        set_aum(ix, s, i, NULL, has[i] ? &val[i] : NULL);
+    }
+    sy_index_rdlock(ix);
+    check_covers(ix, val, has, N / 2); /* builds the buckets */
+    sy_range_cover c;
+    assert_true(sy_index_range_cover(ix, "aum", 20, INT64_MAX, &c));
+    assert_non_null(c.in); /* the bounds (about 15, 30, 45) leave >= 30 certain */
+    assert_true(c.may != c.in);
+    sy_index_unlock(ix);
+    /* changes after the build: new customers, values moved across the
+     * bounds, values removed and set again */
+    for (int i = N / 2; i < N; i++) {
+        char no[16];
+        snprintf(no, sizeof no, "C%d", i);
+        sy_index_add_customer(ix, no, (uint32_t)i);
+        has[i] = i % 5 != 0;
+        val[i] = (i * 13) % 63 - 1;
+        set_aum(ix, s, i, NULL, has[i] ? &val[i] : NULL);
+    }
+    for (int i = 0; i < N; i += 3) {
+        int64_t old = val[i];
+        bool had = has[i];
+        has[i] = !has[i] || i % 2;
+        val[i] = 60 - val[i];
+        set_aum(ix, s, i, had ? &old : NULL, has[i] ? &val[i] : NULL);
+    }
+    sy_index_rdlock(ix);
+    check_covers(ix, val, has, N);
+    assert_false(sy_index_range_cover(ix, "risk_level", 0, 1, &c)); /* not numeric */
+    sy_index_unlock(ix);
+    sy_index_bucket_min = saved;
+    sy_index_rdlock(ix);
+    assert_false(sy_index_range_cover(ix, "aum", 0, 1, &c)); /* a small tenant: none */
+    sy_index_unlock(ix);
+    sy_index_free(ix);
+    sy_attr_set_release(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -558,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_day_entries_match_plain_sums),
         cmocka_unit_test(test_day_merge_after_compaction),
         cmocka_unit_test(test_rebuild_matches_live_updates),
+        cmocka_unit_test(test_range_buckets),
     };
     return cmocka_run_group_tests_name("index_bitmaps_columns_days", tests, NULL, NULL);
 }
