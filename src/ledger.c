@@ -375,10 +375,38 @@ static int move_lot(sy_conn *c, const char *tenant, const char *entry_id, const 
  * account on the first earn; *balance receives the new balance.  A debit
  * is an UPDATE (the upsert's row would fail the balance >= 0 CHECK before
  * its conflict is seen); one that would take the balance below zero fails
- * that CHECK: a store error, never a negative balance. */
+ * that CHECK: a store error, never a negative balance.  known: the balance
+ * the caller read in this transaction, or -1. */
 static int account_add(sy_conn *c, const char *tenant, const char *no, const char *type,
-                       int64_t delta, int64_t now, int64_t *balance)
+                       int64_t delta, int64_t now, int64_t known, int64_t *balance)
 {
+    /* A debit of a balance read in this transaction: a plain UPDATE that
+     * checks that balance, cheaper than RETURNING (for which SQLite builds
+     * a temporary table on every run). */
+    static const char sql_debit_known[] =
+        "UPDATE point_accounts SET balance = balance + $4, updated_at = $5"
+        " WHERE tenant_id = $1 AND customer_no = $2 AND point_type = $3 AND balance = $6";
+    if (delta < 0 && known >= 0) {
+        sy_stmt *st = sy_conn_prepare(c, sql_debit_known);
+        if (!st)
+            return SY_ERR;
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, no);
+        sy_stmt_bind_text(st, 3, type);
+        sy_stmt_bind_i64(st, 4, delta);
+        sy_stmt_bind_i64(st, 5, now);
+        sy_stmt_bind_i64(st, 6, known);
+        int rc = sy_stmt_exec(st);
+        if (rc != SY_OK)
+            return rc;
+        if (sy_conn_changes(c) != 1) {
+            sy_error("ledger %s: customer %s type %s: the balance is not the %lld read", tenant, no,
+                     type, (long long)known);
+            return SY_ERR;
+        }
+        *balance = known + delta;
+        return SY_OK;
+    }
     static const char sql_credit[] =
         "INSERT INTO point_accounts (tenant_id, customer_no, point_type, balance, updated_at)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, customer_no, point_type)"
@@ -404,16 +432,16 @@ static int account_add(sy_conn *c, const char *tenant, const char *no, const cha
 
 /* Applies an entry already inserted to the customer's lots — drawing from
  * them (sign -1) or putting points into them (+1) — and moves the balance
- * by sign * e->amount. */
+ * by sign * e->amount (known: account_add's). */
 static int apply_moves(sy_conn *c, const entry *e, const lot_move *moves, size_t n, int sign,
-                       int64_t *balance)
+                       int64_t known, int64_t *balance)
 {
     int rc = SY_OK;
     for (size_t i = 0; i < n && rc == SY_OK; i++)
         rc = move_lot(c, e->tenant, e->id, &moves[i], sign);
     if (rc == SY_OK)
         rc = account_add(c, e->tenant, e->customer_no, e->point_type, sign * e->amount, e->now,
-                         balance);
+                         known, balance);
     return rc;
 }
 
@@ -476,7 +504,7 @@ int sy_ledger_earn(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     lot_move fill = {.amount = m->amount};
     if ((rc = insert_entry(c, &e)) == SY_OK &&
         (rc = insert_lot(c, &e, &t, zone, &fill.lot)) == SY_OK)
-        rc = apply_moves(c, &e, &fill, 1, +1, &res->balance);
+        rc = apply_moves(c, &e, &fill, 1, +1, -1, &res->balance);
     if (rc == SY_OK)
         snprintf(res->entry_id, sizeof res->entry_id, "%s", e.id);
     return rc;
@@ -507,7 +535,7 @@ static int expire_lots(sy_conn *c, const char *tenant, const char *no, const cha
                .now = now};
     int rc = insert_entry(c, &e);
     if (rc == SY_OK)
-        rc = apply_moves(c, &e, moves, n, -1, &balance);
+        rc = apply_moves(c, &e, moves, n, -1, -1, &balance);
     if (rc == SY_OK && id_out)
         snprintf(id_out, SY_LEDGER_ID_MAX + 1, "%s", e.id);
     return rc;
@@ -753,7 +781,8 @@ int sy_ledger_spend(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     customer_account(m->customer_no, customer);
     entry e = move_entry(m, "spend", customer, sink);
     if ((rc = insert_entry(c, &e)) == SY_OK)
-        rc = apply_moves(c, &e, lots.draws, lots.n, -1, &res->balance);
+        /* the balance read above, unless expired points were just taken */
+        rc = apply_moves(c, &e, lots.draws, lots.n, -1, lots.due > 0 ? -1 : balance, &res->balance);
     if (rc == SY_OK)
         snprintf(res->entry_id, sizeof res->entry_id, "%s", e.id);
 out:
@@ -864,7 +893,7 @@ int sy_ledger_reverse(sy_conn *c, const sy_ledger_reversal *rv, sy_ledger_result
                .reverses = rv->entry_id,
                .now = rv->now_ms};
     if ((rc = insert_entry(c, &e)) == SY_OK)
-        rc = apply_moves(c, &e, moves, n, sign, &res->balance);
+        rc = apply_moves(c, &e, moves, n, sign, -1, &res->balance);
     free(moves);
     sy_stmt *st = rc == SY_OK ? sy_conn_prepare(c, sql_mark) : NULL;
     if (rc == SY_OK && !st)
