@@ -285,9 +285,11 @@ typedef struct entry {
     char id[SY_LEDGER_ID_MAX + 1]; /* OUT */
 } entry;
 
-/* A lot and the points an entry moves out of it or into it. */
+/* A lot and the points an entry moves out of it or into it; empties: a
+ * draw that takes all the lot holds (the lot closes). */
 typedef struct lot_move {
     int64_t lot, amount;
+    bool empties;
 } lot_move;
 
 /* The journal entry of an earn or a spend: points move from debit to
@@ -337,15 +339,25 @@ static int insert_entry(sy_conn *c, entry *e)
 }
 
 /* Records the move in lot_allocations and applies it to the lot:
- * sign -1 draws from the lot, +1 puts points into it. */
+ * sign -1 draws from the lot, +1 puts points into it.  Only a draw that
+ * empties the lot, or points put into it, set its closed flag (migration
+ * 0018): a draw that leaves points in the lot does not touch the open-lot
+ * indexes, and its UPDATE fails unless points are left. */
 static int move_lot(sy_conn *c, const char *tenant, const char *entry_id, const lot_move *m,
                     int sign)
 {
     static const char sql_alloc[] = "INSERT INTO lot_allocations (tenant_id, entry_id, lot_id,"
                                     " amount) VALUES ($1, $2, $3, $4)";
-    static const char sql_lot[] =
+    static const char sql_draw[] =
         "UPDATE point_lots SET remaining = remaining + $3 WHERE tenant_id = $1 AND id = $2"
-        " AND remaining + $3 >= 0 AND remaining + $3 <= amount";
+        " AND remaining + $3 > 0 AND closed = 0";
+    static const char sql_empty[] =
+        "UPDATE point_lots SET remaining = 0, closed = 1 WHERE tenant_id = $1 AND id = $2"
+        " AND remaining + $3 = 0";
+    static const char sql_fill[] =
+        "UPDATE point_lots SET remaining = remaining + $3, closed = 0 WHERE tenant_id = $1"
+        " AND id = $2 AND remaining + $3 > 0 AND remaining + $3 <= amount";
+    const char *sql_lot = sign > 0 ? sql_fill : m->empties ? sql_empty : sql_draw;
     sy_stmt *st = sy_conn_prepare(c, sql_alloc);
     if (!st)
         return SY_ERR;
@@ -460,7 +472,7 @@ static int insert_lot(sy_conn *c, const entry *e, const sy_point_type *t, const 
 {
     static const char sql[] =
         "INSERT INTO point_lots (tenant_id, customer_no, point_type, entry_id, amount, remaining,"
-        " expires_at, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7) RETURNING id";
+        " expires_at, created_at, closed) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 1) RETURNING id";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -560,7 +572,7 @@ static int collect_moves(sy_stmt *st, int64_t enough, lot_move **out, size_t *n,
         int64_t take = sy_stmt_i64(st, 1);
         if (enough > 0 && take > enough - *total)
             take = enough - *total;
-        (*out)[(*n)++] = (lot_move){sy_stmt_i64(st, 0), take};
+        (*out)[(*n)++] = (lot_move){sy_stmt_i64(st, 0), take, take == sy_stmt_i64(st, 1)};
         *total += take;
     }
     sy_stmt_reset(st);
@@ -575,7 +587,7 @@ static int expire_customer(sy_conn *c, const char *tenant, const char *no, const
 {
     static const char sql[] =
         "SELECT id, remaining FROM point_lots WHERE tenant_id = $1 AND customer_no = $2"
-        " AND point_type = $3 AND remaining > 0 AND expires_at <= $4 ORDER BY id";
+        " AND point_type = $3 AND closed = 0 AND remaining > 0 AND expires_at <= $4 ORDER BY id";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -614,7 +626,7 @@ int sy_ledger_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max_lot
 {
     static const char sql[] =
         "SELECT id, remaining, customer_no, point_type FROM point_lots WHERE tenant_id = $1"
-        " AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $2"
+        " AND closed = 0 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $2"
         " ORDER BY expires_at, id LIMIT $3";
     memset(out, 0, sizeof *out);
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -646,7 +658,7 @@ int sy_ledger_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max_lot
         for (j = i; j < n && !strcmp(due[j].customer_no, due[i].customer_no) &&
                     !strcmp(due[j].point_type, due[i].point_type);
              j++) {
-            moves[j - i] = (lot_move){due[j].id, due[j].remaining};
+            moves[j - i] = (lot_move){due[j].id, due[j].remaining, true};
             sum += due[j].remaining;
         }
         char id[SY_LEDGER_ID_MAX + 1];
@@ -689,7 +701,7 @@ static int read_open_lots(sy_conn *c, const sy_ledger_move *m, open_lots *o)
     /* Soonest expiry first; lots that never expire last; then the oldest. */
     static const char sql[] =
         "SELECT id, remaining, expires_at FROM point_lots WHERE tenant_id = $1"
-        " AND customer_no = $2 AND point_type = $3 AND remaining > 0"
+        " AND customer_no = $2 AND point_type = $3 AND closed = 0 AND remaining > 0"
         " ORDER BY expires_at NULLS LAST, id";
     memset(o, 0, sizeof *o);
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -714,7 +726,7 @@ static int read_open_lots(sy_conn *c, const sy_ledger_move *m, open_lots *o)
             o->draws = sy_xrealloc(o->draws, cap * sizeof *o->draws);
         }
         int64_t take = remaining < m->amount - o->drawn ? remaining : m->amount - o->drawn;
-        o->draws[o->n++] = (lot_move){sy_stmt_i64(st, 0), take};
+        o->draws[o->n++] = (lot_move){sy_stmt_i64(st, 0), take, take == remaining};
         o->drawn += take;
     }
     sy_stmt_reset(st);
@@ -955,6 +967,17 @@ static void say_lot_range(sy_stmt *st, char *line, size_t n)
              (long long)sy_stmt_i64(st, 4), (long long)sy_stmt_i64(st, 3));
 }
 
+static const char chk_lot_closed[] =
+    "SELECT id, customer_no, point_type, remaining, closed FROM point_lots"
+    " WHERE tenant_id = $1 AND (closed = 1) <> (remaining = 0) ORDER BY id";
+
+static void say_lot_closed(sy_stmt *st, char *line, size_t n)
+{
+    snprintf(line, n, "customer %s, type %s: lot %lld holds %lld but is %s", sy_stmt_text(st, 1),
+             sy_stmt_text(st, 2), (long long)sy_stmt_i64(st, 0), (long long)sy_stmt_i64(st, 3),
+             sy_stmt_i64(st, 4) ? "closed" : "open");
+}
+
 static const char chk_lot_allocations[] =
     "SELECT l.id, l.customer_no, l.point_type, l.remaining, COALESCE(SUM(CASE"
     " WHEN e.credit_account = 'customer:' || l.customer_no THEN a.amount ELSE -a.amount END), 0)"
@@ -1114,6 +1137,7 @@ static const sy_check_query k_checks[] = {
     {chk_accounts, say_accounts},
     {chk_negative, say_negative},
     {chk_lot_range, say_lot_range},
+    {chk_lot_closed, say_lot_closed},
     {chk_lot_allocations, say_lot_allocations},
     {chk_entry_allocations, say_entry_allocations},
     {chk_orphans, say_orphans},
