@@ -380,6 +380,8 @@ int sy_benefit_listing_create(sy_conn *c, const char *tenant, const sy_benefit_l
 
 typedef struct item_row {
     char code[SY_BENEFIT_CODE_MAX + 1];
+    char name[4 * SY_BENEFIT_NAME_MAX + 1];
+    bool name_fits;
     sy_benefit_kind kind;
     int64_t face_value, cost_price, remaining;
     sy_benefit_limits limits;
@@ -398,7 +400,7 @@ static int load_item(sy_conn *c, const char *tenant, const char *code, item_row 
 {
     static const char sql[] =
         "SELECT i.kind, i.face_value, i.cost_price, i.remaining, i.limit_day, i.limit_month,"
-        " i.limit_total, i.available_from, i.available_until, i.validity_days, t.timezone"
+        " i.limit_total, i.available_from, i.available_until, i.validity_days, t.timezone, i.name"
         " FROM benefit_items i JOIN tenants t ON t.id = i.tenant_id"
         " WHERE i.tenant_id = $1 AND i.code = $2";
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -418,6 +420,8 @@ static int load_item(sy_conn *c, const char *tenant, const char *code, item_row 
         it->until = col_opt(st, 8);
         it->validity_days = col_opt(st, 9);
         snprintf(it->zone, sizeof it->zone, "%s", sy_stmt_text(st, 10));
+        it->name_fits = (size_t)sy_stmt_len(st, 11) < sizeof it->name;
+        snprintf(it->name, sizeof it->name, "%s", sy_stmt_text(st, 11));
     }
     sy_stmt_reset(st);
     return rc == SY_ROW ? SY_OK : rc == SY_DONE ? SY_BENEFIT_UNKNOWN_ITEM : rc;
@@ -608,7 +612,7 @@ static int spend_refusal(int rc, const sy_ledger_result *lr, sy_benefit_result *
 
 static int insert_grant(sy_conn *c, const sy_benefit_issue *q, const item_row *it,
                         const listing_row *ls, const char *code, const char *spend_entry,
-                        const char *voucher, int64_t day, int64_t month)
+                        const char *voucher, int64_t day, int64_t month, int64_t *expires_out)
 {
     static const char sql[] =
         "INSERT INTO benefit_grants (tenant_id, code, item, customer_no, status, source, package,"
@@ -624,6 +628,7 @@ static int insert_grant(sy_conn *c, const sy_benefit_issue *q, const item_row *i
         sy_point_type t = {.expiry = SY_EXPIRY_DAYS, .n = (int)it->validity_days};
         sy_ledger_expires_at(&t, it->zone, q->now_ms, &expires);
     }
+    *expires_out = expires;
     sy_stmt_bind_text(st, 1, q->tenant);
     sy_stmt_bind_text(st, 2, code);
     sy_stmt_bind_text(st, 3, it->code);
@@ -717,11 +722,27 @@ int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_resul
     char voucher[SY_BENEFIT_VOUCHER_MAX + 1];
     if (it.kind == SY_BENEFIT_VOUCHER && (rc = take_code(c, q->tenant, it.code, code, voucher)))
         return rc;
+    int64_t expires;
     rc = insert_grant(c, q, &it, q->listing ? &ls : NULL, code, q->listing ? lr.entry_id : NULL,
-                      it.kind == SY_BENEFIT_VOUCHER ? voucher : NULL, day, month);
-    if (rc == SY_OK)
-        snprintf(res->code, sizeof res->code, "%s", code);
-    return rc;
+                      it.kind == SY_BENEFIT_VOUCHER ? voucher : NULL, day, month, &expires);
+    if (rc != SY_OK)
+        return rc;
+    snprintf(res->code, sizeof res->code, "%s", code);
+    sy_benefit_issued *g = &res->issued;
+    g->complete = it.name_fits;
+    snprintf(g->item, sizeof g->item, "%s", it.code);
+    snprintf(g->item_name, sizeof g->item_name, "%s", it.name);
+    g->kind = it.kind;
+    g->source = q->listing ? "mall" : q->package ? "package" : "api";
+    snprintf(g->point_type, sizeof g->point_type, "%s", q->listing ? ls.point_type : "");
+    g->points = q->listing ? ls.price : SY_BENEFIT_UNSET;
+    snprintf(g->spend_entry, sizeof g->spend_entry, "%s", q->listing ? lr.entry_id : "");
+    snprintf(g->voucher, sizeof g->voucher, "%s", it.kind == SY_BENEFIT_VOUCHER ? voucher : "");
+    g->face_value = it.face_value;
+    g->cost_price = it.cost_price;
+    g->issued_at = q->now_ms;
+    g->expires_at = expires;
+    return SY_OK;
 }
 
 /* ------------------------------------------------------------------ */
