@@ -338,6 +338,22 @@ static int insert_entry(sy_conn *c, entry *e)
     return sy_stmt_exec(st);
 }
 
+/* Records the move in lot_allocations. */
+static int record_allocation(sy_conn *c, const char *tenant, const char *entry_id,
+                             const lot_move *m)
+{
+    static const char sql[] = "INSERT INTO lot_allocations (tenant_id, entry_id, lot_id, amount)"
+                              " VALUES ($1, $2, $3, $4)";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, entry_id);
+    sy_stmt_bind_i64(st, 3, m->lot);
+    sy_stmt_bind_i64(st, 4, m->amount);
+    return sy_stmt_exec(st);
+}
+
 /* Records the move in lot_allocations and applies it to the lot:
  * sign -1 draws from the lot, +1 puts points into it.  Only a draw that
  * empties the lot, or points put into it, set its closed flag (migration
@@ -346,8 +362,6 @@ static int insert_entry(sy_conn *c, entry *e)
 static int move_lot(sy_conn *c, const char *tenant, const char *entry_id, const lot_move *m,
                     int sign)
 {
-    static const char sql_alloc[] = "INSERT INTO lot_allocations (tenant_id, entry_id, lot_id,"
-                                    " amount) VALUES ($1, $2, $3, $4)";
     static const char sql_draw[] =
         "UPDATE point_lots SET remaining = remaining + $3 WHERE tenant_id = $1 AND id = $2"
         " AND remaining + $3 > 0 AND closed = 0";
@@ -358,17 +372,11 @@ static int move_lot(sy_conn *c, const char *tenant, const char *entry_id, const 
         "UPDATE point_lots SET remaining = remaining + $3, closed = 0 WHERE tenant_id = $1"
         " AND id = $2 AND remaining + $3 > 0 AND remaining + $3 <= amount";
     const char *sql_lot = sign > 0 ? sql_fill : m->empties ? sql_empty : sql_draw;
-    sy_stmt *st = sy_conn_prepare(c, sql_alloc);
-    if (!st)
-        return SY_ERR;
-    sy_stmt_bind_text(st, 1, tenant);
-    sy_stmt_bind_text(st, 2, entry_id);
-    sy_stmt_bind_i64(st, 3, m->lot);
-    sy_stmt_bind_i64(st, 4, m->amount);
-    int rc = sy_stmt_exec(st);
+    int rc = record_allocation(c, tenant, entry_id, m);
     if (rc != SY_OK)
         return rc;
-    if (!(st = sy_conn_prepare(c, sql_lot)))
+    sy_stmt *st = sy_conn_prepare(c, sql_lot);
+    if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_i64(st, 2, m->lot);
@@ -384,62 +392,63 @@ static int move_lot(sy_conn *c, const char *tenant, const char *entry_id, const 
 }
 
 /* Adds delta (signed) to the customer's balance of the type, creating the
- * account on the first earn; *balance receives the new balance.  A debit
- * is an UPDATE (the upsert's row would fail the balance >= 0 CHECK before
- * its conflict is seen); one that would take the balance below zero fails
- * that CHECK: a store error, never a negative balance.  known: the balance
- * the caller read in this transaction, or -1. */
+ * account on the first credit; *balance receives the new balance.  known:
+ * the balance the caller read in this transaction, or -1 (then it is read
+ * here).  The UPDATE carries AND balance = known and fails the mutation
+ * unless it changed one row; a debit that would take the balance below zero
+ * fails the balance >= 0 CHECK: a store error, never a negative balance.
+ * (No RETURNING: SQLite builds a temporary table for it on every run.) */
 static int account_add(sy_conn *c, const char *tenant, const char *no, const char *type,
                        int64_t delta, int64_t now, int64_t known, int64_t *balance)
 {
-    /* A debit of a balance read in this transaction: a plain UPDATE that
-     * checks that balance, cheaper than RETURNING (for which SQLite builds
-     * a temporary table on every run). */
-    static const char sql_debit_known[] =
+    static const char sql_read[] = "SELECT balance FROM point_accounts WHERE tenant_id = $1"
+                                   " AND customer_no = $2 AND point_type = $3";
+    static const char sql_open[] =
+        "INSERT INTO point_accounts (tenant_id, customer_no, point_type, balance, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5)";
+    static const char sql_move[] =
         "UPDATE point_accounts SET balance = balance + $4, updated_at = $5"
         " WHERE tenant_id = $1 AND customer_no = $2 AND point_type = $3 AND balance = $6";
-    if (delta < 0 && known >= 0) {
-        sy_stmt *st = sy_conn_prepare(c, sql_debit_known);
-        if (!st)
+    sy_stmt *st;
+    int rc;
+    bool open = false;
+    if (known < 0) {
+        if (!(st = sy_conn_prepare(c, sql_read)))
             return SY_ERR;
         sy_stmt_bind_text(st, 1, tenant);
         sy_stmt_bind_text(st, 2, no);
         sy_stmt_bind_text(st, 3, type);
-        sy_stmt_bind_i64(st, 4, delta);
-        sy_stmt_bind_i64(st, 5, now);
-        sy_stmt_bind_i64(st, 6, known);
-        int rc = sy_stmt_exec(st);
-        if (rc != SY_OK)
+        rc = sy_stmt_step(st);
+        if (rc == SY_ROW)
+            known = sy_stmt_i64(st, 0);
+        sy_stmt_reset(st);
+        if (rc != SY_ROW && rc != SY_DONE)
             return rc;
-        if (sy_conn_changes(c) != 1) {
-            sy_error("ledger %s: customer %s type %s: the balance is not the %lld read", tenant, no,
-                     type, (long long)known);
+        open = rc == SY_DONE;
+        if (open && delta < 0) {
+            sy_error("ledger %s: customer %s type %s: a debit without an account", tenant, no,
+                     type);
             return SY_ERR;
         }
-        *balance = known + delta;
-        return SY_OK;
     }
-    static const char sql_credit[] =
-        "INSERT INTO point_accounts (tenant_id, customer_no, point_type, balance, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, customer_no, point_type)"
-        " DO UPDATE SET balance = point_accounts.balance + excluded.balance,"
-        " updated_at = excluded.updated_at RETURNING balance";
-    static const char sql_debit[] =
-        "UPDATE point_accounts SET balance = balance + $4, updated_at = $5"
-        " WHERE tenant_id = $1 AND customer_no = $2 AND point_type = $3 RETURNING balance";
-    sy_stmt *st = sy_conn_prepare(c, delta >= 0 ? sql_credit : sql_debit);
-    if (!st)
+    if (!(st = sy_conn_prepare(c, open ? sql_open : sql_move)))
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_text(st, 2, no);
     sy_stmt_bind_text(st, 3, type);
     sy_stmt_bind_i64(st, 4, delta);
     sy_stmt_bind_i64(st, 5, now);
-    int rc = sy_stmt_step(st);
-    if (rc == SY_ROW)
-        *balance = sy_stmt_i64(st, 0);
-    sy_stmt_reset(st);
-    return rc == SY_ROW ? SY_OK : rc == SY_DONE ? SY_ERR : rc;
+    if (!open)
+        sy_stmt_bind_i64(st, 6, known);
+    if ((rc = sy_stmt_exec(st)) != SY_OK)
+        return rc;
+    if (!open && sy_conn_changes(c) != 1) {
+        sy_error("ledger %s: customer %s type %s: the balance is not the %lld read", tenant, no,
+                 type, (long long)known);
+        return SY_ERR;
+    }
+    *balance = open ? delta : known + delta;
+    return SY_OK;
 }
 
 /* Applies an entry already inserted to the customer's lots — drawing from
@@ -465,14 +474,17 @@ static bool amount_ok(int64_t amount)
 /* ------------------------------------------------------------------ */
 /* earn                                                                */
 
-/* Makes the earn's lot, empty: the earn's allocation fills it, so a lot's
- * remaining is always what its allocations put in minus what they drew. */
+/* Makes the earn's lot, holding its amount; the earn records the
+ * allocation that put it there, so a lot's remaining is always what its
+ * allocations put in minus what they drew.  *lot: its id, found through
+ * point_lots_entry (RETURNING would build a temporary table each time). */
 static int insert_lot(sy_conn *c, const entry *e, const sy_point_type *t, const char *zone,
                       int64_t *lot)
 {
     static const char sql[] =
         "INSERT INTO point_lots (tenant_id, customer_no, point_type, entry_id, amount, remaining,"
-        " expires_at, created_at, closed) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, 1) RETURNING id";
+        " expires_at, created_at, closed) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, 0)";
+    static const char sql_id[] = "SELECT id FROM point_lots WHERE tenant_id = $1 AND entry_id = $2";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -487,7 +499,14 @@ static int insert_lot(sy_conn *c, const entry *e, const sy_point_type *t, const 
     else
         sy_stmt_bind_null(st, 6);
     sy_stmt_bind_i64(st, 7, e->now);
-    int rc = sy_stmt_step(st);
+    int rc = sy_stmt_exec(st);
+    if (rc != SY_OK)
+        return rc;
+    if (!(st = sy_conn_prepare(c, sql_id)))
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, e->tenant);
+    sy_stmt_bind_text(st, 2, e->id);
+    rc = sy_stmt_step(st);
     if (rc == SY_ROW)
         *lot = sy_stmt_i64(st, 0);
     sy_stmt_reset(st);
@@ -515,8 +534,10 @@ int sy_ledger_earn(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     entry e = move_entry(m, "earn", source, customer);
     lot_move fill = {.amount = m->amount};
     if ((rc = insert_entry(c, &e)) == SY_OK &&
-        (rc = insert_lot(c, &e, &t, zone, &fill.lot)) == SY_OK)
-        rc = apply_moves(c, &e, &fill, 1, +1, -1, &res->balance);
+        (rc = insert_lot(c, &e, &t, zone, &fill.lot)) == SY_OK &&
+        (rc = record_allocation(c, e.tenant, e.id, &fill)) == SY_OK)
+        rc = account_add(c, e.tenant, e.customer_no, e.point_type, e.amount, e.now, -1,
+                         &res->balance);
     if (rc == SY_OK)
         snprintf(res->entry_id, sizeof res->entry_id, "%s", e.id);
     return rc;
