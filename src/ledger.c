@@ -775,7 +775,7 @@ int sy_ledger_spend(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     memset(res, 0, sizeof *res);
     if (!amount_ok(m->amount))
         return SY_LEDGER_BAD_AMOUNT;
-    int rc = check_type(c, m->tenant, m->point_type);
+    int rc = m->type_checked ? SY_OK : check_type(c, m->tenant, m->point_type);
     if (rc == SY_OK && !m->customer_checked)
         rc = check_customer(c, m->tenant, m->customer_no, res);
     if (rc == SY_OK)
