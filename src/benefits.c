@@ -16,6 +16,9 @@
 #include "benefits.h"
 #include "check.h"
 #include "util.h"
+#include "validate.h"
+
+#include <jansson.h>
 
 #include <sodium.h>
 #include <stdio.h>
@@ -768,6 +771,204 @@ int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_resul
     g->issued_at = q->now_ms;
     g->expires_at = expires;
     return SY_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* a grant as JSON                                                     */
+
+static json_t *text_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *int_or_null(int64_t v)
+{
+    return v == SY_BENEFIT_UNSET ? json_null() : json_integer(v);
+}
+
+static json_t *time_or_null(int64_t v)
+{
+    return v == SY_BENEFIT_UNSET ? json_null() : sy_json_time(v);
+}
+
+json_t *sy_benefit_grant_json(const sy_benefit_grant_view *g)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "code", g->code, "item", g->item,
+                          "item_name", g->item_name, "kind", g->kind, "customer_no", g->customer_no,
+                          "status", g->status, "source", g->source);
+    json_object_set_new(o, "package", text_or_null(g->package));
+    json_object_set_new(o, "listing", text_or_null(g->listing));
+    json_object_set_new(o, "point_type", text_or_null(g->point_type));
+    json_object_set_new(o, "points", int_or_null(g->points));
+    json_object_set_new(o, "spend_entry", text_or_null(g->spend_entry));
+    json_object_set_new(o, "voucher_code", text_or_null(g->voucher_code));
+    json_object_set_new(o, "face_value", json_integer(g->face_value));
+    json_object_set_new(o, "cost_price", json_integer(g->cost_price));
+    json_t *d = g->delivery ? json_loads(g->delivery, 0, NULL) : NULL;
+    json_object_set_new(o, "delivery", d ? d : json_null());
+    json_object_set_new(o, "fulfilment", text_or_null(g->fulfilment));
+    json_object_set_new(o, "tracking", text_or_null(g->tracking));
+    json_object_set_new(o, "stock_returned", json_boolean(g->stock_returned));
+    json_object_set_new(o, "issued_at", sy_json_time(g->issued_at));
+    json_object_set_new(o, "expires_at", time_or_null(g->expires_at));
+    json_object_set_new(o, "redeemed_at", time_or_null(g->redeemed_at));
+    json_object_set_new(o, "redeem_reference", text_or_null(g->redeem_reference));
+    json_object_set_new(o, "expired_at", time_or_null(g->expired_at));
+    json_object_set_new(o, "revoked_at", time_or_null(g->revoked_at));
+    json_object_set_new(o, "revoke_reason", text_or_null(g->revoke_reason));
+    json_object_set_new(o, "operator", json_string(g->operator_id));
+    json_object_set_new(o, "idempotency_key", text_or_null(g->idempotency_key));
+    return o;
+}
+
+/* Whether s is valid UTF-8 (as jansson's json_string requires). */
+static bool utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s;
+        size_t n = c < 0x80             ? 0
+                   : (c & 0xe0) == 0xc0 ? 1
+                   : (c & 0xf0) == 0xe0 ? 2
+                   : (c & 0xf8) == 0xf0 ? 3
+                                        : 4;
+        if (n == 4 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4))
+            return false;
+        uint32_t cp = n == 0 ? c : c & (0x3f >> n);
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+/* A JSON string as jansson's compact dump writes it: " \ and the control
+ * characters escaped, everything else (UTF-8 included) as it is. */
+static bool put_string(sy_buf *b, const char *s)
+{
+    if (!utf8_valid((const unsigned char *)s))
+        return false;
+    sy_buf_append(b, "\"", 1);
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        sy_buf_append(b, run, (size_t)(p - run));
+        run = p + 1;
+        switch (c) {
+        case '"':
+            sy_buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            sy_buf_puts(b, "\\\\");
+            break;
+        case '\b':
+            sy_buf_puts(b, "\\b");
+            break;
+        case '\f':
+            sy_buf_puts(b, "\\f");
+            break;
+        case '\n':
+            sy_buf_puts(b, "\\n");
+            break;
+        case '\r':
+            sy_buf_puts(b, "\\r");
+            break;
+        case '\t':
+            sy_buf_puts(b, "\\t");
+            break;
+        default:
+            sy_buf_printf(b, "\\u%04X", c);
+            break;
+        }
+    }
+    sy_buf_append(b, run, strlen(run));
+    sy_buf_append(b, "\"", 1);
+    return true;
+}
+
+/* ,"name":value — a string, or null */
+static bool put_text(sy_buf *b, const char *name, const char *v)
+{
+    sy_buf_printf(b, ",\"%s\":", name);
+    if (v)
+        return put_string(b, v);
+    sy_buf_puts(b, "null");
+    return true;
+}
+
+static void put_int(sy_buf *b, const char *name, int64_t v, bool nullable)
+{
+    if (nullable && v == SY_BENEFIT_UNSET)
+        sy_buf_printf(b, ",\"%s\":null", name);
+    else
+        sy_buf_printf(b, ",\"%s\":%lld", name, (long long)v);
+}
+
+static void put_time(sy_buf *b, const char *name, int64_t v, bool nullable)
+{
+    if (nullable && v == SY_BENEFIT_UNSET) {
+        sy_buf_printf(b, ",\"%s\":null", name);
+        return;
+    }
+    char ts[32];
+    sy_format_time(v, ts, sizeof ts);
+    sy_buf_printf(b, ",\"%s\":\"%s\"", name, ts);
+}
+
+char *sy_benefit_grant_text(const sy_benefit_grant_view *g, size_t *len)
+{
+    sy_buf b = {0};
+    sy_buf_reserve(&b, 1024);
+    sy_buf_puts(&b, "{\"code\":");
+    bool ok = put_string(&b, g->code) && put_text(&b, "item", g->item) &&
+              put_text(&b, "item_name", g->item_name) && put_text(&b, "kind", g->kind) &&
+              put_text(&b, "customer_no", g->customer_no) && put_text(&b, "status", g->status) &&
+              put_text(&b, "source", g->source) && put_text(&b, "package", g->package) &&
+              put_text(&b, "listing", g->listing) && put_text(&b, "point_type", g->point_type);
+    if (ok) {
+        put_int(&b, "points", g->points, true);
+        ok = put_text(&b, "spend_entry", g->spend_entry) &&
+             put_text(&b, "voucher_code", g->voucher_code);
+    }
+    if (ok) {
+        put_int(&b, "face_value", g->face_value, false);
+        put_int(&b, "cost_price", g->cost_price, false);
+        /* the address as jansson writes it back (goods only: rare) */
+        json_t *d = g->delivery ? json_loads(g->delivery, 0, NULL) : NULL;
+        char *dt = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        sy_buf_printf(&b, ",\"delivery\":%s", dt ? dt : "null");
+        free(dt);
+        json_decref(d);
+        ok = put_text(&b, "fulfilment", g->fulfilment) && put_text(&b, "tracking", g->tracking);
+    }
+    if (ok) {
+        sy_buf_printf(&b, ",\"stock_returned\":%s", g->stock_returned ? "true" : "false");
+        put_time(&b, "issued_at", g->issued_at, false);
+        put_time(&b, "expires_at", g->expires_at, true);
+        put_time(&b, "redeemed_at", g->redeemed_at, true);
+        ok = put_text(&b, "redeem_reference", g->redeem_reference);
+    }
+    if (ok) {
+        put_time(&b, "expired_at", g->expired_at, true);
+        put_time(&b, "revoked_at", g->revoked_at, true);
+        ok = put_text(&b, "revoke_reason", g->revoke_reason) &&
+             put_text(&b, "operator", g->operator_id) &&
+             put_text(&b, "idempotency_key", g->idempotency_key);
+    }
+    if (!ok) {
+        sy_buf_free(&b);
+        return NULL;
+    }
+    sy_buf_append(&b, "}", 1);
+    *len = b.len;
+    return sy_buf_steal(&b);
 }
 
 /* ------------------------------------------------------------------ */
