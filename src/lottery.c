@@ -1087,6 +1087,110 @@ done:
 }
 
 /* ------------------------------------------------------------------ */
+/* the draw's answer                                                   */
+
+json_t *sy_lottery_outcome_json(const char *campaign, const char *customer_no,
+                                const sy_lottery_outcome *o)
+{
+    char day[11];
+    sy_format_date(o->day, day);
+    json_t *prize = json_null();
+    if (o->won) {
+        prize = json_pack("{s:s, s:s}", "code", o->prize, "name", o->prize_name);
+        if (o->reward.item[0]) {
+            json_object_set_new(prize, "item", json_string(o->reward.item));
+            json_object_set_new(prize, "grant", json_string(o->grant_code));
+        } else {
+            json_object_set_new(prize, "points", json_integer(o->reward.points));
+            json_object_set_new(prize, "point_type", json_string(o->reward.point_type));
+            json_object_set_new(prize, "ledger_entry", json_string(o->ledger_entry));
+        }
+    }
+    json_t *b = json_pack(
+        "{s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:s, s:b, s:I, s:I, s:i, s:I}", "draw", o->draw_id,
+        "campaign", campaign, "customer_no", customer_no, "version", o->version, "day", day,
+        "outcome", o->won ? "prize" : "thanks", "prize", prize, "name", o->prize_name, "free",
+        o->free, "random", (json_int_t)o->random, "total_weight", (json_int_t)o->total,
+        "losing_streak", o->losing_streak, "draws_today", (json_int_t)o->draws_today);
+    json_object_set_new(b, "reason", o->reason[0] ? json_string(o->reason) : json_null());
+    json_object_set_new(b, "cost",
+                        o->cost_points
+                            ? json_pack("{s:I, s:s, s:s}", "points", (json_int_t)o->cost_points,
+                                        "point_type", o->cost_type, "ledger_entry", o->spend_entry)
+                            : json_null());
+    json_object_set_new(b, "chances_left",
+                        o->chances_left == SY_CAMPAIGN_UNSET ? json_null()
+                                                             : json_integer(o->chances_left));
+    return b;
+}
+
+/* ,"name": then s as a JSON string */
+static bool put_text(sy_buf *b, const char *name, const char *s)
+{
+    sy_buf_printf(b, ",\"%s\":", name);
+    return sy_buf_json_string(b, s);
+}
+
+char *sy_lottery_outcome_text(const char *campaign, const char *customer_no,
+                              const sy_lottery_outcome *o, size_t *len)
+{
+    char day[11];
+    sy_format_date(o->day, day);
+    sy_buf b = {0};
+    sy_buf_reserve(&b, 768);
+    sy_buf_puts(&b, "{\"draw\":");
+    bool ok = sy_buf_json_string(&b, o->draw_id) && put_text(&b, "campaign", campaign) &&
+              put_text(&b, "customer_no", customer_no);
+    if (ok) {
+        sy_buf_printf(&b, ",\"version\":%d", o->version);
+        ok = put_text(&b, "day", day) && put_text(&b, "outcome", o->won ? "prize" : "thanks");
+    }
+    if (ok && o->won) {
+        sy_buf_puts(&b, ",\"prize\":{\"code\":");
+        ok = sy_buf_json_string(&b, o->prize) && put_text(&b, "name", o->prize_name);
+        if (ok && o->reward.item[0])
+            ok = put_text(&b, "item", o->reward.item) && put_text(&b, "grant", o->grant_code);
+        else if (ok) {
+            sy_buf_printf(&b, ",\"points\":%lld", (long long)o->reward.points);
+            ok = put_text(&b, "point_type", o->reward.point_type) &&
+                 put_text(&b, "ledger_entry", o->ledger_entry);
+        }
+        sy_buf_puts(&b, "}");
+    } else if (ok) {
+        sy_buf_puts(&b, ",\"prize\":null");
+    }
+    if (ok && (ok = put_text(&b, "name", o->prize_name))) {
+        sy_buf_printf(&b,
+                      ",\"free\":%s,\"random\":%lld,\"total_weight\":%lld,\"losing_streak\":%d,"
+                      "\"draws_today\":%lld,\"reason\":",
+                      o->free ? "true" : "false", (long long)o->random, (long long)o->total,
+                      o->losing_streak, (long long)o->draws_today);
+        if (o->reason[0])
+            ok = sy_buf_json_string(&b, o->reason);
+        else
+            sy_buf_puts(&b, "null");
+    }
+    if (ok && o->cost_points) {
+        sy_buf_printf(&b, ",\"cost\":{\"points\":%lld", (long long)o->cost_points);
+        ok = put_text(&b, "point_type", o->cost_type) &&
+             put_text(&b, "ledger_entry", o->spend_entry);
+        sy_buf_puts(&b, "}");
+    } else if (ok) {
+        sy_buf_puts(&b, ",\"cost\":null");
+    }
+    if (!ok) {
+        sy_buf_free(&b);
+        return NULL;
+    }
+    if (o->chances_left == SY_CAMPAIGN_UNSET)
+        sy_buf_puts(&b, ",\"chances_left\":null}");
+    else
+        sy_buf_printf(&b, ",\"chances_left\":%lld}", (long long)o->chances_left);
+    *len = b.len;
+    return sy_buf_steal(&b);
+}
+
+/* ------------------------------------------------------------------ */
 /* explain a draw                                                      */
 
 int sy_lottery_draw_get(sy_conn *c, const char *tenant, const char *campaign, const char *id,
