@@ -821,48 +821,33 @@ json_t *sy_benefit_grant_json(const sy_benefit_grant_view *g)
     return o;
 }
 
-/* ,"name": (member names are plain ASCII: no escaping) */
-static void put_name(sy_buf *b, const char *name)
-{
-    sy_buf_append(b, ",\"", 2);
-    sy_buf_puts(b, name);
-    sy_buf_append(b, "\":", 2);
-}
-
 /* ,"name":value — a string, or null */
 static bool put_text(sy_buf *b, const char *name, const char *v)
 {
-    put_name(b, name);
+    sy_buf_printf(b, ",\"%s\":", name);
     if (v)
         return sy_buf_json_string(b, v);
-    sy_buf_append(b, "null", 4);
+    sy_buf_puts(b, "null");
     return true;
 }
 
 static void put_int(sy_buf *b, const char *name, int64_t v, bool nullable)
 {
-    put_name(b, name);
-    if (nullable && v == SY_BENEFIT_UNSET) {
-        sy_buf_append(b, "null", 4);
-        return;
-    }
-    char digits[24];
-    int n = snprintf(digits, sizeof digits, "%lld", (long long)v);
-    sy_buf_append(b, digits, (size_t)n);
+    if (nullable && v == SY_BENEFIT_UNSET)
+        sy_buf_printf(b, ",\"%s\":null", name);
+    else
+        sy_buf_printf(b, ",\"%s\":%lld", name, (long long)v);
 }
 
 static void put_time(sy_buf *b, const char *name, int64_t v, bool nullable)
 {
-    put_name(b, name);
     if (nullable && v == SY_BENEFIT_UNSET) {
-        sy_buf_append(b, "null", 4);
+        sy_buf_printf(b, ",\"%s\":null", name);
         return;
     }
     char ts[32];
     sy_format_time(v, ts, sizeof ts);
-    sy_buf_append(b, "\"", 1);
-    sy_buf_puts(b, ts);
-    sy_buf_append(b, "\"", 1);
+    sy_buf_printf(b, ",\"%s\":\"%s\"", name, ts);
 }
 
 char *sy_benefit_grant_text(const sy_benefit_grant_view *g, size_t *len)

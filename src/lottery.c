@@ -1127,9 +1127,7 @@ json_t *sy_lottery_outcome_json(const char *campaign, const char *customer_no,
 /* ,"name": then s as a JSON string */
 static bool put_text(sy_buf *b, const char *name, const char *s)
 {
-    sy_buf_append(b, ",\"", 2);
-    sy_buf_puts(b, name);
-    sy_buf_append(b, "\":", 2);
+    sy_buf_printf(b, ",\"%s\":", name);
     return sy_buf_json_string(b, s);
 }
 
