@@ -285,6 +285,41 @@ typedef struct draw_req {
     sy_lottery_outcome out;
 } draw_req;
 
+static json_t *draw_json(const draw_req *q)
+{
+    const sy_lottery_outcome *o = &q->out;
+    char day[11];
+    sy_format_date(o->day, day);
+    json_t *prize = json_null();
+    if (o->won) {
+        prize = json_pack("{s:s, s:s}", "code", o->prize, "name", o->prize_name);
+        if (o->reward.item[0]) {
+            json_object_set_new(prize, "item", json_string(o->reward.item));
+            json_object_set_new(prize, "grant", json_string(o->grant_code));
+        } else {
+            json_object_set_new(prize, "points", json_integer(o->reward.points));
+            json_object_set_new(prize, "point_type", json_string(o->reward.point_type));
+            json_object_set_new(prize, "ledger_entry", json_string(o->ledger_entry));
+        }
+    }
+    json_t *b = json_pack(
+        "{s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:s, s:b, s:I, s:I, s:i, s:I}", "draw", o->draw_id,
+        "campaign", q->id, "customer_no", q->no, "version", o->version, "day", day, "outcome",
+        o->won ? "prize" : "thanks", "prize", prize, "name", o->prize_name, "free", o->free,
+        "random", (json_int_t)o->random, "total_weight", (json_int_t)o->total, "losing_streak",
+        o->losing_streak, "draws_today", (json_int_t)o->draws_today);
+    json_object_set_new(b, "reason", o->reason[0] ? json_string(o->reason) : json_null());
+    json_object_set_new(b, "cost",
+                        o->cost_points
+                            ? json_pack("{s:I, s:s, s:s}", "points", (json_int_t)o->cost_points,
+                                        "point_type", o->cost_type, "ledger_entry", o->spend_entry)
+                            : json_null());
+    json_object_set_new(b, "chances_left",
+                        o->chances_left == SY_CAMPAIGN_UNSET ? json_null()
+                                                             : json_integer(o->chances_left));
+    return b;
+}
+
 static int apply_draw(sy_conn *c, sy_req *r, void *ctx)
 {
     draw_req *q = ctx;
@@ -310,12 +345,7 @@ static int apply_draw(sy_conn *c, sy_req *r, void *ctx)
         return rc;
     q->accepted = true;
     sy_req_audit_target(r, q->out.draw_id);
-    size_t len;
-    char *text = sy_lottery_outcome_text(q->id, q->no, &q->out, &len);
-    if (text)
-        sy_reply_raw(r, 201, "application/json", text, len);
-    else
-        sy_reply_json(r, 201, sy_lottery_outcome_json(q->id, q->no, &q->out));
+    sy_reply_json(r, 201, draw_json(q));
     return 0;
 }
 

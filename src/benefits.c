@@ -821,12 +821,84 @@ json_t *sy_benefit_grant_json(const sy_benefit_grant_view *g)
     return o;
 }
 
+/* Whether s is valid UTF-8 (as jansson's json_string requires). */
+static bool utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s;
+        size_t n = c < 0x80             ? 0
+                   : (c & 0xe0) == 0xc0 ? 1
+                   : (c & 0xf0) == 0xe0 ? 2
+                   : (c & 0xf8) == 0xf0 ? 3
+                                        : 4;
+        if (n == 4 || (n == 1 && c < 0xc2) || (n == 3 && c > 0xf4))
+            return false;
+        uint32_t cp = n == 0 ? c : c & (0x3f >> n);
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+/* A JSON string as jansson's compact dump writes it: " \ and the control
+ * characters escaped, everything else (UTF-8 included) as it is. */
+static bool put_string(sy_buf *b, const char *s)
+{
+    if (!utf8_valid((const unsigned char *)s))
+        return false;
+    sy_buf_append(b, "\"", 1);
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        sy_buf_append(b, run, (size_t)(p - run));
+        run = p + 1;
+        switch (c) {
+        case '"':
+            sy_buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            sy_buf_puts(b, "\\\\");
+            break;
+        case '\b':
+            sy_buf_puts(b, "\\b");
+            break;
+        case '\f':
+            sy_buf_puts(b, "\\f");
+            break;
+        case '\n':
+            sy_buf_puts(b, "\\n");
+            break;
+        case '\r':
+            sy_buf_puts(b, "\\r");
+            break;
+        case '\t':
+            sy_buf_puts(b, "\\t");
+            break;
+        default:
+            sy_buf_printf(b, "\\u%04X", c);
+            break;
+        }
+    }
+    sy_buf_append(b, run, strlen(run));
+    sy_buf_append(b, "\"", 1);
+    return true;
+}
+
 /* ,"name":value — a string, or null */
 static bool put_text(sy_buf *b, const char *name, const char *v)
 {
     sy_buf_printf(b, ",\"%s\":", name);
     if (v)
-        return sy_buf_json_string(b, v);
+        return put_string(b, v);
     sy_buf_puts(b, "null");
     return true;
 }
@@ -855,7 +927,7 @@ char *sy_benefit_grant_text(const sy_benefit_grant_view *g, size_t *len)
     sy_buf b = {0};
     sy_buf_reserve(&b, 1024);
     sy_buf_puts(&b, "{\"code\":");
-    bool ok = sy_buf_json_string(&b, g->code) && put_text(&b, "item", g->item) &&
+    bool ok = put_string(&b, g->code) && put_text(&b, "item", g->item) &&
               put_text(&b, "item_name", g->item_name) && put_text(&b, "kind", g->kind) &&
               put_text(&b, "customer_no", g->customer_no) && put_text(&b, "status", g->status) &&
               put_text(&b, "source", g->source) && put_text(&b, "package", g->package) &&

@@ -124,15 +124,6 @@ typedef struct sy_lottery_outcome {
 int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, const char *device,
                     const char *ip, sy_lottery_outcome *out);
 
-/* A draw's outcome as the API answers it (docs/openapi.yaml, Draw). */
-json_t *sy_lottery_outcome_json(const char *campaign, const char *customer_no,
-                                const sy_lottery_outcome *o);
-/* The same as the text json_dumps(sy_lottery_outcome_json(...), JSON_COMPACT)
- * makes, written directly (malloc'd, *len its length), or NULL when a string
- * is not valid UTF-8 (then use sy_lottery_outcome_json). */
-char *sy_lottery_outcome_text(const char *campaign, const char *customer_no,
-                              const sy_lottery_outcome *o, size_t *len);
-
 /* The draw remembers, per campaign, its parsed definition, the tenant's
  * zone and the newest prize table, and reads them again only when the
  * campaign's row, the zone or the newest version row differ from what they

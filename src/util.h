@@ -93,11 +93,4 @@ void sy_log(sy_log_level lvl, const char *fmt, ...) __attribute__((format(printf
 /* Writes all n bytes to fd, retrying on EINTR and short writes. */
 bool sy_write_all(int fd, const void *p, size_t n);
 
-/* Appends s as a JSON string, as jansson's compact dump writes it: '"', '\\'
- * and the control characters escaped (a backslash, u and four upper-case hex
- * digits where no short escape exists), everything else (UTF-8 included) as
- * it is.  False, with
- * nothing appended, when s is not valid UTF-8 (jansson refuses it too). */
-bool sy_buf_json_string(sy_buf *b, const char *s);
-
 #endif

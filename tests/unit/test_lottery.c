@@ -448,74 +448,9 @@ static void test_parse_errors(void **state)
 #undef PZ
 }
 
-/* A draw's 201 is written as JSON text directly (sy_lottery_outcome_text);
- * it must be the text jansson makes of the same outcome
- * (sy_lottery_outcome_json), byte for byte. */
-static void same_text(const char *campaign, const char *no, const sy_lottery_outcome *o)
-{
-    json_t *j = sy_lottery_outcome_json(campaign, no, o);
-    assert_non_null(j);
-    char *want = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    size_t len = 0;
-    char *got = sy_lottery_outcome_text(campaign, no, o, &len);
-    assert_non_null(want);
-    assert_non_null(got);
-    if (strlen(got) != len || strcmp(got, want) != 0)
-        fail_msg("direct:\n%s\njansson:\n%s", got, want);
-    free(got);
-    free(want);
-}
-
-static void test_outcome_text_is_janssons(void **state)
-{
-    (void)state;
-    sy_lottery_outcome o;
-    memset(&o, 0, sizeof o);
-    snprintf(o.draw_id, sizeof o.draw_id, "ld_0123456789abcdef");
-    o.version = 3;
-    o.day = 20427;
-    o.random = 4000000000u;
-    o.total = 4000000001u;
-    snprintf(o.prize_name, sizeof o.prize_name, "谢谢参与");
-    o.losing_streak = 7;
-    o.draws_today = 2;
-    o.chances_left = SY_CAMPAIGN_UNSET;
-    same_text("c1", "C1", &o); /* thanks, free, no reason, no cost, no cap */
-    o.free = true;
-    o.cost_points = 5;
-    snprintf(o.cost_type, sizeof o.cost_type, "pts");
-    snprintf(o.spend_entry, sizeof o.spend_entry, "le_1");
-    snprintf(o.reason, sizeof o.reason, "out-of-stock \"x\"");
-    o.chances_left = 0;
-    same_text("c-1_x", "C.1:x", &o);
-    o.won = true;
-    snprintf(o.prize, sizeof o.prize, "p1");
-    snprintf(o.prize_name, sizeof o.prize_name, "一等奖 \\ \"😀\" /\t\x7f");
-    o.reward.points = 10;
-    snprintf(o.reward.point_type, sizeof o.reward.point_type, "pts");
-    snprintf(o.ledger_entry, sizeof o.ledger_entry, "le_2");
-    o.chances_left = 41;
-    same_text("c1", "C1", &o); /* points */
-    snprintf(o.reward.item, sizeof o.reward.item, "cp");
-    snprintf(o.grant_code, sizeof o.grant_code, "g_3");
-    same_text("c1", "C1", &o); /* an item */
-    char s[2] = {0, 0};
-    for (int c = 1; c < 0x80; c++) {
-        s[0] = (char)c;
-        snprintf(o.prize_name, sizeof o.prize_name, "%s", s);
-        snprintf(o.reason, sizeof o.reason, "%s", s);
-        same_text("c1", "C1", &o);
-    }
-    snprintf(o.prize_name, sizeof o.prize_name, "\xc3");
-    size_t len;
-    assert_null(sy_lottery_outcome_text("c1", "C1", &o, &len));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_outcome_text_is_janssons),
         cmocka_unit_test_setup_teardown(test_weights_chi_square, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pacing_across_days, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guaranteed_prize, setup, teardown),
