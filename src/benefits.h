@@ -194,31 +194,6 @@ typedef struct sy_benefit_issue {
 } sy_benefit_issue;
 int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_result *res);
 
-/* A grant as the API shows it (docs/openapi.yaml, Grant): NULL strings and
- * SY_BENEFIT_UNSET numbers are null; delivery is JSON text. */
-typedef struct sy_benefit_grant_view {
-    const char *code, *item, *item_name, *kind, *customer_no, *status, *source;
-    const char *package, *listing, *point_type;
-    int64_t points;
-    const char *spend_entry, *voucher_code;
-    int64_t face_value, cost_price;
-    const char *delivery;
-    const char *fulfilment, *tracking;
-    bool stock_returned;
-    int64_t issued_at, expires_at, redeemed_at;
-    const char *redeem_reference;
-    int64_t expired_at, revoked_at;
-    const char *revoke_reason, *operator_id, *idempotency_key;
-} sy_benefit_grant_view;
-
-/* The grant as a JSON object (jansson; json_t from <jansson.h>). */
-struct json_t;
-struct json_t *sy_benefit_grant_json(const sy_benefit_grant_view *g);
-/* The same grant as the text json_dumps(sy_benefit_grant_json(g),
- * JSON_COMPACT) makes, written directly (malloc'd, *len its length), or NULL
- * when a string is not valid UTF-8 (then use sy_benefit_grant_json). */
-char *sy_benefit_grant_text(const sy_benefit_grant_view *g, size_t *len);
-
 /* Redeems an issued grant for its customer.  A grant redeemed before by the
  * same customer is SY_OK with res->already (idempotent).  Refusals:
  * NO_GRANT, NOT_OWNER, NOT_REDEEMABLE (revoked, expired or past its expiry,

@@ -533,93 +533,6 @@ static void test_mall_exchange(void **state)
     check(f, NULL);
 }
 
-/* The 201 of an issue writes the grant's JSON directly
- * (sy_benefit_grant_text); it must be the text jansson makes of the same
- * grant (sy_benefit_grant_json), byte for byte, whatever the strings hold. */
-static void same_text(const sy_benefit_grant_view *g)
-{
-    json_t *o = sy_benefit_grant_json(g);
-    assert_non_null(o);
-    char *want = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    size_t len = 0;
-    char *got = sy_benefit_grant_text(g, &len);
-    assert_non_null(want);
-    assert_non_null(got);
-    if (strlen(got) != len || strcmp(got, want) != 0)
-        fail_msg("direct:\n%s\njansson:\n%s", got, want);
-    free(got);
-    free(want);
-}
-
-static void test_grant_text_is_janssons(void **state)
-{
-    (void)state;
-    sy_benefit_grant_view g = {.code = "g_01",
-                               .item = "cp",
-                               .item_name = "5 yuan",
-                               .kind = "coupon",
-                               .customer_no = "C1",
-                               .status = "issued",
-                               .source = "api",
-                               .points = SY_BENEFIT_UNSET,
-                               .face_value = 500,
-                               .cost_price = 0,
-                               .issued_at = T0,
-                               .expires_at = SY_BENEFIT_UNSET,
-                               .redeemed_at = SY_BENEFIT_UNSET,
-                               .expired_at = SY_BENEFIT_UNSET,
-                               .revoked_at = SY_BENEFIT_UNSET,
-                               .operator_id = "key_1"};
-    same_text(&g); /* every optional member null */
-    g = (sy_benefit_grant_view){.code = "g_02",
-                                .item = "mug",
-                                .item_name = "满减 \"券\" \\ é 😀 / \x7f",
-                                .kind = "goods",
-                                .customer_no = "C.2:x-y_z",
-                                .status = "redeemed",
-                                .source = "mall",
-                                .package = "pk",
-                                .listing = "l1",
-                                .point_type = "pts",
-                                .points = 4000000000000LL,
-                                .spend_entry = "le_0",
-                                .voucher_code = "V\"1\\",
-                                .face_value = 100000000000LL,
-                                .cost_price = 1,
-                                .delivery = "{\"phone\":\"1\",\"address\":\"上海 / \\\"1\\\"\","
-                                            "\"name\":\"n\\u0001\",\"n\":[1,2.5,true,null]}",
-                                .fulfilment = "delivered",
-                                .tracking = "SF\t1",
-                                .stock_returned = true,
-                                .issued_at = 0,
-                                .expires_at = T0 + 1,
-                                .redeemed_at = T0 + 999,
-                                .redeem_reference = "pay\n1",
-                                .expired_at = T0 + 86400000LL * 3650,
-                                .revoked_at = 1,
-                                .revoke_reason = "",
-                                .operator_id = "key_\"2",
-                                .idempotency_key = "k\\\"~!"};
-    same_text(&g);
-    /* every ASCII character, one string at a time */
-    char s[2] = {0, 0};
-    for (int c = 1; c < 0x80; c++) {
-        s[0] = (char)c;
-        g.item_name = g.revoke_reason = g.idempotency_key = s;
-        same_text(&g);
-    }
-    g.delivery = "not json";
-    same_text(&g);
-    /* not UTF-8: no text (the caller falls back to jansson, as GET does) */
-    size_t len;
-    const char *bad[] = {"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        g.item_name = bad[i];
-        assert_null(sy_benefit_grant_text(&g, &len));
-    }
-}
-
 /* An exchange reads the listing, its item and its point type in one
  * statement (benefits.c: load_listing); what is missing is refused as the
  * separate reads refused it: the item, then (at the spend) the type. */
@@ -926,7 +839,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_window_stock_delivery_customer_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redeem_revoke_fulfil_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mall_exchange, setup, teardown),
-        cmocka_unit_test(test_grant_text_is_janssons),
         cmocka_unit_test_setup_teardown(test_exchange_of_a_damaged_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_refuse_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_catches_broken_data, setup, teardown),
