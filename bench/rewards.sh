@@ -25,6 +25,7 @@
 #   bench/rewards.sh                 10 s per run
 #   DURATION=30 bench/rewards.sh
 #   PERF_OUT=/tmp/rw.perf bench/rewards.sh   also records the server's CPU profile
+#                                             (PERF_ARGS, default "-g")
 #
 # Needs: wrk, curl (scripts/deps.sh bench), redis-server (installed here
 # when missing, as bench/ingest.sh installs PostgreSQL).
@@ -120,7 +121,7 @@ M0_W=$(io_written); M0_F=$(metric siyu_store_fsync_duration_seconds_count); M0_F
 thread_cpu "$SIYU_PID" >"$T/cpu0"
 PERF_PID=""
 if [ -n "${PERF_OUT:-}" ]; then   # a CPU profile of the server during the measured run
-    perf record -q -F 499 -g -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
+    perf record -q -F 499 ${PERF_ARGS:--g} -p "$SIYU_PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
     PERF_PID=$!
 fi
 wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$T/exchange.lua" "$U" >"$T/wrk.txt"

@@ -1237,35 +1237,110 @@ void sy_api_packages_create(sy_req *r)
     " g.redeemed_at, g.redeem_reference, g.expired_at, g.revoked_at, g.revoke_reason,"             \
     " g.operator, g.idempotency_key, g.seq"
 
+/* A grant as the API shows it (docs/openapi.yaml, Grant): NULL strings and
+ * unset numbers (SY_BENEFIT_UNSET) are null.  Built either from a row of
+ * GRANT_COLUMNS or, for a grant just issued, from what the issue wrote. */
+typedef struct grant_view {
+    const char *code, *item, *item_name, *kind, *customer_no, *status, *source;
+    const char *package, *listing, *point_type;
+    int64_t points;
+    const char *spend_entry, *voucher_code;
+    int64_t face_value, cost_price;
+    const char *delivery; /* JSON text */
+    const char *fulfilment, *tracking;
+    bool stock_returned;
+    int64_t issued_at, expires_at, redeemed_at;
+    const char *redeem_reference;
+    int64_t expired_at, revoked_at;
+    const char *revoke_reason, *operator_id, *idempotency_key;
+} grant_view;
+
+static json_t *text_or_null_s(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *int_or_null_v(int64_t v)
+{
+    return v == SY_BENEFIT_UNSET ? json_null() : json_integer(v);
+}
+
+static json_t *time_or_null_v(int64_t v)
+{
+    return v == SY_BENEFIT_UNSET ? json_null() : sy_json_time(v);
+}
+
+static json_t *grant_json_of(const grant_view *g)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "code", g->code, "item", g->item,
+                          "item_name", g->item_name, "kind", g->kind, "customer_no", g->customer_no,
+                          "status", g->status, "source", g->source);
+    json_object_set_new(o, "package", text_or_null_s(g->package));
+    json_object_set_new(o, "listing", text_or_null_s(g->listing));
+    json_object_set_new(o, "point_type", text_or_null_s(g->point_type));
+    json_object_set_new(o, "points", int_or_null_v(g->points));
+    json_object_set_new(o, "spend_entry", text_or_null_s(g->spend_entry));
+    json_object_set_new(o, "voucher_code", text_or_null_s(g->voucher_code));
+    json_object_set_new(o, "face_value", json_integer(g->face_value));
+    json_object_set_new(o, "cost_price", json_integer(g->cost_price));
+    json_t *d = g->delivery ? json_loads(g->delivery, 0, NULL) : NULL;
+    json_object_set_new(o, "delivery", d ? d : json_null());
+    json_object_set_new(o, "fulfilment", text_or_null_s(g->fulfilment));
+    json_object_set_new(o, "tracking", text_or_null_s(g->tracking));
+    json_object_set_new(o, "stock_returned", json_boolean(g->stock_returned));
+    json_object_set_new(o, "issued_at", sy_json_time(g->issued_at));
+    json_object_set_new(o, "expires_at", time_or_null_v(g->expires_at));
+    json_object_set_new(o, "redeemed_at", time_or_null_v(g->redeemed_at));
+    json_object_set_new(o, "redeem_reference", text_or_null_s(g->redeem_reference));
+    json_object_set_new(o, "expired_at", time_or_null_v(g->expired_at));
+    json_object_set_new(o, "revoked_at", time_or_null_v(g->revoked_at));
+    json_object_set_new(o, "revoke_reason", text_or_null_s(g->revoke_reason));
+    json_object_set_new(o, "operator", json_string(g->operator_id));
+    json_object_set_new(o, "idempotency_key", text_or_null_s(g->idempotency_key));
+    return o;
+}
+
+static const char *col_text(sy_stmt *st, int col)
+{
+    return sy_stmt_is_null(st, col) ? NULL : sy_stmt_text(st, col);
+}
+
+static int64_t col_int(sy_stmt *st, int col)
+{
+    return sy_stmt_is_null(st, col) ? SY_BENEFIT_UNSET : sy_stmt_i64(st, col);
+}
+
 static json_t *grant_row(sy_stmt *st)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "code", sy_stmt_text(st, 0),
-                          "item", sy_stmt_text(st, 1), "item_name", sy_stmt_text(st, 2), "kind",
-                          sy_stmt_text(st, 3), "customer_no", sy_stmt_text(st, 4), "status",
-                          sy_stmt_text(st, 5), "source", sy_stmt_text(st, 6));
-    json_object_set_new(o, "package", text_or_null(st, 7));
-    json_object_set_new(o, "listing", text_or_null(st, 8));
-    json_object_set_new(o, "point_type", text_or_null(st, 9));
-    json_object_set_new(o, "points", int_or_null(st, 10));
-    json_object_set_new(o, "spend_entry", text_or_null(st, 11));
-    json_object_set_new(o, "voucher_code", text_or_null(st, 12));
-    json_object_set_new(o, "face_value", json_integer(sy_stmt_i64(st, 13)));
-    json_object_set_new(o, "cost_price", json_integer(sy_stmt_i64(st, 14)));
-    json_t *d = sy_stmt_is_null(st, 15) ? NULL : json_loads(sy_stmt_text(st, 15), 0, NULL);
-    json_object_set_new(o, "delivery", d ? d : json_null());
-    json_object_set_new(o, "fulfilment", text_or_null(st, 16));
-    json_object_set_new(o, "tracking", text_or_null(st, 17));
-    json_object_set_new(o, "stock_returned", json_boolean(sy_stmt_i64(st, 18)));
-    json_object_set_new(o, "issued_at", sy_json_time(sy_stmt_i64(st, 19)));
-    json_object_set_new(o, "expires_at", time_or_null(st, 20));
-    json_object_set_new(o, "redeemed_at", time_or_null(st, 21));
-    json_object_set_new(o, "redeem_reference", text_or_null(st, 22));
-    json_object_set_new(o, "expired_at", time_or_null(st, 23));
-    json_object_set_new(o, "revoked_at", time_or_null(st, 24));
-    json_object_set_new(o, "revoke_reason", text_or_null(st, 25));
-    json_object_set_new(o, "operator", json_string(sy_stmt_text(st, 26)));
-    json_object_set_new(o, "idempotency_key", text_or_null(st, 27));
-    return o;
+    grant_view g = {.code = sy_stmt_text(st, 0),
+                    .item = sy_stmt_text(st, 1),
+                    .item_name = sy_stmt_text(st, 2),
+                    .kind = sy_stmt_text(st, 3),
+                    .customer_no = sy_stmt_text(st, 4),
+                    .status = sy_stmt_text(st, 5),
+                    .source = sy_stmt_text(st, 6),
+                    .package = col_text(st, 7),
+                    .listing = col_text(st, 8),
+                    .point_type = col_text(st, 9),
+                    .points = col_int(st, 10),
+                    .spend_entry = col_text(st, 11),
+                    .voucher_code = col_text(st, 12),
+                    .face_value = sy_stmt_i64(st, 13),
+                    .cost_price = sy_stmt_i64(st, 14),
+                    .delivery = col_text(st, 15),
+                    .fulfilment = col_text(st, 16),
+                    .tracking = col_text(st, 17),
+                    .stock_returned = sy_stmt_i64(st, 18) != 0,
+                    .issued_at = sy_stmt_i64(st, 19),
+                    .expires_at = col_int(st, 20),
+                    .redeemed_at = col_int(st, 21),
+                    .redeem_reference = col_text(st, 22),
+                    .expired_at = col_int(st, 23),
+                    .revoked_at = col_int(st, 24),
+                    .revoke_reason = col_text(st, 25),
+                    .operator_id = sy_stmt_text(st, 26),
+                    .idempotency_key = col_text(st, 27)};
+    return grant_json_of(&g);
 }
 
 static const char sql_grant_one[] =
@@ -1378,9 +1453,10 @@ typedef struct issue_req {
     sy_benefit_issue q;
     const char *package;
     /* one grant issued (201) or replayed (200): its reply is built outside
-     * the writer (reply_issue) */
+     * the writer (reply_issue); issued: what the issue wrote (201) */
     int status;
     char code[SY_BENEFIT_GRANT_CODE_MAX + 1];
+    sy_benefit_issued issued;
 } issue_req;
 
 /* Replies with the grants issued (or replayed) under the request: one
@@ -1413,11 +1489,49 @@ static int reply_grants(sy_conn *c, sy_req *r, const char *tenant,
     return SY_OK;
 }
 
-/* The reply of a single grant issued or replayed (apply_issue). */
+/* The reply of a single grant issued or replayed (apply_issue).  A grant
+ * just issued is described from what the issue wrote, as GET
+ * /v1/grants/{code} would read it back (test_e2e_benefits compares the
+ * two); a replayed one is read back. */
 static int reply_issue(sy_conn *c, sy_req *r, void *ctx)
 {
     issue_req *iq = ctx;
-    return reply_grants(c, r, iq->q.tenant, &iq->code, 1, NULL, iq->status);
+    const sy_benefit_issued *is = &iq->issued;
+    if (iq->status != 201 || !is->complete)
+        return reply_grants(c, r, iq->q.tenant, &iq->code, 1, NULL, iq->status);
+    const sy_benefit_issue *q = &iq->q;
+    bool goods = is->kind == SY_BENEFIT_GOODS;
+    grant_view g = {.code = iq->code,
+                    .item = is->item,
+                    .item_name = is->item_name,
+                    .kind = sy_benefit_kind_name(is->kind),
+                    .customer_no = q->customer_no,
+                    .status = "issued",
+                    .source = is->source,
+                    .package = q->package,
+                    .listing = q->listing,
+                    .point_type = is->point_type[0] ? is->point_type : NULL,
+                    .points = is->points,
+                    .spend_entry = is->spend_entry[0] ? is->spend_entry : NULL,
+                    .voucher_code = is->voucher[0] ? is->voucher : NULL,
+                    .face_value = is->face_value,
+                    .cost_price = is->cost_price,
+                    .delivery = goods ? q->delivery : NULL,
+                    .fulfilment = goods ? "pending" : NULL,
+                    .stock_returned = false,
+                    .issued_at = is->issued_at,
+                    .expires_at = is->expires_at,
+                    .redeemed_at = SY_BENEFIT_UNSET,
+                    .expired_at = SY_BENEFIT_UNSET,
+                    .revoked_at = SY_BENEFIT_UNSET,
+                    .operator_id = q->operator_id,
+                    .idempotency_key = q->idempotency_key};
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/grants/%s", iq->code);
+    sy_reply_header(r, "Location", loc);
+    sy_req_audit_target(r, iq->code);
+    sy_reply_json(r, 201, grant_json_of(&g));
+    return SY_OK;
 }
 
 /* A package's grants issued under a key before: their codes, in order. */
@@ -1462,6 +1576,8 @@ static int apply_issue(sy_conn *c, sy_req *r, void *ctx)
         if (rc == SY_OK || rc == SY_BENEFIT_REPLAY) {
             iq->status = rc == SY_OK ? 201 : 200;
             snprintf(iq->code, sizeof iq->code, "%s", res.code);
+            if (rc == SY_OK)
+                iq->issued = res.issued;
             sy_req_audit_target(r, iq->code);
             return 0; /* reply_issue answers */
         }

@@ -546,7 +546,8 @@ static int lot_figures(sy_conn *c, const char *tenant, const char *no, const cha
 {
     static const char sql[] =
         "SELECT remaining, expires_at FROM point_lots WHERE tenant_id = $1 AND customer_no = $2"
-        " AND point_type = $3 AND remaining > 0 AND expires_at IS NOT NULL ORDER BY expires_at";
+        " AND point_type = $3 AND closed = 0 AND remaining > 0 AND expires_at IS NOT NULL"
+        " ORDER BY expires_at";
     memset(f, 0, sizeof *f);
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)

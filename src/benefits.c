@@ -380,6 +380,8 @@ int sy_benefit_listing_create(sy_conn *c, const char *tenant, const sy_benefit_l
 
 typedef struct item_row {
     char code[SY_BENEFIT_CODE_MAX + 1];
+    char name[4 * SY_BENEFIT_NAME_MAX + 1];
+    bool name_fits;
     sy_benefit_kind kind;
     int64_t face_value, cost_price, remaining;
     sy_benefit_limits limits;
@@ -391,14 +393,35 @@ typedef struct listing_row {
     char item[SY_BENEFIT_CODE_MAX + 1], point_type[SY_POINT_TYPE_CODE_MAX + 1];
     int64_t price;
     sy_benefit_limits limits;
-    bool active;
+    bool active, type_exists;
 } listing_row;
+
+/* Columns col.. of st into it: i.kind, i.face_value, i.cost_price,
+ * i.remaining, i.limit_day, i.limit_month, i.limit_total, i.available_from,
+ * i.available_until, i.validity_days, t.timezone, i.name (spelled out in
+ * each statement, so that scripts/pg-compat.sh prepares them). */
+static void item_from_row(sy_stmt *st, int col, const char *code, item_row *it)
+{
+    snprintf(it->code, sizeof it->code, "%s", code);
+    sy_benefit_kind_parse(sy_stmt_text(st, col), &it->kind);
+    it->face_value = sy_stmt_i64(st, col + 1);
+    it->cost_price = sy_stmt_i64(st, col + 2);
+    it->remaining = sy_stmt_i64(st, col + 3);
+    it->limits =
+        (sy_benefit_limits){col_opt(st, col + 4), col_opt(st, col + 5), col_opt(st, col + 6)};
+    it->from = col_opt(st, col + 7);
+    it->until = col_opt(st, col + 8);
+    it->validity_days = col_opt(st, col + 9);
+    snprintf(it->zone, sizeof it->zone, "%s", sy_stmt_text(st, col + 10));
+    it->name_fits = (size_t)sy_stmt_len(st, col + 11) < sizeof it->name;
+    snprintf(it->name, sizeof it->name, "%s", sy_stmt_text(st, col + 11));
+}
 
 static int load_item(sy_conn *c, const char *tenant, const char *code, item_row *it)
 {
     static const char sql[] =
         "SELECT i.kind, i.face_value, i.cost_price, i.remaining, i.limit_day, i.limit_month,"
-        " i.limit_total, i.available_from, i.available_until, i.validity_days, t.timezone"
+        " i.limit_total, i.available_from, i.available_until, i.validity_days, t.timezone, i.name"
         " FROM benefit_items i JOIN tenants t ON t.id = i.tenant_id"
         " WHERE i.tenant_id = $1 AND i.code = $2";
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -407,27 +430,27 @@ static int load_item(sy_conn *c, const char *tenant, const char *code, item_row 
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_text(st, 2, code);
     int rc = sy_stmt_step(st);
-    if (rc == SY_ROW) {
-        snprintf(it->code, sizeof it->code, "%s", code);
-        sy_benefit_kind_parse(sy_stmt_text(st, 0), &it->kind);
-        it->face_value = sy_stmt_i64(st, 1);
-        it->cost_price = sy_stmt_i64(st, 2);
-        it->remaining = sy_stmt_i64(st, 3);
-        it->limits = (sy_benefit_limits){col_opt(st, 4), col_opt(st, 5), col_opt(st, 6)};
-        it->from = col_opt(st, 7);
-        it->until = col_opt(st, 8);
-        it->validity_days = col_opt(st, 9);
-        snprintf(it->zone, sizeof it->zone, "%s", sy_stmt_text(st, 10));
-    }
+    if (rc == SY_ROW)
+        item_from_row(st, 0, code, it);
     sy_stmt_reset(st);
     return rc == SY_ROW ? SY_OK : rc == SY_DONE ? SY_BENEFIT_UNKNOWN_ITEM : rc;
 }
 
-static int load_listing(sy_conn *c, const char *tenant, const char *code, listing_row *l)
+/* A listing, its item (as load_item reads it) and whether its point type
+ * exists, in one statement: UNKNOWN_LISTING, then UNKNOWN_ITEM, as the two
+ * reads would refuse. */
+static int load_listing(sy_conn *c, const char *tenant, const char *code, listing_row *l,
+                        item_row *it)
 {
     static const char sql[] =
-        "SELECT item, point_type, price, limit_day, limit_month, limit_total, active"
-        " FROM mall_listings WHERE tenant_id = $1 AND code = $2";
+        "SELECT l.item, l.point_type, l.price, l.limit_day, l.limit_month, l.limit_total, l.active,"
+        " p.code, i.code, i.kind, i.face_value, i.cost_price, i.remaining, i.limit_day,"
+        " i.limit_month, i.limit_total, i.available_from, i.available_until, i.validity_days,"
+        " t.timezone, i.name FROM mall_listings l"
+        " LEFT JOIN point_types p ON p.tenant_id = l.tenant_id AND p.code = l.point_type"
+        " LEFT JOIN benefit_items i ON i.tenant_id = l.tenant_id AND i.code = l.item"
+        " LEFT JOIN tenants t ON t.id = i.tenant_id"
+        " WHERE l.tenant_id = $1 AND l.code = $2";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -440,6 +463,11 @@ static int load_listing(sy_conn *c, const char *tenant, const char *code, listin
         l->price = sy_stmt_i64(st, 2);
         l->limits = (sy_benefit_limits){col_opt(st, 3), col_opt(st, 4), col_opt(st, 5)};
         l->active = sy_stmt_i64(st, 6) != 0;
+        l->type_exists = !sy_stmt_is_null(st, 7);
+        if (sy_stmt_is_null(st, 8) || sy_stmt_is_null(st, 19))
+            rc = SY_BENEFIT_UNKNOWN_ITEM; /* no item, or (as load_item's join) no tenant */
+        else
+            item_from_row(st, 9, l->item, it);
     }
     sy_stmt_reset(st);
     return rc == SY_ROW ? SY_OK : rc == SY_DONE ? SY_BENEFIT_UNKNOWN_LISTING : rc;
@@ -608,7 +636,7 @@ static int spend_refusal(int rc, const sy_ledger_result *lr, sy_benefit_result *
 
 static int insert_grant(sy_conn *c, const sy_benefit_issue *q, const item_row *it,
                         const listing_row *ls, const char *code, const char *spend_entry,
-                        const char *voucher, int64_t day, int64_t month)
+                        const char *voucher, int64_t day, int64_t month, int64_t *expires_out)
 {
     static const char sql[] =
         "INSERT INTO benefit_grants (tenant_id, code, item, customer_no, status, source, package,"
@@ -624,6 +652,7 @@ static int insert_grant(sy_conn *c, const sy_benefit_issue *q, const item_row *i
         sy_point_type t = {.expiry = SY_EXPIRY_DAYS, .n = (int)it->validity_days};
         sy_ledger_expires_at(&t, it->zone, q->now_ms, &expires);
     }
+    *expires_out = expires;
     sy_stmt_bind_text(st, 1, q->tenant);
     sy_stmt_bind_text(st, 2, code);
     sy_stmt_bind_text(st, 3, it->code);
@@ -658,9 +687,9 @@ int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_resul
     item_row it;
     int rc = SY_OK;
     if (q->listing)
-        rc = load_listing(c, q->tenant, q->listing, &ls);
-    if (rc == SY_OK)
-        rc = load_item(c, q->tenant, q->listing ? ls.item : q->item, &it);
+        rc = load_listing(c, q->tenant, q->listing, &ls, &it);
+    else
+        rc = load_item(c, q->tenant, q->item, &it);
     if (rc == SY_OK)
         rc = check_customer(c, q->tenant, q->customer_no, res);
     /* A package's units share their request's key: the caller checks it. */
@@ -703,7 +732,8 @@ int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_resul
                             .operator_id = q->operator_id,
                             .idempotency_key = q->idempotency_key,
                             .now_ms = q->now_ms,
-                            .customer_checked = true};
+                            .customer_checked = true,
+                            .type_checked = ls.type_exists};
         if ((rc = sy_ledger_spend(c, &m, &lr)) != SY_OK)
             return spend_refusal(rc, &lr, res);
     }
@@ -717,11 +747,27 @@ int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_resul
     char voucher[SY_BENEFIT_VOUCHER_MAX + 1];
     if (it.kind == SY_BENEFIT_VOUCHER && (rc = take_code(c, q->tenant, it.code, code, voucher)))
         return rc;
+    int64_t expires;
     rc = insert_grant(c, q, &it, q->listing ? &ls : NULL, code, q->listing ? lr.entry_id : NULL,
-                      it.kind == SY_BENEFIT_VOUCHER ? voucher : NULL, day, month);
-    if (rc == SY_OK)
-        snprintf(res->code, sizeof res->code, "%s", code);
-    return rc;
+                      it.kind == SY_BENEFIT_VOUCHER ? voucher : NULL, day, month, &expires);
+    if (rc != SY_OK)
+        return rc;
+    snprintf(res->code, sizeof res->code, "%s", code);
+    sy_benefit_issued *g = &res->issued;
+    g->complete = it.name_fits;
+    snprintf(g->item, sizeof g->item, "%s", it.code);
+    snprintf(g->item_name, sizeof g->item_name, "%s", it.name);
+    g->kind = it.kind;
+    g->source = q->listing ? "mall" : q->package ? "package" : "api";
+    snprintf(g->point_type, sizeof g->point_type, "%s", q->listing ? ls.point_type : "");
+    g->points = q->listing ? ls.price : SY_BENEFIT_UNSET;
+    snprintf(g->spend_entry, sizeof g->spend_entry, "%s", q->listing ? lr.entry_id : "");
+    snprintf(g->voucher, sizeof g->voucher, "%s", it.kind == SY_BENEFIT_VOUCHER ? voucher : "");
+    g->face_value = it.face_value;
+    g->cost_price = it.cost_price;
+    g->issued_at = q->now_ms;
+    g->expires_at = expires;
+    return SY_OK;
 }
 
 /* ------------------------------------------------------------------ */

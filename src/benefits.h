@@ -146,8 +146,27 @@ int sy_benefit_listing_create(sy_conn *c, const char *tenant, const sy_benefit_l
 
 /* ---- grants ---- */
 
+/* What sy_benefit_issue_one wrote into a new grant beside what the caller
+ * asked for (customer, package, listing, delivery, operator, key), so that
+ * the caller can describe the grant without reading it back.  complete is
+ * false when a value did not fit (then read the grant back). */
+typedef struct sy_benefit_issued {
+    bool complete;
+    char item[SY_BENEFIT_CODE_MAX + 1];
+    char item_name[4 * SY_BENEFIT_NAME_MAX + 1]; /* UTF-8 */
+    sy_benefit_kind kind;
+    const char *source;                          /* "api", "package" or "mall" */
+    char point_type[SY_POINT_TYPE_CODE_MAX + 1]; /* mall: the listing's; else "" */
+    int64_t points;                              /* mall: the price; else SY_BENEFIT_UNSET */
+    char spend_entry[SY_LEDGER_ID_MAX + 1];      /* mall; else "" */
+    char voucher[SY_BENEFIT_VOUCHER_MAX + 1];    /* a voucher's code; else "" */
+    int64_t face_value, cost_price, issued_at;
+    int64_t expires_at; /* SY_BENEFIT_UNSET: none */
+} sy_benefit_issued;
+
 typedef struct sy_benefit_result {
     char code[SY_BENEFIT_GRANT_CODE_MAX + 1]; /* the grant written (or replayed) */
+    sy_benefit_issued issued;                 /* SY_OK: the grant written */
     char other[80];                           /* see the codes */
     int64_t limit;                            /* LIMIT_REACHED */
     int64_t balance;                          /* INSUFFICIENT */

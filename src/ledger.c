@@ -285,9 +285,11 @@ typedef struct entry {
     char id[SY_LEDGER_ID_MAX + 1]; /* OUT */
 } entry;
 
-/* A lot and the points an entry moves out of it or into it. */
+/* A lot and the points an entry moves out of it or into it; empties: a
+ * draw that takes all the lot holds (the lot closes). */
 typedef struct lot_move {
     int64_t lot, amount;
+    bool empties;
 } lot_move;
 
 /* The journal entry of an earn or a spend: points move from debit to
@@ -336,27 +338,45 @@ static int insert_entry(sy_conn *c, entry *e)
     return sy_stmt_exec(st);
 }
 
-/* Records the move in lot_allocations and applies it to the lot:
- * sign -1 draws from the lot, +1 puts points into it. */
-static int move_lot(sy_conn *c, const char *tenant, const char *entry_id, const lot_move *m,
-                    int sign)
+/* Records the move in lot_allocations. */
+static int record_allocation(sy_conn *c, const char *tenant, const char *entry_id,
+                             const lot_move *m)
 {
-    static const char sql_alloc[] = "INSERT INTO lot_allocations (tenant_id, entry_id, lot_id,"
-                                    " amount) VALUES ($1, $2, $3, $4)";
-    static const char sql_lot[] =
-        "UPDATE point_lots SET remaining = remaining + $3 WHERE tenant_id = $1 AND id = $2"
-        " AND remaining + $3 >= 0 AND remaining + $3 <= amount";
-    sy_stmt *st = sy_conn_prepare(c, sql_alloc);
+    static const char sql[] = "INSERT INTO lot_allocations (tenant_id, entry_id, lot_id, amount)"
+                              " VALUES ($1, $2, $3, $4)";
+    sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_text(st, 2, entry_id);
     sy_stmt_bind_i64(st, 3, m->lot);
     sy_stmt_bind_i64(st, 4, m->amount);
-    int rc = sy_stmt_exec(st);
+    return sy_stmt_exec(st);
+}
+
+/* Records the move in lot_allocations and applies it to the lot:
+ * sign -1 draws from the lot, +1 puts points into it.  Only a draw that
+ * empties the lot, or points put into it, set its closed flag (migration
+ * 0018): a draw that leaves points in the lot does not touch the open-lot
+ * indexes, and its UPDATE fails unless points are left. */
+static int move_lot(sy_conn *c, const char *tenant, const char *entry_id, const lot_move *m,
+                    int sign)
+{
+    static const char sql_draw[] =
+        "UPDATE point_lots SET remaining = remaining + $3 WHERE tenant_id = $1 AND id = $2"
+        " AND remaining + $3 > 0 AND closed = 0";
+    static const char sql_empty[] =
+        "UPDATE point_lots SET remaining = 0, closed = 1 WHERE tenant_id = $1 AND id = $2"
+        " AND remaining + $3 = 0";
+    static const char sql_fill[] =
+        "UPDATE point_lots SET remaining = remaining + $3, closed = 0 WHERE tenant_id = $1"
+        " AND id = $2 AND remaining + $3 > 0 AND remaining + $3 <= amount";
+    const char *sql_lot = sign > 0 ? sql_fill : m->empties ? sql_empty : sql_draw;
+    int rc = record_allocation(c, tenant, entry_id, m);
     if (rc != SY_OK)
         return rc;
-    if (!(st = sy_conn_prepare(c, sql_lot)))
+    sy_stmt *st = sy_conn_prepare(c, sql_lot);
+    if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_i64(st, 2, m->lot);
@@ -372,48 +392,77 @@ static int move_lot(sy_conn *c, const char *tenant, const char *entry_id, const 
 }
 
 /* Adds delta (signed) to the customer's balance of the type, creating the
- * account on the first earn; *balance receives the new balance.  A debit
- * is an UPDATE (the upsert's row would fail the balance >= 0 CHECK before
- * its conflict is seen); one that would take the balance below zero fails
- * that CHECK: a store error, never a negative balance. */
+ * account on the first credit; *balance receives the new balance.  known:
+ * the balance the caller read in this transaction, or -1 (then it is read
+ * here).  The UPDATE carries AND balance = known and fails the mutation
+ * unless it changed one row; a debit that would take the balance below zero
+ * fails the balance >= 0 CHECK: a store error, never a negative balance.
+ * (No RETURNING: SQLite builds a temporary table for it on every run.) */
 static int account_add(sy_conn *c, const char *tenant, const char *no, const char *type,
-                       int64_t delta, int64_t now, int64_t *balance)
+                       int64_t delta, int64_t now, int64_t known, int64_t *balance)
 {
-    static const char sql_credit[] =
+    static const char sql_read[] = "SELECT balance FROM point_accounts WHERE tenant_id = $1"
+                                   " AND customer_no = $2 AND point_type = $3";
+    static const char sql_open[] =
         "INSERT INTO point_accounts (tenant_id, customer_no, point_type, balance, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, customer_no, point_type)"
-        " DO UPDATE SET balance = point_accounts.balance + excluded.balance,"
-        " updated_at = excluded.updated_at RETURNING balance";
-    static const char sql_debit[] =
+        " VALUES ($1, $2, $3, $4, $5)";
+    static const char sql_move[] =
         "UPDATE point_accounts SET balance = balance + $4, updated_at = $5"
-        " WHERE tenant_id = $1 AND customer_no = $2 AND point_type = $3 RETURNING balance";
-    sy_stmt *st = sy_conn_prepare(c, delta >= 0 ? sql_credit : sql_debit);
-    if (!st)
+        " WHERE tenant_id = $1 AND customer_no = $2 AND point_type = $3 AND balance = $6";
+    sy_stmt *st;
+    int rc;
+    bool open = false;
+    if (known < 0) {
+        if (!(st = sy_conn_prepare(c, sql_read)))
+            return SY_ERR;
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, no);
+        sy_stmt_bind_text(st, 3, type);
+        rc = sy_stmt_step(st);
+        if (rc == SY_ROW)
+            known = sy_stmt_i64(st, 0);
+        sy_stmt_reset(st);
+        if (rc != SY_ROW && rc != SY_DONE)
+            return rc;
+        open = rc == SY_DONE;
+        if (open && delta < 0) {
+            sy_error("ledger %s: customer %s type %s: a debit without an account", tenant, no,
+                     type);
+            return SY_ERR;
+        }
+    }
+    if (!(st = sy_conn_prepare(c, open ? sql_open : sql_move)))
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_text(st, 2, no);
     sy_stmt_bind_text(st, 3, type);
     sy_stmt_bind_i64(st, 4, delta);
     sy_stmt_bind_i64(st, 5, now);
-    int rc = sy_stmt_step(st);
-    if (rc == SY_ROW)
-        *balance = sy_stmt_i64(st, 0);
-    sy_stmt_reset(st);
-    return rc == SY_ROW ? SY_OK : rc == SY_DONE ? SY_ERR : rc;
+    if (!open)
+        sy_stmt_bind_i64(st, 6, known);
+    if ((rc = sy_stmt_exec(st)) != SY_OK)
+        return rc;
+    if (!open && sy_conn_changes(c) != 1) {
+        sy_error("ledger %s: customer %s type %s: the balance is not the %lld read", tenant, no,
+                 type, (long long)known);
+        return SY_ERR;
+    }
+    *balance = open ? delta : known + delta;
+    return SY_OK;
 }
 
 /* Applies an entry already inserted to the customer's lots — drawing from
  * them (sign -1) or putting points into them (+1) — and moves the balance
- * by sign * e->amount. */
+ * by sign * e->amount (known: account_add's). */
 static int apply_moves(sy_conn *c, const entry *e, const lot_move *moves, size_t n, int sign,
-                       int64_t *balance)
+                       int64_t known, int64_t *balance)
 {
     int rc = SY_OK;
     for (size_t i = 0; i < n && rc == SY_OK; i++)
         rc = move_lot(c, e->tenant, e->id, &moves[i], sign);
     if (rc == SY_OK)
         rc = account_add(c, e->tenant, e->customer_no, e->point_type, sign * e->amount, e->now,
-                         balance);
+                         known, balance);
     return rc;
 }
 
@@ -425,14 +474,17 @@ static bool amount_ok(int64_t amount)
 /* ------------------------------------------------------------------ */
 /* earn                                                                */
 
-/* Makes the earn's lot, empty: the earn's allocation fills it, so a lot's
- * remaining is always what its allocations put in minus what they drew. */
+/* Makes the earn's lot, holding its amount; the earn records the
+ * allocation that put it there, so a lot's remaining is always what its
+ * allocations put in minus what they drew.  *lot: its id, found through
+ * point_lots_entry (RETURNING would build a temporary table each time). */
 static int insert_lot(sy_conn *c, const entry *e, const sy_point_type *t, const char *zone,
                       int64_t *lot)
 {
     static const char sql[] =
         "INSERT INTO point_lots (tenant_id, customer_no, point_type, entry_id, amount, remaining,"
-        " expires_at, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7) RETURNING id";
+        " expires_at, created_at, closed) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, 0)";
+    static const char sql_id[] = "SELECT id FROM point_lots WHERE tenant_id = $1 AND entry_id = $2";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -447,7 +499,14 @@ static int insert_lot(sy_conn *c, const entry *e, const sy_point_type *t, const 
     else
         sy_stmt_bind_null(st, 6);
     sy_stmt_bind_i64(st, 7, e->now);
-    int rc = sy_stmt_step(st);
+    int rc = sy_stmt_exec(st);
+    if (rc != SY_OK)
+        return rc;
+    if (!(st = sy_conn_prepare(c, sql_id)))
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, e->tenant);
+    sy_stmt_bind_text(st, 2, e->id);
+    rc = sy_stmt_step(st);
     if (rc == SY_ROW)
         *lot = sy_stmt_i64(st, 0);
     sy_stmt_reset(st);
@@ -475,8 +534,10 @@ int sy_ledger_earn(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     entry e = move_entry(m, "earn", source, customer);
     lot_move fill = {.amount = m->amount};
     if ((rc = insert_entry(c, &e)) == SY_OK &&
-        (rc = insert_lot(c, &e, &t, zone, &fill.lot)) == SY_OK)
-        rc = apply_moves(c, &e, &fill, 1, +1, &res->balance);
+        (rc = insert_lot(c, &e, &t, zone, &fill.lot)) == SY_OK &&
+        (rc = record_allocation(c, e.tenant, e.id, &fill)) == SY_OK)
+        rc = account_add(c, e.tenant, e.customer_no, e.point_type, e.amount, e.now, -1,
+                         &res->balance);
     if (rc == SY_OK)
         snprintf(res->entry_id, sizeof res->entry_id, "%s", e.id);
     return rc;
@@ -507,7 +568,7 @@ static int expire_lots(sy_conn *c, const char *tenant, const char *no, const cha
                .now = now};
     int rc = insert_entry(c, &e);
     if (rc == SY_OK)
-        rc = apply_moves(c, &e, moves, n, -1, &balance);
+        rc = apply_moves(c, &e, moves, n, -1, -1, &balance);
     if (rc == SY_OK && id_out)
         snprintf(id_out, SY_LEDGER_ID_MAX + 1, "%s", e.id);
     return rc;
@@ -532,7 +593,7 @@ static int collect_moves(sy_stmt *st, int64_t enough, lot_move **out, size_t *n,
         int64_t take = sy_stmt_i64(st, 1);
         if (enough > 0 && take > enough - *total)
             take = enough - *total;
-        (*out)[(*n)++] = (lot_move){sy_stmt_i64(st, 0), take};
+        (*out)[(*n)++] = (lot_move){sy_stmt_i64(st, 0), take, take == sy_stmt_i64(st, 1)};
         *total += take;
     }
     sy_stmt_reset(st);
@@ -547,7 +608,7 @@ static int expire_customer(sy_conn *c, const char *tenant, const char *no, const
 {
     static const char sql[] =
         "SELECT id, remaining FROM point_lots WHERE tenant_id = $1 AND customer_no = $2"
-        " AND point_type = $3 AND remaining > 0 AND expires_at <= $4 ORDER BY id";
+        " AND point_type = $3 AND closed = 0 AND remaining > 0 AND expires_at <= $4 ORDER BY id";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -586,7 +647,7 @@ int sy_ledger_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max_lot
 {
     static const char sql[] =
         "SELECT id, remaining, customer_no, point_type FROM point_lots WHERE tenant_id = $1"
-        " AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $2"
+        " AND closed = 0 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $2"
         " ORDER BY expires_at, id LIMIT $3";
     memset(out, 0, sizeof *out);
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -618,7 +679,7 @@ int sy_ledger_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max_lot
         for (j = i; j < n && !strcmp(due[j].customer_no, due[i].customer_no) &&
                     !strcmp(due[j].point_type, due[i].point_type);
              j++) {
-            moves[j - i] = (lot_move){due[j].id, due[j].remaining};
+            moves[j - i] = (lot_move){due[j].id, due[j].remaining, true};
             sum += due[j].remaining;
         }
         char id[SY_LEDGER_ID_MAX + 1];
@@ -661,7 +722,7 @@ static int read_open_lots(sy_conn *c, const sy_ledger_move *m, open_lots *o)
     /* Soonest expiry first; lots that never expire last; then the oldest. */
     static const char sql[] =
         "SELECT id, remaining, expires_at FROM point_lots WHERE tenant_id = $1"
-        " AND customer_no = $2 AND point_type = $3 AND remaining > 0"
+        " AND customer_no = $2 AND point_type = $3 AND closed = 0 AND remaining > 0"
         " ORDER BY expires_at NULLS LAST, id";
     memset(o, 0, sizeof *o);
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -686,7 +747,7 @@ static int read_open_lots(sy_conn *c, const sy_ledger_move *m, open_lots *o)
             o->draws = sy_xrealloc(o->draws, cap * sizeof *o->draws);
         }
         int64_t take = remaining < m->amount - o->drawn ? remaining : m->amount - o->drawn;
-        o->draws[o->n++] = (lot_move){sy_stmt_i64(st, 0), take};
+        o->draws[o->n++] = (lot_move){sy_stmt_i64(st, 0), take, take == remaining};
         o->drawn += take;
     }
     sy_stmt_reset(st);
@@ -714,7 +775,7 @@ int sy_ledger_spend(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     memset(res, 0, sizeof *res);
     if (!amount_ok(m->amount))
         return SY_LEDGER_BAD_AMOUNT;
-    int rc = check_type(c, m->tenant, m->point_type);
+    int rc = m->type_checked ? SY_OK : check_type(c, m->tenant, m->point_type);
     if (rc == SY_OK && !m->customer_checked)
         rc = check_customer(c, m->tenant, m->customer_no, res);
     if (rc == SY_OK)
@@ -753,7 +814,8 @@ int sy_ledger_spend(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     customer_account(m->customer_no, customer);
     entry e = move_entry(m, "spend", customer, sink);
     if ((rc = insert_entry(c, &e)) == SY_OK)
-        rc = apply_moves(c, &e, lots.draws, lots.n, -1, &res->balance);
+        /* the balance read above, unless expired points were just taken */
+        rc = apply_moves(c, &e, lots.draws, lots.n, -1, lots.due > 0 ? -1 : balance, &res->balance);
     if (rc == SY_OK)
         snprintf(res->entry_id, sizeof res->entry_id, "%s", e.id);
 out:
@@ -864,7 +926,7 @@ int sy_ledger_reverse(sy_conn *c, const sy_ledger_reversal *rv, sy_ledger_result
                .reverses = rv->entry_id,
                .now = rv->now_ms};
     if ((rc = insert_entry(c, &e)) == SY_OK)
-        rc = apply_moves(c, &e, moves, n, sign, &res->balance);
+        rc = apply_moves(c, &e, moves, n, sign, -1, &res->balance);
     free(moves);
     sy_stmt *st = rc == SY_OK ? sy_conn_prepare(c, sql_mark) : NULL;
     if (rc == SY_OK && !st)
@@ -924,6 +986,17 @@ static void say_lot_range(sy_stmt *st, char *line, size_t n)
     snprintf(line, n, "customer %s, type %s: lot %lld holds %lld, expected 0 to %lld",
              sy_stmt_text(st, 1), sy_stmt_text(st, 2), (long long)sy_stmt_i64(st, 0),
              (long long)sy_stmt_i64(st, 4), (long long)sy_stmt_i64(st, 3));
+}
+
+static const char chk_lot_closed[] =
+    "SELECT id, customer_no, point_type, remaining, closed FROM point_lots"
+    " WHERE tenant_id = $1 AND (closed = 1) <> (remaining = 0) ORDER BY id";
+
+static void say_lot_closed(sy_stmt *st, char *line, size_t n)
+{
+    snprintf(line, n, "customer %s, type %s: lot %lld holds %lld but is %s", sy_stmt_text(st, 1),
+             sy_stmt_text(st, 2), (long long)sy_stmt_i64(st, 0), (long long)sy_stmt_i64(st, 3),
+             sy_stmt_i64(st, 4) ? "closed" : "open");
 }
 
 static const char chk_lot_allocations[] =
@@ -1085,6 +1158,7 @@ static const sy_check_query k_checks[] = {
     {chk_accounts, say_accounts},
     {chk_negative, say_negative},
     {chk_lot_range, say_lot_range},
+    {chk_lot_closed, say_lot_closed},
     {chk_lot_allocations, say_lot_allocations},
     {chk_entry_allocations, say_entry_allocations},
     {chk_orphans, say_orphans},

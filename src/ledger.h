@@ -115,6 +115,9 @@ typedef struct sy_ledger_move {
     /* The caller has checked, in this transaction, that the customer exists
      * and is not merged (a mall exchange does, before it spends). */
     bool customer_checked;
+    /* The caller has read the point type, in this transaction (a mall
+     * exchange reads it with the listing). */
+    bool type_checked;
 } sy_ledger_move;
 
 typedef struct sy_ledger_result {

@@ -901,6 +901,80 @@ typedef struct key_race {
     char code[48];
 } key_race;
 
+/* The 201 of an issue or an exchange describes the grant from what the
+ * writer wrote (api_benefits.c: reply_issue), not by reading it back: it
+ * must be byte for byte what GET /v1/grants/{code} answers. */
+static void reply_is_stored_grant(h_resp *r, const char *what)
+{
+    if (r->status != 201)
+        fail_msg("%s: %ld %s", what, r->status, r->body);
+    char path[128], loc[128];
+    snprintf(path, sizeof path, "/v1/grants/%s", h_str(r->json, "code"));
+    assert_true(h_header(r, "Location", loc, sizeof loc));
+    assert_string_equal(loc, path);
+    h_resp g = h_req(S, "GET", path, S->admin_key, NULL);
+    assert_int_equal(g.status, 200);
+    if (strcmp(r->body, g.body) != 0)
+        fail_msg("%s: the reply\n%s\nis not the stored grant\n%s", what, r->body, g.body);
+    h_resp_free(&g);
+    h_resp_free(r);
+}
+
+static void test_issue_reply_is_the_stored_grant(void **state)
+{
+    must(S, "POST", "/v1/benefits/items",
+         "{\"code\":\"rp-cp\",\"name\":\"满减 \\\"券\\\" \\\\ é\",\"kind\":\"coupon\","
+         "\"supplier\":\"acme\",\"face_value\":700,\"cost_price\":650,\"stock\":50,"
+         "\"validity_days\":7,\"params\":{\"threshold\":100}}",
+         201);
+    must(S, "POST", "/v1/benefits/items",
+         "{\"code\":\"rp-v\",\"name\":\"Voucher\",\"kind\":\"voucher\",\"supplier\":\"acme\","
+         "\"face_value\":100,\"cost_price\":90}",
+         201);
+    const char *csv[] = {"Content-Type: text/csv", NULL};
+    h_resp r =
+        h_req_h(S, "POST", "/v1/benefits/items/rp-v/codes", S->admin_key, "RP-1\nRP-2\n", csv);
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    must(S, "POST", "/v1/benefits/items",
+         "{\"code\":\"rp-g\",\"name\":\"Goods\",\"kind\":\"goods\",\"supplier\":\"other\","
+         "\"face_value\":300,\"cost_price\":200,\"stock\":5}",
+         201);
+    const char *listings[] = {"rp-cp", "rp-v", "rp-g"};
+    for (size_t i = 0; i < 3; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"code\":\"l-%s\",\"item\":\"%s\",\"title\":\"t\",\"point_type\":\"pts\","
+                 "\"price\":%zu}",
+                 listings[i], listings[i], i + 1);
+        must(S, "POST", "/v1/mall/listings", body, 201);
+    }
+    customer_on(S, "RP1", "{}");
+    earn_on(S, "RP1", 100);
+    /* issued directly: a coupon that expires, a voucher, goods with an address */
+    r = issue_on(S, APP_KEY, "RP1", "{\"item\":\"rp-cp\"}");
+    reply_is_stored_grant(&r, "issue a coupon");
+    r = issue_on(S, S->admin_key, "RP1", "{\"item\":\"rp-v\"}");
+    reply_is_stored_grant(&r, "issue a voucher as admin");
+    r = issue_on(S, APP_KEY, "RP1",
+                 "{\"item\":\"rp-g\",\"delivery\":{\"phone\":\"13800000000\","
+                 "\"name\":\"王\\\"五\",\"address\":\"上海 / 1号\"}}");
+    reply_is_stored_grant(&r, "issue goods");
+    /* exchanged in the mall, with and without a key */
+    r = h_req(S, "POST", "/v1/mall/exchange", APP_KEY,
+              "{\"listing\":\"l-rp-cp\",\"customer_no\":\"RP1\"}");
+    reply_is_stored_grant(&r, "exchange a coupon");
+    const char *key[] = {"Idempotency-Key: rp-key-1", NULL};
+    r = h_req_h(S, "POST", "/v1/mall/exchange", APP_KEY,
+                "{\"listing\":\"l-rp-v\",\"customer_no\":\"RP1\"}", key);
+    reply_is_stored_grant(&r, "exchange a voucher with a key");
+    r = h_req(S, "POST", "/v1/mall/exchange", APP_KEY,
+              "{\"listing\":\"l-rp-g\",\"customer_no\":\"RP1\",\"delivery\":"
+              "{\"name\":\"Zhao\",\"phone\":\"139\",\"address\":\"Road 1\"}}");
+    reply_is_stored_grant(&r, "exchange goods");
+    assert_check_passes(S);
+}
+
 static void *exchange_with_shared_key(void *p)
 {
     key_race *k = p;
@@ -1092,6 +1166,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_exchanges),
         cmocka_unit_test(test_mall_refusals),
         cmocka_unit_test(test_idempotent_exchange),
+        cmocka_unit_test(test_issue_reply_is_the_stored_grant),
         cmocka_unit_test(test_check_names_violations),
         cmocka_unit_test(test_kill9_during_exchanges),
     };

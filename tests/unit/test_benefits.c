@@ -533,6 +533,62 @@ static void test_mall_exchange(void **state)
     check(f, NULL);
 }
 
+/* An exchange reads the listing, its item and its point type in one
+ * statement (benefits.c: load_listing); what is missing is refused as the
+ * separate reads refused it: the item, then (at the spend) the type. */
+static void test_exchange_of_a_damaged_listing(void **state)
+{
+    fx *f = *state;
+    make_item(f, item_def("cp", SY_BENEFIT_COUPON, 5));
+    make_listing(f, "l1", "cp", 100, (sy_benefit_limits){-1, -1, -1});
+    earn(f, "C1", 1000);
+    sy_benefit_result res;
+    exec_sql(f->c, "UPDATE mall_listings SET point_type = 'gone' WHERE code = 'l1'");
+    assert_int_equal(exchange(f, "C1", "l1", T0, NULL, &res), SY_BENEFIT_UNKNOWN_TYPE);
+    exec_sql(f->c, "UPDATE mall_listings SET item = 'gone' WHERE code = 'l1'");
+    assert_int_equal(exchange(f, "C1", "l1", T0, NULL, &res), SY_BENEFIT_UNKNOWN_ITEM);
+    exec_sql(f->c, "UPDATE mall_listings SET item = 'cp', point_type = 'pts' WHERE code = 'l1'");
+    assert_int_equal(exchange(f, "C1", "l1", T0, NULL, &res), SY_OK);
+    assert_string_equal(res.issued.item, "cp");
+    assert_string_equal(res.issued.item_name, "cp");
+    assert_string_equal(res.issued.source, "mall");
+    assert_string_equal(res.issued.point_type, "pts");
+    assert_int_equal(res.issued.points, 100);
+    assert_int_equal(remaining(f, "cp"), 4);
+    assert_int_equal(points(f, "C1"), 900);
+    check(f, NULL);
+}
+
+/* The CHECKs of ledger_entries and benefit_grants (migration 0017 spells
+ * them without IN lists) refuse what they always refused and let a NULL
+ * fulfilment through. */
+static void refused(fx *f, const char *sql)
+{
+    if (sy_conn_exec(f->c, sql) == SY_OK)
+        fail_msg("the store accepted %s", sql);
+}
+
+static void test_checks_refuse_bad_values(void **state)
+{
+    fx *f = *state;
+    make_item(f, item_def("cp", SY_BENEFIT_COUPON, 5));
+    make_listing(f, "l1", "cp", 100, (sy_benefit_limits){-1, -1, -1});
+    earn(f, "C1", 1000);
+    sy_benefit_result res;
+    assert_int_equal(exchange(f, "C1", "l1", T0, NULL, &res), SY_OK);
+    refused(f, "UPDATE ledger_entries SET kind = 'gift'");
+    refused(f, "UPDATE ledger_entries SET kind = 'Earn'");
+    refused(f, "UPDATE benefit_grants SET status = 'lost'");
+    refused(f, "UPDATE benefit_grants SET source = 'gift'");
+    refused(f, "UPDATE benefit_grants SET fulfilment = 'lost'");
+    exec_sql(f->c, "UPDATE benefit_grants SET fulfilment = 'shipped'");
+    exec_sql(f->c, "UPDATE benefit_grants SET fulfilment = NULL");
+    exec_sql(f->c, "UPDATE benefit_grants SET status = 'redeemed', redeemed_at = 1");
+    exec_sql(f->c, "UPDATE benefit_grants SET status = 'issued', redeemed_at = NULL");
+    exec_sql(f->c, "UPDATE ledger_entries SET kind = kind");
+    check(f, NULL);
+}
+
 /* ---- the check names what broken data breaks ---- */
 
 static void expect_violation(fx *f, const char *damage, const char *repair, const char *needle)
@@ -783,6 +839,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_window_stock_delivery_customer_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redeem_revoke_fulfil_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mall_exchange, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exchange_of_a_damaged_listing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checks_refuse_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_catches_broken_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_operations_against_a_model, setup, teardown),
     };

@@ -356,6 +356,14 @@ static void test_reverse_spend_restores_the_same_lots(void **state)
         " AND r.amount = o.amount";
     assert_int_equal(query_i64(f, sql, rv.entry_id, sp.entry_id, NULL), 1);
     check(f, "t1", NULL);
+    /* b was emptied (closed) and the reversal opened it again: a spend
+     * draws from it */
+    sy_ledger_result sp3;
+    assert_int_equal(do_spend(f, "C1", "sun", 120, T0 + 3 * DAY, &sp3), SY_OK);
+    assert_int_equal(lot_left(f, a), 0);
+    assert_int_equal(lot_left(f, b), 0);
+    assert_int_equal(balance(f, "C1", "sun"), 0);
+    check(f, "t1", NULL);
 }
 
 static void test_reverse_spend_into_expired_lot_expires_again(void **state)
@@ -682,6 +690,7 @@ static void test_check_catches_broken_data(void **state)
          "does not fit"},
         {"UPDATE ledger_entries SET reversed_by = 'le_nothing' WHERE kind = 'spend'",
          "UPDATE ledger_entries SET reversed_by = NULL", "has 0 reversals"},
+        {"UPDATE point_lots SET closed = 1", "UPDATE point_lots SET closed = 0", "but is closed"},
     };
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
         exec_sql(f->c, cases[i].breaks);
