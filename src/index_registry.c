@@ -5,6 +5,7 @@
 #include "tenant.h"
 #include "util.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,9 +60,15 @@ static sy_index *build(sy_indexes *r, const char *tenant)
     sy_conn *c2 = sy_store_try_acquire(r->store); /* events beside customers */
     sy_index_load load;
     int rc = sy_index_rebuild(ix, c, c2, tenant, schema, &load);
+    /* The rebuild's scans filled the two connections' page caches (16 MiB
+     * each) with pages no request is about to read: give them back. */
+    sy_conn_shed(c);
     sy_store_release(r->store, c);
-    if (c2)
+    if (c2) {
+        sy_conn_shed(c2);
         sy_store_release(r->store, c2);
+    }
+    malloc_trim(0);
     sy_attr_set_release(schema);
     if (rc != SY_OK) {
         sy_error("index of tenant %s: rebuild failed", tenant);
@@ -72,7 +79,8 @@ static sy_index *build(sy_indexes *r, const char *tenant)
     sy_index_mem m;
     sy_index_memory_parts(ix, &m);
     sy_info("indexed tenant %s: %u customers, %.1f MiB (customers %.1f, values %.1f, columns %.1f,"
-            " behaviour %.1f + %.1f, times %.1f, tags %.1f), in %.0f ms (customers %lld done at %.0f ms,"
+            " behaviour %.1f + %.1f, times %.1f, tags %.1f), in %.0f ms (customers %lld done at "
+            "%.0f ms,"
             " events %lld at %.0f ms)",
             tenant, sy_index_size(ix), (double)sy_index_memory(ix) / 1048576.0,
             (double)m.customers / 1048576.0, (double)m.values / 1048576.0,

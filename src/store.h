@@ -72,6 +72,9 @@ sy_conn *sy_store_acquire(sy_store *s);
 /* A free read connection, or NULL at once when all are in use. */
 sy_conn *sy_store_try_acquire(sy_store *s);
 void sy_store_release(sy_store *s, sy_conn *c);
+/* Frees the pages c's cache holds and no statement uses (after a long scan,
+ * such as an index rebuild's, whose pages are not read again soon). */
+void sy_conn_shed(sy_conn *c);
 /* The single write connection.  Only the writer thread (or a command-line
  * tool running without a writer thread) may use it. */
 sy_conn *sy_store_write_conn(sy_store *s);

@@ -461,6 +461,11 @@ static unsigned cache_slot(const char *sql)
     return (unsigned)((p >> 3) ^ (p >> 11)) % SY_STMT_CACHE;
 }
 
+void sy_conn_shed(sy_conn *c)
+{
+    sqlite3_db_release_memory(c->db);
+}
+
 sy_stmt *sy_conn_prepare(sy_conn *c, const char *sql)
 {
     unsigned slot = cache_slot(sql);
