@@ -1844,6 +1844,11 @@ events_done:
     for (uint32_t e = 0; e < ix->nevents; e++)
         for (size_t d = 0; d < ix->events[e]->n; d++)
             day_finish_load(ix->events[e]->days[d]);
+    /* The scans filled the connections' page caches with pages no request
+     * is about to read: give them back before the heap is trimmed. */
+    sy_conn_shed(c);
+    if (c2)
+        sy_conn_shed(c2);
     compact_locked(ix);
     pthread_rwlock_unlock(&ix->lock);
     if (load)

@@ -5,7 +5,6 @@
 #include "tenant.h"
 #include "util.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,15 +59,9 @@ static sy_index *build(sy_indexes *r, const char *tenant)
     sy_conn *c2 = sy_store_try_acquire(r->store); /* events beside customers */
     sy_index_load load;
     int rc = sy_index_rebuild(ix, c, c2, tenant, schema, &load);
-    /* The rebuild's scans filled the two connections' page caches (16 MiB
-     * each) with pages no request is about to read: give them back. */
-    sy_conn_shed(c);
     sy_store_release(r->store, c);
-    if (c2) {
-        sy_conn_shed(c2);
+    if (c2)
         sy_store_release(r->store, c2);
-    }
-    malloc_trim(0);
     sy_attr_set_release(schema);
     if (rc != SY_OK) {
         sy_error("index of tenant %s: rebuild failed", tenant);
