@@ -137,6 +137,9 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
                       const char *name, const char *event_id, int64_t ts, int64_t dwell_ms,
                       json_t *rewards);
 void sy_api_task_plan_free(sy_task_plan *p);
+/* Forgets the campaigns the writer loaded, for a second run of the batch's
+ * apply in a new transaction (sy_req_write_rerun). */
+void sy_api_task_plan_reset(sy_task_plan *p);
 
 /* The members of the caller's saved segment id now (a new bitmap), or NULL
  * when there is no such segment. */
@@ -210,6 +213,8 @@ sy_referral_plan *sy_api_referral_plan(sy_req *r, bool *failed);
 int sy_api_referral_apply(sy_conn *c, sy_req *r, sy_referral_plan *p, const char *customer_no,
                           const char *name, const char *event_id, int64_t ts, json_t *out);
 void sy_api_referral_plan_free(sy_referral_plan *p);
+/* Likewise (sy_api_task_plan_reset). */
+void sy_api_referral_plan_reset(sy_referral_plan *p);
 
 /* api_offers.c: what one customer can use now (千人千面) */
 void sy_api_offers_get(sy_req *r);

@@ -1718,6 +1718,16 @@ static void issue_common(sy_req *r, issue_req *iq, const char *no)
     iq->q.idempotency_key = key ? sy_req_strdup(r, key) : NULL;
 }
 
+/* Before apply_issue runs again in a new transaction (writer.h). */
+static void issue_reset(sy_req *r, void *ctx)
+{
+    (void)r;
+    issue_req *iq = ctx;
+    iq->status = 0;
+    iq->code[0] = '\0';
+    memset(&iq->issued, 0, sizeof iq->issued);
+}
+
 void sy_api_grants_create(sy_req *r)
 {
     static const char *const fields[] = {"item", "package", "delivery", NULL};
@@ -1748,6 +1758,7 @@ void sy_api_grants_create(sy_req *r)
     issue_common(r, iq, no);
     sy_req_write(r, apply_issue, NULL, iq);
     sy_req_write_reply(r, reply_issue);
+    sy_req_write_rerun(r, issue_reset);
 }
 
 void sy_api_mall_exchange(sy_req *r)
@@ -1774,6 +1785,7 @@ void sy_api_mall_exchange(sy_req *r)
     issue_common(r, iq, no);
     sy_req_write(r, apply_issue, NULL, iq);
     sy_req_write_reply(r, reply_issue);
+    sy_req_write_rerun(r, issue_reset);
 }
 
 /* ---- redeem, revoke, fulfil ---- */

@@ -785,6 +785,14 @@ static int apply_checkin(sy_conn *c, sy_req *r, void *ctx)
     return 0;
 }
 
+/* Before apply_checkin runs again in a new transaction (writer.h). */
+static void checkin_reset(sy_req *r, void *ctx)
+{
+    (void)r;
+    checkin_req *q = ctx;
+    q->accepted = false;
+}
+
 static void checkin_committed(sy_req *r, void *ctx)
 {
     checkin_req *q = ctx;
@@ -832,8 +840,10 @@ void sy_api_campaigns_checkin(sy_req *r)
     q->in_audience = true;
     bool ok = !cp->segment_id[0] || in_segment(r, cp->segment_id, 1, &q->no, &q->in_audience);
     sy_campaign_free(cp);
-    if (ok)
+    if (ok) {
         sy_req_write(r, apply_checkin, checkin_committed, q);
+        sy_req_write_rerun(r, checkin_reset);
+    }
 }
 
 /* GET /v1/campaigns/{id}/customers/{customer_no}: the customer's standing. */
@@ -933,6 +943,17 @@ void sy_api_task_plan_free(sy_task_plan *p)
         sy_campaign_free(p->cp[k]);
     free(p->in);
     free(p);
+}
+
+void sy_api_task_plan_reset(sy_task_plan *p)
+{
+    if (!p)
+        return;
+    for (int k = 0; k < p->ncamp; k++) {
+        sy_campaign_free(p->cp[k]);
+        p->cp[k] = NULL;
+    }
+    p->loaded = false;
 }
 
 sy_task_plan *sy_api_task_plan(sy_req *r, size_t n, const char *const *nos, bool *failed)

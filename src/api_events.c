@@ -139,6 +139,23 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
     return 0;
 }
 
+/* Before apply_events runs again in a new transaction (writer.h). */
+static void events_reset(sy_req *r, void *ctx)
+{
+    (void)r;
+    event_batch *b = ctx;
+    b->accepted = 0;
+    json_array_clear(b->duplicates);
+    if (b->task_rewards)
+        json_array_clear(b->task_rewards);
+    if (b->referral_rewards)
+        json_array_clear(b->referral_rewards);
+    sy_api_task_plan_reset(b->tasks);
+    sy_api_referral_plan_reset(b->referrals);
+    for (size_t i = 0; i < b->n; i++)
+        b->ev[i].stored = false;
+}
+
 /* After the commit, the stored events reach the segment index. */
 static void events_committed(sy_req *r, void *ctx)
 {
@@ -261,6 +278,7 @@ void sy_api_events_post(sy_req *r)
     if (b->referrals)
         b->referral_rewards = json_array();
     sy_req_write(r, apply_events, events_committed, b);
+    sy_req_write_rerun(r, events_reset);
 }
 
 /* ---- timeline ---- */

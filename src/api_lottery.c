@@ -349,6 +349,16 @@ static int apply_draw(sy_conn *c, sy_req *r, void *ctx)
     return 0;
 }
 
+/* Before apply_draw runs again in a new transaction (writer.h): a new
+ * random value, as if the first run had never been. */
+static void draw_reset(sy_req *r, void *ctx)
+{
+    (void)r;
+    draw_req *q = ctx;
+    q->accepted = false;
+    memset(&q->out, 0, sizeof q->out);
+}
+
 static void draw_committed(sy_req *r, void *ctx)
 {
     draw_req *q = ctx;
@@ -416,8 +426,10 @@ void sy_api_lottery_draw(sy_req *r)
     if (!campaign_segment(r, q->id, segment))
         return;
     q->in_audience = true;
-    if (!segment[0] || sy_api_campaign_audience(r, segment, q->no, &q->in_audience))
+    if (!segment[0] || sy_api_campaign_audience(r, segment, q->no, &q->in_audience)) {
         sy_req_write(r, apply_draw, draw_committed, q);
+        sy_req_write_rerun(r, draw_reset);
+    }
 }
 
 /* GET /v1/campaigns/{id}/draws/{draw_id}: a draw and its explanation. */

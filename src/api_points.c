@@ -399,6 +399,7 @@ static void points_move(sy_req *r, bool spend)
      * good: one key never moves points twice. */
     m->idempotency_key = key ? sy_req_strdup(r, key) : NULL;
     sy_req_write(r, apply_move, NULL, mv);
+    sy_req_write_rerun(r, NULL); /* apply_move keeps nothing in mv */
 }
 
 void sy_api_points_earn(sy_req *r)

@@ -578,6 +578,18 @@ void sy_api_referral_plan_free(sy_referral_plan *p)
     free(p);
 }
 
+void sy_api_referral_plan_reset(sy_referral_plan *p)
+{
+    if (!p)
+        return;
+    for (int k = 0; k < p->ncamp; k++) {
+        sy_campaign_free(p->cp[k]);
+        p->cp[k] = NULL;
+        p->ok[k] = false;
+    }
+    p->loaded = false;
+}
+
 sy_referral_plan *sy_api_referral_plan(sy_req *r, bool *failed)
 {
     sy_app *app = sy_req_app(r);

@@ -35,7 +35,7 @@ static route_stats *g_routes;
 static hist g_commit_latency, g_commit_statement, g_fsync_latency;
 static atomic_uint_fast64_t g_batch_bucket[N_BATCH + 1];
 static atomic_uint_fast64_t g_batch_sum;
-static atomic_uint_fast64_t g_commits_ok, g_commits_failed;
+static atomic_uint_fast64_t g_commits_ok, g_commits_failed, g_reruns;
 static atomic_int_fast64_t g_connections, g_in_flight, g_awaiting_commit;
 static int64_t g_start_ms;
 
@@ -81,6 +81,11 @@ void sy_metrics_request(int route, int status, uint64_t latency_ns)
 void sy_metrics_fsync(uint64_t latency_ns)
 {
     hist_observe(&g_fsync_latency, latency_ns);
+}
+
+void sy_metrics_writer_rerun(void)
+{
+    atomic_fetch_add_explicit(&g_reruns, 1, memory_order_relaxed);
 }
 
 void sy_metrics_commit(size_t batch, uint64_t latency_ns, uint64_t commit_ns, bool ok)
@@ -203,6 +208,12 @@ void sy_metrics_render(sy_buf *o)
                   "siyu_store_commits_total{result=\"ok\"} %llu\n"
                   "siyu_store_commits_total{result=\"error\"} %llu\n",
                   (unsigned long long)ld(&g_commits_ok), (unsigned long long)ld(&g_commits_failed));
+    sy_buf_printf(o,
+                  "# HELP siyu_store_batch_reruns_total Batches run a second time, each mutation"
+                  " in a savepoint, because one without a savepoint failed after writing.\n"
+                  "# TYPE siyu_store_batch_reruns_total counter\n"
+                  "siyu_store_batch_reruns_total %llu\n",
+                  (unsigned long long)ld(&g_reruns));
     sy_buf_puts(o, "# HELP siyu_store_commit_batch_size Mutations per committed transaction.\n"
                    "# TYPE siyu_store_commit_batch_size histogram\n");
     uint64_t cum = 0;

@@ -21,6 +21,8 @@ void sy_metrics_request(int route, int status, uint64_t latency_ns);
  * of that the COMMIT statement alone (writing the pages to the WAL, and with
  * the syncer off, the fsync too). */
 void sy_metrics_commit(size_t batch, uint64_t latency_ns, uint64_t commit_ns, bool ok);
+/* A batch run again with a savepoint per mutation (writer.h). */
+void sy_metrics_writer_rerun(void);
 /* One fdatasync of the WAL by the writer's syncer. */
 void sy_metrics_fsync(uint64_t latency_ns);
 void sy_metrics_connections(int delta);

@@ -101,6 +101,9 @@ struct sy_req {
     /* a pending write */
     sy_write_fn wapply, wreply;
     void (*wcommitted)(sy_req *, void *);
+    void (*wreset)(sy_req *, void *);
+    bool wrerun; /* apply may run again (sy_req_write_rerun) */
+    int wnhdr;   /* headers recorded before apply ran */
     void *wctx;
     sy_mutation mut;
     bool suspended; /* counted in sy_server.suspended */
@@ -698,6 +701,12 @@ void sy_req_write_reply(sy_req *r, sy_write_fn reply)
     r->wreply = reply;
 }
 
+void sy_req_write_rerun(sy_req *r, void (*reset)(sy_req *r, void *ctx))
+{
+    r->wrerun = true;
+    r->wreset = reset;
+}
+
 void sy_req_audit_target(sy_req *r, const char *target)
 {
     r->audit_target = target ? sy_req_strdup(r, target) : NULL;
@@ -759,6 +768,18 @@ static int req_apply(sy_conn *c, void *ctx)
         }
     }
     return 0;
+}
+
+/* Before apply runs again: what it recorded is forgotten. */
+static void req_reset(void *ctx)
+{
+    sy_req *r = ctx;
+    set_reply(r, 0, NULL, NULL, 0);
+    while (r->nhdr > r->wnhdr)
+        free(r->hdr_value[--r->nhdr]);
+    r->idem_race = false;
+    if (r->wreset)
+        r->wreset(r, r->wctx);
 }
 
 static void req_committed(void *ctx)
@@ -949,8 +970,12 @@ static bool dispatch(sy_req *r)
 static void start_write(sy_req *r)
 {
     r->state = ST_WRITING;
-    r->mut = (sy_mutation){
-        .apply = req_apply, .committed = req_committed, .done = req_write_done, .ctx = r};
+    r->wnhdr = r->nhdr;
+    r->mut = (sy_mutation){.apply = req_apply,
+                           .committed = req_committed,
+                           .done = req_write_done,
+                           .reset = r->wrerun ? req_reset : NULL,
+                           .ctx = r};
     /* Suspend before submitting so the writer's resume cannot come first. */
     r->suspended = true;
     atomic_fetch_add(&r->srv->suspended, 1);

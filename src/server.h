@@ -125,6 +125,13 @@ void sy_req_write(sy_req *r, sy_write_fn apply, void (*committed)(sy_req *r, voi
  * written in the same transaction), in the writer thread right after apply,
  * on the write connection.  Returns SY_OK or a store error (a 500). */
 void sy_req_write_reply(sy_req *r, sy_write_fn reply);
+/* Optional, after sy_req_write(): apply may run a second time (writer.h).
+ * Before it does, the server forgets the reply and headers apply recorded,
+ * and reset (may be NULL) puts ctx back as it was before apply ran.  A
+ * write declared so runs without a savepoint of its own: the hot writes
+ * (events, exchanges, draws, check-ins, points) save a copy of every page
+ * they change that way. */
+void sy_req_write_rerun(sy_req *r, void (*reset)(sy_req *r, void *ctx));
 /* What the audit row of this write names as its target (e.g. a key id). */
 void sy_req_audit_target(sy_req *r, const char *target);
 /* The audit row's action, when it is not the route (e.g. a read of

@@ -109,6 +109,9 @@ int sy_conn_rollback_to(sy_conn *c);
 const char *sy_conn_errmsg(sy_conn *c);
 /* Rows changed by the last INSERT/UPDATE/DELETE. */
 int64_t sy_conn_changes(sy_conn *c);
+/* Rows changed by every INSERT/UPDATE/DELETE completed on c so far: if it
+ * did not move, nothing was written (a failed statement undoes itself). */
+int64_t sy_conn_total_changes(sy_conn *c);
 
 /* Returns the cached statement for this SQL text (reset, bindings cleared),
  * or NULL with the reason in sy_conn_errmsg(). */

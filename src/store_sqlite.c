@@ -455,6 +455,11 @@ int64_t sy_conn_changes(sy_conn *c)
     return sqlite3_changes64(c->db);
 }
 
+int64_t sy_conn_total_changes(sy_conn *c)
+{
+    return sqlite3_total_changes64(c->db);
+}
+
 static unsigned cache_slot(const char *sql)
 {
     uintptr_t p = (uintptr_t)sql;

@@ -96,19 +96,59 @@ static void to_syncer(sy_writer *w, sy_mutation *list, sy_mutation *last, bool c
     pthread_mutex_unlock(&w->sync_mu);
 }
 
+/* Runs the batch's mutations in the open transaction.  With `fast`, a
+ * leading run of mutations that can be reset goes without savepoints;
+ * the rest (and all of them without `fast`) each get one.  Returns SY_OK,
+ * a store error, or SY_ERESTART when a mutation without a savepoint failed
+ * after writing: the transaction must then be rolled back and the batch
+ * run again without `fast` (*ran: the mutations applied, to reset). */
+#define SY_ERESTART (-1000)
+static int apply_batch(sy_conn *c, sy_mutation *batch, bool fast, size_t *ran)
+{
+    int trc = SY_OK;
+    *ran = 0;
+    for (sy_mutation *m = batch; m && trc == SY_OK; m = m->next) {
+        (*ran)++;
+        if (fast && m->reset) {
+            int64_t before = sy_conn_total_changes(c);
+            m->rc = m->apply(c, m->ctx);
+            if (m->rc != 0 && sy_conn_total_changes(c) != before)
+                return SY_ERESTART;
+            continue;
+        }
+        fast = false; /* from here on the savepoint of each keeps the order */
+        if ((trc = sy_conn_savepoint(c)) != SY_OK)
+            break;
+        m->rc = m->apply(c, m->ctx);
+        trc = m->rc == 0 ? sy_conn_release(c) : sy_conn_rollback_to(c);
+    }
+    return trc;
+}
+
 /* Applies one batch (a list of n mutations) in one transaction. */
 static void run_batch(sy_writer *w, sy_mutation *batch, size_t n)
 {
     sy_conn *c = sy_store_write_conn(w->store);
     uint64_t t0 = sy_mono_ns();
+    size_t ran = 0;
     int trc = sy_conn_begin(c);
-    if (trc == SY_OK) {
-        for (sy_mutation *m = batch; m && trc == SY_OK; m = m->next) {
-            if ((trc = sy_conn_savepoint(c)) != SY_OK)
-                break;
-            m->rc = m->apply(c, m->ctx);
-            trc = m->rc == 0 ? sy_conn_release(c) : sy_conn_rollback_to(c);
+    if (trc == SY_OK)
+        trc = apply_batch(c, batch, true, &ran);
+    if (trc == SY_ERESTART) {
+        /* A mutation failed half-way without a savepoint to undo its half:
+         * undo the whole transaction and run the batch again, each mutation
+         * in its own savepoint this time. */
+        sy_conn_rollback(c);
+        sy_metrics_writer_rerun();
+        sy_mutation *m = batch;
+        for (size_t i = 0; i < ran; i++, m = m->next) {
+            m->rc = SY_ERR;
+            if (m->reset)
+                m->reset(m->ctx);
         }
+        trc = sy_conn_begin(c);
+        if (trc == SY_OK)
+            trc = apply_batch(c, batch, false, &ran);
     }
     uint64_t t1 = sy_mono_ns();
     if (trc == SY_OK)
@@ -219,6 +259,12 @@ static void shim_committed(void *ctx)
         sh->orig->committed(sh->orig->ctx);
 }
 
+static void shim_reset(void *ctx)
+{
+    sync_shim *sh = ctx;
+    sh->orig->reset(sh->orig->ctx);
+}
+
 static void shim_done(sy_mutation *m)
 {
     sync_shim *sh = m->ctx;
@@ -233,8 +279,11 @@ int sy_writer_run(sy_writer *w, sy_mutation *m)
     sync_shim sh = {.orig = m};
     pthread_mutex_init(&sh.mu, NULL);
     pthread_cond_init(&sh.cv, NULL);
-    sy_mutation shim = {
-        .apply = shim_apply, .committed = shim_committed, .done = shim_done, .ctx = &sh};
+    sy_mutation shim = {.apply = shim_apply,
+                        .committed = shim_committed,
+                        .done = shim_done,
+                        .reset = m->reset ? shim_reset : NULL,
+                        .ctx = &sh};
     sy_writer_submit(w, &shim);
     pthread_mutex_lock(&sh.mu);
     while (!sh.done)

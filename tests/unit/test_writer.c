@@ -106,12 +106,17 @@ typedef struct job {
     int64_t visible_at_commit; /* rows of ids[0] a reader saw inside committed() */
     uint64_t syncs_at_commit;  /* sy_store_syncs() inside committed() */
     uint64_t syncs_at_done;    /* ... and inside done() */
+    int applied, resets;       /* apply and reset calls */
+    int dup_id;                /* when > 0: then inserts this id again (a clean failure) */
     sy_mutation m;
 } job;
 
 static int job_apply(sy_conn *c, void *ctx)
 {
     job *j = ctx;
+    j->applied++;
+    if (j->dup_id > 0 && insert_row(c, j->dup_id) != SY_OK)
+        return 9; /* the statement failed and undid itself: nothing written */
     if (j->entered) {
         sem_post(j->entered);
         while (sem_wait(j->gate) != 0) {
@@ -154,6 +159,18 @@ static void job_init(job *j, sy_store *s, int64_t id, int result)
     j->m.apply = job_apply;
     j->m.committed = job_committed;
     j->m.ctx = j;
+}
+
+static void job_reset(void *ctx)
+{
+    job *j = ctx;
+    j->resets++;
+}
+
+/* Makes j a mutation that may run without a savepoint (writer.h). */
+static void job_rerunnable(job *j)
+{
+    j->m.reset = job_reset;
 }
 
 static void job_async(job *j, atomic_int *done)
@@ -315,6 +332,127 @@ static void test_failing_mutation_rolls_back_alone(void **state)
     sy_writer_stop(w);
     sem_destroy(&entered);
     sem_destroy(&gate);
+}
+
+/* ---- mutations without savepoints ---- */
+
+/* Holds the writer with a gate mutation, queues list[0..n) behind it and
+ * lets them run as one batch. */
+static void run_as_one_batch(sy_writer *w, sy_store *s, job **list, int n, atomic_int *done)
+{
+    sem_t entered, gate;
+    sem_init(&entered, 0, 0);
+    sem_init(&gate, 0, 0);
+    job g;
+    job_init(&g, s, -1, 0);
+    g.entered = &entered;
+    g.gate = &gate;
+    job_async(&g, done);
+    sy_writer_submit(w, &g.m);
+    while (sem_wait(&entered) != 0) {
+    }
+    for (int i = 0; i < n; i++) {
+        job_async(list[i], done);
+        sy_writer_submit(w, &list[i]->m);
+    }
+    sem_post(&gate);
+    wait_count(done, n + 1);
+    assert_int_equal(g.m.rc, 0);
+    sem_destroy(&entered);
+    sem_destroy(&gate);
+}
+
+/* Failures that wrote nothing (none at all, or a statement that failed and
+ * undid itself) need no savepoint and no second run. */
+static void test_clean_failure_needs_no_rerun(void **state)
+{
+    fixture *f = *state;
+    sy_writer *w = sy_writer_start(f->store, NULL);
+    atomic_int done;
+    atomic_init(&done, 0);
+    double reruns0 = metric("siyu_store_batch_reruns_total");
+
+    job a, b, c, d;
+    job_init(&a, f->store, 1, 0);
+    job_init(&b, f->store, -1, 5); /* writes nothing, fails */
+    job_init(&c, f->store, 2, 0);
+    c.dup_id = 1; /* id 1 exists (a's): the insert fails by itself */
+    job_init(&d, f->store, 3, 0);
+    job *list[] = {&a, &b, &c, &d};
+    for (int i = 0; i < 4; i++)
+        job_rerunnable(list[i]);
+    run_as_one_batch(w, f->store, list, 4, &done);
+
+    assert_int_equal(a.m.rc, 0);
+    assert_int_equal(b.m.rc, 5);
+    assert_int_equal(c.m.rc, 9);
+    assert_int_equal(d.m.rc, 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(list[i]->applied, 1);
+        assert_int_equal(list[i]->resets, 0);
+    }
+    assert_int_equal(count_rows(f->store, 1), 1);
+    assert_int_equal(count_rows(f->store, 2), 0);
+    assert_int_equal(count_rows(f->store, 3), 1);
+    assert_int_equal(count_rows(f->store, -1), 2);
+    assert_int_equal(a.committed_here + c.committed_here + d.committed_here, 2);
+    assert_true(metric("siyu_store_batch_reruns_total") == reruns0);
+    sy_writer_stop(w);
+}
+
+/* A failure after writing, without a savepoint: the batch is rolled back,
+ * what ran is reset, and the batch runs again with a savepoint each, so
+ * the failed mutation's rows are gone and every other one's are there
+ * once. */
+static void test_dirty_failure_reruns_batch(void **state)
+{
+    fixture *f = *state;
+    sy_writer *w = sy_writer_start(f->store, NULL);
+    atomic_int done, committed;
+    atomic_init(&done, 0);
+    atomic_init(&committed, 0);
+    double reruns0 = metric("siyu_store_batch_reruns_total");
+
+    job a, b, c, d, e, g;
+    job_init(&a, f->store, 1, 0);
+    job_init(&b, f->store, -1, 5); /* a clean failure */
+    job_init(&c, f->store, 4, 0);
+    job_init(&d, f->store, 2, 3); /* inserts 2 and 3, then fails */
+    d.ids[1] = 3;
+    d.nids = 2;
+    job_init(&e, f->store, 6, 0); /* no reset: always in a savepoint */
+    job_init(&g, f->store, 7, 0);
+    job *list[] = {&a, &b, &c, &d, &e, &g};
+    for (int i = 0; i < 6; i++) {
+        list[i]->committed = &committed;
+        if (list[i] != &e)
+            job_rerunnable(list[i]);
+    }
+    run_as_one_batch(w, f->store, list, 6, &done);
+
+    assert_int_equal(a.m.rc, 0);
+    assert_int_equal(b.m.rc, 5);
+    assert_int_equal(c.m.rc, 0);
+    assert_int_equal(d.m.rc, 3);
+    assert_int_equal(e.m.rc, 0);
+    assert_int_equal(g.m.rc, 0);
+    /* a..d ran, were reset and ran again; e and g ran once, after the reset */
+    job *twice[] = {&a, &b, &c, &d};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(twice[i]->applied, 2);
+        assert_int_equal(twice[i]->resets, 1);
+    }
+    assert_int_equal(e.applied, 1);
+    assert_int_equal(g.applied, 1);
+    assert_int_equal(g.resets, 0);
+    int64_t want[] = {1, 0, 0, 1, 0, 1, 1}; /* ids 1..7 */
+    for (int id = 1; id <= 7; id++)
+        assert_int_equal(count_rows(f->store, id), want[id - 1]);
+    assert_int_equal(count_rows(f->store, -1), 4);
+    assert_int_equal(atomic_load(&committed), 4);
+    assert_int_equal(d.committed_here, 0);
+    assert_true(metric("siyu_store_batch_reruns_total") == reruns0 + 1);
+    sy_writer_stop(w);
 }
 
 /* ---- a mutation that breaks the transaction fails the whole batch ---- */
@@ -585,6 +723,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_run_commits_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_mutation_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_transaction_fails_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_failure_needs_no_rerun, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_failure_reruns_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_failure_reruns_batch, setup_full, teardown),
         cmocka_unit_test_setup_teardown(test_max_batch_limits_transaction_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_queued_mutations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_direct_commits_and_rolls_back, setup, teardown),
