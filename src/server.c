@@ -114,7 +114,8 @@ struct sy_req {
     const char *audit_target;
     const char *audit_action;
     bool no_audit;
-    int64_t now_ms; /* X-Siyu-Now under --test-clock; 0: the real clock */
+    int64_t now_ms;        /* X-Siyu-Now under --test-clock; 0: the real clock */
+    bool fail_after_write; /* X-Siyu-Test-Fail: after-write under --test-clock */
 
     arena_chunk *arena;
     void (*cleanup_fn[4])(void *);
@@ -767,6 +768,11 @@ static int req_apply(sy_conn *c, void *ctx)
             return rc;
         }
     }
+    if (r->fail_after_write) {
+        sy_reply_problem(r, 500, "internal", NULL,
+                         "the change was made and then failed, as X-Siyu-Test-Fail asked");
+        return SY_ERR;
+    }
     return 0;
 }
 
@@ -943,6 +949,25 @@ static bool test_clock(sy_req *r)
     return true;
 }
 
+/* Under --test-clock only: "X-Siyu-Test-Fail: after-write" makes the
+ * request's write fail after all its SQL ran (a 500), so that tests can
+ * watch the writer undo a mutation that wrote before it failed. */
+static bool test_fail(sy_req *r)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Siyu-Test-Fail");
+    if (!v)
+        return true;
+    const sy_config *cfg = r->srv->app ? r->srv->app->cfg : NULL;
+    if (!cfg || !cfg->test_clock || strcmp(v, "after-write") != 0) {
+        sy_reply_problem(r, 400, "validation", "X-Siyu-Test-Fail",
+                         "X-Siyu-Test-Fail: after-write is accepted only by a server started"
+                         " with --test-clock");
+        return false;
+    }
+    r->fail_after_write = true;
+    return true;
+}
+
 /* Runs the matched route's handler.  Returns true when a write is pending. */
 static bool dispatch(sy_req *r)
 {
@@ -953,7 +978,7 @@ static bool dispatch(sy_req *r)
         return false;
     if ((rt->flags & SY_ROUTE_IDEMPOTENT) && !check_idempotency(r))
         return false;
-    if (!test_clock(r))
+    if (!test_clock(r) || !test_fail(r))
         return false;
     rt->handler(r);
     if (r->wapply) {

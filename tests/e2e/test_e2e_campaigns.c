@@ -579,13 +579,21 @@ static void test_bad_input_writes_nothing(void **state)
     }
 }
 
-/* A server without --test-clock refuses X-Siyu-Now. */
+/* A server without --test-clock refuses X-Siyu-Now and X-Siyu-Test-Fail. */
 static void test_clock_only_in_tests(void **state)
 {
     h_server *p = h_start(NULL);
     const char *hs[] = {"X-Siyu-Now: 2030-01-01T00:00:00Z", NULL};
     h_resp r = h_req_h(p, "GET", "/v1/campaigns", p->admin_key, NULL, hs);
     h_assert_problem(r, 400, "validation", "X-Siyu-Now");
+    h_resp_free(&r);
+    const char *hf[] = {"X-Siyu-Test-Fail: after-write", NULL};
+    r = h_req_h(p, "POST", "/v1/point-types", p->admin_key,
+                "{\"code\":\"tf\",\"name\":\"tf\",\"expiry\":\"never\"}", hf);
+    h_assert_problem(r, 400, "validation", "X-Siyu-Test-Fail");
+    h_resp_free(&r);
+    r = h_req(p, "GET", "/v1/point-types/tf", p->admin_key, NULL);
+    assert_int_equal(r.status, 404);
     h_resp_free(&r);
     r = h_req(p, "GET", "/v1/campaigns", p->admin_key, NULL);
     assert_int_equal(r.status, 200);

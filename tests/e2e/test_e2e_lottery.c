@@ -569,6 +569,114 @@ static void test_bad_input_writes_nothing(void **state)
     }
 }
 
+/* ---- a write that fails after writing (X-Siyu-Test-Fail) ---- */
+
+/* Draws run without a savepoint of their own (writer.h): when one fails
+ * after its SQL ran, the writer rolls the batch back and runs it again.
+ * 16 clients, 16 draws each, every fourth failing after its writes: the
+ * failed ones leave nothing, every other one is there once. */
+typedef struct undo_racer {
+    int n;
+    volatile int *go;
+    long status[16];
+    char type[16][32];
+} undo_racer;
+
+static void *undo_race(void *p)
+{
+    undo_racer *u = p;
+    CURL *c = curl_easy_init();
+    while (!*u->go)
+        ;
+    char no[16];
+    snprintf(no, sizeof no, "C%d", 21 + u->n);
+    for (int i = 0; i < 16; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "undo-%d-%d", u->n, i);
+        const char *fail[] = {"X-Siyu-Test-Fail: after-write", NULL};
+        h_resp r = draw_on(c, S, APP_KEY, "undo", no, key, i % 4 == 3 ? fail : NULL);
+        u->status[i] = r.status;
+        snprintf(u->type[i], sizeof u->type[i], "%s", r.json ? h_str(r.json, "type") : "");
+        h_resp_free(&r);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void test_failure_after_write_undone(void **state)
+{
+    launch_on(S, ADMIN2, "undo", "",
+              "{\"cost\":{\"points\":3},\"thanks\":{\"weight\":2},\"prizes\":["
+              "{\"code\":\"c\",\"name\":\"C\",\"weight\":1,\"stock\":40,"
+              "\"reward\":{\"item\":\"cp5\"}},{\"code\":\"p\",\"name\":\"P\","
+              "\"weight\":1,\"stock\":1000,\"reward\":{\"points\":7}}]}");
+    long reruns0 = metric("\nsiyu_store_batch_reruns_total ");
+    assert_true(reruns0 >= 0);
+    volatile int go = 0;
+    undo_racer u[16];
+    pthread_t t[16];
+    for (int i = 0; i < 16; i++) {
+        u[i] = (undo_racer){.n = i, .go = &go};
+        pthread_create(&t[i], NULL, undo_race, &u[i]);
+    }
+    go = 1;
+    for (int i = 0; i < 16; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 16; i++) {
+        for (int k = 0; k < 16; k++) {
+            long want = k % 4 == 3 ? 500 : 201;
+            if (u[i].status[k] != want)
+                fail_msg("client %d draw %d: %ld, not %ld", i, k, u[i].status[k], want);
+            if (want == 500)
+                assert_string_equal(u[i].type[k], "internal");
+        }
+    }
+    /* every failed draw made its batch run again */
+    assert_true(metric("\nsiyu_store_batch_reruns_total ") >= reruns0 + 1);
+    /* 12 draws a customer, each once, each paid once; prizes and stock agree */
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'undo'"),
+                     192);
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM (SELECT customer_no FROM lottery_draws"
+                                 " WHERE campaign_id = 'undo' GROUP BY customer_no"
+                                 " HAVING COUNT(*) = 12)"),
+                     16);
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'spend' AND"
+                                 " credit_account = 'sink:campaign:undo'"),
+                     192);
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants g JOIN lottery_draws d ON"
+                                 " d.grant_code = g.code WHERE d.campaign_id = 'undo'"),
+                     count_on(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'undo'"
+                                 " AND code = 'c'"));
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'undo'"
+                                 " AND prize = 'p'"),
+                     count_on(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'undo'"
+                                 " AND code = 'p'"));
+    assert_check_passes(S);
+
+    /* events likewise: a batch that failed after writing is not there, and
+     * the same events sent again are new, not duplicates */
+    const char *evs = "[{\"event_id\":\"undo-e1\",\"customer_no\":\"C21\",\"name\":"
+                      "\"view_fund\",\"ts\":\"" NOW "\"},{\"event_id\":\"undo-e2\","
+                      "\"customer_no\":\"C22\",\"name\":\"view_fund\",\"ts\":\"" NOW "\"}]";
+    const char *hf[] = {"X-Siyu-Now: " NOW, "X-Siyu-Test-Fail: after-write", NULL};
+    h_resp r = h_req_h(S, "POST", "/v1/events", APP_KEY, evs, hf);
+    h_assert_problem(r, 500, "internal", NULL);
+    h_resp_free(&r);
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM events WHERE event_id LIKE 'undo-e%'"), 0);
+    const char *hn[] = {"X-Siyu-Now: " NOW, NULL};
+    r = h_req_h(S, "POST", "/v1/events", APP_KEY, evs, hn);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 2);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "duplicates")), 0);
+    h_resp_free(&r);
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM events WHERE event_id LIKE 'undo-e%'"), 2);
+    /* a value other than after-write is refused */
+    const char *bad[] = {"X-Siyu-Test-Fail: sometimes", NULL};
+    r = h_req_h(S, "POST", "/v1/events", APP_KEY, evs, bad);
+    h_assert_problem(r, 400, "validation", "X-Siyu-Test-Fail");
+    h_resp_free(&r);
+}
+
 /* ---- kill -9 during draws (64 clients) ---- */
 
 static h_resp kill_draw(CURL *c, const h_kill9 *k, const char *no, const char *idem)
@@ -630,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_stock_budget_limits),
         cmocka_unit_test(test_abuse_gate),
         cmocka_unit_test(test_bad_input_writes_nothing),
+        cmocka_unit_test(test_failure_after_write_undone),
         cmocka_unit_test(test_kill9_during_draws),
     };
     return cmocka_run_group_tests_name("e2e-lottery", tests, group_setup, group_teardown);
