@@ -711,12 +711,18 @@ int sy_ledger_expire(sy_conn *c, const char *tenant, int64_t now_ms, int max_lot
  * expiry job has not emptied those lots yet), and the draws that take
  * `amount` from the lots that are not. */
 typedef struct open_lots {
-    int64_t held, due;
+    int64_t due; /* held by lots past their expiry (which come first) */
     lot_move *draws;
     size_t n;
     int64_t drawn;
 } open_lots;
 
+/* Reads the customer's open lots as far as the spend needs them: every lot
+ * past its expiry (they come first), then unexpired ones until m->amount
+ * is drawn.  A customer collects a lot per earn (a check-in a day, a prize
+ * a draw), so reading them all would make each spend cost as many rows as
+ * the customer has open lots; `siyu check` verifies that the lots hold the
+ * balance. */
 static int read_open_lots(sy_conn *c, const sy_ledger_move *m, open_lots *o)
 {
     /* Soonest expiry first; lots that never expire last; then the oldest. */
@@ -735,13 +741,14 @@ static int read_open_lots(sy_conn *c, const sy_ledger_move *m, open_lots *o)
     int rc;
     while ((rc = sy_stmt_step(st)) == SY_ROW) {
         int64_t remaining = sy_stmt_i64(st, 1);
-        o->held += remaining;
         if (!sy_stmt_is_null(st, 2) && sy_stmt_i64(st, 2) <= m->now_ms) {
             o->due += remaining;
             continue;
         }
-        if (o->drawn >= m->amount)
-            continue; /* enough drawn: the rest only counts */
+        if (o->drawn >= m->amount) {
+            rc = SY_DONE; /* enough drawn, and no expired lot follows */
+            break;
+        }
         if (o->n == cap) {
             cap = cap ? cap * 2 : 4;
             o->draws = sy_xrealloc(o->draws, cap * sizeof *o->draws);
@@ -788,12 +795,6 @@ int sy_ledger_spend(sy_conn *c, const sy_ledger_move *m, sy_ledger_result *res)
     open_lots lots = {0};
     if (balance > 0 && (rc = read_open_lots(c, m, &lots)) != SY_OK)
         goto out;
-    if (lots.held != balance) {
-        sy_error("ledger %s: customer %s type %s: balance %lld but lots hold %lld", m->tenant,
-                 m->customer_no, m->point_type, (long long)balance, (long long)lots.held);
-        rc = SY_ERR;
-        goto out;
-    }
     if (balance - lots.due < m->amount) {
         res->balance = balance - lots.due;
         rc = SY_LEDGER_INSUFFICIENT;
