@@ -28,6 +28,8 @@
 #   bench/ingest.sh
 #   CONNS=16 DURATION=30 bench/ingest.sh
 #   PERF_OUT=/tmp/ingest.perf bench/ingest.sh   also records the server's CPU profile
+#   WAL_PAGES=1 bench/ingest.sh      also prints the pages the commits wrote, by table
+#                                    and index (bench/walpages.py)
 #
 # Needs: wrk, sqlite3, curl (scripts/deps.sh bench), postgresql-15
 # (installed here when missing, as in scripts/pg-compat.sh).
@@ -254,6 +256,7 @@ SOCKERR=$(awk '/Socket errors:/ { n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0
 SOCKERR=${SOCKERR:-0}
 
 # Stop siyu (graceful: in-flight batches finish) and check its store.
+wal_keep "$T/data"
 stop_siyu
 FAILED=0
 check() { # check OK? MESSAGE
@@ -355,6 +358,7 @@ printf '| siyu | POST /v1/events, %d conns, %d-event batches, %s | %d | %s | %s 
 printf '| PostgreSQL %s | one \\copy, %.0f ms | %d | %s | — | — |\n' "$PGVER" "$COPY_MS" "$ROWS" "$PG_ROWS_PER_S"
 echo
 echo "siyu/COPY rows/s: $RATIO ($VERDICT goal >= $GOAL)"
+wal_pages "$T/data"
 if [ "$FAILED" -ne 0 ]; then
     echo "ingest.sh: some checks FAILED (see above)" >&2
     exit 1

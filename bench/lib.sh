@@ -25,3 +25,17 @@ to_ms() {
         if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v += 0; else if ($1 ~ /m$/) v *= 60000; else if ($1 ~ /s$/) v *= 1000
         printf "%.2f", v }'
 }
+
+# WAL_PAGES=1: which tables and indexes the run's commits wrote.  wal_keep
+# copies the running server's WAL (a graceful stop would checkpoint and empty
+# it); wal_pages prints its frames by B-tree once the server has stopped
+# (bench/walpages.py).
+wal_keep() { # DATA_DIR
+    if [ -n "${WAL_PAGES:-}" ]; then cp "$1/siyu.db-wal" "$1/../wal.copy" 2>/dev/null || true; fi
+}
+wal_pages() { # DATA_DIR
+    if [ -n "${WAL_PAGES:-}" ] && [ -s "$1/../wal.copy" ]; then
+        echo "pages written by B-tree (WAL_PAGES):"
+        python3 "$(dirname "${BASH_SOURCE[0]}")/walpages.py" "$1/../wal.copy" "$1/siyu.db"
+    fi
+}

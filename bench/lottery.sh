@@ -35,6 +35,8 @@
 #   DURATION=30 bench/lottery.sh
 #   PERF_OUT=/tmp/lot.perf bench/lottery.sh   also records the server's CPU profile
 #                                             (PERF_ARGS, default "-g")
+#   WAL_PAGES=1 bench/lottery.sh             also prints the pages the commits wrote,
+#                                             by table and index (bench/walpages.py)
 set -eu
 
 DURATION=${DURATION:-10}
@@ -158,6 +160,7 @@ S_N=$(awk '/requests in/ {print $1}' "$T/wrk.txt")
 CPU=$(cpu_per_op "$T/cpu0" "$T/cpu1" "$S_N" draw)
 S_P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$T/wrk.txt")")
 S_P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$T/wrk.txt")")
+wal_keep "$T/data"
 kill -TERM "$SIYU_PID"; wait "$SIYU_PID" 2>/dev/null || true; SIYU_PID=""
 if ! "$SIYU" check --data "$T/data" --tenant demo >"$T/check.txt" 2>&1; then
     echo "lottery.sh: siyu check failed:" >&2; cat "$T/check.txt" >&2; FAILED=1
@@ -223,4 +226,5 @@ printf 'siyu threads: %s\n' "$CPU"
 printf 'siyu: %s in %s s (plus warm-up); Redis: %s draws, %s won; siyu check: %s\n' "$DRAWS" "$DURATION" \
     "$R_DRAWS" "$R_WON" "$(tail -1 "$T/check.txt")"
 echo "machine load after: $(uptime)"
+wal_pages "$T/data"
 exit $FAILED

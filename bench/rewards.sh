@@ -26,6 +26,8 @@
 #   DURATION=30 bench/rewards.sh
 #   PERF_OUT=/tmp/rw.perf bench/rewards.sh   also records the server's CPU profile
 #                                             (PERF_ARGS, default "-g")
+#   WAL_PAGES=1 bench/rewards.sh             also prints the pages the commits wrote,
+#                                             by table and index (bench/walpages.py)
 #
 # Needs: wrk, curl (scripts/deps.sh bench), redis-server (installed here
 # when missing, as bench/ingest.sh installs PostgreSQL).
@@ -142,6 +144,7 @@ S_N=$(awk '/requests in/ {print $1}' "$T/wrk.txt")
 CPU=$(cpu_per_op "$T/cpu0" "$T/cpu1" "$S_N" exchange)
 S_P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$T/wrk.txt")")
 S_P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$T/wrk.txt")")
+wal_keep "$T/data"
 kill -TERM "$SIYU_PID"; wait "$SIYU_PID" 2>/dev/null || true; SIYU_PID=""
 if ! "$SIYU" check --data "$T/data" --tenant demo >"$T/check.txt" 2>&1; then
     echo "rewards.sh: siyu check failed:" >&2; cat "$T/check.txt" >&2; FAILED=1
@@ -193,4 +196,5 @@ printf 'siyu writer: %s\n' "$WRITER"
 printf 'siyu threads: %s\n' "$CPU"
 printf 'grants written: siyu %s in %s s, Redis %s; siyu check: %s\n' "$GRANTS" "$DURATION" "$R_GRANTS" \
     "$(tail -1 "$T/check.txt")"
+wal_pages "$T/data"
 exit $FAILED
