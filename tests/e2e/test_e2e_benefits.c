@@ -848,6 +848,50 @@ static void test_concurrent_exchanges(void **state)
     assert_check_passes(S);
 }
 
+/* What an item, a listing or a package is for is remembered per tenant and
+ * code (api_benefits.c): another tenant's item of the same code has its own
+ * rule, and a code not found is not remembered as "everyone". */
+static void test_eligibility_per_tenant(void **state)
+{
+    char *out = NULL;
+    assert_int_equal(h_cli(S, NULL, "tenant create bank-elig --name 'Bank E'"), 0);
+    assert_int_equal(h_cli(S, &out, "key create --tenant bank-elig --role admin"), 0);
+    char key[128];
+    assert_int_equal(sscanf(out, "%127s", key), 1);
+    free(out);
+    h_server other = *S;
+    snprintf(other.admin_key, sizeof other.admin_key, "%s", key);
+    /* bank-elig's "rate" is for everyone; the demo bank's for aum >= 1,000,000 */
+    must(&other, "POST", "/v1/benefits/suppliers", "{\"code\":\"acme\",\"name\":\"acme\"}", 201);
+    must(&other, "POST", "/v1/benefits/items",
+         "{\"code\":\"rate\",\"name\":\"Rate\",\"kind\":\"financial\",\"supplier\":\"acme\","
+         "\"face_value\":0,\"cost_price\":0,\"stock\":10,\"params\":{\"right\":\"fee_waiver\"}}",
+         201);
+    customer_on(&other, "E1", "{\"attributes\":{\"aum\":5}}");
+    customer_on(S, "E1", "{\"attributes\":{\"aum\":5}}");
+    h_resp r = issue_on(&other, key, "E1", "{\"item\":\"rate\"}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    r = issue_on(S, APP_KEY, "E1", "{\"item\":\"rate\"}");
+    h_assert_problem(r, 403, "not-eligible", NULL);
+    h_resp_free(&r);
+    r = issue_on(&other, key, "E1", "{\"item\":\"rate\"}");
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    /* asked for before it exists, then created for a segment */
+    r = issue_on(S, APP_KEY, "E1", "{\"item\":\"later\"}");
+    assert_true(r.status >= 400 && r.status < 500);
+    h_resp_free(&r);
+    must(S, "POST", "/v1/benefits/items",
+         "{\"code\":\"later\",\"name\":\"Later\",\"kind\":\"financial\",\"supplier\":\"acme\","
+         "\"face_value\":0,\"cost_price\":0,\"stock\":10,\"params\":{\"right\":\"fee_waiver\"},"
+         "\"segment_expression\":\"aum >= 1000000\"}",
+         201);
+    r = issue_on(S, APP_KEY, "E1", "{\"item\":\"later\"}");
+    h_assert_problem(r, 403, "not-eligible", NULL);
+    h_resp_free(&r);
+}
+
 static void test_mall_refusals(void **state)
 {
     must(S, "POST", "/v1/mall/listings",
@@ -1161,6 +1205,7 @@ int main(void)
         cmocka_unit_test(test_grant_lifecycle),
         cmocka_unit_test(test_expiry_scheduled),
         cmocka_unit_test(test_eligibility),
+        cmocka_unit_test(test_eligibility_per_tenant),
         cmocka_unit_test(test_reconciliation),
         cmocka_unit_test(test_bad_input_writes_nothing),
         cmocka_unit_test(test_concurrent_exchanges),
