@@ -362,8 +362,10 @@ static void draw_reset(sy_req *r, void *ctx)
 static void draw_committed(sy_req *r, void *ctx)
 {
     draw_req *q = ctx;
-    if (q->accepted)
+    if (q->accepted) {
+        sy_lottery_count(&q->out);
         sy_api_abuse_accepted(r, q->gate);
+    }
 }
 
 /* What the request thread needs of a campaign before its draw: that it

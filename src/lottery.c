@@ -1078,12 +1078,16 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
         goto done;
     if (t->draws_per_day != SY_CAMPAIGN_UNSET)
         out->chances_left = t->draws_per_day - out->draws_today;
-    atomic_fetch_add_explicit(out->won ? &g_draws_won : &g_draws_thanks, 1, memory_order_relaxed);
-    if (!strcmp(out->reason, "guarantee"))
-        atomic_fetch_add_explicit(&g_draws_guaranteed, 1, memory_order_relaxed);
 done:
     pthread_mutex_unlock(&g_def_mu);
     return rc;
+}
+
+void sy_lottery_count(const sy_lottery_outcome *out)
+{
+    atomic_fetch_add_explicit(out->won ? &g_draws_won : &g_draws_thanks, 1, memory_order_relaxed);
+    if (!strcmp(out->reason, "guarantee"))
+        atomic_fetch_add_explicit(&g_draws_guaranteed, 1, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------ */

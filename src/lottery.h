@@ -123,6 +123,9 @@ typedef struct sy_lottery_outcome {
  * be NULL) are recorded with it. */
 int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, const char *device,
                     const char *ip, sy_lottery_outcome *out);
+/* Counts a committed draw in the metrics (won, thanks, guaranteed); the
+ * caller calls it once the draw's transaction has committed. */
+void sy_lottery_count(const sy_lottery_outcome *out);
 
 /* The draw remembers, per campaign, its parsed definition, the tenant's
  * zone and the newest prize table, and reads them again only when the

@@ -104,6 +104,9 @@ struct sy_req {
     void (*wreset)(sy_req *, void *);
     bool wrerun; /* apply may run again (sy_req_write_rerun) */
     int wnhdr;   /* headers recorded before apply ran */
+    /* the audit settings before apply ran, for a second run */
+    const char *w_audit_target, *w_audit_action;
+    bool w_no_audit;
     void *wctx;
     sy_mutation mut;
     bool suspended; /* counted in sy_server.suspended */
@@ -785,6 +788,9 @@ static void req_reset(void *ctx)
     while (r->nhdr > r->wnhdr)
         free(r->hdr_value[--r->nhdr]);
     r->idem_race = false;
+    r->audit_target = r->w_audit_target;
+    r->audit_action = r->w_audit_action;
+    r->no_audit = r->w_no_audit;
     if (r->wreset)
         r->wreset(r, r->wctx);
 }
@@ -997,6 +1003,9 @@ static void start_write(sy_req *r)
 {
     r->state = ST_WRITING;
     r->wnhdr = r->nhdr;
+    r->w_audit_target = r->audit_target;
+    r->w_audit_action = r->audit_action;
+    r->w_no_audit = r->no_audit;
     r->mut = (sy_mutation){.apply = req_apply,
                            .committed = req_committed,
                            .done = req_write_done,

@@ -110,8 +110,13 @@ const char *sy_conn_errmsg(sy_conn *c);
 /* Rows changed by the last INSERT/UPDATE/DELETE. */
 int64_t sy_conn_changes(sy_conn *c);
 /* Rows changed by every INSERT/UPDATE/DELETE completed on c so far: if it
- * did not move, nothing was written (a failed statement undoes itself). */
+ * did not move, nothing was written (a failed statement undoes itself).
+ * A statement counts once it has run to its end: a DML ... RETURNING
+ * stepped for its first row only and not reset yet has not counted. */
 int64_t sy_conn_total_changes(sy_conn *c);
+/* Whether a transaction is open on c (SQLite may end one by itself, on an
+ * I/O error, a full disk or no memory). */
+bool sy_conn_in_tx(sy_conn *c);
 
 /* Returns the cached statement for this SQL text (reset, bindings cleared),
  * or NULL with the reason in sy_conn_errmsg(). */

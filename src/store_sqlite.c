@@ -460,6 +460,11 @@ int64_t sy_conn_total_changes(sy_conn *c)
     return sqlite3_total_changes64(c->db);
 }
 
+bool sy_conn_in_tx(sy_conn *c)
+{
+    return !sqlite3_get_autocommit(c->db);
+}
+
 static unsigned cache_slot(const char *sql)
 {
     uintptr_t p = (uintptr_t)sql;

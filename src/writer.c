@@ -112,6 +112,15 @@ static int apply_batch(sy_conn *c, sy_mutation *batch, bool fast, size_t *ran)
         if (fast && m->reset) {
             int64_t before = sy_conn_total_changes(c);
             m->rc = m->apply(c, m->ctx);
+            /* An I/O error, a full disk or no memory can make SQLite roll
+             * the whole transaction back by itself, without moving the
+             * count: the batch is lost, and what followed would run
+             * outside any transaction.  (With a savepoint, its ROLLBACK TO
+             * or RELEASE fails instead.) */
+            if (!sy_conn_in_tx(c)) {
+                sy_error("writer: the transaction ended under a mutation: %s", sy_conn_errmsg(c));
+                return SY_ERR;
+            }
             if (m->rc != 0 && sy_conn_total_changes(c) != before)
                 return SY_ERESTART;
             continue;

@@ -612,6 +612,8 @@ static void test_failure_after_write_undone(void **state)
               "\"weight\":1,\"stock\":1000,\"reward\":{\"points\":7}}]}");
     long reruns0 = metric("\nsiyu_store_batch_reruns_total ");
     assert_true(reruns0 >= 0);
+    long drawn0 = metric("siyu_lottery_draws_total{outcome=\"prize\"} ") +
+                  metric("siyu_lottery_draws_total{outcome=\"thanks\"} ");
     volatile int go = 0;
     undo_racer u[16];
     pthread_t t[16];
@@ -631,8 +633,11 @@ static void test_failure_after_write_undone(void **state)
                 assert_string_equal(u[i].type[k], "internal");
         }
     }
-    /* every failed draw made its batch run again */
+    /* every failed draw made its batch run again; only committed draws count */
     assert_true(metric("\nsiyu_store_batch_reruns_total ") >= reruns0 + 1);
+    assert_int_equal(metric("siyu_lottery_draws_total{outcome=\"prize\"} ") +
+                         metric("siyu_lottery_draws_total{outcome=\"thanks\"} "),
+                     drawn0 + 192);
     /* 12 draws a customer, each once, each paid once; prizes and stock agree */
     assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'undo'"),
                      192);

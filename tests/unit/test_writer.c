@@ -457,7 +457,9 @@ static void test_dirty_failure_reruns_batch(void **state)
 
 /* ---- a mutation that breaks the transaction fails the whole batch ---- */
 
-static void test_broken_transaction_fails_batch(void **state)
+/* rerunnable: the three run without savepoints, where SQLite's own end of
+ * the transaction (an I/O error, a full disk) shows only as autocommit. */
+static void broken_batch(void **state, bool rerunnable)
 {
     fixture *f = *state;
     sy_writer *w = sy_writer_start(f->store, NULL);
@@ -484,6 +486,8 @@ static void test_broken_transaction_fails_batch(void **state)
     job *batch[] = {&a, &x, &c};
     for (int i = 0; i < 3; i++) {
         batch[i]->committed = &committed;
+        if (rerunnable)
+            job_rerunnable(batch[i]);
         job_async(batch[i], &done);
         sy_writer_submit(w, &batch[i]->m);
     }
@@ -509,6 +513,16 @@ static void test_broken_transaction_fails_batch(void **state)
     sy_writer_stop(w);
     sem_destroy(&entered);
     sem_destroy(&gate);
+}
+
+static void test_broken_transaction_fails_batch(void **state)
+{
+    broken_batch(state, false);
+}
+
+static void test_broken_transaction_fails_batch_without_savepoints(void **state)
+{
+    broken_batch(state, true);
 }
 
 /* ---- max_batch splits the queue ---- */
@@ -723,6 +737,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_run_commits_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_mutation_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_transaction_fails_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_transaction_fails_batch_without_savepoints,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_failure_needs_no_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_failure_reruns_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_failure_reruns_batch, setup_full, teardown),
