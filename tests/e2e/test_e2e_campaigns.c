@@ -456,6 +456,83 @@ static void test_concurrent_budget_and_limits(void **state)
                      3);
 }
 
+/* ---- a check-in that fails after writing (X-Siyu-Test-Fail) ---- */
+
+/* Twenty customers check in at once, every other one failing after its SQL
+ * ran: the writer runs their batches again (writer.h), and only the
+ * successful check-ins are there, each once; the failed ones check in
+ * afterwards as if for the first time. */
+typedef struct undo_ck {
+    int n;
+    volatile int *go;
+    long status;
+    char type[32];
+} undo_ck;
+
+static void *undo_ck_run(void *p)
+{
+    undo_ck *u = p;
+    CURL *c = curl_easy_init();
+    while (!*u->go)
+        ;
+    char path[96], body[64], key[64];
+    snprintf(path, sizeof path, "/v1/campaigns/undock/checkin");
+    snprintf(body, sizeof body, "{\"customer_no\":\"C%d\"}", 1 + u->n);
+    snprintf(key, sizeof key, "Idempotency-Key: undock-%d", u->n);
+    const char *hs[] = {"X-Siyu-Now: 2026-12-21T12:00:00+08:00", key,
+                        u->n % 2 ? "X-Siyu-Test-Fail: after-write" : NULL, NULL};
+    h_resp r = h_req_on(c, S, "POST", path, APP_KEY, body, strlen(body), hs);
+    u->status = r.status;
+    snprintf(u->type, sizeof u->type, "%s", r.json ? h_str(r.json, "type") : "");
+    h_resp_free(&r);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void test_checkin_failure_after_write_undone(void **state)
+{
+    char fields[1024];
+    snprintf(fields, sizeof fields,
+             "%s,\"checkin\":{\"rewards\":[{\"day\":1,\"points\":5}],\"cycle\":true}", k_ckfields);
+    launch("undock", fields);
+    long paid0 = count_on(S, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
+                             " WHERE debit_account LIKE 'source:%undock%'");
+    volatile int go = 0;
+    undo_ck u[20];
+    pthread_t t[20];
+    for (int i = 0; i < 20; i++) {
+        u[i] = (undo_ck){.n = i, .go = &go};
+        pthread_create(&t[i], NULL, undo_ck_run, &u[i]);
+    }
+    go = 1;
+    for (int i = 0; i < 20; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 20; i++) {
+        if (u[i].status != (i % 2 ? 500 : 201))
+            fail_msg("C%d: %ld %s", 1 + i, u[i].status, u[i].type);
+    }
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                                 " 'undock'"),
+                     10);
+    assert_int_equal(count_on(S, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
+                                 " WHERE debit_account LIKE 'source:%undock%'") -
+                         paid0,
+                     50);
+    /* the failed ones were never checked in: their first check-in now */
+    for (int i = 1; i < 20; i += 2) {
+        char no[16];
+        snprintf(no, sizeof no, "C%d", 1 + i);
+        h_resp r = checkin("undock", no, "2026-12-21T13:00:00+08:00", NULL);
+        if (r.status != 201)
+            fail_msg("%s again: %ld %s", no, r.status, r.body);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "streak")), 1);
+        h_resp_free(&r);
+    }
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                                 " 'undock'"),
+                     20);
+}
+
 /* ---- bad input ---- */
 
 typedef struct bad_case {
@@ -609,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_audience_suitability_holdout),
         cmocka_unit_test(test_tasks_from_events),
         cmocka_unit_test(test_concurrent_budget_and_limits),
+        cmocka_unit_test(test_checkin_failure_after_write_undone),
         cmocka_unit_test(test_bad_input_writes_nothing),
         cmocka_unit_test(test_clock_only_in_tests),
     };
