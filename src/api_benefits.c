@@ -16,11 +16,11 @@
 #include "app.h"
 #include "benefits.h"
 #include "customer.h"
+#include "remember.h"
 #include "segment_eval.h"
 #include "util.h"
 #include "validate.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,159 +218,83 @@ static bool v_segment(sy_req *r, json_t *body, const char **id, const char **exp
 
 enum { ADMIT_YES, ADMIT_NO, ADMIT_NO_CUSTOMER, ADMIT_ERROR };
 
-/* The segments that a listing, an item or a package (with its items) is
- * for, remembered per (query, tenant, code).  These rows are only ever inserted
- * — no statement changes their segment columns or deletes them — so what a
- * read of committed rows found stays true, and an exchange need not open a
- * read transaction to learn it again.  A code not found is read again each
- * time (it may be created).  Entries are never freed; RULES_MAX bounds them,
- * and past it codes are read every time. */
-typedef struct rules_entry {
-    const char *sql; /* which of the queries below */
-    char *tenant, *code;
-    size_t n; /* segments: ids[i] or exprs[i] (the other NULL) */
-    char **ids, **exprs;
-    struct rules_entry *next;
-} rules_entry;
-
-#define RULES_BUCKETS 1024
-#define RULES_MAX 65536
-static pthread_mutex_t g_rules_mu = PTHREAD_MUTEX_INITIALIZER;
-static rules_entry *g_rules[RULES_BUCKETS];
-static size_t g_rules_n;
-
-static unsigned rules_bucket(const char *sql, const char *tenant, const char *code)
+/* The (segment_id, segment_expression) pairs of sql's rows for code, as
+ * n * 2 strings (either of a pair may be NULL; a pair of two NULLs, which
+ * admits everyone, is left out).  *rows: the rows read (0: no such code).
+ * SY_OK or a store error. */
+static int read_rules(sy_conn *c, const char *sql, const char *tenant, const char *code,
+                      char ***out, size_t *n, size_t *rows)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)sql;
-    for (const char *p = tenant; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (const char *p = code; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return (unsigned)(h % RULES_BUCKETS);
-}
-
-static const rules_entry *rules_find(unsigned b, const char *sql, const char *tenant,
-                                     const char *code)
-{
-    for (const rules_entry *e = g_rules[b]; e; e = e->next)
-        if (e->sql == sql && !strcmp(e->tenant, tenant) && !strcmp(e->code, code))
-            return e;
-    return NULL;
-}
-
-static void rules_free_one(rules_entry *e)
-{
-    if (!e)
-        return;
-    for (size_t i = 0; i < e->n; i++) {
-        free(e->ids[i]);
-        free(e->exprs[i]);
-    }
-    free(e->ids);
-    free(e->exprs);
-    free(e->tenant);
-    free(e->code);
-    free(e);
-}
-
-/* The remembered rules of (sql, tenant, code), or NULL. */
-static const rules_entry *rules_remembered(const char *sql, const char *tenant, const char *code)
-{
-    unsigned b = rules_bucket(sql, tenant, code);
-    pthread_mutex_lock(&g_rules_mu);
-    const rules_entry *e = rules_find(b, sql, tenant, code);
-    pthread_mutex_unlock(&g_rules_mu);
-    return e;
-}
-
-/* Reads the rules of (sql, tenant, code) and remembers them.  SY_OK with
- * *out (NULL: the code does not exist); SY_ROW with *out the caller's to
- * free (rules_free_one) when no more can be remembered; or a store error. */
-static int rules_read(sy_conn *c, const char *sql, const char *tenant, const char *code,
-                      const rules_entry **out)
-{
-    unsigned b = rules_bucket(sql, tenant, code);
     *out = NULL;
+    *n = *rows = 0;
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_text(st, 2, code);
-    rules_entry *e = sy_xcalloc(1, sizeof *e);
-    size_t rows = 0, cap = 0;
+    size_t cap = 0;
     int rc;
     while ((rc = sy_stmt_step(st)) == SY_ROW) {
-        rows++;
+        (*rows)++;
         if (sy_stmt_is_null(st, 0) && sy_stmt_is_null(st, 1))
-            continue; /* everyone */
-        if (e->n == cap) {
-            cap = cap ? cap * 2 : 4;
-            e->ids = sy_xrealloc(e->ids, cap * sizeof *e->ids);
-            e->exprs = sy_xrealloc(e->exprs, cap * sizeof *e->exprs);
+            continue;
+        if (*n + 2 > cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = sy_xrealloc(*out, cap * sizeof **out);
         }
-        e->ids[e->n] = sy_stmt_is_null(st, 0) ? NULL : sy_xstrdup(sy_stmt_text(st, 0));
-        e->exprs[e->n] = sy_stmt_is_null(st, 1) ? NULL : sy_xstrdup(sy_stmt_text(st, 1));
-        e->n++;
+        for (int col = 0; col < 2; col++)
+            (*out)[(*n)++] = sy_stmt_is_null(st, col) ? NULL : sy_xstrdup(sy_stmt_text(st, col));
     }
     sy_stmt_reset(st);
-    if (rc != SY_DONE || rows == 0) {
-        rules_free_one(e);
-        return rc == SY_DONE ? SY_OK : rc;
-    }
-    e->sql = sql;
-    e->tenant = sy_xstrdup(tenant);
-    e->code = sy_xstrdup(code);
-    pthread_mutex_lock(&g_rules_mu);
-    const rules_entry *had = rules_find(b, sql, tenant, code);
-    bool keep = !had && g_rules_n < RULES_MAX;
-    if (keep) {
-        e->next = g_rules[b];
-        g_rules[b] = e;
-        g_rules_n++;
-    }
-    pthread_mutex_unlock(&g_rules_mu);
-    if (keep) {
-        *out = e;
-        return SY_OK;
-    }
-    if (had) { /* another request read it first: the same rows */
-        rules_free_one(e);
-        *out = had;
-        return SY_OK;
-    }
-    *out = e; /* RULES_MAX remembered already: used once, freed by the caller */
-    return SY_ROW;
+    return rc == SY_DONE ? SY_OK : rc;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 /* Whether the customer is in every segment the rows of sql name: sql takes
  * the tenant as $1 and code as $2 and returns (segment_id,
  * segment_expression) rows; a row with both NULL admits everyone.  A
  * segment that no longer exists or evaluates admits no one (and is
- * logged).  *which gets the first segment that refused. */
+ * logged).  *which gets the first segment that refused.
+ *
+ * The rows are remembered (remember.h): listings, items, packages and
+ * their lines are only ever inserted — no statement changes their segment
+ * columns or deletes them — so an exchange need not open a read
+ * transaction to learn them again.  A code not found is read each time. */
 static int admit(sy_req *r, const char *sql, const char *code, const char *no, char *which,
                  size_t which_len)
 {
     sy_app *app = sy_req_app(r);
     const char *tenant = sy_req_principal(r)->tenant;
-    const rules_entry *rules = rules_remembered(sql, tenant, code);
-    int rc = SY_OK;
-    if (!rules) {
+    const sy_remembered *rm = sy_remember_get(sql, tenant, code);
+    char **local = NULL;
+    size_t nlocal = 0;
+    if (!rm) {
+        size_t rows;
         sy_conn *c = sy_store_acquire(app->store);
-        rc = rules_read(c, sql, tenant, code, &rules);
-        if (rc != SY_OK && rc != SY_ROW) {
+        if (read_rules(c, sql, tenant, code, &local, &nlocal, &rows) != SY_OK) {
+            free_strings(local, nlocal);
             sy_api_store_error(r, c);
             sy_store_release(app->store, c);
             return ADMIT_ERROR;
         }
         sy_store_release(app->store, c);
+        if (rows && (rm = sy_remember_put(sql, tenant, code, nlocal, (const char *const *)local))) {
+            free_strings(local, nlocal);
+            local = NULL;
+            nlocal = 0;
+        }
     }
-    rules_entry *owned = rc == SY_ROW ? (rules_entry *)rules : NULL;
-    size_t n = rules ? rules->n : 0;
-    char *const *ids = rules ? rules->ids : NULL, *const *exprs = rules ? rules->exprs : NULL;
+    char *const *pairs = rm ? rm->v : local;
+    size_t n = (rm ? rm->n : nlocal) / 2;
     int out = ADMIT_YES;
     if (n == 0) {
-        rules_free_one(owned);
+        free_strings(local, nlocal);
         return out; /* no segment: everyone (the hot path of most exchanges) */
     }
     sy_attr_set *schema = NULL;
@@ -378,26 +302,27 @@ static int admit(sy_req *r, const char *sql, const char *code, const char *no, c
     if (!ix)
         out = ADMIT_ERROR;
     for (size_t i = 0; i < n && out == ADMIT_YES; i++) {
+        const char *id = pairs[2 * i], *expr = pairs[2 * i + 1];
         sy_seg_error e;
         memset(&e, 0, sizeof e);
-        sy_seg_node *ast = exprs[i] ? sy_seg_parse(exprs[i], strlen(exprs[i]), &e) : NULL;
+        sy_seg_node *ast = expr ? sy_seg_parse(expr, strlen(expr), &e) : NULL;
         sy_index_rdlock(ix);
         uint32_t dense;
         if (!sy_index_dense(ix, no, &dense)) {
             out = ADMIT_NO_CUSTOMER;
         } else {
             /* evaluated among this one customer: a lookup per term */
-            const sy_seg_node *node = exprs[i] ? ast : sy_index_segment(ix, ids[i]);
+            const sy_seg_node *node = expr ? ast : sy_index_segment(ix, id);
             roaring_bitmap_t *one = roaring_bitmap_from_range(dense, (uint64_t)dense + 1, 1);
             roaring_bitmap_t *b =
                 node ? sy_seg_eval_index_among(ix, schema, sy_now_ms(), node, one, &e) : NULL;
             roaring_bitmap_free(one);
             if (!b)
                 sy_warn("benefits %s: segment %s no longer evaluates; it admits no one", tenant,
-                        ids[i] ? ids[i] : exprs[i]);
+                        id ? id : expr);
             if (!b || !roaring_bitmap_contains(b, dense)) {
                 out = ADMIT_NO;
-                snprintf(which, which_len, "%s", ids[i] ? ids[i] : exprs[i]);
+                snprintf(which, which_len, "%s", id ? id : expr);
             }
             if (b)
                 roaring_bitmap_free(b);
@@ -406,7 +331,7 @@ static int admit(sy_req *r, const char *sql, const char *code, const char *no, c
         sy_seg_free(ast);
     }
     sy_attr_set_release(schema);
-    rules_free_one(owned);
+    free_strings(local, nlocal);
     if (out == ADMIT_NO_CUSTOMER)
         sy_reply_problem(r, 404, "not-found", NULL, "no customer '%s'", no);
     else if (out == ADMIT_NO)

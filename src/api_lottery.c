@@ -17,6 +17,7 @@
 #include "campaign.h"
 #include "customer.h"
 #include "lottery.h"
+#include "remember.h"
 #include "util.h"
 #include "validate.h"
 
@@ -374,21 +375,37 @@ static void draw_committed(sy_req *r, void *ctx)
  * False when answered (404, or a store error). */
 static bool campaign_segment(sy_req *r, const char *id, char segment[65])
 {
-    static const char sql[] = "SELECT segment_id FROM campaigns WHERE tenant_id = $1 AND id = $2";
+    static const char sql[] =
+        "SELECT segment_id, status FROM campaigns WHERE tenant_id = $1 AND id = $2";
     if (!sy_campaign_id_valid(id)) {
         sy_reply_problem(r, 404, "not-found", NULL, "no campaign '%s'", id);
         return false;
+    }
+    /* A campaign's definition changes only while it is a draft, and an
+     * approved one never becomes a draft again: from then on its audience
+     * is remembered (remember.h) instead of read per draw. */
+    const char *tenant = sy_req_principal(r)->tenant;
+    const sy_remembered *rm = sy_remember_get(sql, tenant, id);
+    if (rm) {
+        snprintf(segment, 65, "%s", rm->v[0]);
+        return true;
     }
     sy_app *app = sy_req_app(r);
     sy_conn *c = sy_store_acquire(app->store);
     sy_stmt *st = sy_conn_prepare(c, sql);
     int rc = SY_ERR;
     if (st) {
-        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
+        sy_stmt_bind_text(st, 1, tenant);
         sy_stmt_bind_text(st, 2, id);
         rc = sy_stmt_step(st);
-        if (rc == SY_ROW)
+        if (rc == SY_ROW) {
             snprintf(segment, 65, "%s", sy_stmt_text(st, 0));
+            const char *status = sy_stmt_text(st, 1);
+            if (strcmp(status, "draft") != 0 && strcmp(status, "pending_approval") != 0) {
+                const char *v[] = {segment};
+                sy_remember_put(sql, tenant, id, 1, v);
+            }
+        }
         sy_stmt_reset(st);
     }
     if (rc == SY_DONE)

@@ -569,6 +569,46 @@ static void test_bad_input_writes_nothing(void **state)
     }
 }
 
+/* ---- a draft's audience is read again; an approved one's remembered ---- */
+
+/* The draw's audience is remembered once the campaign is approved
+ * (remember.h), never while it is a draft: a draft may still change it. */
+static void test_audience_of_a_draft_not_remembered(void **state)
+{
+    must("PUT", "/v1/customers/C30", "{\"attributes\":{\"aum\":5}}", 200);
+    must("PUT", "/v1/customers/C31", "{\"attributes\":{\"aum\":10000000}}", 200);
+    must("POST", "/v1/segments",
+         "{\"id\":\"poor\",\"name\":\"poor\",\"expression\":\"aum < 1000\"}", 201);
+    must("POST", "/v1/segments",
+         "{\"id\":\"rich\",\"name\":\"rich\",\"expression\":\"aum >= 1000000\"}", 201);
+    const char *def = "{\"id\":\"aud\",\"name\":\"抽奖\",\"type\":\"lottery\",\"starts_at\":"
+                      "\"2026-12-01T00:00:00+08:00\",\"ends_at\":\"2027-01-01T00:00:00+08:00\","
+                      "\"point_type\":\"sun\",\"segment_id\":\"%s\"}";
+    char body[512];
+    snprintf(body, sizeof body, def, "poor");
+    must("POST", "/v1/campaigns", body, 201);
+    h_resp r = draw("aud", "C30", NULL);
+    h_assert_problem(r, 409, "not-running", NULL);
+    h_resp_free(&r);
+    snprintf(body, sizeof body, def, "rich");
+    must("PUT", "/v1/campaigns/aud", body, 200);
+    must("PUT", "/v1/campaigns/aud/prizes",
+         "{\"cost\":{\"points\":1},\"thanks\":{\"weight\":1},\"prizes\":[{\"code\":\"p\","
+         "\"name\":\"P\",\"weight\":1,\"stock\":10,\"reward\":{\"points\":1}}]}",
+         201);
+    must("POST", "/v1/campaigns/aud:submit", NULL, 200);
+    must_on(S, ADMIN2, "POST", "/v1/campaigns/aud:approve", NULL, 200);
+    for (int i = 0; i < 2; i++) { /* the second time from what was remembered */
+        r = draw("aud", "C31", NULL);
+        if (r.status != 201)
+            fail_msg("C31, rich, draw %d: %ld %s", i, r.status, r.body);
+        h_resp_free(&r);
+        r = draw("aud", "C30", NULL);
+        h_assert_problem(r, 403, "not-in-audience", NULL);
+        h_resp_free(&r);
+    }
+}
+
 /* ---- a write that fails after writing (X-Siyu-Test-Fail) ---- */
 
 /* Draws run without a savepoint of their own (writer.h): when one fails
@@ -744,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_abuse_gate),
         cmocka_unit_test(test_bad_input_writes_nothing),
         cmocka_unit_test(test_failure_after_write_undone),
+        cmocka_unit_test(test_audience_of_a_draft_not_remembered),
         cmocka_unit_test(test_kill9_during_draws),
     };
     return cmocka_run_group_tests_name("e2e-lottery", tests, group_setup, group_teardown);
