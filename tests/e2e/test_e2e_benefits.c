@@ -849,7 +849,7 @@ static void test_concurrent_exchanges(void **state)
 }
 
 /* What an item, a listing or a package is for is remembered per tenant and
- * code (api_benefits.c): another tenant's item of the same code has its own
+ * code (remember.h): another tenant's item of the same code has its own
  * rule, and a code not found is not remembered as "everyone". */
 static void test_eligibility_per_tenant(void **state)
 {
@@ -880,7 +880,7 @@ static void test_eligibility_per_tenant(void **state)
     h_resp_free(&r);
     /* asked for before it exists, then created for a segment */
     r = issue_on(S, APP_KEY, "E1", "{\"item\":\"later\"}");
-    assert_true(r.status >= 400 && r.status < 500);
+    h_assert_problem(r, 404, "not-found", "/item");
     h_resp_free(&r);
     must(S, "POST", "/v1/benefits/items",
          "{\"code\":\"later\",\"name\":\"Later\",\"kind\":\"financial\",\"supplier\":\"acme\","

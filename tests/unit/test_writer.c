@@ -270,6 +270,34 @@ static void test_concurrent_run_commits_all(void **state)
     }
 }
 
+/* Holds the writer with a gate mutation (inserting gate_id unless it is
+ * negative), queues list[0..n) behind it and lets them run as one batch,
+ * then waits for every answer.  The gate itself must commit. */
+static void run_as_one_batch(sy_writer *w, sy_store *s, int64_t gate_id, job **list, int n,
+                             atomic_int *done)
+{
+    sem_t entered, gate;
+    sem_init(&entered, 0, 0);
+    sem_init(&gate, 0, 0);
+    job g;
+    job_init(&g, s, gate_id, 0);
+    g.entered = &entered;
+    g.gate = &gate;
+    job_async(&g, done);
+    sy_writer_submit(w, &g.m);
+    while (sem_wait(&entered) != 0) {
+    }
+    for (int i = 0; i < n; i++) {
+        job_async(list[i], done);
+        sy_writer_submit(w, &list[i]->m);
+    }
+    sem_post(&gate);
+    wait_count(done, n + 1);
+    assert_int_equal(g.m.rc, 0);
+    sem_destroy(&entered);
+    sem_destroy(&gate);
+}
+
 /* ---- one batch with a failing mutation in the middle ---- */
 
 static void test_failing_mutation_rolls_back_alone(void **state)
@@ -279,38 +307,20 @@ static void test_failing_mutation_rolls_back_alone(void **state)
     atomic_int done, committed;
     atomic_init(&done, 0);
     atomic_init(&committed, 0);
-    sem_t entered, gate;
-    sem_init(&entered, 0, 0);
-    sem_init(&gate, 0, 0);
-
     double batches0 = metric("siyu_store_commit_batch_size_count");
     double sum0 = metric("siyu_store_commit_batch_size_sum");
 
-    /* A gate mutation holds the writer so the next three queue up together. */
-    job g, a, b, c;
-    job_init(&g, f->store, -1, 0);
-    g.entered = &entered;
-    g.gate = &gate;
-    job_async(&g, &done);
-    sy_writer_submit(w, &g.m);
-    while (sem_wait(&entered) != 0) {
-    }
-
+    job a, b, c;
     job_init(&a, f->store, 1, 0);
     job_init(&b, f->store, 2, 3); /* inserts 2 and 3, then fails */
     b.ids[1] = 3;
     b.nids = 2;
     job_init(&c, f->store, 4, 0);
     job *batch[] = {&a, &b, &c};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++)
         batch[i]->committed = &committed;
-        job_async(batch[i], &done);
-        sy_writer_submit(w, &batch[i]->m);
-    }
-    sem_post(&gate);
-    wait_count(&done, 4);
+    run_as_one_batch(w, f->store, -1, batch, 3, &done);
 
-    assert_int_equal(g.m.rc, 0);
     assert_int_equal(a.m.rc, 0);
     assert_int_equal(b.m.rc, 3);
     assert_int_equal(c.m.rc, 0);
@@ -330,37 +340,9 @@ static void test_failing_mutation_rolls_back_alone(void **state)
     assert_true(metric("siyu_store_commit_batch_size_sum") == sum0 + 4);
 
     sy_writer_stop(w);
-    sem_destroy(&entered);
-    sem_destroy(&gate);
 }
 
 /* ---- mutations without savepoints ---- */
-
-/* Holds the writer with a gate mutation, queues list[0..n) behind it and
- * lets them run as one batch. */
-static void run_as_one_batch(sy_writer *w, sy_store *s, job **list, int n, atomic_int *done)
-{
-    sem_t entered, gate;
-    sem_init(&entered, 0, 0);
-    sem_init(&gate, 0, 0);
-    job g;
-    job_init(&g, s, -1, 0);
-    g.entered = &entered;
-    g.gate = &gate;
-    job_async(&g, done);
-    sy_writer_submit(w, &g.m);
-    while (sem_wait(&entered) != 0) {
-    }
-    for (int i = 0; i < n; i++) {
-        job_async(list[i], done);
-        sy_writer_submit(w, &list[i]->m);
-    }
-    sem_post(&gate);
-    wait_count(done, n + 1);
-    assert_int_equal(g.m.rc, 0);
-    sem_destroy(&entered);
-    sem_destroy(&gate);
-}
 
 /* Failures that wrote nothing (none at all, or a statement that failed and
  * undid itself) need no savepoint and no second run. */
@@ -381,7 +363,7 @@ static void test_clean_failure_needs_no_rerun(void **state)
     job *list[] = {&a, &b, &c, &d};
     for (int i = 0; i < 4; i++)
         job_rerunnable(list[i]);
-    run_as_one_batch(w, f->store, list, 4, &done);
+    run_as_one_batch(w, f->store, -1, list, 4, &done);
 
     assert_int_equal(a.m.rc, 0);
     assert_int_equal(b.m.rc, 5);
@@ -428,7 +410,7 @@ static void test_dirty_failure_reruns_batch(void **state)
         if (list[i] != &e)
             job_rerunnable(list[i]);
     }
-    run_as_one_batch(w, f->store, list, 6, &done);
+    run_as_one_batch(w, f->store, -1, list, 6, &done);
 
     assert_int_equal(a.m.rc, 0);
     assert_int_equal(b.m.rc, 5);
@@ -466,19 +448,9 @@ static void broken_batch(void **state, bool rerunnable)
     atomic_int done, committed;
     atomic_init(&done, 0);
     atomic_init(&committed, 0);
-    sem_t entered, gate;
-    sem_init(&entered, 0, 0);
-    sem_init(&gate, 0, 0);
     double errors0 = metric("siyu_store_commits_total{result=\"error\"}");
 
-    job g, a, x, c;
-    job_init(&g, f->store, 10, 0);
-    g.entered = &entered;
-    g.gate = &gate;
-    job_async(&g, &done);
-    sy_writer_submit(w, &g.m);
-    while (sem_wait(&entered) != 0) {
-    }
+    job a, x, c;
     job_init(&a, f->store, 11, 0);
     job_init(&x, f->store, 12, 0);
     x.break_txn = true;
@@ -488,13 +460,9 @@ static void broken_batch(void **state, bool rerunnable)
         batch[i]->committed = &committed;
         if (rerunnable)
             job_rerunnable(batch[i]);
-        job_async(batch[i], &done);
-        sy_writer_submit(w, &batch[i]->m);
     }
-    sem_post(&gate);
-    wait_count(&done, 4);
+    run_as_one_batch(w, f->store, 10, batch, 3, &done);
 
-    assert_int_equal(g.m.rc, 0);
     assert_int_equal(count_rows(f->store, 10), 1);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(batch[i]->m.rc, SY_ERR);
@@ -511,8 +479,6 @@ static void broken_batch(void **state, bool rerunnable)
     assert_int_equal(count_rows(f->store, 14), 1);
 
     sy_writer_stop(w);
-    sem_destroy(&entered);
-    sem_destroy(&gate);
 }
 
 static void test_broken_transaction_fails_batch(void **state)
