@@ -10,8 +10,8 @@
  * GET /v1/segments/{id}/members/{customer_no}) before it submits the write.
  * A refusal rolls the mutation back and answers a problem whose type names
  * the rule: not-available, out-of-stock, limit-reached, not-eligible,
- * insufficient-points, not-redeemable, not-revocable.  docs/rewards.md has
- * the model. */
+ * insufficient-points, not-redeemable, already-redeemed, not-revocable.
+ * docs/rewards.md has the model. */
 #include "api.h"
 #include "app.h"
 #include "benefits.h"
@@ -430,6 +430,13 @@ static void reply_refusal(sy_req *r, int code, const sy_benefit_result *res, con
                              ? "goods are redeemed by their delivery (POST …:fulfil)"
                              : res->other);
         sy_reply_extend(r, "grant_status", json_string(res->other));
+        break;
+    case SY_BENEFIT_ALREADY_REDEEMED:
+        sy_reply_problem(r, 409, "already-redeemed", "/reference",
+                         "grant '%s' was redeemed before under another reference; a retry of"
+                         " that redemption must send the same reference",
+                         what);
+        sy_reply_extend(r, "grant_status", json_string("redeemed"));
         break;
     case SY_BENEFIT_NOT_REVOCABLE:
         sy_reply_problem(r, 409, "not-revocable", NULL,

@@ -776,6 +776,7 @@ int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_resul
 typedef struct grant_row {
     char customer_no[72], status[16], item[SY_BENEFIT_CODE_MAX + 1], source[16];
     char spend_entry[SY_LEDGER_ID_MAX + 1], fulfilment[16];
+    char redeem_reference[4 * SY_LEDGER_REFERENCE_MAX + 1]; /* UTF-8 */
     int64_t expires_at;
     sy_benefit_kind kind;
     bool returns_stock;
@@ -785,7 +786,7 @@ static int load_grant(sy_conn *c, const char *tenant, const char *code, grant_ro
 {
     static const char sql[] =
         "SELECT g.customer_no, g.status, g.item, g.source, g.spend_entry, g.fulfilment,"
-        " g.expires_at, i.kind, i.revoke_returns_stock FROM benefit_grants g"
+        " g.expires_at, i.kind, i.revoke_returns_stock, g.redeem_reference FROM benefit_grants g"
         " JOIN benefit_items i ON i.tenant_id = g.tenant_id AND i.code = g.item"
         " WHERE g.tenant_id = $1 AND g.code = $2";
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -804,6 +805,8 @@ static int load_grant(sy_conn *c, const char *tenant, const char *code, grant_ro
         g->expires_at = col_opt(st, 6);
         sy_benefit_kind_parse(sy_stmt_text(st, 7), &g->kind);
         g->returns_stock = sy_stmt_i64(st, 8) != 0;
+        snprintf(g->redeem_reference, sizeof g->redeem_reference, "%s",
+                 sy_stmt_is_null(st, 9) ? "" : sy_stmt_text(st, 9));
     }
     sy_stmt_reset(st);
     return rc == SY_ROW ? SY_OK : rc == SY_DONE ? SY_BENEFIT_NO_GRANT : rc;
@@ -823,7 +826,9 @@ int sy_benefit_redeem(sy_conn *c, const char *tenant, const char *code, const ch
     snprintf(res->code, sizeof res->code, "%s", code);
     if (strcmp(g.customer_no, customer_no) != 0)
         return SY_BENEFIT_NOT_OWNER;
-    if (!strcmp(g.status, "redeemed")) {
+    if (!strcmp(g.status, "redeemed") && g.kind != SY_BENEFIT_GOODS) {
+        if (strcmp(g.redeem_reference, reference ? reference : "") != 0)
+            return SY_BENEFIT_ALREADY_REDEEMED;
         res->already = true;
         return SY_OK;
     }

@@ -69,6 +69,7 @@ enum {
     SY_BENEFIT_NOT_REDEEMABLE,   /* res->other: the grant's status or "expired" */
     SY_BENEFIT_NOT_REVOCABLE,    /* res->other: the grant's status */
     SY_BENEFIT_BAD_FULFILMENT,   /* not goods, or not a forward step (res->other) */
+    SY_BENEFIT_ALREADY_REDEEMED, /* redeemed before under another reference */
 };
 
 typedef enum sy_benefit_kind {
@@ -195,9 +196,11 @@ typedef struct sy_benefit_issue {
 int sy_benefit_issue_one(sy_conn *c, const sy_benefit_issue *q, sy_benefit_result *res);
 
 /* Redeems an issued grant for its customer.  A grant redeemed before by the
- * same customer is SY_OK with res->already (idempotent).  Refusals:
- * NO_GRANT, NOT_OWNER, NOT_REDEEMABLE (revoked, expired or past its expiry,
- * or goods, which are redeemed by delivery). */
+ * same customer with the same reference (NULL and "" are the same) is SY_OK
+ * with res->already (the payment system's retry).  Refusals: NO_GRANT,
+ * NOT_OWNER, ALREADY_REDEEMED (redeemed under another reference: a second
+ * payment must not use the coupon again), NOT_REDEEMABLE (revoked, expired
+ * or past its expiry, or goods, which are redeemed by delivery). */
 int sy_benefit_redeem(sy_conn *c, const char *tenant, const char *code, const char *customer_no,
                       const char *reference, int64_t now_ms, sy_benefit_result *res);
 

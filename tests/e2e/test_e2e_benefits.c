@@ -331,6 +331,21 @@ static void test_grant_lifecycle(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(h_str(r.json, "redeem_reference"), "pay-1");
     h_resp_free(&r);
+    /* a second payment may not use the coupon again: another reference
+     * (or none) is refused, and the grant keeps its first redemption */
+    r = grant_op(cp, "redeem", APP_KEY, "{\"customer_no\":\"C1\",\"reference\":\"pay-2\"}");
+    h_assert_problem(r, 409, "already-redeemed", "/reference");
+    assert_string_equal(h_str(r.json, "grant_status"), "redeemed");
+    h_resp_free(&r);
+    r = grant_op(cp, "redeem", APP_KEY, "{\"customer_no\":\"C1\"}");
+    h_assert_problem(r, 409, "already-redeemed", "/reference");
+    h_resp_free(&r);
+    char one[96];
+    snprintf(one, sizeof one, "/v1/grants/%s", cp);
+    r = h_req(S, "GET", one, APP_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_str(r.json, "redeem_reference"), "pay-1");
+    h_resp_free(&r);
     r = grant_op(cp, "revoke", S->admin_key, "{\"reason\":\"x\"}");
     h_assert_problem(r, 409, "not-revocable", NULL);
     h_resp_free(&r);

@@ -420,6 +420,11 @@ static void test_redeem_revoke_fulfil_expire(void **state)
     assert_false(res.already);
     assert_int_equal(TX(f, sy_benefit_redeem(f->c, "t1", a, "C1", "p", T0, &res)), SY_OK);
     assert_true(res.already);
+    /* another reference is another payment: refused */
+    assert_int_equal(TX(f, sy_benefit_redeem(f->c, "t1", a, "C1", "q", T0, &res)),
+                     SY_BENEFIT_ALREADY_REDEEMED);
+    assert_int_equal(TX(f, sy_benefit_redeem(f->c, "t1", a, "C1", NULL, T0, &res)),
+                     SY_BENEFIT_ALREADY_REDEEMED);
     assert_int_equal(TX(f, sy_benefit_revoke(f->c, "t1", a, "x", "k", T0, &res)),
                      SY_BENEFIT_NOT_REVOCABLE);
     /* revoke returns the unit (the item says so) */
@@ -462,6 +467,16 @@ static void test_redeem_revoke_fulfil_expire(void **state)
     assert_status(f, g, "redeemed");
     assert_int_equal(TX(f, sy_benefit_fulfil(f->c, "t1", a, "shipped", NULL, T0, &res)),
                      SY_BENEFIT_BAD_FULFILMENT);
+    /* a redemption without a reference is retried without one (NULL and ""
+     * are the same), and refused with one */
+    assert_int_equal(issue(f, "C1", "cp", T0, NULL, &res), SY_OK);
+    snprintf(c, sizeof c, "%s", res.code);
+    assert_int_equal(TX(f, sy_benefit_redeem(f->c, "t1", c, "C1", NULL, T0, &res)), SY_OK);
+    assert_false(res.already);
+    assert_int_equal(TX(f, sy_benefit_redeem(f->c, "t1", c, "C1", "", T0, &res)), SY_OK);
+    assert_true(res.already);
+    assert_int_equal(TX(f, sy_benefit_redeem(f->c, "t1", c, "C1", "pay", T0, &res)),
+                     SY_BENEFIT_ALREADY_REDEEMED);
     check(f, NULL);
 }
 
