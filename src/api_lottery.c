@@ -215,8 +215,17 @@ static int apply_prizes(sy_conn *c, sy_req *r, void *ctx)
     sy_req_audit_target(r, q->id);
     json_t *o = sy_lottery_table_json(&q->t, SY_CAMPAIGN_UNSET);
     json_object_set_new(o, "campaign", json_string(q->id));
+    json_object_set_new(o, "campaign_status", json_string(res.other));
     sy_reply_json(r, 201, o);
     return 0;
+}
+
+/* The campaign's status may have moved (paused -> pending_approval) and
+ * its chances changed: the offers API loads its catalogue again. */
+static void prizes_committed(sy_req *r, void *ctx)
+{
+    (void)ctx;
+    sy_api_offers_invalidate(sy_req_principal(r)->tenant);
 }
 
 /* PUT /v1/campaigns/{id}/prizes: a new version of the prize table. */
@@ -237,7 +246,7 @@ void sy_api_lottery_prizes_put(sy_req *r)
         sy_reply_problem(r, 400, "validation", field[0] ? field : NULL, "%s", msg);
         return;
     }
-    sy_req_write(r, apply_prizes, NULL, q);
+    sy_req_write(r, apply_prizes, prizes_committed, q);
 }
 
 /* GET /v1/campaigns/{id}/prizes[?version=N]: a version (the newest by

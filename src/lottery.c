@@ -349,6 +349,43 @@ static const char *or_null(const char *s)
     return s && s[0] ? s : NULL;
 }
 
+/* A new prize table is a change of the campaign for maker-checker: its
+ * author becomes the campaign's updated_by, so that key cannot approve it.
+ * A paused campaign's new table goes back for approval (status
+ * pending_approval, submitted by the author; the transition is logged):
+ * resuming it alone would run prizes no second key has seen.
+ * res->other: the campaign's status afterwards. */
+static int table_changed(sy_conn *c, const char *tenant, const char *campaign, bool paused,
+                         const char *actor, int64_t now_ms, sy_campaign_result *res)
+{
+    static const char sql_draft[] = "UPDATE campaigns SET updated_by = $3, updated_at = $4"
+                                    " WHERE tenant_id = $1 AND id = $2";
+    static const char sql_paused[] =
+        "UPDATE campaigns SET updated_by = $3, updated_at = $4, status = 'pending_approval',"
+        " submitted_by = $3, submitted_at = $4, approved_by = NULL, approved_at = NULL"
+        " WHERE tenant_id = $1 AND id = $2 AND status = 'paused'";
+    static const char sql_log[] =
+        "INSERT INTO campaign_transitions (tenant_id, campaign_id, action, from_status,"
+        " to_status, actor, note, created_at) VALUES ($1, $2, 'submit', 'paused',"
+        " 'pending_approval', $3, 'new prize table', $4)";
+    for (int i = 0; i < (paused ? 2 : 1); i++) {
+        sy_stmt *st = sy_conn_prepare(c, i ? sql_log : paused ? sql_paused : sql_draft);
+        if (!st)
+            return SY_ERR;
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, campaign);
+        sy_stmt_bind_text(st, 3, actor);
+        sy_stmt_bind_i64(st, 4, now_ms);
+        int rc = sy_stmt_exec(st);
+        if (rc != SY_OK)
+            return rc;
+        if (i == 0 && sy_conn_changes(c) != 1)
+            return SY_ERR;
+    }
+    snprintf(res->other, sizeof res->other, "%s", paused ? "pending_approval" : "draft");
+    return SY_OK;
+}
+
 int sy_lottery_define(sy_conn *c, const char *tenant, const char *campaign, sy_lottery_table *t,
                       const char *actor, int64_t now_ms, sy_campaign_result *res)
 {
@@ -459,7 +496,7 @@ int sy_lottery_define(sy_conn *c, const char *tenant, const char *campaign, sy_l
         if ((rc = sy_stmt_exec(st)) != SY_OK)
             return rc;
     }
-    return SY_OK;
+    return table_changed(c, tenant, campaign, eff == SY_CST_PAUSED, actor, now_ms, res);
 }
 
 /* The lottery_versions columns a version is read from (table_from_row);

@@ -80,7 +80,10 @@ json_t *sy_lottery_table_json(const sy_lottery_table *t, int64_t day);
 int64_t sy_lottery_released(const sy_lottery_table *t, const sy_lottery_prize *p, int64_t day);
 
 /* Writes t as the campaign's next version (t->version, pace_from and
- * pace_until are set).  Refusals: SY_CAMPAIGN_NOT_FOUND,
+ * pace_until are set).  Its author becomes the campaign's updated_by (so
+ * another key must approve); a paused campaign goes back to
+ * pending_approval (res->other: the campaign's status afterwards).
+ * Refusals: SY_CAMPAIGN_NOT_FOUND,
  * SY_CAMPAIGN_WRONG_TYPE, SY_LOTTERY_NOT_EDITABLE (res->other: the
  * effective status), SY_CAMPAIGN_UNKNOWN_TYPE / UNKNOWN_ITEM (res->other:
  * the field). */

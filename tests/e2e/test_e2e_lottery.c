@@ -197,19 +197,59 @@ static void test_draw_flow(void **state)
     assert_int_equal(r.status, 200);
     assert_int_equal(json_integer_value(json_object_get(r.json, "version")), 1);
     h_resp_free(&r);
-    /* a new version while paused; draws record it */
+    /* a new version while paused goes back for approval: its author can
+     * neither resume nor approve it, the draws wait for a second key */
     must("POST", "/v1/campaigns/fest:pause", NULL, 200);
-    must("PUT", "/v1/campaigns/fest/prizes",
-         "{\"cost\":{\"points\":20},\"free_per_day\":1,\"prizes\":[{\"code\":\"sun50\","
-         "\"name\":\"50 阳光值\",\"weight\":1,\"stock\":10,\"reward\":{\"points\":50}}]}",
-         201);
-    must("POST", "/v1/campaigns/fest:resume", NULL, 200);
+    r = h_req_h(S, "PUT", "/v1/campaigns/fest/prizes", S->admin_key,
+                "{\"cost\":{\"points\":20},\"free_per_day\":1,\"prizes\":[{\"code\":\"sun50\","
+                "\"name\":\"50 阳光值\",\"weight\":1,\"stock\":10,\"reward\":{\"points\":50}}]}",
+                hs);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(h_str(r.json, "campaign_status"), "pending_approval");
+    h_resp_free(&r);
+    r = h_req_h(S, "POST", "/v1/campaigns/fest:resume", S->admin_key, NULL, hs);
+    h_assert_problem(r, 409, "bad-transition", NULL);
+    h_resp_free(&r);
+    r = draw("fest", "C2", NULL);
+    h_assert_problem(r, 409, "not-running", NULL);
+    h_resp_free(&r);
+    r = h_req_h(S, "POST", "/v1/campaigns/fest:approve", S->admin_key, NULL, hs);
+    h_assert_problem(r, 403, "maker-checker", NULL);
+    h_resp_free(&r);
+    must_on(S, ADMIN2, "POST", "/v1/campaigns/fest:approve", NULL, 200);
     r = draw("fest", "C2", NULL);
     assert_int_equal(r.status, 201);
     assert_int_equal(json_integer_value(json_object_get(r.json, "version")), 2);
     assert_string_equal(h_str(r.json, "outcome"), "prize");
     h_resp_free(&r);
     assert_check_passes(S);
+}
+
+/* ---- the prize table is part of what the checker approves ---- */
+
+static void test_prize_table_author_cannot_approve(void **state)
+{
+    (void)state;
+    must("POST", "/v1/campaigns",
+         "{\"id\":\"mc\",\"name\":\"抽奖\",\"type\":\"lottery\",\"starts_at\":"
+         "\"2026-12-01T00:00:00+08:00\",\"ends_at\":\"2027-01-01T00:00:00+08:00\","
+         "\"point_type\":\"sun\"}",
+         201);
+    /* the second key writes the prizes of the first key's draft ... */
+    must_on(S, ADMIN2, "PUT", "/v1/campaigns/mc/prizes",
+            "{\"free_per_day\":1,\"prizes\":[{\"code\":\"big\",\"name\":\"大奖\","
+            "\"weight\":1,\"stock\":5,\"reward\":{\"points\":99999}}]}",
+            201);
+    must("POST", "/v1/campaigns/mc:submit", NULL, 200);
+    /* ... so it cannot approve them itself */
+    const char *hs[] = {"X-Siyu-Now: " NOW, NULL};
+    h_resp r = h_req_h(S, "POST", "/v1/campaigns/mc:approve", ADMIN2, NULL, hs);
+    h_assert_problem(r, 403, "maker-checker", NULL);
+    h_resp_free(&r);
+    r = h_req_h(S, "GET", "/v1/campaigns/mc", S->admin_key, NULL, hs);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(h_str(r.json, "status"), "pending_approval");
+    h_resp_free(&r);
 }
 
 /* ---- one Idempotency-Key sent by 16 clients at once: one draw ---- */
@@ -779,6 +819,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_draw_flow),
+        cmocka_unit_test(test_prize_table_author_cannot_approve),
         cmocka_unit_test(test_same_key_concurrently),
         cmocka_unit_test(test_concurrent_stock_budget_limits),
         cmocka_unit_test(test_abuse_gate),

@@ -356,10 +356,23 @@ static void test_items_and_versions(void **state)
     assert_int_equal(TU_TX(f, sy_lottery_define(f->c, "t1", "i", &t, "key_maker", now, &res)),
                      SY_OK);
     assert_int_equal(t.version, 2);
+    /* a paused campaign's new table goes back for approval by another key */
+    assert_string_equal(res.other, "pending_approval");
     assert_int_equal(draw_at(f, "i", "C1", now, &o), SY_CAMPAIGN_NOT_RUNNING);
     assert_int_equal(TU_TX(f, sy_campaign_transition(f->c, "t1", "i", SY_CACT_RESUME, "key_maker",
                                                      "", now, &res)),
+                     SY_CAMPAIGN_BAD_TRANSITION);
+    assert_int_equal(TU_TX(f, sy_campaign_transition(f->c, "t1", "i", SY_CACT_APPROVE, "key_maker",
+                                                     "", now, &res)),
+                     SY_CAMPAIGN_MAKER_CHECKER);
+    assert_int_equal(TU_TX(f, sy_campaign_transition(f->c, "t1", "i", SY_CACT_APPROVE,
+                                                     "key_checker", "", now, &res)),
                      SY_OK);
+    assert_int_equal(tu_q1(f,
+                           "SELECT COUNT(*) FROM campaign_transitions WHERE campaign_id = 'i'"
+                           " AND note = 'new prize table' AND actor = 'key_maker'",
+                           NULL),
+                     1);
     assert_int_equal(draw_at(f, "i", "C1", now, &o), SY_OK);
     assert_int_equal(o.version, 2);
     assert_string_equal(o.prize, "pts");
