@@ -10,6 +10,7 @@
 #include "api.h"
 #include "app.h"
 #include "benefits.h"
+#include "campaign.h"
 #include "customer.h"
 #include "ledger.h"
 #include "util.h"
@@ -415,23 +416,36 @@ void sy_api_points_spend(sy_req *r)
 /* ------------------------------------------------------------------ */
 /* reverse and read one entry                                          */
 
-/* Whether the entry paid for a points-mall grant (a spend into sink:mall);
- * *grant gets the grant's code (its reference). */
-static int mall_spend(sy_conn *c, const char *tenant, const char *id, bool *is, char grant[72])
+/* Who owns the entry besides its customer: a points-mall grant (a spend
+ * into sink:mall; *grant gets the grant's code, its reference), or a
+ * campaign record (sy_campaign_entry_owner; *campaign gets its ID).  Both
+ * stay empty for an entry nothing else refers to. */
+static int entry_owner(sy_conn *c, const char *tenant, const char *id, char grant[72],
+                       char campaign[72])
 {
-    static const char sql[] = "SELECT reference FROM ledger_entries WHERE tenant_id = $1"
-                              " AND id = $2 AND kind = 'spend' AND credit_account = 'sink:mall'";
+    static const char sql[] = "SELECT reference, credit_account, debit_account FROM ledger_entries"
+                              " WHERE tenant_id = $1 AND id = $2";
+    grant[0] = campaign[0] = '\0';
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_text(st, 2, id);
     int rc = sy_stmt_step(st);
-    *is = rc == SY_ROW;
-    if (rc == SY_ROW)
-        snprintf(grant, 72, "%s", sy_stmt_text(st, 0));
+    char ref[4 * SY_LEDGER_REFERENCE_MAX + 1] = "", debit[96] = "", credit[96] = "";
+    if (rc == SY_ROW) {
+        snprintf(ref, sizeof ref, "%s", sy_stmt_is_null(st, 0) ? "" : sy_stmt_text(st, 0));
+        snprintf(credit, sizeof credit, "%s", sy_stmt_text(st, 1));
+        snprintf(debit, sizeof debit, "%s", sy_stmt_text(st, 2));
+    }
     sy_stmt_reset(st);
-    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+    if (rc != SY_ROW)
+        return rc == SY_DONE ? SY_OK : rc;
+    if (!strcmp(credit, SY_BENEFIT_MALL_SINK)) {
+        snprintf(grant, 72, "%s", ref);
+        return SY_OK;
+    }
+    return sy_campaign_entry_owner(c, tenant, debit, credit, ref, campaign);
 }
 
 static int apply_reverse(sy_conn *c, sy_req *r, void *ctx)
@@ -441,17 +455,28 @@ static int apply_reverse(sy_conn *c, sy_req *r, void *ctx)
     sy_ledger_result res;
     /* A mall exchange's spend is undone with its grant (siyu check holds
      * them together): revoking the grant reverses the spend. */
-    bool is_mall;
-    char grant[72];
-    int rc = mall_spend(c, rv->tenant, rv->entry_id, &is_mall, grant);
+    char grant[72], campaign[72];
+    int rc = entry_owner(c, rv->tenant, rv->entry_id, grant, campaign);
     if (rc != SY_OK)
         return rc;
-    if (is_mall) {
+    if (grant[0]) {
         sy_reply_problem(r, 409, "conflict", NULL,
                          "entry '%s' paid for points-mall grant '%s': revoke the grant (POST"
                          " /v1/grants/%s:revoke), which gives the points back",
                          rv->entry_id, grant, grant);
         sy_reply_extend(r, "grant", json_string(grant));
+        return 1;
+    }
+    /* A campaign's entries stand with its own records (the draw, the
+     * check-in, the budget spent; siyu check holds them together), and no
+     * campaign step undoes them. */
+    if (campaign[0]) {
+        sy_reply_problem(r, 409, "conflict", NULL,
+                         "entry '%s' belongs to campaign '%s' (a draw's cost, a make-up check-in"
+                         " or a reward) and is not reversed on its own; to take points back,"
+                         " spend them with a reason",
+                         rv->entry_id, campaign);
+        sy_reply_extend(r, "campaign", json_string(campaign));
         return 1;
     }
     rc = sy_ledger_reverse(c, rv, &res);

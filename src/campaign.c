@@ -1180,7 +1180,7 @@ static int issue_reward(sy_conn *c, const sy_campaign *cp, const sy_campaign_who
                         sy_campaign_outcome *out)
 {
     char account[80];
-    snprintf(account, sizeof account, "campaign:%s", cp->id);
+    snprintf(account, sizeof account, SY_CAMPAIGN_ACCOUNT_PREFIX "%s", cp->id);
     if (r->item[0]) {
         char key[128];
         snprintf(key, sizeof key, "campaign:%s:%s", cp->id, action_id);
@@ -1579,6 +1579,39 @@ int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_re
                             int64_t *points, int64_t *cost)
 {
     return reward_cost(c, tenant, r, points, cost);
+}
+
+int sy_campaign_entry_owner(sy_conn *c, const char *tenant, const char *debit, const char *credit,
+                            const char *reference, char campaign[72])
+{
+    /* clang-format off */
+    static const char sql[] =
+        "SELECT EXISTS (SELECT 1 FROM campaign_actions WHERE tenant_id = $1 AND campaign_id = $2"
+        "   AND id = $3)"
+        " OR EXISTS (SELECT 1 FROM lottery_draws WHERE tenant_id = $1 AND campaign_id = $2"
+        "   AND id = $3)"
+        " OR EXISTS (SELECT 1 FROM referral_rewards WHERE tenant_id = $1 AND campaign_id = $2"
+        "   AND id = $3)";
+    /* clang-format on */
+    static const char sink[] = "sink:" SY_CAMPAIGN_ACCOUNT_PREFIX,
+                      source[] = "source:" SY_CAMPAIGN_ACCOUNT_PREFIX;
+    campaign[0] = '\0';
+    const char *id = !strncmp(credit, sink, sizeof sink - 1)      ? credit + sizeof sink - 1
+                     : !strncmp(debit, source, sizeof source - 1) ? debit + sizeof source - 1
+                                                                  : NULL;
+    if (!id || !reference || !reference[0])
+        return SY_OK;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    sy_stmt_bind_text(st, 3, reference);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW && sy_stmt_i64(st, 0))
+        snprintf(campaign, 72, "%s", id);
+    sy_stmt_reset(st);
+    return rc == SY_ROW ? SY_OK : rc;
 }
 
 int sy_campaign_issue(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,

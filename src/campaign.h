@@ -332,6 +332,16 @@ int sy_campaign_spend_budget(sy_conn *c, const char *tenant, const char *id, int
  * its campaign row first, and nothing before the check moves the budget). */
 int sy_campaign_budget_allows(const sy_campaign *cp, int64_t points, int64_t cost,
                               sy_campaign_result *why);
+/* The ledger account name of campaign ID's entries: points come from
+ * source:campaign:ID, costs go to sink:campaign:ID. */
+#define SY_CAMPAIGN_ACCOUNT_PREFIX "campaign:"
+/* Whether a ledger entry (its accounts and reference) is one the campaign
+ * engine wrote for a record of its campaign — a check-in's or task's
+ * reward, a make-up's cost, a draw's cost or prize, a referral reward —
+ * rather than a points move the API was asked for under a campaign's
+ * name: campaign gets the campaign's ID (72 bytes), or "" when not. */
+int sy_campaign_entry_owner(sy_conn *c, const char *tenant, const char *debit, const char *credit,
+                            const char *reference, char campaign[72]);
 /* What a reward costs the budget: its points, an item's cost price (fen). */
 int sy_campaign_reward_cost(sy_conn *c, const char *tenant, const sy_campaign_reward *r,
                             int64_t *points, int64_t *cost);

@@ -1272,13 +1272,43 @@ int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, co
         " (SELECT customer_no || ':' || item FROM benefit_grants g WHERE g.tenant_id ="
         "   d.tenant_id AND g.code = d.grant_code), d.spend_entry, d.ledger_entry, d.grant_code"
         " FROM lottery_draws d WHERE d.tenant_id = $1";
+    /* a campaign's entries are never reversed on their own (the API refuses
+     * it; the draw, check-in or reward would stand without them) */
+    /* clang-format off */
+    static const char sql_reversed[] =
+        "SELECT id, debit_account, credit_account, reversed_by FROM (SELECT o.tenant_id, o.id,"
+        "   o.debit_account, o.credit_account, o.reference, r.id AS reversed_by,"
+        "   CASE WHEN o.credit_account LIKE 'sink:campaign:%' THEN substr(o.credit_account, 15)"
+        "   ELSE substr(o.debit_account, 17) END AS campaign_id"
+        "   FROM ledger_entries r JOIN ledger_entries o ON o.tenant_id = r.tenant_id"
+        "   AND o.id = r.reverses WHERE r.tenant_id = $1 AND r.reverses IS NOT NULL"
+        "   AND (o.credit_account LIKE 'sink:campaign:%'"
+        "   OR o.debit_account LIKE 'source:campaign:%')) e"
+        " WHERE EXISTS (SELECT 1 FROM campaign_actions a WHERE a.tenant_id = e.tenant_id"
+        "   AND a.campaign_id = e.campaign_id AND a.id = e.reference)"
+        " OR EXISTS (SELECT 1 FROM lottery_draws d WHERE d.tenant_id = e.tenant_id"
+        "   AND d.campaign_id = e.campaign_id AND d.id = e.reference)"
+        " OR EXISTS (SELECT 1 FROM referral_rewards rr WHERE rr.tenant_id = e.tenant_id"
+        "   AND rr.campaign_id = e.campaign_id AND rr.id = e.reference) ORDER BY id";
+    /* clang-format on */
     *violations = 0;
     *checked = 0;
-    sy_stmt *st = sy_conn_prepare(c, sql_budget);
+    sy_stmt *st = sy_conn_prepare(c, sql_reversed);
     if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     int rc;
+    while ((rc = sy_stmt_step(st)) == SY_ROW)
+        sy_check_violation(
+            report, ud, violations, "ledger entry %s (%s -> %s) of a campaign was reversed by %s",
+            sy_stmt_text(st, 0), sy_stmt_text(st, 1), sy_stmt_text(st, 2), sy_stmt_text(st, 3));
+    sy_stmt_reset(st);
+    if (rc != SY_DONE)
+        return rc;
+    st = sy_conn_prepare(c, sql_budget);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
     while ((rc = sy_stmt_step(st)) == SY_ROW) {
         (*checked)++;
         const char *id = sy_stmt_text(st, 0);

@@ -152,8 +152,9 @@ void sy_lottery_set_rng(uint32_t (*rng)(uint32_t upper, void *ud), void *ud);
 /* `siyu check`: per campaign, spent budget = what check-ins, tasks and
  * draws issued; per version and prize, used = draws that won it <= stock;
  * every draw's cost has its spend entry (kind, customer, amount), every
- * prize its ledger entry or grant.  See sy_ledger_check for the
- * reporting. */
+ * prize its ledger entry or grant; no entry of a campaign (into
+ * sink:campaign:ID or from source:campaign:ID) was reversed.  See
+ * sy_ledger_check for the reporting. */
 int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, const char *line),
                      void *ud, int64_t *violations, int64_t *checked);
 

@@ -177,6 +177,15 @@ static void test_draw_flow(void **state)
     assert_false(json_is_true(json_object_get(r.json, "free")));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "cost"), "points")),
                      20);
+    /* the draw's cost is not reversed on its own: the draw would stand
+     * without its payment */
+    char rev[160];
+    snprintf(rev, sizeof rev, "/v1/ledger/%s:reverse",
+             h_str(json_object_get(r.json, "cost"), "ledger_entry"));
+    h_resp_free(&r);
+    r = h_req(S, "POST", rev, S->admin_key, "{\"reason\":\"refund\"}");
+    h_assert_problem(r, 409, "conflict", NULL);
+    assert_string_equal(h_str(r.json, "campaign"), "fest");
     h_resp_free(&r);
     curl_easy_cleanup(c);
     /* the explanation */
