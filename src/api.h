@@ -220,6 +220,9 @@ void sy_api_referral_plan_reset(sy_referral_plan *p);
 void sy_api_offers_get(sy_req *r);
 /* Forget the cached offers catalogue of a tenant (a campaign changed). */
 void sy_api_offers_invalidate(const char *tenant);
+/* Forgets the remembered audience of a lottery campaign (api_lottery.c),
+ * after a committed change that sent it back to draft. */
+void sy_api_lottery_forget_audience(const char *tenant, const char *id);
 
 /* api_report.c: the campaign report (JSON or CSV, uplift of ?goal=) */
 void sy_api_campaign_report(sy_req *r);

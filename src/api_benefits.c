@@ -276,6 +276,7 @@ static int admit(sy_req *r, const char *sql, const char *code, const char *no, c
     size_t nlocal = 0;
     if (!rm) {
         size_t rows;
+        uint64_t epoch = sy_remember_epoch();
         sy_conn *c = sy_store_acquire(app->store);
         if (read_rules(c, sql, tenant, code, &local, &nlocal, &rows) != SY_OK) {
             free_strings(local, nlocal);
@@ -284,7 +285,8 @@ static int admit(sy_req *r, const char *sql, const char *code, const char *no, c
             return ADMIT_ERROR;
         }
         sy_store_release(app->store, c);
-        if (rows && (rm = sy_remember_put(sql, tenant, code, nlocal, (const char *const *)local))) {
+        if (rows &&
+            (rm = sy_remember_put(sql, tenant, code, nlocal, (const char *const *)local, epoch))) {
             free_strings(local, nlocal);
             local = NULL;
             nlocal = 0;

@@ -634,6 +634,18 @@ static int apply_step(sy_conn *c, sy_req *r, void *ctx)
     return rc != SY_OK ? rc : reply_campaign(c, r, s->id, 200);
 }
 
+/* After a step: the offers API loads its catalogue again, and a campaign
+ * rejected back to draft may change its audience, which draws remember
+ * from its approval on (once approved, a campaign returns to draft only
+ * through a new prize table of a paused lottery, rejected). */
+static void step_committed(sy_req *r, void *ctx)
+{
+    step_req *s = ctx;
+    sy_api_offers_invalidate(sy_req_principal(r)->tenant);
+    if (s->action == SY_CACT_REJECT)
+        sy_api_lottery_forget_audience(sy_req_principal(r)->tenant, s->id);
+}
+
 static void step(sy_req *r, sy_campaign_action a)
 {
     static const char *const fields[] = {"note", NULL};
@@ -653,7 +665,7 @@ static void step(sy_req *r, sy_campaign_action a)
         sy_reply_problem(r, 404, "not-found", NULL, "no campaign '%s'", s->id);
         return;
     }
-    sy_req_write(r, apply_step, offers_changed, s);
+    sy_req_write(r, apply_step, step_committed, s);
 }
 
 void sy_api_campaigns_submit(sy_req *r)

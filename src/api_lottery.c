@@ -382,23 +382,33 @@ static void draw_committed(sy_req *r, void *ctx)
  * exists, and its audience segment ("" for everyone) — one column, not
  * the whole campaign with its rules parsed; the writer reads the rest.
  * False when answered (404, or a store error). */
+static const char k_segment_sql[] =
+    "SELECT segment_id, status FROM campaigns WHERE tenant_id = $1 AND id = $2";
+
+void sy_api_lottery_forget_audience(const char *tenant, const char *id)
+{
+    sy_remember_forget(k_segment_sql, tenant, id);
+}
+
 static bool campaign_segment(sy_req *r, const char *id, char segment[65])
 {
-    static const char sql[] =
-        "SELECT segment_id, status FROM campaigns WHERE tenant_id = $1 AND id = $2";
+    const char *sql = k_segment_sql;
     if (!sy_campaign_id_valid(id)) {
         sy_reply_problem(r, 404, "not-found", NULL, "no campaign '%s'", id);
         return false;
     }
-    /* A campaign's definition changes only while it is a draft, and an
-     * approved one never becomes a draft again: from then on its audience
-     * is remembered (remember.h) instead of read per draw. */
+    /* A campaign's definition changes only while it is a draft: once it is
+     * approved its audience is remembered (remember.h) instead of read per
+     * draw, until a reject sends it back to draft
+     * (sy_api_lottery_forget_audience; the epoch covers a read made before
+     * the reject and remembered after it). */
     const char *tenant = sy_req_principal(r)->tenant;
     const sy_remembered *rm = sy_remember_get(sql, tenant, id);
     if (rm) {
         snprintf(segment, 65, "%s", rm->v[0]);
         return true;
     }
+    uint64_t epoch = sy_remember_epoch();
     sy_app *app = sy_req_app(r);
     sy_conn *c = sy_store_acquire(app->store);
     sy_stmt *st = sy_conn_prepare(c, sql);
@@ -412,7 +422,7 @@ static bool campaign_segment(sy_req *r, const char *id, char segment[65])
             const char *status = sy_stmt_text(st, 1);
             if (strcmp(status, "draft") != 0 && strcmp(status, "pending_approval") != 0) {
                 const char *v[] = {segment};
-                sy_remember_put(sql, tenant, id, 1, v);
+                sy_remember_put(sql, tenant, id, 1, v, epoch);
             }
         }
         sy_stmt_reset(st);

@@ -2,7 +2,7 @@
  *
  * A chained hash table under one mutex: lookups are a hash and a few string
  * compares, far cheaper than the read transaction they save, and entries are
- * only ever added. */
+ * only ever added (sy_remember_forget unlinks one, rarely, and keeps it). */
 #include "remember.h"
 #include "util.h"
 
@@ -22,7 +22,9 @@ typedef struct entry {
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static entry *g_buckets[BUCKETS];
+static entry *g_forgotten; /* unlinked by sy_remember_forget, never freed */
 static size_t g_count;
+static uint64_t g_epoch;
 
 static unsigned bucket_of(const void *kind, const char *tenant, const char *code)
 {
@@ -52,11 +54,41 @@ const sy_remembered *sy_remember_get(const void *kind, const char *tenant, const
     return e ? &e->val : NULL;
 }
 
-const sy_remembered *sy_remember_put(const void *kind, const char *tenant, const char *code,
-                                     size_t n, const char *const *v)
+uint64_t sy_remember_epoch(void)
+{
+    pthread_mutex_lock(&g_mu);
+    uint64_t e = g_epoch;
+    pthread_mutex_unlock(&g_mu);
+    return e;
+}
+
+void sy_remember_forget(const void *kind, const char *tenant, const char *code)
 {
     unsigned b = bucket_of(kind, tenant, code);
     pthread_mutex_lock(&g_mu);
+    for (entry **pp = &g_buckets[b]; *pp; pp = &(*pp)->next) {
+        entry *e = *pp;
+        if (e->kind == kind && !strcmp(e->tenant, tenant) && !strcmp(e->code, code)) {
+            *pp = e->next;
+            e->next = g_forgotten; /* a pointer handed out stays valid */
+            g_forgotten = e;
+            g_count--;
+            break;
+        }
+    }
+    g_epoch++;
+    pthread_mutex_unlock(&g_mu);
+}
+
+const sy_remembered *sy_remember_put(const void *kind, const char *tenant, const char *code,
+                                     size_t n, const char *const *v, uint64_t epoch)
+{
+    unsigned b = bucket_of(kind, tenant, code);
+    pthread_mutex_lock(&g_mu);
+    if (epoch != g_epoch) { /* something was forgotten since the caller's read */
+        pthread_mutex_unlock(&g_mu);
+        return NULL;
+    }
     entry *e = find(b, kind, tenant, code);
     if (!e && g_count < SY_REMEMBER_MAX) {
         e = sy_xcalloc(1, sizeof *e);

@@ -656,6 +656,25 @@ static void test_audience_of_a_draft_not_remembered(void **state)
         h_assert_problem(r, 403, "not-in-audience", NULL);
         h_resp_free(&r);
     }
+    /* paused, a new prize table, rejected: a draft again, whose audience
+     * changes to the other segment — what draws remembered is forgotten */
+    must("POST", "/v1/campaigns/aud:pause", NULL, 200);
+    must("PUT", "/v1/campaigns/aud/prizes",
+         "{\"cost\":{\"points\":1},\"thanks\":{\"weight\":1},\"prizes\":[{\"code\":\"p\","
+         "\"name\":\"P\",\"weight\":1,\"stock\":20,\"reward\":{\"points\":1}}]}",
+         201);
+    must_on(S, ADMIN2, "POST", "/v1/campaigns/aud:reject", NULL, 200);
+    snprintf(body, sizeof body, def, "poor");
+    must("PUT", "/v1/campaigns/aud", body, 200);
+    must("POST", "/v1/campaigns/aud:submit", NULL, 200);
+    must_on(S, ADMIN2, "POST", "/v1/campaigns/aud:approve", NULL, 200);
+    r = draw("aud", "C31", NULL);
+    h_assert_problem(r, 403, "not-in-audience", NULL);
+    h_resp_free(&r);
+    r = draw("aud", "C30", NULL);
+    if (r.status != 201)
+        fail_msg("C30, poor, after the change: %ld %s", r.status, r.body);
+    h_resp_free(&r);
 }
 
 /* ---- a write that fails after writing (X-Siyu-Test-Fail) ---- */
