@@ -341,6 +341,24 @@ static int apply_draw(sy_conn *c, sy_req *r, void *ctx)
                          .key = sy_req_header(r, "Idempotency-Key"),
                          .now_ms = sy_req_now_ms(r)};
     int rc = sy_lottery_draw(c, &w, q->id, q->gate->subj.device, q->gate->subj.ip, &q->out);
+    if (rc == SY_LOTTERY_REPLAY) {
+        /* the key drew before the server's own record of the answer (24
+         * hours) was purged: the draw as it stands, not a second one */
+        json_t *o;
+        if ((rc = sy_lottery_draw_get(c, who->tenant, q->id, q->out.draw_id, &o)) != SY_OK)
+            return rc > 0 ? SY_ERR : rc;
+        json_object_set_new(o, "draw", json_string(q->out.draw_id));
+        sy_req_no_audit(r);
+        sy_reply_header(r, "Idempotent-Replayed", "true");
+        sy_reply_json(r, 200, o);
+        return 0;
+    }
+    if (rc == SY_LOTTERY_KEY_USED) {
+        sy_reply_problem(r, 409, "conflict", "Idempotency-Key",
+                         "this Idempotency-Key drew before for another customer (draw %s)",
+                         q->out.draw_id);
+        return 1;
+    }
     if (rc == SY_CAMPAIGN_HOLDOUT) {
         /* the holdout is recorded: this refusal commits */
         sy_req_no_audit(r);

@@ -248,7 +248,7 @@ typedef struct sy_campaign_who {
     const char *tenant, *customer_no;
     bool in_audience; /* decided by the caller (true when there is no segment) */
     const char *operator_id;
-    const char *key; /* the request's Idempotency-Key or NULL (kept with grants) */
+    const char *key; /* the request's Idempotency-Key or NULL (kept with a draw, for good) */
     int64_t now_ms;
 } sy_campaign_who;
 

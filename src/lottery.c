@@ -870,9 +870,9 @@ static int insert_draw(sy_conn *c, const sy_campaign_who *w, const char *campaig
         "INSERT INTO lottery_draws (tenant_id, campaign_id, id, customer_no, n, version, day,"
         " week, random, total_weight, picked, outcome, prize, reason, free, cost_points,"
         " cost_type, spend_entry, points, point_type, item, grant_code, ledger_entry,"
-        " budget_cost, losing_streak, device_id, ip, created_at, day_n) VALUES ($1, $2, $3, $4,"
-        " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,"
-        " $23, $24, $25, $26, $27, $28, $29)";
+        " budget_cost, losing_streak, device_id, ip, created_at, day_n, idempotency_key)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+        " $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -905,6 +905,7 @@ static int insert_draw(sy_conn *c, const sy_campaign_who *w, const char *campaig
     sy_stmt_bind_text(st, 27, or_null(ip));
     sy_stmt_bind_i64(st, 28, w->now_ms);
     sy_stmt_bind_i64(st, 29, o->draws_today);
+    sy_stmt_bind_text(st, 30, w->key);
     return sy_stmt_exec(st);
 }
 
@@ -952,11 +953,39 @@ static int prize_now(sy_conn *c, const char *tenant, const char *campaign,
     return rc == SY_ROW ? SY_OK : rc;
 }
 
+/* The draw an Idempotency-Key made before in this campaign, if any:
+ * SY_LOTTERY_REPLAY (the same customer) or SY_LOTTERY_KEY_USED, with
+ * out->draw_id; SY_OK when the key is new. */
+static int keyed_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign,
+                      sy_lottery_outcome *out)
+{
+    static const char sql[] = "SELECT id, customer_no FROM lottery_draws WHERE tenant_id = $1"
+                              " AND campaign_id = $2 AND idempotency_key = $3";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, w->tenant);
+    sy_stmt_bind_text(st, 2, campaign);
+    sy_stmt_bind_text(st, 3, w->key);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW) {
+        snprintf(out->draw_id, sizeof out->draw_id, "%s", sy_stmt_text(st, 0));
+        rc = strcmp(sy_stmt_text(st, 1), w->customer_no) ? SY_LOTTERY_KEY_USED : SY_LOTTERY_REPLAY;
+    }
+    sy_stmt_reset(st);
+    return rc == SY_DONE ? SY_OK : rc;
+}
+
 int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, const char *device,
                     const char *ip, sy_lottery_outcome *out)
 {
     memset(out, 0, sizeof *out);
     out->chances_left = SY_CAMPAIGN_UNSET;
+    if (w->key) {
+        int krc = keyed_draw(c, w, campaign, out);
+        if (krc != SY_OK)
+            return krc;
+    }
     pthread_mutex_lock(&g_def_mu);
     def_entry *def;
     int rc = def_get(c, w->tenant, campaign, &def);

@@ -39,6 +39,8 @@ enum {
     SY_LOTTERY_NO_CHANCES,    /* no free chance left today and draws cost nothing */
     SY_LOTTERY_NOT_EDITABLE,  /* prizes change only while draft or paused (out->other) */
     SY_LOTTERY_NO_DRAW,       /* no such draw */
+    SY_LOTTERY_REPLAY,        /* the key drew before, for this customer: out->draw_id */
+    SY_LOTTERY_KEY_USED,      /* the key drew before for another customer (out->draw_id) */
 };
 
 typedef struct sy_lottery_prize {

@@ -171,6 +171,28 @@ static void test_draw_flow(void **state)
     assert_true(h_header(&r, "Idempotent-Replayed", replayed, sizeof replayed));
     h_resp_free(&r);
     assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE customer_no = 'C1'"), 1);
+    /* past the server's 24-hour record of the answer, the draw keeps the
+     * key: the same draw, not a second one; another customer's draw with
+     * that key is refused */
+    assert_int_equal(
+        count_on(S, "DELETE FROM idempotency WHERE idem_key = 'flow-1'; SELECT changes()"), 1);
+    r = draw_on(c, S, APP_KEY, "fest", "C1", "flow-1", NULL);
+    if (r.status != 200)
+        fail_msg("draw replayed after 24 hours: %ld %s", r.status, r.body);
+    assert_string_equal(h_str(r.json, "draw"), id);
+    assert_true(h_header(&r, "Idempotent-Replayed", replayed, sizeof replayed));
+    h_resp_free(&r);
+    r = draw_on(c, S, APP_KEY, "fest", "C2", "flow-1", NULL); /* the server's record */
+    h_assert_problem(r, 409, "idempotency-mismatch", "Idempotency-Key");
+    h_resp_free(&r);
+    assert_int_equal(
+        count_on(S, "DELETE FROM idempotency WHERE idem_key = 'flow-1'; SELECT changes()"), 1);
+    r = draw_on(c, S, APP_KEY, "fest", "C2", "flow-1", NULL); /* the draw's own key */
+    h_assert_problem(r, 409, "conflict", "Idempotency-Key");
+    h_resp_free(&r);
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE idempotency_key ="
+                                 " 'flow-1'"),
+                     1);
     /* the second draw costs 20 points */
     r = draw_on(c, S, APP_KEY, "fest", "C1", "flow-2", NULL);
     assert_int_equal(r.status, 201);

@@ -177,7 +177,8 @@ static void test_new_version(void **state)
     assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_PAUSE, NOW)), SY_OK);
     assert_int_equal(TU_TX(f, define(f, "c", TABLE_B, NOW, &lt)), SY_OK);
     assert_int_equal(lt.version, 2);
-    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_RESUME, NOW)), SY_OK);
+    /* a new table of a paused campaign is approved again, not resumed */
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_APPROVE, NOW)), SY_OK);
     assert_int_equal(draw(f, "c", "C1", &o), SY_OK);
     assert_int_equal(o.version, 2);
     assert_string_equal(o.prize, "b");
@@ -290,7 +291,7 @@ static void test_rollback(void **state)
     assert_int_equal(sy_conn_begin(f->c), SY_OK);
     assert_int_equal(define(f, "c", TABLE_B, NOW, &lt), SY_OK);
     assert_int_equal(lt.version, 2);
-    assert_int_equal(move(f, "c", SY_CACT_RESUME, NOW), SY_OK);
+    assert_int_equal(move(f, "c", SY_CACT_APPROVE, NOW), SY_OK);
     assert_int_equal(draw_raw(f, "c", "C1", &o), SY_OK);
     assert_string_equal(o.prize, "b");
     assert_int_equal(sy_conn_rollback(f->c), SY_OK);
@@ -302,7 +303,7 @@ static void test_rollback(void **state)
                         NOW, &lt)),
         SY_OK);
     assert_int_equal(lt.version, 2);
-    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_RESUME, NOW)), SY_OK);
+    assert_int_equal(TU_TX(f, move(f, "c", SY_CACT_APPROVE, NOW)), SY_OK);
     assert_int_equal(draw(f, "c", "C1", &o), SY_OK);
     assert_int_equal(o.version, 2);
     assert_string_equal(o.prize, "z");
