@@ -220,6 +220,11 @@ void sy_api_referral_plan_reset(sy_referral_plan *p);
 void sy_api_offers_get(sy_req *r);
 /* Forget the cached offers catalogue of a tenant (a campaign changed). */
 void sy_api_offers_invalidate(const char *tenant);
+/* sy_campaign_who.eligible for the request req (a sy_req *): whether the
+ * customer is in a benefit item's eligibility segment, evaluated in the
+ * tenant's index (api_benefits.c). */
+int sy_api_reward_eligible(void *req, const char *segment_id, const char *expression,
+                           const char *customer_no);
 /* Forgets the remembered audience of a lottery campaign (api_lottery.c),
  * after a committed change that sent it back to draft. */
 void sy_api_lottery_forget_audience(const char *tenant, const char *id);

@@ -163,6 +163,58 @@ static sy_index *tenant_index(sy_req *r, sy_attr_set **schema)
     return ix;
 }
 
+/* Whether customer `no` is in the saved segment `id` or the segment
+ * `expr` (one of them NULL), evaluated among that one customer in ix: 1
+ * yes, 0 no (also a segment that no longer evaluates, which admits no one),
+ * -1 no such customer in the index. */
+static int segment_holds(sy_index *ix, sy_attr_set *schema, const char *tenant, const char *id,
+                         const char *expr, const char *no)
+{
+    sy_seg_error e;
+    memset(&e, 0, sizeof e);
+    sy_seg_node *ast = expr ? sy_seg_parse(expr, strlen(expr), &e) : NULL;
+    int in = 0;
+    sy_index_rdlock(ix);
+    uint32_t dense;
+    if (!sy_index_dense(ix, no, &dense)) {
+        in = -1;
+    } else {
+        /* a lookup per term */
+        const sy_seg_node *node = expr ? ast : sy_index_segment(ix, id);
+        roaring_bitmap_t *one = roaring_bitmap_from_range(dense, (uint64_t)dense + 1, 1);
+        roaring_bitmap_t *b =
+            node ? sy_seg_eval_index_among(ix, schema, sy_now_ms(), node, one, &e) : NULL;
+        roaring_bitmap_free(one);
+        if (!b)
+            sy_warn("benefits %s: segment %s no longer evaluates; it admits no one", tenant,
+                    id ? id : expr);
+        in = b && roaring_bitmap_contains(b, dense);
+        if (b)
+            roaring_bitmap_free(b);
+    }
+    sy_index_unlock(ix);
+    sy_seg_free(ast);
+    return in;
+}
+
+int sy_api_reward_eligible(void *req, const char *segment_id, const char *expression,
+                           const char *customer_no)
+{
+    sy_req *r = req;
+    sy_app *app = sy_req_app(r);
+    const char *tenant = sy_req_principal(r)->tenant;
+    sy_attr_set *schema = sy_schemas_get(app->schemas, tenant);
+    sy_index *ix = schema ? sy_indexes_get(app->indexes, tenant) : NULL;
+    if (!ix) {
+        sy_attr_set_release(schema);
+        sy_error("benefits %s: no index to decide a reward's eligibility", tenant);
+        return -1;
+    }
+    int in = segment_holds(ix, schema, tenant, segment_id, expression, customer_no);
+    sy_attr_set_release(schema);
+    return in > 0;
+}
+
 /* "segment_id" (a saved segment) or "segment_expression", at most one:
  * the id must name a saved segment; the expression must parse and fit the
  * tenant's schema and catalogue. */
@@ -305,32 +357,13 @@ static int admit(sy_req *r, const char *sql, const char *code, const char *no, c
         out = ADMIT_ERROR;
     for (size_t i = 0; i < n && out == ADMIT_YES; i++) {
         const char *id = pairs[2 * i], *expr = pairs[2 * i + 1];
-        sy_seg_error e;
-        memset(&e, 0, sizeof e);
-        sy_seg_node *ast = expr ? sy_seg_parse(expr, strlen(expr), &e) : NULL;
-        sy_index_rdlock(ix);
-        uint32_t dense;
-        if (!sy_index_dense(ix, no, &dense)) {
+        int in = segment_holds(ix, schema, tenant, id, expr, no);
+        if (in < 0) {
             out = ADMIT_NO_CUSTOMER;
-        } else {
-            /* evaluated among this one customer: a lookup per term */
-            const sy_seg_node *node = expr ? ast : sy_index_segment(ix, id);
-            roaring_bitmap_t *one = roaring_bitmap_from_range(dense, (uint64_t)dense + 1, 1);
-            roaring_bitmap_t *b =
-                node ? sy_seg_eval_index_among(ix, schema, sy_now_ms(), node, one, &e) : NULL;
-            roaring_bitmap_free(one);
-            if (!b)
-                sy_warn("benefits %s: segment %s no longer evaluates; it admits no one", tenant,
-                        id ? id : expr);
-            if (!b || !roaring_bitmap_contains(b, dense)) {
-                out = ADMIT_NO;
-                snprintf(which, which_len, "%s", id ? id : expr);
-            }
-            if (b)
-                roaring_bitmap_free(b);
+        } else if (!in) {
+            out = ADMIT_NO;
+            snprintf(which, which_len, "%s", id ? id : expr);
         }
-        sy_index_unlock(ix);
-        sy_seg_free(ast);
     }
     sy_attr_set_release(schema);
     free_strings(local, nlocal);

@@ -764,6 +764,8 @@ static int apply_checkin(sy_conn *c, sy_req *r, void *ctx)
     checkin_req *q = ctx;
     const sy_principal *who = sy_req_principal(r);
     sy_campaign_who w = {.tenant = who->tenant,
+                         .eligible = sy_api_reward_eligible,
+                         .eligible_ud = r,
                          .customer_no = q->no,
                          .in_audience = q->in_audience,
                          .operator_id = who->key_id,
@@ -1031,6 +1033,8 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
             if (strcmp(cp->tasks[t].event, name) != 0)
                 continue;
             sy_campaign_who w = {.tenant = who->tenant,
+                                 .eligible = sy_api_reward_eligible,
+                                 .eligible_ud = r,
                                  .customer_no = no,
                                  .in_audience = p->in[(size_t)k * p->n + i],
                                  .operator_id = who->key_id,

@@ -335,6 +335,8 @@ static int apply_draw(sy_conn *c, sy_req *r, void *ctx)
     draw_req *q = ctx;
     const sy_principal *who = sy_req_principal(r);
     sy_campaign_who w = {.tenant = who->tenant,
+                         .eligible = sy_api_reward_eligible,
+                         .eligible_ud = r,
                          .customer_no = q->no,
                          .in_audience = q->in_audience,
                          .operator_id = who->key_id,

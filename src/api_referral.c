@@ -124,6 +124,8 @@ static int apply_invite(sy_conn *c, sy_req *r, void *ctx)
     invite_req *q = ctx;
     const sy_principal *who = sy_req_principal(r);
     sy_campaign_who w = {.tenant = who->tenant,
+                         .eligible = sy_api_reward_eligible,
+                         .eligible_ud = r,
                          .customer_no = q->no,
                          .in_audience = q->in_audience,
                          .operator_id = who->key_id,
@@ -227,6 +229,8 @@ static int apply_bind(sy_conn *c, sy_req *r, void *ctx)
     bind_req *q = ctx;
     const sy_principal *who = sy_req_principal(r);
     sy_campaign_who w = {.tenant = who->tenant,
+                         .eligible = sy_api_reward_eligible,
+                         .eligible_ud = r,
                          .customer_no = q->invitee,
                          .in_audience = true,
                          .operator_id = who->key_id,
@@ -313,6 +317,8 @@ static int apply_review(sy_conn *c, sy_req *r, void *ctx)
     review_req *q = ctx;
     const sy_principal *who = sy_req_principal(r);
     sy_campaign_who w = {.tenant = who->tenant,
+                         .eligible = sy_api_reward_eligible,
+                         .eligible_ud = r,
                          .customer_no = q->invitee,
                          .in_audience = true,
                          .operator_id = who->key_id,
@@ -631,6 +637,8 @@ int sy_api_referral_apply(sy_conn *c, sy_req *r, sy_referral_plan *p, const char
         if (!p->ok[k])
             continue;
         sy_campaign_who w = {.tenant = who->tenant,
+                             .eligible = sy_api_reward_eligible,
+                             .eligible_ud = r,
                              .customer_no = no,
                              .in_audience = true,
                              .operator_id = who->key_id,

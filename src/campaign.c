@@ -1173,6 +1173,29 @@ static int reward_cost(sy_conn *c, const char *tenant, const sy_campaign_reward 
     return r->item[0] ? item_cost(c, tenant, r->item, cost) : SY_OK;
 }
 
+/* Whether w's customer may receive item: 1 when the item is for everyone
+ * or the customer is in its segment, 0 when not (or nothing can tell), < 0
+ * a store error.  An item not found is 1: the catalogue refuses it. */
+static int item_eligible(sy_conn *c, const sy_campaign_who *w, const char *item)
+{
+    static const char sql[] = "SELECT segment_id, segment_expression FROM benefit_items"
+                              " WHERE tenant_id = $1 AND code = $2";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return -1;
+    sy_stmt_bind_text(st, 1, w->tenant);
+    sy_stmt_bind_text(st, 2, item);
+    int rc = sy_stmt_step(st);
+    int in = 1;
+    if (rc == SY_ROW && (!sy_stmt_is_null(st, 0) || !sy_stmt_is_null(st, 1))) {
+        const char *id = sy_stmt_is_null(st, 0) ? NULL : sy_stmt_text(st, 0);
+        const char *expr = sy_stmt_is_null(st, 1) ? NULL : sy_stmt_text(st, 1);
+        in = w->eligible ? w->eligible(w->eligible_ud, id, expr, w->customer_no) : 0;
+    }
+    sy_stmt_reset(st);
+    return rc == SY_ROW || rc == SY_DONE ? in : -1;
+}
+
 /* Issues a reward (points earned from source:campaign:<id>, or one unit of
  * an item).  Refusals write nothing. */
 static int issue_reward(sy_conn *c, const sy_campaign *cp, const sy_campaign_who *w,
@@ -1182,6 +1205,15 @@ static int issue_reward(sy_conn *c, const sy_campaign *cp, const sy_campaign_who
     char account[80];
     snprintf(account, sizeof account, SY_CAMPAIGN_ACCOUNT_PREFIX "%s", cp->id);
     if (r->item[0]) {
+        /* an item for a segment goes only to its members, whichever way it
+         * is given (as the catalogue's own API checks it) */
+        int in = item_eligible(c, w, r->item);
+        if (in < 0)
+            return SY_ERR;
+        if (!in) {
+            snprintf(out->why.other, sizeof out->why.other, "not-eligible");
+            return SY_CAMPAIGN_REWARD_REFUSED;
+        }
         char key[128];
         snprintf(key, sizeof key, "campaign:%s:%s", cp->id, action_id);
         sy_benefit_issue q = {.tenant = w->tenant,

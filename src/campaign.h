@@ -250,6 +250,13 @@ typedef struct sy_campaign_who {
     const char *operator_id;
     const char *key; /* the request's Idempotency-Key or NULL (kept with a draw, for good) */
     int64_t now_ms;
+    /* Whether customer_no is in a benefit item's eligibility segment (its
+     * saved segment's id or its expression; the other is NULL): > 0 yes,
+     * 0 no, < 0 an error.  The API layer sets it (the index is there);
+     * without it an item with a segment is never given as a reward. */
+    int (*eligible)(void *ud, const char *segment_id, const char *expression,
+                    const char *customer_no);
+    void *eligible_ud;
 } sy_campaign_who;
 
 typedef struct sy_campaign_outcome {

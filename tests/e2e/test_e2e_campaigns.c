@@ -302,6 +302,45 @@ static void test_audience_suitability_holdout(void **state)
                      seen[3]);
 }
 
+/* ---- a reward item for a segment goes only to its members ---- */
+
+static void test_reward_item_eligibility(void **state)
+{
+    (void)state;
+    must("POST", "/v1/segments",
+         "{\"id\":\"careful\",\"name\":\"careful\",\"expression\":\"risk_level <= R2\"}",
+         201);
+    /* a rate discount only for the careful customers */
+    must("POST", "/v1/benefits/suppliers", "{\"code\":\"bank\",\"name\":\"本行\"}", 201);
+    must("POST", "/v1/benefits/items",
+         "{\"code\":\"rate\",\"name\":\"利率优惠\",\"kind\":\"financial\",\"supplier\":"
+         "\"bank\",\"face_value\":0,\"cost_price\":0,\"stock\":100,\"params\":{\"right\":\"rate_discount\",\"bp\":10},"
+         "\"segment_id\":\"careful\"}",
+         201);
+    char fields[1024];
+    snprintf(fields, sizeof fields,
+             "%s,\"checkin\":{\"rewards\":[{\"day\":1,\"item\":\"rate\"}],\"cycle\":true}",
+             k_ckfields);
+    launch("vip", fields);
+    /* C1 is R2 (careful), C2 is R3 */
+    h_resp r = checkin("vip", "C1", "2026-12-10T10:00:00+08:00", NULL);
+    if (r.status != 201)
+        fail_msg("C1 (careful): %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = checkin("vip", "C2", "2026-12-10T10:00:00+08:00", NULL);
+    h_assert_problem(r, 409, "reward-refused", NULL);
+    assert_non_null(strstr(r.body, "not-eligible"));
+    h_resp_free(&r);
+    /* nothing was written for C2: no grant, no check-in */
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants WHERE item = 'rate'"), 1);
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants WHERE item = 'rate' AND"
+                                 " customer_no = 'C1'"),
+                     1);
+    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id = 'vip'"
+                                 " AND customer_no = 'C2'"),
+                     0);
+}
+
 /* ---- tasks ---- */
 
 static void test_tasks_from_events(void **state)
@@ -684,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle_maker_checker),
         cmocka_unit_test(test_checkin_streaks_and_makeup),
         cmocka_unit_test(test_audience_suitability_holdout),
+        cmocka_unit_test(test_reward_item_eligibility),
         cmocka_unit_test(test_tasks_from_events),
         cmocka_unit_test(test_concurrent_budget_and_limits),
         cmocka_unit_test(test_checkin_failure_after_write_undone),
