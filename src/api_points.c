@@ -441,7 +441,7 @@ static int entry_owner(sy_conn *c, const char *tenant, const char *id, char gran
     sy_stmt_reset(st);
     if (rc != SY_ROW)
         return rc == SY_DONE ? SY_OK : rc;
-    if (!strcmp(credit, SY_BENEFIT_MALL_SINK)) {
+    if (!strcmp(credit, "sink:" SY_BENEFIT_MALL_SINK)) {
         snprintf(grant, 72, "%s", ref);
         return SY_OK;
     }
