@@ -1142,8 +1142,26 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
     out->draws_today = today_n + 1;
     if ((rc = insert_draw(c, w, cp->id, out, device, ip)) != SY_OK)
         goto done;
+    /* the draws left today: the table's daily cap and the campaign's own
+     * limits, each counting this draw */
+    int64_t left = SY_CAMPAIGN_UNSET;
     if (t->draws_per_day != SY_CAMPAIGN_UNSET)
-        out->chances_left = t->draws_per_day - out->draws_today;
+        left = t->draws_per_day - out->draws_today;
+    if (cp->limit_day != SY_CAMPAIGN_UNSET &&
+        (left == SY_CAMPAIGN_UNSET || cp->limit_day - out->draws_today < left))
+        left = cp->limit_day - out->draws_today;
+    if (cp->limit_total != SY_CAMPAIGN_UNSET &&
+        (left == SY_CAMPAIGN_UNSET || cp->limit_total - out->n < left))
+        left = cp->limit_total - out->n; /* n: the customer's draws, this one included */
+    if (cp->limit_week != SY_CAMPAIGN_UNSET) {
+        int64_t week = sy_campaign_week(day), in_week;
+        if ((rc = count_draws(c, cp, w->tenant, w->customer_no, week * 7 - 3, week * 7 + 3,
+                              &in_week)) != SY_OK)
+            goto done;
+        if (left == SY_CAMPAIGN_UNSET || cp->limit_week - in_week < left)
+            left = cp->limit_week - in_week;
+    }
+    out->chances_left = left == SY_CAMPAIGN_UNSET ? left : left > 0 ? left : 0;
 done:
     pthread_mutex_unlock(&g_def_mu);
     return rc;

@@ -4,6 +4,7 @@
 #include "coupon.h"
 
 #include "ledger.h"
+#include "lottery.h"
 #include "util.h"
 #include "validate.h"
 
@@ -78,24 +79,6 @@ static int64_t col_or_unset(sy_stmt *st, int col)
     return sy_stmt_is_null(st, col) ? SY_BENEFIT_UNSET : sy_stmt_i64(st, col);
 }
 
-/* A lottery's daily draws, read defensively: the lottery section is being
- * built elsewhere, so any of a few plausible names, as a positive integer. */
-static int64_t draws_per_day(const sy_campaign *cp)
-{
-    static const char *const names[] = {"draws_per_day", "daily_draws", "free_draws_per_day",
-                                        "draws_per_customer_per_day", "max_draws_per_day"};
-    if (cp->type != SY_CAMPAIGN_LOTTERY || !json_is_object(cp->extra))
-        return -1;
-    for (size_t i = 0; i < SY_ARRAY_LEN(names); i++) {
-        json_t *v = json_object_get(cp->extra, names[i]);
-        if (json_is_integer(v) && json_integer_value(v) > 0)
-            return json_integer_value(v);
-    }
-    json_t *lim = json_object_get(cp->extra, "limits");
-    json_t *v = json_is_object(lim) ? json_object_get(lim, "draws_per_day") : NULL;
-    return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : -1;
-}
-
 /* o's JSON as text without its closing brace (malloc'd); steals j. */
 static char *open_object(json_t *j)
 {
@@ -147,9 +130,12 @@ static const char k_wave_sql[] =
     " AND day = $4 AND wave = $5), 0), (SELECT COUNT(*) FROM coupon_claims WHERE tenant_id = $1"
     " AND campaign_id = $2 AND customer_no = $3 AND day = $4 AND wave = $5)";
 
+/* A customer's draws in a lottery: all, today's and this week's (they
+ * count towards the campaign's limits like other participations). */
 static const char k_draws_sql[] =
-    "SELECT COUNT(*) FROM lottery_draws WHERE tenant_id = $1 AND campaign_id = $2"
-    " AND customer_no = $3 AND day = $4";
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN day = $4 THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE WHEN week = $5 THEN 1 ELSE 0 END), 0) FROM lottery_draws"
+    " WHERE tenant_id = $1 AND campaign_id = $2 AND customer_no = $3";
 
 int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_offers_catalog **out)
 {
@@ -211,7 +197,22 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
         o->priority = cp->priority;
         o->ends_at = cp->ends_at;
         o->audience[0] = audience_of(cat, cp->segment_id, NULL);
-        o->draws_per_day = draws_per_day(cp);
+        if (cp->type == SY_CAMPAIGN_LOTTERY) {
+            sy_lottery_table *t = sy_xmalloc(sizeof *t);
+            rc = sy_lottery_load(c, tenant, cp->id, 0, t);
+            if (rc == SY_OK) {
+                o->has_table = true;
+                o->draws_per_day = t->draws_per_day == SY_CAMPAIGN_UNSET ? -1 : t->draws_per_day;
+                o->free_per_day = t->free_per_day;
+                o->draw_cost = t->cost_points;
+                snprintf(o->cost_type, sizeof o->cost_type, "%s", t->cost_type);
+            }
+            free(t);
+            if (rc == SY_LOTTERY_NO_TABLE)
+                rc = SY_OK;
+            if (rc != SY_OK)
+                break;
+        }
         atomic_store(&o->spent_points, cp->spent_points);
         atomic_store(&o->spent_cost, cp->spent_cost);
         json_t *mpi = cp->type == SY_CAMPAIGN_REFERRAL && cp->extra
@@ -298,8 +299,6 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
         render_head(&cat->offers[i]);
         cat->offers[i].head_len = strlen(cat->offers[i].head);
     }
-    /* the lottery's draws, when its table is there (built elsewhere) */
-    cat->draws_table = rc == SY_OK && sy_conn_prepare(c, k_draws_sql) != NULL;
     if (rc != SY_OK) {
         sy_offers_catalog_free(cat);
         return rc;
@@ -421,7 +420,6 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
     st->item_month = counts + 4 * n;
     st->item_total = counts + 5 * n;
     for (size_t i = 0; i < cat->n; i++) {
-        st->use[i].draws_today = -1;
         st->use[i].wave = -1;
         st->use[i].next_wave_at = SY_CAMPAIGN_UNSET;
     }
@@ -508,20 +506,29 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
             return rc;
         rc = SY_OK;
     }
-    for (size_t i = 0; i < cat->n && cat->draws_table; i++) {
+    for (size_t i = 0; i < cat->n && rc == SY_OK; i++) {
         const sy_offer *o = &cat->offers[i];
-        if (o->kind != SY_OFFER_CAMPAIGN || o->draws_per_day < 0)
+        if (o->kind != SY_OFFER_CAMPAIGN || o->cp->type != SY_CAMPAIGN_LOTTERY)
             continue;
         if (!(q = sy_conn_prepare(c, k_draws_sql)))
-            break; /* the table went away: unknown */
+            return SY_ERR;
         sy_stmt_bind_text(q, 1, cat->tenant);
         sy_stmt_bind_text(q, 2, o->code);
         sy_stmt_bind_text(q, 3, no);
         sy_stmt_bind_i64(q, 4, st->today);
-        if (sy_stmt_step(q) == SY_ROW)
-            st->use[i].draws_today = sy_stmt_i64(q, 0);
+        sy_stmt_bind_i64(q, 5, st->week);
+        rc = sy_stmt_step(q);
+        if (rc == SY_ROW) {
+            sy_offer_use *u = &st->use[i];
+            u->total += sy_stmt_i64(q, 0);
+            u->today += u->draws_today = sy_stmt_i64(q, 1);
+            u->week += sy_stmt_i64(q, 2);
+            rc = SY_OK;
+        }
         sy_stmt_reset(q);
     }
+    if (rc != SY_OK)
+        return rc;
     for (size_t i = 0; i < cat->n && rc == SY_OK; i++) {
         const sy_offer *o = &cat->offers[i];
         if (o->kind != SY_OFFER_CAMPAIGN || !o->coupon)
@@ -642,6 +649,31 @@ static void put_time(sy_buf *b, const char *member, int64_t ms)
     sy_buf_printf(b, "\"%s\"", t);
 }
 
+/* What is left of `limit` after `used` (never below 0). */
+static int64_t left_of(int64_t limit, int64_t used)
+{
+    return limit > used ? limit - used : 0;
+}
+
+/* left (-1: no cap yet) capped by a campaign limit (SY_CAMPAIGN_UNSET: none). */
+static int64_t left_cap(int64_t left, int64_t limit, int64_t used)
+{
+    if (limit == SY_CAMPAIGN_UNSET)
+        return left;
+    int64_t l = left_of(limit, used);
+    return left < 0 || l < left ? l : left;
+}
+
+/* name, then n, or null when n < 0. */
+static void put_count(sy_buf *b, const char *name, int64_t n)
+{
+    sy_buf_puts(b, name);
+    if (n < 0)
+        sy_buf_puts(b, "null");
+    else
+        sy_buf_printf(b, "%lld", (long long)n);
+}
+
 /* A coupon drop: the wave open now and what is left of it, this customer's
  * claims left (the wave's, within the campaign's limits) and the next
  * wave. */
@@ -697,24 +729,28 @@ static void render_campaign(sy_buf *b, const sy_offers_catalog *cat, const sy_of
         }
         sy_buf_puts(b, "]");
     } else if (cp->type == SY_CAMPAIGN_LOTTERY) {
-        sy_buf_puts(b, ",\"lottery\":{\"draws_per_day\":");
-        if (o->draws_per_day < 0)
-            sy_buf_puts(b, "null");
-        else
-            sy_buf_printf(b, "%lld", (long long)o->draws_per_day);
-        if (u->draws_today < 0)
-            sy_buf_puts(b, ",\"draws_today\":null");
-        else
-            sy_buf_printf(b, ",\"draws_today\":%lld", (long long)u->draws_today);
-        if (o->draws_per_day < 0 || u->draws_today < 0)
-            sy_buf_puts(b, ",\"draws_left_today\":null");
-        else
-            sy_buf_printf(b, ",\"draws_left_today\":%lld",
-                          (long long)(o->draws_per_day > u->draws_today
-                                          ? o->draws_per_day - u->draws_today
-                                          : 0));
-        if (!cat->draws_table)
-            sy_buf_puts(b, ",\"note\":\"draws are not recorded yet\"");
+        /* draws left today: the table's daily cap and the campaign's
+         * limits (null: neither caps them); free ones first */
+        int64_t left = o->draws_per_day < 0 ? -1 : left_of(o->draws_per_day, u->draws_today);
+        left = left_cap(left, cp->limit_day, u->today);
+        left = left_cap(left, cp->limit_week, u->week);
+        left = left_cap(left, cp->limit_total, u->total);
+        sy_buf_puts(b, ",\"lottery\":{\"prizes\":");
+        sy_buf_puts(b, o->has_table ? "true" : "false");
+        put_count(b, ",\"draws_per_day\":", o->draws_per_day);
+        sy_buf_printf(b, ",\"draws_today\":%lld", (long long)u->draws_today);
+        put_count(b, ",\"draws_left_today\":", left);
+        int64_t free_left = left_of(o->free_per_day, u->draws_today);
+        sy_buf_printf(b, ",\"free_left_today\":%lld",
+                      (long long)(left >= 0 && left < free_left ? left : free_left));
+        if (o->draw_cost > 0) {
+            sy_buf_printf(b, ",\"cost\":{\"points\":%lld,\"point_type\":\"",
+                          (long long)o->draw_cost);
+            sy_buf_puts(b, o->cost_type); /* a point type code: nothing to escape */
+            sy_buf_puts(b, "\"}");
+        } else {
+            sy_buf_puts(b, ",\"cost\":null");
+        }
         sy_buf_puts(b, "}");
     } else if (cp->type == SY_CAMPAIGN_REFERRAL) {
         sy_buf_printf(b, ",\"referral\":{\"invites_rewarded\":%lld",

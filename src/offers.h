@@ -52,10 +52,15 @@ typedef struct sy_offer {
     char code[SY_BENEFIT_CODE_MAX + 1]; /* campaign id, package or listing code */
     char name[401];
     int priority;
-    int64_t ends_at;       /* SY_OFFER_NO_END: none */
-    int audience[2];       /* indexes into the catalogue's audiences; NO_AUDIENCE: none */
-    sy_campaign *cp;       /* campaigns */
-    int64_t draws_per_day; /* lottery campaigns: read from its section; -1: not given */
+    int64_t ends_at; /* SY_OFFER_NO_END: none */
+    int audience[2]; /* indexes into the catalogue's audiences; NO_AUDIENCE: none */
+    sy_campaign *cp; /* campaigns */
+    /* lottery campaigns, from the newest prize table (has_table false: none
+     * yet): the table's daily cap (-1: none), free draws a day, and what a
+     * draw beyond them costs (0: nothing, free chances only) */
+    bool has_table;
+    int64_t draws_per_day, free_per_day, draw_cost;
+    char cost_type[33];
     /* listings: the item and its price */
     char item[SY_BENEFIT_CODE_MAX + 1], point_type[33];
     int64_t price, face_value;
@@ -89,8 +94,7 @@ struct sy_offers_catalog {
     size_t n;
     sy_offer_audience *audiences;
     size_t naudiences;
-    bool draws_table; /* a lottery_draws table exists */
-    int refs;         /* owned by the cache: see api_offers.c */
+    int refs; /* owned by the cache: see api_offers.c */
 };
 
 /* Loads a tenant's catalogue as of now_ms (campaigns not ended by then).
@@ -107,7 +111,7 @@ typedef struct sy_offer_use {
     bool checked_in_today;
     json_t *tasks_done; /* {"task code": true} done in their period */
     int64_t invites_rewarded;
-    int64_t draws_today; /* -1: unknown */
+    int64_t draws_today; /* lotteries: the customer's draws today */
     /* coupon drops: the wave open now (-1: none), when it opened, how many
      * of its units are left and how many this customer claimed from it,
      * and when the next wave opens (SY_CAMPAIGN_UNSET: none) */

@@ -256,6 +256,49 @@ static void test_draw_flow(void **state)
     assert_check_passes(S);
 }
 
+/* ---- chances left count the campaign's own limits too ---- */
+
+static void test_chances_left(void **state)
+{
+    (void)state;
+    launch_on(S, ADMIN2, "few", "\"limits\":{\"per_day\":2,\"per_campaign\":3}",
+              "{\"free_per_day\":10,\"draws_per_day\":5,\"thanks\":{\"weight\":1},"
+              "\"prizes\":[{\"code\":\"p\",\"name\":\"P\",\"weight\":1,\"stock\":100,"
+              "\"reward\":{\"points\":1}}]}");
+    /* the campaign's 2 a day are fewer than the table's 5 */
+    long want[] = {1, 0};
+    for (int i = 0; i < 2; i++) {
+        h_resp r = draw("few", "C7", NULL);
+        if (r.status != 201)
+            fail_msg("draw %d: %ld %s", i, r.status, r.body);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "chances_left")), want[i]);
+        h_resp_free(&r);
+    }
+    h_resp r = draw("few", "C7", NULL);
+    h_assert_problem(r, 409, "limit-reached", NULL);
+    h_resp_free(&r);
+    /* the offers agree: no draws left today */
+    const char *hs[] = {"X-Siyu-Now: " NOW, NULL};
+    r = h_req_h(S, "GET", "/v1/customers/C7/offers", APP_KEY, NULL, hs);
+    assert_int_equal(r.status, 200);
+    json_t *items = json_object_get(r.json, "items"), *few = NULL;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const char *id = h_str(json_array_get(items, i), "id");
+        if (id && !strcmp(id, "few"))
+            few = json_array_get(items, i);
+    }
+    if (!few)
+        fail_msg("no offer 'few': %s", r.body);
+    json_t *lot = json_object_get(few, "lottery");
+    assert_int_equal(json_integer_value(json_object_get(lot, "draws_per_day")), 5);
+    assert_int_equal(json_integer_value(json_object_get(lot, "draws_today")), 2);
+    assert_int_equal(json_integer_value(json_object_get(lot, "draws_left_today")), 0);
+    json_t *lim = json_object_get(few, "limits_left");
+    assert_int_equal(json_integer_value(json_object_get(lim, "per_day")), 0);
+    assert_int_equal(json_integer_value(json_object_get(lim, "per_campaign")), 1);
+    h_resp_free(&r);
+}
+
 /* ---- the prize table is part of what the checker approves ---- */
 
 static void test_prize_table_author_cannot_approve(void **state)
@@ -870,6 +913,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_draw_flow),
         cmocka_unit_test(test_prize_table_author_cannot_approve),
+        cmocka_unit_test(test_chances_left),
         cmocka_unit_test(test_same_key_concurrently),
         cmocka_unit_test(test_concurrent_stock_budget_limits),
         cmocka_unit_test(test_abuse_gate),

@@ -12,6 +12,7 @@
 #include "benefits.h"
 #include "campaign.h"
 #include "ledger.h"
+#include "lottery.h"
 #include "offers.h"
 #include "tenant.h"
 #include "util.h"
@@ -210,10 +211,27 @@ static void test_limits_and_chances(void **state)
            " \"reward\": {\"points\": 3}}, {\"code\": \"card\", \"event\": \"bind_card\","
            " \"period\": \"campaign\", \"reward\": {\"points\": 9}}]}",
            0, "2027-01-01T00:00:00+08:00", NULL);
-    launch(f, "lo", SY_CAMPAIGN_LOTTERY, "{\"lottery\": {\"draws_per_day\": 3}}", 0,
-           "2027-01-01T00:00:00+08:00", NULL);
-    launch(f, "lo2", SY_CAMPAIGN_LOTTERY, "{\"lottery\": {\"prizes\": \"whatever\"}}", 0,
-           "2027-01-01T00:00:00+08:00", NULL);
+    /* a lottery with its prize table (3 draws a day, 2 of them free, then 5
+     * points) and a campaign limit of 2 a day; another without a table */
+    sy_campaign *lc = tu_campaign_def("lo", SY_CAMPAIGN_LOTTERY, NULL);
+    lc->limit_day = 2;
+    tu_campaign_create(f, "t1", lc);
+    sy_campaign_free(lc);
+    json_t *tj = json_loads("{\"free_per_day\": 2, \"draws_per_day\": 3, \"cost\": {\"points\":"
+                            " 5}, \"thanks\": {\"weight\": 1}, \"prizes\": [{\"code\": \"p\","
+                            " \"name\": \"P\", \"weight\": 1, \"stock\": 10, \"reward\":"
+                            " {\"points\": 1}}]}",
+                            0, NULL);
+    sy_lottery_table lt;
+    char tfield[96], tmsg[256];
+    assert_true(sy_lottery_parse(tj, "sun", &lt, tfield, sizeof tfield, tmsg, sizeof tmsg));
+    json_decref(tj);
+    sy_campaign_result cres;
+    assert_int_equal(TU_TX(f, sy_lottery_define(f->c, "t1", "lo", &lt, "key_maker",
+                                                tu_at("2026-11-20T00:00:00Z"), &cres)),
+                     SY_OK);
+    tu_campaign_approve(f, "t1", "lo");
+    launch(f, "lo2", SY_CAMPAIGN_LOTTERY, NULL, 0, "2027-01-01T00:00:00+08:00", NULL);
     int64_t now = tu_at("2026-12-05T12:00:00+08:00");
     sy_campaign_who w = tu_who("t1", "C2", now);
     sy_campaign_outcome o;
@@ -228,6 +246,10 @@ static void test_limits_and_chances(void **state)
     assert_int_equal(sy_campaign_task_event(f->c, tk, 0, &w, "pay_bill", "e2", now - DAY, -1, &o),
                      SY_OK);
     sy_campaign_free(tk);
+    sy_lottery_outcome lo_out;
+    assert_int_equal(TU_TX(f, sy_lottery_draw(f->c, &w, "lo", NULL, NULL, &lo_out)), SY_OK);
+    assert_true(lo_out.free);
+    assert_int_equal(lo_out.chances_left, 1); /* the campaign's 2 a day */
     json_t *it = offers(f, "C2", now, false, false, 0);
     json_t *ck = find(it, "ck");
     assert_non_null(ck);
@@ -240,20 +262,22 @@ static void test_limits_and_chances(void **state)
     json_t *tasks = json_object_get(find(it, "tk"), "tasks");
     assert_true(json_is_false(json_object_get(json_array_get(tasks, 0), "done")));
     assert_true(json_is_true(json_object_get(json_array_get(tasks, 1), "done")));
-    /* the lottery's daily draws read from its section; no draws table yet */
-    json_t *lo = json_object_get(find(it, "lo"), "lottery");
+    /* the lottery: its table's numbers, the customer's draw counted, and
+     * the campaign's own limit capping what is left today */
+    json_t *lof = find(it, "lo");
+    json_t *lo = json_object_get(lof, "lottery");
+    assert_true(json_is_true(json_object_get(lo, "prizes")));
     assert_int_equal(json_integer_value(json_object_get(lo, "draws_per_day")), 3);
-    if (sy_conn_prepare(f->c, "SELECT 1 FROM lottery_draws") != NULL) {
-        /* the lottery's table exists (0011 on main): counted, none yet */
-        assert_int_equal(json_integer_value(json_object_get(lo, "draws_today")), 0);
-        assert_int_equal(json_integer_value(json_object_get(lo, "draws_left_today")), 3);
-        assert_null(json_object_get(lo, "note"));
-    } else {
-        assert_true(json_is_null(json_object_get(lo, "draws_today")));
-        assert_non_null(json_object_get(lo, "note"));
-    }
+    assert_int_equal(json_integer_value(json_object_get(lo, "draws_today")), 1);
+    assert_int_equal(json_integer_value(json_object_get(lo, "draws_left_today")), 1);
+    assert_int_equal(json_integer_value(json_object_get(lo, "free_left_today")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(lo, "cost"), "points")), 5);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(lof, "limits_left"), "per_day")), 1);
     json_t *lo2 = json_object_get(find(it, "lo2"), "lottery");
+    assert_true(json_is_false(json_object_get(lo2, "prizes")));
     assert_true(json_is_null(json_object_get(lo2, "draws_per_day")));
+    assert_true(json_is_null(json_object_get(lo2, "draws_left_today")));
     json_decref(it);
     /* another customer has checked in nowhere */
     it = offers(f, "C3", now, false, false, 0);
