@@ -323,6 +323,9 @@ int sy_referral_bind_invitee(sy_conn *c, const sy_campaign_who *w, const char *c
     static const char sql_prefix[] =
         "SELECT COUNT(*) FROM referral_bindings WHERE tenant_id = $1 AND campaign_id = $2"
         " AND phone_prefix = $3 AND bound_at > $4";
+    static const char sql_device[] =
+        "SELECT COUNT(*) FROM referral_bindings WHERE tenant_id = $1 AND campaign_id = $2"
+        " AND device_id = $3 AND bound_at > $4";
     static const char sql_put[] =
         "INSERT INTO referral_bindings (tenant_id, campaign_id, invitee, inviter, code, status,"
         " device_id, ip, phone_prefix, flags, bound_at, bound_day, qualify_by) VALUES ($1, $2,"
@@ -406,9 +409,19 @@ int sy_referral_bind_invitee(sy_conn *c, const sy_campaign_who *w, const char *c
     }
     /* fraud rules: they do not refuse the binding; they hold its rewards */
     int64_t since = w->now_ms - rules.fraud_window_minutes * MINUTE_MS, n;
-    if (rules.same_device && b->device_id && inviter_device[0] &&
-        !strcmp(b->device_id, inviter_device))
-        add_flag(out->flags, sizeof out->flags, "same-device");
+    if (rules.same_device && b->device_id) {
+        /* the inviter's device, or one another invitee of the campaign
+         * was bound from (at any time: an account farm) */
+        bool same = inviter_device[0] && !strcmp(b->device_id, inviter_device);
+        if (!same) {
+            if ((rc = count_recent(c, sql_device, w->tenant, campaign, b->device_id, INT64_MIN,
+                                   &n)) != SY_OK)
+                goto done;
+            same = n > 0;
+        }
+        if (same)
+            add_flag(out->flags, sizeof out->flags, "same-device");
+    }
     if (rules.max_per_ip != SY_CAMPAIGN_UNSET && b->ip) {
         if ((rc = count_recent(c, sql_ip, w->tenant, campaign, b->ip, since, &n)) != SY_OK)
             goto done;

@@ -56,7 +56,8 @@ typedef struct sy_referral_rules {
     sy_campaign_reward inviter, invitee; /* points 0 and item "": none */
     int64_t max_per_inviter;             /* SY_CAMPAIGN_UNSET: no cap */
     bool new_customers_only;
-    bool same_device;             /* the same-device rule (default on) */
+    bool same_device;             /* the same-device rule (default on): the inviter's
+                                     device, or one another invitee used */
     int64_t fraud_window_minutes; /* bursts are counted over this (default 60) */
     int64_t max_per_ip;           /* bindings per IP in the window (UNSET: no rule) */
     int64_t max_per_phone_prefix; /* likewise per phone prefix */

@@ -321,6 +321,12 @@ static void test_fraud_holds_and_review(void **state)
     assert_int_equal(bind(f, "fr", c.code, "C8", NULL, NULL, "13800138002", now, &o), SY_OK);
     assert_int_equal(bind(f, "fr", c.code, "C9", NULL, NULL, "1380013 8003", now, &o), SY_OK);
     assert_string_equal(o.flags, "phone-prefix-burst");
+    /* one device binding a second invitee, hours later (an account farm) */
+    assert_int_equal(bind(f, "fr", c.code, "C10", "farm-1", NULL, NULL, now, &o), SY_OK);
+    assert_string_equal(o.flags, "");
+    assert_int_equal(bind(f, "fr", c.code, "C11", "farm-1", NULL, NULL, now + 5 * 60 * MIN, &o),
+                     SY_OK);
+    assert_string_equal(o.flags, "same-device");
     /* qualifying: flagged bindings are held, nothing paid */
     assert_int_equal(event(f, "fr", "C2", "account_opened", now + 3 * 60 * MIN, &o), SY_OK);
     assert_string_equal(o.status, "held");
