@@ -130,12 +130,14 @@ void sy_api_campaigns_customer(sy_req *r);
  * task campaigns running now and, for each, which of the n events'
  * customers are in its audience; NULL when none runs (*failed: a 500 was
  * recorded).  In the writer, after event i was stored: rewards the tasks
- * it completes, appending one object per reward to `rewards`. */
+ * it completes, appending one object per reward to `rewards`, and one per
+ * task the event matched but did not earn to `refusals` (with `reason`, a
+ * problem type; refusals may be NULL). */
 typedef struct sy_task_plan sy_task_plan;
 sy_task_plan *sy_api_task_plan(sy_req *r, size_t n, const char *const *customer_no, bool *failed);
 int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const char *customer_no,
                       const char *name, const char *event_id, int64_t ts, int64_t dwell_ms,
-                      json_t *rewards);
+                      json_t *rewards, json_t *refusals);
 void sy_api_task_plan_free(sy_task_plan *p);
 /* Forgets the campaigns the writer loaded, for a second run of the batch's
  * apply in a new transaction (sy_req_write_rerun). */

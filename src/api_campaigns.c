@@ -1014,9 +1014,35 @@ sy_task_plan *sy_api_task_plan(sy_req *r, size_t n, const char *const *nos, bool
     return p;
 }
 
+/* The reason code of a task's refusal, as the problem type a check-in
+ * would answer with ("condition-not-met": the event's dwell time fell
+ * short of the task's). */
+static const char *task_refusal(int rc, const sy_campaign_result *why)
+{
+    static const struct {
+        int rc;
+        const char *type;
+    } k[] = {{SY_CAMPAIGN_NOT_RUNNING, "not-running"},
+             {SY_CAMPAIGN_NO_CUSTOMER, "not-found"},
+             {SY_CAMPAIGN_MERGED, "conflict"},
+             {SY_CAMPAIGN_NOT_IN_AUDIENCE, "not-in-audience"},
+             {SY_CAMPAIGN_UNSUITABLE, "unsuitable"},
+             {SY_CAMPAIGN_HOLDOUT, "holdout"},
+             {SY_CAMPAIGN_ALREADY_DONE, "already-done"},
+             {SY_CAMPAIGN_LIMIT_REACHED, "limit-reached"},
+             {SY_CAMPAIGN_BUDGET_EXHAUSTED, "budget-exhausted"},
+             {SY_CAMPAIGN_REWARD_REFUSED, "reward-refused"}};
+    if (rc == SY_CAMPAIGN_WRONG_TYPE && !strcmp(why->other, "no-match"))
+        return "condition-not-met";
+    for (size_t i = 0; i < SY_ARRAY_LEN(k); i++)
+        if (k[i].rc == rc)
+            return k[i].type;
+    return "refused";
+}
+
 int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const char *no,
                       const char *name, const char *event_id, int64_t ts, int64_t dwell,
-                      json_t *rewards)
+                      json_t *rewards, json_t *refusals)
 {
     const sy_principal *who = sy_req_principal(r);
     if (!p->loaded) {
@@ -1048,6 +1074,15 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
                                       "customer_no", no, "campaign", cp->id, "task",
                                       cp->tasks[t].code, "reward", outcome_json(&o));
                 json_array_append_new(rewards, x);
+            } else if (refusals) {
+                /* every refusal says why (the catalogue's, a limit's or
+                 * budget's detail in `detail`) */
+                json_t *x = json_pack("{s:s, s:s, s:s, s:s, s:s}", "event_id", event_id,
+                                      "customer_no", no, "campaign", cp->id, "task",
+                                      cp->tasks[t].code, "reason", task_refusal(rc, &o.why));
+                if (o.why.other[0] && strcmp(o.why.other, "no-match") != 0)
+                    json_object_set_new(x, "detail", json_string(o.why.other));
+                json_array_append_new(refusals, x);
             }
         }
     }

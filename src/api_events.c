@@ -35,6 +35,7 @@ typedef struct event_batch {
     json_t *duplicates;
     sy_task_plan *tasks;         /* running task campaigns to reward (NULL: none) */
     json_t *task_rewards;        /* what they rewarded, for the reply */
+    json_t *task_refusals;       /* what they matched and refused, and why */
     sy_referral_plan *referrals; /* running referral campaigns (NULL: none) */
     json_t *referral_rewards;    /* the referrals the events qualified */
 } event_batch;
@@ -48,6 +49,7 @@ static void batch_free(void *p)
     json_decref(b->errors);
     json_decref(b->duplicates);
     json_decref(b->task_rewards);
+    json_decref(b->task_refusals);
     sy_api_task_plan_free(b->tasks);
     json_decref(b->referral_rewards);
     sy_api_referral_plan_free(b->referrals);
@@ -119,7 +121,7 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
          * event (a duplicate) earns nothing again. */
         if (x->stored && b->tasks &&
             (rc = sy_api_task_apply(c, r, b->tasks, i, e->customer_no, e->name, e->event_id, e->ts,
-                                    e->dwell_ms, b->task_rewards)) != SY_OK)
+                                    e->dwell_ms, b->task_rewards, b->task_refusals)) != SY_OK)
             return rc;
         /* Likewise a referral's qualifying event (api_referral.c). */
         if (x->stored && b->referrals &&
@@ -131,8 +133,10 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
     json_t *reply =
         json_pack("{s:I, s:I, s:O}", "accepted", (json_int_t)b->accepted, "duplicates",
                   (json_int_t)json_array_size(b->duplicates), "duplicate_ids", b->duplicates);
-    if (b->tasks)
+    if (b->tasks) {
         json_object_set(reply, "task_rewards", b->task_rewards);
+        json_object_set(reply, "task_refusals", b->task_refusals);
+    }
     if (b->referrals)
         json_object_set(reply, "referrals", b->referral_rewards);
     sy_reply_json(r, 200, reply);
@@ -148,6 +152,8 @@ static void events_reset(sy_req *r, void *ctx)
     json_array_clear(b->duplicates);
     if (b->task_rewards)
         json_array_clear(b->task_rewards);
+    if (b->task_refusals)
+        json_array_clear(b->task_refusals);
     if (b->referral_rewards)
         json_array_clear(b->referral_rewards);
     sy_api_task_plan_reset(b->tasks);
@@ -270,8 +276,10 @@ void sy_api_events_post(sy_req *r)
     free(nos);
     if (failed)
         return;
-    if (b->tasks)
+    if (b->tasks) {
         b->task_rewards = json_array();
+        b->task_refusals = json_array();
+    }
     b->referrals = sy_api_referral_plan(r, &failed);
     if (failed)
         return;

@@ -366,6 +366,14 @@ static void test_tasks_from_events(void **state)
     assert_int_equal(json_array_size(tr), 2);
     assert_string_equal(h_str(json_array_get(tr, 0), "event_id"), "t1");
     assert_string_equal(h_str(json_array_get(tr, 1), "task"), "card");
+    /* the other two matched the task and say why they earned nothing: the
+     * second view the same day, the third too short */
+    json_t *tf = json_object_get(r.json, "task_refusals");
+    assert_int_equal(json_array_size(tf), 2);
+    assert_string_equal(h_str(json_array_get(tf, 0), "event_id"), "t2");
+    assert_string_equal(h_str(json_array_get(tf, 0), "reason"), "already-done");
+    assert_string_equal(h_str(json_array_get(tf, 1), "event_id"), "t3");
+    assert_string_equal(h_str(json_array_get(tf, 1), "reason"), "condition-not-met");
     h_resp_free(&r);
     assert_int_equal(balance_of("C5"), before + 57);
     /* the same events again are duplicates and earn nothing */
@@ -380,6 +388,10 @@ static void test_tasks_from_events(void **state)
              now);
     r = h_req(S, "POST", "/v1/events", APP_KEY, body);
     assert_int_equal(json_array_size(json_object_get(r.json, "task_rewards")), 0);
+    tf = json_object_get(r.json, "task_refusals");
+    assert_int_equal(json_array_size(tf), 1);
+    assert_string_equal(h_str(json_array_get(tf, 0), "task"), "card");
+    assert_string_equal(h_str(json_array_get(tf, 0), "reason"), "already-done");
     h_resp_free(&r);
     assert_int_equal(balance_of("C5"), before + 57);
     must("POST", "/v1/campaigns/tasks:pause", NULL, 200);
