@@ -551,7 +551,7 @@ typedef struct supplier_req {
 static int apply_supplier_create(sy_conn *c, sy_req *r, void *ctx)
 {
     supplier_req *s = ctx;
-    int64_t now = sy_now_ms();
+    int64_t now = sy_req_now_ms(r);
     int rc = sy_benefit_supplier_create(c, sy_req_principal(r)->tenant, s->code, s->name,
                                         s->contact, now);
     if (rc > 0) {
@@ -672,7 +672,7 @@ static int reply_created(sy_conn *c, sy_req *r, const char *sql, const char *cod
 static int apply_item_create(sy_conn *c, sy_req *r, void *ctx)
 {
     sy_benefit_item *it = ctx;
-    it->now_ms = sy_now_ms();
+    it->now_ms = sy_req_now_ms(r);
     int rc = sy_benefit_item_create(c, sy_req_principal(r)->tenant, it);
     if (rc > 0) {
         char what[96];
@@ -815,8 +815,9 @@ static int apply_stock_add(sy_conn *c, sy_req *r, void *ctx)
 {
     stock_req *s = ctx;
     int64_t total, remaining;
-    int rc = sy_benefit_stock_add(c, sy_req_principal(r)->tenant, s->item, s->add, s->reason,
-                                  sy_req_principal(r)->key_id, sy_now_ms(), &total, &remaining);
+    int rc =
+        sy_benefit_stock_add(c, sy_req_principal(r)->tenant, s->item, s->add, s->reason,
+                             sy_req_principal(r)->key_id, sy_req_now_ms(r), &total, &remaining);
     if (rc > 0) {
         reply_refusal(r, rc, NULL, s->item);
         return 1;
@@ -965,7 +966,7 @@ static int apply_codes_add(sy_conn *c, sy_req *r, void *ctx)
     codes_req *q = ctx;
     int64_t added;
     int rc = sy_benefit_codes_add(c, sy_req_principal(r)->tenant, q->item, q->codes, q->n,
-                                  sy_req_principal(r)->key_id, sy_now_ms(), q->dup, &added);
+                                  sy_req_principal(r)->key_id, sy_req_now_ms(r), q->dup, &added);
     if (rc > 0) {
         reply_refusal(r, rc, NULL, q->item);
         return 1;
@@ -1227,9 +1228,9 @@ static int apply_package_create(sy_conn *c, sy_req *r, void *ctx)
         "SELECT " PACKAGE_COLUMNS " FROM benefit_packages WHERE tenant_id = $1 AND code = $2";
     package_req *p = ctx;
     const char *tenant = sy_req_principal(r)->tenant, *missing;
-    int rc =
-        sy_benefit_package_create(c, tenant, p->code, p->name, p->description, p->segment_id,
-                                  p->segment_expression, p->lines, p->n, sy_now_ms(), &missing);
+    int rc = sy_benefit_package_create(c, tenant, p->code, p->name, p->description, p->segment_id,
+                                       p->segment_expression, p->lines, p->n, sy_req_now_ms(r),
+                                       &missing);
     if (rc == SY_BENEFIT_UNKNOWN_ITEM) {
         sy_reply_problem(r, 400, "validation", "/items", "no benefit item '%s'", missing);
         return 1;
@@ -1652,7 +1653,7 @@ static int apply_issue(sy_conn *c, sy_req *r, void *ctx)
                                     " WHERE tenant_id = $1 AND package = $2 ORDER BY item";
     issue_req *iq = ctx;
     sy_benefit_issue q = iq->q;
-    q.now_ms = sy_now_ms();
+    q.now_ms = sy_req_now_ms(r);
     sy_benefit_result res;
     memset(&res, 0, sizeof res);
     if (!iq->package) {
@@ -1883,7 +1884,7 @@ static int apply_grant_op(sy_conn *c, sy_req *r, void *ctx)
 {
     grant_op *g = ctx;
     const char *tenant = sy_req_principal(r)->tenant;
-    int64_t now = sy_now_ms();
+    int64_t now = sy_req_now_ms(r);
     sy_benefit_result res;
     int rc = g->op == 'd'
                  ? sy_benefit_redeem(c, tenant, g->code, g->customer_no, g->reference, now, &res)
@@ -1969,7 +1970,7 @@ static int run_expiry(sy_conn *c, expire_run *x)
 static int apply_expire(sy_conn *c, sy_req *r, void *ctx)
 {
     expire_run *x = ctx;
-    x->now = sy_now_ms();
+    x->now = sy_req_now_ms(r);
     int rc = run_expiry(c, x);
     if (rc != SY_OK)
         return rc;
@@ -2075,7 +2076,7 @@ void sy_api_listings_get(sy_req *r)
 static int apply_listing_create(sy_conn *c, sy_req *r, void *ctx)
 {
     sy_benefit_listing *l = ctx;
-    l->now_ms = sy_now_ms();
+    l->now_ms = sy_req_now_ms(r);
     int rc = sy_benefit_listing_create(c, sy_req_principal(r)->tenant, l);
     if (rc > 0) {
         char what[96];

@@ -233,7 +233,7 @@ void sy_api_point_types_get(sy_req *r)
 static int apply_type_create(sy_conn *c, sy_req *r, void *ctx)
 {
     sy_point_type *t = ctx;
-    t->created_at = sy_now_ms();
+    t->created_at = sy_req_now_ms(r);
     int rc = sy_ledger_type_create(c, sy_req_principal(r)->tenant, t);
     if (rc == SY_LEDGER_TYPE_EXISTS) {
         sy_reply_problem(r, 409, "conflict", "/code", "point type '%s' exists already", t->code);
@@ -327,7 +327,7 @@ typedef struct move_req {
 static int apply_move(sy_conn *c, sy_req *r, void *ctx)
 {
     move_req *mv = ctx;
-    mv->m.now_ms = sy_now_ms();
+    mv->m.now_ms = sy_req_now_ms(r);
     sy_ledger_result res;
     int rc = mv->spend ? sy_ledger_spend(c, &mv->m, &res) : sy_ledger_earn(c, &mv->m, &res);
     if (rc > 0) {
@@ -451,7 +451,7 @@ static int entry_owner(sy_conn *c, const char *tenant, const char *id, char gran
 static int apply_reverse(sy_conn *c, sy_req *r, void *ctx)
 {
     sy_ledger_reversal *rv = ctx;
-    rv->now_ms = sy_now_ms();
+    rv->now_ms = sy_req_now_ms(r);
     sy_ledger_result res;
     /* A mall exchange's spend is undone with its grant (siyu check holds
      * them together): revoking the grant reverses the spend. */
@@ -642,7 +642,7 @@ void sy_api_points_balances(sy_req *r)
 {
     sy_app *app = sy_req_app(r);
     const char *tenant = sy_req_principal(r)->tenant, *no = sy_req_param(r, "customer_no");
-    int64_t now = sy_now_ms();
+    int64_t now = sy_req_now_ms(r);
     sy_conn *c = sy_store_acquire(app->store);
     /* One read transaction: the balances and the lots are one state. */
     int rc = sy_conn_exec(c, "BEGIN");
@@ -780,7 +780,7 @@ static void expire_run_free(void *p)
 static int apply_expire(sy_conn *c, sy_req *r, void *ctx)
 {
     expire_run *x = ctx;
-    x->now = sy_now_ms();
+    x->now = sy_req_now_ms(r);
     int rc = run_expiry(c, x);
     if (rc != SY_OK)
         return rc;

@@ -707,6 +707,40 @@ static void test_bad_input_writes_nothing(void **state)
     }
 }
 
+/* The test clock reaches the catalogue and the ledger too: a grant's day
+ * limit counts the business day of the request's X-Siyu-Now, and a points
+ * entry carries that moment. */
+static void test_clock_in_catalogue_and_ledger(void **state)
+{
+    (void)state;
+    must("POST", "/v1/benefits/suppliers", "{\"code\":\"clk\",\"name\":\"clk\"}", 201);
+    must("POST", "/v1/benefits/items",
+         "{\"code\":\"daily\",\"name\":\"每日券\",\"kind\":\"coupon\",\"supplier\":\"clk\","
+         "\"face_value\":100,\"cost_price\":90,\"params\":{\"threshold\":0},\"stock\":10,"
+         "\"validity_days\":3,\"limits\":{\"per_day\":1}}",
+         201);
+    const char *d1[] = {"X-Siyu-Now: 2026-12-20T23:30:00+08:00", NULL};
+    const char *d2[] = {"X-Siyu-Now: 2026-12-21T00:30:00+08:00", NULL};
+    const char *body = "{\"item\":\"daily\"}";
+    h_resp r = h_req_h(S, "POST", "/v1/customers/C9/grants", APP_KEY, body, d1);
+    if (r.status != 201)
+        fail_msg("first grant: %ld %s", r.status, r.body);
+    assert_non_null(strstr(h_str(r.json, "issued_at"), "2026-12-20T15:30:00"));
+    h_resp_free(&r);
+    r = h_req_h(S, "POST", "/v1/customers/C9/grants", APP_KEY, body, d1);
+    h_assert_problem(r, 409, "limit-reached", NULL);
+    h_resp_free(&r);
+    /* an hour later it is the next business day in Shanghai */
+    r = h_req_h(S, "POST", "/v1/customers/C9/grants", APP_KEY, body, d2);
+    assert_int_equal(r.status, 201);
+    h_resp_free(&r);
+    r = h_req_h(S, "POST", "/v1/customers/C9/points:earn", S->admin_key,
+                "{\"point_type\":\"sun\",\"amount\":3,\"source\":\"clk\"}", d1);
+    assert_int_equal(r.status, 201);
+    assert_non_null(strstr(h_str(r.json, "created_at"), "2026-12-20T15:30:00"));
+    h_resp_free(&r);
+}
+
 /* A server without --test-clock refuses X-Siyu-Now and X-Siyu-Test-Fail. */
 static void test_clock_only_in_tests(void **state)
 {
@@ -736,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_checkin_streaks_and_makeup),
         cmocka_unit_test(test_audience_suitability_holdout),
         cmocka_unit_test(test_reward_item_eligibility),
+        cmocka_unit_test(test_clock_in_catalogue_and_ledger),
         cmocka_unit_test(test_tasks_from_events),
         cmocka_unit_test(test_concurrent_budget_and_limits),
         cmocka_unit_test(test_checkin_failure_after_write_undone),
