@@ -1,0 +1,204 @@
+/* test_e2e_docs.c — the walk-throughs of docs/campaigns.md run as written.
+ *
+ * A reader is told to run the page's ```sh blocks, in order, in one shell,
+ * against `make run`'s demo bank.  This test does exactly that against a
+ * small demo bank (`siyu demo`), with `U` pointing at the test server and
+ * `K` set to an admin key (the page's `K=sy_…` line is the one it skips);
+ * `./siyu` and `data` are the test binary and the demo's data directory, as
+ * in the repository after `make run`.  The only change made to the text is
+ * the campaigns' dates, moved around today so that the page keeps working
+ * after December 2026.  The script runs under `set -e`: a command that
+ * fails (a pipeline whose grep finds nothing, a connection refused) fails
+ * the test; then the state the walk-through describes is checked in the
+ * store. */
+#include "e2e/harness.h"
+
+#include <limits.h>
+
+static h_server *S;
+
+static long count(const char *sql)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", S->data, sql);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    long n = -1;
+    if (fscanf(p, "%ld", &n) != 1)
+        n = -1;
+    pclose(p);
+    return n;
+}
+
+/* s with every `from` replaced by `to` (malloc'd). */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+    size_t nf = strlen(from), nt = strlen(to), n = 0;
+    for (const char *p = strstr(s, from); p; p = strstr(p + nf, from))
+        n++;
+    char *out = malloc(strlen(s) + n * (nt > nf ? nt - nf : 0) + 1), *o = out;
+    assert_non_null(out);
+    for (const char *p = s, *q; (q = strstr(p, from)); p = q + nf) {
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, to, nt);
+        o += nt;
+        s = q + nf;
+    }
+    strcpy(o, s);
+    return out;
+}
+
+/* The page's ```sh blocks, concatenated, without the `K=sy_…` line. */
+static char *sh_blocks(const char *page)
+{
+    size_t cap = strlen(page) + 1, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    out[0] = '\0';
+    bool in = false;
+    for (const char *line = page; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (!in && n >= 5 && !strncmp(line, "```sh", 5)) {
+            in = true;
+        } else if (in && n >= 3 && !strncmp(line, "```", 3)) {
+            in = false;
+        } else if (in && strncmp(line, "K=sy_", 5) != 0) {
+            memcpy(out + len, line, n);
+            len += n;
+            out[len++] = '\n';
+            out[len] = '\0';
+        }
+        line = end ? end + 1 : line + n;
+    }
+    return out;
+}
+
+/* A day's midnight in Shanghai, `days` from today, as RFC 3339. */
+static void shanghai_midnight(int days, char out[32])
+{
+    time_t t = time(NULL) + 8 * 3600 + (time_t)days * 86400;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT00:00:00+08:00", &tm);
+}
+
+static void test_campaigns_walkthrough(void **state)
+{
+    (void)state;
+    const char *src = getenv("SIYU_SRC");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/docs/campaigns.md", src ? src : ".");
+    char *page = h_read_file(path);
+    if (!page)
+        fail_msg("cannot read %s", path);
+    char *blocks = sh_blocks(page);
+    free(page);
+    assert_non_null(strstr(blocks, "festival-lottery"));
+    char from[32], until[32];
+    shanghai_midnight(-5, from);
+    shanghai_midnight(25, until);
+    char *a = replace_all(blocks, "2026-12-01T00:00:00+08:00", from);
+    char *script = replace_all(a, "2027-01-01T00:00:00+08:00", until);
+    free(a);
+    free(blocks);
+
+    /* as after `make run`: ./siyu and data/ in the working directory */
+    char *key = NULL;
+    assert_int_equal(h_cli(S, &key, "key create --tenant demo --role admin --name docs"), 0);
+    char k[128];
+    assert_int_equal(sscanf(key, "%127s", k), 1);
+    free(key);
+    char bin[PATH_MAX], link[PATH_MAX + 16];
+    assert_non_null(realpath(h_bin(), bin));
+    snprintf(link, sizeof link, "%s/siyu", S->dir);
+    assert_int_equal(symlink(bin, link), 0);
+    char file[PATH_MAX + 16];
+    snprintf(file, sizeof file, "%s/walk.sh", S->dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fprintf(f, "set -e\ncd '%s'\nU=127.0.0.1:%d\nK=%s\n%s", S->dir, S->port, k, script);
+    fclose(f);
+    free(script);
+
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "bash '%s/walk.sh' >'%s/walk.out' 2>&1", S->dir, S->dir);
+    int rc = system(cmd);
+    snprintf(file, sizeof file, "%s/walk.out", S->dir);
+    char *out = h_read_file(file);
+    if (rc != 0) {
+        snprintf(file, sizeof file, "%s/stderr.log", S->dir);
+        char *log = h_read_file(file);
+        fail_msg("the walk-through stopped (%d) at port %d:\n%s\nserver log:\n%s", rc, S->port,
+                 out ? out : "", log ? log : "");
+    }
+    assert_non_null(out);
+    /* the refusals it shows on purpose */
+    assert_non_null(strstr(out, "\"maker-checker\""));
+    assert_non_null(strstr(out, "\"self-invite\""));
+    assert_non_null(strstr(out, "\"blocked\""));
+    free(out);
+
+    /* every campaign made it through maker-checker */
+    assert_int_equal(count("SELECT COUNT(*) FROM campaigns WHERE status = 'scheduled' AND id IN"
+                           " ('festival-checkin', 'festival-tasks', 'festival-lottery',"
+                           " 'noon-drop', 'invite-friends', 'daily-checkin')"),
+                     6);
+    /* the free draw, explained by its id; the blocked device drew nothing */
+    assert_int_equal(count("SELECT COUNT(*) FROM lottery_draws WHERE campaign_id ="
+                           " 'festival-lottery' AND customer_no = 'C00000001'"),
+                     1);
+    assert_int_equal(count("SELECT COUNT(*) FROM lottery_draws WHERE customer_no = 'C00000003'"),
+                     0);
+    /* the invite code captured and used: one binding paid, the same-device
+     * one held and then rejected in review */
+    assert_int_equal(count("SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
+                           " 'invite-friends' AND invitee = 'C00000002' AND status = 'rewarded'"),
+                     1);
+    assert_int_equal(count("SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
+                           " 'invite-friends' AND invitee = 'C00000003' AND status = 'rejected'"),
+                     1);
+    /* the daily check-in (no open hours: any time of day) */
+    assert_int_equal(count("SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                           " 'daily-checkin' AND customer_no = 'C00000001'"),
+                     1);
+    char *check = NULL;
+    if (h_cli(S, &check, "check --tenant demo") != 0)
+        fail_msg("siyu check after the walk-through:\n%s", check ? check : "");
+    free(check);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    setenv("SIYU_DATA_KEY", H_DATA_KEY, 1);
+    S = calloc(1, sizeof *S);
+    S->dir = tu_tempdir();
+    snprintf(S->data, sizeof S->data, "%s/data", S->dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' demo --data '%s' --tenant demo --customers 3000 --days 2 >'%s/demo.log' 2>&1",
+             h_bin(), S->data, S->dir);
+    if (system(cmd) != 0)
+        fail_msg("siyu demo failed (see %s/demo.log)", S->dir);
+    h_launch(S);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_stop(S);
+    curl_global_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_campaigns_walkthrough),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
