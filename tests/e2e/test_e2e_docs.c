@@ -49,7 +49,8 @@ static char *replace_all(const char *s, const char *from, const char *to)
     return out;
 }
 
-/* The page's ```sh blocks, concatenated, without the `K=sy_…` line. */
+/* The page's ```sh blocks, concatenated, without the `K=sy_…` (or
+ * `KEY=sy_…`) line, the admin key make run printed. */
 static char *sh_blocks(const char *page)
 {
     size_t cap = strlen(page) + 1, len = 0;
@@ -64,7 +65,7 @@ static char *sh_blocks(const char *page)
             in = true;
         } else if (in && n >= 3 && !strncmp(line, "```", 3)) {
             in = false;
-        } else if (in && strncmp(line, "K=sy_", 5) != 0) {
+        } else if (in && strncmp(line, "K=sy_", 5) != 0 && strncmp(line, "KEY=sy_", 7) != 0) {
             memcpy(out + len, line, n);
             len += n;
             out[len++] = '\n';
@@ -84,18 +85,35 @@ static void shanghai_midnight(int days, char out[32])
     strftime(out, 32, "%Y-%m-%dT00:00:00+08:00", &tm);
 }
 
-static void test_campaigns_walkthrough(void **state)
+/* Starts a server on a fresh small demo bank. */
+static void start_demo(void)
 {
-    (void)state;
+    setenv("SIYU_DATA_KEY", H_DATA_KEY, 1);
+    S = calloc(1, sizeof *S);
+    S->dir = tu_tempdir();
+    snprintf(S->data, sizeof S->data, "%s/data", S->dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' demo --data '%s' --tenant demo --customers 3000 --days 2 >'%s/demo.log' 2>&1",
+             h_bin(), S->data, S->dir);
+    if (system(cmd) != 0)
+        fail_msg("siyu demo failed (see %s/demo.log)", S->dir);
+    h_launch(S);
+}
+
+/* Runs docs/NAME's sh blocks in one shell (K and KEY an admin key, U the
+ * server) and returns what they printed (malloc'd); fails the test if the
+ * script stops. */
+static char *run_page(const char *name)
+{
     const char *src = getenv("SIYU_SRC");
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/docs/campaigns.md", src ? src : ".");
+    snprintf(path, sizeof path, "%s/docs/%s", src ? src : ".", name);
     char *page = h_read_file(path);
     if (!page)
         fail_msg("cannot read %s", path);
     char *blocks = sh_blocks(page);
     free(page);
-    assert_non_null(strstr(blocks, "festival-lottery"));
     char from[32], until[32];
     shanghai_midnight(-5, from);
     shanghai_midnight(25, until);
@@ -118,7 +136,8 @@ static void test_campaigns_walkthrough(void **state)
     snprintf(file, sizeof file, "%s/walk.sh", S->dir);
     FILE *f = fopen(file, "w");
     assert_non_null(f);
-    fprintf(f, "set -e\ncd '%s'\nU=127.0.0.1:%d\nK=%s\n%s", S->dir, S->port, k, script);
+    /* rewards.md's U is a URL, campaigns.md's host:port: curl takes both */
+    fprintf(f, "set -e\ncd '%s'\nU=127.0.0.1:%d\nK=%s\nKEY=%s\n%s", S->dir, S->port, k, k, script);
     fclose(f);
     free(script);
 
@@ -130,16 +149,22 @@ static void test_campaigns_walkthrough(void **state)
     if (rc != 0) {
         snprintf(file, sizeof file, "%s/stderr.log", S->dir);
         char *log = h_read_file(file);
-        fail_msg("the walk-through stopped (%d) at port %d:\n%s\nserver log:\n%s", rc, S->port,
+        fail_msg("docs/%s stopped (%d) at port %d:\n%s\nserver log:\n%s", name, rc, S->port,
                  out ? out : "", log ? log : "");
     }
     assert_non_null(out);
+    return out;
+}
+
+static void test_campaigns_walkthrough(void **state)
+{
+    (void)state;
+    char *out = run_page("campaigns.md");
     /* the refusals it shows on purpose */
     assert_non_null(strstr(out, "\"maker-checker\""));
     assert_non_null(strstr(out, "\"self-invite\""));
     assert_non_null(strstr(out, "\"blocked\""));
     free(out);
-
     /* every campaign made it through maker-checker */
     assert_int_equal(count("SELECT COUNT(*) FROM campaigns WHERE status = 'scheduled' AND id IN"
                            " ('festival-checkin', 'festival-tasks', 'festival-lottery',"
@@ -169,36 +194,53 @@ static void test_campaigns_walkthrough(void **state)
     free(check);
 }
 
-static int group_setup(void **state)
+static void test_rewards_walkthrough(void **state)
 {
     (void)state;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    setenv("SIYU_DATA_KEY", H_DATA_KEY, 1);
-    S = calloc(1, sizeof *S);
-    S->dir = tu_tempdir();
-    snprintf(S->data, sizeof S->data, "%s/data", S->dir);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "'%s' demo --data '%s' --tenant demo --customers 3000 --days 2 >'%s/demo.log' 2>&1",
-             h_bin(), S->data, S->dir);
-    if (system(cmd) != 0)
-        fail_msg("siyu demo failed (see %s/demo.log)", S->dir);
-    h_launch(S);
+    char *out = run_page("rewards.md");
+    assert_non_null(strstr(out, "\"insufficient-points\""));
+    assert_non_null(strstr(out, "\"limit-reached\""));
+    free(out);
+    /* the spend reversed by its captured id, the coupon redeemed by its
+     * code, the umbrella shipped, two voucher codes added */
+    assert_int_equal(count("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'reverse' AND"
+                           " customer_no = 'C00000001' AND reason = 'draw cancelled'"),
+                     1);
+    assert_int_equal(count("SELECT COUNT(*) FROM benefit_grants WHERE customer_no = 'C00000001'"
+                           " AND item = 'cp_10' AND status = 'redeemed'"
+                           " AND redeem_reference = 'pay-20261124-0001'"),
+                     1);
+    assert_int_equal(count("SELECT COUNT(*) FROM benefit_grants WHERE customer_no = 'C00000001'"
+                           " AND item = 'umbrella' AND fulfilment = 'shipped'"),
+                     1);
+    assert_int_equal(count("SELECT COUNT(*) FROM benefit_codes WHERE item = 'jd_50' AND code"
+                           " LIKE 'JD50-NEW-%'"),
+                     2);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    start_demo();
     return 0;
 }
 
-static int group_teardown(void **state)
+static int teardown(void **state)
 {
     (void)state;
     h_stop(S);
-    curl_global_cleanup();
+    S = NULL;
     return 0;
 }
 
 int main(void)
 {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_campaigns_walkthrough),
+        cmocka_unit_test_setup_teardown(test_campaigns_walkthrough, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewards_walkthrough, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
 }
