@@ -5,10 +5,13 @@
 # A demo bank of DEMO_CUSTOMERS customers (`siyu demo`, one day of
 # behaviour) gets 20 saved segments (risk levels, AUM tiers, payroll, credit
 # card, gender, birth years, and two that combine them) and CAMPAIGNS
-# running campaigns, approved by a second admin key: check-in and task
-# campaigns, two thirds with one of the segments as audience, a quarter with
-# a suitability rule, all with a 5% holdout, priorities 0..9, ends spread
-# over the next 60 days.  The demo's benefits catalogue adds its packages
+# running campaigns, approved by a second admin key: in turn check-in, task,
+# lottery (with a prize table of points), coupon-drop (two waves a day of a
+# bench coupon) and referral campaigns, two thirds with one of the segments
+# as audience, a quarter with a suitability rule, all with a 5% holdout,
+# priorities 0..9, ends spread over the next 60 days.  On an existing store
+# (DATA_DIR) the campaigns of an earlier run are ended first, so that
+# CAMPAIGNS is what runs.  The demo's benefits catalogue adds its packages
 # and mall listings.  wrk then asks for the offers of a random customer
 # (C00000001 .. C<N>) with an app key at each of CONNS keep-alive
 # connections for DURATION seconds, after a warm-up.  Every answer must be
@@ -86,9 +89,14 @@ for _ in $(seq 1 30000); do [ -s "$T/port" ] && break; sleep 0.02; done
 [ -s "$T/port" ] || die "siyu did not start: $(tail -3 "$T/siyu.log")"
 echo "    serving after $(( $(date +%s) - T0 )) s (index built)" >&2
 U="http://127.0.0.1:$PORT"
-post() {   # key path body
-    curl -sf -o /dev/null -X POST "$U$2" -H "Authorization: Bearer $1" \
-        -H 'Content-Type: application/json' -d "$3" || die "POST $2 $3 failed"
+post() {   # key path body [method]
+    curl -sf -o /dev/null -X "${4:-POST}" "$U$2" -H "Authorization: Bearer $1" \
+        -H 'Content-Type: application/json' -d "$3" || die "${4:-POST} $2 $3 failed"
+}
+ensure() {   # key path body: created now, or there from an earlier run (409)
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$U$2" -H "Authorization: Bearer $1" \
+        -H 'Content-Type: application/json' -d "$3")
+    [ "$code" = 201 ] || [ "$code" = 409 ] || die "POST $2 $3: $code"
 }
 
 echo "==> 20 segments, $CAMPAIGNS campaigns" >&2
@@ -101,9 +109,16 @@ SEGS=(
     'risk_level >= R3 and aum >= 1000000' 'credit_card = false' 'not (payroll = true)'
 )
 for i in "${!SEGS[@]}"; do
-    post "$KEY" /v1/segments "{\"id\":\"seg$i\",\"name\":\"seg$i\",\"expression\":\"${SEGS[$i]}\"}"
+    ensure "$KEY" /v1/segments "{\"id\":\"seg$i\",\"name\":\"seg$i\",\"expression\":\"${SEGS[$i]}\"}"
 done
-post "$KEY" /v1/point-types '{"code":"sun","name":"阳光值","expiry":"never"}'
+ensure "$KEY" /v1/point-types '{"code":"sun","name":"阳光值","expiry":"never"}'
+ensure "$KEY" /v1/benefits/suppliers '{"code":"bench","name":"bench"}'
+ensure "$KEY" /v1/benefits/items '{"code":"bench_cp","name":"bench coupon","kind":"coupon","supplier":"bench","face_value":500,"cost_price":450,"params":{"threshold":0},"stock":100000000,"validity_days":7}'
+# an earlier run's campaigns (on DATA_DIR) stop, so that CAMPAIGNS run
+curl -sf "$U/v1/campaigns?status=running" -H "Authorization: Bearer $KEY" |
+    python3 -c 'import json,sys,re; [print(c["id"]) for c in json.load(sys.stdin)["items"] if re.match(r"^(o[0-9]+)?c[0-9]+$", c["id"])]' |
+    while read -r old; do post "$KEY" "/v1/campaigns/$old:end" ''; done
+RUN=$(date +%s)
 NOW=$(date +%s)
 START=$(date -u -d "@$((NOW - 86400))" +%Y-%m-%dT%H:%M:%SZ)
 for i in $(seq 1 "$CAMPAIGNS"); do
@@ -112,14 +127,18 @@ for i in $(seq 1 "$CAMPAIGNS"); do
     [ $((i % 3)) -ne 0 ] && AUD=",\"segment_id\":\"seg$((i % 20))\""
     SUIT=""
     [ $((i % 4)) -eq 0 ] && SUIT=",\"suitability\":{\"product_risk\":\"R$((1 + i % 5))\",\"validity_days\":3650}"
-    if [ $((i % 2)) -eq 0 ]; then
-        RULES='"type":"checkin","limits":{"per_day":1,"per_campaign":30},"checkin":{"rewards":[{"day":1,"points":5},{"day":7,"points":30}],"cycle":true}'
-    else
-        RULES='"type":"task","limits":{"per_week":5},"tasks":[{"code":"view","event":"view_wealth","min_dwell_ms":30000,"period":"day","reward":{"points":10}},{"code":"card","event":"bind_card","period":"campaign","reward":{"points":50}}]'
-    fi
-    post "$KEY" /v1/campaigns "{\"id\":\"c$i\",\"name\":\"campaign $i\",$RULES,\"priority\":$((i % 10)),\"starts_at\":\"$START\",\"ends_at\":\"$END\",\"holdout_percent\":5,\"point_type\":\"sun\",\"budget\":{\"points\":100000000}$AUD$SUIT}"
-    post "$KEY" "/v1/campaigns/c$i:submit" ''
-    post "$KEY2" "/v1/campaigns/c$i:approve" ''
+    case $((i % 5)) in
+    0) RULES='"type":"checkin","limits":{"per_day":1,"per_campaign":30},"checkin":{"rewards":[{"day":1,"points":5},{"day":7,"points":30}],"cycle":true}' ;;
+    1) RULES='"type":"task","limits":{"per_week":5},"tasks":[{"code":"view","event":"view_wealth","min_dwell_ms":30000,"period":"day","reward":{"points":10}},{"code":"card","event":"bind_card","period":"campaign","reward":{"points":50}}]' ;;
+    2) RULES='"type":"lottery","limits":{"per_week":20}' ;;
+    3) RULES='"type":"coupon_drop","limits":{"per_day":1},"coupon_drop":{"item":"bench_cp","quantity_per_wave":100,"waves":[{"at":"10:00"},{"at":"20:00","quantity":50}]}' ;;
+    4) RULES='"type":"referral","referral":{"qualifying_events":["account_opened"],"inviter_reward":{"points":100},"invitee_reward":{"points":50},"max_per_inviter":5}' ;;
+    esac
+    ID="o${RUN}c$i"
+    post "$KEY" /v1/campaigns "{\"id\":\"$ID\",\"name\":\"campaign $i\",$RULES,\"priority\":$((i % 10)),\"starts_at\":\"$START\",\"ends_at\":\"$END\",\"holdout_percent\":5,\"point_type\":\"sun\",\"budget\":{\"points\":100000000,\"cost\":100000000}$AUD$SUIT}"
+    [ $((i % 5)) -eq 2 ] && post "$KEY" "/v1/campaigns/$ID/prizes" '{"cost":{"points":5},"free_per_day":1,"draws_per_day":5,"thanks":{"weight":500},"prizes":[{"code":"s10","name":"10 阳光值","weight":400,"stock":100000,"reward":{"points":10}},{"code":"s50","name":"50 阳光值","weight":100,"stock":10000,"reward":{"points":50}}]}' PUT
+    post "$KEY" "/v1/campaigns/$ID:submit" ''
+    post "$KEY2" "/v1/campaigns/$ID:approve" ''
 done
 RUNNING=$(curl -sf "$U/v1/campaigns?status=running" -H "Authorization: Bearer $KEY" |
     python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
