@@ -233,7 +233,7 @@ void sy_api_offers_get(sy_req *r)
     } else {
         sy_offers_state st;
         sy_conn *c = sy_store_acquire(app->store);
-        int rc = sy_offers_state_load(c, cat, no, now, &st);
+        int rc = sy_offers_state_load(c, cat, no, now, in, &st);
         if (rc != SY_OK) {
             sy_api_store_error(r, c);
         } else {

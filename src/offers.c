@@ -384,8 +384,24 @@ static int offer_index(const sy_offers_catalog *cat, sy_offer_kind kind, const c
     return -1;
 }
 
+/* Whether a campaign offer can be shown to the customer at now_ms, as far
+ * as the audiences (in: by the catalogue's audience index; NULL: all),
+ * the schedule, the open hours and the holdout tell: its per-campaign
+ * queries are worth running only then. */
+static bool campaign_candidate(const sy_offers_catalog *cat, const sy_offer *o, const bool *in,
+                               const char *no, int64_t now_ms)
+{
+    for (int k = 0; in && k < 2; k++)
+        if (o->audience[k] != SY_OFFER_NO_AUDIENCE && !in[o->audience[k]])
+            return false;
+    const sy_campaign *cp = o->cp;
+    return sy_campaign_effective(cp, now_ms) == SY_CST_RUNNING &&
+           sy_campaign_open_at(cp, cat->zone, now_ms) &&
+           !sy_campaign_in_holdout(cat->tenant, cp->id, no, cp->holdout_percent);
+}
+
 int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *no, int64_t now_ms,
-                         sy_offers_state *st)
+                         const bool *in_audience, sy_offers_state *st)
 {
     static const char sql_actions[] =
         "SELECT campaign_id, kind, COALESCE(task, ''), COUNT(*),"
@@ -508,7 +524,8 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
     }
     for (size_t i = 0; i < cat->n && rc == SY_OK; i++) {
         const sy_offer *o = &cat->offers[i];
-        if (o->kind != SY_OFFER_CAMPAIGN || o->cp->type != SY_CAMPAIGN_LOTTERY)
+        if (o->kind != SY_OFFER_CAMPAIGN || o->cp->type != SY_CAMPAIGN_LOTTERY ||
+            !campaign_candidate(cat, o, in_audience, no, now_ms))
             continue;
         if (!(q = sy_conn_prepare(c, k_draws_sql)))
             return SY_ERR;
@@ -531,7 +548,8 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
         return rc;
     for (size_t i = 0; i < cat->n && rc == SY_OK; i++) {
         const sy_offer *o = &cat->offers[i];
-        if (o->kind != SY_OFFER_CAMPAIGN || !o->coupon)
+        if (o->kind != SY_OFFER_CAMPAIGN || !o->coupon ||
+            !campaign_candidate(cat, o, in_audience, no, now_ms))
             continue;
         sy_offer_use *u = &st->use[i];
         sy_coupon_when when;

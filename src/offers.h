@@ -127,10 +127,13 @@ typedef struct sy_offers_state {
 } sy_offers_state;
 
 /* Reads the customer's participations in the catalogue's campaigns and
- * their grants: two indexed queries (three with a lottery draws table),
- * and one more per coupon drop for its current wave. */
+ * their grants: two indexed queries, and one per running lottery (the
+ * customer's draws) and per running coupon drop (its current wave) that
+ * the customer could be shown — in its audiences (in_audience, by the
+ * catalogue's audience index as for sy_offers_render; NULL: every
+ * campaign), open now and not holding the customer out. */
 int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *customer_no,
-                         int64_t now_ms, sy_offers_state *st);
+                         int64_t now_ms, const bool *in_audience, sy_offers_state *st);
 void sy_offers_state_free(const sy_offers_catalog *cat, sy_offers_state *st);
 
 /* The customer's risk profile (for suitability): level 1..5 (0: none), and

@@ -118,7 +118,7 @@ static json_t *offers(tu_fx *f, const char *no, int64_t now, bool gold, bool vip
     for (size_t a = 0; a < cat->naudiences; a++)
         in[a] = cat->audiences[a].id ? (gold && !strcmp(cat->audiences[a].id, "gold")) : vip;
     sy_offers_state st;
-    assert_int_equal(sy_offers_state_load(f->c, cat, no, now, &st), SY_OK);
+    assert_int_equal(sy_offers_state_load(f->c, cat, no, now, NULL, &st), SY_OK);
     sy_offers_profile prof = {.customer_no = no,
                               .risk_level = risk,
                               .risk_assessed_day = sy_campaign_day("Asia/Shanghai", now) - 10};
