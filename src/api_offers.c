@@ -233,7 +233,16 @@ void sy_api_offers_get(sy_req *r)
     } else {
         sy_offers_state st;
         sy_conn *c = sy_store_acquire(app->store);
-        int rc = sy_offers_state_load(c, cat, no, now, in, &st);
+        /* One read transaction for all the queries: one snapshot, and the
+         * WAL's read lock taken once instead of once per statement (a
+         * system call each, contended between the threads). */
+        int rc = sy_conn_exec(c, "BEGIN");
+        if (rc == SY_OK) {
+            rc = sy_offers_state_load(c, cat, no, now, in, &st);
+            sy_conn_exec(c, "COMMIT");
+        } else {
+            memset(&st, 0, sizeof st);
+        }
         if (rc != SY_OK) {
             sy_api_store_error(r, c);
         } else {
