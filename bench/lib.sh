@@ -3,7 +3,7 @@
 # thread_cpu PID: each thread name of the process with the CPU time its
 # threads have had, in nanoseconds (the first field of schedstat: time on a
 # CPU, exact, unlike the tick counts of /proc/PID/stat).  Threads of one name
-# (libmicrohttpd's MHD-worker) are summed.
+# (the HTTP threads, siyu-http) are summed.
 thread_cpu() {
     for t in /proc/"$1"/task/*; do
         echo "$(cat "$t/comm" 2>/dev/null) $(cut -d' ' -f1 "$t/schedstat" 2>/dev/null)"

@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,8 +43,19 @@
 #define MAX_EXTRA_HEADERS 4
 #define ARENA_CHUNK 4096
 
+/* The most HTTP threads (--threads): one libmicrohttpd daemon each. */
+#define SY_SERVER_MAX_THREADS 64
+
 struct sy_server {
-    struct MHD_Daemon *d;
+    /* One single-threaded daemon per HTTP thread, all listening on the
+     * same port with SO_REUSEPORT, so that the kernel spreads the
+     * connections over them.  A daemon with a pool of threads leaves the
+     * accepting to whichever thread wakes first, and that thread takes up
+     * to ten pending connections at once: 8, or even 64, keep-alive
+     * connections opened together often all land on one thread, which
+     * then serves them alone while the others idle. */
+    struct MHD_Daemon *ds[SY_SERVER_MAX_THREADS];
+    unsigned nds;
     sy_app *app;
     size_t max_body;
     int log_fd;
@@ -1077,6 +1090,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     sy_server *srv = cls;
     sy_req *r = *con_cls;
     if (!r) {
+        /* libmicrohttpd names its threads MHD-single; ours say what they
+         * are, for top -H, perf and the benchmarks' CPU by thread */
+        static _Thread_local bool named;
+        if (!named) {
+            pthread_setname_np(pthread_self(), "siyu-http");
+            named = true;
+        }
         *con_cls = r = req_new(srv, conn, method, url);
         /* A body announced larger than the limit is refused before it is
          * read.  Queueing now makes libmicrohttpd close the connection,
@@ -1259,6 +1279,26 @@ static bool parse_listen(const char *listen, struct sockaddr_storage *ss, char *
     return true;
 }
 
+/* Whether the address is free for a listener of ours.  The daemons listen
+ * with SO_REUSEPORT, which would let a second server (another data
+ * directory, by mistake) share a port that one already serves, each
+ * getting part of the connections.  A probe bound without it fails while
+ * anyone listens there. */
+static bool address_free(const struct sockaddr_storage *ss)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true; /* let the daemon report it */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+               sizeof one); /* as the daemon: TIME_WAIT is fine */
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    bool free_ = bind(fd, (const struct sockaddr *)ss, len) == 0;
+    close(fd);
+    return free_;
+}
+
 sy_server *sy_server_start(sy_app *app, const sy_server_opts *o, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -1272,26 +1312,51 @@ sy_server *sy_server_start(sy_app *app, const sy_server_opts *o, char *err, size
         o->threads > 0 ? (unsigned)o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1)
         threads = 1;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    srv->d = MHD_start_daemon(
-        flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        srv, MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout ? o->connection_timeout : 60u,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-        /* Each connection's pool holds its request line, headers and I/O
-         * buffers, and is zeroed between keep-alive requests: 16 KiB is
-         * ample for API calls and halves that cost against the default. */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
-    if (!srv->d) {
-        snprintf(err, errlen, "cannot listen on %s (address in use or not available)", o->listen);
+    if (threads > SY_SERVER_MAX_THREADS)
+        threads = SY_SERVER_MAX_THREADS;
+    in_port_t want = ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port;
+    if (want != 0 && !address_free(&ss)) {
+        snprintf(err, errlen, "cannot listen on %s (address in use)", o->listen);
         free(srv);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : 0;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    for (unsigned i = 0; i < threads; i++) {
+        srv->ds[i] = MHD_start_daemon(
+            flags, 0, on_accept, srv, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+            o->connection_timeout ? o->connection_timeout : 60u, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+            1024,
+            /* Each connection's pool holds its request line, headers and
+             * I/O buffers, and is zeroed between keep-alive requests: 16
+             * KiB is ample for API calls and halves that cost against the
+             * default. */
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
+        if (!srv->ds[i]) {
+            snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+                     o->listen);
+            for (unsigned k = 0; k < i; k++)
+                MHD_stop_daemon(srv->ds[k]);
+            free(srv);
+            return NULL;
+        }
+        srv->nds = i + 1;
+        if (i == 0) {
+            /* the others join the port the first one got (port 0: any) */
+            const union MHD_DaemonInfo *info =
+                MHD_get_daemon_info(srv->ds[0], MHD_DAEMON_INFO_BIND_PORT);
+            srv->port = info ? info->port : 0;
+            if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
+            else
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)srv->port);
+        }
+    }
     return srv;
 }
 
@@ -1320,6 +1385,7 @@ void sy_server_stop(sy_server *s, int grace_ms)
      * within the store's busy timeout, and its reply must go out. */
     while (atomic_load(&s->suspended) > 0)
         nanosleep(&tick, NULL);
-    MHD_stop_daemon(s->d);
+    for (unsigned i = 0; i < s->nds; i++)
+        MHD_stop_daemon(s->ds[i]);
     free(s);
 }

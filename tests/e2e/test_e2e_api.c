@@ -3,6 +3,11 @@
  * access log, operations endpoints. */
 #include "e2e/harness.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 static h_server *S; /* one server for the whole group, on a 1 MiB body limit */
 
 static int group_setup(void **state)
@@ -494,6 +499,133 @@ static void test_idempotency_concurrent(void **state)
 
 /* ---- connection handling, request ids, logs, operations ---- */
 
+/* ---- connections spread over the HTTP threads; the port is not shared ---- */
+
+/* CPU time (ns) of each of the server's HTTP threads (siyu-http; named at
+ * their first request, so the caller has made one on each, or counts
+ * threads that have). */
+static size_t worker_cpu(pid_t pid, uint64_t *ns, size_t max)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < max;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char f[512], comm[32] = "";
+        snprintf(f, sizeof f, "%s/%s/comm", path, e->d_name);
+        FILE *fp = fopen(f, "r");
+        if (!fp || !fgets(comm, sizeof comm, fp)) {
+            if (fp)
+                fclose(fp);
+            continue;
+        }
+        fclose(fp);
+        if (strncmp(comm, "siyu-http", 9) != 0 && strncmp(comm, "MHD-", 4) != 0)
+            continue;
+        snprintf(f, sizeof f, "%s/%s/schedstat", path, e->d_name);
+        unsigned long long on_cpu = 0;
+        if ((fp = fopen(f, "r"))) {
+            if (fscanf(fp, "%llu", &on_cpu) != 1)
+                on_cpu = 0;
+            fclose(fp);
+        }
+        ns[n++] = on_cpu;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Reads one HTTP response from fd (headers and a Content-Length body);
+ * returns its status, or -1. */
+static int read_response(int fd)
+{
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (!end)
+            continue;
+        const char *cl = strcasestr(buf, "Content-Length:");
+        size_t body = cl && cl < end ? (size_t)strtoul(cl + 15, NULL, 10) : 0;
+        if (have >= (size_t)(end + 4 - buf) + body)
+            return atoi(buf + 9); /* "HTTP/1.1 200" */
+    }
+}
+
+/* Eight keep-alive clients opened at once are served by more than one of
+ * the server's four HTTP threads (the kernel spreads the connections over
+ * one listener per thread; a single listener shared by a pool often gave
+ * them all to one thread).  And a second server cannot start on a port
+ * this one serves, SO_REUSEPORT notwithstanding. */
+static void test_connections_spread_port_not_shared(void **state)
+{
+    (void)state;
+    uint64_t before[16], after[16];
+    size_t n = worker_cpu(S->pid, before, 16);
+    assert_int_equal(n, 4); /* --threads 4 (harness.h) */
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)S->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char req[256];
+    int len = snprintf(req, sizeof req,
+                       "GET /v1/tenant HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer"
+                       " %s\r\n\r\n",
+                       S->admin_key);
+    /* Twelve times, eight connections opened back to back before the
+     * server accepts any (as a load generator or a client's pool opens
+     * them), then 100 requests on each: every time, more than one thread
+     * must have served them.  With one listener shared by a pool, a burst
+     * went to a single thread about one time in four (and every time with
+     * wrk). */
+    for (int burst = 0; burst < 12; burst++) {
+        worker_cpu(S->pid, before, 16);
+        int fds[8];
+        for (int i = 0; i < 8; i++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            assert_true(fds[i] >= 0);
+            assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+        }
+        for (int round = 0; round < 100; round++) {
+            for (int i = 0; i < 8; i++)
+                assert_int_equal(write(fds[i], req, (size_t)len), len);
+            for (int i = 0; i < 8; i++)
+                assert_int_equal(read_response(fds[i]), 200);
+        }
+        for (int i = 0; i < 8; i++)
+            close(fds[i]);
+        assert_int_equal(worker_cpu(S->pid, after, 16), n);
+        uint64_t total = 0, most = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t d = after[i] - before[i];
+            total += d;
+            most = d > most ? d : most;
+        }
+        /* one thread did (nearly) everything: the burst was not spread */
+        if (most * 100 > total * 97)
+            fail_msg("burst %d: one of the 4 HTTP threads served all 8 connections", burst);
+    }
+
+    char *dir = tu_tempdir(), cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "SIYU_DATA_KEY=%s '%s' serve --data '%s/data' --listen 127.0.0.1:%d >'%s/out' 2>&1",
+             H_DATA_KEY, h_bin(), dir, S->port, dir);
+    int rc = system(cmd);
+    snprintf(cmd, sizeof cmd, "%s/out", dir);
+    char *out = h_read_file(cmd);
+    if (rc == 0 || !out || !strstr(out, "address in use"))
+        fail_msg("a second server on port %d: exit %d, %s", S->port, rc, out ? out : "");
+    free(out);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 static void test_keep_alive(void **state)
 {
     CURL *c = curl_easy_init();
@@ -667,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_idempotency_concurrent),
         cmocka_unit_test(test_idempotency_expires_after_24h),
         cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_connections_spread_port_not_shared),
         cmocka_unit_test(test_request_id_and_access_log),
         cmocka_unit_test(test_operations_endpoints),
         cmocka_unit_test(test_tenant_patch_and_audit),
