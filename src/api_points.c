@@ -442,7 +442,7 @@ static int entry_owner(sy_conn *c, const char *tenant, const char *id, char gran
     if (rc != SY_ROW)
         return rc == SY_DONE ? SY_OK : rc;
     if (!strcmp(credit, "sink:" SY_BENEFIT_MALL_SINK)) {
-        snprintf(grant, 72, "%s", ref);
+        snprintf(grant, 72, "%.71s", ref); /* a grant code (at most 32) */
         return SY_OK;
     }
     return sy_campaign_entry_owner(c, tenant, debit, credit, ref, campaign);
