@@ -418,7 +418,7 @@ void sy_reply_json(sy_req *r, int status, json_t *body)
     set_reply(r, status, "application/json", s, n);
 }
 
-static const char *problem_title(const char *type)
+const char *sy_problem_title(const char *type)
 {
     static const struct {
         const char *type, *title;
@@ -440,6 +440,7 @@ static const char *problem_title(const char *type)
         {"limit-reached", "Limit reached"},
         {"not-eligible", "Not eligible"},
         {"not-redeemable", "Grant cannot be redeemed"},
+        {"already-redeemed", "Grant redeemed already under another reference"},
         {"not-revocable", "Grant cannot be revoked"},
         {"not-draft", "Only a draft campaign can change"},
         {"bad-transition", "Not a step of the campaign's lifecycle from its status"},
@@ -457,6 +458,14 @@ static const char *problem_title(const char *type)
         {"no-prizes", "The lottery has no prize table"},
         {"no-chances", "No draws left today"},
         {"not-editable", "The prize table cannot change now"},
+        {"self-invite", "A customer cannot use their own invite code"},
+        {"unknown-code", "No such invite code in this campaign"},
+        {"already-bound", "The invitee is bound to an inviter already"},
+        {"existing-customer", "Only new customers can be invited"},
+        {"not-held", "The referral is not held for review"},
+        {"review-expired", "The review deadline has passed"},
+        {"not-started", "No wave of the coupon drop has opened yet"},
+        {"wave-sold-out", "The current wave is sold out"},
         {"blocked", "On the tenant's blocklist"},
         {"velocity", "Too many participations in a short time"},
         {"payload-too-large", "Request body too large"},
@@ -467,7 +476,7 @@ static const char *problem_title(const char *type)
     for (size_t i = 0; i < SY_ARRAY_LEN(titles); i++)
         if (!strcmp(titles[i].type, type))
             return titles[i].title;
-    return "Error";
+    return NULL;
 }
 
 void sy_reply_problem(sy_req *r, int status, const char *type, const char *field, const char *fmt,
@@ -480,7 +489,8 @@ void sy_reply_problem(sy_req *r, int status, const char *type, const char *field
     va_end(ap);
     json_t *p = json_object();
     json_object_set_new(p, "type", json_string(type));
-    json_object_set_new(p, "title", json_string(problem_title(type)));
+    const char *title = sy_problem_title(type);
+    json_object_set_new(p, "title", json_string(title ? title : "Error"));
     json_object_set_new(p, "status", json_integer(status));
     /* detail may quote client input that is not valid UTF-8. */
     json_t *d = json_string(detail);

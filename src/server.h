@@ -86,15 +86,15 @@ char *sy_req_strdup(sy_req *r, const char *s);
 /* Records a JSON reply; steals the reference to body. */
 void sy_reply_json(sy_req *r, int status, json_t *body);
 /* Records an application/problem+json reply (RFC 9457).  type is one of the
- * stable codes (invalid-json, validation, unauthorized, forbidden, not-found,
- * method-not-allowed, conflict, idempotency-mismatch, payload-too-large,
- * rate-limited, internal, unavailable; for points: insufficient-points,
- * points-used, already-reversed, not-reversible; for benefits:
- * not-available, out-of-stock, limit-reached, not-eligible, not-redeemable,
- * not-revocable); field, when not NULL, names the offending input
+ * stable codes: each has a title (sy_problem_title) and is listed in
+ * docs/openapi.yaml's ProblemType (test_openapi checks every type the
+ * sources answer with).  field, when not NULL, names the offending input
  * as a JSON pointer ("/role") or a parameter name. */
 void sy_reply_problem(sy_req *r, int status, const char *type, const char *field, const char *fmt,
                       ...) __attribute__((format(printf, 5, 6)));
+/* The short, fixed title of a problem type; NULL for a type it does not
+ * know (answered with the title "Error"). */
+const char *sy_problem_title(const char *type);
 /* Records a reply with any content type; takes ownership of body (malloc'd). */
 void sy_reply_raw(sy_req *r, int status, const char *content_type, char *body, size_t len);
 void sy_reply_header(sy_req *r, const char *name, const char *value);

@@ -8,12 +8,17 @@
  * line "  <pattern>:" (indent 2; the pattern may be quoted) starts a path,
  * and a line "    <method>:" (indent 4, a lowercase HTTP method) under it
  * names one of its operations.  Anything else (path-level parameters,
- * descriptions, deeper lines) is ignored. */
+ * descriptions, deeper lines) is ignored.
+ *
+ * Also: every problem type the sources answer with (a literal type in a
+ * sy_reply_problem call in src/, every .c file) is in the spec's ProblemType list and
+ * has a title. */
 #include "testutil.h"
 
 #include "server.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <strings.h>
@@ -374,6 +379,110 @@ static void test_parser_on_sample(void **state)
     assert_null(spec_find_path(sp, "/not/a/path"));
 }
 
+/* The whole file (malloc'd, NUL-terminated), or NULL. */
+static char *slurp(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (size_t n; buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0;) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            char *more = realloc(buf, cap *= 2);
+            if (!more) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = more;
+        }
+    }
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+/* ---- every problem type the sources answer with is documented ---- */
+
+/* The types of sy_reply_problem(r, STATUS, "type", ...) calls in text
+ * (the call may span lines), appended to types (n of them, at most max). */
+static void problem_types_in(const char *text, char types[][48], int *n, int max)
+{
+    static const char call[] = "sy_reply_problem(";
+    for (const char *p = strstr(text, call); p; p = strstr(p + 1, call)) {
+        const char *q = p + sizeof call - 1;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (*q++ != 'r')
+            continue; /* the definition, or another first argument */
+        while (isspace((unsigned char)*q) || *q == ',')
+            q++;
+        if (!isdigit((unsigned char)*q))
+            continue; /* a status computed at run time */
+        while (isdigit((unsigned char)*q))
+            q++;
+        while (isspace((unsigned char)*q) || *q == ',')
+            q++;
+        if (*q++ != '"')
+            continue; /* a type computed at run time */
+        size_t len = strcspn(q, "\"");
+        if (len == 0 || len >= 48)
+            continue;
+        bool seen = false;
+        for (int i = 0; i < *n && !seen; i++)
+            seen = strlen(types[i]) == len && !strncmp(types[i], q, len);
+        if (!seen && *n < max) {
+            memcpy(types[*n], q, len);
+            types[(*n)++][len] = '\0';
+        }
+    }
+}
+
+static void test_every_problem_type_documented(void **state)
+{
+    (void)state;
+    const char *root = getenv("SIYU_SRC") ? getenv("SIYU_SRC") : ".";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/src", root);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    static char types[256][48];
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 3 || strcmp(e->d_name + len - 2, ".c") != 0)
+            continue;
+        char file[4400];
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        char *text = slurp(file);
+        assert_non_null(text);
+        problem_types_in(text, types, &n, 256);
+        free(text);
+    }
+    closedir(d);
+    assert_true(n > 30); /* the scan found the calls */
+    snprintf(path, sizeof path, "%s/" SPEC_REL, root);
+    char *yaml = slurp(path);
+    assert_non_null(yaml);
+    const char *enum_at = strstr(yaml, "    ProblemType:");
+    assert_non_null(enum_at);
+    const char *enum_end = strstr(enum_at + 1, "\n    Timestamp:");
+    assert_non_null(enum_end);
+    for (int i = 0; i < n; i++) {
+        char item[80];
+        snprintf(item, sizeof item, "\n        - %.47s\n", types[i]);
+        const char *hit = strstr(enum_at, item);
+        if (!hit || hit > enum_end)
+            fail_msg("problem type '%s' is answered but not in ProblemType (%s)", types[i],
+                     SPEC_REL);
+        if (!sy_problem_title(types[i]))
+            fail_msg("problem type '%s' has no title (sy_problem_title)", types[i]);
+    }
+    free(yaml);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +491,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_route_documented, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_documented_op_is_a_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_duplicate_paths, setup, teardown),
+        cmocka_unit_test(test_every_problem_type_documented),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
