@@ -634,10 +634,10 @@ static int apply_step(sy_conn *c, sy_req *r, void *ctx)
     return rc != SY_OK ? rc : reply_campaign(c, r, s->id, 200);
 }
 
-/* After a step: the offers API loads its catalogue again, and a campaign
- * rejected back to draft may change its audience, which draws remember
- * from its approval on (once approved, a campaign returns to draft only
- * through a new prize table of a paused lottery, rejected). */
+/* After a step: the offers API loads its catalogue again.  A reject
+ * forgets the audience draws may have remembered: an approved campaign
+ * never returns to draft (a rejected prize table leaves it paused,
+ * campaign.c), so this is a safeguard, not a path that happens. */
 static void step_committed(sy_req *r, void *ctx)
 {
     step_req *s = ctx;

@@ -813,6 +813,64 @@ int sy_campaign_update(sy_conn *c, const char *tenant, const sy_campaign *cp, co
 /* ------------------------------------------------------------------ */
 /* lifecycle                                                           */
 
+/* Whether the campaign was ever approved. */
+static int approved_before(sy_conn *c, const char *tenant, const char *id, bool *before)
+{
+    static const char sql[] = "SELECT COUNT(*) FROM campaign_transitions WHERE tenant_id = $1"
+                              " AND campaign_id = $2 AND action = 'approve'";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    int rc = sy_stmt_step(st);
+    *before = rc == SY_ROW && sy_stmt_i64(st, 0) > 0;
+    sy_stmt_reset(st);
+    return rc == SY_ROW ? SY_OK : rc;
+}
+
+/* Removes a lottery's newest prize table version (the rejected one); an
+ * error if any draw used it. */
+static int drop_newest_table(sy_conn *c, const char *tenant, const char *id)
+{
+    static const char sql_newest[] =
+        "SELECT MAX(version), (SELECT COUNT(*) FROM lottery_draws d WHERE d.tenant_id = $1"
+        " AND d.campaign_id = $2 AND d.version = (SELECT MAX(version) FROM lottery_versions"
+        " WHERE tenant_id = $1 AND campaign_id = $2)) FROM lottery_versions"
+        " WHERE tenant_id = $1 AND campaign_id = $2";
+    static const char *const sql_drop[] = {
+        "DELETE FROM lottery_prizes WHERE tenant_id = $1 AND campaign_id = $2 AND version = $3",
+        "DELETE FROM lottery_versions WHERE tenant_id = $1 AND campaign_id = $2 AND version = $3"};
+    sy_stmt *st = sy_conn_prepare(c, sql_newest);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    int rc = sy_stmt_step(st);
+    bool any = rc == SY_ROW && !sy_stmt_is_null(st, 0);
+    int64_t version = any ? sy_stmt_i64(st, 0) : 0, drawn = any ? sy_stmt_i64(st, 1) : 0;
+    sy_stmt_reset(st);
+    if (rc != SY_ROW)
+        return rc;
+    if (!any)
+        return SY_OK;
+    if (drawn) {
+        sy_error("campaign %s/%s: the rejected prize table %lld was drawn against", tenant, id,
+                 (long long)version);
+        return SY_ERR;
+    }
+    for (size_t i = 0; i < SY_ARRAY_LEN(sql_drop); i++) {
+        if (!(st = sy_conn_prepare(c, sql_drop[i])))
+            return SY_ERR;
+        sy_stmt_bind_text(st, 1, tenant);
+        sy_stmt_bind_text(st, 2, id);
+        sy_stmt_bind_i64(st, 3, version);
+        if ((rc = sy_stmt_exec(st)) != SY_OK)
+            return rc;
+    }
+    return SY_OK;
+}
+
 int sy_campaign_transition(sy_conn *c, const char *tenant, const char *id, sy_campaign_action a,
                            const char *actor, const char *note, int64_t now_ms,
                            sy_campaign_result *res)
@@ -858,6 +916,7 @@ int sy_campaign_transition(sy_conn *c, const char *tenant, const char *id, sy_ca
     bool own =
         a == SY_CACT_APPROVE && (!strcmp(actor, cp->created_by) || !strcmp(actor, cp->updated_by) ||
                                  !strcmp(actor, cp->submitted_by));
+    bool lottery = cp->type == SY_CAMPAIGN_LOTTERY;
     sy_campaign_free(cp);
     if (!ok) {
         snprintf(res->other, sizeof res->other, "%s", k_statuses[eff]);
@@ -865,6 +924,21 @@ int sy_campaign_transition(sy_conn *c, const char *tenant, const char *id, sy_ca
     }
     if (own)
         return SY_CAMPAIGN_MAKER_CHECKER;
+    /* A campaign approved once never becomes a draft again: what it has
+     * paid stands with its definition.  It can be pending again only with a
+     * paused lottery's new prize table (lottery.c); rejecting that table
+     * removes it (no draw can have used it: the campaign was pending) and
+     * leaves the campaign paused, with the approved table it had. */
+    if (a == SY_CACT_REJECT) {
+        bool before;
+        if ((rc = approved_before(c, tenant, id, &before)) != SY_OK)
+            return rc;
+        if (before) {
+            to = SY_CST_PAUSED;
+            if (lottery && (rc = drop_newest_table(c, tenant, id)) != SY_OK)
+                return rc;
+        }
+    }
     sy_stmt *st = sy_conn_prepare(c, sql_move);
     if (!st)
         return SY_ERR;
