@@ -1302,6 +1302,10 @@ static bool address_free(const struct sockaddr_storage *ss)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
                sizeof one); /* as the daemon: TIME_WAIT is fine */
+    /* and IPv6 only, as libmicrohttpd's sockets are without
+     * MHD_USE_DUAL_STACK: [::]:P does not collide with 0.0.0.0:P */
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     socklen_t len =
         ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     bool free_ = bind(fd, (const struct sockaddr *)ss, len) == 0;
@@ -1361,6 +1365,12 @@ sy_server *sy_server_start(sy_app *app, const sy_server_opts *o, char *err, size
             const union MHD_DaemonInfo *info =
                 MHD_get_daemon_info(srv->ds[0], MHD_DAEMON_INFO_BIND_PORT);
             srv->port = info ? info->port : 0;
+            if (srv->port <= 0) {
+                snprintf(err, errlen, "cannot tell the port %s was bound to", o->listen);
+                MHD_stop_daemon(srv->ds[0]);
+                free(srv);
+                return NULL;
+            }
             if (ss.ss_family == AF_INET6)
                 ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)srv->port);
             else
