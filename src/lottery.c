@@ -1147,6 +1147,9 @@ int sy_lottery_draw(sy_conn *c, const sy_campaign_who *w, const char *campaign, 
     int64_t left = SY_CAMPAIGN_UNSET;
     if (t->draws_per_day != SY_CAMPAIGN_UNSET)
         left = t->draws_per_day - out->draws_today;
+    /* draws that cost nothing end with the free ones */
+    if (!t->cost_points && (left == SY_CAMPAIGN_UNSET || t->free_per_day - out->draws_today < left))
+        left = t->free_per_day - out->draws_today;
     if (cp->limit_day != SY_CAMPAIGN_UNSET &&
         (left == SY_CAMPAIGN_UNSET || cp->limit_day - out->draws_today < left))
         left = cp->limit_day - out->draws_today;

@@ -750,6 +750,10 @@ static void render_campaign(sy_buf *b, const sy_offers_catalog *cat, const sy_of
         /* draws left today: the table's daily cap and the campaign's
          * limits (null: neither caps them); free ones first */
         int64_t left = o->draws_per_day < 0 ? -1 : left_of(o->draws_per_day, u->draws_today);
+        if (!o->has_table)
+            left = 0;               /* no prizes yet: no draw */
+        else if (o->draw_cost == 0) /* free draws only: they end with the free ones */
+            left = left_cap(left, o->free_per_day, u->draws_today);
         left = left_cap(left, cp->limit_day, u->today);
         left = left_cap(left, cp->limit_week, u->week);
         left = left_cap(left, cp->limit_total, u->total);

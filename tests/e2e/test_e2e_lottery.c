@@ -297,6 +297,33 @@ static void test_chances_left(void **state)
     assert_int_equal(json_integer_value(json_object_get(lim, "per_day")), 0);
     assert_int_equal(json_integer_value(json_object_get(lim, "per_campaign")), 1);
     h_resp_free(&r);
+    /* draws that cost nothing end with the free ones, though no cap says so */
+    launch_on(S, ADMIN2, "freeonly", "",
+              "{\"free_per_day\":2,\"thanks\":{\"weight\":1},\"prizes\":[{\"code\":\"p\","
+              "\"name\":\"P\",\"weight\":1,\"stock\":100,\"reward\":{\"points\":1}}]}");
+    for (int i = 0; i < 2; i++) {
+        r = draw("freeonly", "C7", NULL);
+        assert_int_equal(r.status, 201);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "chances_left")), 1 - i);
+        h_resp_free(&r);
+    }
+    r = draw("freeonly", "C7", NULL);
+    h_assert_problem(r, 409, "no-chances", NULL);
+    h_resp_free(&r);
+    r = h_req_h(S, "GET", "/v1/customers/C7/offers", APP_KEY, NULL, hs);
+    items = json_object_get(r.json, "items");
+    json_t *fo = NULL;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const char *id = h_str(json_array_get(items, i), "id");
+        if (id && !strcmp(id, "freeonly"))
+            fo = json_array_get(items, i);
+    }
+    assert_non_null(fo);
+    lot = json_object_get(fo, "lottery");
+    assert_true(json_is_null(json_object_get(lot, "draws_per_day")));
+    assert_int_equal(json_integer_value(json_object_get(lot, "draws_left_today")), 0);
+    assert_int_equal(json_integer_value(json_object_get(lot, "free_left_today")), 0);
+    h_resp_free(&r);
 }
 
 /* ---- the prize table is part of what the checker approves ---- */
