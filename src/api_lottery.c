@@ -345,14 +345,16 @@ static int apply_draw(sy_conn *c, sy_req *r, void *ctx)
     int rc = sy_lottery_draw(c, &w, q->id, q->gate->subj.device, q->gate->subj.ip, &q->out);
     if (rc == SY_LOTTERY_REPLAY) {
         /* the key drew before the server's own record of the answer (24
-         * hours) was purged: the draw as it stands, not a second one */
-        json_t *o;
-        if ((rc = sy_lottery_draw_get(c, who->tenant, q->id, q->out.draw_id, &o)) != SY_OK)
+         * hours) was purged: the same answer, rebuilt from the draw's row
+         * (chances_left, which depended on that moment, is null), not a
+         * second draw */
+        char id[SY_LOTTERY_ID_LEN + 1];
+        snprintf(id, sizeof id, "%s", q->out.draw_id);
+        if ((rc = sy_lottery_draw_outcome(c, who->tenant, q->id, id, &q->out)) != SY_OK)
             return rc > 0 ? SY_ERR : rc;
-        json_object_set_new(o, "draw", json_string(q->out.draw_id));
         sy_req_no_audit(r);
         sy_reply_header(r, "Idempotent-Replayed", "true");
-        sy_reply_json(r, 200, o);
+        sy_reply_json(r, 200, draw_json(q));
         return 0;
     }
     if (rc == SY_LOTTERY_KEY_USED) {

@@ -1180,6 +1180,61 @@ void sy_lottery_count(const sy_lottery_outcome *out)
 /* ------------------------------------------------------------------ */
 /* explain a draw                                                      */
 
+int sy_lottery_draw_outcome(sy_conn *c, const char *tenant, const char *campaign, const char *id,
+                            sy_lottery_outcome *out)
+{
+    static const char sql[] =
+        "SELECT d.version, d.day, d.random, d.total_weight, d.picked, d.outcome, d.prize,"
+        " d.reason, d.free, d.cost_points, d.cost_type, d.spend_entry, d.points, d.point_type,"
+        " d.item, d.grant_code, d.ledger_entry, d.budget_cost, d.losing_streak, d.day_n, d.n,"
+        " COALESCE(p.name, v.thanks_name)"
+        " FROM lottery_draws d"
+        " LEFT JOIN lottery_prizes p ON p.tenant_id = d.tenant_id"
+        "   AND p.campaign_id = d.campaign_id AND p.version = d.version AND p.code = d.prize"
+        " LEFT JOIN lottery_versions v ON v.tenant_id = d.tenant_id"
+        "   AND v.campaign_id = d.campaign_id AND v.version = d.version"
+        " WHERE d.tenant_id = $1 AND d.campaign_id = $2 AND d.id = $3";
+    memset(out, 0, sizeof *out);
+    out->chances_left = SY_CAMPAIGN_UNSET;
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, campaign);
+    sy_stmt_bind_text(st, 3, id);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW) {
+#define TXT(dst, col)                                                                              \
+    snprintf(dst, sizeof dst, "%s", sy_stmt_is_null(st, col) ? "" : sy_stmt_text(st, col))
+        snprintf(out->draw_id, sizeof out->draw_id, "%s", id);
+        out->version = (int)sy_stmt_i64(st, 0);
+        out->day = sy_stmt_i64(st, 1);
+        out->random = (uint32_t)sy_stmt_i64(st, 2);
+        out->total = (uint32_t)sy_stmt_i64(st, 3);
+        TXT(out->picked, 4);
+        out->won = !strcmp(sy_stmt_text(st, 5), "prize");
+        TXT(out->prize, 6);
+        TXT(out->reason, 7);
+        out->free = sy_stmt_i64(st, 8) != 0;
+        out->cost_points = sy_stmt_i64(st, 9);
+        TXT(out->cost_type, 10);
+        TXT(out->spend_entry, 11);
+        out->reward.points = sy_stmt_i64(st, 12);
+        TXT(out->reward.point_type, 13);
+        TXT(out->reward.item, 14);
+        TXT(out->grant_code, 15);
+        TXT(out->ledger_entry, 16);
+        out->budget_cost = sy_stmt_i64(st, 17);
+        out->losing_streak = (int)sy_stmt_i64(st, 18);
+        out->draws_today = sy_stmt_i64(st, 19);
+        out->n = sy_stmt_i64(st, 20);
+        TXT(out->prize_name, 21);
+#undef TXT
+    }
+    sy_stmt_reset(st);
+    return rc == SY_ROW ? SY_OK : rc == SY_DONE ? SY_LOTTERY_NO_DRAW : rc;
+}
+
 int sy_lottery_draw_get(sy_conn *c, const char *tenant, const char *campaign, const char *id,
                         json_t **out)
 {

@@ -144,6 +144,11 @@ void sy_lottery_cache_stats(uint64_t *hits, uint64_t *misses);
 /* A draw as the API shows it, with "explain": the version's ranges and
  * where the random value fell.  SY_OK, SY_LOTTERY_NO_DRAW or a store
  * error. */
+/* A recorded draw as the outcome sy_lottery_draw gave (chances_left
+ * unknown: SY_CAMPAIGN_UNSET), for a late replay of its answer.  SY_OK,
+ * SY_LOTTERY_NO_DRAW or a store error. */
+int sy_lottery_draw_outcome(sy_conn *c, const char *tenant, const char *campaign, const char *id,
+                            sy_lottery_outcome *out);
 int sy_lottery_draw_get(sy_conn *c, const char *tenant, const char *campaign, const char *id,
                         json_t **out);
 
