@@ -1394,7 +1394,10 @@ int sy_lottery_check(sy_conn *c, const char *tenant, void (*report)(void *ud, co
         " OR EXISTS (SELECT 1 FROM lottery_draws d WHERE d.tenant_id = e.tenant_id"
         "   AND d.campaign_id = e.campaign_id AND d.id = e.reference)"
         " OR EXISTS (SELECT 1 FROM referral_rewards rr WHERE rr.tenant_id = e.tenant_id"
-        "   AND rr.campaign_id = e.campaign_id AND rr.id = e.reference) ORDER BY id";
+        "   AND rr.campaign_id = e.campaign_id AND rr.id = e.reference)"
+        " EXCEPT SELECT w.entry_id, o.debit_account, o.credit_account, o.reversed_by"
+        " FROM ledger_reversal_waivers w JOIN ledger_entries o ON o.tenant_id = w.tenant_id"
+        "   AND o.id = w.entry_id WHERE w.tenant_id = $1 ORDER BY 1";
     /* clang-format on */
     *violations = 0;
     *checked = 0;

@@ -418,6 +418,17 @@ static void test_check_finds_violations(void **state)
     assert_int_equal(sy_lottery_check(f->c, "t1", print_line, NULL, &v, &n), SY_OK);
     assert_int_equal(sy_conn_rollback(f->c), SY_OK);
     assert_int_equal(v, 4);
+    /* a reversal made before they were refused is waived (migration 0021) */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO ledger_reversal_waivers (tenant_id, entry_id, reason) VALUES ('t1', '%s',"
+             " 'before')",
+             o.ledger_entry);
+    tu_exec(f->c, sql);
+    assert_int_equal(sy_conn_begin(f->c), SY_OK);
+    assert_int_equal(sy_lottery_check(f->c, "t1", print_line, NULL, &v, &n), SY_OK);
+    assert_int_equal(sy_conn_rollback(f->c), SY_OK);
+    assert_int_equal(v, 3);
 }
 
 /* ---- parsing names the field ---- */
