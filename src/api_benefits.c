@@ -168,7 +168,7 @@ static sy_index *tenant_index(sy_req *r, sy_attr_set **schema)
  * yes, 0 no (also a segment that no longer evaluates, which admits no one),
  * -1 no such customer in the index. */
 static int segment_holds(sy_index *ix, sy_attr_set *schema, const char *tenant, const char *id,
-                         const char *expr, const char *no)
+                         const char *expr, const char *no, int64_t now_ms)
 {
     sy_seg_error e;
     memset(&e, 0, sizeof e);
@@ -183,7 +183,7 @@ static int segment_holds(sy_index *ix, sy_attr_set *schema, const char *tenant, 
         const sy_seg_node *node = expr ? ast : sy_index_segment(ix, id);
         roaring_bitmap_t *one = roaring_bitmap_from_range(dense, (uint64_t)dense + 1, 1);
         roaring_bitmap_t *b =
-            node ? sy_seg_eval_index_among(ix, schema, sy_now_ms(), node, one, &e) : NULL;
+            node ? sy_seg_eval_index_among(ix, schema, now_ms, node, one, &e) : NULL;
         roaring_bitmap_free(one);
         if (!b)
             sy_warn("benefits %s: segment %s no longer evaluates; it admits no one", tenant,
@@ -210,7 +210,8 @@ int sy_api_reward_eligible(void *req, const char *segment_id, const char *expres
         sy_error("benefits %s: no index to decide a reward's eligibility", tenant);
         return -1;
     }
-    int in = segment_holds(ix, schema, tenant, segment_id, expression, customer_no);
+    int in =
+        segment_holds(ix, schema, tenant, segment_id, expression, customer_no, sy_req_now_ms(r));
     sy_attr_set_release(schema);
     return in > 0;
 }
@@ -357,7 +358,7 @@ static int admit(sy_req *r, const char *sql, const char *code, const char *no, c
         out = ADMIT_ERROR;
     for (size_t i = 0; i < n && out == ADMIT_YES; i++) {
         const char *id = pairs[2 * i], *expr = pairs[2 * i + 1];
-        int in = segment_holds(ix, schema, tenant, id, expr, no);
+        int in = segment_holds(ix, schema, tenant, id, expr, no, sy_req_now_ms(r));
         if (in < 0) {
             out = ADMIT_NO_CUSTOMER;
         } else if (!in) {

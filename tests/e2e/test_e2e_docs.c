@@ -153,6 +153,9 @@ static char *run_page(const char *name)
                  out ? out : "", log ? log : "");
     }
     assert_non_null(out);
+    /* curl -s does not fail on an HTTP error: no answer may be a 5xx */
+    if (strstr(out, "\"status\":5") || strstr(out, "\"type\":\"internal\""))
+        fail_msg("docs/%s got a server error:\n%s", name, out);
     return out;
 }
 
