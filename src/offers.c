@@ -436,6 +436,9 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
     st->item_month = counts + 4 * n;
     st->item_total = counts + 5 * n;
     for (size_t i = 0; i < cat->n; i++) {
+        const sy_offer *o = &cat->offers[i];
+        st->use[i].shown =
+            o->kind == SY_OFFER_CAMPAIGN && campaign_candidate(cat, o, in_audience, no, now_ms);
         st->use[i].wave = -1;
         st->use[i].next_wave_at = SY_CAMPAIGN_UNSET;
     }
@@ -524,8 +527,7 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
     }
     for (size_t i = 0; i < cat->n && rc == SY_OK; i++) {
         const sy_offer *o = &cat->offers[i];
-        if (o->kind != SY_OFFER_CAMPAIGN || o->cp->type != SY_CAMPAIGN_LOTTERY ||
-            !campaign_candidate(cat, o, in_audience, no, now_ms))
+        if (!st->use[i].shown || o->cp->type != SY_CAMPAIGN_LOTTERY)
             continue;
         if (!(q = sy_conn_prepare(c, k_draws_sql)))
             return SY_ERR;
@@ -548,8 +550,7 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
         return rc;
     for (size_t i = 0; i < cat->n && rc == SY_OK; i++) {
         const sy_offer *o = &cat->offers[i];
-        if (o->kind != SY_OFFER_CAMPAIGN || !o->coupon ||
-            !campaign_candidate(cat, o, in_audience, no, now_ms))
+        if (!st->use[i].shown || !o->coupon)
             continue;
         sy_offer_use *u = &st->use[i];
         sy_coupon_when when;
@@ -815,10 +816,7 @@ size_t sy_offers_render(const sy_offers_catalog *cat, const sy_offers_state *st,
             continue;
         if (o->kind == SY_OFFER_CAMPAIGN) {
             const sy_campaign *cp = o->cp;
-            if (sy_campaign_effective(cp, now_ms) != SY_CST_RUNNING ||
-                !sy_campaign_open_at(cp, cat->zone, now_ms) || !suits(cp, prof, st->today) ||
-                sy_campaign_in_holdout(cat->tenant, cp->id, prof->customer_no,
-                                       cp->holdout_percent) ||
+            if (!st->use[i].shown || !suits(cp, prof, st->today) ||
                 (cp->budget_points != SY_CAMPAIGN_UNSET &&
                  atomic_load(&o->spent_points) >= cp->budget_points) ||
                 (cp->budget_cost != SY_CAMPAIGN_UNSET &&

@@ -112,6 +112,9 @@ typedef struct sy_offer_use {
     json_t *tasks_done; /* {"task code": true} done in their period */
     int64_t invites_rewarded;
     int64_t draws_today; /* lotteries: the customer's draws today */
+    /* campaigns: running and open now, in the audiences the load was given,
+     * not holding the customer out (the rest is decided when rendered) */
+    bool shown;
     /* coupon drops: the wave open now (-1: none), when it opened, how many
      * of its units are left and how many this customer claimed from it,
      * and when the next wave opens (SY_CAMPAIGN_UNSET: none) */

@@ -97,6 +97,35 @@ static inline int h_cli(h_server *s, char **out, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Runs SQL with the sqlite3 shell on s's database, beside the running
+ * server (which may be writing: the shell waits up to 10 s for the lock),
+ * and returns the first number it prints (-1: none). */
+static inline long h_sql_long(h_server *s, const char *sql)
+{
+    char *cmd = malloc(strlen(sql) + strlen(s->data) + 64);
+    assert_non_null(cmd);
+    sprintf(cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", s->data, sql);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    long n = -1;
+    if (fscanf(p, "%ld", &n) != 1)
+        n = -1;
+    pclose(p);
+    free(cmd);
+    return n;
+}
+
+/* Runs SQL on s's database beside the server (see h_sql_long); it must
+ * succeed. */
+static inline void h_sql(h_server *s, const char *sql)
+{
+    char *cmd = malloc(strlen(sql) + strlen(s->data) + 64);
+    assert_non_null(cmd);
+    sprintf(cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\" >/dev/null", s->data, sql);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 /* Servers still running when the test program exits (a failed assertion
  * skips h_stop) are killed, so no test leaves a process behind. */
 static pid_t h_live[64];

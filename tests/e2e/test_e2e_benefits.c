@@ -135,39 +135,18 @@ static void assert_check_passes(h_server *s)
     free(out);
 }
 
-static void sql_on(h_server *s, const char *sql)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\" >/dev/null",
-             s->data, sql);
-    assert_int_equal(system(cmd), 0);
-}
-
-static long count_on(h_server *s, const char *sql)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", s->data, sql);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    long n = -1;
-    if (fscanf(p, "%ld", &n) != 1)
-        n = -1;
-    pclose(p);
-    return n;
-}
-
 /* The rows of the catalogue and grants, to show a refusal wrote nothing. */
 static long rows_on(h_server *s)
 {
-    return count_on(s,
-                    "SELECT (SELECT COUNT(*) FROM benefit_suppliers)"
-                    " + (SELECT COUNT(*) FROM benefit_items) + (SELECT SUM(remaining + total_stock)"
-                    " FROM benefit_items) + (SELECT COUNT(*) FROM benefit_codes)"
-                    " + (SELECT COUNT(*) FROM benefit_stock_moves)"
-                    " + (SELECT COUNT(*) FROM benefit_packages)"
-                    " + (SELECT COUNT(*) FROM mall_listings) + (SELECT COUNT(*) FROM"
-                    " benefit_grants) + (SELECT COUNT(*) FROM benefit_grants WHERE status"
-                    " <> 'issued') + (SELECT COUNT(*) FROM ledger_entries)");
+    return h_sql_long(
+        s, "SELECT (SELECT COUNT(*) FROM benefit_suppliers)"
+           " + (SELECT COUNT(*) FROM benefit_items) + (SELECT SUM(remaining + total_stock)"
+           " FROM benefit_items) + (SELECT COUNT(*) FROM benefit_codes)"
+           " + (SELECT COUNT(*) FROM benefit_stock_moves)"
+           " + (SELECT COUNT(*) FROM benefit_packages)"
+           " + (SELECT COUNT(*) FROM mall_listings) + (SELECT COUNT(*) FROM"
+           " benefit_grants) + (SELECT COUNT(*) FROM benefit_grants WHERE status"
+           " <> 'issued') + (SELECT COUNT(*) FROM ledger_entries)");
 }
 
 static void catalogue_on(h_server *s)
@@ -237,7 +216,7 @@ static void test_catalogue(void **state)
     assert_int_equal(r.status, 200);
     assert_int_equal(json_integer_value(json_object_get(r.json, "total_stock")), 120);
     h_resp_free(&r);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_stock_moves WHERE item = 'rate'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_stock_moves WHERE item = 'rate'"),
                      2);
     r = h_req(S, "GET", "/v1/benefits/items/rate/stock?limit=1", ANALYST_KEY, NULL);
     assert_int_equal(r.status, 200);
@@ -387,8 +366,8 @@ static void test_grant_lifecycle(void **state)
     assert_int_equal(r.status, 201);
     assert_int_equal(json_array_size(json_object_get(r.json, "grants")), 3);
     h_resp_free(&r);
-    sql_on(S, "UPDATE idempotency SET created_at = created_at - 90000000"
-              " WHERE idem_key = 'welcome-C2'");
+    h_sql(S, "UPDATE idempotency SET created_at = created_at - 90000000"
+             " WHERE idem_key = 'welcome-C2'");
     r = h_req_h(S, "POST", "/v1/customers/C2/grants", APP_KEY, "{\"package\":\"welcome\"}", hdr);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "grants")), 3);
@@ -424,8 +403,8 @@ static void test_grant_lifecycle(void **state)
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 2);
     h_resp_free(&r);
     /* expiry: called, marks what is past */
-    sql_on(S, "UPDATE benefit_grants SET expires_at = 1000 WHERE customer_no = 'C2'"
-              " AND item = 'cp10'");
+    h_sql(S, "UPDATE benefit_grants SET expires_at = 1000 WHERE customer_no = 'C2'"
+             " AND item = 'cp10'");
     r = h_req(S, "POST", "/v1/grants:expire", S->admin_key, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_integer_value(json_object_get(r.json, "expired")), 2);
@@ -444,7 +423,7 @@ static void test_expiry_scheduled(void **state)
     char sql[200];
     snprintf(sql, sizeof sql, "UPDATE benefit_grants SET expires_at = 2000 WHERE code = '%s'",
              code);
-    sql_on(S, sql);
+    h_sql(S, sql);
     h_launch(S);
     bool expired = false;
     for (int i = 0; i < 300 && !expired; i++) {
@@ -504,7 +483,7 @@ static void test_reconciliation(void **state)
             cp = it;
     }
     assert_non_null(cp);
-    long issued = count_on(S, "SELECT COUNT(*) FROM benefit_grants WHERE item = 'cp10'");
+    long issued = h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants WHERE item = 'cp10'");
     assert_int_equal(json_integer_value(json_object_get(cp, "issued")), issued);
     assert_int_equal(json_integer_value(json_object_get(cp, "issued_cost")), issued * 800);
     assert_int_equal(json_integer_value(json_object_get(cp, "redeemed")), 1);
@@ -847,7 +826,7 @@ static void test_concurrent_exchanges(void **state)
     assert_int_equal(rc.ok, 100);
     assert_int_equal(rc.out, CLIENTS * TRIES_EACH - 100);
     assert_int_equal(stock_of(S, "flash", NULL), 0);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants WHERE listing = 'flash'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants WHERE listing = 'flash'"),
                      100);
     /* the points debited match: 100 exchanges of 10 */
     json_int_t left = 0;
@@ -857,8 +836,8 @@ static void test_concurrent_exchanges(void **state)
         left += balance_on(S, no);
     }
     assert_int_equal(left, CLIENTS * 100 - 100 * 10);
-    assert_int_equal(count_on(S, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
-                                 " WHERE credit_account = 'sink:mall' AND customer_no LIKE 'M%'"),
+    assert_int_equal(h_sql_long(S, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
+                                   " WHERE credit_account = 'sink:mall' AND customer_no LIKE 'M%'"),
                      1000);
     assert_check_passes(S);
 }
@@ -1068,7 +1047,7 @@ static void test_idempotent_exchange(void **state)
     for (int i = 0; i < N; i++)
         pthread_join(t[i], NULL);
     assert_int_equal(balance_on(S, "K1"), 993);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants WHERE customer_no = 'K1'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants WHERE customer_no = 'K1'"),
                      1);
     const char *first = NULL;
     for (int i = 0; i < N; i++) {
@@ -1082,8 +1061,8 @@ static void test_idempotent_exchange(void **state)
     }
     assert_non_null(first);
     /* after the server forgot the key, the grant still knows it */
-    sql_on(S, "UPDATE idempotency SET created_at = created_at - 90000000"
-              " WHERE idem_key = 'once-K1'");
+    h_sql(S, "UPDATE idempotency SET created_at = created_at - 90000000"
+             " WHERE idem_key = 'once-K1'");
     key_race again = {0};
     exchange_with_shared_key(&again);
     assert_int_equal(again.status, 200);
@@ -1091,8 +1070,8 @@ static void test_idempotent_exchange(void **state)
     assert_int_equal(balance_on(S, "K1"), 993);
     /* the key with another listing (once the server forgot it): refused,
      * nothing spent */
-    sql_on(S, "UPDATE idempotency SET created_at = created_at - 90000000"
-              " WHERE idem_key = 'once-K1'");
+    h_sql(S, "UPDATE idempotency SET created_at = created_at - 90000000"
+             " WHERE idem_key = 'once-K1'");
     const char *hdr[] = {"Idempotency-Key: once-K1", NULL};
     h_resp r = h_req_h(S, "POST", "/v1/mall/exchange", APP_KEY,
                        "{\"listing\":\"flash\",\"customer_no\":\"K1\"}", hdr);
@@ -1104,14 +1083,14 @@ static void test_idempotent_exchange(void **state)
 
 static void test_check_names_violations(void **state)
 {
-    sql_on(S, "UPDATE benefit_items SET remaining = remaining + 1, total_stock = total_stock + 1"
-              " WHERE code = 'mug'");
+    h_sql(S, "UPDATE benefit_items SET remaining = remaining + 1, total_stock = total_stock + 1"
+             " WHERE code = 'mug'");
     char *out = NULL;
     assert_int_equal(check_on(S, &out), 1);
     assert_non_null(strstr(out, "benefits: item mug: total stock"));
     free(out);
-    sql_on(S, "UPDATE benefit_items SET remaining = remaining - 1, total_stock = total_stock - 1"
-              " WHERE code = 'mug'");
+    h_sql(S, "UPDATE benefit_items SET remaining = remaining - 1, total_stock = total_stock - 1"
+             " WHERE code = 'mug'");
     assert_check_passes(S);
 }
 

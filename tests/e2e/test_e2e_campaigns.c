@@ -35,19 +35,6 @@ static void must(const char *method, const char *path, const char *body, long wa
     must_as(S->admin_key, method, path, body, want);
 }
 
-static long count_on(h_server *s, const char *sql)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", s->data, sql);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    long n = -1;
-    if (fscanf(p, "%ld", &n) != 1)
-        n = -1;
-    pclose(p);
-    return n;
-}
-
 static json_int_t balance_of(const char *no)
 {
     char path[128];
@@ -191,11 +178,11 @@ static void test_lifecycle_maker_checker(void **state)
     r = h_req(S, "POST", "/v1/campaigns/life:resume", S->admin_key, NULL);
     h_assert_problem(r, 409, "bad-transition", NULL);
     h_resp_free(&r);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_transitions WHERE campaign_id ="
-                                 " 'life'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_transitions WHERE campaign_id ="
+                                   " 'life'"),
                      5);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM audit_log WHERE action LIKE"
-                                 " 'POST /v1/campaigns/{id}:%'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM audit_log WHERE action LIKE"
+                                   " 'POST /v1/campaigns/{id}:%'"),
                      5);
 }
 
@@ -294,11 +281,11 @@ static void test_audience_suitability_holdout(void **state)
     }
     assert_true(seen[0] > 0 && seen[1] > 0 && seen[3] > 0);
     /* the holdout is recorded, and the customer view says so */
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_holdouts WHERE campaign_id ="
-                                 " 'fund'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_holdouts WHERE campaign_id ="
+                                   " 'fund'"),
                      seen[2]);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
-                                 " 'fund'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                                   " 'fund'"),
                      seen[3]);
 }
 
@@ -308,13 +295,13 @@ static void test_reward_item_eligibility(void **state)
 {
     (void)state;
     must("POST", "/v1/segments",
-         "{\"id\":\"careful\",\"name\":\"careful\",\"expression\":\"risk_level <= R2\"}",
-         201);
+         "{\"id\":\"careful\",\"name\":\"careful\",\"expression\":\"risk_level <= R2\"}", 201);
     /* a rate discount only for the careful customers */
     must("POST", "/v1/benefits/suppliers", "{\"code\":\"bank\",\"name\":\"本行\"}", 201);
     must("POST", "/v1/benefits/items",
          "{\"code\":\"rate\",\"name\":\"利率优惠\",\"kind\":\"financial\",\"supplier\":"
-         "\"bank\",\"face_value\":0,\"cost_price\":0,\"stock\":100,\"params\":{\"right\":\"rate_discount\",\"bp\":10},"
+         "\"bank\",\"face_value\":0,\"cost_price\":0,\"stock\":100,\"params\":{\"right\":\"rate_"
+         "discount\",\"bp\":10},"
          "\"segment_id\":\"careful\"}",
          201);
     char fields[1024];
@@ -332,12 +319,12 @@ static void test_reward_item_eligibility(void **state)
     assert_non_null(strstr(r.body, "not-eligible"));
     h_resp_free(&r);
     /* nothing was written for C2: no grant, no check-in */
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants WHERE item = 'rate'"), 1);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants WHERE item = 'rate' AND"
-                                 " customer_no = 'C1'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants WHERE item = 'rate'"), 1);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants WHERE item = 'rate' AND"
+                                   " customer_no = 'C1'"),
                      1);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id = 'vip'"
-                                 " AND customer_no = 'C2'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id = 'vip'"
+                                   " AND customer_no = 'C2'"),
                      0);
 }
 
@@ -478,7 +465,7 @@ static void test_concurrent_budget_and_limits(void **state)
              "\"points\":5}],\"cycle\":true}",
              k_ckfields);
     launch("burst", fields);
-    long paid_before = count_on(S, "SELECT COALESCE(SUM(balance), 0) FROM point_accounts");
+    long paid_before = h_sql_long(S, "SELECT COALESCE(SUM(balance), 0) FROM point_accounts");
     /* 256 check-ins of 40 customers on one day: 20 are paid (100 / 5) */
     race rc = {.campaign = "burst", .refusal = "budget-exhausted"};
     run_race(&rc);
@@ -489,9 +476,9 @@ static void test_concurrent_budget_and_limits(void **state)
         100);
     h_resp_free(&r);
     assert_int_equal(
-        count_on(S, "SELECT COALESCE(SUM(balance), 0) FROM point_accounts") - paid_before, 100);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
-                                 " 'burst'"),
+        h_sql_long(S, "SELECT COALESCE(SUM(balance), 0) FROM point_accounts") - paid_before, 100);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                                   " 'burst'"),
                      20);
     /* one customer, 256 check-ins on 28 different days, at most 3 in all */
     snprintf(fields, sizeof fields,
@@ -502,8 +489,8 @@ static void test_concurrent_budget_and_limits(void **state)
     race rl = {.campaign = "capped", .refusal = "limit-reached", .by_day = true};
     run_race(&rl);
     assert_int_equal(rl.ok, 3);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
-                                 " 'capped' AND customer_no = 'C40'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                                   " 'capped' AND customer_no = 'C40'"),
                      3);
 }
 
@@ -546,8 +533,8 @@ static void test_checkin_failure_after_write_undone(void **state)
     snprintf(fields, sizeof fields,
              "%s,\"checkin\":{\"rewards\":[{\"day\":1,\"points\":5}],\"cycle\":true}", k_ckfields);
     launch("undock", fields);
-    long paid0 = count_on(S, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
-                             " WHERE debit_account LIKE 'source:%undock%'");
+    long paid0 = h_sql_long(S, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
+                               " WHERE debit_account LIKE 'source:%undock%'");
     volatile int go = 0;
     undo_ck u[20];
     pthread_t t[20];
@@ -562,11 +549,11 @@ static void test_checkin_failure_after_write_undone(void **state)
         if (u[i].status != (i % 2 ? 500 : 201))
             fail_msg("C%d: %ld %s", 1 + i, u[i].status, u[i].type);
     }
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
-                                 " 'undock'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                                   " 'undock'"),
                      10);
-    assert_int_equal(count_on(S, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
-                                 " WHERE debit_account LIKE 'source:%undock%'") -
+    assert_int_equal(h_sql_long(S, "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
+                                   " WHERE debit_account LIKE 'source:%undock%'") -
                          paid0,
                      50);
     /* the failed ones were never checked in: their first check-in now */
@@ -579,8 +566,8 @@ static void test_checkin_failure_after_write_undone(void **state)
         assert_int_equal(json_integer_value(json_object_get(r.json, "streak")), 1);
         h_resp_free(&r);
     }
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
-                                 " 'undock'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                                   " 'undock'"),
                      20);
 }
 
@@ -690,7 +677,7 @@ static void test_bad_input_writes_nothing(void **state)
         " campaign_actions) * 1000 + (SELECT COUNT(*) FROM campaign_transitions) +"
         " (SELECT COUNT(*) FROM ledger_entries) * 7 + (SELECT COALESCE(SUM(LENGTH(rules)), 0)"
         " FROM campaigns)";
-    long before = count_on(S, snapshot);
+    long before = h_sql_long(S, snapshot);
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
         const bad_case *c = &cases[i];
         const char *hs[] = {c->hdr, NULL};
@@ -702,7 +689,7 @@ static void test_bad_input_writes_nothing(void **state)
                      r.status, r.body ? r.body : "");
         h_assert_problem(r, c->status, c->type, c->field);
         h_resp_free(&r);
-        if (count_on(S, snapshot) != before)
+        if (h_sql_long(S, snapshot) != before)
             fail_msg("case %zu (%s %s) wrote something", i, c->method, c->path);
     }
 }

@@ -45,19 +45,6 @@ static void must_at(const char *now, const char *key, const char *method, const 
 
 #define DEC5 "2026-12-05T12:00:00+08:00"
 
-static long count_sql(const char *sql)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", S->data, sql);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    long n = -1;
-    if (fscanf(p, "%ld", &n) != 1)
-        n = -1;
-    pclose(p);
-    return n;
-}
-
 static void assert_check_passes(void)
 {
     char *out = NULL;
@@ -261,8 +248,8 @@ static void test_claim_flow(void **state)
                                    "budget_points_left,budget_cost_left\r\n"));
     assert_non_null(strstr(r.body, "\r\n2026-12-05,3,0,0,4,0,2000,4,,998000\r\n"));
     h_resp_free(&r);
-    assert_int_equal(count_sql("SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
-                               " c.grant_code = g.code WHERE c.campaign_id = 'drop'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
+                                   " c.grant_code = g.code WHERE c.campaign_id = 'drop'"),
                      4);
     assert_check_passes();
 }
@@ -326,14 +313,15 @@ static void test_concurrent_wave_and_budget(void **state)
     h_burst_run(&a);
     assert_int_equal(a.ok, 100);
     assert_int_equal(a.refused, 156);
-    assert_int_equal(count_sql("SELECT claimed FROM coupon_waves WHERE campaign_id = 'rush'"), 100);
-    assert_int_equal(count_sql("SELECT COUNT(*) FROM coupon_claims WHERE campaign_id = 'rush'"),
+    assert_int_equal(h_sql_long(S, "SELECT claimed FROM coupon_waves WHERE campaign_id = 'rush'"),
                      100);
-    assert_int_equal(count_sql("SELECT COUNT(DISTINCT customer_no) FROM coupon_claims"
-                               " WHERE campaign_id = 'rush'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM coupon_claims WHERE campaign_id = 'rush'"),
                      100);
-    assert_int_equal(count_sql("SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
-                               " c.grant_code = g.code WHERE c.campaign_id = 'rush'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(DISTINCT customer_no) FROM coupon_claims"
+                                   " WHERE campaign_id = 'rush'"),
+                     100);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants g JOIN coupon_claims c ON"
+                                   " c.grant_code = g.code WHERE c.campaign_id = 'rush'"),
                      100);
     /* a budget for 10 coupons runs out in the middle of a burst */
     launch("thin", "\"budget\":{\"cost\":5000}",
@@ -341,8 +329,9 @@ static void test_concurrent_wave_and_budget(void **state)
     h_burst b = {.send = burst_claim, .ud = "thin", .refusal = "budget-exhausted"};
     h_burst_run(&b);
     assert_int_equal(b.ok, 10);
-    assert_int_equal(count_sql("SELECT spent_cost FROM campaigns WHERE id = 'thin'"), 5000);
-    assert_int_equal(count_sql("SELECT claimed FROM coupon_waves WHERE campaign_id = 'thin'"), 10);
+    assert_int_equal(h_sql_long(S, "SELECT spent_cost FROM campaigns WHERE id = 'thin'"), 5000);
+    assert_int_equal(h_sql_long(S, "SELECT claimed FROM coupon_waves WHERE campaign_id = 'thin'"),
+                     10);
     assert_check_passes();
 }
 
@@ -410,7 +399,7 @@ static void test_bad_input_writes_nothing(void **state)
 #undef DEF
     const char *snapshot = "SELECT (SELECT COUNT(*) FROM campaigns) * 1000000 + (SELECT COUNT(*)"
                            " FROM coupon_claims) * 1000 + (SELECT COUNT(*) FROM coupon_waves)";
-    long before = count_sql(snapshot);
+    long before = h_sql_long(S, snapshot);
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
         const bad_case *c = &cases[i];
         bool is_claim = strstr(c->path, "/claim") != NULL;
@@ -432,7 +421,7 @@ static void test_bad_input_writes_nothing(void **state)
     r = claim("2026-12-05T10:00:00+08:00", "nothing-here", "C9", NULL);
     expect(r, 404, NULL);
     h_resp_free(&r);
-    assert_int_equal(count_sql(snapshot), before);
+    assert_int_equal(h_sql_long(S, snapshot), before);
 }
 
 /* ---- kill -9 during claims ---- */
@@ -446,20 +435,6 @@ static h_resp kill_claim(CURL *c, const h_kill9 *k, const char *no, const char *
     snprintf(hkey, sizeof hkey, "Idempotency-Key: %s", idem);
     const char *hs[] = {"X-Siyu-Now: 2026-12-05T10:00:00+08:00", hkey, NULL};
     return h_req_on(c, k->s, "POST", "/v1/campaigns/kill/claim", k->key, body, strlen(body), hs);
-}
-
-static long count_in(h_server *s, const char *sql)
-{
-    char *cmd = malloc(strlen(sql) + 512);
-    sprintf(cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", s->data, sql);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    long n = -1;
-    if (fscanf(p, "%ld", &n) != 1)
-        n = -1;
-    pclose(p);
-    free(cmd);
-    return n;
 }
 
 /* kill -9 in the middle of a run of claims: after the restart every
@@ -515,10 +490,10 @@ static void test_kill9_during_claims(void **state)
             strcat(sql, "'");
         }
         strcat(sql, ")");
-        assert_int_equal(count_in(k.s, sql), m);
+        assert_int_equal(h_sql_long(k.s, sql), m);
     }
-    assert_int_equal(count_in(k.s, "SELECT claimed - (SELECT COUNT(*) FROM coupon_claims) FROM"
-                                   " coupon_waves WHERE campaign_id = 'kill'"),
+    assert_int_equal(h_sql_long(k.s, "SELECT claimed - (SELECT COUNT(*) FROM coupon_claims) FROM"
+                                     " coupon_waves WHERE campaign_id = 'kill'"),
                      0);
     char *out = NULL;
     int rc = h_cli(k.s, &out, "check --tenant demo");

@@ -17,19 +17,6 @@
 
 static h_server *S;
 
-static long count(const char *sql)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", S->data, sql);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    long n = -1;
-    if (fscanf(p, "%ld", &n) != 1)
-        n = -1;
-    pclose(p);
-    return n;
-}
-
 /* s with every `from` replaced by `to` (malloc'd). */
 static char *replace_all(const char *s, const char *from, const char *to)
 {
@@ -169,27 +156,30 @@ static void test_campaigns_walkthrough(void **state)
     assert_non_null(strstr(out, "\"blocked\""));
     free(out);
     /* every campaign made it through maker-checker */
-    assert_int_equal(count("SELECT COUNT(*) FROM campaigns WHERE status = 'scheduled' AND id IN"
-                           " ('festival-checkin', 'festival-tasks', 'festival-lottery',"
-                           " 'noon-drop', 'invite-friends', 'daily-checkin')"),
-                     6);
+    assert_int_equal(
+        h_sql_long(S, "SELECT COUNT(*) FROM campaigns WHERE status = 'scheduled' AND id IN"
+                      " ('festival-checkin', 'festival-tasks', 'festival-lottery',"
+                      " 'noon-drop', 'invite-friends', 'daily-checkin')"),
+        6);
     /* the free draw, explained by its id; the blocked device drew nothing */
-    assert_int_equal(count("SELECT COUNT(*) FROM lottery_draws WHERE campaign_id ="
-                           " 'festival-lottery' AND customer_no = 'C00000001'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id ="
+                                   " 'festival-lottery' AND customer_no = 'C00000001'"),
                      1);
-    assert_int_equal(count("SELECT COUNT(*) FROM lottery_draws WHERE customer_no = 'C00000003'"),
-                     0);
+    assert_int_equal(
+        h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE customer_no = 'C00000003'"), 0);
     /* the invite code captured and used: one binding paid, the same-device
      * one held and then rejected in review */
-    assert_int_equal(count("SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
-                           " 'invite-friends' AND invitee = 'C00000002' AND status = 'rewarded'"),
-                     1);
-    assert_int_equal(count("SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
-                           " 'invite-friends' AND invitee = 'C00000003' AND status = 'rejected'"),
-                     1);
+    assert_int_equal(
+        h_sql_long(S, "SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
+                      " 'invite-friends' AND invitee = 'C00000002' AND status = 'rewarded'"),
+        1);
+    assert_int_equal(
+        h_sql_long(S, "SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
+                      " 'invite-friends' AND invitee = 'C00000003' AND status = 'rejected'"),
+        1);
     /* the daily check-in (no open hours: any time of day) */
-    assert_int_equal(count("SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
-                           " 'daily-checkin' AND customer_no = 'C00000001'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM campaign_actions WHERE campaign_id ="
+                                   " 'daily-checkin' AND customer_no = 'C00000001'"),
                      1);
     char *check = NULL;
     if (h_cli(S, &check, "check --tenant demo") != 0)
@@ -206,18 +196,21 @@ static void test_rewards_walkthrough(void **state)
     free(out);
     /* the spend reversed by its captured id, the coupon redeemed by its
      * code, the umbrella shipped, two voucher codes added */
-    assert_int_equal(count("SELECT COUNT(*) FROM ledger_entries WHERE kind = 'reverse' AND"
-                           " customer_no = 'C00000001' AND reason = 'draw cancelled'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'reverse' AND"
+                                   " customer_no = 'C00000001' AND reason = 'draw cancelled'"),
                      1);
-    assert_int_equal(count("SELECT COUNT(*) FROM benefit_grants WHERE customer_no = 'C00000001'"
-                           " AND item = 'cp_10' AND status = 'redeemed'"
-                           " AND redeem_reference = 'pay-20261124-0001'"),
-                     1);
-    assert_int_equal(count("SELECT COUNT(*) FROM benefit_grants WHERE customer_no = 'C00000001'"
-                           " AND item = 'umbrella' AND fulfilment = 'shipped'"),
-                     1);
-    assert_int_equal(count("SELECT COUNT(*) FROM benefit_codes WHERE item = 'jd_50' AND code"
-                           " LIKE 'JD50-NEW-%'"),
+    assert_int_equal(
+        h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants WHERE customer_no = 'C00000001'"
+                      " AND item = 'cp_10' AND status = 'redeemed'"
+                      " AND redeem_reference = 'pay-20261124-0001'"),
+        1);
+    assert_int_equal(
+        h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants WHERE customer_no = 'C00000001'"
+                      " AND item = 'umbrella' AND fulfilment = 'shipped'"),
+        1);
+    assert_int_equal(h_sql_long(S,
+                                "SELECT COUNT(*) FROM benefit_codes WHERE item = 'jd_50' AND code"
+                                " LIKE 'JD50-NEW-%'"),
                      2);
 }
 

@@ -38,19 +38,6 @@ static void must(const char *method, const char *path, const char *body, long wa
     must_on(S, S->admin_key, method, path, body, want);
 }
 
-static long count_on(h_server *s, const char *sql)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", s->data, sql);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    long n = -1;
-    if (fscanf(p, "%ld", &n) != 1)
-        n = -1;
-    pclose(p);
-    return n;
-}
-
 static void assert_check_passes(h_server *s)
 {
     char *out = NULL;
@@ -171,12 +158,13 @@ static void test_draw_flow(void **state)
     char replayed[16];
     assert_true(h_header(&r, "Idempotent-Replayed", replayed, sizeof replayed));
     h_resp_free(&r);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE customer_no = 'C1'"), 1);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE customer_no = 'C1'"),
+                     1);
     /* past the server's 24-hour record of the answer, the draw keeps the
      * key: the same draw, not a second one; another customer's draw with
      * that key is refused */
     assert_int_equal(
-        count_on(S, "DELETE FROM idempotency WHERE idem_key = 'flow-1'; SELECT changes()"), 1);
+        h_sql_long(S, "DELETE FROM idempotency WHERE idem_key = 'flow-1'; SELECT changes()"), 1);
     r = draw_on(c, S, APP_KEY, "fest", "C1", "flow-1", NULL);
     if (r.status != 200)
         fail_msg("draw replayed after 24 hours: %ld %s", r.status, r.body);
@@ -196,12 +184,12 @@ static void test_draw_flow(void **state)
     h_assert_problem(r, 409, "idempotency-mismatch", "Idempotency-Key");
     h_resp_free(&r);
     assert_int_equal(
-        count_on(S, "DELETE FROM idempotency WHERE idem_key = 'flow-1'; SELECT changes()"), 1);
+        h_sql_long(S, "DELETE FROM idempotency WHERE idem_key = 'flow-1'; SELECT changes()"), 1);
     r = draw_on(c, S, APP_KEY, "fest", "C2", "flow-1", NULL); /* the draw's own key */
     h_assert_problem(r, 409, "conflict", "Idempotency-Key");
     h_resp_free(&r);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE idempotency_key ="
-                                 " 'flow-1'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE idempotency_key ="
+                                   " 'flow-1'"),
                      1);
     /* the second draw costs 20 points */
     r = draw_on(c, S, APP_KEY, "fest", "C1", "flow-2", NULL);
@@ -404,8 +392,8 @@ static void test_same_key_concurrently(void **state)
         assert_int_equal(k.status[i], 201);
         assert_string_equal(k.ids[i], k.ids[0]);
     }
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'fest'"
-                                 " AND customer_no = 'C9'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'fest'"
+                                   " AND customer_no = 'C9'"),
                      1);
 }
 
@@ -443,10 +431,10 @@ static void test_concurrent_stock_budget_limits(void **state)
     h_burst_run(&a);
     assert_int_equal(a.ok, 256);
     assert_int_equal(a.marked, 20);
-    assert_int_equal(count_on(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'stock'"),
+    assert_int_equal(h_sql_long(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'stock'"),
                      20);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants g JOIN lottery_draws d ON"
-                                 " d.grant_code = g.code WHERE d.campaign_id = 'stock'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants g JOIN lottery_draws d ON"
+                                   " d.grant_code = g.code WHERE d.campaign_id = 'stock'"),
                      20);
     /* budget: 10 prizes of 10 points fit; it runs out in the middle */
     launch_on(S, ADMIN2, "budget", "\"budget\":{\"points\":100}",
@@ -456,10 +444,10 @@ static void test_concurrent_stock_budget_limits(void **state)
     h_burst_run(&b);
     assert_int_equal(b.ok, 10);
     assert_int_equal(b.refused, 246);
-    assert_int_equal(count_on(S, "SELECT spent_points FROM campaigns WHERE id = 'budget'"), 100);
+    assert_int_equal(h_sql_long(S, "SELECT spent_points FROM campaigns WHERE id = 'budget'"), 100);
     /* a refused draw spent nothing: one spend entry per accepted draw */
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'spend' AND"
-                                 " credit_account = 'sink:campaign:budget'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'spend' AND"
+                                   " credit_account = 'sink:campaign:budget'"),
                      10);
     /* one customer, 256 draws, at most 3 a day */
     launch_on(S, ADMIN2, "capped", "",
@@ -469,8 +457,8 @@ static void test_concurrent_stock_budget_limits(void **state)
     h_burst c = {.send = burst_draw_c40, .ud = "capped", .refusal = "limit-reached"};
     h_burst_run(&c);
     assert_int_equal(c.ok, 3);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id ="
-                                 " 'capped'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id ="
+                                   " 'capped'"),
                      3);
     assert_check_passes(S);
 }
@@ -575,8 +563,8 @@ static void test_abuse_gate(void **state)
     h_resp_free(&r);
     /* the address is recorded with the draw */
     must("PUT", "/v1/abuse/rules", "{}", 200);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE customer_no = 'C7'"
-                                 " AND ip = '127.0.0.1' AND campaign_id = 'guarded'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE customer_no = 'C7'"
+                                   " AND ip = '127.0.0.1' AND campaign_id = 'guarded'"),
                      1);
     must("DELETE", "/v1/abuse/blocklist/ip/203.0.113.7", NULL, 200);
     r = h_req(S, "GET", "/v1/abuse/rules", S->admin_key, NULL);
@@ -700,7 +688,7 @@ static void test_bad_input_writes_nothing(void **state)
         "SELECT (SELECT COUNT(*) FROM lottery_versions) * 1000000 + (SELECT COUNT(*) FROM"
         " lottery_draws) * 1000 + (SELECT COUNT(*) FROM abuse_blocklist) * 100 + (SELECT"
         " COUNT(*) FROM abuse_rules) * 10 + (SELECT COUNT(*) FROM ledger_entries) * 7";
-    long before = count_on(S, snapshot);
+    long before = h_sql_long(S, snapshot);
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
         const bad_case *c = &cases[i];
         /* a bad device id is refused even with a key */
@@ -715,7 +703,7 @@ static void test_bad_input_writes_nothing(void **state)
                      r.status, r.body ? r.body : "");
         h_assert_problem(r, c->status, c->type, c->field);
         h_resp_free(&r);
-        if (count_on(S, snapshot) != before)
+        if (h_sql_long(S, snapshot) != before)
             fail_msg("case %zu (%s %s) wrote something", i, c->method, c->path);
     }
 }
@@ -861,23 +849,23 @@ static void test_failure_after_write_undone(void **state)
                          metric("siyu_lottery_draws_total{outcome=\"thanks\"} "),
                      drawn0 + 192);
     /* 12 draws a customer, each once, each paid once; prizes and stock agree */
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'undo'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'undo'"),
                      192);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM (SELECT customer_no FROM lottery_draws"
-                                 " WHERE campaign_id = 'undo' GROUP BY customer_no"
-                                 " HAVING COUNT(*) = 12)"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM (SELECT customer_no FROM lottery_draws"
+                                   " WHERE campaign_id = 'undo' GROUP BY customer_no"
+                                   " HAVING COUNT(*) = 12)"),
                      16);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'spend' AND"
-                                 " credit_account = 'sink:campaign:undo'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'spend' AND"
+                                   " credit_account = 'sink:campaign:undo'"),
                      192);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM benefit_grants g JOIN lottery_draws d ON"
-                                 " d.grant_code = g.code WHERE d.campaign_id = 'undo'"),
-                     count_on(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'undo'"
-                                 " AND code = 'c'"));
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'undo'"
-                                 " AND prize = 'p'"),
-                     count_on(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'undo'"
-                                 " AND code = 'p'"));
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants g JOIN lottery_draws d ON"
+                                   " d.grant_code = g.code WHERE d.campaign_id = 'undo'"),
+                     h_sql_long(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'undo'"
+                                   " AND code = 'c'"));
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM lottery_draws WHERE campaign_id = 'undo'"
+                                   " AND prize = 'p'"),
+                     h_sql_long(S, "SELECT used FROM lottery_prizes WHERE campaign_id = 'undo'"
+                                   " AND code = 'p'"));
     assert_check_passes(S);
 
     /* events likewise: a batch that failed after writing is not there, and
@@ -889,14 +877,14 @@ static void test_failure_after_write_undone(void **state)
     h_resp r = h_req_h(S, "POST", "/v1/events", APP_KEY, evs, hf);
     h_assert_problem(r, 500, "internal", NULL);
     h_resp_free(&r);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM events WHERE event_id LIKE 'undo-e%'"), 0);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM events WHERE event_id LIKE 'undo-e%'"), 0);
     const char *hn[] = {"X-Siyu-Now: " NOW, NULL};
     r = h_req_h(S, "POST", "/v1/events", APP_KEY, evs, hn);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 2);
     assert_int_equal(json_integer_value(json_object_get(r.json, "duplicates")), 0);
     h_resp_free(&r);
-    assert_int_equal(count_on(S, "SELECT COUNT(*) FROM events WHERE event_id LIKE 'undo-e%'"), 2);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM events WHERE event_id LIKE 'undo-e%'"), 2);
     /* a value other than after-write is refused */
     const char *bad[] = {"X-Siyu-Test-Fail: sometimes", NULL};
     r = h_req_h(S, "POST", "/v1/events", APP_KEY, evs, bad);

@@ -135,15 +135,6 @@ static void assert_check_passes(h_server *s)
     free(out);
 }
 
-/* Runs SQL on s's database beside the server (another process may write). */
-static void sql_on(h_server *s, const char *sql)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\" >/dev/null",
-             s->data, sql);
-    assert_int_equal(system(cmd), 0);
-}
-
 static int group_setup(void **state)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -336,7 +327,7 @@ static void test_spend_order(void **state)
     earn_on(S, "F1", "sun", 50, b);
     snprintf(sql, sizeof sql,
              "UPDATE point_lots SET expires_at = expires_at - 86400000 WHERE entry_id = '%s'", b);
-    sql_on(S, sql);
+    h_sql(S, sql);
     h_resp r = spend_on(S, APP_KEY, "F1", "sun", 60);
     assert_int_equal(r.status, 201);
     json_t *al = json_object_get(r.json, "allocations");
@@ -486,8 +477,8 @@ static void test_idempotent_earn(void **state)
 
     /* After the server forgets the key (24 h), the ledger still knows it:
      * the points do not move twice. */
-    sql_on(S, "UPDATE idempotency SET created_at = created_at - 90000000"
-              " WHERE idem_key = 'earn-I1-checkin-1'");
+    h_sql(S, "UPDATE idempotency SET created_at = created_at - 90000000"
+             " WHERE idem_key = 'earn-I1-checkin-1'");
     h_resp d = h_req_h(S, "POST", "/v1/customers/I1/points:earn", APP_KEY, body, hdr);
     h_assert_problem(d, 409, "conflict", "Idempotency-Key");
     assert_string_equal(h_str(d.json, "entry_id"), h_str(a.json, "id"));
@@ -680,7 +671,7 @@ static void test_expiry_called_and_scheduled(void **state)
              "UPDATE point_lots SET expires_at = 1000 WHERE tenant_id = 'demo'"
              " AND entry_id = '%s'",
              a);
-    sql_on(S, sql);
+    h_sql(S, sql);
     /* gone from the balance at once, before the job writes it off */
     assert_int_equal(balance_on(S, "X1", "sun", NULL), 15);
     r = h_req(S, "POST", "/v1/points:expire", S->admin_key, "{\"colour\":1}");
@@ -708,8 +699,8 @@ static void test_expiry_called_and_scheduled(void **state)
     /* The server's maintenance runs the job by itself, about a second
      * after it starts (then every ten minutes). */
     assert_int_equal(h_signal_wait(S, SIGTERM), 0);
-    sql_on(S, "UPDATE point_lots SET expires_at = 2000 WHERE tenant_id = 'demo'"
-              " AND customer_no = 'X2' AND point_type = 'sun'");
+    h_sql(S, "UPDATE point_lots SET expires_at = 2000 WHERE tenant_id = 'demo'"
+             " AND customer_no = 'X2' AND point_type = 'sun'");
     h_launch(S);
     json_int_t left = -1;
     for (int i = 0; i < 300 && left != 0; i++) {
@@ -742,15 +733,15 @@ static void test_check_command(void **state)
     assert_check_passes(S);
     /* A damaged store: the check names the customer, the type, and what it
      * expected against what it found. */
-    sql_on(S, "UPDATE point_accounts SET balance = balance + 5 WHERE tenant_id = 'demo'"
-              " AND customer_no = 'K1' AND point_type = 'pts'");
+    h_sql(S, "UPDATE point_accounts SET balance = balance + 5 WHERE tenant_id = 'demo'"
+             " AND customer_no = 'K1' AND point_type = 'pts'");
     assert_int_equal(check_on(S, &out), 1);
     if (!strstr(out, "ledger: customer K1, type pts: balance 75, expected 70"))
         fail_msg("siyu check said:\n%s", out);
     assert_non_null(strstr(out, "violation"));
     free(out);
-    sql_on(S, "UPDATE point_accounts SET balance = balance - 5 WHERE tenant_id = 'demo'"
-              " AND customer_no = 'K1' AND point_type = 'pts'");
+    h_sql(S, "UPDATE point_accounts SET balance = balance - 5 WHERE tenant_id = 'demo'"
+             " AND customer_no = 'K1' AND point_type = 'pts'");
     assert_check_passes(S);
 }
 

@@ -56,19 +56,6 @@ static void must(const char *key, const char *method, const char *path, const ch
     h_resp_free(&r);
 }
 
-static long count_on(const char *sql)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sqlite3 -cmd '.timeout 10000' '%s/siyu.db' \"%s\"", S->data, sql);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    long n = -1;
-    if (fscanf(p, "%ld", &n) != 1)
-        n = -1;
-    pclose(p);
-    return n;
-}
-
 static json_int_t balance_of(const char *no)
 {
     char path[128];
@@ -331,7 +318,7 @@ static void test_referral_end_to_end(void **state)
     assert_int_equal(json_array_size(json_object_get(r.json, "referrals")), 0);
     h_resp_free(&r);
     assert_int_equal(balance_of("C20"), 50);
-    assert_int_equal(count_on("SELECT COUNT(*) FROM referral_rewards"), 2);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM referral_rewards"), 2);
 }
 
 static void test_fraud_holds_and_review(void **state)
@@ -429,8 +416,8 @@ static void test_existing_customers_refused(void **state)
     r = call(APP_KEY, "POST", "/v1/campaigns/newonly/referrals", body, LATER_NOW, "nb-1");
     h_assert_problem(r, 409, "existing-customer", "/invitee");
     h_resp_free(&r);
-    assert_int_equal(count_on("SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
-                              " 'newonly'"),
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
+                                   " 'newonly'"),
                      0);
 }
 
@@ -469,7 +456,7 @@ static void test_report_json_and_csv(void **state)
     snprintf(day6, sizeof day6, "%s", h_str(d6, "day"));
     /* draws: none here; the note says whether the lottery's table exists yet */
     bool draws_table =
-        count_on("SELECT COUNT(*) FROM sqlite_master WHERE name = 'lottery_draws'") == 1;
+        h_sql_long(S, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'lottery_draws'") == 1;
     assert_int_equal(json_is_string(json_object_get(r.json, "draws_note")), !draws_table);
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(r.json, "budget"), "points_left")),
@@ -602,7 +589,7 @@ static void test_bad_input_writes_nothing(void **state)
         " referral_bindings) * 10000 + (SELECT COUNT(*) FROM referral_rewards) * 100 +"
         " (SELECT COUNT(*) FROM campaigns) + (SELECT COUNT(*) FROM ledger_entries) * 7 +"
         " (SELECT COUNT(*) FROM referral_bindings WHERE reviewed_by IS NOT NULL) * 3";
-    long before = count_on(snapshot);
+    long before = h_sql_long(S, snapshot);
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
         const bad_case *c = &cases[i];
         const char *hs[] = {c->hdr, NULL};
@@ -613,7 +600,7 @@ static void test_bad_input_writes_nothing(void **state)
                      r.status, r.body ? r.body : "");
         h_assert_problem(r, c->status, c->type, c->field);
         h_resp_free(&r);
-        if (count_on(snapshot) != before)
+        if (h_sql_long(S, snapshot) != before)
             fail_msg("case %zu (%s %s) wrote something", i, c->method, c->path);
     }
 }
@@ -674,9 +661,10 @@ static void test_held_rewards_expire(void **state)
     r = call(ADMIN2, "POST", "/v1/campaigns/hold/referrals/C29:approve", NULL, day3, NULL);
     h_assert_problem(r, 409, "review-expired", NULL);
     h_resp_free(&r);
-    assert_int_equal(count_on("SELECT COUNT(*) FROM referral_bindings WHERE campaign_id = 'hold'"
-                              " AND invitee = 'C29' AND status = 'expired' AND refusal ="
-                              " 'review-expired'"),
+    assert_int_equal(h_sql_long(S,
+                                "SELECT COUNT(*) FROM referral_bindings WHERE campaign_id = 'hold'"
+                                " AND invitee = 'C29' AND status = 'expired' AND refusal ="
+                                " 'review-expired'"),
                      1);
     /* the other one expires through the endpoint (the maintenance loop's job) */
     r = call(S->admin_key, "POST", "/v1/campaigns/hold/referrals:expire", NULL, day3, NULL);
@@ -692,8 +680,8 @@ static void test_held_rewards_expire(void **state)
         assert_string_equal(h_str(v, "refusal"), "review-expired");
     h_resp_free(&r);
     /* nothing was paid; the report counts them */
-    assert_int_equal(count_on("SELECT COUNT(*) FROM referral_rewards WHERE campaign_id = 'hold'"),
-                     0);
+    assert_int_equal(
+        h_sql_long(S, "SELECT COUNT(*) FROM referral_rewards WHERE campaign_id = 'hold'"), 0);
     assert_int_equal(balance_of("C28"), 0);
     assert_int_equal(balance_of("C27"), 0);
     r = call(S->admin_key, "GET", "/v1/campaigns/hold/report", NULL, day3, NULL);
