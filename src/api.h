@@ -137,7 +137,7 @@ typedef struct sy_task_plan sy_task_plan;
 sy_task_plan *sy_api_task_plan(sy_req *r, size_t n, const char *const *customer_no, bool *failed);
 int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const char *customer_no,
                       const char *name, const char *event_id, int64_t ts, int64_t dwell_ms,
-                      json_t *rewards, json_t *refusals);
+                      const char *props, json_t *rewards, json_t *refusals);
 void sy_api_task_plan_free(sy_task_plan *p);
 /* Forgets the campaigns the writer loaded, for a second run of the batch's
  * apply in a new transaction (sy_req_write_rerun). */

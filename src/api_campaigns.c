@@ -1015,8 +1015,8 @@ sy_task_plan *sy_api_task_plan(sy_req *r, size_t n, const char *const *nos, bool
 }
 
 /* The reason code of a task's refusal, as the problem type a check-in
- * would answer with ("condition-not-met": the event's dwell time fell
- * short of the task's). */
+ * would answer with ("condition-not-met": the event's dwell time or props
+ * did not meet the task's conditions). */
 static const char *task_refusal(int rc, const sy_campaign_result *why)
 {
     static const struct {
@@ -1031,7 +1031,8 @@ static const char *task_refusal(int rc, const sy_campaign_result *why)
              {SY_CAMPAIGN_ALREADY_DONE, "already-done"},
              {SY_CAMPAIGN_LIMIT_REACHED, "limit-reached"},
              {SY_CAMPAIGN_BUDGET_EXHAUSTED, "budget-exhausted"},
-             {SY_CAMPAIGN_REWARD_REFUSED, "reward-refused"}};
+             {SY_CAMPAIGN_REWARD_REFUSED, "reward-refused"},
+             {SY_CAMPAIGN_NOT_MET, "condition-not-met"}};
     if (rc == SY_CAMPAIGN_WRONG_TYPE && !strcmp(why->other, "no-match"))
         return "condition-not-met";
     for (size_t i = 0; i < SY_ARRAY_LEN(k); i++)
@@ -1042,7 +1043,7 @@ static const char *task_refusal(int rc, const sy_campaign_result *why)
 
 int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const char *no,
                       const char *name, const char *event_id, int64_t ts, int64_t dwell,
-                      json_t *rewards, json_t *refusals)
+                      const char *props, json_t *rewards, json_t *refusals)
 {
     const sy_principal *who = sy_req_principal(r);
     if (!p->loaded) {
@@ -1066,7 +1067,7 @@ int sy_api_task_apply(sy_conn *c, sy_req *r, sy_task_plan *p, size_t i, const ch
                                  .operator_id = who->key_id,
                                  .now_ms = p->now_ms};
             sy_campaign_outcome o;
-            int rc = sy_campaign_task_event(c, cp, t, &w, name, event_id, ts, dwell, &o);
+            int rc = sy_campaign_task_event(c, cp, t, &w, name, event_id, ts, dwell, props, &o);
             if (rc < 0)
                 return rc;
             if (rc == SY_OK) {

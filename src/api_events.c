@@ -121,7 +121,8 @@ static int apply_events(sy_conn *c, sy_req *r, void *ctx)
          * event (a duplicate) earns nothing again. */
         if (x->stored && b->tasks &&
             (rc = sy_api_task_apply(c, r, b->tasks, i, e->customer_no, e->name, e->event_id, e->ts,
-                                    e->dwell_ms, b->task_rewards, b->task_refusals)) != SY_OK)
+                                    e->dwell_ms, e->props, b->task_rewards, b->task_refusals)) !=
+                SY_OK)
             return rc;
         /* Likewise a referral's qualifying event (api_referral.c). */
         if (x->stored && b->referrals &&

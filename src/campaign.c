@@ -282,9 +282,170 @@ static bool task_code_valid(const char *s)
     return sy_benefit_code_valid(s);
 }
 
+/* A property a task's condition names: 1 to 64 characters of A-Z a-z 0-9 _
+ * (a top-level member of the event's props). */
+static bool prop_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* A value a condition compares with: a string (at most 256 bytes), a
+ * number or a boolean. */
+static bool prop_scalar(const json_t *v)
+{
+    return (json_is_string(v) && json_string_length(v) <= 256) || json_is_number(v) ||
+           json_is_boolean(v);
+}
+
+/* -1, 0, 1: a against b, both numbers; integers exactly, else as doubles. */
+static int num_cmp(const json_t *a, const json_t *b)
+{
+    if (json_is_integer(a) && json_is_integer(b)) {
+        json_int_t x = json_integer_value(a), y = json_integer_value(b);
+        return x < y ? -1 : x > y;
+    }
+    double x = json_number_value(a), y = json_number_value(b);
+    return x < y ? -1 : x > y;
+}
+
+static bool prop_equal(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b))
+        return num_cmp(a, b) == 0;
+    return json_equal((json_t *)a, (json_t *)b);
+}
+
+static const char *const k_prop_ops[] = {"gt", "gte", "lt", "lte"};
+
+/* A task's "props": an object of 1 to SY_TASK_PROPS_MAX conditions, each
+ * a value the property must equal, or an object of "in" (a list of values)
+ * and bounds "gt", "gte", "lt", "lte" (numbers), all of which must hold. */
+static bool task_props_parse(sy_perr *e, json_t *v, const char *ptr)
+{
+    static const char *const ops[] = {"in", "gt", "gte", "lt", "lte", NULL};
+    char p[160];
+    snprintf(p, sizeof p, "%s/props", ptr);
+    if (!json_is_object(v) || json_object_size(v) < 1 || json_object_size(v) > SY_TASK_PROPS_MAX)
+        return sy_perr_fail(e, p,
+                            "'props' must be an object of 1 to %d conditions on the event's props",
+                            SY_TASK_PROPS_MAX);
+    const char *key;
+    json_t *c;
+    json_object_foreach (v, key, c) {
+        if (!prop_name_valid(key))
+            return sy_perr_fail(e, p,
+                                "a property name must be 1 to 64 characters of A-Z a-z 0-9 _");
+        char q[240];
+        snprintf(q, sizeof q, "%s/%s", p, key);
+        if (prop_scalar(c))
+            continue;
+        if (!json_is_object(c) || json_object_size(c) < 1)
+            return sy_perr_fail(e, q,
+                                "a condition is a string (at most 256 bytes), number or boolean"
+                                " the property must equal, or an object of in, gt, gte, lt, lte");
+        if (!sy_perr_only(e, c, q, ops))
+            return false;
+        json_t *in = json_object_get(c, "in");
+        if (in) {
+            if (!json_is_array(in) || json_array_size(in) < 1 ||
+                json_array_size(in) > SY_TASK_PROP_VALUES_MAX)
+                return sy_perr_fail(e, q, "'in' must be a list of 1 to %d values",
+                                    SY_TASK_PROP_VALUES_MAX);
+            size_t i;
+            json_t *x;
+            json_array_foreach (in, i, x)
+                if (!prop_scalar(x))
+                    return sy_perr_fail(e, q,
+                                        "'in' lists strings (at most 256 bytes), numbers or"
+                                        " booleans");
+        }
+        const json_t *lo = NULL, *hi = NULL;
+        bool lo_open = false, hi_open = false;
+        for (size_t k = 0; k < SY_ARRAY_LEN(k_prop_ops); k++) {
+            json_t *b = json_object_get(c, k_prop_ops[k]);
+            if (!b)
+                continue;
+            if (!json_is_number(b))
+                return sy_perr_fail(e, q, "'%s' must be a number", k_prop_ops[k]);
+            if (k < 2) {
+                if (lo)
+                    return sy_perr_fail(e, q, "give 'gt' or 'gte', not both");
+                lo = b, lo_open = k == 0;
+            } else {
+                if (hi)
+                    return sy_perr_fail(e, q, "give 'lt' or 'lte', not both");
+                hi = b, hi_open = k == 2;
+            }
+        }
+        if (lo && hi) {
+            int d = num_cmp(lo, hi);
+            if (d > 0 || (d == 0 && (lo_open || hi_open)))
+                return sy_perr_fail(e, q, "the bounds leave no value that could meet them");
+        }
+    }
+    return true;
+}
+
+/* The first of the condition's requirements that v fails, or NULL. */
+static const char *prop_fails(const json_t *cond, const json_t *v)
+{
+    if (!json_is_object(cond))
+        return prop_equal(cond, v) ? NULL : "is not the task's value";
+    json_t *in = json_object_get(cond, "in");
+    if (in) {
+        bool any = false;
+        size_t i;
+        json_t *x;
+        json_array_foreach (in, i, x)
+            any = any || prop_equal(x, v);
+        if (!any)
+            return "is none of the task's values";
+    }
+    for (size_t k = 0; k < SY_ARRAY_LEN(k_prop_ops); k++) {
+        json_t *b = json_object_get(cond, k_prop_ops[k]);
+        if (!b)
+            continue;
+        if (!json_is_number(v))
+            return "is not a number";
+        int d = num_cmp(v, b);
+        bool ok = k == 0 ? d > 0 : k == 1 ? d >= 0 : k == 2 ? d < 0 : d <= 0;
+        if (!ok)
+            return k == 0   ? "is not above the task's bound"
+                   : k == 1 ? "is below the task's bound"
+                   : k == 2 ? "is not below the task's bound"
+                            : "is above the task's bound";
+    }
+    return NULL;
+}
+
+bool sy_campaign_props_meet(const json_t *conditions, const json_t *props, char *why, size_t n)
+{
+    if (!conditions)
+        return true;
+    const char *key;
+    json_t *cond;
+    json_object_foreach ((json_t *)conditions, key, cond) {
+        json_t *v = json_is_object(props) ? json_object_get(props, key) : NULL;
+        const char *fails = !v || json_is_null(v) ? "is missing" : prop_fails(cond, v);
+        if (fails) {
+            snprintf(why, n, "props.%.64s %s", key, fails);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool tasks_parse(sy_perr *e, sy_campaign *cp, json_t *s)
 {
-    static const char *const fields[] = {"code", "event", "min_dwell_ms", "period", "reward", NULL};
+    static const char *const fields[] = {"code",   "event", "min_dwell_ms", "props", "period",
+                                         "reward", NULL};
     if (!json_is_array(s) || json_array_size(s) < 1 || json_array_size(s) > SY_CAMPAIGN_TASKS_MAX)
         return sy_perr_fail(e, "/tasks", "a task campaign needs 'tasks': an array of 1 to %d tasks",
                             SY_CAMPAIGN_TASKS_MAX);
@@ -307,6 +468,19 @@ static bool tasks_parse(sy_perr *e, sy_campaign *cp, json_t *s)
                          "an event name matching [a-z][a-z0-9_]*", t->event, sizeof t->event) ||
             !sy_perr_int(e, v, ptr, "min_dwell_ms", false, 0, MAX_DWELL_MS, &t->min_dwell_ms))
             return false;
+        json_t *props = json_object_get(v, "props");
+        if (props && !json_is_null(props)) {
+            if (!task_props_parse(e, props, ptr))
+                return false;
+            /* the campaign's extra holds one entry per task, its
+             * conditions or null; the task borrows its own */
+            if (!cp->extra)
+                cp->extra = json_array();
+            while (json_array_size(cp->extra) < i)
+                json_array_append_new(cp->extra, json_null());
+            json_array_append_new(cp->extra, json_deep_copy(props));
+            t->props = json_array_get(cp->extra, i);
+        }
         for (size_t k = 0; k < i; k++)
             if (!strcmp(cp->tasks[k].code, t->code)) {
                 char p[80];
@@ -409,6 +583,8 @@ json_t *sy_campaign_rules_json(const sy_campaign *cp)
                           k_periods[t->period], "reward", reward_json(&t->reward, 0));
             if (t->min_dwell_ms != SY_CAMPAIGN_UNSET)
                 json_object_set_new(to, "min_dwell_ms", json_integer(t->min_dwell_ms));
+            if (t->props)
+                json_object_set_new(to, "props", json_deep_copy(t->props));
             json_array_append_new(ts, to);
         }
         json_object_set_new(o, "tasks", ts);
@@ -1563,7 +1739,7 @@ done:
 
 int sy_campaign_task_event(sy_conn *c, const sy_campaign *cp, int t, const sy_campaign_who *w,
                            const char *event_name, const char *event_id, int64_t ts_ms,
-                           int64_t dwell_ms, sy_campaign_outcome *out)
+                           int64_t dwell_ms, const char *props, sy_campaign_outcome *out)
 {
     memset(out, 0, sizeof *out);
     if (cp->type != SY_CAMPAIGN_TASK || t < 0 || t >= cp->ntasks) {
@@ -1572,10 +1748,25 @@ int sy_campaign_task_event(sy_conn *c, const sy_campaign *cp, int t, const sy_ca
     }
     const sy_campaign_task *task = &cp->tasks[t];
     out->task = task;
-    if (strcmp(task->event, event_name) != 0 ||
-        (task->min_dwell_ms != SY_CAMPAIGN_UNSET && dwell_ms < task->min_dwell_ms)) {
+    if (strcmp(task->event, event_name) != 0) {
         snprintf(out->why.other, sizeof out->why.other, "no-match");
         return SY_CAMPAIGN_WRONG_TYPE;
+    }
+    if (task->min_dwell_ms != SY_CAMPAIGN_UNSET && dwell_ms < task->min_dwell_ms) {
+        if (dwell_ms < 0)
+            snprintf(out->why.other, sizeof out->why.other, "dwell_ms is missing");
+        else
+            snprintf(out->why.other, sizeof out->why.other,
+                     "dwell_ms %lld is below the task's %lld", (long long)dwell_ms,
+                     (long long)task->min_dwell_ms);
+        return SY_CAMPAIGN_NOT_MET;
+    }
+    if (task->props) {
+        json_t *pj = props ? json_loads(props, 0, NULL) : NULL;
+        bool met = sy_campaign_props_meet(task->props, pj, out->why.other, sizeof out->why.other);
+        json_decref(pj);
+        if (!met)
+            return SY_CAMPAIGN_NOT_MET;
     }
     char zone[65], slot[160], reason[160];
     int rc = tenant_zone(c, w->tenant, zone);

@@ -71,6 +71,7 @@ enum {
     SY_CAMPAIGN_NO_MAKEUP,          /* the campaign offers no make-up check-in */
     SY_CAMPAIGN_INSUFFICIENT,       /* make-up: out->balance points available */
     SY_CAMPAIGN_REWARD_REFUSED,     /* the catalogue refused the item (out->other) */
+    SY_CAMPAIGN_NOT_MET,            /* a task's dwell or props condition (out->other: which) */
 };
 
 typedef enum sy_campaign_type {
@@ -123,10 +124,19 @@ typedef struct sy_campaign_reward {
     char item[65]; /* "": no item */
 } sy_campaign_reward;
 
+/* A task's conditions on its event's props: at most this many
+ * properties, each equal to a value or within bounds, or one of at most
+ * SY_TASK_PROP_VALUES_MAX values (docs/campaigns.md, "Tasks"). */
+#define SY_TASK_PROPS_MAX 8
+#define SY_TASK_PROP_VALUES_MAX 32
+
 typedef struct sy_campaign_task {
     char code[65];
     char event[65];
     int64_t min_dwell_ms; /* SY_CAMPAIGN_UNSET: any */
+    /* the conditions on the event's props, as validated JSON; borrowed
+     * from the campaign's extra, which owns it.  NULL: none */
+    const json_t *props;
     sy_campaign_period period;
     sy_campaign_reward reward;
 } sy_campaign_task;
@@ -290,14 +300,21 @@ int sy_campaign_streak(sy_conn *c, const char *tenant, const char *campaign,
                        const char *customer_no, int64_t today, int *streak, bool *today_done);
 
 /* An event for a task campaign cp (loaded in this transaction): rewards
- * task cp->tasks[t] when the event matches it (name, dwell), the campaign
+ * task cp->tasks[t] when the event matches it (its name; else WRONG_TYPE
+ * with out->why.other "no-match"), meets its conditions (dwell_ms, -1 when
+ * the event has none; props, the event's props as compact JSON or NULL;
+ * else NOT_MET with out->why.other saying which failed), the campaign
  * runs at w->now_ms and the event's time ts_ms is inside its window and
  * open hours, the customer is admitted (audience, suitability, holdout),
  * the task was not rewarded in the period of ts_ms, and limits and budget
  * allow.  Returns SY_OK when rewarded, a refusal when not. */
 int sy_campaign_task_event(sy_conn *c, const sy_campaign *cp, int t, const sy_campaign_who *w,
                            const char *event_name, const char *event_id, int64_t ts_ms,
-                           int64_t dwell_ms, sy_campaign_outcome *out);
+                           int64_t dwell_ms, const char *props, sy_campaign_outcome *out);
+/* Whether props (an event's props object, or NULL) meet a task's
+ * conditions (tasks[t].props; NULL: none); when not, why (n bytes) names
+ * the first that fails. */
+bool sy_campaign_props_meet(const json_t *conditions, const json_t *props, char *why, size_t n);
 
 /* The ids of the tenant's task campaigns that run at now_ms (stored
  * 'scheduled', inside their window), at most max; *n counts them. */

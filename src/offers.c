@@ -102,10 +102,16 @@ static void render_head(sy_offer *o)
             o->task_heads = sy_xcalloc((size_t)cp->ntasks, sizeof *o->task_heads);
             for (int t = 0; t < cp->ntasks; t++) {
                 const sy_campaign_task *tk = &cp->tasks[t];
-                o->task_heads[t] =
-                    open_object(json_pack("{s:s, s:s, s:s, s:o}", "code", tk->code, "event",
-                                          tk->event, "period", sy_campaign_period_name(tk->period),
-                                          "reward", sy_campaign_reward_json(&tk->reward)));
+                /* what the app may show of the task: its event and its
+                 * conditions on that event */
+                json_t *th = json_pack("{s:s, s:s, s:s, s:o}", "code", tk->code, "event", tk->event,
+                                       "period", sy_campaign_period_name(tk->period), "reward",
+                                       sy_campaign_reward_json(&tk->reward));
+                if (tk->min_dwell_ms != SY_CAMPAIGN_UNSET)
+                    json_object_set_new(th, "min_dwell_ms", json_integer(tk->min_dwell_ms));
+                if (tk->props)
+                    json_object_set_new(th, "props", json_deep_copy(tk->props));
+                o->task_heads[t] = open_object(th);
             }
         }
     } else if (o->kind == SY_OFFER_PACKAGE) {

@@ -336,7 +336,10 @@ static void test_tasks_from_events(void **state)
                     "\"ends_at\":\"2099-01-01T00:00:00Z\",\"point_type\":\"sun\","
                     "\"tasks\":[{\"code\":\"view\",\"event\":\"view_wealth\",\"min_dwell_ms\":"
                     "30000,\"period\":\"day\",\"reward\":{\"points\":7}},{\"code\":\"card\","
-                    "\"event\":\"bind_card\",\"period\":\"campaign\",\"reward\":{\"points\":50}}]");
+                    "\"event\":\"bind_card\",\"period\":\"campaign\",\"reward\":{\"points\":50}},"
+                    "{\"code\":\"bill\",\"event\":\"pay_bill\",\"period\":\"day\",\"props\":"
+                    "{\"amount\":{\"gte\":10000},\"channel\":{\"in\":[\"app\",\"wechat\"]}},"
+                    "\"reward\":{\"points\":12}}]");
     json_int_t before = balance_of("C5");
     long long now = (long long)time(NULL) * 1000;
     char body[1024];
@@ -381,6 +384,40 @@ static void test_tasks_from_events(void **state)
     assert_string_equal(h_str(json_array_get(tf, 0), "reason"), "already-done");
     h_resp_free(&r);
     assert_int_equal(balance_of("C5"), before + 57);
+    /* a task with conditions on the event's props: a bill of 50 yuan, or
+     * one paid at the counter, earns nothing and says which condition
+     * failed; one of 200 yuan in the app earns the reward */
+    snprintf(body, sizeof body,
+             "[{\"event_id\":\"t6\",\"customer_no\":\"C5\",\"name\":\"pay_bill\",\"ts\":%lld,"
+             "\"props\":{\"amount\":5000,\"channel\":\"app\"}},{\"event_id\":\"t7\","
+             "\"customer_no\":\"C5\",\"name\":\"pay_bill\",\"ts\":%lld,\"props\":{\"amount\":"
+             "20000,\"channel\":\"counter\"}},{\"event_id\":\"t8\",\"customer_no\":\"C5\","
+             "\"name\":\"pay_bill\",\"ts\":%lld,\"props\":{\"amount\":20000,\"channel\":"
+             "\"app\",\"biller\":\"water\"}}]",
+             now, now, now);
+    r = h_req(S, "POST", "/v1/events", APP_KEY, body);
+    assert_int_equal(r.status, 200);
+    tr = json_object_get(r.json, "task_rewards");
+    assert_int_equal(json_array_size(tr), 1);
+    assert_string_equal(h_str(json_array_get(tr, 0), "event_id"), "t8");
+    assert_string_equal(h_str(json_array_get(tr, 0), "task"), "bill");
+    tf = json_object_get(r.json, "task_refusals");
+    assert_int_equal(json_array_size(tf), 2);
+    assert_string_equal(h_str(json_array_get(tf, 0), "reason"), "condition-not-met");
+    assert_string_equal(h_str(json_array_get(tf, 0), "detail"),
+                        "props.amount is below the task's bound");
+    assert_string_equal(h_str(json_array_get(tf, 1), "detail"),
+                        "props.channel is none of the task's values");
+    h_resp_free(&r);
+    assert_int_equal(balance_of("C5"), before + 57 + 12);
+    /* the campaign gives its conditions back as they were set */
+    r = h_req(S, "GET", "/v1/campaigns/tasks", S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *props = json_object_get(json_array_get(json_object_get(r.json, "tasks"), 2), "props");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(props, "amount"), "gte")),
+                     10000);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(props, "channel"), "in")), 2);
+    h_resp_free(&r);
     must("POST", "/v1/campaigns/tasks:pause", NULL, 200);
 }
 
@@ -628,6 +665,12 @@ static void test_bad_input_writes_nothing(void **state)
         {"POST", "/v1/campaigns", "{" CK ",\"limits\":{\"per_day\":0}," RW "}", 400, "validation",
          "/limits/per_day", NULL},
         {"POST", "/v1/campaigns", "{" CK "}", 400, "validation", "/checkin", NULL},
+        {"POST", "/v1/campaigns",
+         "{\"name\":\"t\",\"type\":\"task\",\"starts_at\":\"2026-12-01T00:00:00Z\","
+         "\"ends_at\":\"2027-01-01T00:00:00Z\",\"point_type\":\"sun\",\"tasks\":[{\"code\":"
+         "\"b\",\"event\":\"pay_bill\",\"period\":\"day\",\"props\":{\"amount\":{\"gte\":"
+         "\"100\"}},\"reward\":{\"points\":1}}]}",
+         400, "validation", "/tasks/0/props/amount", NULL},
         {"POST", "/v1/campaigns",
          "{" CK ",\"checkin\":{\"rewards\":[{\"day\":1,\"item\":"
          "\"nope\"}]}}",

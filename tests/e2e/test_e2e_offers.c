@@ -104,7 +104,7 @@ static int group_setup(void **state)
         f, sizeof f,
         "\"name\":\"稳健理财任务\",\"type\":\"task\",\"priority\":5,%s,\"segment_id\":\"bold\","
         "\"tasks\":[{\"code\":\"card\",\"event\":\"bind_card\",\"period\":\"campaign\","
-        "\"reward\":{\"points\":9}}]",
+        "\"props\":{\"card_type\":\"credit\"},\"reward\":{\"points\":9}}]",
         WIN);
     launch("bold-tasks", f);
     snprintf(f, sizeof f,
@@ -181,6 +181,10 @@ static void test_audience_suitability_ranking(void **state)
     order_is(it, "bold-tasks ck l_all l_bold");
     json_t *t = json_object_get(find(it, "bold-tasks"), "tasks");
     assert_true(json_is_false(json_object_get(json_array_get(t, 0), "done")));
+    /* the task says what it asks for: its event and the conditions on it */
+    assert_string_equal(h_str(json_array_get(t, 0), "event"), "bind_card");
+    assert_string_equal(h_str(json_object_get(json_array_get(t, 0), "props"), "card_type"),
+                        "credit");
     json_decref(it);
     /* C5 is R5: also the R5 product, which ends sooner than the bold tasks (same priority) */
     it = offers("C5");

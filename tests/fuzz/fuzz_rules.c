@@ -6,8 +6,10 @@
  *
  * The first byte picks the parser (and the campaign type); the rest is the
  * JSON text, parsed by jansson.  Invariants checked: a refusal names the
- * field as a JSON pointer ("" or "/..."), with a message; an accepted
- * attribute value comes back canonical, and checking it again accepts it
+ * field as a JSON pointer ("" or "/..."), with a message; accepted task
+ * rules encode and parse back to the same rules, and a task's conditions
+ * on props judge the body's "event_props" (a miss names the property); an
+ * accepted attribute value comes back canonical, and checking it again accepts it
  * unchanged; a parsed time formats and parses back to the same instant;
  * nothing leaks (LeakSanitizer) or crashes.
  * Build: make fuzz; run: build/fuzz/fuzz_rules tests/fuzz/corpus/rules */
@@ -75,6 +77,26 @@ static void campaign(json_t *body, sy_campaign_type type)
         sy_coupon_rules cr;
         if (!sy_coupon_rules_parse(cp->extra, &cr, field, sizeof field, msg, sizeof msg))
             refused(field, msg);
+    } else if (type == SY_CAMPAIGN_TASK) {
+        /* the rules given back parse again to the same rules */
+        json_t *back = sy_campaign_rules_json(cp);
+        sy_campaign *again = sy_xcalloc(1, sizeof *again);
+        again->type = type;
+        snprintf(again->point_type, sizeof again->point_type, "%s", "points");
+        assert(sy_campaign_rules_parse(again, back, field, sizeof field, msg, sizeof msg));
+        json_t *back2 = sy_campaign_rules_json(again);
+        assert(json_equal(back, back2));
+        json_decref(back2);
+        json_decref(back);
+        sy_campaign_free(again);
+        /* each task's conditions judge the body's "event_props", if any
+         * (the rules ignore that member): a miss says why */
+        json_t *ev = json_object_get(body, "event_props");
+        for (int t = 0; t < cp->ntasks; t++) {
+            char why[96] = "";
+            if (!sy_campaign_props_meet(cp->tasks[t].props, ev, why, sizeof why))
+                assert(!strncmp(why, "props.", 6));
+        }
     } else {
         json_decref(sy_campaign_rules_json(cp));
     }

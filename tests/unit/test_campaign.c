@@ -355,16 +355,16 @@ static void test_limits_by_day_week_campaign(void **state)
     int64_t now = tu_at("2026-12-07T10:00:00+08:00");
     sy_campaign_who w = tu_who("t1", "C2", now);
     assert_int_equal(
-        TU_TX(f, sy_campaign_task_event(f->c, loaded, 0, &w, "pay_bill", "e1", now, -1, &o)),
+        TU_TX(f, sy_campaign_task_event(f->c, loaded, 0, &w, "pay_bill", "e1", now, -1, NULL, &o)),
         SY_OK);
     assert_int_equal(
-        TU_TX(f, sy_campaign_task_event(f->c, loaded, 1, &w, "bind_card", "e2", now, -1, &o)),
+        TU_TX(f, sy_campaign_task_event(f->c, loaded, 1, &w, "bind_card", "e2", now, -1, NULL, &o)),
         SY_CAMPAIGN_LIMIT_REACHED);
     assert_string_equal(o.why.other, "day");
     w.now_ms = now + DAY;
-    assert_int_equal(
-        TU_TX(f, sy_campaign_task_event(f->c, loaded, 1, &w, "bind_card", "e3", now + DAY, -1, &o)),
-        SY_OK);
+    assert_int_equal(TU_TX(f, sy_campaign_task_event(f->c, loaded, 1, &w, "bind_card", "e3",
+                                                     now + DAY, -1, NULL, &o)),
+                     SY_OK);
     assert_int_equal(tu_balance(f, "t1", "C2"), 3);
     sy_campaign_free(loaded);
 }
@@ -511,11 +511,15 @@ static void test_tasks_once_per_period(void **state)
 #define EV(task, name, ts, dwell)                                                                  \
     ({                                                                                             \
         sy_campaign_who w_ = tu_who("t1", "C1", (ts));                                             \
-        TU_TX(f, sy_campaign_task_event(f->c, k, (task), &w_, (name), "e", (ts), (dwell), &o));    \
+        TU_TX(f,                                                                                   \
+              sy_campaign_task_event(f->c, k, (task), &w_, (name), "e", (ts), (dwell), NULL, &o)); \
     })
     int64_t mon = tu_at("2026-12-07T10:00:00+08:00");
-    assert_int_equal(EV(0, "view_wealth", mon, 29999), SY_CAMPAIGN_WRONG_TYPE); /* too short */
-    assert_int_equal(EV(0, "view_wealth", mon, -1), SY_CAMPAIGN_WRONG_TYPE);
+    assert_int_equal(EV(0, "view_wealth", mon, 29999), SY_CAMPAIGN_NOT_MET); /* too short */
+    assert_string_equal(o.why.other, "dwell_ms 29999 is below the task's 30000");
+    assert_int_equal(EV(0, "view_wealth", mon, -1), SY_CAMPAIGN_NOT_MET);
+    assert_string_equal(o.why.other, "dwell_ms is missing");
+    assert_int_equal(EV(0, "pay_bill", mon, 60000), SY_CAMPAIGN_WRONG_TYPE); /* another event */
     assert_int_equal(EV(0, "view_wealth", mon, 30000), SY_OK);
     assert_int_equal(EV(0, "view_wealth", mon + 3600000, 60000), SY_CAMPAIGN_ALREADY_DONE);
     assert_int_equal(EV(0, "view_wealth", mon + DAY, 60000), SY_OK);
@@ -532,6 +536,98 @@ static void test_tasks_once_per_period(void **state)
                      5);
 #undef EV
     sy_campaign_free(k);
+}
+
+/* A task's conditions on the event's props: equality, lists and bounds,
+ * numbers compared as numbers; a miss names the property. */
+static void test_tasks_props(void **state)
+{
+    tu_fx *f = *state;
+    sy_campaign *cp = tu_campaign_def(
+        "tp", SY_CAMPAIGN_TASK,
+        "{\"tasks\": [{\"code\": \"card\", \"event\": \"bind_card\", \"period\": \"campaign\","
+        " \"reward\": {\"points\": 50}}, {\"code\": \"bill\", \"event\": \"pay_bill\","
+        " \"period\": \"day\", \"props\": {\"amount\": {\"gte\": 10000, \"lt\": 1e7},"
+        " \"channel\": {\"in\": [\"app\", \"wechat\"]}, \"autopay\": false},"
+        " \"reward\": {\"points\": 8}}]}");
+    tu_campaign_launch(f, "t1", cp);
+    sy_campaign *k;
+    assert_int_equal(sy_campaign_load(f->c, "t1", "tp", &k), SY_OK);
+    assert_null(k->tasks[0].props);
+    assert_non_null(k->tasks[1].props);
+    /* the stored rules give the conditions back */
+    json_t *rules = sy_campaign_rules_json(k);
+    json_t *props = json_object_get(json_array_get(json_object_get(rules, "tasks"), 1), "props");
+    assert_int_equal(json_object_size(props), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(props, "amount"), "gte")),
+                     10000);
+    json_decref(rules);
+    sy_campaign_outcome o;
+    int64_t mon = tu_at("2026-12-07T10:00:00+08:00");
+#define EVP(props, ts)                                                                             \
+    ({                                                                                             \
+        sy_campaign_who w_ = tu_who("t1", "C1", (ts));                                             \
+        TU_TX(f, sy_campaign_task_event(f->c, k, 1, &w_, "pay_bill", "e", (ts), -1, (props), &o)); \
+    })
+    assert_int_equal(EVP(NULL, mon), SY_CAMPAIGN_NOT_MET);
+    assert_string_equal(o.why.other, "props.amount is missing");
+    assert_int_equal(EVP("{\"amount\":9999,\"channel\":\"app\",\"autopay\":false}", mon),
+                     SY_CAMPAIGN_NOT_MET);
+    assert_string_equal(o.why.other, "props.amount is below the task's bound");
+    assert_int_equal(EVP("{\"amount\":\"10000\",\"channel\":\"app\",\"autopay\":false}", mon),
+                     SY_CAMPAIGN_NOT_MET);
+    assert_string_equal(o.why.other, "props.amount is not a number");
+    assert_int_equal(EVP("{\"amount\":1e7,\"channel\":\"app\",\"autopay\":false}", mon),
+                     SY_CAMPAIGN_NOT_MET);
+    assert_string_equal(o.why.other, "props.amount is not below the task's bound");
+    assert_int_equal(EVP("{\"amount\":10000,\"channel\":\"counter\",\"autopay\":false}", mon),
+                     SY_CAMPAIGN_NOT_MET);
+    assert_string_equal(o.why.other, "props.channel is none of the task's values");
+    assert_int_equal(EVP("{\"amount\":10000,\"channel\":\"app\",\"autopay\":true}", mon),
+                     SY_CAMPAIGN_NOT_MET);
+    assert_string_equal(o.why.other, "props.autopay is not the task's value");
+    assert_int_equal(EVP("{\"amount\":10000,\"channel\":\"app\",\"autopay\":null}", mon),
+                     SY_CAMPAIGN_NOT_MET);
+    assert_string_equal(o.why.other, "props.autopay is missing");
+    assert_int_equal(tu_balance(f, "t1", "C1"), 0); /* nothing paid for a miss */
+    /* a real number meets an integer bound; other props do not matter */
+    assert_int_equal(EVP("{\"amount\":10000.0,\"channel\":\"wechat\",\"autopay\":false,"
+                         "\"biller\":\"water\"}",
+                         mon),
+                     SY_OK);
+    assert_int_equal(EVP("{\"amount\":50000,\"channel\":\"app\",\"autopay\":false}", mon + 3600000),
+                     SY_CAMPAIGN_ALREADY_DONE);
+    assert_int_equal(tu_balance(f, "t1", "C1"), 8);
+#undef EVP
+    sy_campaign_free(k);
+
+    /* the matcher on its own: numbers by value, strings and booleans exactly */
+    json_t *c = json_loads("{\"n\": 3, \"s\": \"3\", \"r\": {\"gt\": 0.5, \"lte\": 1},"
+                           " \"l\": {\"in\": [1, \"one\", true]}}",
+                           0, NULL);
+    char why[96];
+    json_t *ok = json_loads("{\"n\": 3.0, \"s\": \"3\", \"r\": 1, \"l\": \"one\"}", 0, NULL);
+    assert_true(sy_campaign_props_meet(c, ok, why, sizeof why));
+    json_object_set_new(ok, "l", json_real(1.0));
+    assert_true(sy_campaign_props_meet(c, ok, why, sizeof why));
+    json_object_set_new(ok, "l", json_string("1"));
+    assert_false(sy_campaign_props_meet(c, ok, why, sizeof why));
+    assert_string_equal(why, "props.l is none of the task's values");
+    json_object_set_new(ok, "l", json_true());
+    json_object_set_new(ok, "s", json_integer(3));
+    assert_false(sy_campaign_props_meet(c, ok, why, sizeof why));
+    assert_string_equal(why, "props.s is not the task's value");
+    json_object_set_new(ok, "s", json_string("3"));
+    json_object_set_new(ok, "r", json_real(0.5));
+    assert_false(sy_campaign_props_meet(c, ok, why, sizeof why));
+    assert_string_equal(why, "props.r is not above the task's bound");
+    json_object_set_new(ok, "r", json_real(1.0001));
+    assert_false(sy_campaign_props_meet(c, ok, why, sizeof why));
+    assert_string_equal(why, "props.r is above the task's bound");
+    assert_true(sy_campaign_props_meet(NULL, NULL, why, sizeof why));
+    assert_false(sy_campaign_props_meet(c, NULL, why, sizeof why));
+    json_decref(ok);
+    json_decref(c);
 }
 
 /* ---- validation ---- */
@@ -591,6 +687,58 @@ static void test_rules_validation(void **state)
                "{\"tasks\": [{\"code\": \"a\", \"event\": \"e\", \"period\":"
                " \"day\", \"reward\": {\"item\": \"x\"}}], \"checkin\": {}}",
                "/checkin");
+    /* a task's conditions on props: the offending condition is named */
+    static const struct {
+        const char *props, *field;
+    } bad_props[] = {
+        {"{}", "/tasks/1/props"},
+        {"[]", "/tasks/1/props"},
+        {"{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1}",
+         "/tasks/1/props"},
+        {"{\"a-b\": 1}", "/tasks/1/props"},
+        {"{\"amount\": null}", "/tasks/1/props/amount"},
+        {"{\"amount\": []}", "/tasks/1/props/amount"},
+        {"{\"amount\": {}}", "/tasks/1/props/amount"},
+        {"{\"amount\": {\"ge\": 1}}", "/tasks/1/props/amount/ge"},
+        {"{\"amount\": {\"gte\": \"1\"}}", "/tasks/1/props/amount"},
+        {"{\"amount\": {\"gt\": 1, \"gte\": 2}}", "/tasks/1/props/amount"},
+        {"{\"amount\": {\"gte\": 5, \"lte\": 4}}", "/tasks/1/props/amount"},
+        {"{\"amount\": {\"gte\": 5, \"lt\": 5}}", "/tasks/1/props/amount"},
+        {"{\"amount\": {\"in\": []}}", "/tasks/1/props/amount"},
+        {"{\"amount\": {\"in\": [{}]}}", "/tasks/1/props/amount"},
+        {"{\"amount\": {\"in\": 3}}", "/tasks/1/props/amount"},
+    };
+    for (size_t i = 0; i < sizeof bad_props / sizeof *bad_props; i++) {
+        char rules[512];
+        snprintf(rules, sizeof rules,
+                 "{\"tasks\": [{\"code\": \"a\", \"event\": \"e\", \"period\": \"day\","
+                 " \"reward\": {\"item\": \"x\"}}, {\"code\": \"b\", \"event\": \"e\","
+                 " \"period\": \"day\", \"props\": %s, \"reward\": {\"item\": \"x\"}}]}",
+                 bad_props[i].props);
+        expect_bad(SY_CAMPAIGN_TASK, rules, bad_props[i].field);
+    }
+    {
+        /* the largest definition is accepted: 8 conditions of 32 values */
+        json_t *props = json_object();
+        for (int k = 0; k < SY_TASK_PROPS_MAX; k++) {
+            json_t *in = json_array();
+            for (int v = 0; v < SY_TASK_PROP_VALUES_MAX; v++)
+                json_array_append_new(in, json_integer(v));
+            char name[8];
+            snprintf(name, sizeof name, "p%d", k);
+            json_object_set_new(props, name, json_pack("{s:o}", "in", in));
+        }
+        json_t *j = json_pack("{s:[{s:s, s:s, s:s, s:o, s:{s:s}}]}", "tasks", "code", "a", "event",
+                              "e", "period", "day", "props", props, "reward", "item", "x");
+        sy_campaign cp;
+        memset(&cp, 0, sizeof cp);
+        cp.type = SY_CAMPAIGN_TASK;
+        char fl[96] = "", msg[256] = "";
+        assert_true(sy_campaign_rules_parse(&cp, j, fl, sizeof fl, msg, sizeof msg));
+        assert_non_null(cp.tasks[0].props);
+        json_decref(j);
+        json_decref(cp.extra);
+    }
     expect_bad(SY_CAMPAIGN_LOTTERY, "{\"lottery\": 5}", "/lottery");
     /* the store-side checks: unknown point types and items name their field */
     sy_campaign_result res;
@@ -630,6 +778,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_streaks_across_day_boundaries, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_makeup_checkin, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_tasks_once_per_period, setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tasks_props, setup, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_rules_validation, setup, tu_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -242,9 +242,10 @@ static void test_limits_and_chances(void **state)
     assert_int_equal(sy_campaign_load(f->c, "t1", "tk", &tk), SY_OK);
     w.now_ms = now;
     assert_int_equal(
-        sy_campaign_task_event(f->c, tk, 1, &w, "bind_card", "e1", now - 2 * DAY, -1, &o), SY_OK);
-    assert_int_equal(sy_campaign_task_event(f->c, tk, 0, &w, "pay_bill", "e2", now - DAY, -1, &o),
-                     SY_OK);
+        sy_campaign_task_event(f->c, tk, 1, &w, "bind_card", "e1", now - 2 * DAY, -1, NULL, &o),
+        SY_OK);
+    assert_int_equal(
+        sy_campaign_task_event(f->c, tk, 0, &w, "pay_bill", "e2", now - DAY, -1, NULL, &o), SY_OK);
     sy_campaign_free(tk);
     sy_lottery_outcome lo_out;
     assert_int_equal(TU_TX(f, sy_lottery_draw(f->c, &w, "lo", NULL, NULL, &lo_out)), SY_OK);
