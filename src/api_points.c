@@ -160,6 +160,7 @@ static void reply_refusal(sy_req *r, int code, const sy_ledger_result *res, cons
         sy_reply_problem(r, 409, "conflict", "Idempotency-Key",
                          "this Idempotency-Key was used by ledger entry %s", res->other);
         sy_reply_extend(r, "entry_id", json_string(res->other));
+        sy_req_idem_used(r); /* replayed instead, when that request's answer is stored */
         break;
     case SY_LEDGER_NO_ENTRY:
         sy_reply_problem(r, 404, "not-found", NULL, "no ledger entry '%s'", entry);

@@ -40,6 +40,8 @@
 #include <unistd.h>
 
 #define ROUTE_NONE (-1)
+
+static const char k_problem_type[] = "application/problem+json";
 #define MAX_EXTRA_HEADERS 4
 #define ARENA_CHUNK 4096
 
@@ -126,6 +128,8 @@ struct sy_req {
     const char *idem_key;
     char idem_hash[65];
     bool idem_race;
+    bool idem_used; /* the change found its key used (sy_req_idem_used) */
+    bool replaying; /* the reply is a stored one, sent after a durability barrier */
     json_t *idem_body;
     const char *audit_target;
     const char *audit_action;
@@ -508,7 +512,7 @@ void sy_reply_problem(sy_req *r, int status, const char *type, const char *field
     json_object_set_new(p, "request_id", json_string(r->request_id));
     char *s = json_dumps(p, JSON_COMPACT);
     json_decref(p);
-    set_reply(r, status, "application/problem+json", s, strlen(s));
+    set_reply(r, status, k_problem_type, s, strlen(s));
 }
 
 void sy_reply_header(sy_req *r, const char *name, const char *value)
@@ -643,8 +647,9 @@ static void idem_hash(sy_req *r)
  * replay, or 409 idempotency-mismatch). */
 static bool idem_replay(sy_req *r)
 {
-    static const char sql[] = "SELECT request_hash, status, body FROM idempotency"
-                              " WHERE tenant_id = $1 AND idem_key = $2 AND created_at >= $3";
+    static const char sql[] =
+        "SELECT request_hash, status, body, content_type, location FROM idempotency"
+        " WHERE tenant_id = $1 AND idem_key = $2 AND created_at >= $3";
     sy_store *s = r->srv->app->store;
     sy_conn *c = sy_store_acquire(s);
     bool replied = false;
@@ -664,9 +669,18 @@ static bool idem_replay(sy_req *r)
             sy_reply_problem(r, 409, "idempotency-mismatch", "Idempotency-Key",
                              "this Idempotency-Key was used with a different request");
         } else {
-            set_reply(r, (int)sy_stmt_i64(st, 1), "application/json",
+            /* The answer as it was first sent: its type (records from
+             * before migration 0022 have none: a refusal's was a problem)
+             * and its Location. */
+            int status = (int)sy_stmt_i64(st, 1);
+            const char *type = sy_stmt_is_null(st, 3) ? NULL : sy_stmt_text(st, 3);
+            bool problem = type ? strcmp(type, k_problem_type) == 0 : status >= 400;
+            set_reply(r, status, problem ? k_problem_type : "application/json",
                       sy_xstrndup(sy_stmt_text(st, 2), sy_stmt_len(st, 2)), sy_stmt_len(st, 2));
+            if (!sy_stmt_is_null(st, 4))
+                sy_reply_header(r, "Location", sy_stmt_text(st, 4));
             sy_reply_header(r, "Idempotent-Replayed", "true");
+            r->replaying = true;
         }
     } else if (rc != SY_DONE) {
         replied = true;
@@ -692,8 +706,8 @@ static int idem_store(sy_conn *c, sy_req *r)
     if (drc != SY_OK)
         return drc;
     static const char sql[] =
-        "INSERT INTO idempotency (tenant_id, idem_key, request_hash, status, body, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)";
+        "INSERT INTO idempotency (tenant_id, idem_key, request_hash, status, body, created_at,"
+        " content_type, location) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -709,6 +723,15 @@ static int idem_store(sy_conn *c, sy_req *r)
     else
         sy_stmt_bind_textn(st, 5, r->resp_body ? r->resp_body : "", r->resp_len);
     sy_stmt_bind_i64(st, 6, sy_now_ms());
+    sy_stmt_bind_text(st, 7, r->resp_type ? r->resp_type : "application/json");
+    const char *location = NULL;
+    for (int i = 0; i < r->nhdr; i++)
+        if (!strcmp(r->hdr_name[i], "Location"))
+            location = r->hdr_value[i];
+    if (location)
+        sy_stmt_bind_text(st, 8, location);
+    else
+        sy_stmt_bind_null(st, 8);
     int rc = sy_stmt_exec(st);
     free(stored);
     return rc;
@@ -748,6 +771,11 @@ void sy_req_audit_action(sy_req *r, const char *action)
 void sy_req_no_audit(sy_req *r)
 {
     r->no_audit = true;
+}
+
+void sy_req_idem_used(sy_req *r)
+{
+    r->idem_used = true;
 }
 
 void sy_req_idem_body(sy_req *r, json_t *body)
@@ -803,6 +831,23 @@ static int req_apply(sy_conn *c, void *ctx)
     return 0;
 }
 
+/* A replayed answer waits for a batch of its own: the writer commits in
+ * order and the syncer answers in order, so once this mutation is answered
+ * every batch committed before it — the one that stored the answer among
+ * them — is durable.  A read connection sees a commit up to one fsync
+ * before it is; without this, a retry arriving in that window would be
+ * acknowledged before the original. */
+static int barrier_apply(sy_conn *c, void *ctx)
+{
+    (void)c, (void)ctx;
+    return 0;
+}
+
+static void barrier_reset(void *ctx)
+{
+    (void)ctx;
+}
+
 /* Before apply runs again: what it recorded is forgotten. */
 static void req_reset(void *ctx)
 {
@@ -835,6 +880,27 @@ static void req_write_done(sy_mutation *m)
 /* Called on the first access-handler call after the writer resumed us. */
 static void finish_write(sy_req *r)
 {
+    if (r->replaying)
+        return; /* the stored reply, now that what it answers is durable */
+    if (r->idem_used && r->idem_key) {
+        /* The change's own check found its key used: by a request whose
+         * stored answer is replayed when there is one (two requests with
+         * one key, in flight together), else the refusal stands (a key
+         * whose record has expired). */
+        int status = r->status;
+        const char *type = r->resp_type;
+        char *body = r->resp_body;
+        size_t len = r->resp_len;
+        r->resp_body = NULL;
+        r->status = 0;
+        if (idem_replay(r)) {
+            r->replaying = false;
+            free(body);
+        } else {
+            set_reply(r, status, type, body, len);
+        }
+        return;
+    }
     if (r->idem_race) {
         free(r->resp_body);
         r->resp_body = NULL;
@@ -1007,7 +1073,7 @@ static bool dispatch(sy_req *r)
     if (rt->roles && !authenticate(r, rt))
         return false;
     if ((rt->flags & SY_ROUTE_IDEMPOTENT) && !check_idempotency(r))
-        return false;
+        return r->replaying; /* a replay goes through the writer (barrier_apply) */
     if (!test_clock(r) || !test_fail(r))
         return false;
     rt->handler(r);
@@ -1029,11 +1095,15 @@ static void start_write(sy_req *r)
     r->w_audit_target = r->audit_target;
     r->w_audit_action = r->audit_action;
     r->w_no_audit = r->no_audit;
-    r->mut = (sy_mutation){.apply = req_apply,
-                           .committed = req_committed,
-                           .done = req_write_done,
-                           .reset = r->wrerun ? req_reset : NULL,
-                           .ctx = r};
+    if (r->replaying)
+        r->mut = (sy_mutation){
+            .apply = barrier_apply, .done = req_write_done, .reset = barrier_reset, .ctx = r};
+    else
+        r->mut = (sy_mutation){.apply = req_apply,
+                               .committed = req_committed,
+                               .done = req_write_done,
+                               .reset = r->wrerun ? req_reset : NULL,
+                               .ctx = r};
     /* Suspend before submitting so the writer's resume cannot come first. */
     r->suspended = true;
     atomic_fetch_add(&r->srv->suspended, 1);

@@ -143,6 +143,12 @@ void sy_req_no_audit(sy_req *r);
 /* A different body to store for Idempotency-Key replays (e.g. without a
  * secret shown once).  Steals the reference. */
 void sy_req_idem_body(sy_req *r, json_t *body);
+/* From apply, with a refusal recorded: the change's own record of keys
+ * (a ledger entry's idempotency_key) holds this request's Idempotency-Key.
+ * After the commit the request's stored answer is replayed if there is
+ * one (the other request with the key was in flight at the same time);
+ * else the refusal is sent. */
+void sy_req_idem_used(sy_req *r);
 
 /* Records an audit row (inside a write's transaction). */
 int sy_audit_insert(sy_conn *c, const char *tenant, const char *actor, const char *role,

@@ -403,6 +403,18 @@ static void test_bad_bodies_on_every_write_endpoint(void **state)
     h_resp_free(&r);
 }
 
+/* The writer's count of mutations it committed (siyu_store_commit_batch_size_sum). */
+static long long mutations_committed(void)
+{
+    h_resp r = h_req(S, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    const char *m = strstr(r.body, "\nsiyu_store_commit_batch_size_sum ");
+    assert_non_null(m);
+    long long n = atoll(m + strlen("\nsiyu_store_commit_batch_size_sum "));
+    h_resp_free(&r);
+    return n;
+}
+
 static void test_idempotency_replay_and_mismatch(void **state)
 {
     size_t keys0 = count_items("/v1/keys?include_revoked=true", S->admin_key);
@@ -413,10 +425,22 @@ static void test_idempotency_replay_and_mismatch(void **state)
     assert_true(json_is_string(json_object_get(a.json, "secret")));
     char replayed[16];
     assert_false(h_header(&a, "Idempotent-Replayed", replayed, sizeof replayed));
+    char location[128], again[128];
+    assert_true(h_header(&a, "Location", location, sizeof location));
+    /* The replay passes through the writer, so that it is sent only once
+     * what it answers is durable (a read may see a commit before its
+     * fsync): it is one more mutation committed. */
+    long long m0 = mutations_committed();
     h_resp b = h_req_h(S, "POST", "/v1/keys", S->admin_key, body, hdr);
+    assert_true(mutations_committed() >= m0 + 1);
     assert_int_equal(b.status, 201);
     assert_true(h_header(&b, "Idempotent-Replayed", replayed, sizeof replayed));
     assert_string_equal(replayed, "true");
+    /* the answer as first sent: its type and Location too */
+    assert_true(h_header(&b, "Location", again, sizeof again));
+    assert_string_equal(again, location);
+    assert_true(h_header(&b, "Content-Type", again, sizeof again));
+    assert_string_equal(again, "application/json");
     /* Same key as the original; the secret is never stored, so not replayed. */
     assert_string_equal(h_str(json_object_get(a.json, "key"), "id"),
                         h_str(json_object_get(b.json, "key"), "id"));
