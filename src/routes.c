@@ -35,7 +35,7 @@ sy_route sy_routes[] = {
     {"GET", "/v1/customers/{customer_no}/events", sy_api_customer_events, SY_ROLES_ALL, 0, NULL},
     {"POST", "/v1/events", sy_api_events_post, ADMIN | SY_ROLE_APP, 0, NULL},
     {"GET", "/v1/identities/{type}/{value}", sy_api_identities_get,
-     ADMIN | SY_ROLE_APP | SY_ROLE_COMPLIANCE, 0, NULL},
+     ADMIN | SY_ROLE_APP | SY_ROLE_COMPLIANCE, SY_ROUTE_PII_PATH, NULL},
 
     {"POST", "/v1/segments:preview", sy_api_segments_preview, ADMIN | SY_ROLE_ANALYST,
      SY_ROUTE_NO_AUDIT, NULL},

@@ -91,6 +91,7 @@ struct sy_req {
     uint64_t t0;
     const char *method;
     char *path;
+    char *shown_path; /* the path as logged and shown (SY_ROUTE_PII_PATH); NULL: path */
     int route;
     sy_match match;
     char *scratch; /* holds the path parameter values */
@@ -200,6 +201,7 @@ static void req_free(sy_req *r)
     for (int i = 0; i < r->nhdr; i++)
         free(r->hdr_value[i]);
     free(r->path);
+    free(r->shown_path);
     free(r->scratch);
     free(r);
 }
@@ -505,7 +507,7 @@ void sy_reply_problem(sy_req *r, int status, const char *type, const char *field
             json_object_set_new(p, "field", f);
     }
     if (r->path) {
-        json_t *inst = json_string(r->path);
+        json_t *inst = json_string(r->shown_path ? r->shown_path : r->path);
         if (inst)
             json_object_set_new(p, "instance", inst);
     }
@@ -1140,6 +1142,13 @@ static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *
     char allowed[128];
     r->route = sy_route_match(sy_routes, sy_routes_count, method, r->path, r->scratch, &r->match,
                               allowed, sizeof allowed);
+    if (r->route != ROUTE_NONE && (sy_routes[r->route].flags & SY_ROUTE_PII_PATH)) {
+        const char *slash = strrchr(r->path, '/');
+        size_t keep = (size_t)(slash - r->path) + 1;
+        r->shown_path = sy_xmalloc(keep + 4);
+        memcpy(r->shown_path, r->path, keep);
+        memcpy(r->shown_path + keep, "***", 4);
+    }
     if (atomic_load(&srv->stopping)) {
         sy_reply_problem(r, 503, "unavailable", NULL, "the server is shutting down; retry");
         sy_reply_header(r, "Connection", "close");
@@ -1247,7 +1256,7 @@ static void write_access_log(sy_server *srv, sy_req *r, double ms)
 {
     char ts[32], path[2100], method[64];
     sy_format_time(sy_now_ms(), ts, sizeof ts);
-    size_t plen = json_quote(r->path, path, sizeof path);
+    size_t plen = json_quote(r->shown_path ? r->shown_path : r->path, path, sizeof path);
     size_t mlen = json_quote(r->method, method, sizeof method);
     char line[2600];
     int n;

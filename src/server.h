@@ -29,6 +29,9 @@ typedef void (*sy_handler_fn)(sy_req *r);
 #define SY_ROUTE_IDEMPOTENT (1u << 0)              /* honours Idempotency-Key */
 #define SY_IDEMPOTENCY_TTL_MS (24LL * 3600 * 1000) /* how long outcomes are kept */
 #define SY_ROUTE_NO_AUDIT (1u << 1)                /* a write not worth an audit row */
+/* The path's last segment is personal data (a phone number, an id number):
+ * the access log and a problem's `instance` show it as "***". */
+#define SY_ROUTE_PII_PATH (1u << 2)
 
 typedef struct sy_route {
     const char *method;  /* "GET", "POST", ... */

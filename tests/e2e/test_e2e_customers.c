@@ -366,6 +366,21 @@ static void test_identity_lookup(void **state)
     r = h_req(S, "GET", "/v1/identities/phone/13600002222", S->admin_key, NULL);
     assert_string_equal(h_str(r.json, "customer_no"), "C002");
     h_resp_free(&r);
+    /* The number looked up is personal data: a problem's instance and the
+     * access log show the path without it. */
+    r = h_req(S, "GET", "/v1/identities/phone/13511112222", S->admin_key, NULL);
+    h_assert_problem(r, 404, "not-found", NULL);
+    assert_string_equal(h_str(r.json, "instance"), "/v1/identities/phone/***");
+    h_resp_free(&r);
+    char log[600];
+    snprintf(log, sizeof log, "%s/access.log", S->dir);
+    for (int i = 0; i < 100 && !file_contains(log, "/v1/identities/phone/***"); i++)
+        h_sleep_ms(20); /* written when the request completes */
+    assert_true(file_contains(log, "\"path\":\"/v1/identities/phone/***\""));
+    for (size_t i = 0; i < SY_TEST_LEN(forms); i++)
+        assert_false(file_contains(log, forms[i]));
+    assert_false(file_contains(log, "13511112222"));
+    assert_false(file_contains(log, "13600002222"));
 }
 
 /* ---- events ---- */
