@@ -1321,7 +1321,7 @@ void sy_api_packages_create(sy_req *r)
     " g.point_type, g.points, g.spend_entry, g.voucher_code, g.face_value, g.cost_price,"          \
     " g.delivery, g.fulfilment, g.tracking, g.stock_returned, g.issued_at, g.expires_at,"          \
     " g.redeemed_at, g.redeem_reference, g.expired_at, g.revoked_at, g.revoke_reason,"             \
-    " g.operator, g.idempotency_key, g.seq"
+    " g.operator, g.idempotency_key, g.seq, g.delivery_masked"
 
 /* A grant as the API shows it (docs/openapi.yaml, Grant): NULL strings and
  * unset numbers (SY_BENEFIT_UNSET) are null.  Built either from a row of
@@ -1332,7 +1332,8 @@ typedef struct grant_view {
     int64_t points;
     const char *spend_entry, *voucher_code;
     int64_t face_value, cost_price;
-    const char *delivery; /* JSON text */
+    const char *delivery;        /* the masked address, JSON text */
+    const char *delivery_legacy; /* or a clear one from before migration 0023, masked here */
     const char *fulfilment, *tracking;
     bool stock_returned;
     int64_t issued_at, expires_at, redeemed_at;
@@ -1370,6 +1371,11 @@ static json_t *grant_json_of(const grant_view *g)
     json_object_set_new(o, "face_value", json_integer(g->face_value));
     json_object_set_new(o, "cost_price", json_integer(g->cost_price));
     json_t *d = g->delivery ? json_loads(g->delivery, 0, NULL) : NULL;
+    if (!d && g->delivery_legacy) {
+        json_t *clear = json_loads(g->delivery_legacy, 0, NULL);
+        d = json_is_object(clear) ? sy_pii_masked(clear) : NULL;
+        json_decref(clear);
+    }
     json_object_set_new(o, "delivery", d ? d : json_null());
     json_object_set_new(o, "fulfilment", text_or_null_s(g->fulfilment));
     json_object_set_new(o, "tracking", text_or_null_s(g->tracking));
@@ -1383,6 +1389,7 @@ static json_t *grant_json_of(const grant_view *g)
     json_object_set_new(o, "revoke_reason", text_or_null_s(g->revoke_reason));
     json_object_set_new(o, "operator", json_string(g->operator_id));
     json_object_set_new(o, "idempotency_key", text_or_null_s(g->idempotency_key));
+    json_object_set_new(o, "unmasked", json_false()); /* see apply_grant_unmasked */
     return o;
 }
 
@@ -1413,7 +1420,12 @@ static json_t *grant_row(sy_stmt *st)
                     .voucher_code = col_text(st, 12),
                     .face_value = sy_stmt_i64(st, 13),
                     .cost_price = sy_stmt_i64(st, 14),
-                    .delivery = col_text(st, 15),
+                    .delivery = col_text(st, 29),
+                    /* before migration 0023: clear JSON; since, sealed text */
+                    .delivery_legacy = sy_stmt_is_null(st, 29) && !sy_stmt_is_null(st, 15) &&
+                                               sy_stmt_text(st, 15)[0] == '{'
+                                           ? sy_stmt_text(st, 15)
+                                           : NULL,
                     .fulfilment = col_text(st, 16),
                     .tracking = col_text(st, 17),
                     .stock_returned = sy_stmt_i64(st, 18) != 0,
@@ -1433,9 +1445,105 @@ static const char sql_grant_one[] =
     "SELECT " GRANT_COLUMNS " FROM benefit_grants g JOIN benefit_items i"
     " ON i.tenant_id = g.tenant_id AND i.code = g.item WHERE g.tenant_id = $1 AND g.code = $2";
 
+/* What a role sees of a grant: analyst and compliance keys see a voucher's
+ * code (worth its face value to whoever holds it) as its last four
+ * characters only. */
+static void grant_for_role(sy_req *r, json_t *g)
+{
+    sy_role role = sy_req_principal(r)->role;
+    const char *v = json_string_value(json_object_get(g, "voucher_code"));
+    if (!v || (role != SY_ROLE_ANALYST && role != SY_ROLE_COMPLIANCE))
+        return;
+    size_t n = strlen(v);
+    char buf[SY_BENEFIT_VOUCHER_MAX + 8];
+    snprintf(buf, sizeof buf, "****%s", n > 4 ? v + n - 4 : "");
+    json_object_set_new(g, "voucher_code", json_string(buf));
+}
+
+/* GET /v1/grants/{code}?unmask=true: the delivery address and voucher code
+ * in clear, for an admin or compliance key; a write only for its audit row
+ * ("read unmasked personal data"), as for customers. */
+static int apply_grant_unmasked(sy_conn *c, sy_req *r, void *ctx)
+{
+    (void)ctx;
+    const char *tenant = sy_req_principal(r)->tenant, *code = sy_req_param(r, "code");
+    sy_stmt *st = sy_conn_prepare(c, sql_grant_one);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, code);
+    int rc = sy_stmt_step(st);
+    if (rc != SY_ROW) {
+        sy_stmt_reset(st);
+        if (rc != SY_DONE)
+            return rc;
+        sy_reply_problem(r, 404, "not-found", NULL, "no grant '%s'", code);
+        return 1;
+    }
+    json_t *o = grant_row(st);
+    json_t *clear = NULL;
+    if (!sy_stmt_is_null(st, 15)) {
+        const char *stored = sy_stmt_text(st, 15);
+        clear = stored[0] == '{'
+                    ? json_loads(stored, 0, NULL)
+                    : sy_pii_open(sy_req_app(r)->pii, tenant, sy_stmt_text(st, 4), stored);
+        if (!clear) {
+            sy_stmt_reset(st);
+            json_decref(o);
+            sy_error("grant %s: its delivery address cannot be opened with this data key", code);
+            sy_reply_problem(r, 500, "internal", NULL,
+                             "the delivery address cannot be read with this data key");
+            return 1;
+        }
+    }
+    sy_stmt_reset(st);
+    if (clear)
+        json_object_set_new(o, "delivery", clear);
+    json_object_set_new(o, "unmasked", json_true());
+    sy_req_audit_target(r, code);
+    sy_req_audit_action(r, "read unmasked personal data");
+    sy_reply_json(r, 200, o);
+    return 0;
+}
+
 void sy_api_grants_get(sy_req *r)
 {
-    get_one(r, sql_grant_one, "code", "grant", grant_row);
+    bool unmask;
+    if (!sy_v_query_bool(r, "unmask", false, &unmask))
+        return;
+    if (unmask) {
+        sy_role role = sy_req_principal(r)->role;
+        if (role != SY_ROLE_ADMIN && role != SY_ROLE_COMPLIANCE) {
+            sy_reply_problem(r, 403, "forbidden", "unmask",
+                             "only admin and compliance keys may read unmasked personal data");
+            return;
+        }
+        sy_req_write(r, apply_grant_unmasked, NULL, NULL);
+        return;
+    }
+    sy_app *app = sy_req_app(r);
+    const char *code = sy_req_param(r, "code");
+    sy_conn *c = sy_store_acquire(app->store);
+    sy_stmt *st = sy_conn_prepare(c, sql_grant_one);
+    int rc = SY_ERR;
+    json_t *o = NULL;
+    if (st) {
+        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
+        sy_stmt_bind_text(st, 2, code);
+        rc = sy_stmt_step(st);
+        if (rc == SY_ROW)
+            o = grant_row(st);
+        sy_stmt_reset(st);
+    }
+    if (o) {
+        grant_for_role(r, o);
+        sy_reply_json(r, 200, o);
+    } else if (rc == SY_DONE) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no grant '%s'", code);
+    } else {
+        sy_api_store_error(r, c);
+    }
+    sy_store_release(app->store, c);
 }
 
 static int grant_json(sy_conn *c, const char *tenant, const char *code, json_t **out)
@@ -1504,7 +1612,9 @@ void sy_api_grants_list(sy_req *r)
             sy_stmt_bind_i64(st, 4, cursor);
             sy_stmt_bind_i64(st, 5, limit);
             while ((rc = sy_stmt_step(st)) == SY_ROW) {
-                json_array_append_new(items, grant_row(st));
+                json_t *g = grant_row(st);
+                grant_for_role(r, g);
+                json_array_append_new(items, g);
                 last = sy_stmt_i64(st, 28);
             }
             sy_stmt_reset(st);
@@ -1602,7 +1712,7 @@ static int reply_issue(sy_conn *c, sy_req *r, void *ctx)
                     .voucher_code = is->voucher[0] ? is->voucher : NULL,
                     .face_value = is->face_value,
                     .cost_price = is->cost_price,
-                    .delivery = goods ? q->delivery : NULL,
+                    .delivery = goods ? q->delivery_masked : NULL,
                     .fulfilment = goods ? "pending" : NULL,
                     .stock_returned = false,
                     .issued_at = is->issued_at,
@@ -1802,6 +1912,21 @@ static void issue_common(sy_req *r, issue_req *iq, const char *no)
     iq->q.customer_no = no;
     iq->q.operator_id = who->key_id;
     iq->q.idempotency_key = key ? sy_req_strdup(r, key) : NULL;
+    if (iq->q.delivery) {
+        /* The address is personal data: stored sealed for the customer,
+         * shown masked (GET /v1/grants/{code}?unmask=true for the clear
+         * text, audited). */
+        json_t *d = json_loads(iq->q.delivery, 0, NULL);
+        json_t *m = sy_pii_masked(d);
+        char *sealed = sy_pii_seal(sy_req_app(r)->pii, who->tenant, no, d);
+        char *masked = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+        iq->q.delivery = sy_req_strdup(r, sealed);
+        iq->q.delivery_masked = sy_req_strdup(r, masked);
+        free(sealed);
+        free(masked);
+        json_decref(m);
+        json_decref(d);
+    }
 }
 
 /* Before apply_issue runs again in a new transaction (writer.h). */

@@ -642,8 +642,8 @@ static int insert_grant(sy_conn *c, const sy_benefit_issue *q, const item_row *i
         "INSERT INTO benefit_grants (tenant_id, code, item, customer_no, status, source, package,"
         " listing, point_type, points, spend_entry, voucher_code, face_value, cost_price,"
         " delivery, fulfilment, day, month, issued_at, expires_at, operator, idempotency_key,"
-        " updated_at) VALUES ($1, $2, $3, $4, 'issued', $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-        " $14, $15, $16, $17, $18, $19, $20, $21, $18)";
+        " updated_at, delivery_masked) VALUES ($1, $2, $3, $4, 'issued', $5, $6, $7, $8, $9,"
+        " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $18, $22)";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -674,6 +674,7 @@ static int insert_grant(sy_conn *c, const sy_benefit_issue *q, const item_row *i
     bind_opt(st, 19, expires);
     sy_stmt_bind_text(st, 20, q->operator_id);
     sy_stmt_bind_text(st, 21, q->idempotency_key);
+    sy_stmt_bind_text(st, 22, it->kind == SY_BENEFIT_GOODS ? q->delivery_masked : NULL);
     return sy_stmt_exec(st);
 }
 

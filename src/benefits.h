@@ -186,10 +186,11 @@ typedef struct sy_benefit_result {
  * code) and writes the grant.  Revoked grants do not count toward limits. */
 typedef struct sy_benefit_issue {
     const char *tenant, *customer_no;
-    const char *item;     /* or NULL with listing */
-    const char *listing;  /* a mall exchange */
-    const char *package;  /* issued as part of this package */
-    const char *delivery; /* goods: the address as JSON text; NULL otherwise */
+    const char *item;            /* or NULL with listing */
+    const char *listing;         /* a mall exchange */
+    const char *package;         /* issued as part of this package */
+    const char *delivery;        /* goods: the address, sealed (pii.h); NULL otherwise */
+    const char *delivery_masked; /* goods: its masked form as JSON text */
     const char *operator_id, *idempotency_key;
     int64_t now_ms;
 } sy_benefit_issue;

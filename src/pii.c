@@ -227,6 +227,26 @@ void sy_mask_name(const char *name, char *out, size_t n)
     out[o] = '\0';
 }
 
+void sy_mask_address(const char *address, char *out, size_t n)
+{
+    /* The first six characters (the province or city), then stars. */
+    size_t o = 0;
+    const char *p = address;
+    for (int k = 0; k < 6 && *p; k++) {
+        size_t len = utf8_char_len(p);
+        if (o + len + 5 > n)
+            break;
+        memcpy(out + o, p, len);
+        o += len;
+        p += len;
+    }
+    if (o + 5 <= n) {
+        memcpy(out + o, "****", 5);
+    } else if (n) {
+        out[0] = '\0';
+    }
+}
+
 void sy_mask_id_number(const char *id, char *out, size_t n)
 {
     size_t len = strlen(id);
@@ -256,6 +276,8 @@ json_t *sy_pii_masked(const json_t *pii)
             sy_mask_name(s, buf, sizeof buf);
         else if (!strcmp(key, "id_number"))
             sy_mask_id_number(s, buf, sizeof buf);
+        else if (!strcmp(key, "address"))
+            sy_mask_address(s, buf, sizeof buf);
         else
             snprintf(buf, sizeof buf, "****");
         json_object_set_new(m, key, json_string(buf));

@@ -280,7 +280,7 @@ static void test_catalogue(void **state)
 
 static void test_grant_lifecycle(void **state)
 {
-    char cp[48], v1[48], mug[48];
+    char cp[48], v1[48], mug[48], one[96];
     issue_ok("C1", "{\"item\":\"cp10\"}", cp);
     json_t *g = grant_get(S, cp);
     assert_string_equal(h_str(g, "status"), "issued");
@@ -295,9 +295,69 @@ static void test_grant_lifecycle(void **state)
     h_assert_problem(r, 400, "validation", "/delivery");
     h_resp_free(&r);
     issue_ok("C1",
-             "{\"item\":\"mug\",\"delivery\":{\"name\":\"李\",\"phone\":\"13800000000\","
-             "\"address\":\"北京\"}}",
+             "{\"item\":\"mug\",\"delivery\":{\"name\":\"李四\",\"phone\":\"13812345678\","
+             "\"address\":\"北京市朝阳区建国路1号\"}}",
              mug);
+    /* The address is personal data: sealed in the store, masked in every
+     * answer, in clear only for an admin or compliance key that asks
+     * (audited) */
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_grants WHERE delivery LIKE"
+                                   " '%13812345678%' OR delivery LIKE '%建国路%'"
+                                   " OR delivery_masked LIKE '%13812345678%'"),
+                     0);
+    assert_int_equal(
+        h_sql_long(S, "SELECT COUNT(*) FROM idempotency WHERE body LIKE '%13812345678%'"), 0);
+    g = grant_get(S, mug);
+    json_t *d = json_object_get(g, "delivery");
+    assert_string_equal(h_str(d, "name"), "李*");
+    assert_string_equal(h_str(d, "phone"), "138****5678");
+    assert_string_equal(h_str(d, "address"), "北京市朝阳区****");
+    json_decref(g);
+    char unmask[128];
+    snprintf(unmask, sizeof unmask, "/v1/grants/%s?unmask=true", mug);
+    r = h_req(S, "GET", unmask, APP_KEY, NULL);
+    h_assert_problem(r, 403, "forbidden", "unmask");
+    h_resp_free(&r);
+    r = h_req(S, "GET", unmask, ANALYST_KEY, NULL);
+    h_assert_problem(r, 403, "forbidden", "unmask");
+    h_resp_free(&r);
+    long audits = h_sql_long(S, "SELECT COUNT(*) FROM audit_log WHERE action ="
+                                " 'read unmasked personal data'");
+    r = h_req(S, "GET", unmask, S->admin_key, NULL);
+    assert_int_equal(r.status, 200);
+    d = json_object_get(r.json, "delivery");
+    assert_string_equal(h_str(d, "phone"), "13812345678");
+    assert_string_equal(h_str(d, "address"), "北京市朝阳区建国路1号");
+    assert_true(json_is_true(json_object_get(r.json, "unmasked")));
+    h_resp_free(&r);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM audit_log WHERE action ="
+                                   " 'read unmasked personal data'"),
+                     audits + 1);
+    /* a grant written before migration 0023 holds clear text: shown masked */
+    char legacy[512];
+    snprintf(legacy, sizeof legacy,
+             "UPDATE benefit_grants SET delivery = json_object('address', '上海市浦东新区世纪大道',"
+             " 'name', '王五', 'phone', '13900001111'), delivery_masked = NULL WHERE code = '%s'",
+             mug);
+    h_sql(S, legacy);
+    g = grant_get(S, mug);
+    assert_string_equal(h_str(json_object_get(g, "delivery"), "phone"), "139****1111");
+    json_decref(g);
+    r = h_req(S, "GET", unmask, S->admin_key, NULL);
+    assert_string_equal(h_str(json_object_get(r.json, "delivery"), "name"), "王五");
+    h_resp_free(&r);
+    /* a voucher's code: in clear for the app that shows it to the customer,
+     * its last four characters for an analyst */
+    snprintf(one, sizeof one, "/v1/grants/%s", v1);
+    r = h_req(S, "GET", one, ANALYST_KEY, NULL);
+    assert_string_equal(h_str(r.json, "voucher_code"), "****0001");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/C1/grants", ANALYST_KEY, NULL);
+    json_t *it = json_object_get(r.json, "items");
+    for (size_t i = 0; i < json_array_size(it); i++)
+        if (h_str(json_array_get(it, i), "voucher_code"))
+            assert_string_equal(h_str(json_array_get(it, i), "voucher_code"), "****0001");
+    h_resp_free(&r);
     /* redeem: ownership, idempotent */
     r = grant_op(cp, "redeem", APP_KEY, "{\"customer_no\":\"C2\"}");
     h_assert_problem(r, 404, "not-found", "/customer_no");
@@ -319,7 +379,6 @@ static void test_grant_lifecycle(void **state)
     r = grant_op(cp, "redeem", APP_KEY, "{\"customer_no\":\"C1\"}");
     h_assert_problem(r, 409, "already-redeemed", "/reference");
     h_resp_free(&r);
-    char one[96];
     snprintf(one, sizeof one, "/v1/grants/%s", cp);
     r = h_req(S, "GET", one, APP_KEY, NULL);
     assert_int_equal(r.status, 200);
