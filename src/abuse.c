@@ -336,7 +336,7 @@ void sy_abuse_rules_invalidate(const char *tenant)
 /* ------------------------------------------------------------------ */
 /* the client's address                                                */
 
-bool sy_abuse_ip_canonical(const char *s, char *out, size_t outlen)
+static bool ip_canonical(const char *s, bool fold_mapped, char *out, size_t outlen)
 {
     unsigned char a[16];
     char buf[INET6_ADDRSTRLEN];
@@ -344,9 +344,22 @@ bool sy_abuse_ip_canonical(const char *s, char *out, size_t outlen)
         return false;
     if (inet_pton(AF_INET, s, a) == 1)
         return inet_ntop(AF_INET, a, out, (socklen_t)outlen) != NULL;
-    if (inet_pton(AF_INET6, s, a) == 1)
-        return inet_ntop(AF_INET6, a, out, (socklen_t)outlen) != NULL;
-    return false;
+    if (inet_pton(AF_INET6, s, a) != 1)
+        return false;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (fold_mapped && !memcmp(a, mapped, sizeof mapped))
+        return inet_ntop(AF_INET, a + 12, out, (socklen_t)outlen) != NULL;
+    return inet_ntop(AF_INET6, a, out, (socklen_t)outlen) != NULL;
+}
+
+bool sy_abuse_ip_canonical(const char *s, char *out, size_t outlen)
+{
+    return ip_canonical(s, false, out, outlen);
+}
+
+bool sy_abuse_ip_key(const char *s, char *out, size_t outlen)
+{
+    return ip_canonical(s, true, out, outlen);
 }
 
 static bool trusted(const sy_abuse_rules *r, const char *ip)

@@ -88,6 +88,11 @@ void sy_abuse_rules_invalidate(const char *tenant);
 void sy_abuse_client_ip(const sy_abuse_rules *r, const char *peer, const char *xff, char *out);
 /* Canonical text of an IP address (false: not one). */
 bool sy_abuse_ip_canonical(const char *s, char *out, size_t outlen);
+/* Like sy_abuse_ip_canonical, but an IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d) gives the IPv4 address a.b.c.d: the one text under
+ * which an address is stored and counted wherever a client may write it
+ * either way (the referral burst rule).  out: at least INET6_ADDRSTRLEN. */
+bool sy_abuse_ip_key(const char *s, char *out, size_t outlen);
 
 typedef struct sy_abuse_subject {
     const char *tenant, *customer_no, *device, *ip; /* device, ip: NULL when unknown */

@@ -9,14 +9,17 @@
  * reason code: the campaign ones (not-running, not-in-audience, unsuitable,
  * holdout, wrong-type, maker-checker) and unknown-code, self-invite,
  * already-bound, existing-customer, not-held. */
+#include "abuse.h"
 #include "api.h"
 #include "app.h"
 #include "campaign.h"
 #include "customer.h"
+#include "pii.h"
 #include "referral.h"
 #include "util.h"
 #include "validate.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +225,7 @@ void sy_api_invites_get(sy_req *r)
 typedef struct bind_req {
     const char *id, *invitee;
     sy_referral_bind b;
+    char ip[INET6_ADDRSTRLEN]; /* b.ip's canonical text (sy_abuse_ip_key) */
 } bind_req;
 
 static int apply_bind(sy_conn *c, sy_req *r, void *ctx)
@@ -276,23 +280,23 @@ void sy_api_referrals_bind(sy_req *r)
                          "'device_id' must be 1-128 visible ASCII characters");
         return;
     }
-    if (q->b.ip && !sy_token_valid(q->b.ip, SY_REFERRAL_IP_MAX)) {
-        sy_reply_problem(r, 400, "validation", "/ip", "'ip' must be an IPv4 or IPv6 address");
-        return;
-    }
-    if (q->b.phone) {
-        int digits = 0;
-        for (const char *p = q->b.phone; *p; p++) {
-            if (*p >= '0' && *p <= '9')
-                digits++;
-            else if (*p != '+' && *p != '-' && *p != ' ')
-                digits = -100;
-        }
-        if (digits < 5) {
-            sy_reply_problem(r, 400, "validation", "/phone",
-                             "'phone' must be a phone number (digits, + - and spaces)");
+    /* one text per address, so that the burst rule counts "::ffff:198.51.100.9"
+     * and "198.51.100.9" (or "2001:DB8::1" and "2001:db8:0::1") together */
+    if (q->b.ip) {
+        if (!sy_abuse_ip_key(q->b.ip, q->ip, sizeof q->ip)) {
+            sy_reply_problem(r, 400, "validation", "/ip", "'ip' must be an IPv4 or IPv6 address");
             return;
         }
+        q->b.ip = q->ip;
+    }
+    /* as customers' phones are read (sy_phone_normalize), so that "+86 139…",
+     * "0086 139…" and "139…" share their prefix */
+    char phone[32];
+    if (q->b.phone && !sy_phone_normalize(q->b.phone, phone, sizeof phone)) {
+        sy_reply_problem(r, 400, "validation", "/phone",
+                         "'phone' must be a phone number: 6-20 digits after an optional +86 or"
+                         " 0086, with spaces, - ( ) and a leading +");
+        return;
     }
     if (!sy_req_header(r, "Idempotency-Key")) {
         sy_reply_problem(r, 400, "validation", "Idempotency-Key",

@@ -4,6 +4,7 @@
  * referral.h); budget, rewards and admission are campaign.c's. */
 #include "referral.h"
 
+#include "pii.h"
 #include "util.h"
 
 #include <sodium.h>
@@ -159,9 +160,10 @@ int sy_referral_check_refs(sy_conn *c, const char *tenant, const sy_referral_rul
 
 bool sy_referral_phone_prefix(const char *phone, int digits, char *out, size_t outlen)
 {
+    char norm[32];
     size_t n = 0;
-    for (const char *p = phone; *p && (int)n < digits && n + 1 < outlen; p++)
-        if (*p >= '0' && *p <= '9')
+    if (sy_phone_normalize(phone, norm, sizeof norm))
+        for (const char *p = norm; *p && (int)n < digits && n + 1 < outlen; p++)
             out[n++] = *p;
     out[n] = '\0';
     return (int)n == digits;

@@ -79,7 +79,8 @@ int sy_referral_check_refs(sy_conn *c, const char *tenant, const sy_referral_rul
 typedef struct sy_referral_bind {
     const char *code;
     const char *device_id; /* the invitee's device, or NULL */
-    const char *ip;        /* the invitee's IP address, or NULL */
+    const char *ip;        /* the invitee's IP address in its canonical text
+                            * (sy_abuse_ip_key), or NULL: stored and counted as given */
     const char *phone;     /* the invitee's phone number, or NULL: only its prefix is kept */
 } sy_referral_bind;
 
@@ -144,7 +145,9 @@ int sy_referral_running(sy_conn *c, const char *tenant, int64_t now_ms,
                         char (*ids)[SY_CAMPAIGN_ID_MAX + 1], int max, int *n);
 
 /* The phone prefix kept for the burst rule: the first `digits` digits of
- * phone (other characters skipped) into out; false when there are fewer. */
+ * phone as sy_phone_normalize reads it (a +86 or 0086 before a mainland
+ * number dropped, spaces, - ( ) skipped) into out; false when there are
+ * fewer, or phone is not a phone number. */
 bool sy_referral_phone_prefix(const char *phone, int digits, char *out, size_t outlen);
 
 #endif

@@ -701,6 +701,128 @@ static void test_held_rewards_expire(void **state)
     free(out);
 }
 
+/* Binds invitee on campaign with code, an optional ip and phone (a fresh
+ * Idempotency-Key each time). */
+static h_resp bind_ip_phone(const char *campaign, const char *code, const char *invitee,
+                            const char *ip, const char *phone)
+{
+    static int seq;
+    json_t *o = json_pack("{s:s, s:s}", "code", code, "invitee", invitee);
+    if (ip)
+        json_object_set_new(o, "ip", json_string(ip));
+    if (phone)
+        json_object_set_new(o, "phone", json_string(phone));
+    char *body = json_dumps(o, JSON_COMPACT), path[128], key[32];
+    json_decref(o);
+    snprintf(path, sizeof path, "/v1/campaigns/%s/referrals", campaign);
+    snprintf(key, sizeof key, "canon-%d", ++seq);
+    h_resp r = call(APP_KEY, "POST", path, body, NULL, key);
+    free(body);
+    return r;
+}
+
+static void assert_flags(h_resp *r, const char *want)
+{
+    if (r->status != 201)
+        fail_msg("expected 201, got %ld: %s", r->status, r->body);
+    json_t *flags = json_object_get(r->json, "flags");
+    if (!want) {
+        if (json_array_size(flags) != 0)
+            fail_msg("expected no flags: %s", r->body);
+    } else if (json_array_size(flags) != 1 ||
+               strcmp(json_string_value(json_array_get(flags, 0)), want) != 0) {
+        fail_msg("expected the flag %s: %s", want, r->body);
+    }
+}
+
+/* The burst rules count an address and a phone number however they were
+ * written: an IPv4 address and its IPv4-mapped IPv6 form, IPv6 addresses
+ * with and without leading zeros or in capitals, a phone with and without
+ * +86 or 0086.  What is not an address or a phone number is refused with
+ * 400 naming the field, and nothing is written. */
+static void test_bursts_count_one_address_and_number(void **state)
+{
+    char f[2048];
+    snprintf(f, sizeof f,
+             "\"name\":\"同址同号\",\"type\":\"referral\",%s,"
+             "\"referral\":{\"qualifying_events\":[\"account_opened\"],"
+             "\"inviter_reward\":{\"points\":100},\"fraud\":{\"same_device\":false,"
+             "\"window_minutes\":60,\"max_per_ip\":2,\"max_per_phone_prefix\":2}}",
+             SCHEDULE);
+    launch("canon", f);
+    h_resp r = call(APP_KEY, "POST", "/v1/campaigns/canon/invites/C26", NULL, NULL, NULL);
+    assert_int_equal(r.status, 201);
+    char code[32];
+    snprintf(code, sizeof code, "%s", h_str(r.json, "code"));
+    h_resp_free(&r);
+    const char *count = "SELECT COUNT(*) FROM referral_bindings WHERE campaign_id = 'canon'";
+
+    /* not addresses (leading zeros are refused by inet_pton: octal or decimal?) */
+    static const char *const bad_ips[] = {
+        "not-an-ip", "999.1.1.1",        "198.051.100.009", "1.2.3",          "1.2.3.4.5",
+        "",          "::ffff:999.1.1.1", "fe80::1%eth0",    "2001:db8::1::2", " 198.51.100.9",
+    };
+    for (size_t i = 0; i < SY_TEST_LEN(bad_ips); i++) {
+        r = bind_ip_phone("canon", code, "C1", bad_ips[i], NULL);
+        if (r.status != 400)
+            fail_msg("ip '%s': %ld %s", bad_ips[i], r.status, r.body);
+        h_assert_problem(r, 400, "validation", "/ip");
+        h_resp_free(&r);
+    }
+    static const char *const bad_phones[] = {"call me", "12345", "139+1234+0000", "+",
+                                             "+86 139 1234 0000 1234 5678 9"};
+    for (size_t i = 0; i < SY_TEST_LEN(bad_phones); i++) {
+        r = bind_ip_phone("canon", code, "C1", "198.51.100.9", bad_phones[i]);
+        if (r.status != 400)
+            fail_msg("phone '%s': %ld %s", bad_phones[i], r.status, r.body);
+        h_assert_problem(r, 400, "validation", "/phone");
+        h_resp_free(&r);
+    }
+    assert_int_equal(h_sql_long(S, count), 0);
+
+    /* one IPv4 address written three ways: the third is a burst */
+    r = bind_ip_phone("canon", code, "C1", "198.51.100.9", NULL);
+    assert_flags(&r, NULL);
+    h_resp_free(&r);
+    r = bind_ip_phone("canon", code, "C2", "::ffff:198.51.100.9", NULL);
+    assert_flags(&r, NULL);
+    h_resp_free(&r);
+    r = bind_ip_phone("canon", code, "C3", "0:0:0:0:0:FFFF:C633:6409", NULL);
+    assert_flags(&r, "ip-burst");
+    h_resp_free(&r);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
+                                   " 'canon' AND ip = '198.51.100.9'"),
+                     3);
+    /* likewise an IPv6 address */
+    r = bind_ip_phone("canon", code, "C4", "2001:DB8::A", NULL);
+    assert_flags(&r, NULL);
+    h_resp_free(&r);
+    r = bind_ip_phone("canon", code, "C5", "2001:db8:0:0::a", NULL);
+    assert_flags(&r, NULL);
+    h_resp_free(&r);
+    r = bind_ip_phone("canon", code, "C6", "2001:0db8:0000:0000:0000:0000:0000:000a", NULL);
+    assert_flags(&r, "ip-burst");
+    h_resp_free(&r);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
+                                   " 'canon' AND ip = '2001:db8::a'"),
+                     3);
+
+    /* one phone prefix written with +86, with 0086 and without: the third is a burst */
+    r = bind_ip_phone("canon", code, "C7", NULL, "13912340000");
+    assert_flags(&r, NULL);
+    h_resp_free(&r);
+    r = bind_ip_phone("canon", code, "C8", NULL, "+86 139-1234-0001");
+    assert_flags(&r, NULL);
+    h_resp_free(&r);
+    r = bind_ip_phone("canon", code, "C9", NULL, "0086 (139) 1234 0002");
+    assert_flags(&r, "phone-prefix-burst");
+    h_resp_free(&r);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM referral_bindings WHERE campaign_id ="
+                                   " 'canon' AND phone_prefix = '1391234'"),
+                     3);
+    assert_int_equal(h_sql_long(S, count), 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_report_json_and_csv),
         cmocka_unit_test(test_bad_input_writes_nothing),
         cmocka_unit_test(test_held_rewards_expire),
+        cmocka_unit_test(test_bursts_count_one_address_and_number),
     };
     return cmocka_run_group_tests_name("e2e-referral", tests, group_setup, group_teardown);
 }

@@ -142,9 +142,15 @@ static void test_rules_validation(void **state)
     assert_true(r.same_device);        /* on by default */
     assert_int_equal(r.hold_days, 14); /* the default review deadline */
     char p[16];
+    /* the prefix of the number, not of how it was written (+86, 0086, none) */
     assert_true(sy_referral_phone_prefix("+86 138-0013-8000", 7, p, sizeof p));
-    assert_string_equal(p, "8613800");
+    assert_string_equal(p, "1380013");
+    assert_true(sy_referral_phone_prefix("0086 13800138000", 7, p, sizeof p));
+    assert_string_equal(p, "1380013");
+    assert_true(sy_referral_phone_prefix("(138) 0013-8000", 7, p, sizeof p));
+    assert_string_equal(p, "1380013");
     assert_false(sy_referral_phone_prefix("123", 7, p, sizeof p));
+    assert_false(sy_referral_phone_prefix("call 13800138000", 7, p, sizeof p));
 }
 
 /* ---- invite codes ---- */
