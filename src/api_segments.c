@@ -447,8 +447,99 @@ void sy_api_segments_put(sy_req *r)
     segment_write(r, false);
 }
 
+/* The users of a segment outside the segment language, named into a list
+ * ("item 'a', campaign 'b'"): at most four, then "and N more". */
+typedef struct users_list {
+    char text[320];
+    int n;
+} users_list;
+
+static void users_add(users_list *u, const char *kind, const char *code)
+{
+    size_t len = strlen(u->text);
+    if (u->n < 4)
+        snprintf(u->text + len, sizeof u->text - len, "%s%s '%s'", u->n ? ", " : "", kind, code);
+    u->n++;
+}
+
+static void walk_segment_ref(const sy_seg_node *n, void *ud)
+{
+    const char **id = ud;
+    if (*id && n->kind == SY_SEG_SEGMENT && !strcmp(n->name, *id))
+        *id = NULL; /* found */
+}
+
+/* Lists in u what still uses segment id: the benefit items, packages and
+ * mall listings for it (by segment_id, or by a segment_expression that
+ * refers to it), and the campaigns for it that have not ended (ended as
+ * sy_campaign_effective says at now_ms: a draft or a pending campaign may
+ * still run).  Deleting the segment would leave them eligible to nobody,
+ * and a segment saved later under the same id would silently become their
+ * audience. */
+static int segment_users(sy_conn *c, const char *tenant, const char *id, int64_t now_ms,
+                         users_list *u)
+{
+    static const char sql_ids[] =
+        "SELECT 'item', code FROM benefit_items WHERE tenant_id = $1 AND segment_id = $2"
+        " UNION ALL SELECT 'package', code FROM benefit_packages WHERE tenant_id = $1"
+        " AND segment_id = $2"
+        " UNION ALL SELECT 'listing', code FROM mall_listings WHERE tenant_id = $1"
+        " AND segment_id = $2"
+        " UNION ALL SELECT 'campaign', id FROM campaigns WHERE tenant_id = $1 AND segment_id = $2"
+        " AND status <> 'ended' AND (status NOT IN ('scheduled', 'paused') OR ends_at > $3)"
+        " ORDER BY 1, 2";
+    /* ids are [a-z][a-z0-9_]*: '_' matching any character only widens the
+     * filter, and every candidate is parsed */
+    static const char sql_exprs[] =
+        "SELECT 'item', code, segment_expression FROM benefit_items WHERE tenant_id = $1"
+        " AND segment_expression LIKE $2"
+        " UNION ALL SELECT 'package', code, segment_expression FROM benefit_packages"
+        " WHERE tenant_id = $1 AND segment_expression LIKE $2"
+        " UNION ALL SELECT 'listing', code, segment_expression FROM mall_listings"
+        " WHERE tenant_id = $1 AND segment_expression LIKE $2"
+        " ORDER BY 1, 2";
+    memset(u, 0, sizeof *u);
+    sy_stmt *st = sy_conn_prepare(c, sql_ids);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    sy_stmt_bind_i64(st, 3, now_ms);
+    int rc;
+    while ((rc = sy_stmt_step(st)) == SY_ROW)
+        users_add(u, sy_stmt_text(st, 0), sy_stmt_text(st, 1));
+    sy_stmt_reset(st);
+    if (rc != SY_DONE)
+        return rc;
+    if (!(st = sy_conn_prepare(c, sql_exprs)))
+        return SY_ERR;
+    char like[80];
+    snprintf(like, sizeof like, "%%%s%%", id);
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, like);
+    while ((rc = sy_stmt_step(st)) == SY_ROW) {
+        const char *expr = sy_stmt_text(st, 2), *want = id;
+        sy_seg_error e;
+        sy_seg_node *ast = sy_seg_parse(expr, strlen(expr), &e);
+        if (ast)
+            sy_seg_walk(ast, walk_segment_ref, &want);
+        sy_seg_free(ast);
+        if (!want)
+            users_add(u, sy_stmt_text(st, 0), sy_stmt_text(st, 1));
+    }
+    sy_stmt_reset(st);
+    if (rc != SY_DONE)
+        return rc;
+    if (u->n > 4) {
+        size_t len = strlen(u->text);
+        snprintf(u->text + len, sizeof u->text - len, " and %d more", u->n - 4);
+    }
+    return SY_OK;
+}
+
 static int apply_segment_delete(sy_conn *c, sy_req *r, void *ctx)
 {
+    static const char sql_exists[] = "SELECT 1 FROM segments WHERE tenant_id = $1 AND id = $2";
     static const char sql[] = "DELETE FROM segments WHERE tenant_id = $1 AND id = $2";
     static const char sql_sizes[] =
         "DELETE FROM segment_sizes WHERE tenant_id = $1 AND segment_id = $2";
@@ -456,23 +547,39 @@ static int apply_segment_delete(sy_conn *c, sy_req *r, void *ctx)
     sy_index *ix = sy_indexes_get(sy_req_app(r)->indexes, tenant);
     if (!ix)
         return SY_ERR;
+    sy_stmt *st = sy_conn_prepare(c, sql_exists);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, id);
+    int rc = sy_stmt_step(st);
+    sy_stmt_reset(st);
+    if (rc == SY_DONE) {
+        sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", id);
+        return 1;
+    }
+    if (rc != SY_ROW)
+        return rc;
     const char *by = sy_api_referrer(ix, 's', id, c, tenant);
     if (by) {
         sy_reply_problem(r, 409, "conflict", NULL, "segment '%s' is used by %s", id, by);
         return 1;
     }
-    sy_stmt *st = sy_conn_prepare(c, sql);
+    users_list u;
+    if ((rc = segment_users(c, tenant, id, sy_req_now_ms(r), &u)) != SY_OK)
+        return rc;
+    if (u.n) {
+        sy_reply_problem(r, 409, "conflict", NULL, "segment '%s' is used by %s", id, u.text);
+        return 1;
+    }
+    if (!(st = sy_conn_prepare(c, sql)))
+        return SY_ERR;
     if (!st)
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);
     sy_stmt_bind_text(st, 2, id);
-    int rc = sy_stmt_exec(st);
-    if (rc != SY_OK)
+    if ((rc = sy_stmt_exec(st)) != SY_OK)
         return rc;
-    if (sy_conn_changes(c) == 0) {
-        sy_reply_problem(r, 404, "not-found", NULL, "no segment '%s'", id);
-        return 1;
-    }
     if (!(st = sy_conn_prepare(c, sql_sizes)))
         return SY_ERR;
     sy_stmt_bind_text(st, 1, tenant);

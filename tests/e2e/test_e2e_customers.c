@@ -807,6 +807,94 @@ static void test_saved_segments(void **state)
     h_resp_free(&r);
 }
 
+static void must_status(const char *key, const char *method, const char *path, const char *body,
+                        long want)
+{
+    h_resp r = h_req(S, method, path, key, body);
+    if (r.status != want)
+        fail_msg("%s %s %s: %ld %s", method, path, body ? body : "", r.status, r.body);
+    h_resp_free(&r);
+}
+
+/* DELETE /v1/segments/{id} answers 409 naming who still uses the segment,
+ * and deletes nothing, while a benefit item, package or mall listing is
+ * for it (by segment_id or a segment_expression that refers to it) or a
+ * campaign that has not ended is: otherwise the item would be eligible to
+ * nobody, the campaign would run with no audience, and a segment saved
+ * later under the same id would silently become theirs.  An ended campaign
+ * does not hold a segment. */
+static void test_segment_delete_refused_while_in_use(void **state)
+{
+    static const char *const segs[] = {"seg_item", "seg_camp", "seg_pkg", "seg_free"};
+    for (size_t i = 0; i < SY_TEST_LEN(segs); i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"id\":\"%s\",\"name\":\"%s\",\"expression\":\"city = '无此城'\"}", segs[i],
+                 segs[i]);
+        must_status(S->admin_key, "POST", "/v1/segments", body, 201);
+    }
+    must_status(S->admin_key, "POST", "/v1/point-types",
+                "{\"code\":\"segpt\",\"name\":\"积分\",\"expiry\":\"never\"}", 201);
+    must_status(S->admin_key, "POST", "/v1/benefits/suppliers",
+                "{\"code\":\"segsup\",\"name\":\"本行\"}", 201);
+    must_status(S->admin_key, "POST", "/v1/benefits/items",
+                "{\"code\":\"segitem\",\"name\":\"立减金\",\"kind\":\"coupon\",\"supplier\":"
+                "\"segsup\",\"face_value\":500,\"cost_price\":300,\"params\":{\"threshold\":0},"
+                "\"stock\":10,\"validity_days\":30,\"segment_id\":\"seg_item\"}",
+                201);
+    must_status(S->admin_key, "POST", "/v1/benefits/packages",
+                "{\"code\":\"segpkg\",\"name\":\"礼包\",\"items\":[{\"item\":\"segitem\"}],"
+                "\"segment_expression\":\"payroll = true or segment(seg_pkg)\"}",
+                201);
+    must_status(
+        S->admin_key, "POST", "/v1/campaigns",
+        "{\"id\":\"segc\",\"name\":\"签到\",\"type\":\"checkin\","
+        "\"starts_at\":\"2020-01-01T00:00:00+08:00\",\"ends_at\":\"2099-01-01T00:00:00+08:00\","
+        "\"point_type\":\"segpt\",\"segment_id\":\"seg_camp\","
+        "\"checkin\":{\"rewards\":[{\"day\":1,\"points\":1}]}}",
+        201);
+    struct {
+        const char *seg, *user;
+    } used[] = {{"seg_item", "item 'segitem'"},
+                {"seg_camp", "campaign 'segc'"},
+                {"seg_pkg", "package 'segpkg'"}};
+    for (size_t i = 0; i < SY_TEST_LEN(used); i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/segments/%s", used[i].seg);
+        h_resp r = h_req(S, "DELETE", path, S->admin_key, NULL);
+        if (r.status != 409)
+            fail_msg("DELETE %s: %ld %s", path, r.status, r.body);
+        h_assert_problem(r, 409, "conflict", NULL);
+        if (!strstr(h_str(r.json, "detail"), used[i].user))
+            fail_msg("DELETE %s does not name %s: %s", path, used[i].user, r.body);
+        h_resp_free(&r);
+        must_status(S->admin_key, "GET", path, NULL, 200);
+        assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM segments WHERE id IN ('seg_item',"
+                                       " 'seg_camp', 'seg_pkg', 'seg_free')"),
+                         4);
+    }
+    /* a draft holds it, and so does the campaign once approved ... */
+    char *out = NULL, admin2[128] = "";
+    assert_int_equal(h_cli(S, &out, "key create --tenant demo --role admin"), 0);
+    sscanf(out, "%127s", admin2);
+    free(out);
+    must_status(S->admin_key, "POST", "/v1/campaigns/segc:submit", NULL, 200);
+    must_status(admin2, "POST", "/v1/campaigns/segc:approve", NULL, 200);
+    h_resp r = h_req(S, "DELETE", "/v1/segments/seg_camp", S->admin_key, NULL);
+    h_assert_problem(r, 409, "conflict", NULL);
+    assert_non_null(strstr(h_str(r.json, "detail"), "campaign 'segc'"));
+    h_resp_free(&r);
+    /* ... but not once it has ended */
+    must_status(S->admin_key, "POST", "/v1/campaigns/segc:end", NULL, 200);
+    must_status(S->admin_key, "DELETE", "/v1/segments/seg_camp", NULL, 204);
+    must_status(S->admin_key, "GET", "/v1/segments/seg_camp", NULL, 404);
+    /* an item cannot drop its segment: seg_item stays; an unused one goes */
+    must_status(S->admin_key, "DELETE", "/v1/segments/seg_item", NULL, 409);
+    must_status(S->admin_key, "GET", "/v1/segments/seg_item", NULL, 200);
+    must_status(S->admin_key, "DELETE", "/v1/segments/seg_free", NULL, 204);
+    must_status(S->admin_key, "DELETE", "/v1/segments/seg_free", NULL, 404);
+}
+
 static void test_segments_after_restart(void **state)
 {
     const char *qs[] = {"payroll = true and aum >= 50000000 and risk_level >= R3",
@@ -1197,6 +1285,7 @@ int main(void)
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_saved_segments),
         cmocka_unit_test(test_segments_after_restart),
+        cmocka_unit_test(test_segment_delete_refused_while_in_use),
         cmocka_unit_test(test_identity_merge),
         cmocka_unit_test(test_import_endpoint),
         cmocka_unit_test(test_import_cli),
