@@ -1007,10 +1007,46 @@ static int apply_codes_add(sy_conn *c, sy_req *r, void *ctx)
     return 0;
 }
 
-/* POST /v1/benefits/items/{code}/codes: the body is the supplier's CSV, one
- * code a line (a first line "code" is a header; a code may be quoted).
- * Any bad line refuses the whole upload, naming every bad line; codes seen
- * twice (in the file, or in the pool already) are skipped and listed. */
+/* A CSV line's one field (RFC 4180), in place: a quoted field ends at its
+ * closing quote and its "" is one quote.  NULL, with *why, when the line
+ * is not one field. */
+static char *csv_one_field(char *p, const char **why)
+{
+    if (*p != '"') {
+        if (strchr(p, '"'))
+            *why = "a quote inside an unquoted code: quote the whole code and double its quotes";
+        else if (strchr(p, ','))
+            *why = "more than one field: one code a line";
+        return *why ? NULL : p;
+    }
+    char *out = p, *in = p + 1;
+    for (;;) {
+        if (!*in) {
+            *why = "a quoted code without its closing quote";
+            return NULL;
+        }
+        if (*in == '"') {
+            if (in[1] != '"')
+                break;
+            in++;
+        }
+        *out++ = *in++;
+    }
+    in++; /* the closing quote */
+    if (*in) {
+        *why = *in == ',' ? "more than one field: one code a line"
+                          : "text after the closing quote of a quoted code";
+        return NULL;
+    }
+    *out = '\0';
+    return p;
+}
+
+/* POST /v1/benefits/items/{code}/codes: the body is the supplier's CSV
+ * (Content-Type text/csv or text/plain), one code a line (a first line
+ * "code" is a header; a code may be quoted, its quotes doubled).  Any bad
+ * line refuses the whole upload, naming every bad line; codes seen twice
+ * (in the file, or in the pool already) are skipped and listed. */
 void sy_api_items_codes(sy_req *r)
 {
     size_t len;
@@ -1020,6 +1056,15 @@ void sy_api_items_codes(sy_req *r)
     q->item = sy_req_param(r, "code");
     q->dups = json_array();
     sy_req_on_free(r, codes_req_free, q);
+    const char *ctype = sy_req_header(r, "Content-Type");
+    if (ctype && strncasecmp(ctype, "text/csv", 8) != 0 &&
+        strncasecmp(ctype, "text/plain", 10) != 0) {
+        /* a JSON body's text would otherwise be taken for a code */
+        sy_reply_problem(r, 400, "validation", "Content-Type",
+                         "the body is the supplier's CSV, one code a line: send it as"
+                         " Content-Type: text/csv");
+        return;
+    }
     if (len && memchr(body, '\0', len)) {
         sy_reply_problem(r, 400, "validation", "body", "the CSV must not contain NUL bytes");
         return;
@@ -1039,18 +1084,18 @@ void sy_api_items_codes(sy_req *r)
         size_t n = strlen(p);
         if (n && p[n - 1] == '\r')
             p[--n] = '\0';
-        if (n >= 2 && p[0] == '"' && p[n - 1] == '"') {
-            p[n - 1] = '\0';
-            p++;
-            n -= 2;
-        }
-        if ((lineno == 1 && !strcasecmp(p, "code")) || n == 0)
-            continue; /* the header; blank lines */
+        if (n == 0)
+            continue; /* blank lines */
         const char *why = NULL;
-        if (strchr(p, ','))
-            why = "more than one field: one code a line";
-        else if (!sy_benefit_voucher_valid(p, n))
-            why = "a code is 1 to 128 visible ASCII characters, no spaces";
+        char *field = csv_one_field(p, &why);
+        if (field) {
+            p = field;
+            n = strlen(p);
+            if (lineno == 1 && !strcasecmp(p, "code"))
+                continue; /* the header */
+            if (!sy_benefit_voucher_valid(p, n))
+                why = "a code is 1 to 128 visible ASCII characters, no spaces";
+        }
         if (why) {
             if (nbad++ < MAX_REPORTED)
                 json_array_append_new(

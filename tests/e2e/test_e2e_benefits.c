@@ -257,6 +257,34 @@ static void test_catalogue(void **state)
     json_int_t total;
     assert_int_equal(stock_of(S, "jd50", &total), 5);
     assert_int_equal(total, 5);
+    /* CSV as RFC 4180 reads it: a quoted code's doubled quote is one quote;
+     * a lone or unclosed quote, and a JSON body, are refused, nothing added */
+    must(S, "POST", "/v1/benefits/items",
+         "{\"code\":\"jdq\",\"name\":\"JD card Q\",\"kind\":\"voucher\",\"supplier\":\"acme\","
+         "\"face_value\":5000,\"cost_price\":4800}",
+         201);
+    r = h_req_h(S, "POST", "/v1/benefits/items/jdq/codes", S->admin_key,
+                "\"JD-\"\"Q\"\"\"\n\"JD,6\"\n", csv);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "added")), 2);
+    h_resp_free(&r);
+    assert_int_equal(h_sql_long(S, "SELECT COUNT(*) FROM benefit_codes WHERE code IN"
+                                   " ('JD-' || char(34) || 'Q' || char(34), 'JD,6')"),
+                     2);
+    static const char *const refused[] = {"\"JD-0007\n", "JD-\"8\"\n", "\"JD-9\"x\n",
+                                          "\"JD-9\",\"JD-10\"\n"};
+    for (size_t i = 0; i < SY_TEST_LEN(refused); i++) {
+        r = h_req_h(S, "POST", "/v1/benefits/items/jdq/codes", S->admin_key, refused[i], csv);
+        h_assert_problem(r, 400, "validation", "body");
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_array_get(json_object_get(r.json, "errors"), 0), "line")),
+                         1);
+        h_resp_free(&r);
+    }
+    r = h_req(S, "POST", "/v1/benefits/items/jdq/codes", S->admin_key, "{\"codes\":[\"a\"]}");
+    h_assert_problem(r, 400, "validation", "Content-Type");
+    h_resp_free(&r);
+    assert_int_equal(stock_of(S, "jdq", &total), 2);
     /* a package; listings */
     must(S, "POST", "/v1/benefits/packages",
          "{\"code\":\"welcome\",\"name\":\"新客礼包\",\"items\":[{\"item\":\"cp10\"},"
@@ -785,7 +813,10 @@ static void test_bad_input_writes_nothing(void **state)
     long rows = rows_on(S);
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
         const bad_case *c = &cases[i];
-        h_resp r = h_req(S, c->method, c->path, S->admin_key, c->body);
+        const char *csvh[] = {"Content-Type: text/csv", NULL};
+        h_resp r = strstr(c->path, "/codes")
+                       ? h_req_h(S, c->method, c->path, S->admin_key, c->body, csvh)
+                       : h_req(S, c->method, c->path, S->admin_key, c->body);
         if (r.status != c->status || !r.json || strcmp(h_str(r.json, "type"), c->type) ||
             (c->field && (!h_str(r.json, "field") || strcmp(h_str(r.json, "field"), c->field))))
             fail_msg("case %zu: %s %s %s: expected %ld %s %s, got %ld %s", i, c->method, c->path,
