@@ -879,6 +879,20 @@ static void req_write_done(sy_mutation *m)
     MHD_resume_connection(r->conn);
 }
 
+/* libmicrohttpd's unescaping of the path and the query, except that a
+ * %00 becomes 0x01: a decoded NUL would cut the path or a value short,
+ * unseen (/v1/keys/ID%00junk would read key ID), while 0x01 is refused
+ * in a path (req_new) and fails every check of a query value. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    size_t n = MHD_http_unescape(s);
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0')
+            s[i] = '\x01';
+    return n;
+}
+
 /* Called on the first access-handler call after the writer resumed us. */
 static void finish_write(sy_req *r)
 {
@@ -1149,9 +1163,15 @@ static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *
         memcpy(r->shown_path, r->path, keep);
         memcpy(r->shown_path + keep, "***", 4);
     }
+    bool control = false;
+    for (const char *p = r->path; *p; p++)
+        control |= (unsigned char)*p < 0x20 || *p == 0x7f;
     if (atomic_load(&srv->stopping)) {
         sy_reply_problem(r, 503, "unavailable", NULL, "the server is shutting down; retry");
         sy_reply_header(r, "Connection", "close");
+    } else if (control) {
+        sy_reply_problem(r, 400, "validation", "path",
+                         "the path must not contain control characters (%%00 to %%1F, %%7F)");
     } else if (r->route == ROUTE_NONE) {
         if (allowed[0]) {
             sy_reply_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed on %s", method,
@@ -1429,7 +1449,8 @@ sy_server *sy_server_start(sy_app *app, const sy_server_opts *o, char *err, size
              * I/O buffers, and is zeroed between keep-alive requests: 16
              * KiB is ample for API calls and halves that cost against the
              * default. */
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_UNESCAPE_CALLBACK,
+            unescape, NULL, MHD_OPTION_END);
         if (!srv->ds[i]) {
             snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                      o->listen);

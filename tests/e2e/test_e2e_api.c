@@ -320,6 +320,23 @@ static void test_bad_input(void **state)
     h_assert_problem(r, 400, "validation", "Idempotency-Key");
     h_resp_free(&r);
 
+    /* An encoded NUL does not cut the path or a query value short: the
+     * key's own id followed by %00 and more is not that key */
+    h_resp keys = h_req(S, "GET", "/v1/keys", S->admin_key, NULL);
+    char nul_path[160];
+    snprintf(nul_path, sizeof nul_path, "/v1/keys/%s%%00junk",
+             h_str(json_array_get(json_object_get(keys.json, "items"), 0), "id"));
+    h_resp_free(&keys);
+    r = h_req(S, "GET", nul_path, S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "path");
+    h_resp_free(&r);
+    r = h_req(S, "DELETE", nul_path, S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "path");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/audit?limit=5%00", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "limit");
+    h_resp_free(&r);
+
     /* Unknown route, wrong method. */
     r = h_req(S, "GET", "/v1/nothing-here", S->admin_key, NULL);
     h_assert_problem(r, 404, "not-found", NULL);
