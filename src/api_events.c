@@ -191,7 +191,15 @@ static void events_committed(sy_req *r, void *ctx)
 /* Attaches the per-event errors to the problem reply recorded in r. */
 static void reply_event_errors(sy_req *r, json_t *errors, size_t nbad)
 {
-    sy_reply_problem(r, 400, "validation", "",
+    /* `field` names the first bad member in the batch (/3/event_id); each
+     * of `errors` has its event's index and the member within it */
+    json_t *first = json_array_get(errors, 0);
+    char field[160] = "";
+    if (first)
+        snprintf(field, sizeof field, "/%lld%.128s",
+                 (long long)json_integer_value(json_object_get(first, "index")),
+                 json_string_value(json_object_get(first, "field")));
+    sy_reply_problem(r, 400, "validation", field,
                      "%zu of the batch's events are invalid; nothing "
                      "was written",
                      nbad);
@@ -309,7 +317,9 @@ void sy_api_customer_events(sy_req *r)
         const char *colon = strchr(cursor, ':');
         char tsbuf[24];
         size_t tl = colon ? (size_t)(colon - cursor) : 0;
-        if (!colon || tl == 0 || tl >= sizeof tsbuf || strlen(colon + 1) >= sizeof idbuf) {
+        /* the time, then the last event's id (a token, as ingestion checks) */
+        if (!colon || tl == 0 || tl >= sizeof tsbuf || strlen(colon + 1) >= sizeof idbuf ||
+            !sy_token_valid(colon + 1, SY_EVENT_ID_MAX)) {
             sy_reply_problem(r, 400, "validation", "cursor", "not a cursor from this endpoint");
             return;
         }

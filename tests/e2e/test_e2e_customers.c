@@ -448,7 +448,8 @@ static void test_events_mixed_batch_refused_whole(void **state)
                      "\"ts\":\"2026-11-23T01:00:00Z\"},"
                      "{\"event_id\":\"bad3\",\"customer_no\":\"C001\",\"name\":\"login\","
                      "\"ts\":\"2026-11-23T01:00:00Z\",\"dwell_ms\":-5}]");
-    h_assert_problem(r, 400, "validation", "");
+    /* the problem names the first bad member by its place in the batch */
+    h_assert_problem(r, 400, "validation", "/1/name");
     json_t *errors = json_object_get(r.json, "errors");
     /* Every bad event is named by its index, with the field. */
     bool seen[4] = {false};
@@ -498,6 +499,13 @@ static void test_timeline_pages(void **state)
                         "WM001");
     h_resp_free(&r);
     r = h_req(S, "GET", "/v1/customers/C001/events?cursor=garbage", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "cursor");
+    h_resp_free(&r);
+    /* a time without the event id after it, or an id no event could have */
+    r = h_req(S, "GET", "/v1/customers/C001/events?cursor=1796270345029:", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "cursor");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/C001/events?cursor=1796270345029:a%20b", S->admin_key, NULL);
     h_assert_problem(r, 400, "validation", "cursor");
     h_resp_free(&r);
     r = h_req(S, "GET", "/v1/customers/NOBODY/events", S->admin_key, NULL);
