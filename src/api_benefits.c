@@ -1007,41 +1007,6 @@ static int apply_codes_add(sy_conn *c, sy_req *r, void *ctx)
     return 0;
 }
 
-/* A CSV line's one field (RFC 4180), in place: a quoted field ends at its
- * closing quote and its "" is one quote.  NULL, with *why, when the line
- * is not one field. */
-static char *csv_one_field(char *p, const char **why)
-{
-    if (*p != '"') {
-        if (strchr(p, '"'))
-            *why = "a quote inside an unquoted code: quote the whole code and double its quotes";
-        else if (strchr(p, ','))
-            *why = "more than one field: one code a line";
-        return *why ? NULL : p;
-    }
-    char *out = p, *in = p + 1;
-    for (;;) {
-        if (!*in) {
-            *why = "a quoted code without its closing quote";
-            return NULL;
-        }
-        if (*in == '"') {
-            if (in[1] != '"')
-                break;
-            in++;
-        }
-        *out++ = *in++;
-    }
-    in++; /* the closing quote */
-    if (*in) {
-        *why = *in == ',' ? "more than one field: one code a line"
-                          : "text after the closing quote of a quoted code";
-        return NULL;
-    }
-    *out = '\0';
-    return p;
-}
-
 /* POST /v1/benefits/items/{code}/codes: the body is the supplier's CSV
  * (Content-Type text/csv or text/plain), one code a line (a first line
  * "code" is a header; a code may be quoted, its quotes doubled).  Any bad
@@ -1087,7 +1052,7 @@ void sy_api_items_codes(sy_req *r)
         if (n == 0)
             continue; /* blank lines */
         const char *why = NULL;
-        char *field = csv_one_field(p, &why);
+        char *field = sy_csv_one_field(p, &why);
         if (field) {
             p = field;
             n = strlen(p);

@@ -322,6 +322,41 @@ void sy_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* A CSV line's one field (RFC 4180), in place: a quoted field ends at its
+ * closing quote and its "" is one quote.  NULL, with *why, when the line
+ * is not one field. */
+char *sy_csv_one_field(char *p, const char **why)
+{
+    if (*p != '"') {
+        if (strchr(p, '"'))
+            *why = "a quote inside an unquoted code: quote the whole code and double its quotes";
+        else if (strchr(p, ','))
+            *why = "more than one field: one code a line";
+        return *why ? NULL : p;
+    }
+    char *out = p, *in = p + 1;
+    for (;;) {
+        if (!*in) {
+            *why = "a quoted code without its closing quote";
+            return NULL;
+        }
+        if (*in == '"') {
+            if (in[1] != '"')
+                break;
+            in++;
+        }
+        *out++ = *in++;
+    }
+    in++; /* the closing quote */
+    if (*in) {
+        *why = *in == ',' ? "more than one field: one code a line"
+                          : "text after the closing quote of a quoted code";
+        return NULL;
+    }
+    *out = '\0';
+    return p;
+}
+
 bool sy_token_valid(const char *s, size_t max)
 {
     size_t n = strlen(s);

@@ -1,7 +1,8 @@
 /* fuzz_request.c — libFuzzer target for siyu's own parsers of request input:
  * route matching (method + path, with {param} and :suffix segments), API-key
  * parsing and hashing, integer and size parsing (query parameters, config),
- * tenant-id and time-zone validation.
+ * tenant-id and time-zone validation, and a line of a CSV upload read as one
+ * field (voucher codes).
  *
  * The input is split at '\n' into up to five fields: method, path,
  * Authorization token, a number, and a name.  Invariants checked: a match
@@ -88,6 +89,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(strlen(name) >= 1 && strlen(name) <= 32);
     if (sy_timezone_valid(name))
         assert(strstr(name, "..") == NULL && name[0] != '/');
+
+    /* the name as a line of a CSV upload: one field, or a reason; the field
+     * is never longer than the line, and an unquoted one holds no quote or
+     * comma */
+    char *line = sy_xstrdup(name);
+    const char *why = NULL;
+    char *field = sy_csv_one_field(line, &why);
+    if (field) {
+        assert(!why && strlen(field) <= strlen(name));
+        if (name[0] != '"')
+            assert(!strchr(field, '"') && !strchr(field, ','));
+    } else {
+        assert(why && why[0]);
+    }
+    free(line);
     (void)sy_utf8_len(name);
 
     for (int i = 0; i < 5; i++)

@@ -466,6 +466,37 @@ static void test_log_level_names(void **state)
 }
 
 /* Tokens: 1 to max visible ASCII characters, nothing else. */
+static void test_csv_one_field(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line, *field; /* field NULL: refused */
+    } cases[] = {
+        {"JD-1", "JD-1"},     {"\"JD-1\"", "JD-1"},
+        {"\"JD,1\"", "JD,1"}, {"\"JD-\"\"Q\"\"\"", "JD-\"Q\""},
+        {"\"\"", ""},         {"\"\"\"\"", "\""},
+        {"a,b", NULL},        {"\"a\",b", NULL},
+        {"a\"b", NULL},       {"\"abc", NULL},
+        {"\"a\"\"", NULL},    {"\"a\"b", NULL},
+        {"\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", cases[i].line);
+        const char *why = NULL;
+        char *f = sy_csv_one_field(buf, &why);
+        if (cases[i].field) {
+            if (!f || strcmp(f, cases[i].field) != 0)
+                fail_msg("%s: got %s (%s)", cases[i].line, f ? f : "NULL", why ? why : "");
+            assert_null(why);
+        } else {
+            if (f)
+                fail_msg("%s: accepted as %s", cases[i].line, f);
+            assert_non_null(why);
+        }
+    }
+}
+
 static void test_token_valid(void **state)
 {
     (void)state;
@@ -501,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_xasprintf_and_strdup),
         cmocka_unit_test(test_log_level_names),
         cmocka_unit_test(test_token_valid),
+        cmocka_unit_test(test_csv_one_field),
     };
     return cmocka_run_group_tests(util_buffers_parsing_and_formatting, NULL, NULL);
 }
