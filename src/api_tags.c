@@ -367,6 +367,8 @@ void sy_api_tags_delete(sy_req *r)
 typedef struct member_change {
     bool remove;
     char **nos;
+    size_t *where; /* each number's line (CSV, from 1) or index in "customers" */
+    bool csv;
     uint32_t *dense;
     size_t n;
 } member_change;
@@ -377,6 +379,7 @@ static void member_change_free(void *p)
     for (size_t i = 0; i < m->n; i++)
         free(m->nos[i]);
     free(m->nos);
+    free(m->where);
     free(m->dense);
 }
 
@@ -429,6 +432,7 @@ static bool collect_members(sy_req *r, member_change *m, json_t *errors)
     const char *ctype = sy_req_header(r, "Content-Type");
     size_t cap = 0;
     if (ctype && !strncmp(ctype, "text/csv", 8)) {
+        m->csv = true;
         size_t line = 0;
         for (const char *p = body, *end = body + len; p < end; line++) {
             const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -446,7 +450,9 @@ static bool collect_members(sy_req *r, member_change *m, json_t *errors)
             if (m->n == cap) {
                 cap = cap ? cap * 2 : 256;
                 m->nos = sy_xrealloc(m->nos, cap * sizeof *m->nos);
+                m->where = sy_xrealloc(m->where, cap * sizeof *m->where);
             }
+            m->where[m->n] = line + 1;
             if (!sy_customer_no_valid(no) && json_array_size(errors) < 100) {
                 char where[32];
                 snprintf(where, sizeof where, "line %zu", line + 1);
@@ -467,9 +473,11 @@ static bool collect_members(sy_req *r, member_change *m, json_t *errors)
             return false;
         }
         m->nos = sy_xcalloc(json_array_size(arr) + 1, sizeof *m->nos);
+        m->where = sy_xcalloc(json_array_size(arr) + 1, sizeof *m->where);
         size_t i;
         json_t *v;
         json_array_foreach (arr, i, v) {
+            m->where[m->n] = i;
             const char *no = json_string_value(v);
             if ((!no || !sy_customer_no_valid(no)) && json_array_size(errors) < 100) {
                 char where[32];
@@ -516,9 +524,17 @@ void sy_api_tag_members(sy_req *r)
     for (size_t i = 0; i < m->n && manual; i++)
         if (!(sy_index_dense(ix, m->nos[i], &m->dense[i]) &&
               roaring_bitmap_contains(sy_index_all(ix), m->dense[i])) &&
-            json_array_size(errors) < 100 && sy_customer_no_valid(m->nos[i]))
-            json_array_append_new(
-                errors, json_pack("{s:s, s:s}", "where", m->nos[i], "detail", "no such customer"));
+            json_array_size(errors) < 100 && sy_customer_no_valid(m->nos[i])) {
+            /* where, as for a malformed number: the line, or the pointer */
+            char where[48];
+            if (m->csv)
+                snprintf(where, sizeof where, "line %zu", m->where[i]);
+            else
+                snprintf(where, sizeof where, "/customers/%zu", m->where[i]);
+            json_array_append_new(errors,
+                                  json_pack("{s:s, s:s, s:s}", "where", where, "customer_no",
+                                            m->nos[i], "detail", "no such customer"));
+        }
     sy_index_unlock(ix);
     if (!exists) {
         json_decref(errors);
@@ -533,7 +549,10 @@ void sy_api_tag_members(sy_req *r)
         return;
     }
     if (json_array_size(errors)) {
-        sy_reply_problem(r, 400, "validation", "",
+        /* field: the first one's pointer (a JSON body); a CSV line is no
+         * pointer, so the whole body */
+        const char *first = json_string_value(json_object_get(json_array_get(errors, 0), "where"));
+        sy_reply_problem(r, 400, "validation", first && first[0] == '/' ? first : "",
                          "some customer numbers are invalid or unknown; nothing was changed");
         sy_reply_extend(r, "errors", errors);
         return;

@@ -695,9 +695,20 @@ static void test_tags(void **state)
     /* unknown customers refuse the whole call */
     r = h_req(S, "POST", "/v1/tags/vip/members", S->admin_key,
               "{\"customers\":[\"S4\",\"NOBODY\"]}");
+    h_assert_problem(r, 400, "validation", "/customers/1");
+    json_t *e0 = json_array_get(json_object_get(r.json, "errors"), 0);
+    assert_string_equal(h_str(e0, "where"), "/customers/1");
+    assert_string_equal(h_str(e0, "customer_no"), "NOBODY");
+    h_resp_free(&r);
+    const char *csvh[] = {"Content-Type: text/csv", NULL};
+    const char *nobody_csv = "customer_no\nS4\nNOBODY\n";
+    CURL *c2 = curl_easy_init();
+    r = h_req_on(c2, S, "POST", "/v1/tags/vip/members", S->admin_key, nobody_csv,
+                 strlen(nobody_csv), csvh);
+    curl_easy_cleanup(c2);
     h_assert_problem(r, 400, "validation", "");
     assert_string_equal(h_str(json_array_get(json_object_get(r.json, "errors"), 0), "where"),
-                        "NOBODY");
+                        "line 3");
     h_resp_free(&r);
     assert_int_equal(preview_count("tag(vip)"), 2);
     r = h_req(S, "POST", "/v1/tags/%E9%AB%98%E5%87%80%E5%80%BC/members", S->admin_key,
