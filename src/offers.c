@@ -79,6 +79,26 @@ static int64_t col_or_unset(sy_stmt *st, int col)
     return sy_stmt_is_null(st, col) ? SY_BENEFIT_UNSET : sy_stmt_i64(st, col);
 }
 
+/* o->item's per-customer limits (a coupon drop's item). */
+static int item_limits(sy_conn *c, const char *tenant, sy_offer *o)
+{
+    static const char sql[] = "SELECT limit_day, limit_month, limit_total FROM benefit_items"
+                              " WHERE tenant_id = $1 AND code = $2";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    sy_stmt_bind_text(st, 2, o->item);
+    int rc = sy_stmt_step(st);
+    if (rc == SY_ROW) {
+        o->item_day = col_or_unset(st, 0);
+        o->item_month = col_or_unset(st, 1);
+        o->item_total = col_or_unset(st, 2);
+    }
+    sy_stmt_reset(st);
+    return rc == SY_ROW || rc == SY_DONE ? SY_OK : rc;
+}
+
 /* o's JSON as text without its closing brace (malloc'd); steals j. */
 static char *open_object(json_t *j)
 {
@@ -233,6 +253,11 @@ int sy_offers_catalog_load(sy_conn *c, const char *tenant, int64_t now_ms, sy_of
                 o->coupon = cr;
             else
                 free(cr);
+            /* the item's own per-customer limits cap the claims too */
+            if (o->coupon) {
+                snprintf(o->item, sizeof o->item, "%s", cr->item);
+                rc = item_limits(c, tenant, o);
+            }
         }
     }
     free(ids);
@@ -451,7 +476,9 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
     bool any_campaign = false, any_listing = false;
     for (size_t i = 0; i < cat->n; i++) {
         any_campaign |= cat->offers[i].kind == SY_OFFER_CAMPAIGN;
-        any_listing |= cat->offers[i].kind == SY_OFFER_LISTING;
+        /* listings, and coupon drops whose item's limits count grants */
+        any_listing |= cat->offers[i].kind == SY_OFFER_LISTING ||
+                       (st->use[i].shown && cat->offers[i].coupon);
     }
     int rc = SY_OK;
     sy_stmt *q;
@@ -514,7 +541,8 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
             int64_t total = sy_stmt_i64(q, 2), month = sy_stmt_i64(q, 3), day = sy_stmt_i64(q, 4);
             for (size_t i = 0; i < cat->n; i++) {
                 const sy_offer *o = &cat->offers[i];
-                if (o->kind != SY_OFFER_LISTING || strcmp(o->item, item) != 0)
+                bool counted = o->kind == SY_OFFER_LISTING || (st->use[i].shown && o->coupon);
+                if (!counted || strcmp(o->item, item) != 0)
                     continue;
                 st->item_total[i] += total;
                 st->item_month[i] += month;
@@ -702,8 +730,9 @@ static void put_count(sy_buf *b, const char *name, int64_t n)
 /* A coupon drop: the wave open now and what is left of it, this customer's
  * claims left (the wave's, within the campaign's limits) and the next
  * wave. */
-static void render_coupon(sy_buf *b, const sy_offer *o, const sy_offer_use *u)
+static void render_coupon(sy_buf *b, const sy_offer *o, const sy_offers_state *st, size_t i)
 {
+    const sy_offer_use *u = &st->use[i];
     const sy_campaign *cp = o->cp;
     const struct sy_coupon_rules *cr = o->coupon;
     int64_t left = 0;
@@ -712,6 +741,10 @@ static void render_coupon(sy_buf *b, const sy_offer *o, const sy_offer_use *u)
         left = left_min(left, cp->limit_day, u->today);
         left = left_min(left, cp->limit_week, u->week);
         left = left_min(left, cp->limit_total, u->total);
+        /* a claim the item's own limits would refuse is no claim left */
+        left = left_min(left, o->item_day, st->item_day[i]);
+        left = left_min(left, o->item_month, st->item_month[i]);
+        left = left_min(left, o->item_total, st->item_total[i]);
     }
     sy_buf_puts(b, ",\"coupon_drop\":{\"item\":\"");
     sy_buf_puts(b, cr->item); /* a benefit code: nothing to escape */
@@ -730,8 +763,9 @@ static void render_coupon(sy_buf *b, const sy_offer *o, const sy_offer_use *u)
 }
 
 static void render_campaign(sy_buf *b, const sy_offers_catalog *cat, const sy_offer *o,
-                            const sy_offer_use *u)
+                            const sy_offers_state *st, size_t i)
 {
+    const sy_offer_use *u = &st->use[i];
     const sy_campaign *cp = o->cp;
     sy_buf_append(b, o->head, o->head_len);
     put_left(b, ",\"limits_left\":{\"per_day\":", cp->limit_day, u->today);
@@ -792,7 +826,7 @@ static void render_campaign(sy_buf *b, const sy_offers_catalog *cat, const sy_of
                                           : 0));
         sy_buf_puts(b, "}");
     } else if (cp->type == SY_CAMPAIGN_COUPON_DROP && o->coupon) {
-        render_coupon(b, o, u);
+        render_coupon(b, o, st, i);
     }
     sy_buf_puts(b, "}");
 }
@@ -844,7 +878,7 @@ size_t sy_offers_render(const sy_offers_catalog *cat, const sy_offers_state *st,
         if (k)
             sy_buf_puts(out, ",");
         if (o->kind == SY_OFFER_CAMPAIGN) {
-            render_campaign(out, cat, o, &st->use[i]);
+            render_campaign(out, cat, o, st, i);
         } else if (o->kind == SY_OFFER_PACKAGE) {
             sy_buf_append(out, o->head, o->head_len);
             sy_buf_puts(out, "}");

@@ -255,6 +255,57 @@ static void test_claim_flow(void **state)
 }
 
 /* The not-eligible cases and the rate limit of claims. */
+static json_t *drop_offer(const char *now, const char *no, const char *id)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/v1/customers/%s/offers", no);
+    h_resp r = at(now, APP_KEY, "GET", path, NULL, NULL, NULL);
+    expect(r, 200, NULL);
+    json_t *v, *drop = NULL;
+    size_t i;
+    json_array_foreach (json_object_get(r.json, "items"), i, v)
+        if (!strcmp(h_str(v, "id"), id))
+            drop = json_incref(json_object_get(v, "coupon_drop"));
+    h_resp_free(&r);
+    if (!drop)
+        fail_msg("no coupon drop %s among %s's offers", id, no);
+    return drop;
+}
+
+/* The offers count the item's own limits: a customer who has the item's
+ * one a day from elsewhere has no claim left, rather than a claim the
+ * catalogue would refuse. */
+static void test_offers_count_item_limits(void **state)
+{
+    (void)state;
+    must_at(DEC5, S->admin_key, "POST", "/v1/benefits/items",
+            "{\"code\":\"cp1\",\"name\":\"1元立减金\",\"kind\":\"coupon\",\"supplier\":\"wx\","
+            "\"face_value\":100,\"cost_price\":100,\"params\":{\"threshold\":0},"
+            "\"stock\":1000,\"validity_days\":7,\"limits\":{\"per_day\":1}}",
+            201);
+    launch("drop1", "",
+           "{\"item\":\"cp1\",\"quantity_per_wave\":50,\"waves\":[{\"at\":\"10:00\"}]}");
+    h_resp r = at("2026-12-05T11:00:00+08:00", APP_KEY, "POST", "/v1/customers/C201/grants",
+                  "{\"item\":\"cp1\"}", "g-c201", NULL);
+    expect(r, 201, NULL);
+    h_resp_free(&r);
+    json_t *d = drop_offer("2026-12-05T11:30:00+08:00", "C201", "drop1");
+    assert_int_equal(json_integer_value(json_object_get(d, "claims_left")), 0);
+    json_decref(d);
+    d = drop_offer("2026-12-05T11:30:00+08:00", "C202", "drop1");
+    assert_int_equal(json_integer_value(json_object_get(d, "claims_left")), 1);
+    json_decref(d);
+    /* as the claim itself says */
+    r = claim("2026-12-05T11:31:00+08:00", "drop1", "C201", NULL);
+    expect(r, 409, "reward-refused");
+    h_resp_free(&r);
+    /* the next business day the item's day limit has room again */
+    d = drop_offer("2026-12-06T10:30:00+08:00", "C201", "drop1");
+    assert_int_equal(json_integer_value(json_object_get(d, "claims_left")), 1);
+    json_decref(d);
+    must_at(DEC5, S->admin_key, "POST", "/v1/campaigns/drop1:end", NULL, 200);
+}
+
 static void test_refusals(void **state)
 {
     /* suitability: an R3 product reaches only assessed customers of R3 and up */
@@ -509,6 +560,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_claim_flow),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_offers_count_item_limits),
         cmocka_unit_test(test_concurrent_wave_and_budget),
         cmocka_unit_test(test_bad_input_writes_nothing),
         cmocka_unit_test(test_kill9_during_claims),
