@@ -2321,12 +2321,16 @@ static bool benefit_period_parse(sy_req *r, int64_t max_days, const char *max_te
     q->format = sy_req_query(r, "format");
     if (!q->from_s || !sy_parse_date(q->from_s, &q->from_day)) {
         sy_reply_problem(r, 400, "validation", "from",
-                         "'from' is required: the first day, YYYY-MM-DD (the tenant's days)");
+                         q->from_s ? "'from' must be a day, YYYY-MM-DD (the first, in the"
+                                     " tenant's days)"
+                                   : "'from' is required: the first day, YYYY-MM-DD (the"
+                                     " tenant's days)");
         return false;
     }
     if (!q->to_s || !sy_parse_date(q->to_s, &q->to_day)) {
         sy_reply_problem(r, 400, "validation", "to",
-                         "'to' is required: the last day (included), YYYY-MM-DD");
+                         q->to_s ? "'to' must be a day, YYYY-MM-DD (the last, included)"
+                                 : "'to' is required: the last day (included), YYYY-MM-DD");
         return false;
     }
     if (q->to_day < q->from_day || q->to_day - q->from_day >= max_days) {

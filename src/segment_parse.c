@@ -539,6 +539,10 @@ static void lex(const char *s, size_t len, size_t i, token *t)
         tok_error(t, i, "unexpected control character 0x%02x", c);
         return;
     }
+    if (c == '/' && i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9') {
+        tok_error(t, i, "unexpected character '/' (write a date as YYYY-MM-DD)");
+        return;
+    }
     if (c < 0x80) {
         tok_error(t, i, "unexpected character '%c'", c);
         return;

@@ -586,6 +586,11 @@ static void test_reconciliation(void **state)
     assert_non_null(strstr(r.body, "supplier,item,name,kind,issued,issued_cost"));
     assert_non_null(strstr(r.body, "other,mug,\"Mug\",goods,1,1500,1,1500,0,0,0,0"));
     h_resp_free(&r);
+    /* a day written otherwise is named as such, not as missing */
+    r = h_req(S, "GET", "/v1/reconciliation?from=2026/01/01&to=2026-01-31", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "from");
+    assert_non_null(strstr(h_str(r.json, "detail"), "must be a day"));
+    h_resp_free(&r);
     r = h_req(S, "GET", "/v1/reconciliation?from=2026-01-01&to=2026-01-31", APP_KEY, NULL);
     h_assert_problem(r, 403, "forbidden", NULL);
     h_resp_free(&r);
