@@ -200,9 +200,8 @@ static void reply_event_errors(sy_req *r, json_t *errors, size_t nbad)
                  (long long)json_integer_value(json_object_get(first, "index")),
                  json_string_value(json_object_get(first, "field")));
     sy_reply_problem(r, 400, "validation", field,
-                     "%zu of the batch's events are invalid; nothing "
-                     "was written",
-                     nbad);
+                     "%zu of the batch's events %s invalid; nothing was written", nbad,
+                     nbad == 1 ? "is" : "are");
     sy_reply_extend(r, "errors", json_incref(errors));
 }
 

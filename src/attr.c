@@ -137,8 +137,15 @@ bool sy_attr_check(const sy_attr_def *d, json_t *v, json_t **out, char *err, siz
             *out = json_incref(v);
             return true;
         }
-        snprintf(err, errlen, "'%s' must be one of its enum values (e.g. '%s')", d->name,
-                 d->nenum ? d->enum_values[0] : "?");
+        {
+            /* all of them, as the segment parser lists them, when they fit */
+            int n = snprintf(err, errlen, "'%s' must be one of its enum values (", d->name);
+            for (int k = 0; k < d->nenum && n > 0 && (size_t)n < errlen; k++)
+                n += snprintf(err + n, errlen - (size_t)n, "%s'%s'", k ? ", " : "",
+                              d->enum_values[k]);
+            if (n > 0 && (size_t)n < errlen)
+                snprintf(err + n, errlen - (size_t)n, ")");
+        }
         return false;
     case SY_ATTR_INTEGER:
         if (json_is_integer(v)) {

@@ -966,9 +966,11 @@ int sy_campaign_update(sy_conn *c, const char *tenant, const sy_campaign *cp, co
     if (rc != SY_OK)
         return rc;
     sy_campaign_status was = old->status;
+    /* named as the API shows it: running, not the stored scheduled */
+    sy_campaign_status shown = sy_campaign_effective(old, now_ms);
     sy_campaign_free(old);
     if (was != SY_CST_DRAFT) {
-        snprintf(res->other, sizeof res->other, "%s", k_statuses[was]);
+        snprintf(res->other, sizeof res->other, "%s", k_statuses[shown]);
         return SY_CAMPAIGN_NOT_DRAFT;
     }
     if ((rc = check_refs(c, tenant, cp, res)) != SY_OK)

@@ -166,7 +166,10 @@ bool sy_event_parse(const sy_pii_keys *k, const char *tenant, int64_t now, json_
     const char *id = json_string_value(json_object_get(o, "event_id"));
     if (!id || !sy_token_valid(id, SY_EVENT_ID_MAX)) {
         sy_event_error_add(errors, i, "/event_id",
-                           "'event_id' must be 1 to 128 visible ASCII characters");
+                           json_object_get(o, "event_id")
+                               ? "'event_id' must be 1 to 128 visible ASCII characters"
+                               : "'event_id' is required: the event's own id, 1 to 128 visible"
+                                 " ASCII characters (a repeat is a duplicate)");
         ok = false;
     }
     const char *name = json_string_value(json_object_get(o, "name"));
@@ -344,7 +347,12 @@ bool sy_customer_parse(const sy_pii_keys *k, const sy_attr_set *schema, const ch
             char quoted[84];
             name_cut(ptr, sizeof ptr, "/", key, 80, true);
             name_cut(quoted, sizeof quoted, "", key, 80, false);
-            sy_customer_err_set(e, 400, "validation", ptr, "unknown field '%s'", quoted);
+            /* personal data has its own object: a natural slip */
+            bool personal =
+                !strcmp(key, "name") || !strcmp(key, "phone") || !strcmp(key, "id_number");
+            sy_customer_err_set(e, 400, "validation", ptr, "unknown field '%s'%s", quoted,
+                                personal ? " (personal data goes in \"pii\": {\"name\": …})"
+                                         : " (fields: attributes, pii, identities)");
             return false;
         }
     }

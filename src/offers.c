@@ -477,8 +477,8 @@ int sy_offers_state_load(sy_conn *c, const sy_offers_catalog *cat, const char *n
     for (size_t i = 0; i < cat->n; i++) {
         any_campaign |= cat->offers[i].kind == SY_OFFER_CAMPAIGN;
         /* listings, and coupon drops whose item's limits count grants */
-        any_listing |= cat->offers[i].kind == SY_OFFER_LISTING ||
-                       (st->use[i].shown && cat->offers[i].coupon);
+        any_listing |=
+            cat->offers[i].kind == SY_OFFER_LISTING || (st->use[i].shown && cat->offers[i].coupon);
     }
     int rc = SY_OK;
     sy_stmt *q;

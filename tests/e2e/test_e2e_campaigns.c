@@ -165,6 +165,11 @@ static void test_lifecycle_maker_checker(void **state)
     r = h_req_h(S, "GET", "/v1/campaigns/life", APP_KEY, NULL, during);
     assert_string_equal(h_str(r.json, "status"), "running");
     h_resp_free(&r);
+    /* and a refusal names the status as the API shows it */
+    r = h_req_h(S, "PUT", "/v1/campaigns/life", S->admin_key, body, during);
+    h_assert_problem(r, 409, "not-draft", NULL);
+    assert_non_null(strstr(h_str(r.json, "detail"), "is running"));
+    h_resp_free(&r);
     r = h_req_h(S, "GET", "/v1/campaigns?status=running&type=checkin", APP_KEY, NULL, during);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);

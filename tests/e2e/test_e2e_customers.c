@@ -233,6 +233,7 @@ static void test_customer_bad_input_writes_nothing(void **state)
         {"/v1/customers/C900", "{\"identities\":[{\"type\":\"app_user_id\",\"value\":\"a b\"}]}",
          "validation", "/identities/0"},
         {"/v1/customers/C900", "{\"nickname\":\"x\"}", "validation", "/nickname"},
+        {"/v1/customers/C900", "{\"name\":\"张三\"}", "validation", "/name"},
         {"/v1/customers/bad%20no", "{}", "validation", "customer_no"},
     };
     for (size_t i = 0; i < SY_TEST_LEN(cases); i++) {
@@ -244,7 +245,15 @@ static void test_customer_bad_input_writes_nothing(void **state)
                          cases[i].field);
         h_resp_free(&r);
     }
-    h_resp r = h_req(S, "GET", "/v1/customers/C900", S->admin_key, NULL);
+    /* the messages point the way: personal data's own object, every enum value */
+    h_resp r = h_req(S, "PUT", "/v1/customers/C900", S->admin_key, "{\"name\":\"张三\"}");
+    assert_non_null(strstr(h_str(r.json, "detail"), "\"pii\""));
+    h_resp_free(&r);
+    r = h_req(S, "PUT", "/v1/customers/C900", S->admin_key,
+              "{\"attributes\":{\"risk_level\":\"R9\"}}");
+    assert_non_null(strstr(h_str(r.json, "detail"), "'R1', 'R2', 'R3', 'R4', 'R5'"));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/customers/C900", S->admin_key, NULL);
     h_assert_problem(r, 404, "not-found", NULL);
     h_resp_free(&r);
 }

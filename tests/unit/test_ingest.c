@@ -44,6 +44,15 @@ static void test_event_refused_keeps_nothing(void **state)
     assert_string_equal(json_string_value(json_object_get(err, "field")), "/ts");
     json_decref(errors);
     json_decref(o);
+    /* a missing id is said to be missing */
+    o = load("{\"customer_no\":\"C1\",\"name\":\"login\",\"ts\":1}");
+    errors = json_array();
+    assert_false(sy_event_parse(&k, "t1", NOW, o, 0, &e, errors));
+    err = json_array_get(errors, 0);
+    assert_string_equal(json_string_value(json_object_get(err, "field")), "/event_id");
+    assert_non_null(strstr(json_string_value(json_object_get(err, "detail")), "is required"));
+    json_decref(errors);
+    json_decref(o);
 }
 
 /* The field of an unknown member is a JSON pointer to it: '~' and '/' in its
