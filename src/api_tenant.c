@@ -38,6 +38,25 @@ typedef struct tenant_patch {
     const char *timezone;
 } tenant_patch;
 
+/* Whether the tenant has stored anything whose business day its time zone
+ * decided: behaviour (the index buckets it by day, with the zone's offset
+ * fixed when it is built), ledger entries, grants or campaign actions. */
+static int has_days(sy_conn *c, const char *tenant, bool *yes)
+{
+    static const char sql[] = "SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1)"
+                              " OR EXISTS (SELECT 1 FROM ledger_entries WHERE tenant_id = $1)"
+                              " OR EXISTS (SELECT 1 FROM benefit_grants WHERE tenant_id = $1)"
+                              " OR EXISTS (SELECT 1 FROM campaign_actions WHERE tenant_id = $1)";
+    sy_stmt *st = sy_conn_prepare(c, sql);
+    if (!st)
+        return SY_ERR;
+    sy_stmt_bind_text(st, 1, tenant);
+    int rc = sy_stmt_step(st);
+    *yes = rc == SY_ROW && sy_stmt_i64(st, 0) != 0;
+    sy_stmt_reset(st);
+    return rc == SY_ROW ? SY_OK : rc;
+}
+
 static int apply_tenant_patch(sy_conn *c, sy_req *r, void *ctx)
 {
     static const char sql[] = "UPDATE tenants SET name = COALESCE($2, name),"
@@ -45,6 +64,30 @@ static int apply_tenant_patch(sy_conn *c, sy_req *r, void *ctx)
                               " WHERE id = $1";
     tenant_patch *tp = ctx;
     const char *tenant = sy_req_principal(r)->tenant;
+    int rc;
+    if (tp->timezone) {
+        json_t *now = NULL;
+        if ((rc = sy_tenant_get(c, tenant, &now)) != SY_OK)
+            return rc;
+        const char *was = json_string_value(json_object_get(now, "timezone"));
+        bool changes = was && strcmp(was, tp->timezone) != 0, used = false;
+        char was_copy[72];
+        snprintf(was_copy, sizeof was_copy, "%s", was ? was : "");
+        json_decref(now);
+        if (changes && (rc = has_days(c, tenant, &used)) != SY_OK)
+            return rc;
+        if (used) {
+            /* The days already written (events in the index, the ledger's
+             * and grants' business days, check-in streaks) were cut in
+             * the old zone; moving them is not something a PATCH can do. */
+            sy_reply_problem(r, 409, "conflict", "/timezone",
+                             "the tenant's stored behaviour, ledger, grants and campaign"
+                             " actions have business days in %s: the time zone can change only"
+                             " before the first of them",
+                             was_copy);
+            return 1;
+        }
+    }
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;
@@ -52,7 +95,7 @@ static int apply_tenant_patch(sy_conn *c, sy_req *r, void *ctx)
     sy_stmt_bind_text(st, 2, tp->name);
     sy_stmt_bind_text(st, 3, tp->timezone);
     sy_stmt_bind_i64(st, 4, sy_now_ms());
-    int rc = sy_stmt_exec(st);
+    rc = sy_stmt_exec(st);
     if (rc != SY_OK)
         return rc;
     json_t *t = NULL;
@@ -69,7 +112,9 @@ static int apply_tenant_patch(sy_conn *c, sy_req *r, void *ctx)
 
 static void tenant_patched(sy_req *r, void *ctx)
 {
+    (void)ctx;
     sy_tenants_forget(sy_req_app(r)->tenants, sy_req_principal(r)->tenant);
+    sy_api_offers_invalidate(sy_req_principal(r)->tenant); /* it holds the zone */
 }
 
 void sy_api_tenant_patch(sy_req *r)

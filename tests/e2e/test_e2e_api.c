@@ -798,6 +798,27 @@ static void test_tenant_patch_and_audit(void **state)
     r = h_req(S, "PATCH", "/v1/tenant", S->admin_key, "{\"timezone\":\"Asia/Shanghai\"}");
     assert_int_equal(r.status, 200);
     h_resp_free(&r);
+    /* Once behaviour is stored, its business days were cut in this zone
+     * (the index too): the zone stays; the same zone, or the name, may be
+     * set again. */
+    r = h_req(S, "PUT", "/v1/customers/TZ1", S->admin_key, "{}");
+    assert_true(r.status == 200 || r.status == 201);
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/events", S->admin_key,
+              "[{\"event_id\":\"tz-1\",\"customer_no\":\"TZ1\",\"name\":\"login\","
+              "\"ts\":\"2026-12-06T10:00:00Z\"}]");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
+    r = h_req(S, "PATCH", "/v1/tenant", S->admin_key, "{\"timezone\":\"Europe/Paris\"}");
+    h_assert_problem(r, 409, "conflict", "/timezone");
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/tenant", S->admin_key, NULL);
+    assert_string_equal(h_str(r.json, "timezone"), "Asia/Shanghai");
+    h_resp_free(&r);
+    r = h_req(S, "PATCH", "/v1/tenant", S->admin_key,
+              "{\"timezone\":\"Asia/Shanghai\",\"name\":\"Demo Bank\"}");
+    assert_int_equal(r.status, 200);
+    h_resp_free(&r);
 }
 
 static void test_audit_pagination(void **state)
