@@ -303,24 +303,31 @@ static unsigned slot_of(const char *tenant)
     return h % CACHE_SLOTS;
 }
 
-bool sy_abuse_rules_cached(const char *tenant, int64_t mono_ms, sy_abuse_rules *out)
+static uint64_t g_cache_epoch; /* bumped by every invalidate, under g_cache_mu */
+
+bool sy_abuse_rules_cached(const char *tenant, int64_t mono_ms, sy_abuse_rules *out,
+                           uint64_t *epoch)
 {
     unsigned s = slot_of(tenant);
     pthread_mutex_lock(&g_cache_mu);
     bool hit = !strcmp(g_cache[s].tenant, tenant) && mono_ms - g_cache[s].at < CACHE_TTL_MS;
     if (hit)
         *out = g_cache[s].rules;
+    *epoch = g_cache_epoch;
     pthread_mutex_unlock(&g_cache_mu);
     return hit;
 }
 
-void sy_abuse_rules_cache_put(const char *tenant, int64_t mono_ms, const sy_abuse_rules *r)
+void sy_abuse_rules_cache_put(const char *tenant, int64_t mono_ms, const sy_abuse_rules *r,
+                              uint64_t epoch)
 {
     unsigned s = slot_of(tenant);
     pthread_mutex_lock(&g_cache_mu);
-    snprintf(g_cache[s].tenant, sizeof g_cache[s].tenant, "%s", tenant);
-    g_cache[s].at = mono_ms;
-    g_cache[s].rules = *r;
+    if (epoch == g_cache_epoch) { /* else read before a change that invalidated */
+        snprintf(g_cache[s].tenant, sizeof g_cache[s].tenant, "%s", tenant);
+        g_cache[s].at = mono_ms;
+        g_cache[s].rules = *r;
+    }
     pthread_mutex_unlock(&g_cache_mu);
 }
 
@@ -330,6 +337,7 @@ void sy_abuse_rules_invalidate(const char *tenant)
     pthread_mutex_lock(&g_cache_mu);
     if (!strcmp(g_cache[s].tenant, tenant))
         g_cache[s].tenant[0] = '\0';
+    g_cache_epoch++;
     pthread_mutex_unlock(&g_cache_mu);
 }
 

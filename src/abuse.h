@@ -79,8 +79,12 @@ int sy_abuse_rules_store(sy_conn *c, const char *tenant, const sy_abuse_rules *r
                          int64_t now_ms);
 /* A per-tenant cache of the rules, kept for a second (rules written by
  * this process are dropped at their commit). */
-bool sy_abuse_rules_cached(const char *tenant, int64_t mono_ms, sy_abuse_rules *out);
-void sy_abuse_rules_cache_put(const char *tenant, int64_t mono_ms, const sy_abuse_rules *r);
+/* On a miss, *epoch is what to give sy_abuse_rules_cache_put after the
+ * load: the rules are then kept only if no invalidate came between. */
+bool sy_abuse_rules_cached(const char *tenant, int64_t mono_ms, sy_abuse_rules *out,
+                           uint64_t *epoch);
+void sy_abuse_rules_cache_put(const char *tenant, int64_t mono_ms, const sy_abuse_rules *r,
+                              uint64_t epoch);
 void sy_abuse_rules_invalidate(const char *tenant);
 
 /* The client's address: the peer, or — when the peer is a trusted proxy —

@@ -71,10 +71,11 @@ bool sy_api_abuse_gate(sy_req *r, int action, const char *customer_no, void **st
     sy_app *app = sy_req_app(r);
     sy_conn *c = sy_store_acquire(app->store);
     int rc = SY_OK;
-    if (!sy_abuse_rules_cached(tenant, mono, &g->rules)) {
+    uint64_t epoch;
+    if (!sy_abuse_rules_cached(tenant, mono, &g->rules, &epoch)) {
         rc = sy_abuse_rules_load(c, tenant, &g->rules);
         if (rc == SY_OK)
-            sy_abuse_rules_cache_put(tenant, mono, &g->rules);
+            sy_abuse_rules_cache_put(tenant, mono, &g->rules, epoch);
     }
     sy_abuse_client_ip(&g->rules, sy_req_peer(r), sy_req_header(r, "X-Forwarded-For"), g->ip);
     g->subj = (sy_abuse_subject){tenant, customer_no, dev, g->ip[0] ? g->ip : NULL};

@@ -608,6 +608,7 @@ struct sy_schemas {
     sy_store *store;
     pthread_rwlock_t lock;
     schema_slot slots[SCHEMA_SLOTS];
+    uint64_t epoch; /* bumped by every forget (under lock) */
 };
 
 sy_schemas *sy_schemas_new(sy_store *s)
@@ -646,6 +647,7 @@ sy_attr_set *sy_schemas_get(sy_schemas *sc, const char *tenant)
         s = sl->set;
         atomic_fetch_add(&s->refs, 1);
     }
+    uint64_t epoch = sc->epoch;
     pthread_rwlock_unlock(&sc->lock);
     if (s)
         return s;
@@ -654,12 +656,17 @@ sy_attr_set *sy_schemas_get(sy_schemas *sc, const char *tenant)
     sy_store_release(sc->store, c);
     if (rc != SY_OK)
         return NULL;
-    atomic_fetch_add(&s->refs, 1); /* one for the cache, one for the caller */
+    /* cached unless a forget came since the read (it may predate the
+     * change that forgot it) */
+    sy_attr_set *old = NULL;
     pthread_rwlock_wrlock(&sc->lock);
-    sy_attr_set *old = sl->set;
-    sl->set = s;
-    sl->loaded_ms = now;
-    snprintf(sl->tenant, sizeof sl->tenant, "%s", tenant);
+    if (sc->epoch == epoch) {
+        atomic_fetch_add(&s->refs, 1); /* one for the cache, one for the caller */
+        old = sl->set;
+        sl->set = s;
+        sl->loaded_ms = now;
+        snprintf(sl->tenant, sizeof sl->tenant, "%s", tenant);
+    }
     pthread_rwlock_unlock(&sc->lock);
     sy_attr_set_release(old);
     return s;
@@ -675,6 +682,7 @@ void sy_schemas_forget(sy_schemas *sc, const char *tenant)
         sl->set = NULL;
         sl->loaded_ms = 0;
     }
+    sc->epoch++;
     pthread_rwlock_unlock(&sc->lock);
     sy_attr_set_release(old);
 }

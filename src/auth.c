@@ -114,6 +114,9 @@ struct sy_keys {
     unsigned char hash_key[32];
     pthread_rwlock_t lock;
     entry *slots;
+    /* bumped by every forget (under lock): a row read before a revoke
+     * committed is not cached after its forget */
+    uint64_t epoch;
 };
 
 sy_keys *sy_keys_new(sy_store *s, const unsigned char hash_key[32])
@@ -140,6 +143,9 @@ const unsigned char *sy_keys_hash_key(sy_keys *k)
 {
     return k->hash_key;
 }
+
+void (*sy_keys_test_after_load)(void *arg);
+void *sy_keys_test_after_load_arg;
 
 static size_t slot_of(const char *prefix)
 {
@@ -195,14 +201,20 @@ bool sy_keys_verify(sy_keys *k, const char *token, size_t len, sy_principal *out
         e = *c;
         hit = true;
     }
+    uint64_t epoch = k->epoch;
     pthread_rwlock_unlock(&k->lock);
     if (!hit) {
         if (!load_entry(k, prefix, &e))
             return false;
+        if (sy_keys_test_after_load)
+            sy_keys_test_after_load(sy_keys_test_after_load_arg);
         if (e.live) {
-            /* Only known keys take a slot, so random prefixes cannot evict. */
+            /* Only known keys take a slot, so random prefixes cannot evict.
+             * A forget since the read (a revoke committed meanwhile) may
+             * have been of this very row: then it is not kept. */
             pthread_rwlock_wrlock(&k->lock);
-            k->slots[slot] = e;
+            if (k->epoch == epoch)
+                k->slots[slot] = e;
             pthread_rwlock_unlock(&k->lock);
         }
     }
@@ -218,5 +230,6 @@ void sy_keys_forget(sy_keys *k, const char *prefix)
     pthread_rwlock_wrlock(&k->lock);
     if (!strcmp(k->slots[slot].prefix, prefix))
         memset(&k->slots[slot], 0, sizeof k->slots[slot]);
+    k->epoch++;
     pthread_rwlock_unlock(&k->lock);
 }

@@ -66,6 +66,10 @@ void sy_keys_free(sy_keys *k);
 bool sy_keys_verify(sy_keys *k, const char *token, size_t len, sy_principal *out);
 /* Drops a cached key (after a revoke committed). */
 void sy_keys_forget(sy_keys *k, const char *prefix);
+/* For tests only: called in sy_keys_verify between reading a key's row and
+ * caching it (NULL in the server). */
+extern void (*sy_keys_test_after_load)(void *arg);
+extern void *sy_keys_test_after_load_arg;
 const unsigned char *sy_keys_hash_key(sy_keys *k);
 
 #endif

@@ -12,8 +12,17 @@
 
 /* Before a function that counts bits in its loops: on x86-64, a second
  * copy of it built for CPUs with the popcnt instruction, chosen when the
- * program loads (the baseline's __builtin_popcountll is a library call). */
-#if defined(__x86_64__) && defined(__ELF__)
+ * program loads (the baseline's __builtin_popcountll is a library call).
+ * Not under ThreadSanitizer: the clones' resolver runs before its runtime
+ * starts and crashes the program. */
+#if defined(__SANITIZE_THREAD__)
+#define SY_NO_POPCNT_CLONES 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SY_NO_POPCNT_CLONES 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__ELF__) && !defined(SY_NO_POPCNT_CLONES)
 #define SY_POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
 #else
 #define SY_POPCNT_CLONES

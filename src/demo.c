@@ -738,7 +738,7 @@ static void draw_customer(rng *r, int64_t now_day, attrs *a, profile *p)
     p->credit_card = chance(r, 0.4);
 
     /* the bank template */
-    char branch[32];
+    char branch[40]; /* room for any int and long long: gcc -O1 cannot see their range */
     snprintf(branch, sizeof branch, "B%02d%02lld", city + 1, (long long)below(r, 12) + 1);
     set_str(a, "risk_level", (const char *[]){"R1", "R2", "R3", "R4", "R5"}[risk]);
     set_date(a, "risk_assessed_at", reg_day + below(r, now_day - reg_day + 1));

@@ -153,6 +153,7 @@ struct sy_tenants {
     sy_store *store;
     pthread_rwlock_t lock;
     slot slots[REGISTRY_SLOTS];
+    uint64_t epoch; /* bumped by every forget (under lock) */
 };
 
 sy_tenants *sy_tenants_new(sy_store *s)
@@ -217,14 +218,19 @@ int sy_tenants_get(sy_tenants *t, const char *id, sy_tenant_info *out)
     bool hit = sl->loaded_ms && now - sl->loaded_ms < REGISTRY_TTL_MS && !strcmp(sl->info.id, id);
     if (hit)
         *out = sl->info;
+    uint64_t epoch = t->epoch;
     pthread_rwlock_unlock(&t->lock);
     if (hit)
         return SY_OK;
     int rc = load_info(t->store, id, out);
     if (rc == SY_OK) {
+        /* not kept when a forget came since the read: it may be older
+         * than the change that forgot it */
         pthread_rwlock_wrlock(&t->lock);
-        sl->info = *out;
-        sl->loaded_ms = now;
+        if (t->epoch == epoch) {
+            sl->info = *out;
+            sl->loaded_ms = now;
+        }
         pthread_rwlock_unlock(&t->lock);
     }
     return rc;
@@ -236,6 +242,7 @@ void sy_tenants_forget(sy_tenants *t, const char *id)
     pthread_rwlock_wrlock(&t->lock);
     if (!strcmp(sl->info.id, id))
         sl->loaded_ms = 0;
+    t->epoch++;
     pthread_rwlock_unlock(&t->lock);
 }
 

@@ -416,6 +416,37 @@ static void test_verify_fails_after_revoke_and_forget(void **state)
     assert_true(verify(f, other.token, &who));
 }
 
+/* A revoke that commits, and forgets the key, while a verify is between
+ * reading the row and caching it: that verify may still pass (it read
+ * first), but the row it read is not cached, so the next one fails. */
+typedef struct revoke_midway {
+    fixture *f;
+    const sy_new_key *k;
+} revoke_midway;
+
+static void revoke_now(void *arg)
+{
+    revoke_midway *m = arg;
+    sy_keys_test_after_load = NULL; /* once */
+    revoke_row(m->f, m->k->id);
+    sy_keys_forget(m->f->keys, m->k->prefix);
+}
+
+static void test_revoke_during_a_verify_is_not_undone(void **state)
+{
+    fixture *f = *state;
+    sy_new_key k;
+    sy_key_generate(f->hash_key, &k);
+    insert_key(f, "acme", SY_ROLE_ADMIN, &k);
+    revoke_midway m = {f, &k};
+    sy_keys_test_after_load = revoke_now;
+    sy_keys_test_after_load_arg = &m;
+    sy_principal who;
+    assert_true(verify(f, k.token, &who)); /* its read came before the revoke */
+    assert_null(sy_keys_test_after_load);
+    assert_false(verify(f, k.token, &who));
+}
+
 static void test_revoke_elsewhere_seen_within_a_second(void **state)
 {
     fixture *f = *state;
@@ -471,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_rejects_wrong_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_rejects_unknown_and_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_fails_after_revoke_and_forget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_during_a_verify_is_not_undone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_elsewhere_seen_within_a_second, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_insert_constraints, setup, teardown),
