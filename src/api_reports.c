@@ -27,12 +27,31 @@ typedef struct report_args {
     sy_index *ix;
     roaring_bitmap_t *among; /* the segment's members, or NULL */
     sy_tenant_info tenant;
+    json_t *warnings; /* NULL, or the events named that were never recorded */
 } report_args;
 
 static void report_args_free(report_args *a)
 {
     if (a->among)
         roaring_bitmap_free(a->among);
+    json_decref(a->warnings);
+}
+
+/* Under the index's read lock: a warning for each of the n events named
+ * that the tenant has never recorded — a misspelt name would otherwise
+ * only count no one. */
+static void note_unseen(report_args *a, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i] || sy_index_event_known(a->ix, names[i]))
+            continue;
+        if (!a->warnings)
+            a->warnings = json_array();
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "no '%.64s' event has been recorded: it counts no one; check the name", names[i]);
+        json_array_append_new(a->warnings, json_string(msg));
+    }
 }
 
 /* A comma-separated list of event names into a->names. */
@@ -140,9 +159,12 @@ static json_t *names_json(const report_args *a)
 
 static json_t *common_json(const report_args *a, double took_ms)
 {
-    return json_pack("{s:o, s:o, s:s, s:o, s:f}", "from", day_json(a->from), "to", day_json(a->to),
-                     "timezone", a->tenant.timezone, "segment",
-                     a->segment ? json_string(a->segment) : json_null(), "took_ms", took_ms);
+    json_t *o = json_pack("{s:o, s:o, s:s, s:o, s:f}", "from", day_json(a->from), "to",
+                          day_json(a->to), "timezone", a->tenant.timezone, "segment",
+                          a->segment ? json_string(a->segment) : json_null(), "took_ms", took_ms);
+    if (a->warnings)
+        json_object_set(o, "warnings", a->warnings);
+    return o;
 }
 
 static void reply_csv(sy_req *r, sy_buf *b)
@@ -162,6 +184,7 @@ void sy_api_reports_activity(sy_req *r)
     sy_report_days d;
     sy_index_rdlock(a.ix);
     sy_report_days_collect(a.ix, a.names, a.nnames, a.from - 29, a.to, a.among, &d);
+    note_unseen(&a, a.names, a.nnames);
     sy_index_unlock(a.ix);
     size_t n = (size_t)(a.to - a.from + 1);
     sy_activity_row *rows = sy_xcalloc(n, sizeof *rows);
@@ -248,6 +271,8 @@ void sy_api_reports_retention(sy_req *r)
                                a.from, a.to, a.among, &cd);
     sy_report_days_collect(a.ix, return_event ? &return_event : NULL, return_event ? 1 : 0, a.from,
                            until, a.among, &rd);
+    const char *named[2] = {cohort_event, return_event};
+    note_unseen(&a, named, 2);
     sy_index_unlock(a.ix);
     sy_retention ret;
     sy_report_retention(same ? &rd : &cd, &rd, a.from, a.to, (size_t)periods, &ret);
@@ -425,6 +450,7 @@ void sy_api_reports_kpis(sy_req *r)
     roaring_bitmap_t *pop, *active;
     sy_index_rdlock(a.ix);
     sy_report_kpis(a.ix, a.names, a.nnames, a.from, a.to, a.among, &k, &pop, &active);
+    note_unseen(&a, a.names, a.nnames);
     sy_index_unlock(a.ix);
     coverage cov;
     aum_move aum;
@@ -620,6 +646,7 @@ void sy_api_reports_funnel(sy_req *r)
     sy_funnel f;
     sy_index_rdlock(a.ix);
     bool ok = sy_report_funnel(a.ix, &q, &f);
+    note_unseen(&a, a.names, a.nnames);
     sy_index_unlock(a.ix);
     if (!ok) {
         sy_reply_problem(r, 400, "validation", "breakdown",
@@ -714,6 +741,7 @@ void sy_api_reports_dwell(sy_req *r)
     sy_dwell_row *rows = sy_xcalloc(n, sizeof *rows), total;
     sy_index_rdlock(a.ix);
     sy_report_dwell(a.ix, a.names[0], a.from, a.to, a.among, rows, &total);
+    note_unseen(&a, a.names, 1);
     sy_index_unlock(a.ix);
     double ms = (double)(sy_mono_ns() - t0) / 1e6;
     if (a.csv) {

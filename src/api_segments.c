@@ -60,6 +60,32 @@ static int by_count_desc(const void *a, const void *b)
     return (y > x) - (y < x);
 }
 
+/* The warnings of an expression that parsed: every event it names that
+ * the tenant has never recorded (a misspelt name would otherwise just
+ * count no one).  Under the index's read lock. */
+typedef struct unseen {
+    const sy_index *ix;
+    json_t *warnings;
+} unseen;
+
+static void warn_unseen(const sy_seg_node *n, void *ud)
+{
+    unseen *u = ud;
+    if ((n->kind != SY_SEG_DID && n->kind != SY_SEG_DWELL) || sy_index_event_known(u->ix, n->name))
+        return;
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "no '%.64s' event has been recorded: %s(%.64s, ...) matches no one;"
+             " check the name",
+             n->name, n->kind == SY_SEG_DID ? "did" : "dwell", n->name);
+    size_t i;
+    json_t *w;
+    json_array_foreach (u->warnings, i, w)
+        if (!strcmp(json_string_value(w), msg))
+            return; /* each name once */
+    json_array_append_new(u->warnings, json_string(msg));
+}
+
 void sy_api_segments_preview(sy_req *r)
 {
     json_t *body = sy_req_json_object(r);
@@ -99,6 +125,9 @@ void sy_api_segments_preview(sy_req *r)
     int64_t now = sy_now_ms();
     sy_index_rdlock(ix);
     roaring_bitmap_t *members = sy_seg_eval_index(ix, schema, now, ast, &e);
+    unseen u = {ix, json_array()};
+    if (members)
+        sy_seg_walk(ast, warn_unseen, &u);
     json_t *rows = NULL;
     uint64_t count = members ? roaring_bitmap_get_cardinality(members) : 0;
     if (members && bdef) {
@@ -133,9 +162,12 @@ void sy_api_segments_preview(sy_req *r)
             json_object_set_new(out, "breakdown",
                                 json_pack("{s:s, s:o}", "attribute", bdef->name, "rows", sorted));
         }
+        if (json_array_size(u.warnings))
+            json_object_set(out, "warnings", u.warnings);
         sy_reply_json(r, 200, out);
         roaring_bitmap_free(members);
     }
+    json_decref(u.warnings);
     sy_seg_free(ast);
     sy_attr_set_release(schema);
 }

@@ -2349,6 +2349,12 @@ void sy_index_timed_days(const sy_index *ix, const char *name, int64_t from_day,
     }
 }
 
+bool sy_index_event_known(const sy_index *ix, const char *name)
+{
+    uint32_t e;
+    return strmap_get(&ix->event_names, name, &e);
+}
+
 void sy_index_event_names(const sy_index *ix, void (*fn)(const char *name, void *ud), void *ud)
 {
     for (size_t i = 0; i < ix->event_names.cap; i++)

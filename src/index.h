@@ -194,6 +194,8 @@ typedef void (*sy_timed_fn)(const sy_timed_day *td, void *ud);
 void sy_index_timed_days(const sy_index *ix, const char *name, int64_t from_day, int64_t to_day,
                          sy_timed_fn fn, void *ud);
 
+/* Under the read lock: whether any event of that name was recorded. */
+bool sy_index_event_known(const sy_index *ix, const char *name);
 /* Every event name the index has seen, in no particular order. */
 void sy_index_event_names(const sy_index *ix, void (*fn)(const char *name, void *ud), void *ud);
 

@@ -575,6 +575,18 @@ static void test_segment_preview(void **state)
         total += json_integer_value(json_object_get(json_array_get(rows, i), "count"));
     assert_int_equal(total, json_integer_value(json_object_get(r.json, "count")));
     h_resp_free(&r);
+    /* An event never recorded is worth a warning: it counts no one */
+    r = h_req(S, "POST", "/v1/segments:preview", S->admin_key,
+              "{\"expression\":\"did(veiw_wealth, 7d) >= 3 or did(login, 7d)\"}");
+    assert_int_equal(r.status, 200);
+    json_t *w = json_object_get(r.json, "warnings");
+    assert_int_equal(json_array_size(w), 1);
+    assert_non_null(strstr(json_string_value(json_array_get(w, 0)), "'veiw_wealth'"));
+    h_resp_free(&r);
+    r = h_req(S, "POST", "/v1/segments:preview", S->admin_key,
+              "{\"expression\":\"did(login, 7d)\"}");
+    assert_null(json_object_get(r.json, "warnings"));
+    h_resp_free(&r);
     /* Missing values never match; not is the complement. */
     json_int_t all = preview_count("aum >= 0 or aum is null");
     assert_int_equal(preview_count("not aum >= 50000000") + preview_count("aum >= 50000000"), all);

@@ -512,6 +512,15 @@ static void test_funnel(void **state)
     expect_step(json_object_get(r.json, "steps"), 0, "login", 0, -1);
     assert_true(json_real_value(json_object_get(json_array_get(json_object_get(r.json, "steps"), 1),
                                                 "conversion_from_first")) == 0.0);
+    assert_null(json_object_get(r.json, "warnings")); /* both names were recorded */
+    h_resp_free(&r);
+    /* a misspelt step counts no one, and the answer says why */
+    r = h_req(S, "GET", "/v1/reports/funnel?steps=login,veiw_wealth&from=2026-10-10&to=2026-10-10",
+              FB_KEY, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *w = json_object_get(r.json, "warnings");
+    assert_int_equal(json_array_size(w), 1);
+    assert_non_null(strstr(json_string_value(json_array_get(w, 0)), "'veiw_wealth'"));
     h_resp_free(&r);
 }
 
