@@ -264,6 +264,15 @@ static int cmd_key(int argc, char **argv)
         static const char sql[] = "SELECT id, role, name, created_at, revoked_at FROM api_keys"
                                   " WHERE tenant_id = $1 ORDER BY created_at, id";
         sy_conn *c = sy_store_acquire(x.store);
+        json_t *t = NULL;
+        if (sy_tenant_get(c, x.cfg.tenant, &t) != SY_OK || !t) {
+            /* as key create and check say, rather than an empty list */
+            sy_store_release(x.store, c);
+            fprintf(stderr, "siyu: no tenant '%s' (see: siyu tenant list)\n", x.cfg.tenant);
+            rc = 1;
+            goto out;
+        }
+        json_decref(t);
         sy_stmt *st = sy_conn_prepare(c, sql);
         printf("%-18s %-11s %-24s %-25s %s\n", "ID", "ROLE", "CREATED", "REVOKED", "NAME");
         sy_stmt_bind_text(st, 1, x.cfg.tenant);
@@ -820,6 +829,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check"))
         return cmd_check(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            printf("usage: siyu version\n\nPrints the version of this siyu binary.\n");
+            return 0;
+        }
         printf("siyu %s\n", SY_VERSION);
         return 0;
     }

@@ -2,6 +2,7 @@
  * structured (JSON lines) logger. */
 #include "util.h"
 
+#include <csv.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -322,39 +323,42 @@ void sy_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* A CSV line's one field (RFC 4180), in place: a quoted field ends at its
- * closing quote and its "" is one quote.  NULL, with *why, when the line
- * is not one field. */
+/* sy_csv_one_field's reading of a line: the fields libcsv found, the first
+ * one copied out. */
+typedef struct csv_one {
+    int fields;
+    char *first;
+} csv_one;
+
+static void csv_one_field_cb(void *s, size_t len, void *ud)
+{
+    csv_one *o = ud;
+    if (o->fields++ == 0)
+        o->first = sy_xstrndup(s ? s : "", s ? len : 0);
+}
+
 char *sy_csv_one_field(char *p, const char **why)
 {
-    if (*p != '"') {
-        if (strchr(p, '"'))
-            *why = "a quote inside an unquoted code: quote the whole code and double its quotes";
-        else if (strchr(p, ','))
-            *why = "more than one field: one code a line";
-        return *why ? NULL : p;
-    }
-    char *out = p, *in = p + 1;
-    for (;;) {
-        if (!*in) {
-            *why = "a quoted code without its closing quote";
-            return NULL;
-        }
-        if (*in == '"') {
-            if (in[1] != '"')
-                break;
-            in++;
-        }
-        *out++ = *in++;
-    }
-    in++; /* the closing quote */
-    if (*in) {
-        *why = *in == ',' ? "more than one field: one code a line"
-                          : "text after the closing quote of a quoted code";
-        return NULL;
-    }
-    *out = '\0';
-    return p;
+    /* libcsv, strictly: a quote inside an unquoted field, or text after a
+     * closing quote, is an error; so is a quote left open at the end */
+    struct csv_parser cp;
+    if (csv_init(&cp, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
+        sy_oom(sizeof cp);
+    csv_one o = {0};
+    size_t n = strlen(p);
+    if (csv_parse(&cp, p, n, csv_one_field_cb, NULL, &o) != n)
+        *why = p[0] == '"' ? "text after the closing quote of a quoted code"
+                           : "a quote inside an unquoted code: quote the whole code and double its"
+                             " quotes";
+    else if (csv_fini(&cp, csv_one_field_cb, NULL, &o) != 0)
+        *why = "a quoted code without its closing quote";
+    else if (o.fields != 1)
+        *why = "more than one field: one code a line";
+    csv_free(&cp);
+    if (!*why)
+        memcpy(p, o.first, strlen(o.first) + 1); /* never longer than the line */
+    free(o.first);
+    return *why ? NULL : p;
 }
 
 bool sy_token_valid(const char *s, size_t max)

@@ -60,8 +60,9 @@ bool sy_ident_valid(const char *s, size_t max);
 /* A token of 1 to max visible ASCII characters (0x21..0x7e): event ids,
  * device ids, addresses, codes. */
 bool sy_token_valid(const char *s, size_t max);
-/* A CSV line (without its line break) as exactly one field, RFC 4180, in
- * place: a quoted field ends at its closing quote and its "" is one quote.
+/* A CSV line (without its line break) as exactly one field, RFC 4180 as
+ * libcsv reads it strictly, in place: a quoted field ends at its closing
+ * quote and its "" is one quote.
  * Returns the field (within p), or NULL with *why (a sentence) when the
  * line is not one field: a second field, a quote inside an unquoted
  * field, an unclosed quote, text after the closing quote.  *why must be
