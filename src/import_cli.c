@@ -339,10 +339,14 @@ int sy_cli_import(sy_config *cfg, const char *what, const char *file)
     if (tty)
         progress(done, total, rows, t0), fputc('\n', stderr);
     double secs = (double)(sy_mono_ns() - t0) / 1e9;
-    fprintf(stderr,
-            "imported %zu rows into tenant %s: %zu created, %zu updated, %zu failed, in %.1f s "
-            "(%.0f rows/s)\n",
-            rows, tenant, created, updated, failed, secs, secs > 0 ? (double)rows / secs : 0);
+    if (rc != 0 && rows == 0)
+        fprintf(stderr, "siyu: nothing was imported into tenant %s\n", tenant);
+    else
+        fprintf(stderr,
+                "%s %zu rows into tenant %s: %zu created, %zu updated, %zu failed, in %.1f s "
+                "(%.0f rows/s)\n",
+                rc != 0 ? "stopped after" : "imported", rows, tenant, created, updated, failed,
+                secs, secs > 0 ? (double)rows / secs : 0);
     if (rc == 0 && failed)
         rc = 1;
     if (csvfile) {
