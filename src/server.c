@@ -1004,7 +1004,10 @@ static bool authenticate(sy_req *r, const sy_route *rt)
         tok++;
     if (!sy_keys_verify(r->srv->app->keys, tok, strlen(tok), &r->who)) {
         sy_reply_problem(r, 401, "unauthorized", "Authorization",
-                         "the API key is not valid or has been revoked");
+                         !strncmp(tok, "key_", 4)
+                             ? "that is a key's id (key_…): send the key itself (sy_…), which was"
+                               " shown once when it was created"
+                             : "the API key is not valid or has been revoked");
         sy_reply_header(r, "WWW-Authenticate", "Bearer realm=\"siyu\", error=\"invalid_token\"");
         return false;
     }
@@ -1173,12 +1176,25 @@ static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *
         sy_reply_problem(r, 400, "validation", "path",
                          "the path must not contain control characters (%%00 to %%1F, %%7F)");
     } else if (r->route == ROUTE_NONE) {
+        /* /v1/segments/preview for /v1/segments:preview: actions are
+         * written with a colon, a natural slip worth naming */
+        char hint[160] = "";
+        const char *slash = strrchr(r->path, '/');
+        if (slash && slash > r->path && strlen(r->path) < 128) {
+            char alt[130], alt_scratch[132], alt_allowed[128];
+            snprintf(alt, sizeof alt, "%s", r->path);
+            alt[slash - r->path] = ':';
+            sy_match m;
+            if (sy_route_match(sy_routes, sy_routes_count, method, alt, alt_scratch, &m,
+                               alt_allowed, sizeof alt_allowed) != ROUTE_NONE)
+                snprintf(hint, sizeof hint, " (did you mean %s %s?)", method, alt);
+        }
         if (allowed[0]) {
-            sy_reply_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed on %s", method,
-                             r->path);
+            sy_reply_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed on %s%s",
+                             method, r->path, hint);
             sy_reply_header(r, "Allow", allowed);
         } else {
-            sy_reply_problem(r, 404, "not-found", NULL, "no such endpoint: %s", r->path);
+            sy_reply_problem(r, 404, "not-found", NULL, "no such endpoint: %s%s", r->path, hint);
         }
     }
     return r;

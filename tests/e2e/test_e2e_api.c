@@ -337,6 +337,17 @@ static void test_bad_input(void **state)
     h_assert_problem(r, 400, "validation", "limit");
     h_resp_free(&r);
 
+    /* An action written with a slash instead of its colon is pointed out */
+    r = h_req(S, "POST", "/v1/segments/preview", S->admin_key, "{\"expression\":\"aum >= 1\"}");
+    h_assert_problem(r, 405, "method-not-allowed", NULL);
+    assert_non_null(strstr(h_str(r.json, "detail"), "did you mean POST /v1/segments:preview?"));
+    h_resp_free(&r);
+    /* A key's id sent for the key */
+    r = h_req(S, "GET", "/v1/tenant", "key_0123456789ab", NULL);
+    h_assert_problem(r, 401, "unauthorized", "Authorization");
+    assert_non_null(strstr(h_str(r.json, "detail"), "key's id"));
+    h_resp_free(&r);
+
     /* Unknown route, wrong method. */
     r = h_req(S, "GET", "/v1/nothing-here", S->admin_key, NULL);
     h_assert_problem(r, 404, "not-found", NULL);
