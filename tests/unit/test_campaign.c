@@ -724,7 +724,7 @@ static void test_rules_validation(void **state)
             json_t *in = json_array();
             for (int v = 0; v < SY_TASK_PROP_VALUES_MAX; v++)
                 json_array_append_new(in, json_integer(v));
-            char name[8];
+            char name[16];
             snprintf(name, sizeof name, "p%d", k);
             json_object_set_new(props, name, json_pack("{s:o}", "in", in));
         }
