@@ -193,7 +193,13 @@ static void reply_event_errors(sy_req *r, json_t *errors, size_t nbad)
 {
     /* `field` names the first bad member in the batch (/3/event_id); each
      * of `errors` has its event's index and the member within it */
-    json_t *first = json_array_get(errors, 0);
+    /* parse errors come before unknown customers: the lowest index first */
+    json_t *first = NULL, *e;
+    size_t k;
+    json_array_foreach (errors, k, e)
+        if (!first || json_integer_value(json_object_get(e, "index")) <
+                          json_integer_value(json_object_get(first, "index")))
+            first = e;
     char field[160] = "";
     if (first)
         snprintf(field, sizeof field, "/%lld%.128s",

@@ -46,7 +46,9 @@ static int has_days(sy_conn *c, const char *tenant, bool *yes)
     static const char sql[] = "SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1)"
                               " OR EXISTS (SELECT 1 FROM ledger_entries WHERE tenant_id = $1)"
                               " OR EXISTS (SELECT 1 FROM benefit_grants WHERE tenant_id = $1)"
-                              " OR EXISTS (SELECT 1 FROM campaign_actions WHERE tenant_id = $1)";
+                              " OR EXISTS (SELECT 1 FROM campaign_actions WHERE tenant_id = $1)"
+                              " OR EXISTS (SELECT 1 FROM lottery_draws WHERE tenant_id = $1)"
+                              " OR EXISTS (SELECT 1 FROM coupon_claims WHERE tenant_id = $1)";
     sy_stmt *st = sy_conn_prepare(c, sql);
     if (!st)
         return SY_ERR;

@@ -196,7 +196,12 @@ void sy_phone_key(const sy_pii_keys *k, const char *tenant, const char *phone, c
 void sy_mask_phone(const char *phone, char *out, size_t n)
 {
     size_t len = strlen(phone);
-    if (len < 7) {
+    bool ascii = true;
+    for (size_t i = 0; i < len; i++)
+        ascii &= (unsigned char)phone[i] < 0x80;
+    /* a phone written freely (a delivery's) may hold other characters:
+     * cutting bytes there would cut characters */
+    if (len < 7 || !ascii) {
         snprintf(out, n, "****");
         return;
     }
@@ -229,10 +234,13 @@ void sy_mask_name(const char *name, char *out, size_t n)
 
 void sy_mask_address(const char *address, char *out, size_t n)
 {
-    /* The first six characters (the province or city), then stars. */
+    /* The first characters (the province or city): six at most, and at
+     * most half of them, so that a short address is never shown whole;
+     * then stars. */
+    size_t chars = sy_utf8_len(address), keep = chars / 2 < 6 ? chars / 2 : 6;
     size_t o = 0;
     const char *p = address;
-    for (int k = 0; k < 6 && *p; k++) {
+    for (size_t k = 0; k < keep && *p; k++) {
         size_t len = utf8_char_len(p);
         if (o + len + 5 > n)
             break;

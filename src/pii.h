@@ -56,7 +56,8 @@ void sy_phone_key(const sy_pii_keys *k, const char *tenant, const char *phone, c
 void sy_mask_phone(const char *phone, char *out, size_t n);
 void sy_mask_name(const char *name, char *out, size_t n);
 void sy_mask_id_number(const char *id, char *out, size_t n);
-/* An address's first six characters, then "****". */
+/* An address's first characters (at most six, and at most half of them),
+ * then "****"; a phone that is not ASCII is "****". */
 void sy_mask_address(const char *address, char *out, size_t n);
 /* A copy of a personal-data object with every member masked. */
 json_t *sy_pii_masked(const json_t *pii);

@@ -858,6 +858,7 @@ static void req_reset(void *ctx)
     while (r->nhdr > r->wnhdr)
         free(r->hdr_value[--r->nhdr]);
     r->idem_race = false;
+    r->idem_used = false;
     r->audit_target = r->w_audit_target;
     r->audit_action = r->w_audit_action;
     r->no_audit = r->w_no_audit;
@@ -1159,13 +1160,24 @@ static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *
     char allowed[128];
     r->route = sy_route_match(sy_routes, sy_routes_count, method, r->path, r->scratch, &r->match,
                               allowed, sizeof allowed);
-    if (r->route != ROUTE_NONE && (sy_routes[r->route].flags & SY_ROUTE_PII_PATH)) {
+    /* A path ending in personal data is shown without it, also when the
+     * method does not fit (a POST to /v1/identities/phone/…: 405) */
+    bool pii = r->route != ROUTE_NONE && (sy_routes[r->route].flags & SY_ROUTE_PII_PATH);
+    for (int i = 0; r->route == ROUTE_NONE && !pii && i < sy_routes_count; i++) {
+        char al[16];
+        sy_match m;
+        pii = (sy_routes[i].flags & SY_ROUTE_PII_PATH) &&
+              sy_route_match(&sy_routes[i], 1, sy_routes[i].method, r->path, r->scratch, &m, al,
+                             sizeof al) == 0;
+    }
+    if (pii) {
         const char *slash = strrchr(r->path, '/');
         size_t keep = (size_t)(slash - r->path) + 1;
         r->shown_path = sy_xmalloc(keep + 4);
         memcpy(r->shown_path, r->path, keep);
         memcpy(r->shown_path + keep, "***", 4);
     }
+    const char *shown = r->shown_path ? r->shown_path : r->path;
     bool control = false;
     for (const char *p = r->path; *p; p++)
         control |= (unsigned char)*p < 0x20 || *p == 0x7f;
@@ -1180,7 +1192,7 @@ static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *
          * written with a colon, a natural slip worth naming */
         char hint[160] = "";
         const char *slash = strrchr(r->path, '/');
-        if (slash && slash > r->path && strlen(r->path) < 128) {
+        if (!r->shown_path && slash && slash > r->path && strlen(r->path) < 128) {
             char alt[130], alt_scratch[132], alt_allowed[128];
             snprintf(alt, sizeof alt, "%s", r->path);
             alt[slash - r->path] = ':';
@@ -1191,10 +1203,10 @@ static sy_req *req_new(sy_server *srv, struct MHD_Connection *conn, const char *
         }
         if (allowed[0]) {
             sy_reply_problem(r, 405, "method-not-allowed", NULL, "%s is not allowed on %s%s",
-                             method, r->path, hint);
+                             method, shown, hint);
             sy_reply_header(r, "Allow", allowed);
         } else {
-            sy_reply_problem(r, 404, "not-found", NULL, "no such endpoint: %s%s", r->path, hint);
+            sy_reply_problem(r, 404, "not-found", NULL, "no such endpoint: %s%s", shown, hint);
         }
     }
     return r;

@@ -381,6 +381,12 @@ static void test_identity_lookup(void **state)
     h_assert_problem(r, 404, "not-found", NULL);
     assert_string_equal(h_str(r.json, "instance"), "/v1/identities/phone/***");
     h_resp_free(&r);
+    /* also when the method does not fit */
+    r = h_req(S, "POST", "/v1/identities/phone/13511112222", S->admin_key, "{}");
+    h_assert_problem(r, 405, "method-not-allowed", NULL);
+    assert_string_equal(h_str(r.json, "instance"), "/v1/identities/phone/***");
+    assert_null(strstr(r.body, "13511112222"));
+    h_resp_free(&r);
     char log[600];
     snprintf(log, sizeof log, "%s/access.log", S->dir);
     for (int i = 0; i < 100 && !file_contains(log, "/v1/identities/phone/***"); i++)

@@ -112,6 +112,24 @@ static void test_masks(void **state)
     assert_string_equal(out, "1101**********002X");
     sy_mask_phone("123", out, sizeof out);
     assert_string_equal(out, "****");
+    /* a phone written freely (a delivery's) is never cut mid-character */
+    sy_mask_phone("电话１３８１２３４５６７８", out, sizeof out);
+    assert_string_equal(out, "****");
+    /* an address keeps at most six characters and at most half of them */
+    sy_mask_address("北京市朝阳区建国路1号", out, sizeof out);
+    assert_string_equal(out, "北京市朝阳****");
+    sy_mask_address("Room 1", out, sizeof out);
+    assert_string_equal(out, "Roo****");
+    sy_mask_address("x", out, sizeof out);
+    assert_string_equal(out, "****");
+    /* a delivery object masked whole keeps every member */
+    json_t *d = json_pack("{s:s, s:s, s:s}", "name", "李四", "phone", "电话１３８", "address",
+                          "上海市浦东新区世纪大道");
+    json_t *m = sy_pii_masked(d);
+    assert_int_equal(json_object_size(m), 3);
+    assert_string_equal(json_string_value(json_object_get(m, "phone")), "****");
+    json_decref(m);
+    json_decref(d);
 }
 
 static void test_id_numbers(void **state)
