@@ -130,6 +130,10 @@ struct sy_req {
     char idem_hash[65];
     bool idem_race;
     bool idem_used; /* the change found its key used (sy_req_idem_used) */
+    /* the query parameters the handler asked for (sy_req_query) */
+    const char *asked[16];
+    int nasked;
+    bool asked_many;
     bool replaying; /* the reply is a stored one, sent after a durability barrier */
     json_t *idem_body;
     const char *audit_target;
@@ -331,7 +335,62 @@ const char *sy_req_param(sy_req *r, const char *name)
 
 const char *sy_req_query(sy_req *r, const char *name)
 {
+    bool seen = false;
+    for (int i = 0; i < r->nasked && !seen; i++)
+        seen = !strcmp(r->asked[i], name);
+    if (!seen && r->nasked < (int)SY_ARRAY_LEN(r->asked))
+        r->asked[r->nasked++] = sy_req_strdup(r, name);
+    else if (!seen)
+        r->asked_many = true;
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static void set_reply(sy_req *r, int status, const char *type, char *body, size_t len);
+
+typedef struct unasked {
+    sy_req *r;
+    const char *name;
+} unasked;
+
+static enum MHD_Result find_unasked(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind, (void)value;
+    unasked *u = cls;
+    for (int i = 0; i < u->r->nasked; i++)
+        if (!strcmp(u->r->asked[i], key))
+            return MHD_YES;
+    u->name = key;
+    return MHD_NO;
+}
+
+/* After a handler succeeded (or asked for a write): a query parameter it
+ * never looked at changed nothing, and is most likely misspelt (form= for
+ * from=).  Its success is then replaced by a 400 naming it; a refusal
+ * stands, since the handler may have stopped before reading the rest. */
+static bool refuse_unasked(sy_req *r)
+{
+    bool ok = r->wapply ? !r->status : r->status >= 200 && r->status < 300;
+    if (!ok || r->asked_many)
+        return false;
+    unasked u = {r, NULL};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, find_unasked, &u);
+    if (!u.name)
+        return false;
+    char took[256] = "none";
+    size_t n = 0;
+    for (int i = 0; i < r->nasked && n < sizeof took; i++)
+        n += (size_t)snprintf(took + n, sizeof took - n, "%s%s", i ? ", " : "", r->asked[i]);
+    r->wapply = NULL;
+    if (r->stream_fill && r->stream_free)
+        r->stream_free(r->stream_ctx);
+    r->stream_fill = NULL;
+    set_reply(r, 0, NULL, NULL, 0);
+    while (r->nhdr)
+        free(r->hdr_value[--r->nhdr]);
+    sy_reply_problem(r, 400, "validation", u.name,
+                     "unknown query parameter '%.64s' (this endpoint reads: %s)", u.name, took);
+    return true;
 }
 
 const char *sy_req_header(sy_req *r, const char *name)
@@ -1097,6 +1156,8 @@ static bool dispatch(sy_req *r)
     if (!test_clock(r) || !test_fail(r))
         return false;
     rt->handler(r);
+    if (refuse_unasked(r))
+        return false;
     if (r->wapply) {
         if (r->status) {
             sy_error("handler %s both replied and wrote", rt->label);

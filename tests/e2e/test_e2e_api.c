@@ -306,6 +306,18 @@ static void test_bad_input(void **state)
     r = h_req(S, "GET", "/v1/keys?include_revoked=yes", S->admin_key, NULL);
     h_assert_problem(r, 400, "validation", "include_revoked");
     h_resp_free(&r);
+    /* a parameter the endpoint does not read (misspelt) is named, not ignored */
+    r = h_req(S, "GET", "/v1/audit?limit=5&form=2026-01-01", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "form");
+    assert_non_null(strstr(h_str(r.json, "detail"), "limit"));
+    h_resp_free(&r);
+    r = h_req(S, "GET", "/v1/tenant?x=1", S->admin_key, NULL);
+    h_assert_problem(r, 400, "validation", "x");
+    h_resp_free(&r);
+    /* also on a write, which then writes nothing */
+    r = h_req(S, "POST", "/v1/keys?dry_run=true", S->admin_key, "{\"role\":\"app\"}");
+    h_assert_problem(r, 400, "validation", "dry_run");
+    h_resp_free(&r);
     r = h_req(S, "PATCH", "/v1/tenant", S->admin_key, "{\"timezone\":\"Mars/Olympus\"}");
     h_assert_problem(r, 400, "validation", "/timezone");
     h_resp_free(&r);
