@@ -1274,6 +1274,14 @@ static int apply_package_create(sy_conn *c, sy_req *r, void *ctx)
     return 0;
 }
 
+/* After a package or listing is committed: the offers catalogue reloads, so
+ * that the app shows it at once (not at the catalogue's next reload). */
+static void offers_changed(sy_req *r, void *ctx)
+{
+    (void)ctx;
+    sy_api_offers_invalidate(sy_req_principal(r)->tenant);
+}
+
 void sy_api_packages_create(sy_req *r)
 {
     static const char *const fields[] = {
@@ -1320,7 +1328,7 @@ void sy_api_packages_create(sy_req *r)
     }
     if (!v_segment(r, body, &p->segment_id, &p->segment_expression))
         return;
-    sy_req_write(r, apply_package_create, NULL, p);
+    sy_req_write(r, apply_package_create, offers_changed, p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2249,7 +2257,7 @@ void sy_api_listings_create(sy_req *r)
         !v_limits(r, body, &l->limits) || !v_bool(r, body, "active", &l->active) ||
         !v_segment(r, body, &l->segment_id, &l->segment_expression))
         return;
-    sy_req_write(r, apply_listing_create, NULL, l);
+    sy_req_write(r, apply_listing_create, offers_changed, l);
 }
 
 /* ------------------------------------------------------------------ */

@@ -271,6 +271,24 @@ static void test_campaign_changes_show_at_once(void **state)
     assert_null(find(it, "ck")); /* ended */
     assert_non_null(find(it, "l_all"));
     json_decref(it);
+    /* so do a new mall listing and a new package: at once, not at the
+     * catalogue's next reload */
+    it = offers("C1");
+    assert_null(find(it, "l_late"));
+    json_decref(it);
+    must_as(S->admin_key, "POST", "/v1/mall/listings",
+            "{\"code\":\"l_late\",\"item\":\"cp5\",\"title\":\"late\",\"point_type\":\"sun\","
+            "\"price\":5}",
+            201);
+    it = offers("C1");
+    assert_non_null(find(it, "l_late"));
+    json_decref(it);
+    must_as(S->admin_key, "POST", "/v1/benefits/packages",
+            "{\"code\":\"p_late\",\"name\":\"late package\",\"items\":[{\"item\":\"cp5\"}]}", 201);
+    it = offers("C1");
+    assert_non_null(find(it, "l_late"));
+    assert_non_null(find(it, "p_late"));
+    json_decref(it);
 }
 
 static void test_unknown_and_bad_customers(void **state)
