@@ -265,6 +265,16 @@ void sy_customer_err_set(sy_customer_err *e, int status, const char *type, const
     va_start(ap, fmt);
     vsnprintf(e->detail, sizeof e->detail, fmt, ap);
     va_end(ap);
+    /* The detail may quote the client's bytes (jansson's "near '…'"), which
+     * need not be UTF-8, or be cut mid-character: a JSON answer could not
+     * carry it, so such a detail keeps its ASCII only. */
+    json_t *t = json_string(e->detail);
+    if (!t) {
+        for (char *p = e->detail; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+    }
+    json_decref(t);
 }
 
 bool sy_customer_pii_parse(json_t *in, json_t *out, sy_customer_err *e)

@@ -55,6 +55,21 @@ static void test_event_refused_keeps_nothing(void **state)
     json_decref(o);
 }
 
+/* A line that is not JSON is refused with a detail a JSON answer can carry,
+ * even when jansson quotes bytes that are not UTF-8 (found by
+ * fuzz_customers: the import's error entry could not be built). */
+static void test_bad_line_detail_is_utf8(void **state)
+{
+    (void)state;
+    static const char line[] = "{\"customer_no\":\"I1\",\"aum\\\xd8\xa8\xc5\xfd\x7f";
+    sy_customer_err e;
+    assert_null(sy_customer_line_load(line, sizeof line - 1, &e));
+    assert_string_equal(e.type, "invalid-json");
+    json_t *d = json_string(e.detail);
+    assert_non_null(d);
+    json_decref(d);
+}
+
 /* The field of an unknown member is a JSON pointer to it: '~' and '/' in its
  * name are escaped as "~0" and "~1" (RFC 6901; "/~vent_id" was found by
  * fuzz_events). */
@@ -185,6 +200,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_refused_keeps_nothing),
+        cmocka_unit_test(test_bad_line_detail_is_utf8),
         cmocka_unit_test(test_field_pointer_escapes),
         cmocka_unit_test(test_field_long_name_cut_whole_characters),
         cmocka_unit_test(test_name_refuses_control_characters),
