@@ -245,4 +245,8 @@ json_t *sy_api_tenant_rows(sy_req *r, const char *sql, json_t *(*row)(sy_stmt *s
 /* Replies 500 for a store failure on a read path and logs the cause. */
 void sy_api_store_error(sy_req *r, sy_conn *c);
 
+/* ?unmask=true (personal data in clear): only admin and compliance keys;
+ * any other role gets a 403 naming `unmask` and false. */
+bool sy_api_unmask_allowed(sy_req *r);
+
 #endif

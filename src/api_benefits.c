@@ -512,8 +512,9 @@ void sy_api_suppliers_list(sy_req *r)
 }
 
 /* Reads one row by (tenant, code) through row(); replies 404 naming what. */
+/* shown (may be NULL) trims the row for the caller's role before it goes out. */
 static void get_one(sy_req *r, const char *sql, const char *param, const char *what,
-                    json_t *(*row)(sy_stmt *st))
+                    json_t *(*row)(sy_stmt *st), void (*shown)(sy_req *r, json_t *o))
 {
     sy_app *app = sy_req_app(r);
     const char *code = sy_req_param(r, param);
@@ -529,6 +530,8 @@ static void get_one(sy_req *r, const char *sql, const char *param, const char *w
             o = row(st);
         sy_stmt_reset(st);
     }
+    if (o && shown)
+        shown(r, o);
     if (o)
         sy_reply_json(r, 200, o);
     else if (rc == SY_DONE)
@@ -542,7 +545,7 @@ void sy_api_suppliers_get(sy_req *r)
 {
     static const char sql[] = "SELECT code, name, contact, created_at FROM benefit_suppliers"
                               " WHERE tenant_id = $1 AND code = $2";
-    get_one(r, sql, "code", "supplier", supplier_row);
+    get_one(r, sql, "code", "supplier", supplier_row, NULL);
 }
 
 typedef struct supplier_req {
@@ -643,7 +646,7 @@ static const char sql_item_one[] =
 
 void sy_api_items_get(sy_req *r)
 {
-    get_one(r, sql_item_one, "code", "benefit item", item_row);
+    get_one(r, sql_item_one, "code", "benefit item", item_row, NULL);
 }
 
 /* Replies 201 with the row sql reads for code (tenant $1, code $2). */
@@ -1530,38 +1533,11 @@ void sy_api_grants_get(sy_req *r)
     if (!sy_v_query_bool(r, "unmask", false, &unmask))
         return;
     if (unmask) {
-        sy_role role = sy_req_principal(r)->role;
-        if (role != SY_ROLE_ADMIN && role != SY_ROLE_COMPLIANCE) {
-            sy_reply_problem(r, 403, "forbidden", "unmask",
-                             "only admin and compliance keys may read unmasked personal data");
-            return;
-        }
-        sy_req_write(r, apply_grant_unmasked, NULL, NULL);
+        if (sy_api_unmask_allowed(r))
+            sy_req_write(r, apply_grant_unmasked, NULL, NULL);
         return;
     }
-    sy_app *app = sy_req_app(r);
-    const char *code = sy_req_param(r, "code");
-    sy_conn *c = sy_store_acquire(app->store);
-    sy_stmt *st = sy_conn_prepare(c, sql_grant_one);
-    int rc = SY_ERR;
-    json_t *o = NULL;
-    if (st) {
-        sy_stmt_bind_text(st, 1, sy_req_principal(r)->tenant);
-        sy_stmt_bind_text(st, 2, code);
-        rc = sy_stmt_step(st);
-        if (rc == SY_ROW)
-            o = grant_row(st);
-        sy_stmt_reset(st);
-    }
-    if (o) {
-        grant_for_role(r, o);
-        sy_reply_json(r, 200, o);
-    } else if (rc == SY_DONE) {
-        sy_reply_problem(r, 404, "not-found", NULL, "no grant '%s'", code);
-    } else {
-        sy_api_store_error(r, c);
-    }
-    sy_store_release(app->store, c);
+    get_one(r, sql_grant_one, "code", "grant", grant_row, grant_for_role);
 }
 
 static int grant_json(sy_conn *c, const char *tenant, const char *code, json_t **out)
@@ -2214,7 +2190,7 @@ static const char sql_listing_one[] =
 
 void sy_api_listings_get(sy_req *r)
 {
-    get_one(r, sql_listing_one, "code", "mall listing", listing_row);
+    get_one(r, sql_listing_one, "code", "mall listing", listing_row, NULL);
 }
 
 static int apply_listing_create(sy_conn *c, sy_req *r, void *ctx)

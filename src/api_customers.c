@@ -811,13 +811,8 @@ void sy_api_customers_get(sy_req *r)
         return;
     const char *no = sy_req_param(r, "customer_no");
     if (unmask) {
-        sy_role role = sy_req_principal(r)->role;
-        if (role != SY_ROLE_ADMIN && role != SY_ROLE_COMPLIANCE) {
-            sy_reply_problem(r, 403, "forbidden", "unmask",
-                             "only admin and compliance keys may read unmasked personal data");
-            return;
-        }
-        sy_req_write(r, apply_unmasked_read, NULL, NULL);
+        if (sy_api_unmask_allowed(r))
+            sy_req_write(r, apply_unmasked_read, NULL, NULL);
         return;
     }
     sy_app *app = sy_req_app(r);

@@ -53,6 +53,16 @@ void sy_api_store_error(sy_req *r, sy_conn *c)
     sy_reply_problem(r, 500, "internal", NULL, "the store could not be read");
 }
 
+bool sy_api_unmask_allowed(sy_req *r)
+{
+    sy_role role = sy_req_principal(r)->role;
+    if (role == SY_ROLE_ADMIN || role == SY_ROLE_COMPLIANCE)
+        return true;
+    sy_reply_problem(r, 403, "forbidden", "unmask",
+                     "only admin and compliance keys may read unmasked personal data");
+    return false;
+}
+
 json_t *sy_api_tenant_rows(sy_req *r, const char *sql, json_t *(*row)(sy_stmt *st))
 {
     sy_app *app = sy_req_app(r);
